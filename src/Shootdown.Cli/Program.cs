@@ -1,0 +1,3 @@
+using Shootdown.Cli;
+
+return await ShootdownCli.RunAsync(args).ConfigureAwait(false);

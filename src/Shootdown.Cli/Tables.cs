@@ -1,0 +1,36 @@
+using System.Globalization;
+using Shootdown.Reports;
+using Spectre.Console;
+
+namespace Shootdown.Cli;
+
+/// <summary>Human-readable tables.</summary>
+internal static class Tables
+{
+    private static string F(double v, string fmt = "0.00") => v.ToString(fmt, CultureInfo.InvariantCulture);
+
+    public static void PrintRun(RunResult r)
+    {
+        var c = r.Config;
+        var t = new Table().Border(TableBorder.Rounded)
+            .Title($"{r.Workload} on {r.Machine} ({c.Nodes}x{c.CpusPerNode} CPUs, {RunConfig.FormatBytes(c.MemoryBytes)}, scale 1/{c.ScaleDivisor}), policy {r.Policy}, seed {c.Seed}");
+        t.AddColumn("metric");
+        t.AddColumn(new TableColumn("value").RightAligned());
+        t.AddRow("elapsed (s)", F(r.ElapsedS));
+        t.AddRow("user CPU (s)", F(r.UserS));
+        t.AddRow("system CPU (s)", F(r.SystemS));
+        t.AddRow("  spinning on locks (s)", F(r.SpinS));
+        t.AddRow("  waiting for IPI acks (s)", F(r.IpiWaitS));
+        t.AddRow("  in interrupt handlers (s)", F(r.IrqS));
+        t.AddRow("interrupts/s (steady)", F(r.InterruptsPerS, "N0"));
+        t.AddRow("TLB IPIs", r.TlbIpis.ToString("N0", CultureInfo.InvariantCulture));
+        t.AddRow("TLB IPIs/s (steady)", F(r.TlbIpisPerS, "N0"));
+        t.AddRow("pages read", r.PagesRead.ToString("N0", CultureInfo.InvariantCulture));
+        t.AddRow("pages reclaimed", r.PagesReclaimed.ToString("N0", CultureInfo.InvariantCulture));
+        t.AddRow("kswapd share of reclaim", F(r.KswapdEfficiency * 100, "0.0") + "%");
+        t.AddRow("direct reclaim stalls", r.DirectReclaimStalls.ToString("N0", CultureInfo.InvariantCulture));
+        t.AddRow("host wall time (s)", F(r.WallS));
+        t.AddRow("simulated pages / host s", F(r.SimPagesPerWallS, "N0"));
+        AnsiConsole.Write(t);
+    }
+}

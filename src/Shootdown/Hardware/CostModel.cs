@@ -1,0 +1,100 @@
+namespace Shootdown.Hardware;
+
+/// <summary>
+/// Every time constant of the simulation, in nanoseconds. One model serves every policy: a policy
+/// changes which operations happen, never what an operation costs.
+/// Sources: "cal" = ../shared/reference/calibration.md (published measurements);
+/// "seed" = derived from the seed's published figures; "own" = our own estimate, chosen inside the
+/// published range where one exists and fitted once against the seed's vanilla run (README, "Cost model").
+/// </summary>
+public sealed record CostModel
+{
+    // ---- TLB and page walk -------------------------------------------------------------------
+    /// <summary>Second-level dTLB entries of a 2015 Xeon (cal: "~1,536 second-level entries").</summary>
+    public int TlbEntries { get; init; } = 1536;
+
+    /// <summary>Associativity of the modelled STLB (Haswell STLB is 12-way: 1536 = 128 sets x 12).</summary>
+    public int TlbWays { get; init; } = 12;
+
+    /// <summary>Page walk that hits in cache (cal: 34-45 cycles, 13-17 ns).</summary>
+    public long PageWalkNs { get; init; } = 15;
+
+    /// <summary>One INVLPG (cal: 100-260 cycles; kernel comment "about 100 ns").</summary>
+    public long InvlpgNs { get; init; } = 100;
+
+    /// <summary>Full local flush by CR3 write, direct cost only (cal: ~100 cycles); refills are charged by the TLB model.</summary>
+    public long FullFlushNs { get; init; } = 50;
+
+    // ---- IPIs ---------------------------------------------------------------------------------
+    /// <summary>Sender's cost to post one IPI through the APIC (own; part of cal's 0.6-0.8 us round trip).</summary>
+    public long IpiSendNs { get; init; } = 60;
+
+    /// <summary>Delivery latency, sender to receiver on the same node (own; round trip 0.6-0.8 us on one socket, cal).</summary>
+    public long IpiLatencySameNodeNs { get; init; } = 200;
+
+    /// <summary>Delivery latency across sockets (own; cal: "several us across sockets" for the round trip).</summary>
+    public long IpiLatencyRemoteNodeNs { get; init; } = 1000;
+
+    /// <summary>Interrupt entry + exit on the receiver, handler bookkeeping included (own; cal: receiver cost = entry/exit + flush).</summary>
+    public long IrqEntryExitNs { get; init; } = 300;
+
+    // ---- Faults and the page cache --------------------------------------------------------------
+    /// <summary>User time to read one 4 KiB page word by word (seed: 571.38 s user / 168M pages of 640 GiB read).</summary>
+    public long UserReadPageNs { get; init; } = 3400;
+
+    /// <summary>Exception entry, VMA lookup and handle_mm_fault overhead of one page fault (own).</summary>
+    public long FaultEntryNs { get; init; } = 1000;
+
+    /// <summary>Installing one PTE in fault-around (filemap_map_pages), per page (own).</summary>
+    public long MapPtePerPageNs { get; init; } = 40;
+
+    /// <summary>Page allocation from the per-CPU lists, per page (own).</summary>
+    public long PageAllocNs { get; init; } = 150;
+
+    /// <summary>Buddy allocator work under zone->lock, per page moved to or from the per-CPU lists (own).</summary>
+    public long ZoneLockPerPageNs { get; init; } = 30;
+
+    /// <summary>Zero-filling a 4 KiB page for a hole of a sparse file (own: ~4-8 GB/s memset).</summary>
+    public long PageZeroNs { get; init; } = 700;
+
+    /// <summary>add_to_page_cache, radix tree insert under mapping->tree_lock, per page (own).</summary>
+    public long PageCacheInsertNs { get; init; } = 150;
+
+    /// <summary>LRU list manipulation per page under the LRU lock (add, isolate, putback) (own).</summary>
+    public long LruPerPageNs { get; init; } = 60;
+
+    /// <summary>Taking an uncontended spinlock (own).</summary>
+    public long LockAcquireNs { get; init; } = 20;
+
+    /// <summary>Hand-off of a contended lock between CPUs of one node: the lock's cache line moves (own).</summary>
+    public long LockHandoffSameNodeNs { get; init; } = 150;
+
+    /// <summary>Hand-off of a contended lock across sockets (own; a remote cache-line transfer is 2-3x a local one).</summary>
+    public long LockHandoffRemoteNodeNs { get; init; } = 400;
+
+    // ---- Reclaim ----------------------------------------------------------------------------------
+    /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk (own).</summary>
+    public long ScanPageNs { get; init; } = 400;
+
+    /// <summary>try_to_unmap_one without its flush: rmap walk, PTE clear, rss/mapcount updates (own).</summary>
+    public long UnmapPageNs { get; init; } = 300;
+
+    /// <summary>__remove_mapping: radix tree delete under mapping->tree_lock (own).</summary>
+    public long RemoveMappingNs { get; init; } = 150;
+
+    /// <summary>Freeing one page to the per-CPU lists (own).</summary>
+    public long PageFreeNs { get; init; } = 80;
+
+    // ---- Scheduler ----------------------------------------------------------------------------------
+    /// <summary>Context switch, kernel side (own; 1-2 us typical).</summary>
+    public long ContextSwitchNs { get; init; } = 1500;
+
+    /// <summary>CFS slice for two runnable tasks on one CPU (sched_min_granularity 0.75 ms x (1 + log2 8)).</summary>
+    public long SchedSliceNs { get; init; } = 3_000_000;
+
+    /// <summary>Local timer interrupt period: HZ=250 of a 2015 distribution kernel (cal).</summary>
+    public long TickNs { get; init; } = 4_000_000;
+
+    /// <summary>The published constants of a 2015 4-socket Xeon (gorman-4node).</summary>
+    public static CostModel Xeon2015 { get; } = new();
+}

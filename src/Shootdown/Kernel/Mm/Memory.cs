@@ -1,0 +1,219 @@
+using Shootdown.Hardware;
+
+namespace Shootdown.Kernel.Mm;
+
+/// <summary>
+/// Physical memory: every frame's struct page fields as parallel arrays (struct-of-arrays, integer
+/// frame numbers), and one zone per node. Frames of node n are the contiguous range
+/// [n * FramesPerNode, (n + 1) * FramesPerNode), so a frame's node is a division, not a lookup.
+/// </summary>
+public sealed class Memory
+{
+    public readonly PageFlags[] Flags;
+    /// <summary>page->mapping: the owning file's id, or -1.</summary>
+    public readonly int[] Mapping;
+    /// <summary>page->index: the page's offset in its file.</summary>
+    public readonly long[] Index;
+    /// <summary>page->_mapcount + 1: number of PTEs mapping the frame.</summary>
+    public readonly int[] MapCount;
+    /// <summary>page->lru links (frame numbers, -1 = none).</summary>
+    public readonly int[] LruNext;
+    public readonly int[] LruPrev;
+
+    public Memory(int nodes, long framesPerNode, long minFreeKbytes)
+    {
+        if (framesPerNode <= 0)
+        {
+            throw new ConfigException("memory per node must be positive");
+        }
+        long total = nodes * framesPerNode;
+        if (total > (1L << 27))
+        {
+            throw new ConfigException($"{total} frames exceed the simulator's limit of {1L << 27} (512 GiB)");
+        }
+        FramesPerNode = (int)framesPerNode;
+        int n = (int)total;
+        Flags = new PageFlags[n];
+        Mapping = new int[n];
+        Index = new long[n];
+        MapCount = new int[n];
+        LruNext = new int[n];
+        LruPrev = new int[n];
+        Array.Fill(Mapping, -1);
+        Zones = new Zone[nodes];
+        // Watermarks as Linux 4.0 sets them (mm/page_alloc.c): min_free_kbytes is shared between
+        // zones in proportion to their size; low = min * 5/4, high = min * 3/2.
+        long minPagesTotal = minFreeKbytes / 4;
+        for (int z = 0; z < nodes; z++)
+        {
+            long min = Math.Max(1, minPagesTotal * framesPerNode / total);
+            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2);
+            for (int f = Zones[z].FirstFrame + FramesPerNode - 1; f >= Zones[z].FirstFrame; f--)
+            {
+                Flags[f] = PageFlags.Buddy;
+                Zones[z].PushFree(f);
+            }
+        }
+    }
+
+    public int FramesPerNode { get; }
+
+    public Zone[] Zones { get; }
+
+    public int NrFrames => Flags.Length;
+
+    public int NodeOf(int frame) => frame / FramesPerNode;
+
+    /// <summary>
+    /// min_free_kbytes as init_per_zone_wmark_min computes it in Linux 4.0: sqrt(lowmem_kbytes * 16),
+    /// clamped to [128, 65536].
+    /// </summary>
+    public static long MinFreeKbytes(long memoryBytes)
+    {
+        long kb = memoryBytes / 1024;
+        long v = (long)Math.Sqrt(kb * 16.0);
+        return Math.Clamp(v, 128, 65536);
+    }
+
+    // ---- LRU lists (include/linux/mm_inline.h) --------------------------------------------------
+
+    /// <summary>add_page_to_lru_list: at the head (most recently used end).</summary>
+    public void LruAddHead(Zone z, int frame, bool active)
+    {
+        ref LruList list = ref active ? ref z.ActiveFile : ref z.InactiveFile;
+        LruPrev[frame] = -1;
+        LruNext[frame] = list.Head;
+        if (list.Head >= 0)
+        {
+            LruPrev[list.Head] = frame;
+        }
+        else
+        {
+            list.Tail = frame;
+        }
+        list.Head = frame;
+        list.Count++;
+        Flags[frame] |= PageFlags.Lru;
+        if (active)
+        {
+            Flags[frame] |= PageFlags.Active;
+        }
+        else
+        {
+            Flags[frame] &= ~PageFlags.Active;
+        }
+    }
+
+    /// <summary>Takes the page at the tail (least recently used end) off a list; -1 if empty.</summary>
+    public int LruTakeTail(Zone z, bool active)
+    {
+        ref LruList list = ref active ? ref z.ActiveFile : ref z.InactiveFile;
+        int f = list.Tail;
+        if (f < 0)
+        {
+            return -1;
+        }
+        int prev = LruPrev[f];
+        list.Tail = prev;
+        if (prev >= 0)
+        {
+            LruNext[prev] = -1;
+        }
+        else
+        {
+            list.Head = -1;
+        }
+        list.Count--;
+        LruNext[f] = LruPrev[f] = -1;
+        Flags[f] &= ~PageFlags.Lru;
+        return f;
+    }
+
+    /// <summary>Unlinks a page from whichever list holds it.</summary>
+    public void LruDel(Zone z, int frame)
+    {
+        ref LruList list = ref (Flags[frame] & PageFlags.Active) != 0 ? ref z.ActiveFile : ref z.InactiveFile;
+        int prev = LruPrev[frame], next = LruNext[frame];
+        if (prev >= 0)
+        {
+            LruNext[prev] = next;
+        }
+        else
+        {
+            list.Head = next;
+        }
+        if (next >= 0)
+        {
+            LruPrev[next] = prev;
+        }
+        else
+        {
+            list.Tail = prev;
+        }
+        list.Count--;
+        LruNext[frame] = LruPrev[frame] = -1;
+        Flags[frame] &= ~PageFlags.Lru;
+    }
+}
+
+public struct LruList
+{
+    public int Head;
+    public int Tail;
+    public long Count;
+
+    public static LruList Empty => new() { Head = -1, Tail = -1 };
+}
+
+/// <summary>One node's ZONE_NORMAL: free pages, watermarks, file LRU lists and their locks.</summary>
+public sealed class Zone
+{
+    private readonly int[] _free;
+    private int _nrFree;
+
+    public Zone(int node, int firstFrame, int frames, long min, long low, long high)
+    {
+        Node = node;
+        FirstFrame = firstFrame;
+        _free = new int[frames];
+        WmarkMin = min;
+        WmarkLow = low;
+        WmarkHigh = high;
+        LruLock = new SpinLock($"lru_lock/{node}");
+        Lock = new SpinLock($"zone->lock/{node}");
+    }
+
+    public int Node { get; }
+
+    public int FirstFrame { get; }
+
+    public long WmarkMin { get; }
+
+    public long WmarkLow { get; }
+
+    public long WmarkHigh { get; }
+
+    public long NrFree => _nrFree;
+
+    public LruList InactiveFile = LruList.Empty;
+    public LruList ActiveFile = LruList.Empty;
+
+    /// <summary>zone->lru_lock (per zone in Linux 4.0; per node from 4.8).</summary>
+    public SpinLock LruLock { get; }
+
+    /// <summary>zone->lock, the buddy allocator's lock.</summary>
+    public SpinLock Lock { get; }
+
+    /// <summary>Pages isolated from the file LRU by reclaimers right now.</summary>
+    public long NrIsolatedFile;
+
+    public void PushFree(int frame) => _free[_nrFree++] = frame;
+
+    public int PopFree() => _free[--_nrFree];
+
+    /// <summary>zone_watermark_ok for an order-0 allocation.</summary>
+    public bool WatermarkOk(long mark) => _nrFree > mark;
+
+    /// <summary>zone_balanced: kswapd's goal, free pages above the high watermark.</summary>
+    public bool Balanced => _nrFree > WmarkHigh;
+}

@@ -1,0 +1,100 @@
+using Shootdown.Hardware;
+
+namespace Shootdown.Kernel.Mm;
+
+/// <summary>
+/// struct mm_struct: an address space with its page table, VMAs and <c>mm_cpumask</c> — the CPUs
+/// that may hold TLB entries for it (x86 of Linux 4.0 sets a CPU's bit in switch_mm and clears it
+/// when the CPU switches to another mm or leaves lazy TLB mode).
+/// </summary>
+public sealed class MmStruct
+{
+    public MmStruct(int id, int nrCpus, LeafPool pool)
+    {
+        Id = id;
+        CpuMask = new Cpumask(nrCpus);
+        PageTable = new RadixMap(pool, 1 << 16);
+    }
+
+    public int Id { get; }
+
+    public Cpumask CpuMask { get; }
+
+    /// <summary>Virtual page number -> PTE (see <see cref="Pte"/>).</summary>
+    public RadixMap PageTable { get; }
+
+    public List<Vma> Vmas { get; } = [];
+
+    /// <summary>mm->tlb_flush_batched (Linux 4.13, 3ea277194daa): a deferred flush may be pending.</summary>
+    public bool TlbFlushBatched;
+
+    /// <summary>Resident pages (file-backed) mapped by this mm.</summary>
+    public long RssFile;
+
+    public Vma? FindVma(long vpn)
+    {
+        foreach (Vma v in Vmas)
+        {
+            if (vpn >= v.Start && vpn < v.End)
+            {
+                return v;
+            }
+        }
+        return null;
+    }
+}
+
+/// <summary>struct vm_area_struct: a mapping of a file (or anonymous memory) into an mm.</summary>
+public sealed class Vma(MmStruct mm, long start, long pages, AddressSpace? file, long pgoff, bool writable, bool shared)
+{
+    public MmStruct Mm { get; } = mm;
+
+    public long Start { get; } = start;
+
+    public long End { get; } = start + pages;
+
+    public AddressSpace? File { get; } = file;
+
+    public long PgOff { get; } = pgoff;
+
+    public bool Writable { get; set; } = writable;
+
+    public bool Shared { get; } = shared;
+
+    /// <summary>The virtual page at which file page <paramref name="index"/> is mapped, or -1.</summary>
+    public long VpnOf(long index)
+    {
+        long vpn = Start + (index - PgOff);
+        return vpn >= Start && vpn < End ? vpn : -1;
+    }
+}
+
+/// <summary>struct address_space: a file's page cache and the VMAs that map it (i_mmap).</summary>
+public sealed class AddressSpace
+{
+    public AddressSpace(int id, string name, long sizePages, LeafPool pool)
+    {
+        Id = id;
+        Name = name;
+        SizePages = sizePages;
+        PageCache = new RadixMap(pool, Math.Min(sizePages, 1 << 20));
+        TreeLock = new SpinLock($"tree_lock/{name}");
+    }
+
+    public int Id { get; }
+
+    public string Name { get; }
+
+    public long SizePages { get; }
+
+    /// <summary>File index -> frame + 1 (0 = not cached).</summary>
+    public RadixMap PageCache { get; }
+
+    /// <summary>mapping->i_mmap: the reverse map of a file page is every VMA here that covers it.</summary>
+    public List<Vma> IMmap { get; } = [];
+
+    /// <summary>mapping->tree_lock (spinlock_irq in Linux 4.0).</summary>
+    public SpinLock TreeLock { get; }
+
+    public int FindPage(long index) => (int)PageCache.Get(index) - 1;
+}

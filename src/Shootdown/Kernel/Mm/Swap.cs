@@ -1,0 +1,44 @@
+using Shootdown.Kernel.Sched;
+
+namespace Shootdown.Kernel.Mm;
+
+/// <summary>
+/// mm/swap.c: lru_cache_add collects new pages in a per-CPU pagevec of PAGEVEC_SIZE (14) and moves
+/// them to the head of their zone's inactive list under the LRU lock when it fills. This is why
+/// the LRU interleaves readers in runs of about 14 pages.
+/// </summary>
+public sealed class Swap(Sim sim)
+{
+    public void LruCacheAdd(Exec ex, int frame)
+    {
+        Cpu cpu = ex.Cpu;
+        cpu.Pagevec[cpu.PagevecCount++] = frame;
+        if (cpu.PagevecCount == Cpu.PagevecSize)
+        {
+            LruAddDrain(ex);
+        }
+    }
+
+    /// <summary>__pagevec_lru_add: the LRU lock is taken once per run of pages of one zone.</summary>
+    public void LruAddDrain(Exec ex)
+    {
+        Cpu cpu = ex.Cpu;
+        Memory mem = sim.Memory;
+        int n = cpu.PagevecCount;
+        int i = 0;
+        while (i < n)
+        {
+            int node = mem.NodeOf(cpu.Pagevec[i]);
+            Zone z = mem.Zones[node];
+            int j = i;
+            while (j < n && mem.NodeOf(cpu.Pagevec[j]) == node)
+            {
+                mem.LruAddHead(z, cpu.Pagevec[j], active: false);
+                j++;
+            }
+            ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs, sim.Costs);
+            i = j;
+        }
+        cpu.PagevecCount = 0;
+    }
+}

@@ -1,0 +1,67 @@
+using Shootdown.Hardware;
+
+namespace Shootdown.Kernel.Sched;
+
+/// <summary>One CPU: its TLB, what it runs, its lazy-TLB state, and its time accounting.</summary>
+public sealed class Cpu
+{
+    public const int PagevecSize = 14; // PAGEVEC_SIZE in Linux 4.0
+
+    public Cpu(int id, int node, CostModel costs)
+    {
+        Id = id;
+        Node = node;
+        Tlb = new Tlb(costs.TlbEntries, costs.TlbWays);
+    }
+
+    public int Id { get; }
+
+    public int Node { get; }
+
+    public Tlb Tlb { get; }
+
+    /// <summary>cpu_tlbstate.active_mm: the mm whose page table CR3 points at (-1 = init_mm).</summary>
+    public int ActiveMm = -1;
+
+    /// <summary>cpu_tlbstate.state == TLBSTATE_LAZY: a kernel thread borrows ActiveMm.</summary>
+    public bool Lazy;
+
+    public SimTask? Current;
+
+    /// <summary>Task that ran last (what a context switch switches away from).</summary>
+    public SimTask? Prev;
+
+    public readonly List<SimTask> RunQueue = [];
+
+    public long SliceStart;
+
+    public bool NeedResched;
+
+    public bool EventPending;
+
+    /// <summary>Interrupt handler time not yet absorbed by the running task: delays its next step.</summary>
+    public long IrqDebtNs;
+
+    public long UserNs;
+
+    public long SysNs;
+
+    /// <summary>Part of SysNs spent in interrupt handlers.</summary>
+    public long IrqNs;
+
+    /// <summary>Part of SysNs spent spinning on contended locks.</summary>
+    public long SpinNs;
+
+    /// <summary>Part of SysNs spent waiting for TLB shootdown acknowledgements.</summary>
+    public long IpiWaitNs;
+
+    /// <summary>/proc/interrupts "TLB: TLB shootdowns".</summary>
+    public long TlbShootdowns;
+
+    /// <summary>/proc/interrupts "LOC: Local timer interrupts".</summary>
+    public long TimerTicks;
+
+    /// <summary>The per-CPU lru_add_pvec.</summary>
+    public readonly int[] Pagevec = new int[PagevecSize];
+    public int PagevecCount;
+}

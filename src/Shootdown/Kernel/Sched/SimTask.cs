@@ -1,0 +1,90 @@
+using Shootdown.Kernel.Mm;
+using Shootdown.Policies;
+
+namespace Shootdown.Kernel.Sched;
+
+public enum TaskState
+{
+    Runnable,
+    Sleeping,
+    Exited,
+}
+
+public enum StepResult
+{
+    /// <summary>The task stays runnable; the CPU continues with it (or preempts it) when the step ends.</summary>
+    Continue,
+    /// <summary>The task goes to sleep when the step ends.</summary>
+    Sleep,
+    /// <summary>The task exits when the step ends.</summary>
+    Exit,
+}
+
+/// <summary>
+/// A simulated task (task_struct): a user process's thread or a kernel thread. Work happens in
+/// steps: <see cref="Step"/> performs the state changes of one step and charges its cost to
+/// <see cref="Exec"/>; the CPU is busy until the step's end.
+/// </summary>
+public abstract class SimTask
+{
+    protected SimTask(int pid, string comm, MmStruct? mm, Cpu homeCpu)
+    {
+        Pid = pid;
+        Comm = comm;
+        Mm = mm;
+        HomeCpu = homeCpu;
+    }
+
+    public int Pid { get; }
+
+    public string Comm { get; }
+
+    /// <summary>task->mm; null for kernel threads, which run on a borrowed mm (lazy TLB).</summary>
+    public MmStruct? Mm { get; }
+
+    public Cpu HomeCpu { get; }
+
+    public TaskState State { get; internal set; } = TaskState.Sleeping;
+
+    /// <summary>task->tlb_ubc: the deferred-flush batch of a reclaiming task (policies that batch).</summary>
+    public TlbUnmapBatch? Batch { get; internal set; }
+
+    /// <summary>Reclaim in progress (kswapd's balance_pgdat or direct reclaim), if any.</summary>
+    public ScanControl? Sc { get; set; }
+
+    public bool IsKswapd { get; protected init; }
+
+    public abstract StepResult Step(Sim sim, Exec ex);
+}
+
+/// <summary>The cost accumulator of one step on one CPU. <see cref="Now"/> is the simulated time
+/// reached so far inside the step.</summary>
+public sealed class Exec
+{
+    public Cpu Cpu = null!;
+    public SimTask Task = null!;
+    public long Start;
+    public long User;
+    public long Sys;
+    public long Spin;
+    public long IpiWait;
+
+    public long Now => Start + User + Sys;
+
+    public void Reset(Cpu cpu, SimTask task, long start)
+    {
+        Cpu = cpu;
+        Task = task;
+        Start = start;
+        User = Sys = Spin = IpiWait = 0;
+    }
+
+    /// <summary>Charges a spinlock hold: the spin and the hold are both system time.</summary>
+    public void LockHold(Kernel.SpinLock l, long holdNs, Hardware.CostModel costs)
+    {
+        long t = Now;
+        long end = l.Hold(t, Cpu.Node, holdNs, costs, out long spin);
+        Spin += spin;
+        Sys += end - t;
+    }
+}

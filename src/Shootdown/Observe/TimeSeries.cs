@@ -1,0 +1,65 @@
+namespace Shootdown.Observe;
+
+/// <summary>The per-interval columns kept for every run.</summary>
+public enum Series
+{
+    Interrupts,
+    TlbIpis,
+    TimerTicks,
+    PgscanKswapd,
+    PgscanDirect,
+    PgstealKswapd,
+    PgstealDirect,
+    Faults,
+}
+
+/// <summary>
+/// Counts bucketed by simulated time (default 100 ms buckets). Rates per second are sums over
+/// buckets divided by their span.
+/// </summary>
+public sealed class TimeSeries
+{
+    private static readonly int NrSeries = Enum.GetValues<Series>().Length;
+    private long[] _data;
+    private int _buckets;
+
+    public TimeSeries(long intervalNs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(intervalNs);
+        IntervalNs = intervalNs;
+        _data = new long[NrSeries * 256];
+    }
+
+    public long IntervalNs { get; }
+
+    public int Buckets => _buckets;
+
+    public void Add(Series s, long t, long n)
+    {
+        int b = (int)(t / IntervalNs);
+        if (b >= _buckets)
+        {
+            if ((b + 1) * NrSeries > _data.Length)
+            {
+                Array.Resize(ref _data, Math.Max(_data.Length * 2, (b + 1) * NrSeries));
+            }
+            _buckets = b + 1;
+        }
+        _data[b * NrSeries + (int)s] += n;
+    }
+
+    public long Get(Series s, int bucket) => bucket < _buckets ? _data[bucket * NrSeries + (int)s] : 0;
+
+    /// <summary>Sum of a series over whole buckets inside [fromNs, toNs), and the span they cover.</summary>
+    public (long Sum, long SpanNs) SumWithin(Series s, long fromNs, long toNs)
+    {
+        long first = (fromNs + IntervalNs - 1) / IntervalNs;
+        long last = toNs / IntervalNs; // exclusive
+        long sum = 0;
+        for (long b = first; b < last; b++)
+        {
+            sum += Get(s, (int)b);
+        }
+        return (sum, Math.Max(0, last - first) * IntervalNs);
+    }
+}

@@ -1,0 +1,44 @@
+namespace Shootdown.Observe;
+
+/// <summary>The /proc/vmstat counters the simulator keeps, named as the kernel names them.</summary>
+public enum VmEvent
+{
+    pgfault,
+    pgmajfault,
+    pgscan_kswapd,
+    pgscan_direct,
+    pgsteal_kswapd,
+    pgsteal_direct,
+    pgactivate,
+    pgdeactivate,
+    pgrotated,
+    allocstall,
+    nr_tlb_remote_flush,
+    nr_tlb_remote_flush_received,
+    nr_tlb_local_flush_one,
+    nr_tlb_local_flush_all,
+}
+
+public sealed class VmStat
+{
+    public static readonly VmEvent[] All = Enum.GetValues<VmEvent>();
+
+    private readonly long[] _counts = new long[All.Length];
+
+    public void Inc(VmEvent e) => _counts[(int)e]++;
+
+    public void Add(VmEvent e, long n) => _counts[(int)e] += n;
+
+    public long this[VmEvent e] => _counts[(int)e];
+
+    /// <summary>Counter name to value, in the kernel's order.</summary>
+    public SortedDictionary<string, long> ToDictionary()
+    {
+        var d = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (VmEvent e in All)
+        {
+            d[e.ToString()] = _counts[(int)e];
+        }
+        return d;
+    }
+}

@@ -1,0 +1,116 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Shootdown.Observe;
+
+namespace Shootdown.Reports;
+
+/// <summary>The outcome of one run, in the shape of `shootdown run --format json`.</summary>
+public sealed record RunResult
+{
+    public required string Policy { get; init; }
+    public required string Workload { get; init; }
+    public required string Machine { get; init; }
+    public required double ElapsedS { get; init; }
+    public required double UserS { get; init; }
+    public required double SystemS { get; init; }
+    /// <summary>All interrupts (TLB shootdowns + local timer) per second in the steady phase, as vmstat's "in".</summary>
+    public required double InterruptsPerS { get; init; }
+    public required long TlbIpis { get; init; }
+    public required double TlbIpisPerS { get; init; }
+    public required long PagesReclaimed { get; init; }
+    public required long PagesRead { get; init; }
+    public required long DirectReclaimStalls { get; init; }
+    /// <summary>Share of reclaimed pages that kswapd (not direct reclaim) freed.</summary>
+    public required double KswapdEfficiency { get; init; }
+    public required double SpinS { get; init; }
+    public required double IpiWaitS { get; init; }
+    public required double IrqS { get; init; }
+    public required double SteadyStartS { get; init; }
+    public required double SteadyEndS { get; init; }
+    public required SortedDictionary<string, long> Vmstat { get; init; }
+    public required SortedDictionary<string, long> Interrupts { get; init; }
+    /// <summary>All interrupts in each simulated second.</summary>
+    public required long[] InterruptsPerSecond { get; init; }
+    public required long Events { get; init; }
+    public required double WallS { get; init; }
+    public required double SimPagesPerWallS { get; init; }
+    public required RunConfig Config { get; init; }
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    public static RunResult From(Sim sim, double wallSeconds)
+    {
+        const double ns = 1e9;
+        long user = 0, sys = 0, spin = 0, ipiWait = 0, irq = 0, tlb = 0, loc = 0;
+        foreach (var c in sim.Cpus)
+        {
+            user += c.UserNs;
+            sys += c.SysNs;
+            spin += c.SpinNs;
+            ipiWait += c.IpiWaitNs;
+            irq += c.IrqNs;
+            tlb += c.TlbShootdowns;
+            loc += c.TimerTicks;
+        }
+        long elapsed = sim.LastExit;
+        long steadyFrom = sim.FirstKswapdWake >= 0 ? sim.FirstKswapdWake : 0;
+        long steadyTo = sim.FirstExit > steadyFrom ? sim.FirstExit : elapsed;
+        var (intr, span) = sim.Series.SumWithin(Series.Interrupts, steadyFrom, steadyTo);
+        var (ipis, _) = sim.Series.SumWithin(Series.TlbIpis, steadyFrom, steadyTo);
+        if (span == 0)
+        {
+            // Too short for whole buckets: fall back to the whole run.
+            (intr, span) = sim.Series.SumWithin(Series.Interrupts, 0, long.MaxValue / 2);
+            (ipis, _) = sim.Series.SumWithin(Series.TlbIpis, 0, long.MaxValue / 2);
+            span = Math.Max(1, Math.Min(span, elapsed));
+        }
+        VmStat v = sim.VmStat;
+        long reclaimed = v[VmEvent.pgsteal_kswapd] + v[VmEvent.pgsteal_direct];
+        int seconds = (int)((elapsed + 999_999_999) / 1_000_000_000);
+        var perSecond = new long[seconds];
+        long bucketsPerSecond = 1_000_000_000 / sim.Series.IntervalNs;
+        for (int b = 0; b < sim.Series.Buckets; b++)
+        {
+            int s = (int)(b / bucketsPerSecond);
+            if (s < seconds)
+            {
+                perSecond[s] += sim.Series.Get(Series.Interrupts, b);
+            }
+        }
+        return new RunResult
+        {
+            Policy = sim.Config.PolicyName,
+            Workload = sim.Config.Workload,
+            Machine = sim.Config.Machine,
+            ElapsedS = elapsed / ns,
+            UserS = user / ns,
+            SystemS = sys / ns,
+            InterruptsPerS = intr * ns / span,
+            TlbIpis = v[VmEvent.nr_tlb_remote_flush_received],
+            TlbIpisPerS = ipis * ns / span,
+            PagesReclaimed = reclaimed,
+            PagesRead = sim.PagesDone,
+            DirectReclaimStalls = v[VmEvent.allocstall],
+            KswapdEfficiency = reclaimed == 0 ? 0 : (double)v[VmEvent.pgsteal_kswapd] / reclaimed,
+            SpinS = spin / ns,
+            IpiWaitS = ipiWait / ns,
+            IrqS = irq / ns,
+            SteadyStartS = steadyFrom / ns,
+            SteadyEndS = steadyTo / ns,
+            Vmstat = v.ToDictionary(),
+            Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb },
+            InterruptsPerSecond = perSecond,
+            Events = sim.EventsProcessed,
+            WallS = wallSeconds,
+            SimPagesPerWallS = wallSeconds > 0 ? (sim.PagesDone + reclaimed) / wallSeconds : 0,
+            Config = sim.Config,
+        };
+    }
+}

@@ -1,0 +1,161 @@
+using System.Globalization;
+using Shootdown.Hardware;
+using Shootdown.Policies;
+
+namespace Shootdown;
+
+/// <summary>
+/// Everything that determines a run. Two runs of equal configs produce byte-identical results;
+/// the config is printed with every result so a run can be replayed.
+/// </summary>
+public sealed record RunConfig
+{
+    public string Machine { get; init; } = "gorman-4node";
+
+    public int Nodes { get; init; }
+
+    public int CpusPerNode { get; init; }
+
+    /// <summary>Memory of the simulated machine after scaling, in bytes.</summary>
+    public long MemoryBytes { get; init; }
+
+    /// <summary>N of --scale 1/N: memory and file sizes are divided by N, CPUs are not.</summary>
+    public int ScaleDivisor { get; init; } = 1;
+
+    public string Workload { get; init; } = "lru-file-mmap-read";
+
+    public string PolicyName { get; init; } = "vanilla";
+
+    public PolicyParams Policy { get; init; } = new();
+
+    public ulong Seed { get; init; } = 1;
+
+    public CostModel Costs { get; init; } = CostModel.Xeon2015;
+
+    /// <summary>Width of a time-series bucket.</summary>
+    public long SeriesIntervalNs { get; init; } = 100_000_000;
+
+    public int NrCpus => Nodes * CpusPerNode;
+
+    /// <summary>Builds a config from a preset and the user's overrides; throws <see cref="ConfigException"/> on bad input.</summary>
+    public static RunConfig Create(string machine = "gorman-4node", int? nodes = null, int? cpusPerNode = null,
+        long? memoryBytes = null, int scaleDivisor = 1, string workload = "lru-file-mmap-read",
+        string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null)
+    {
+        MachineSpec m = MachineSpec.Preset(machine);
+        int n = nodes ?? m.Nodes;
+        int c = cpusPerNode ?? m.CpusPerNode;
+        long mem = memoryBytes ?? m.MemoryBytes;
+        if (n <= 0)
+        {
+            throw new ConfigException($"--nodes must be a positive integer, got {n}");
+        }
+        if (c <= 0)
+        {
+            throw new ConfigException($"--cpus-per-node must be a positive integer, got {c}");
+        }
+        if (n * (long)c > 4096)
+        {
+            throw new ConfigException($"{n * (long)c} CPUs is more than the simulator's limit of 4096");
+        }
+        if (mem <= 0)
+        {
+            throw new ConfigException($"--memory must be positive, got {mem} bytes");
+        }
+        if (scaleDivisor <= 0)
+        {
+            throw new ConfigException($"--scale must be 1/N with N a positive integer, got 1/{scaleDivisor}");
+        }
+        long scaled = mem / scaleDivisor;
+        // Each node needs room for its watermarks and a working LRU: at least 4 MiB per node.
+        long perNode = scaled / n;
+        if (perNode < (4L << 20))
+        {
+            throw new ConfigException(
+                $"memory too small: {FormatBytes(scaled)} over {n} nodes leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed");
+        }
+        PolicyParams pp = policyParams ?? new PolicyParams();
+        if (pp.SwapClusterMax <= 0 || pp.SwapClusterMax > 4096)
+        {
+            throw new ConfigException($"--swap-cluster-max must be in 1..4096, got {pp.SwapClusterMax}");
+        }
+        if (pp.FlushCeiling < 0)
+        {
+            throw new ConfigException($"--flush-ceiling must be >= 0, got {pp.FlushCeiling}");
+        }
+        if (pp.BatchSize is { } bs && (bs <= 0 || bs > 65536))
+        {
+            throw new ConfigException($"--batch-size must be in 1..65536, got {bs}");
+        }
+        var cfg = new RunConfig
+        {
+            Machine = machine,
+            Nodes = n,
+            CpusPerNode = c,
+            MemoryBytes = scaled,
+            ScaleDivisor = scaleDivisor,
+            Workload = workload,
+            PolicyName = policy,
+            Policy = pp,
+            Seed = seed,
+            Costs = m.Costs,
+        };
+        // Validate names now, so errors come before any work.
+        _ = PolicyRegistry.Create(policy, pp);
+        _ = Workloads.WorkloadRegistry.Create(workload);
+        return cfg;
+    }
+
+    /// <summary>Parses "1/16" (or "16"); throws <see cref="ConfigException"/> otherwise.</summary>
+    public static int ParseScale(string s)
+    {
+        string t = s.Trim();
+        if (t.StartsWith("1/", StringComparison.Ordinal))
+        {
+            t = t[2..];
+        }
+        if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0)
+        {
+            return n;
+        }
+        throw new ConfigException($"malformed --scale '{s}'; expected 1/N with N a positive integer, e.g. 1/16");
+    }
+
+    /// <summary>Parses sizes such as 8GiB, 512MiB, 4G, 1073741824.</summary>
+    public static long ParseBytes(string s)
+    {
+        string t = s.Trim();
+        long mult = 1;
+        string[] suffixes = ["KiB", "MiB", "GiB", "TiB", "K", "M", "G", "T", "KB", "MB", "GB", "TB", "B"];
+        foreach (string suf in suffixes)
+        {
+            if (t.EndsWith(suf, StringComparison.OrdinalIgnoreCase))
+            {
+                mult = char.ToUpperInvariant(suf[0]) switch
+                {
+                    'K' => 1L << 10,
+                    'M' => 1L << 20,
+                    'G' => 1L << 30,
+                    'T' => 1L << 40,
+                    _ => 1,
+                };
+                t = t[..^suf.Length];
+                break;
+            }
+        }
+        if (double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v > 0)
+        {
+            return (long)(v * mult);
+        }
+        throw new ConfigException($"malformed size '{s}'; expected a positive number with an optional unit (KiB, MiB, GiB, TiB), e.g. 8GiB");
+    }
+
+    public static string FormatBytes(long b)
+    {
+        if (b >= 1L << 30 && b % (1L << 20) == 0)
+        {
+            return (b / (double)(1L << 30)).ToString("0.##", CultureInfo.InvariantCulture) + " GiB";
+        }
+        return (b / (double)(1L << 20)).ToString("0.##", CultureInfo.InvariantCulture) + " MiB";
+    }
+}

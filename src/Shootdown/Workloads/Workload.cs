@@ -1,0 +1,38 @@
+using Shootdown.Hardware;
+
+namespace Shootdown.Workloads;
+
+/// <summary>A workload creates the processes, files and tasks of a run.</summary>
+public abstract class Workload
+{
+    public abstract string Name { get; }
+
+    /// <summary>One line: what it does and where it comes from.</summary>
+    public abstract string Summary { get; }
+
+    /// <summary>Creates files, mms and tasks; returns the pages the run will touch (for progress).</summary>
+    public abstract long Setup(Sim sim);
+}
+
+/// <summary>Every workload by name. Adding a workload: one file, one line here.</summary>
+public static class WorkloadRegistry
+{
+    private static readonly (string Name, Func<Workload> Create)[] Entries =
+    [
+        ("lru-file-mmap-read", () => new LruFileMmapRead()),
+    ];
+
+    public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();
+
+    public static Workload Create(string name)
+    {
+        foreach (var (n, create) in Entries)
+        {
+            if (n == name)
+            {
+                return create();
+            }
+        }
+        throw new ConfigException($"unknown workload '{name}'; allowed: {string.Join(", ", Names)}");
+    }
+}
