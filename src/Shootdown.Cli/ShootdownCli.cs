@@ -22,6 +22,7 @@ public static class ShootdownCli
     private static readonly Option<bool> ProgressOpt = new("--progress") { Description = "Show a progress bar on stderr even with --format json" };
     private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "Pages per flush batch for PFN-list policies" };
     private static readonly Option<string?> ScmOpt = new("--swap-cluster-max") { Description = "SWAP_CLUSTER_MAX: pages per shrink_page_list batch (kernel: 32)" };
+    private static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable)", AllowMultipleArgumentsPerToken = false };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
 
     public static async Task<int> RunAsync(string[] args)
@@ -53,7 +54,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt })
         {
             cmd.Options.Add(o);
         }
@@ -105,7 +106,7 @@ public static class ShootdownCli
         {
             pp = pp with { BatchSize = bs };
         }
-        return RunConfig.Create(
+        RunConfig cfg = RunConfig.Create(
             machine: pr.GetValue(MachineOpt)!,
             nodes: nodes,
             cpusPerNode: cpus,
@@ -115,6 +116,17 @@ public static class ShootdownCli
             policy: policy,
             seed: ParseSeed(pr.GetValue(SeedOpt)!),
             policyParams: pp);
+        CostModel costs = cfg.Costs;
+        foreach (string kv in pr.GetValue(CostOpt) ?? [])
+        {
+            int eq = kv.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0 || !long.TryParse(kv[(eq + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out long val))
+            {
+                throw new ConfigException($"malformed --cost '{kv}'; expected NAME=VALUE with VALUE a non-negative integer");
+            }
+            costs = costs.With(kv[..eq], val);
+        }
+        return cfg with { Costs = costs };
     }
 
     private static int? ParseInt(string? s, string name)

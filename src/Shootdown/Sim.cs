@@ -268,7 +268,7 @@ public sealed class Sim
         long start = t + cpu.IrqDebtNs; // interrupt handlers ran first; already accounted as system time
         cpu.IrqDebtNs = 0;
         Exec ex = _exec;
-        ex.Reset(cpu, cur, start);
+        ex.Reset(cpu, cur, t, start);
         if (switched)
         {
             ContextSwitch(ex, cpu.Prev, cur);

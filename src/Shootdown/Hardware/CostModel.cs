@@ -29,14 +29,14 @@ public sealed record CostModel
     /// <summary>Sender's cost to post one IPI through the APIC (own; part of cal's 0.6-0.8 us round trip).</summary>
     public long IpiSendNs { get; init; } = 60;
 
-    /// <summary>Delivery latency, sender to receiver on the same node (own; round trip 0.6-0.8 us on one socket, cal).</summary>
-    public long IpiLatencySameNodeNs { get; init; } = 200;
+    /// <summary>Delivery latency, sender to receiver on the same node (own; cal gives 0.6-0.8 us added per single-target shootdown on an idle socket; a loaded 12-core socket is slower).</summary>
+    public long IpiLatencySameNodeNs { get; init; } = 500;
 
-    /// <summary>Delivery latency across sockets (own; cal: "several us across sockets" for the round trip).</summary>
-    public long IpiLatencyRemoteNodeNs { get; init; } = 1000;
+    /// <summary>Delivery latency across sockets, one way (own; cal: round trips of "several us across sockets": 2 x 3 us + handler here).</summary>
+    public long IpiLatencyRemoteNodeNs { get; init; } = 3000;
 
-    /// <summary>Interrupt entry + exit on the receiver, handler bookkeeping included (own; cal: receiver cost = entry/exit + flush).</summary>
-    public long IrqEntryExitNs { get; init; } = 300;
+    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (own; cal: receiver cost = entry/exit + flush).</summary>
+    public long IrqEntryExitNs { get; init; } = 1000;
 
     // ---- Faults and the page cache --------------------------------------------------------------
     /// <summary>User time to read one 4 KiB page word by word (seed: 571.38 s user / 168M pages of 640 GiB read).</summary>
@@ -60,8 +60,8 @@ public sealed record CostModel
     /// <summary>add_to_page_cache, radix tree insert under mapping->tree_lock, per page (own).</summary>
     public long PageCacheInsertNs { get; init; } = 150;
 
-    /// <summary>LRU list manipulation per page under the LRU lock (add, isolate, putback) (own).</summary>
-    public long LruPerPageNs { get; init; } = 60;
+    /// <summary>LRU list manipulation per page under the LRU lock (add, isolate, putback): 2-3 cache misses on struct pages, often remote (own).</summary>
+    public long LruPerPageNs { get; init; } = 250;
 
     /// <summary>Taking an uncontended spinlock (own).</summary>
     public long LockAcquireNs { get; init; } = 20;
@@ -72,12 +72,15 @@ public sealed record CostModel
     /// <summary>Hand-off of a contended lock across sockets (own; a remote cache-line transfer is 2-3x a local one).</summary>
     public long LockHandoffRemoteNodeNs { get; init; } = 400;
 
+    /// <summary>Extra hand-off time per CPU queued on a ticket lock (own; collapse of ticket locks, Boyd-Wickizer et al. 2012).</summary>
+    public long LockHandoffPerWaiterNs { get; init; } = 50;
+
     // ---- Reclaim ----------------------------------------------------------------------------------
-    /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk (own).</summary>
-    public long ScanPageNs { get; init; } = 400;
+    /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk under i_mmap_rwsem and the PTL (own).</summary>
+    public long ScanPageNs { get; init; } = 1000;
 
     /// <summary>try_to_unmap_one without its flush: rmap walk, PTE clear, rss/mapcount updates (own).</summary>
-    public long UnmapPageNs { get; init; } = 300;
+    public long UnmapPageNs { get; init; } = 800;
 
     /// <summary>__remove_mapping: radix tree delete under mapping->tree_lock (own).</summary>
     public long RemoveMappingNs { get; init; } = 150;
@@ -97,4 +100,26 @@ public sealed record CostModel
 
     /// <summary>The published constants of a 2015 4-socket Xeon (gorman-4node).</summary>
     public static CostModel Xeon2015 { get; } = new();
+
+    /// <summary>Names of every constant, for --cost NAME=VALUE.</summary>
+    public static IReadOnlyList<string> Names { get; } =
+        typeof(CostModel).GetProperties().Where(p => p.CanWrite && (p.PropertyType == typeof(long) || p.PropertyType == typeof(int)))
+            .Select(p => p.Name).ToArray();
+
+    /// <summary>A copy with one constant changed; throws <see cref="ConfigException"/> for unknown names or bad values.</summary>
+    public CostModel With(string name, long value)
+    {
+        var prop = typeof(CostModel).GetProperty(name);
+        if (prop is null || !Names.Contains(name))
+        {
+            throw new ConfigException($"unknown cost constant '{name}'; allowed: {string.Join(", ", Names)}");
+        }
+        if (value < 0)
+        {
+            throw new ConfigException($"cost constant {name} must be >= 0, got {value}");
+        }
+        CostModel copy = this with { };
+        prop.SetValue(copy, prop.PropertyType == typeof(int) ? checked((int)value) : value);
+        return copy;
+    }
 }

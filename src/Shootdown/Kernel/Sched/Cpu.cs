@@ -61,6 +61,40 @@ public sealed class Cpu
     /// <summary>/proc/interrupts "LOC: Local timer interrupts".</summary>
     public long TimerTicks;
 
+    /// <summary>
+    /// Intervals of the current step with interrupts disabled (spinning on or holding an irq-safe
+    /// spinlock: lru_lock, tree_lock and zone->lock are all taken with spin_lock_irq in 4.0). An IPI
+    /// arriving inside one is handled when it ends.
+    /// </summary>
+    public long[] IrqOffStart = new long[16];
+    public long[] IrqOffEnd = new long[16];
+    public int IrqOffCount;
+
+    public void AddIrqOff(long start, long end)
+    {
+        if (IrqOffCount == IrqOffStart.Length)
+        {
+            Array.Resize(ref IrqOffStart, IrqOffCount * 2);
+            Array.Resize(ref IrqOffEnd, IrqOffCount * 2);
+        }
+        IrqOffStart[IrqOffCount] = start;
+        IrqOffEnd[IrqOffCount] = end;
+        IrqOffCount++;
+    }
+
+    /// <summary>When an interrupt arriving at <paramref name="t"/> can run.</summary>
+    public long IrqEnabledAt(long t)
+    {
+        for (int i = 0; i < IrqOffCount; i++)
+        {
+            if (t >= IrqOffStart[i] && t < IrqOffEnd[i])
+            {
+                return IrqOffEnd[i];
+            }
+        }
+        return t;
+    }
+
     /// <summary>The per-CPU lru_add_pvec.</summary>
     public readonly int[] Pagevec = new int[PagevecSize];
     public int PagevecCount;

@@ -63,6 +63,8 @@ public sealed class Exec
 {
     public Cpu Cpu = null!;
     public SimTask Task = null!;
+    /// <summary>The event time this step started from (no lock request can come earlier).</summary>
+    public long EventTime;
     public long Start;
     public long User;
     public long Sys;
@@ -71,20 +73,26 @@ public sealed class Exec
 
     public long Now => Start + User + Sys;
 
-    public void Reset(Cpu cpu, SimTask task, long start)
+    public void Reset(Cpu cpu, SimTask task, long eventTime, long start)
     {
+        EventTime = eventTime;
+        cpu.IrqOffCount = 0;
         Cpu = cpu;
         Task = task;
         Start = start;
         User = Sys = Spin = IpiWait = 0;
     }
 
-    /// <summary>Charges a spinlock hold: the spin and the hold are both system time.</summary>
+    /// <summary>
+    /// Charges an irq-safe spinlock hold (spin_lock_irq): the spin and the hold are system time,
+    /// and interrupts stay off throughout.
+    /// </summary>
     public void LockHold(Kernel.SpinLock l, long holdNs, Hardware.CostModel costs)
     {
         long t = Now;
-        long end = l.Hold(t, Cpu.Node, holdNs, costs, out long spin);
+        long end = l.Hold(EventTime, t, Cpu.Node, holdNs, costs, out long spin);
         Spin += spin;
         Sys += end - t;
+        Cpu.AddIrqOff(t, end);
     }
 }

@@ -124,8 +124,10 @@ public sealed class TlbFlush(Sim sim)
             post += _c.IpiSendNs;
             long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _c.IpiLatencyRemoteNodeNs;
             long delivered = post + latency;
+            // A receiver spinning on or holding an irq-safe lock takes the IPI only when it is done.
+            long handled = r.IrqEnabledAt(delivered);
             long handler = _c.IrqEntryExitNs + FlushTlbFunc(r, mm, mms, vpns, count, startVpn, full);
-            long ack = delivered + handler + latency;
+            long ack = handled + handler + latency;
             if (ack > lastAck)
             {
                 lastAck = ack;
