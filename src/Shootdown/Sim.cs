@@ -27,6 +27,12 @@ public sealed class Sim
     private int _liveUserTasks;
 
     public Sim(RunConfig config)
+        : this(config, null)
+    {
+    }
+
+    /// <summary>A run with an explicit policy instance (tests: instrumented or mutated policies).</summary>
+    public Sim(RunConfig config, FlushPolicy? policy)
     {
         Config = config;
         Costs = config.Costs;
@@ -46,7 +52,7 @@ public sealed class Sim
         }
         VmStat = new VmStat();
         Series = new TimeSeries(config.SeriesIntervalNs);
-        Policy = PolicyRegistry.Create(config.PolicyName, config.Policy);
+        Policy = policy ?? PolicyRegistry.Create(config.PolicyName, config.Policy);
         Policy.Sim = this;
         Arch = new TlbFlush(this);
         Rmap = new Rmap(this);

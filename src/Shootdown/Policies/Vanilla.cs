@@ -8,7 +8,7 @@ namespace Shootdown.Policies;
 /// INVLPG locally when the mm is loaded here, and a synchronous IPI to every other CPU in
 /// mm_cpumask — one shootdown per unmapped page. TTU_BATCH_FLUSH does not exist yet.
 /// </summary>
-public sealed class Vanilla(PolicyParams p) : FlushPolicy(p)
+public class Vanilla(PolicyParams p) : FlushPolicy(p)
 {
     public override string Name => "vanilla";
 

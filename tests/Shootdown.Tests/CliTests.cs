@@ -1,0 +1,88 @@
+using Shootdown.Cli;
+
+namespace Shootdown.Tests;
+
+[CollectionDefinition("console", DisableParallelization = true)]
+public class ConsoleCollection
+{
+}
+
+[Collection("console")]
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var oldOut = Console.Out;
+        var oldErr = Console.Error;
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Console.SetOut(o);
+        Console.SetError(e);
+        try
+        {
+            int code = ShootdownCli.RunAsync(args).GetAwaiter().GetResult();
+            return (code, o.ToString(), e.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    [Theory]
+    [InlineData("unknown machine preset 'nope'", "run", "--machine", "nope")]
+    [InlineData("unknown workload 'w'", "run", "--workload", "w")]
+    [InlineData("unknown policy 'p'", "run", "--policy", "p")]
+    [InlineData("malformed --scale '1/x'", "run", "--scale", "1/x")]
+    [InlineData("malformed --scale '1/0'", "run", "--scale", "1/0")]
+    [InlineData("--nodes must be a positive integer", "run", "--nodes", "0")]
+    [InlineData("--cpus-per-node must be a positive integer", "run", "--cpus-per-node", "-3")]
+    [InlineData("malformed size '-1GiB'", "run", "--memory", "-1GiB")]
+    [InlineData("memory too small", "run", "--machine", "tiny", "--memory", "1MiB")]
+    [InlineData("unknown --format 'xml'", "run", "--format", "xml")]
+    [InlineData("unknown cost constant 'Nope'", "run", "--cost", "Nope=3")]
+    [InlineData("--seed must be a non-negative integer", "run", "--seed", "abc")]
+    public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args)
+    {
+        var (code, stdout, stderr) = Cli(args);
+        Assert.NotEqual(0, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd('\n').Split('\n'));
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+        Assert.Equal("", stdout);
+    }
+
+    [Fact]
+    public void UnknownOptionIsAParseError()
+    {
+        var (code, _, stderr) = Cli("run", "--frobnicate");
+        Assert.Equal(2, code);
+        Assert.Contains("--frobnicate", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RunPrintsJsonWithoutProgress()
+    {
+        var (code, stdout, stderr) = Cli("run", "--machine", "tiny", "--scale", "1/4", "--format", "json", "--seed", "3");
+        Assert.Equal(0, code);
+        Assert.Equal("", stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        Assert.Equal("vanilla", doc.RootElement.GetProperty("policy").GetString());
+        Assert.Equal(3UL, doc.RootElement.GetProperty("config").GetProperty("seed").GetUInt64());
+        Assert.Equal(4, doc.RootElement.GetProperty("config").GetProperty("scale_divisor").GetInt32());
+    }
+
+    [Fact]
+    public void OverridesReachTheConfig()
+    {
+        var (code, stdout, _) = Cli("run", "--machine", "tiny", "--nodes", "2", "--cpus-per-node", "2", "--memory", "64MiB", "--format", "json", "--scale", "1/1", "--cost", "IpiSendNs=70");
+        Assert.Equal(0, code);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        var cfg = doc.RootElement.GetProperty("config");
+        Assert.Equal(2, cfg.GetProperty("nodes").GetInt32());
+        Assert.Equal(2, cfg.GetProperty("cpus_per_node").GetInt32());
+        Assert.Equal(64L << 20, cfg.GetProperty("memory_bytes").GetInt64());
+        Assert.Equal(70, cfg.GetProperty("costs").GetProperty("ipi_send_ns").GetInt64());
+    }
+}

@@ -1,0 +1,138 @@
+using Shootdown.Engine;
+using Shootdown.Hardware;
+
+namespace Shootdown.Tests;
+
+public class TlbTests
+{
+    [Fact]
+    public void MissFillThenHit()
+    {
+        var tlb = new Tlb(1536, 12);
+        Assert.Equal(-1, tlb.Lookup(1, 100));
+        int slot = tlb.Fill(1, 100, 42, Tlb.EntryWritable);
+        Assert.Equal(slot, tlb.Lookup(1, 100));
+        Assert.Equal(42, tlb.FrameAt(slot));
+        Assert.Equal(Tlb.EntryWritable, tlb.FlagsAt(slot));
+        Assert.Equal(-1, tlb.Lookup(2, 100)); // other mm: different tag
+    }
+
+    [Fact]
+    public void FlushOneDropsOnlyThatEntry()
+    {
+        var tlb = new Tlb(1536, 12);
+        tlb.Fill(1, 100, 1, 0);
+        tlb.Fill(1, 101, 2, 0);
+        Assert.True(tlb.FlushOne(1, 100));
+        Assert.False(tlb.FlushOne(1, 100));
+        Assert.Equal(-1, tlb.Lookup(1, 100));
+        Assert.True(tlb.Lookup(1, 101) >= 0);
+    }
+
+    [Fact]
+    public void FlushAllEmptiesTheTlb()
+    {
+        var tlb = new Tlb(1536, 12);
+        for (int i = 0; i < 1000; i++)
+        {
+            tlb.Fill(3, i, i, 0);
+        }
+        Assert.Equal(1000, tlb.CountValid());
+        tlb.FlushAll();
+        Assert.Equal(0, tlb.CountValid());
+        Assert.Equal(-1, tlb.Lookup(3, 5));
+    }
+
+    [Fact]
+    public void CapacityIsBoundedAndLeastRecentlyUsedIsEvicted()
+    {
+        var tlb = new Tlb(1536, 12);
+        for (int i = 0; i < 10_000; i++)
+        {
+            tlb.Fill(1, i, i, 0);
+        }
+        Assert.Equal(1536, tlb.CountValid());
+        // The most recent 1536 sequential pages are what remains.
+        Assert.True(tlb.Lookup(1, 9_999) >= 0);
+        Assert.Equal(-1, tlb.Lookup(1, 0));
+    }
+
+    [Fact]
+    public void BadGeometryIsRejected()
+    {
+        Assert.Throws<ConfigException>(() => new Tlb(100, 12));
+        Assert.Throws<ConfigException>(() => new Tlb(36, 12));
+    }
+}
+
+public class EventQueueTests
+{
+    [Fact]
+    public void OrdersByTimeThenInsertion()
+    {
+        var q = new EventQueue(2);
+        q.Push(50, 1);
+        q.Push(10, 2);
+        q.Push(50, 3);
+        q.Push(10, 4);
+        q.Push(30, 5);
+        var got = new List<(long, int)>();
+        while (q.TryPop(out long t, out int p))
+        {
+            got.Add((t, p));
+        }
+        Assert.Equal([(10L, 2), (10L, 4), (30L, 5), (50L, 1), (50L, 3)], got);
+    }
+
+    [Fact]
+    public void ManyRandomEventsComeOutSorted()
+    {
+        var rng = new Rng(7);
+        var q = new EventQueue();
+        for (int i = 0; i < 10_000; i++)
+        {
+            q.Push(rng.Next(1000), i);
+        }
+        long last = -1;
+        int lastPayload = -1;
+        while (q.TryPop(out long t, out int p))
+        {
+            Assert.True(t > last || (t == last && p > lastPayload));
+            last = t;
+            lastPayload = p;
+        }
+    }
+}
+
+public class CpumaskTests
+{
+    [Fact]
+    public void SetOrAnyButAndWeight()
+    {
+        var a = new Cpumask(130);
+        var b = new Cpumask(130);
+        a.Set(3);
+        b.Set(129);
+        Assert.False(a.AnyBut(3));
+        a.Or(b);
+        Assert.True(a.AnyBut(3));
+        Assert.Equal(2, a.Weight);
+        Assert.Equal(3, a.NextSet(0));
+        Assert.Equal(129, a.NextSet(4));
+        Assert.Equal(-1, a.NextSet(130));
+        a.Clear(129);
+        Assert.False(a.AnyBut(3));
+    }
+
+    [Fact]
+    public void RngIsDeterministic()
+    {
+        var a = new Rng(42);
+        var b = new Rng(42);
+        for (int i = 0; i < 100; i++)
+        {
+            Assert.Equal(a.NextU64(), b.NextU64());
+        }
+        Assert.NotEqual(new Rng(1).NextU64(), new Rng(2).NextU64());
+    }
+}

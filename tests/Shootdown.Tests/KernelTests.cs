@@ -1,0 +1,317 @@
+using Shootdown.Hardware;
+using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
+using Shootdown.Observe;
+
+namespace Shootdown.Tests;
+
+/// <summary>Each kernel mechanism on its own, on a small machine whose workload has not started.</summary>
+public class KernelTests
+{
+    private static Sim SmallSim(string policy = "vanilla") =>
+        new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: policy));
+
+    private static Exec ExecOn(Sim sim, int cpu, long t = 0)
+    {
+        var ex = new Exec();
+        ex.Reset(sim.Cpus[cpu], sim.UserTasks[cpu], t, t);
+        return ex;
+    }
+
+    /// <summary>Maps file page <paramref name="index"/> of a fresh file into a fresh mm; returns (mm, vma, frame).</summary>
+    private static (MmStruct Mm, Vma Vma, int Frame) MapOnePage(Sim sim, long index, uint pteFlags)
+    {
+        MmStruct mm = sim.CreateMm();
+        AddressSpace file = sim.CreateFile("t", 1024);
+        var vma = new Vma(mm, 0x1000, 1024, file, 0, writable: true, shared: true);
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        int f = sim.Memory.Zones[0].PopFree();
+        sim.Memory.Flags[f] = PageFlags.Uptodate;
+        sim.Memory.Mapping[f] = file.Id;
+        sim.Memory.Index[f] = index;
+        file.PageCache.Set(index, (uint)(f + 1));
+        mm.PageTable.Set(vma.VpnOf(index), Pte.Make(f, Pte.Present | pteFlags));
+        sim.Memory.MapCount[f] = 1;
+        return (mm, vma, f);
+    }
+
+    [Fact]
+    public void IpiSenderWaitsForTheSlowestAcknowledgement()
+    {
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        MmStruct mm = sim.CreateMm();
+        foreach (int cpu in new[] { 1, 5 }) // CPU 1 shares node 0 with the sender; CPU 5 is on node 1
+        {
+            sim.Cpus[cpu].ActiveMm = mm.Id;
+            mm.CpuMask.Set(cpu);
+            sim.Cpus[cpu].Tlb.Fill(mm.Id, 77, 9, 0);
+        }
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 77);
+
+        Assert.Equal(-1, sim.Cpus[1].Tlb.Lookup(mm.Id, 77));
+        Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, 77));
+        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        Assert.Equal(2, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+        Assert.Equal(1, sim.Cpus[1].TlbShootdowns);
+        Assert.Equal(1, sim.Cpus[5].TlbShootdowns);
+        Assert.Equal(0, sim.Cpus[0].TlbShootdowns);
+        long handler = c.IrqEntryExitNs + c.InvlpgNs;
+        long ackRemote = 2 * c.IpiSendNs + c.IpiLatencyRemoteNodeNs + handler + c.IpiLatencyRemoteNodeNs;
+        Assert.Equal(ackRemote, ex.IpiWait);
+        Assert.Equal(handler, sim.Cpus[5].IrqDebtNs);
+    }
+
+    [Fact]
+    public void IpiToACpuWithInterruptsOffWaitsUntilTheyAreOn()
+    {
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        MmStruct mm = sim.CreateMm();
+        sim.Cpus[1].ActiveMm = mm.Id;
+        mm.CpuMask.Set(1);
+        sim.Cpus[1].AddIrqOff(0, 50_000); // spinning on an irq-safe lock
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        Assert.Equal(50_000 + c.IrqEntryExitNs + c.InvlpgNs + c.IpiLatencySameNodeNs, ex.IpiWait);
+    }
+
+    [Fact]
+    public void LazyCpuLeavesTheMmInsteadOfFlushing()
+    {
+        Sim sim = SmallSim();
+        MmStruct mm = sim.CreateMm();
+        Cpu lazy = sim.Cpus[2];
+        lazy.ActiveMm = mm.Id;
+        lazy.Lazy = true;
+        mm.CpuMask.Set(2);
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        Assert.Equal(-1, lazy.ActiveMm);
+        Assert.False(mm.CpuMask.Test(2));
+        // The next flush of this mm does not interrupt CPU 2 again.
+        sim.Arch.FlushTlbPage(ex, mm, 4);
+        Assert.Equal(1, lazy.TlbShootdowns);
+    }
+
+    [Fact]
+    public void LocalFlushWhenTheMmIsLoadedHere()
+    {
+        Sim sim = SmallSim();
+        MmStruct mm = sim.CreateMm();
+        sim.Cpus[0].ActiveMm = mm.Id;
+        mm.CpuMask.Set(0);
+        sim.Cpus[0].Tlb.Fill(mm.Id, 8, 1, 0);
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 8);
+        Assert.Equal(-1, sim.Cpus[0].Tlb.Lookup(mm.Id, 8));
+        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_local_flush_one]);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        Assert.Equal(0, ex.IpiWait);
+    }
+
+    [Fact]
+    public void WatermarksFollowLinux40()
+    {
+        Assert.Equal(32768, Memory.MinFreeKbytes(64L << 30));
+        Assert.Equal(128, Memory.MinFreeKbytes(1L << 20));
+        var mem = new Memory(4, (64L << 30) / 4096 / 4, 32768);
+        Zone z = mem.Zones[0];
+        Assert.Equal(2048, z.WmarkMin);
+        Assert.Equal(2560, z.WmarkLow);
+        Assert.Equal(3072, z.WmarkHigh);
+    }
+
+    [Fact]
+    public void AllocatorWakesKswapdBelowLowAndStallsBelowMin()
+    {
+        Sim sim = SmallSim();
+        Zone z0 = sim.Memory.Zones[0], z1 = sim.Memory.Zones[1];
+        // Leave each zone just above its low watermark.
+        while (z0.NrFree > z0.WmarkLow + 1)
+        {
+            z0.PopFree();
+        }
+        while (z1.NrFree > z1.WmarkLow + 1)
+        {
+            z1.PopFree();
+        }
+        Exec ex = ExecOn(sim, 0);
+        int[] dest = new int[64];
+        int have = 0;
+        Assert.True(sim.PageAlloc.AllocPages(ex, 1, dest, ref have, afterReclaim: false));
+        Assert.Equal(TaskState.Sleeping, sim.Kswapd[0].State); // fast path still succeeded
+        have = 0;
+        Assert.True(sim.PageAlloc.AllocPages(ex, 4, dest, ref have, afterReclaim: false));
+        Assert.Equal(TaskState.Runnable, sim.Kswapd[0].State); // slow path woke both kswapds
+        Assert.Equal(TaskState.Runnable, sim.Kswapd[1].State);
+        while (z0.NrFree > z0.WmarkMin)
+        {
+            z0.PopFree();
+        }
+        while (z1.NrFree > z1.WmarkMin)
+        {
+            z1.PopFree();
+        }
+        have = 0;
+        Assert.False(sim.PageAlloc.AllocPages(ex, 1, dest, ref have, afterReclaim: false)); // direct reclaim needed
+        Assert.Equal(0, have);
+    }
+
+    [Fact]
+    public void TryToUnmapClearsThePteAndShootsDownTheOtherCpu()
+    {
+        Sim sim = SmallSim();
+        var (mm, vma, f) = MapOnePage(sim, 5, Pte.Accessed);
+        sim.Cpus[3].ActiveMm = mm.Id;
+        mm.CpuMask.Set(3);
+        sim.Cpus[3].Tlb.Fill(mm.Id, vma.VpnOf(5), f, 0);
+        Exec ex = ExecOn(sim, 0);
+        sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+        Assert.Equal(0u, mm.PageTable.Get(vma.VpnOf(5)));
+        Assert.Equal(0, sim.Memory.MapCount[f]);
+        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        Assert.Equal(-1, sim.Cpus[3].Tlb.Lookup(mm.Id, vma.VpnOf(5)));
+    }
+
+    [Fact]
+    public void DirtyPteMakesThePageDirtyOnUnmap()
+    {
+        Sim sim = SmallSim();
+        var (_, _, f) = MapOnePage(sim, 1, Pte.Accessed | Pte.Write | Pte.Dirty);
+        Exec ex = ExecOn(sim, 0);
+        sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+        Assert.True((sim.Memory.Flags[f] & PageFlags.Dirty) != 0);
+    }
+
+    [Fact]
+    public void PageReferencedClearsTheAccessedBitWithoutFlushing()
+    {
+        Sim sim = SmallSim();
+        var (mm, vma, f) = MapOnePage(sim, 2, Pte.Accessed);
+        sim.Cpus[3].ActiveMm = mm.Id;
+        mm.CpuMask.Set(3);
+        sim.Cpus[3].Tlb.Fill(mm.Id, vma.VpnOf(2), f, 0);
+        Assert.Equal(1, sim.Rmap.PageReferenced(f, out _));
+        Assert.Equal(0, sim.Rmap.PageReferenced(f, out _));
+        Assert.True(sim.Cpus[3].Tlb.Lookup(mm.Id, vma.VpnOf(2)) >= 0); // still cached: x86 does not flush here
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+    }
+
+    [Fact]
+    public void LruAgingKeepsYoungPagesOnceThenReclaimsThem()
+    {
+        Sim sim = SmallSim();
+        Zone z = sim.Memory.Zones[0];
+        MmStruct mm = sim.CreateMm();
+        AddressSpace file = sim.CreateFile("aging", 64);
+        var vma = new Vma(mm, 0x1000, 64, file, 0, writable: false, shared: true);
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        var frames = new int[64];
+        for (int i = 0; i < 64; i++)
+        {
+            int f = z.PopFree();
+            frames[i] = f;
+            sim.Memory.Flags[f] = PageFlags.Uptodate;
+            sim.Memory.Mapping[f] = file.Id;
+            sim.Memory.Index[f] = i;
+            file.PageCache.Set(i, (uint)(f + 1));
+            mm.PageTable.Set(vma.VpnOf(i), Pte.Make(f, Pte.Present | Pte.Accessed));
+            sim.Memory.MapCount[f] = 1;
+            sim.Memory.LruAddHead(z, f, active: false);
+        }
+        SimTask task = sim.UserTasks[0];
+        sim.Vmscan.StartDirect(task, 0);
+        Exec ex = ExecOn(sim, 0);
+        int steps = 0;
+        while (!sim.Vmscan.ReclaimStep(ex, task))
+        {
+            Assert.True(++steps < 1000);
+        }
+        // Every page was scanned once while young (kept, PG_referenced set) before any was reclaimed.
+        Assert.True(sim.VmStat[VmEvent.pgscan_direct] >= 96);
+        Assert.Equal(32, sim.VmStat[VmEvent.pgsteal_direct]);
+        Assert.Equal(32, file.PageCache.Count);
+        int reclaimed = frames.Count(f => (sim.Memory.Flags[f] & PageFlags.Buddy) != 0);
+        Assert.Equal(32, reclaimed);
+        Assert.Equal(32, z.InactiveFile.Count);
+        Assert.Equal(0, z.NrIsolatedFile);
+    }
+
+    [Fact]
+    public void ShrinkActiveListDeactivates()
+    {
+        Sim sim = SmallSim();
+        Zone z = sim.Memory.Zones[1];
+        for (int i = 0; i < 40; i++)
+        {
+            int f = z.PopFree();
+            sim.Memory.Flags[f] = PageFlags.Uptodate | PageFlags.Referenced;
+            sim.Memory.LruAddHead(z, f, active: true);
+        }
+        Assert.Equal(32, sim.Vmscan.ShrinkActiveList(z, 32));
+        Assert.Equal(8, z.ActiveFile.Count);
+        Assert.Equal(32, z.InactiveFile.Count);
+        Assert.Equal(32, sim.VmStat[VmEvent.pgdeactivate]);
+    }
+
+    [Fact]
+    public void FaultAroundMapsTheWholeWindow()
+    {
+        Sim sim = SmallSim();
+        MmStruct mm = sim.CreateMm();
+        AddressSpace file = sim.CreateFile("fa", 64);
+        var vma = new Vma(mm, 0x1000, 64, file, 0, writable: false, shared: true);
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        Exec ex = ExecOn(sim, 0);
+        Assert.Equal(16, sim.Filemap.CountMissing(file, 16, 32));
+        int[] frames = new int[16];
+        int have = 0;
+        Assert.True(sim.PageAlloc.AllocPages(ex, 16, frames, ref have, afterReclaim: false));
+        sim.Filemap.AddMissingPages(ex, file, 16, 32, frames);
+        Assert.Equal(16, sim.Filemap.MapPages(ex, vma, 16, 32, write: false));
+        for (long i = 16; i < 32; i++)
+        {
+            uint pte = mm.PageTable.Get(vma.VpnOf(i));
+            Assert.True(Pte.IsPresent(pte) && Pte.IsYoung(pte) && !Pte.IsWrite(pte));
+        }
+        Assert.Equal(0u, mm.PageTable.Get(vma.VpnOf(15)));
+        // 14 pages reached the LRU through the pagevec; 2 wait in it.
+        Assert.Equal(14, sim.Memory.Zones[0].InactiveFile.Count);
+        Assert.Equal(2, sim.Cpus[0].PagevecCount);
+    }
+
+    [Fact]
+    public void MmuFillSetsAccessedAndHitDoesNotTouchThePte()
+    {
+        Sim sim = SmallSim();
+        var (mm, vma, _) = MapOnePage(sim, 4, 0);
+        long vpn = vma.VpnOf(4);
+        Exec ex = ExecOn(sim, 0);
+        Assert.Equal(Mmu.Access.Filled, sim.Mmu.Touch(ex, mm, vpn, write: false));
+        Assert.True(Pte.IsYoung(mm.PageTable.Get(vpn)));
+        mm.PageTable.Update(vpn, mm.PageTable.Get(vpn) & ~Pte.Accessed);
+        Assert.Equal(Mmu.Access.Hit, sim.Mmu.Touch(ex, mm, vpn, write: false));
+        Assert.False(Pte.IsYoung(mm.PageTable.Get(vpn)));
+        Assert.Equal(Mmu.Access.Fault, sim.Mmu.Touch(ex, mm, vpn + 1, write: false));
+    }
+
+    [Fact]
+    public void ContendedLockMakesTheSecondCpuSpin()
+    {
+        CostModel c = CostModel.Xeon2015;
+        var l = new Kernel.SpinLock("t");
+        long end1 = l.Hold(0, 0, 0, 1000, c, out long spin1);
+        Assert.Equal(c.LockAcquireNs, spin1);
+        l.Hold(0, 10, 1, 1000, c, out long spin2);
+        Assert.True(spin2 >= end1 - 10 + c.LockHandoffRemoteNodeNs);
+        // A request after both holds is uncontended.
+        l.Hold(100_000, 100_000, 0, 10, c, out long spin3);
+        Assert.Equal(c.LockAcquireNs, spin3);
+        Assert.Equal(1, l.Contended);
+    }
+}

@@ -1,0 +1,107 @@
+using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
+using Shootdown.Observe;
+using Shootdown.Policies;
+using Shootdown.Reports;
+
+namespace Shootdown.Tests;
+
+/// <summary>Vanilla, instrumented: counts the unmaps whose mm was last on another CPU.</summary>
+internal sealed class CountingVanilla() : Vanilla(new PolicyParams())
+{
+    public long UnmapsWithRemoteCpu;
+    public long Unmaps;
+
+    public override void UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
+    {
+        Unmaps++;
+        if (mm.CpuMask.AnyBut(ex.Cpu.Id))
+        {
+            UnmapsWithRemoteCpu++;
+        }
+        base.UnmapFlush(ex, mm, vpn, oldPte, batchFlush);
+    }
+}
+
+public class RunTests
+{
+    private static RunConfig Tiny(string policy = "vanilla", ulong seed = 1) =>
+        RunConfig.Create(machine: "tiny", scaleDivisor: 1, policy: policy, seed: seed);
+
+    [Fact]
+    public void VanillaCostsOneRemoteFlushPerReclaimedPageOfAnotherCpusMm()
+    {
+        var policy = new CountingVanilla();
+        var sim = new Sim(Tiny(), policy);
+        sim.Run();
+        VmStat v = sim.VmStat;
+        long reclaimed = v[VmEvent.pgsteal_kswapd] + v[VmEvent.pgsteal_direct];
+        Assert.True(reclaimed > 100_000, $"reclaimed only {reclaimed}");
+        // Every reclaimed page was mapped: exactly one unmap each (plus the pages of a batch that
+        // a reclaimer had unmapped but not yet freed when the last reader exited).
+        long inFlight = sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc is { InBatch: true } sc ? sc.NrFree : 0);
+        Assert.Equal(reclaimed + inFlight, policy.Unmaps);
+        // One flush_tlb_others per unmap whose mm sits on another CPU, none otherwise.
+        Assert.Equal(policy.UnmapsWithRemoteCpu, v[VmEvent.nr_tlb_remote_flush]);
+        // Each reader's mm lives on one CPU, so each remote flush interrupts exactly one CPU.
+        Assert.Equal(v[VmEvent.nr_tlb_remote_flush], v[VmEvent.nr_tlb_remote_flush_received]);
+        Assert.Equal(v[VmEvent.nr_tlb_remote_flush_received], sim.Cpus.Sum(c => c.TlbShootdowns));
+        Assert.True(policy.UnmapsWithRemoteCpu > reclaimed / 2);
+    }
+
+    [Fact]
+    public void ReadsEveryPageOfEveryFileOnceWithSixteenPagesPerFault()
+    {
+        var sim = new Sim(Tiny());
+        sim.Run();
+        long ramPages = sim.Memory.NrFrames;
+        long perFile = 10 * ramPages / sim.Cpus.Length;
+        Assert.Equal(perFile * sim.Cpus.Length, sim.PagesDone);
+        Assert.Equal(sim.PagesDone / 16, sim.VmStat[VmEvent.pgfault]);
+        Assert.All(sim.UserTasks, t => Assert.Equal(TaskState.Exited, t.State));
+        // Nothing is left isolated but the batches reclaimers were working on when the run ended.
+        long inFlight = sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc is { InBatch: true } sc ? sc.NrIsolated : 0);
+        Assert.Equal(inFlight, sim.Memory.Zones.Sum(z => z.NrIsolatedFile));
+    }
+
+    [Fact]
+    public void TimerTicksAt250HzOfBusyTime()
+    {
+        RunResult r = Runner.Run(Tiny());
+        double busy = r.UserS + r.SystemS;
+        long loc = r.Interrupts["LOC"];
+        Assert.InRange(loc, busy * 250 * 0.9, busy * 250 * 1.1 + 8);
+        Assert.Equal(r.TlbIpis, r.Interrupts["TLB"]);
+        Assert.Equal(r.Interrupts["LOC"] + r.Interrupts["TLB"], r.InterruptsPerSecond.Sum());
+    }
+
+    [Fact]
+    public void SameSeedSameJson()
+    {
+        RunResult a = Runner.Run(Tiny(seed: 5));
+        RunResult b = Runner.Run(Tiny(seed: 5));
+        Assert.Equal(Normalize(a), Normalize(b));
+    }
+
+    [Fact]
+    public void JsonCarriesTheFieldsAndTheConfig()
+    {
+        RunResult r = Runner.Run(Tiny());
+        using var doc = System.Text.Json.JsonDocument.Parse(r.ToJson());
+        var root = doc.RootElement;
+        foreach (string f in new[] { "elapsed_s", "user_s", "system_s", "interrupts_per_s", "tlb_ipis", "tlb_ipis_per_s", "pages_reclaimed", "wall_s", "sim_pages_per_wall_s", "vmstat", "config" })
+        {
+            Assert.True(root.TryGetProperty(f, out _), f);
+        }
+        foreach (string c in new[] { "pgfault", "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "allocstall", "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_one", "nr_tlb_local_flush_all" })
+        {
+            Assert.True(root.GetProperty("vmstat").TryGetProperty(c, out _), c);
+        }
+        var cfg = root.GetProperty("config");
+        Assert.Equal("tiny", cfg.GetProperty("machine").GetString());
+        Assert.Equal(1UL, cfg.GetProperty("seed").GetUInt64());
+        Assert.True(cfg.GetProperty("costs").TryGetProperty("ipi_latency_remote_node_ns", out _));
+    }
+
+    internal static string Normalize(RunResult r) => (r with { WallS = 0, SimPagesPerWallS = 0 }).ToJson();
+}
