@@ -8,9 +8,17 @@ public static class PolicyRegistry
     private static readonly (string Name, Func<PolicyParams, FlushPolicy> Create)[] Entries =
     [
         ("vanilla", p => new Vanilla(p)),
+        ("rfc-pfn32", p => new RfcPfnBatch(p, pageSized: false)),
+        ("rfc-pfn-page", p => new RfcPfnBatch(p, pageSized: true)),
+        ("linux-4.3", p => new Linux43(p)),
+        ("linux-4.13", p => new Linux413(p)),
     ];
 
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();
+
+    /// <summary>Name and one-line summary of every policy, in registration order.</summary>
+    public static IEnumerable<(string Name, string Summary)> Describe() =>
+        Entries.Select(e => (e.Name, e.Create(new PolicyParams()).Summary));
 
     public static FlushPolicy Create(string name, PolicyParams p)
     {
