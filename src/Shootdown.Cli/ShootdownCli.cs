@@ -29,6 +29,9 @@ public static class ShootdownCli
     {
         var root = new RootCommand("Shootdown: simulate and measure TLB shootdowns in Linux memory management");
         root.Subcommands.Add(BuildRun());
+        root.Subcommands.Add(BuildCompare());
+        root.Subcommands.Add(BuildReproduce());
+        root.Subcommands.Add(BuildPolicies());
         ParseResult parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -75,6 +78,120 @@ public static class ShootdownCli
             return 0;
         });
         return cmd;
+    }
+
+    private static readonly Option<string> PoliciesOpt = new("--policies") { Description = "Comma-separated policies; the first is the baseline", DefaultValueFactory = _ => "vanilla,rfc-pfn32,rfc-pfn-page,linux-4.3" };
+    private static readonly Option<string> RepeatOpt = new("--repeat") { Description = "Runs per policy, with seeds seed..seed+N-1 (means and standard deviations)", DefaultValueFactory = _ => "1" };
+    private static readonly Option<string> CompareFormatOpt = new("--format") { Description = "Output format: table, json or csv", DefaultValueFactory = _ => "table" };
+    private static readonly Option<bool> FullOpt = new("--full") { Description = "Run the machine at full size (64 GiB, 640 GiB read) instead of the default scale" };
+
+    private static Command BuildCompare()
+    {
+        var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt })
+        {
+            cmd.Options.Add(o);
+        }
+        cmd.SetAction(pr =>
+        {
+            string format = CompareFormat(pr);
+            var policies = Comparison.ParsePolicyList(pr.GetValue(PoliciesOpt)!);
+            int repeat = ParseRepeat(pr.GetValue(RepeatOpt)!);
+            RunConfig cfg = ConfigFrom(pr, policies[0]);
+            Comparison c = CompareWithProgress(cfg, policies, repeat, format == "table" || pr.GetValue(ProgressOpt));
+            Console.Out.Write(format switch
+            {
+                "json" => c.ToJson() + "\n",
+                "csv" => c.ToCsv(),
+                _ => Header(cfg, repeat) + c.ToText(),
+            });
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command BuildReproduce()
+    {
+        var cmd = new Command("reproduce", "Reproduce the seed's 4-node comparison and set it beside the published figures");
+        foreach (Option o in new Option[] { ScaleOpt, SeedOpt, RepeatOpt, FullOpt, CompareFormatOpt, ProgressOpt, CostOpt })
+        {
+            cmd.Options.Add(o);
+        }
+        cmd.SetAction(pr =>
+        {
+            string format = CompareFormat(pr);
+            int repeat = ParseRepeat(pr.GetValue(RepeatOpt)!);
+            RunConfig cfg = ConfigFrom(pr, Reproduction.Policies[0]);
+            if (pr.GetValue(FullOpt))
+            {
+                cfg = RunConfig.Create(scaleDivisor: 1, policy: cfg.PolicyName, seed: cfg.Seed) with { Costs = cfg.Costs };
+            }
+            Comparison c = CompareWithProgress(cfg, Reproduction.Policies, repeat, format == "table" || pr.GetValue(ProgressOpt));
+            var rep = new Reproduction(c);
+            Console.Out.Write(format switch
+            {
+                "json" => c.ToJson() + "\n",
+                "csv" => c.ToCsv(),
+                _ => Header(cfg, repeat) + c.ToText() + "\n" + rep.ToText(),
+            });
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command BuildPolicies()
+    {
+        var cmd = new Command("policies", "List the TLB flush policies and what each models");
+        cmd.SetAction(_ =>
+        {
+            foreach (var (name, summary) in PolicyRegistry.Describe())
+            {
+                Console.Out.WriteLine($"{name,-14} {summary}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string Header(RunConfig cfg, int repeat) =>
+        $"{cfg.Workload} on {cfg.Machine}: {cfg.Nodes}x{cfg.CpusPerNode} CPUs, {RunConfig.FormatBytes(cfg.MemoryBytes)} (scale 1/{cfg.ScaleDivisor}), seed {cfg.Seed}{(repeat > 1 ? $"..{cfg.Seed + (ulong)repeat - 1}" : "")}\n\n";
+
+    private static string CompareFormat(ParseResult pr)
+    {
+        string f = pr.GetValue(CompareFormatOpt)!;
+        if (f is not ("table" or "json" or "csv"))
+        {
+            throw new ConfigException($"unknown --format '{f}'; allowed: table, json, csv");
+        }
+        return f;
+    }
+
+    private static int ParseRepeat(string s)
+    {
+        if (int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0)
+        {
+            return n;
+        }
+        throw new ConfigException($"--repeat must be a positive integer, got '{s}'");
+    }
+
+    private static Comparison CompareWithProgress(RunConfig cfg, IReadOnlyList<string> policies, int repeat, bool show)
+    {
+        if (!show || Console.IsErrorRedirected)
+        {
+            return Comparison.Run(cfg, policies, repeat);
+        }
+        Comparison? result = null;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        console.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask($"{policies.Count * repeat} runs", maxValue: policies.Count * repeat);
+                result = Comparison.Run(cfg, policies, repeat, progress: (done, _) => task.Value = done);
+            });
+        return result!;
     }
 
     internal static string Format(ParseResult pr, params string[] allowed)

@@ -1,0 +1,207 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Shootdown.Hardware;
+using Shootdown.Policies;
+
+namespace Shootdown.Reports;
+
+/// <summary>One metric of a comparison: how to read it from a run, and how to name it.</summary>
+public sealed record Metric(string Key, string Label, Func<RunResult, double> Get, string Format = "0.00");
+
+/// <summary>Runs of one policy over one or more seeds.</summary>
+public sealed record PolicyRuns(string Policy, IReadOnlyList<RunResult> Runs)
+{
+    public double Mean(Metric m) => Runs.Average(m.Get);
+
+    /// <summary>Sample standard deviation (0 for a single run).</summary>
+    public double StdDev(Metric m)
+    {
+        if (Runs.Count < 2)
+        {
+            return 0;
+        }
+        double mean = Mean(m);
+        return Math.Sqrt(Runs.Sum(r => (m.Get(r) - mean) * (m.Get(r) - mean)) / (Runs.Count - 1));
+    }
+}
+
+/// <summary>
+/// `shootdown compare`: the same machine and workload under several policies (and seeds), laid out
+/// as mmtests' compare scripts do — one row per metric, the baseline first, each candidate as
+/// "value (delta%)".
+/// </summary>
+public sealed class Comparison
+{
+    public static readonly Metric[] Metrics =
+    [
+        new("elapsed_s", "Elapsed (s)", r => r.ElapsedS),
+        new("user_s", "User CPU (s)", r => r.UserS),
+        new("system_s", "System CPU (s)", r => r.SystemS),
+        new("interrupts_per_s", "Interrupts/sec", r => r.InterruptsPerS, "0"),
+        new("tlb_ipis", "TLB IPIs", r => r.TlbIpis, "0"),
+        new("tlb_ipis_per_s", "TLB IPIs/sec", r => r.TlbIpisPerS, "0"),
+        new("pages_reclaimed", "Pages reclaimed", r => r.PagesReclaimed, "0"),
+        new("pgscan_kswapd", "Kswapd pages scanned", r => r.Vmstat["pgscan_kswapd"], "0"),
+        new("pgscan_direct", "Direct pages scanned", r => r.Vmstat["pgscan_direct"], "0"),
+        new("kswapd_efficiency", "Kswapd share of reclaim (%)", r => r.KswapdEfficiency * 100, "0.0"),
+        new("direct_reclaim_stalls", "Direct reclaim stalls", r => r.DirectReclaimStalls, "0"),
+        new("spin_s", "Lock spinning (s)", r => r.SpinS),
+        new("ipi_wait_s", "IPI ack waits (s)", r => r.IpiWaitS),
+        new("nr_tlb_remote_flush", "nr_tlb_remote_flush", r => r.Vmstat["nr_tlb_remote_flush"], "0"),
+        new("nr_tlb_local_flush_all", "nr_tlb_local_flush_all", r => r.Vmstat["nr_tlb_local_flush_all"], "0"),
+        new("nr_tlb_local_flush_one", "nr_tlb_local_flush_one", r => r.Vmstat["nr_tlb_local_flush_one"], "0"),
+    ];
+
+    public Comparison(IReadOnlyList<PolicyRuns> results)
+    {
+        Results = results;
+    }
+
+    public IReadOnlyList<PolicyRuns> Results { get; }
+
+    public PolicyRuns Baseline => Results[0];
+
+    /// <summary>Parses "a,b,c"; throws <see cref="ConfigException"/> for empty items, duplicates or unknown names.</summary>
+    public static IReadOnlyList<string> ParsePolicyList(string list)
+    {
+        string[] items = list.Split(',', StringSplitOptions.TrimEntries);
+        if (items.Length == 0 || items.Any(string.IsNullOrEmpty))
+        {
+            throw new ConfigException($"malformed --policies '{list}'; expected a comma-separated list such as vanilla,rfc-pfn32");
+        }
+        foreach (string p in items)
+        {
+            if (!PolicyRegistry.Names.Contains(p))
+            {
+                throw new ConfigException($"unknown policy '{p}' in --policies; allowed: {string.Join(", ", PolicyRegistry.Names)}");
+            }
+        }
+        string? dup = items.GroupBy(x => x).FirstOrDefault(g => g.Count() > 1)?.Key;
+        if (dup is not null)
+        {
+            throw new ConfigException($"policy '{dup}' appears twice in --policies");
+        }
+        return items;
+    }
+
+    /// <summary>
+    /// Runs every (policy, seed) pair; independent runs go in parallel on the host's cores and the
+    /// results are put back in a fixed order, so they equal a sequential run's.
+    /// </summary>
+    public static Comparison Run(RunConfig template, IReadOnlyList<string> policies, int repeat, int parallelism = 0, Action<int, int>? progress = null)
+    {
+        if (repeat <= 0)
+        {
+            throw new ConfigException($"--repeat must be a positive integer, got {repeat}");
+        }
+        var jobs = new List<(int P, int S, RunConfig Cfg)>();
+        for (int p = 0; p < policies.Count; p++)
+        {
+            for (int s = 0; s < repeat; s++)
+            {
+                jobs.Add((p, s, template with { PolicyName = policies[p], Seed = template.Seed + (ulong)s }));
+            }
+        }
+        var results = new RunResult[jobs.Count];
+        int done = 0;
+        var opts = new ParallelOptions { MaxDegreeOfParallelism = parallelism > 0 ? parallelism : Environment.ProcessorCount };
+        Parallel.For(0, jobs.Count, opts, i =>
+        {
+            results[i] = Runner.Run(jobs[i].Cfg);
+            progress?.Invoke(Interlocked.Increment(ref done), jobs.Count);
+        });
+        var list = new List<PolicyRuns>();
+        for (int p = 0; p < policies.Count; p++)
+        {
+            list.Add(new PolicyRuns(policies[p], jobs.Select((j, i) => (j, i)).Where(x => x.j.P == p).Select(x => results[x.i]).ToArray()));
+        }
+        return new Comparison(list);
+    }
+
+    public static double DeltaPct(double value, double baseline) => baseline == 0 ? 0 : (value - baseline) / baseline * 100;
+
+    /// <summary>The mmtests-style text table.</summary>
+    public string ToText()
+    {
+        var sb = new StringBuilder();
+        int labelW = Metrics.Max(m => m.Label.Length) + 2;
+        const int colW = 24;
+        sb.Append(new string(' ', labelW));
+        foreach (PolicyRuns pr in Results)
+        {
+            sb.Append(pr.Policy.PadLeft(colW));
+        }
+        sb.AppendLine();
+        foreach (Metric m in Metrics)
+        {
+            sb.Append(m.Label.PadRight(labelW));
+            double b = Baseline.Mean(m);
+            foreach (PolicyRuns pr in Results)
+            {
+                double v = pr.Mean(m);
+                string cell = v.ToString(m.Format, CultureInfo.InvariantCulture) + " (" + DeltaPct(v, b).ToString("+0.00;-0.00;0.00", CultureInfo.InvariantCulture).PadLeft(7) + "%)";
+                sb.Append(cell.PadLeft(colW));
+            }
+            sb.AppendLine();
+            if (Results[0].Runs.Count > 1)
+            {
+                sb.Append(("  stddev").PadRight(labelW));
+                foreach (PolicyRuns pr in Results)
+                {
+                    sb.Append(pr.StdDev(m).ToString(m.Format, CultureInfo.InvariantCulture).PadLeft(colW));
+                }
+                sb.AppendLine();
+            }
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>CSV: one row per (metric, policy) with mean, stddev, delta against the baseline and run count.</summary>
+    public string ToCsv()
+    {
+        var sb = new StringBuilder("metric,policy,mean,stddev,delta_pct,runs\n");
+        foreach (Metric m in Metrics)
+        {
+            double b = Baseline.Mean(m);
+            foreach (PolicyRuns pr in Results)
+            {
+                double v = pr.Mean(m);
+                sb.Append(CultureInfo.InvariantCulture, $"{m.Key},{pr.Policy},{v.ToString("R", CultureInfo.InvariantCulture)},{pr.StdDev(m).ToString("R", CultureInfo.InvariantCulture)},{DeltaPct(v, b).ToString("0.####", CultureInfo.InvariantCulture)},{pr.Runs.Count}\n");
+            }
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// JSON: {"baseline": entry, "results": [entry, ...]}; an entry holds the fields of its first
+    /// run (as `shootdown run` prints them), plus "mean"/"stddev" per metric and the seeds used.
+    /// </summary>
+    public string ToJson()
+    {
+        var root = new JsonObject
+        {
+            ["baseline"] = Entry(Baseline),
+            ["results"] = new JsonArray(Results.Select(Entry).ToArray<JsonNode?>()),
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static JsonObject Entry(PolicyRuns pr)
+    {
+        var o = JsonNode.Parse(pr.Runs[0].ToJson())!.AsObject();
+        o["policy"] = pr.Policy;
+        var mean = new JsonObject();
+        var sd = new JsonObject();
+        foreach (Metric m in Metrics)
+        {
+            mean[m.Key] = pr.Mean(m);
+            sd[m.Key] = pr.StdDev(m);
+        }
+        o["mean"] = mean;
+        o["stddev"] = sd;
+        o["seeds"] = new JsonArray(pr.Runs.Select(r => (JsonNode?)JsonValue.Create(r.Config.Seed)).ToArray());
+        return o;
+    }
+}
