@@ -206,7 +206,11 @@ public sealed class Sim
                 FirstKswapdWake = t;
             }
         }
-        Cpu cpu = task.HomeCpu;
+        Enqueue(task.HomeCpu, task, t);
+    }
+
+    private void Enqueue(Cpu cpu, SimTask task, long t)
+    {
         cpu.RunQueue.Add(task);
         if (cpu.Current is null && !cpu.EventPending)
         {
@@ -254,8 +258,21 @@ public sealed class Sim
         bool switched = false;
         if (cur is not null && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t - cpu.SliceStart >= Costs.SchedSliceNs))
         {
-            cpu.RunQueue.Add(cur);
             cpu.Current = null;
+            if (cur is KswapdTask && t - cpu.SliceStart >= Costs.SchedSliceNs && Config.CpusPerNode > 1)
+            {
+                // CFS load balancing spreads a node's 13 runnable tasks over its 12 CPUs: model it
+                // by moving kswapd on to the node's next CPU when its slice ends, so it keeps
+                // (almost) a whole CPU and each user task gives up a slice in turn.
+                int first = cpu.Node * Config.CpusPerNode;
+                Cpu next = Cpus[first + (cpu.Id - first + 1) % Config.CpusPerNode];
+                cur.HomeCpu = next;
+                Enqueue(next, cur, t);
+            }
+            else
+            {
+                cpu.RunQueue.Add(cur);
+            }
             cur = null;
         }
         cpu.NeedResched = false;

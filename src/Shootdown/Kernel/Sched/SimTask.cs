@@ -42,7 +42,8 @@ public abstract class SimTask
     /// <summary>task->mm; null for kernel threads, which run on a borrowed mm (lazy TLB).</summary>
     public MmStruct? Mm { get; }
 
-    public Cpu HomeCpu { get; }
+    /// <summary>The CPU whose run queue holds the task (kswapd moves between its node's CPUs).</summary>
+    public Cpu HomeCpu { get; internal set; }
 
     public TaskState State { get; internal set; } = TaskState.Sleeping;
 
