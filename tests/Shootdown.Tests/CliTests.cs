@@ -53,6 +53,38 @@ public class CliTests
         Assert.Equal("", stdout);
     }
 
+    [Theory]
+    [InlineData("unknown policy 'x'", "compare", "--policies", "vanilla,x")]
+    [InlineData("malformed --policies", "compare", "--policies", "vanilla,")]
+    [InlineData("--repeat must be a positive integer, got '0'", "compare", "--repeat", "0")]
+    [InlineData("unknown --format 'yaml'", "compare", "--format", "yaml")]
+    [InlineData("--repeat must be a positive integer", "reproduce", "--repeat", "-1")]
+    public void CompareAndReproduceRejectBadInput(string expected, params string[] args)
+    {
+        var (code, stdout, stderr) = Cli(args);
+        Assert.NotEqual(0, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd('\n').Split('\n'));
+        Assert.Equal("", stdout);
+    }
+
+    [Fact]
+    public void PoliciesListsOneLineEach()
+    {
+        var (code, stdout, _) = Cli("policies");
+        Assert.Equal(0, code);
+        Assert.Equal(5, stdout.TrimEnd('\n').Split('\n').Length);
+        Assert.StartsWith("vanilla", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CompareCsvOnATinyMachine()
+    {
+        var (code, stdout, _) = Cli("compare", "--machine", "tiny", "--scale", "1/4", "--policies", "vanilla,linux-4.3", "--format", "csv");
+        Assert.Equal(0, code);
+        Assert.Contains("elapsed_s,linux-4.3,", stdout, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void UnknownOptionIsAParseError()
     {
