@@ -12,10 +12,21 @@ namespace Shootdown.Kernel;
 /// </summary>
 public sealed class SpinLock(string name)
 {
-    private long[] _start = new long[8];
-    private long[] _end = new long[8];
-    private int[] _node = new int[8];
-    private int _count;
+    // Booked holds [start, end), sorted and non-overlapping, as a doubly linked list over pooled
+    // slots. Bookings that ended before the current event time are dropped from the head. A
+    // search starts from the slot of the previous booking (requests of one step come in time
+    // order, so the right place is usually a few links away) — no array shifting per booking.
+    private long[] _start = new long[16];
+    private long[] _end = new long[16];
+    private int[] _node = new int[16];
+    private int[] _next = new int[16];
+    private int[] _prev = new int[16];
+    private int _free = -1;
+    private int _used;
+    private int _head = -1;
+    private int _tail = -1;
+    private int _finger = -1;
+    private int _live;
 
     public string Name { get; } = name;
 
@@ -27,6 +38,9 @@ public sealed class SpinLock(string name)
 
     public long HoldNs { get; private set; }
 
+    /// <summary>Most bookings ever outstanding at once.</summary>
+    public int MaxLive { get; private set; }
+
     /// <summary>
     /// Takes the lock at <paramref name="t"/> on a CPU of <paramref name="node"/> and holds it for
     /// <paramref name="holdNs"/>. <paramref name="now"/> is the current event time (no request can
@@ -34,69 +48,125 @@ public sealed class SpinLock(string name)
     /// </summary>
     public long Hold(long now, long t, int node, long holdNs, CostModel costs, out long spinNs)
     {
-        Prune(now);
+        while (_head >= 0 && _end[_head] <= now)
+        {
+            int dead = _head;
+            _head = _next[dead];
+            if (_head >= 0)
+            {
+                _prev[_head] = -1;
+            }
+            else
+            {
+                _tail = -1;
+            }
+            if (_finger == dead)
+            {
+                _finger = _head;
+            }
+            _next[dead] = _free;
+            _free = dead;
+            _live--;
+        }
         Acquisitions++;
         HoldNs += holdNs;
         long candidate = t + costs.LockAcquireNs;
-        bool waited = false;
-        int pos = 0;
-        for (; pos < _count; pos++)
+        // Find the first booking that ends after t, starting from the finger.
+        int cur = _finger >= 0 ? _finger : _head;
+        if (cur >= 0)
         {
-            if (candidate + holdNs <= _start[pos])
+            while (_prev[cur] >= 0 && _end[_prev[cur]] > t)
+            {
+                cur = _prev[cur];
+            }
+            while (cur >= 0 && _end[cur] <= t)
+            {
+                cur = _next[cur];
+            }
+        }
+        bool waited = false;
+        int queued = 0;
+        for (int q = cur; q >= 0; q = _next[q])
+        {
+            queued++;
+            if (queued > 64)
+            {
+                break; // only a bound on the queue length below
+            }
+        }
+        for (; cur >= 0; cur = _next[cur])
+        {
+            if (candidate + holdNs <= _start[cur])
             {
                 break; // fits in the gap before this booking
             }
-            if (_end[pos] > candidate - (waited ? 0 : costs.LockAcquireNs))
-            {
-                // Ticket-lock hand-off: the line moves to the next holder, and every waiter's
-                // re-read of it slows the transfer, so hand-off time grows with the queue
-                // (Boyd-Wickizer et al., "Non-scalable locks are dangerous", OLS 2012).
-                long handoff = (_node[pos] == node ? costs.LockHandoffSameNodeNs : costs.LockHandoffRemoteNodeNs)
-                    + costs.LockHandoffPerWaiterNs * (_count - pos);
-                candidate = Math.Max(candidate, _end[pos] + handoff);
-                waited = true;
-            }
+            // Ticket-lock hand-off: the line moves to the next holder, and every waiter's
+            // re-read of it slows the transfer, so hand-off time grows with the queue
+            // (Boyd-Wickizer et al., "Non-scalable locks are dangerous", OLS 2012).
+            long handoff = (_node[cur] == node ? costs.LockHandoffSameNodeNs : costs.LockHandoffRemoteNodeNs)
+                + costs.LockHandoffPerWaiterNs * queued;
+            candidate = Math.Max(candidate, _end[cur] + handoff);
+            waited = true;
+            queued--;
         }
         if (waited)
         {
             Contended++;
         }
-        Insert(pos, candidate, candidate + holdNs, node);
+        _finger = InsertBefore(cur, candidate, candidate + holdNs, node);
+        if (++_live > MaxLive)
+        {
+            MaxLive = _live;
+        }
         spinNs = candidate - t;
         SpinNs += spinNs;
         return candidate + holdNs;
     }
 
-    private void Prune(long now)
+    /// <summary>Links a new booking before slot <paramref name="at"/> (-1 = at the tail).</summary>
+    private int InsertBefore(int at, long start, long end, int node)
     {
-        int keep = 0;
-        for (int i = 0; i < _count; i++)
+        int slot;
+        if (_free >= 0)
         {
-            if (_end[i] > now)
+            slot = _free;
+            _free = _next[slot];
+        }
+        else
+        {
+            if (_used == _start.Length)
             {
-                _start[keep] = _start[i];
-                _end[keep] = _end[i];
-                _node[keep] = _node[i];
-                keep++;
+                int n = _used * 2;
+                Array.Resize(ref _start, n);
+                Array.Resize(ref _end, n);
+                Array.Resize(ref _node, n);
+                Array.Resize(ref _next, n);
+                Array.Resize(ref _prev, n);
             }
+            slot = _used++;
         }
-        _count = keep;
-    }
-
-    private void Insert(int pos, long start, long end, int node)
-    {
-        if (_count == _start.Length)
+        _start[slot] = start;
+        _end[slot] = end;
+        _node[slot] = node;
+        int before = at >= 0 ? _prev[at] : _tail;
+        _prev[slot] = before;
+        _next[slot] = at;
+        if (before >= 0)
         {
-            Array.Resize(ref _start, _count * 2);
-            Array.Resize(ref _end, _count * 2);
-            Array.Resize(ref _node, _count * 2);
+            _next[before] = slot;
         }
-        Array.Copy(_start, pos, _start, pos + 1, _count - pos);
-        Array.Copy(_end, pos, _end, pos + 1, _count - pos);
-        Array.Copy(_node, pos, _node, pos + 1, _count - pos);
-        _start[pos] = start;
-        _end[pos] = end;
-        _node[pos] = node;
-        _count++;
+        else
+        {
+            _head = slot;
+        }
+        if (at >= 0)
+        {
+            _prev[at] = slot;
+        }
+        else
+        {
+            _tail = slot;
+        }
+        return slot;
     }
 }

@@ -29,6 +29,8 @@ public sealed record RunResult
     public required double SteadyEndS { get; init; }
     public required SortedDictionary<string, long> Vmstat { get; init; }
     public required SortedDictionary<string, long> Interrupts { get; init; }
+    /// <summary>Per lock class (summed over instances): acquisitions, contended ones, spin and hold time.</summary>
+    public required SortedDictionary<string, LockStats> Locks { get; init; }
     /// <summary>All interrupts in each simulated second.</summary>
     public required long[] InterruptsPerSecond { get; init; }
     public required long Events { get; init; }
@@ -41,6 +43,7 @@ public sealed record RunResult
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
@@ -84,6 +87,29 @@ public sealed record RunResult
                 perSecond[s] += sim.Series.Get(Series.Interrupts, b);
             }
         }
+        var locks = new SortedDictionary<string, LockStats>(StringComparer.Ordinal);
+        void AddLock(string cls, Kernel.SpinLock l)
+        {
+            locks.TryGetValue(cls, out LockStats? st);
+            st ??= new LockStats();
+            locks[cls] = st with
+            {
+                Acquisitions = st.Acquisitions + l.Acquisitions,
+                Contended = st.Contended + l.Contended,
+                SpinS = st.SpinS + l.SpinNs / ns,
+                HoldS = st.HoldS + l.HoldNs / ns,
+                MaxQueued = Math.Max(st.MaxQueued, l.MaxLive),
+            };
+        }
+        foreach (var z in sim.Memory.Zones)
+        {
+            AddLock("lru_lock", z.LruLock);
+            AddLock("zone->lock", z.Lock);
+        }
+        foreach (var f in sim.Files)
+        {
+            AddLock("mapping->tree_lock", f.TreeLock);
+        }
         return new RunResult
         {
             Policy = sim.Config.PolicyName,
@@ -107,10 +133,22 @@ public sealed record RunResult
             Vmstat = v.ToDictionary(),
             Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb },
             InterruptsPerSecond = perSecond,
+            Locks = locks,
             Events = sim.EventsProcessed,
             WallS = wallSeconds,
             SimPagesPerWallS = wallSeconds > 0 ? (sim.PagesDone + reclaimed) / wallSeconds : 0,
             Config = sim.Config,
         };
     }
+}
+
+/// <summary>Contention of one class of spinlock over a run.</summary>
+public sealed record LockStats
+{
+    public long Acquisitions { get; init; }
+    public long Contended { get; init; }
+    public double SpinS { get; init; }
+    public double HoldS { get; init; }
+    /// <summary>Most holds booked on one lock at once (holders and waiters).</summary>
+    public int MaxQueued { get; init; }
 }
