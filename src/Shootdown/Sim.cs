@@ -160,10 +160,10 @@ public sealed class Sim
         for (int i = 0; i < count; i++)
         {
             int f = z.PopFree();
-            Memory.Flags[f] = PageFlags.Unevictable | PageFlags.Uptodate;
+            Memory.Pages[f].Flags = PageFlags.Unevictable | PageFlags.Uptodate;
             long vpn = 0x400 + i;
             mm.PageTable.Set(vpn, Pte.Make(f, Pte.Present | Pte.Accessed | Pte.Write | Pte.Dirty));
-            Memory.MapCount[f] = 1;
+            Memory.Pages[f].MapCount = 1;
             vpns[i] = vpn;
         }
         return vpns;

@@ -27,12 +27,12 @@ public class KernelTests
         mm.Vmas.Add(vma);
         file.IMmap.Add(vma);
         int f = sim.Memory.Zones[0].PopFree();
-        sim.Memory.Flags[f] = PageFlags.Uptodate;
-        sim.Memory.Mapping[f] = file.Id;
-        sim.Memory.Index[f] = index;
+        sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+        sim.Memory.Pages[f].Mapping = file.Id;
+        sim.Memory.Pages[f].Index = index;
         file.PageCache.Set(index, (uint)(f + 1));
         mm.PageTable.Set(vma.VpnOf(index), Pte.Make(f, Pte.Present | pteFlags));
-        sim.Memory.MapCount[f] = 1;
+        sim.Memory.Pages[f].MapCount = 1;
         return (mm, vma, f);
     }
 
@@ -171,7 +171,7 @@ public class KernelTests
         Exec ex = ExecOn(sim, 0);
         sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
         Assert.Equal(0u, mm.PageTable.Get(vma.VpnOf(5)));
-        Assert.Equal(0, sim.Memory.MapCount[f]);
+        Assert.Equal(0, sim.Memory.Pages[f].MapCount);
         Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
         Assert.Equal(-1, sim.Cpus[3].Tlb.Lookup(mm.Id, vma.VpnOf(5)));
     }
@@ -183,7 +183,7 @@ public class KernelTests
         var (_, _, f) = MapOnePage(sim, 1, Pte.Accessed | Pte.Write | Pte.Dirty);
         Exec ex = ExecOn(sim, 0);
         sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
-        Assert.True((sim.Memory.Flags[f] & PageFlags.Dirty) != 0);
+        Assert.True((sim.Memory.Pages[f].Flags & PageFlags.Dirty) != 0);
     }
 
     [Fact]
@@ -215,12 +215,12 @@ public class KernelTests
         {
             int f = z.PopFree();
             frames[i] = f;
-            sim.Memory.Flags[f] = PageFlags.Uptodate;
-            sim.Memory.Mapping[f] = file.Id;
-            sim.Memory.Index[f] = i;
+            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+            sim.Memory.Pages[f].Mapping = file.Id;
+            sim.Memory.Pages[f].Index = i;
             file.PageCache.Set(i, (uint)(f + 1));
             mm.PageTable.Set(vma.VpnOf(i), Pte.Make(f, Pte.Present | Pte.Accessed));
-            sim.Memory.MapCount[f] = 1;
+            sim.Memory.Pages[f].MapCount = 1;
             sim.Memory.LruAddHead(z, f, active: false);
         }
         SimTask task = sim.UserTasks[0];
@@ -235,7 +235,7 @@ public class KernelTests
         Assert.True(sim.VmStat[VmEvent.pgscan_direct] >= 96);
         Assert.Equal(32, sim.VmStat[VmEvent.pgsteal_direct]);
         Assert.Equal(32, file.PageCache.Count);
-        int reclaimed = frames.Count(f => (sim.Memory.Flags[f] & PageFlags.Buddy) != 0);
+        int reclaimed = frames.Count(f => (sim.Memory.Pages[f].Flags & PageFlags.Buddy) != 0);
         Assert.Equal(32, reclaimed);
         Assert.Equal(32, z.InactiveFile.Count);
         Assert.Equal(0, z.NrIsolatedFile);
@@ -249,7 +249,7 @@ public class KernelTests
         for (int i = 0; i < 40; i++)
         {
             int f = z.PopFree();
-            sim.Memory.Flags[f] = PageFlags.Uptodate | PageFlags.Referenced;
+            sim.Memory.Pages[f].Flags = PageFlags.Uptodate | PageFlags.Referenced;
             sim.Memory.LruAddHead(z, f, active: true);
         }
         Assert.Equal(32, sim.Vmscan.ShrinkActiveList(z, 32));

@@ -171,7 +171,7 @@ public class PolicyTests
             ScanControl sc = ex.Task.Sc!;
             for (int i = 0; i < sc.NrFree; i++)
             {
-                if ((Sim.Memory.Flags[sc.FreeList[i]] & PageFlags.Buddy) != 0)
+                if ((Sim.Memory.Pages[sc.FreeList[i]].Flags & PageFlags.Buddy) != 0)
                 {
                     FreedBeforeFlush++;
                 }

@@ -35,9 +35,9 @@ public sealed class Filemap(Sim sim)
                 continue;
             }
             int f = frames[k++];
-            mem.Mapping[f] = file.Id;
-            mem.Index[f] = i;
-            mem.Flags[f] = PageFlags.Uptodate;
+            mem.Pages[f].Mapping = file.Id;
+            mem.Pages[f].Index = i;
+            mem.Pages[f].Flags = PageFlags.Uptodate;
             ex.Sys += sim.Costs.PageZeroNs;
             ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs, sim.Costs);
             file.PageCache.Set(i, (uint)(f + 1));
@@ -74,7 +74,7 @@ public sealed class Filemap(Sim sim)
                 flags |= Pte.Write | Pte.Dirty;
             }
             mm.PageTable.Set(vpn, Pte.Make(f, flags));
-            mem.MapCount[f]++;
+            mem.Pages[f].MapCount++;
             mm.RssFile++;
             mapped++;
         }

@@ -3,22 +3,30 @@ using Shootdown.Hardware;
 namespace Shootdown.Kernel.Mm;
 
 /// <summary>
-/// Physical memory: every frame's struct page fields as parallel arrays (struct-of-arrays, integer
-/// frame numbers), and one zone per node. Frames of node n are the contiguous range
+/// struct page, packed into 32 bytes so that the fields reclaim touches together share a cache line.
+/// </summary>
+public struct Page
+{
+    /// <summary>page->index: the page's offset in its file.</summary>
+    public long Index;
+    /// <summary>page->mapping: the owning file's id, or -1.</summary>
+    public int Mapping;
+    /// <summary>page->_mapcount + 1: number of PTEs mapping the frame.</summary>
+    public int MapCount;
+    /// <summary>page->lru links (frame numbers, -1 = none).</summary>
+    public int LruNext;
+    public int LruPrev;
+    public PageFlags Flags;
+}
+
+/// <summary>
+/// Physical memory: an array of struct page (integer frame numbers), and one zone per node. Frames of node n are the contiguous range
 /// [n * FramesPerNode, (n + 1) * FramesPerNode), so a frame's node is a division, not a lookup.
 /// </summary>
 public sealed class Memory
 {
-    public readonly PageFlags[] Flags;
-    /// <summary>page->mapping: the owning file's id, or -1.</summary>
-    public readonly int[] Mapping;
-    /// <summary>page->index: the page's offset in its file.</summary>
-    public readonly long[] Index;
-    /// <summary>page->_mapcount + 1: number of PTEs mapping the frame.</summary>
-    public readonly int[] MapCount;
-    /// <summary>page->lru links (frame numbers, -1 = none).</summary>
-    public readonly int[] LruNext;
-    public readonly int[] LruPrev;
+    /// <summary>Every frame's struct page, indexed by frame number.</summary>
+    public readonly Page[] Pages;
 
     public Memory(int nodes, long framesPerNode, long minFreeKbytes)
     {
@@ -33,13 +41,12 @@ public sealed class Memory
         }
         FramesPerNode = (int)framesPerNode;
         int n = (int)total;
-        Flags = new PageFlags[n];
-        Mapping = new int[n];
-        Index = new long[n];
-        MapCount = new int[n];
-        LruNext = new int[n];
-        LruPrev = new int[n];
-        Array.Fill(Mapping, -1);
+        Pages = new Page[n];
+        for (int i = 0; i < n; i++)
+        {
+            Pages[i].Mapping = -1;
+            Pages[i].LruNext = Pages[i].LruPrev = -1;
+        }
         Zones = new Zone[nodes];
         // Watermarks as Linux 4.0 sets them (mm/page_alloc.c): min_free_kbytes is shared between
         // zones in proportion to their size; low = min * 5/4, high = min * 3/2.
@@ -50,7 +57,7 @@ public sealed class Memory
             Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2);
             for (int f = Zones[z].FirstFrame + FramesPerNode - 1; f >= Zones[z].FirstFrame; f--)
             {
-                Flags[f] = PageFlags.Buddy;
+                Pages[f].Flags = PageFlags.Buddy;
                 Zones[z].PushFree(f);
             }
         }
@@ -60,7 +67,7 @@ public sealed class Memory
 
     public Zone[] Zones { get; }
 
-    public int NrFrames => Flags.Length;
+    public int NrFrames => Pages.Length;
 
     public int NodeOf(int frame) => frame / FramesPerNode;
 
@@ -81,11 +88,11 @@ public sealed class Memory
     public void LruAddHead(Zone z, int frame, bool active)
     {
         ref LruList list = ref active ? ref z.ActiveFile : ref z.InactiveFile;
-        LruPrev[frame] = -1;
-        LruNext[frame] = list.Head;
+        Pages[frame].LruPrev = -1;
+        Pages[frame].LruNext = list.Head;
         if (list.Head >= 0)
         {
-            LruPrev[list.Head] = frame;
+            Pages[list.Head].LruPrev = frame;
         }
         else
         {
@@ -93,14 +100,14 @@ public sealed class Memory
         }
         list.Head = frame;
         list.Count++;
-        Flags[frame] |= PageFlags.Lru;
+        Pages[frame].Flags |= PageFlags.Lru;
         if (active)
         {
-            Flags[frame] |= PageFlags.Active;
+            Pages[frame].Flags |= PageFlags.Active;
         }
         else
         {
-            Flags[frame] &= ~PageFlags.Active;
+            Pages[frame].Flags &= ~PageFlags.Active;
         }
     }
 
@@ -113,30 +120,30 @@ public sealed class Memory
         {
             return -1;
         }
-        int prev = LruPrev[f];
+        int prev = Pages[f].LruPrev;
         list.Tail = prev;
         if (prev >= 0)
         {
-            LruNext[prev] = -1;
+            Pages[prev].LruNext = -1;
         }
         else
         {
             list.Head = -1;
         }
         list.Count--;
-        LruNext[f] = LruPrev[f] = -1;
-        Flags[f] &= ~PageFlags.Lru;
+        Pages[f].LruNext = Pages[f].LruPrev = -1;
+        Pages[f].Flags &= ~PageFlags.Lru;
         return f;
     }
 
     /// <summary>Unlinks a page from whichever list holds it.</summary>
     public void LruDel(Zone z, int frame)
     {
-        ref LruList list = ref (Flags[frame] & PageFlags.Active) != 0 ? ref z.ActiveFile : ref z.InactiveFile;
-        int prev = LruPrev[frame], next = LruNext[frame];
+        ref LruList list = ref (Pages[frame].Flags & PageFlags.Active) != 0 ? ref z.ActiveFile : ref z.InactiveFile;
+        int prev = Pages[frame].LruPrev, next = Pages[frame].LruNext;
         if (prev >= 0)
         {
-            LruNext[prev] = next;
+            Pages[prev].LruNext = next;
         }
         else
         {
@@ -144,15 +151,15 @@ public sealed class Memory
         }
         if (next >= 0)
         {
-            LruPrev[next] = prev;
+            Pages[next].LruPrev = prev;
         }
         else
         {
             list.Tail = prev;
         }
         list.Count--;
-        LruNext[frame] = LruPrev[frame] = -1;
-        Flags[frame] &= ~PageFlags.Lru;
+        Pages[frame].LruNext = Pages[frame].LruPrev = -1;
+        Pages[frame].Flags &= ~PageFlags.Lru;
     }
 }
 

@@ -46,7 +46,7 @@ public sealed class PageAlloc(Sim sim)
             while (have < need && z.WatermarkOk(mark))
             {
                 int f = z.PopFree();
-                mem.Flags[f] = PageFlags.None;
+                mem.Pages[f].Flags = PageFlags.None;
                 dest[have++] = f;
                 taken++;
             }
@@ -89,8 +89,8 @@ public sealed class PageAlloc(Sim sim)
             while (j < count && mem.NodeOf(frames[j]) == node)
             {
                 int f = frames[j];
-                mem.Flags[f] = PageFlags.Buddy;
-                mem.Mapping[f] = -1;
+                mem.Pages[f].Flags = PageFlags.Buddy;
+                mem.Pages[f].Mapping = -1;
                 z.PushFree(f);
                 j++;
             }

@@ -17,12 +17,12 @@ public sealed class Rmap(Sim sim)
     {
         vmExec = false;
         Memory mem = sim.Memory;
-        if (mem.MapCount[frame] == 0)
+        if (mem.Pages[frame].MapCount == 0)
         {
             return 0;
         }
-        AddressSpace file = sim.Files[mem.Mapping[frame]];
-        long index = mem.Index[frame];
+        AddressSpace file = sim.Files[mem.Pages[frame].Mapping];
+        long index = mem.Pages[frame].Index;
         int referenced = 0;
         foreach (Vma vma in file.IMmap)
         {
@@ -50,11 +50,11 @@ public sealed class Rmap(Sim sim)
     public void TryToUnmap(Exec ex, int frame, bool batchFlush)
     {
         Memory mem = sim.Memory;
-        AddressSpace file = sim.Files[mem.Mapping[frame]];
-        long index = mem.Index[frame];
+        AddressSpace file = sim.Files[mem.Pages[frame].Mapping];
+        long index = mem.Pages[frame].Index;
         foreach (Vma vma in file.IMmap)
         {
-            if (mem.MapCount[frame] == 0)
+            if (mem.Pages[frame].MapCount == 0)
             {
                 break;
             }
@@ -71,11 +71,11 @@ public sealed class Rmap(Sim sim)
             }
             ex.Sys += sim.Costs.UnmapPageNs;
             mm.PageTable.Clear(vpn);
-            mem.MapCount[frame]--;
+            mem.Pages[frame].MapCount--;
             mm.RssFile--;
             if (Pte.IsDirty(pte))
             {
-                mem.Flags[frame] |= PageFlags.Dirty;
+                mem.Pages[frame].Flags |= PageFlags.Dirty;
             }
             sim.Policy.UnmapFlush(ex, mm, vpn, pte, batchFlush);
         }

@@ -194,7 +194,7 @@ public sealed class Vmscan(Sim sim)
             {
                 break;
             }
-            mem.Flags[f] |= PageFlags.Isolated;
+            mem.Pages[f].Flags |= PageFlags.Isolated;
             sc.Isolated[n++] = f;
         }
         ex.LockHold(z.LruLock, (n + moved) * sim.Costs.LruPerPageNs + sim.Costs.LockAcquireNs, sim.Costs);
@@ -223,7 +223,7 @@ public sealed class Vmscan(Sim sim)
                 break;
             }
             sim.Rmap.PageReferenced(f, out _);
-            mem.Flags[f] &= ~PageFlags.Referenced;
+            mem.Pages[f].Flags &= ~PageFlags.Referenced;
             mem.LruAddHead(z, f, active: false);
             moved++;
         }
@@ -244,11 +244,11 @@ public sealed class Vmscan(Sim sim)
     {
         Memory mem = sim.Memory;
         int referencedPtes = sim.Rmap.PageReferenced(frame, out bool vmExec);
-        bool referencedPage = (mem.Flags[frame] & PageFlags.Referenced) != 0;
-        mem.Flags[frame] &= ~PageFlags.Referenced;
+        bool referencedPage = (mem.Pages[frame].Flags & PageFlags.Referenced) != 0;
+        mem.Pages[frame].Flags &= ~PageFlags.Referenced;
         if (referencedPtes > 0)
         {
-            mem.Flags[frame] |= PageFlags.Referenced;
+            mem.Pages[frame].Flags |= PageFlags.Referenced;
             if (referencedPage || referencedPtes > 1 || vmExec)
             {
                 return PageRef.Activate;
@@ -271,7 +271,7 @@ public sealed class Vmscan(Sim sim)
         {
             int f = sc.Isolated[i];
             ex.Sys += sim.Costs.ScanPageNs;
-            PageFlags flags = mem.Flags[f];
+            PageFlags flags = mem.Pages[f].Flags;
             if ((flags & (PageFlags.Locked | PageFlags.Writeback)) != 0)
             {
                 sc.Keep[sc.NrKeep++] = f;
@@ -288,16 +288,16 @@ public sealed class Vmscan(Sim sim)
                 sc.Keep[sc.NrKeep++] = f;
                 continue;
             }
-            if (mem.MapCount[f] > 0)
+            if (mem.Pages[f].MapCount > 0)
             {
                 sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
-                if (mem.MapCount[f] > 0)
+                if (mem.Pages[f].MapCount > 0)
                 {
                     sc.Activate[sc.NrActivate++] = f;
                     continue;
                 }
             }
-            if ((mem.Flags[f] & PageFlags.Dirty) != 0)
+            if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0)
             {
                 // Dirty file pages need pageout(); the read workload never dirties a page, and a
                 // dirty page is kept on the inactive list for a later pass.
@@ -305,9 +305,9 @@ public sealed class Vmscan(Sim sim)
                 continue;
             }
             // __remove_mapping under mapping->tree_lock.
-            AddressSpace file = sim.Files[mem.Mapping[f]];
+            AddressSpace file = sim.Files[mem.Pages[f].Mapping];
             ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs, sim.Costs);
-            file.PageCache.Clear(mem.Index[f]);
+            file.PageCache.Clear(mem.Pages[f].Index);
             sc.FreeList[sc.NrFree++] = f;
         }
     }
@@ -326,13 +326,13 @@ public sealed class Vmscan(Sim sim)
         for (int i = 0; i < sc.NrKeep; i++)
         {
             int f = sc.Keep[i];
-            mem.Flags[f] &= ~PageFlags.Isolated;
+            mem.Pages[f].Flags &= ~PageFlags.Isolated;
             mem.LruAddHead(z, f, active: false);
         }
         for (int i = 0; i < sc.NrActivate; i++)
         {
             int f = sc.Activate[i];
-            mem.Flags[f] &= ~PageFlags.Isolated;
+            mem.Pages[f].Flags &= ~PageFlags.Isolated;
             mem.LruAddHead(z, f, active: true);
         }
         if (back > 0)
