@@ -224,14 +224,14 @@ public static class ShootdownCli
             pp = pp with { BatchSize = bs };
         }
         RunConfig cfg = RunConfig.Create(
-            machine: pr.GetValue(MachineOpt)!,
+            machine: pr.GetValue(MachineOpt) ?? "gorman-4node",
             nodes: nodes,
             cpusPerNode: cpus,
             memoryBytes: mem is null ? null : RunConfig.ParseBytes(mem),
-            scaleDivisor: RunConfig.ParseScale(pr.GetValue(ScaleOpt)!),
-            workload: pr.GetValue(WorkloadOpt)!,
+            scaleDivisor: RunConfig.ParseScale(pr.GetValue(ScaleOpt) ?? "1/16"),
+            workload: pr.GetValue(WorkloadOpt) ?? "lru-file-mmap-read",
             policy: policy,
-            seed: ParseSeed(pr.GetValue(SeedOpt)!),
+            seed: ParseSeed(pr.GetValue(SeedOpt) ?? "1"),
             policyParams: pp);
         CostModel costs = cfg.Costs;
         foreach (string kv in pr.GetValue(CostOpt) ?? [])

@@ -30,38 +30,38 @@ public sealed record CostModel
     public long IpiSendNs { get; init; } = 60;
 
     /// <summary>Delivery latency, sender to receiver on the same node (own; cal gives 0.6-0.8 us added per single-target shootdown on an idle socket; a loaded 12-core socket is slower).</summary>
-    public long IpiLatencySameNodeNs { get; init; } = 500;
+    public long IpiLatencySameNodeNs { get; init; } = 1250;
 
     /// <summary>Delivery latency across sockets, one way (own; cal: round trips of "several us across sockets": 2 x 3 us + handler here).</summary>
-    public long IpiLatencyRemoteNodeNs { get; init; } = 3000;
+    public long IpiLatencyRemoteNodeNs { get; init; } = 7500;
 
     /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (own; cal: receiver cost = entry/exit + flush).</summary>
-    public long IrqEntryExitNs { get; init; } = 1000;
+    public long IrqEntryExitNs { get; init; } = 2500;
 
     // ---- Faults and the page cache --------------------------------------------------------------
     /// <summary>User time to read one 4 KiB page word by word (seed: 571.38 s user / 168M pages of 640 GiB read).</summary>
     public long UserReadPageNs { get; init; } = 3400;
 
     /// <summary>Exception entry, VMA lookup and handle_mm_fault overhead of one page fault (own).</summary>
-    public long FaultEntryNs { get; init; } = 1000;
+    public long FaultEntryNs { get; init; } = 2500;
 
     /// <summary>Installing one PTE in fault-around (filemap_map_pages), per page (own).</summary>
-    public long MapPtePerPageNs { get; init; } = 40;
+    public long MapPtePerPageNs { get; init; } = 100;
 
     /// <summary>Page allocation from the per-CPU lists, per page (own).</summary>
-    public long PageAllocNs { get; init; } = 150;
+    public long PageAllocNs { get; init; } = 375;
 
     /// <summary>Buddy allocator work under zone->lock, per page moved to or from the per-CPU lists (own).</summary>
-    public long ZoneLockPerPageNs { get; init; } = 30;
+    public long ZoneLockPerPageNs { get; init; } = 75;
 
     /// <summary>Zero-filling a 4 KiB page for a hole of a sparse file (own: ~4-8 GB/s memset).</summary>
-    public long PageZeroNs { get; init; } = 700;
+    public long PageZeroNs { get; init; } = 1750;
 
     /// <summary>add_to_page_cache, radix tree insert under mapping->tree_lock, per page (own).</summary>
-    public long PageCacheInsertNs { get; init; } = 150;
+    public long PageCacheInsertNs { get; init; } = 375;
 
     /// <summary>LRU list manipulation per page under the LRU lock (add, isolate, putback): 2-3 cache misses on struct pages, often remote (own).</summary>
-    public long LruPerPageNs { get; init; } = 250;
+    public long LruPerPageNs { get; init; } = 625;
 
     /// <summary>Taking an uncontended spinlock (own).</summary>
     public long LockAcquireNs { get; init; } = 20;
@@ -77,16 +77,16 @@ public sealed record CostModel
 
     // ---- Reclaim ----------------------------------------------------------------------------------
     /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk under i_mmap_rwsem and the PTL (own).</summary>
-    public long ScanPageNs { get; init; } = 1000;
+    public long ScanPageNs { get; init; } = 2500;
 
     /// <summary>try_to_unmap_one without its flush: rmap walk, PTE clear, rss/mapcount updates (own).</summary>
-    public long UnmapPageNs { get; init; } = 800;
+    public long UnmapPageNs { get; init; } = 2000;
 
     /// <summary>__remove_mapping: radix tree delete under mapping->tree_lock (own).</summary>
-    public long RemoveMappingNs { get; init; } = 150;
+    public long RemoveMappingNs { get; init; } = 375;
 
     /// <summary>Freeing one page to the per-CPU lists (own).</summary>
-    public long PageFreeNs { get; init; } = 80;
+    public long PageFreeNs { get; init; } = 200;
 
     // ---- Scheduler ----------------------------------------------------------------------------------
     /// <summary>Context switch, kernel side (own; 1-2 us typical).</summary>
