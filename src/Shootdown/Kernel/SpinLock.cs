@@ -85,20 +85,21 @@ public sealed class SpinLock(string name)
             }
         }
         bool waited = false;
-        int queued = 0;
-        for (int q = cur; q >= 0; q = _next[q])
-        {
-            queued++;
-            if (queued > 64)
-            {
-                break; // only a bound on the queue length below
-            }
-        }
+        int queued = -1;
         for (; cur >= 0; cur = _next[cur])
         {
             if (candidate + holdNs <= _start[cur])
             {
                 break; // fits in the gap before this booking
+            }
+            if (queued < 0)
+            {
+                // Holders and waiters booked from here on (counted once, bounded).
+                queued = 0;
+                for (int q = cur; q >= 0 && queued < 64; q = _next[q])
+                {
+                    queued++;
+                }
             }
             // Ticket-lock hand-off: the line moves to the next holder, and every waiter's
             // re-read of it slows the transfer, so hand-off time grows with the queue
