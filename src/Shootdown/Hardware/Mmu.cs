@@ -23,7 +23,7 @@ public sealed class Mmu(Sim sim)
     public Access Touch(Exec ex, MmStruct mm, long vpn, bool write)
     {
         Tlb tlb = ex.Cpu.Tlb;
-        int slot = tlb.Lookup(mm.Id, vpn);
+        int slot = tlb.LookupOrVictim(mm.Id, vpn, out int victim);
         if (slot >= 0)
         {
             byte fl = tlb.FlagsAt(slot);
@@ -59,7 +59,7 @@ public sealed class Mmu(Sim sim)
         }
         else
         {
-            tlb.Fill(mm.Id, vpn, Pte.Frame(np), flags);
+            tlb.FillAt(victim, mm.Id, vpn, Pte.Frame(np), flags);
         }
         return Access.Filled;
     }

@@ -74,6 +74,52 @@ public sealed class Tlb
         return slot;
     }
 
+    /// <summary>
+    /// One pass over the set: returns the entry's slot on a hit (refreshing its LRU position), or -1
+    /// with <paramref name="victim"/> set to the slot a fill would use.
+    /// </summary>
+    public int LookupOrVictim(int mm, long vpn, out int victim)
+    {
+        long tag = Tag(mm, vpn);
+        int b = SetBase(vpn);
+        int gen = _currentGen;
+        victim = -1;
+        uint oldest = uint.MaxValue;
+        for (int i = b; i < b + _ways; i++)
+        {
+            if (_gen[i] != gen)
+            {
+                if (victim < 0 || oldest != 0)
+                {
+                    victim = i;
+                    oldest = 0;
+                }
+                continue;
+            }
+            if (_tag[i] == tag)
+            {
+                _stamp[i] = ++_clock;
+                return i;
+            }
+            if (_stamp[i] < oldest)
+            {
+                oldest = _stamp[i];
+                victim = i;
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>Installs an entry in <paramref name="slot"/> (from <see cref="LookupOrVictim"/>).</summary>
+    public void FillAt(int slot, int mm, long vpn, int frame, byte flags)
+    {
+        _tag[slot] = Tag(mm, vpn);
+        _frame[slot] = frame;
+        _flags[slot] = flags;
+        _gen[slot] = _currentGen;
+        _stamp[slot] = ++_clock;
+    }
+
     public int FrameAt(int slot) => _frame[slot];
 
     public byte FlagsAt(int slot) => _flags[slot];
