@@ -118,7 +118,7 @@ public class KernelPathBenchmarks
         long reclaimed = 0;
         while (reclaimed < Pages - 64)
         {
-            _sim.Vmscan.StartDirect(_task, 0);
+            _sim.Vmscan.StartDirect(_task, 0, _ex);
             while (!_sim.Vmscan.ReclaimStep(_ex, _task))
             {
             }

@@ -23,6 +23,14 @@ public static class ShootdownCli
     private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "Pages per flush batch for PFN-list policies" };
     private static readonly Option<string?> ScmOpt = new("--swap-cluster-max") { Description = "SWAP_CLUSTER_MAX: pages per shrink_page_list batch (kernel: 32)" };
     private static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable)", AllowMultipleArgumentsPerToken = false };
+    private static readonly Option<string?> TraceOpt = new("--trace") { Description = "Write an ftrace text trace (trace-cmd report layout) to FILE" };
+    private static readonly Option<string> TraceEventsOpt = new("--trace-events") { Description = "Trace events to keep, e.g. tlb:*,vmscan:*", DefaultValueFactory = _ => "*" };
+    private static readonly Option<string?> TraceWindowOpt = new("--trace-window") { Description = "Simulated time window to trace, FROM-TO in seconds (e.g. 2-2.5)" };
+    private static readonly Option<string?> PerfettoOpt = new("--perfetto") { Description = "Write a Chrome trace-event JSON timeline (opens in ui.perfetto.dev) to FILE" };
+    private static readonly Option<string?> TimeSeriesOpt = new("--timeseries") { Description = "Write one CSV row per interval to FILE" };
+    private static readonly Option<string> IntervalOpt = new("--interval") { Description = "Time-series interval (e.g. 100ms, 1s)", DefaultValueFactory = _ => "100ms" };
+    private static readonly Option<string?> VmstatOpt = new("--vmstat") { Description = "Write the final counters in /proc/vmstat layout to FILE" };
+    private static readonly Option<string?> InterruptsOpt = new("--interrupts") { Description = "Write the final interrupt counts in /proc/interrupts layout to FILE" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
 
     public static async Task<int> RunAsync(string[] args)
@@ -57,16 +65,18 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt })
         {
             cmd.Options.Add(o);
         }
         cmd.SetAction(pr =>
         {
             RunConfig cfg = ConfigFrom(pr, pr.GetValue(PolicyOpt)!);
+            cfg = cfg with { SeriesIntervalNs = ParseInterval(pr.GetValue(IntervalOpt)!) };
             string format = Format(pr);
             bool showProgress = format == "table" || pr.GetValue(ProgressOpt);
-            RunResult r = RunWithProgress(cfg, showProgress, $"{cfg.PolicyName}");
+            RunOutputs outputs = OutputsFrom(pr);
+            RunResult r = RunWithProgress(cfg, showProgress, $"{cfg.PolicyName}", outputs);
             if (format == "json")
             {
                 Console.Out.WriteLine(r.ToJson());
@@ -268,11 +278,66 @@ public static class ShootdownCli
         throw new ConfigException($"--seed must be a non-negative integer, got '{s}'");
     }
 
-    internal static RunResult RunWithProgress(RunConfig cfg, bool show, string label)
+    private static RunOutputs OutputsFrom(ParseResult pr)
+    {
+        var filter = new Observe.TraceFilter { Patterns = Observe.TraceFilter.ParsePatterns(pr.GetValue(TraceEventsOpt)!) };
+        if (pr.GetValue(TraceWindowOpt) is { } w)
+        {
+            var (from, to) = Observe.TraceFilter.ParseWindow(w);
+            filter = filter with { FromNs = from, ToNs = to };
+        }
+        var o = new RunOutputs
+        {
+            FtracePath = pr.GetValue(TraceOpt),
+            PerfettoPath = pr.GetValue(PerfettoOpt),
+            Filter = filter,
+            TimeSeriesPath = pr.GetValue(TimeSeriesOpt),
+            VmstatPath = pr.GetValue(VmstatOpt),
+            InterruptsPath = pr.GetValue(InterruptsOpt),
+        };
+        foreach (string? path in new[] { o.FtracePath, o.PerfettoPath, o.TimeSeriesPath, o.VmstatPath, o.InterruptsPath })
+        {
+            if (path is not null)
+            {
+                string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+                if (!Directory.Exists(dir))
+                {
+                    throw new ConfigException($"cannot write '{path}': directory '{dir}' does not exist");
+                }
+            }
+        }
+        return o;
+    }
+
+    internal static long ParseInterval(string s)
+    {
+        string t = s.Trim();
+        double mult = 1e6; // milliseconds by default
+        if (t.EndsWith("ms", StringComparison.Ordinal))
+        {
+            t = t[..^2];
+        }
+        else if (t.EndsWith('s'))
+        {
+            t = t[..^1];
+            mult = 1e9;
+        }
+        if (double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v > 0)
+        {
+            long ns = (long)(v * mult);
+            if (ns >= 1_000_000 && 1_000_000_000 % ns == 0 || ns % 1_000_000_000 == 0)
+            {
+                return ns;
+            }
+        }
+        throw new ConfigException($"malformed --interval '{s}'; expected a duration that divides or is a multiple of a second, at least 1ms (e.g. 100ms, 1s)");
+    }
+
+    internal static RunResult RunWithProgress(RunConfig cfg, bool show, string label, RunOutputs? outputs = null)
     {
         if (!show || Console.IsErrorRedirected)
         {
-            return Runner.Run(cfg);
+            return Runner.Run(cfg, outputs: outputs);
         }
         RunResult? result = null;
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
@@ -282,7 +347,7 @@ public static class ShootdownCli
             .Start(ctx =>
             {
                 var task = ctx.AddTask(label, maxValue: 1.0);
-                result = Runner.Run(cfg, p => task.Value = p);
+                result = Runner.Run(cfg, p => task.Value = p, outputs);
                 task.Value = 1.0;
             });
         return result!;

@@ -132,6 +132,9 @@ public sealed class Sim
 
     public long EventsProcessed { get; private set; }
 
+    /// <summary>Tracepoints; null (the default) costs one check per hook.</summary>
+    public Tracer? Trace { get; set; }
+
     public IReadOnlyList<SimTask> UserTasks => _userTasks;
 
     // ---- world building (used by workloads) --------------------------------------------------
@@ -232,8 +235,14 @@ public sealed class Sim
         }
         _startTimes.Clear();
         long nextReport = 0;
+        long nextSample = 0;
         while (_liveUserTasks > 0 && _queue.TryPop(out long t, out int payload))
         {
+            while (t >= nextSample)
+            {
+                Sample(nextSample);
+                nextSample += Series.IntervalNs;
+            }
             Now = t;
             EventsProcessed++;
             RunCpu(Cpus[payload], t);
@@ -249,6 +258,29 @@ public sealed class Sim
             throw new SimulationException("deadlock: no CPU has work but user tasks have not finished");
         }
         progress?.Invoke(1.0);
+    }
+
+    /// <summary>Gauges at a bucket boundary: free pages per node and runnable tasks.</summary>
+    private void Sample(long t)
+    {
+        int runnable = 0;
+        foreach (Cpu c in Cpus)
+        {
+            runnable += c.RunQueue.Count + (c.Current is null ? 0 : 1);
+        }
+        Series.SetGauges(t, Memory.Zones, runnable);
+        if (Trace is not null)
+        {
+            foreach (Zone z in Memory.Zones)
+            {
+                Trace.Counter($"free pages node {z.Node}", t, z.NrFree);
+            }
+            if (t >= Series.IntervalNs)
+            {
+                int b = (int)(t / Series.IntervalNs) - 1;
+                Trace.Counter("interrupts/s", t, Series.Get(Observe.Series.Interrupts, b) * 1_000_000_000 / Series.IntervalNs);
+            }
+        }
     }
 
     private void RunCpu(Cpu cpu, long t)
@@ -303,6 +335,7 @@ public sealed class Sim
         {
             throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");
         }
+        Trace?.Step(cpu.Id, cur.Comm, ex.What, start, end, ex.User, ex.Spin, ex.IpiWait);
         cpu.UserNs += ex.User;
         cpu.SysNs += ex.Sys;
         cpu.SpinNs += ex.Spin;
@@ -352,6 +385,7 @@ public sealed class Sim
             {
                 mm.CpuMask.Set(cpu.Id);
                 cpu.Tlb.FlushAll();
+                Trace?.TlbFlush(ex.Now, cpu.Id, next.Comm, next.Pid, -1, TlbFlushReason.FlushOnTaskSwitch);
             }
             return;
         }
@@ -363,6 +397,7 @@ public sealed class Sim
         cpu.ActiveMm = mm.Id;
         cpu.Lazy = false;
         cpu.Tlb.FlushAll();
+        Trace?.TlbFlush(ex.Now, cpu.Id, next.Comm, next.Pid, -1, TlbFlushReason.FlushOnTaskSwitch);
         _ = prev;
     }
 

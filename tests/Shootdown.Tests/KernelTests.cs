@@ -224,7 +224,7 @@ public class KernelTests
             sim.Memory.LruAddHead(z, f, active: false);
         }
         SimTask task = sim.UserTasks[0];
-        sim.Vmscan.StartDirect(task, 0);
+        sim.Vmscan.StartDirect(task, 0, ExecOn(sim, 0));
         Exec ex = ExecOn(sim, 0);
         int steps = 0;
         while (!sim.Vmscan.ReclaimStep(ex, task))

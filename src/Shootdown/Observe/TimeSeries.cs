@@ -48,6 +48,37 @@ public sealed class TimeSeries
         _data[b * NrSeries + (int)s] += n;
     }
 
+    private long[][] _free = [];
+    private int[] _runnable = [];
+
+    /// <summary>Records free pages per node and runnable tasks at the start of the bucket holding <paramref name="t"/>.</summary>
+    public void SetGauges(long t, Kernel.Mm.Zone[] zones, int runnable)
+    {
+        int b = (int)(t / IntervalNs);
+        if (b >= _runnable.Length)
+        {
+            int n = Math.Max(b + 1, _runnable.Length * 2);
+            Array.Resize(ref _runnable, n);
+            Array.Resize(ref _free, n);
+        }
+        var f = new long[zones.Length];
+        for (int i = 0; i < zones.Length; i++)
+        {
+            f[i] = zones[i].NrFree;
+        }
+        _free[b] = f;
+        _runnable[b] = runnable;
+        if (b >= _buckets)
+        {
+            Add(Series.Interrupts, t, 0);
+        }
+    }
+
+    /// <summary>Free pages of <paramref name="node"/> at the start of a bucket (-1 if not sampled).</summary>
+    public long FreeAt(int bucket, int node) => bucket < _free.Length && _free[bucket] is { } f ? f[node] : -1;
+
+    public int RunnableAt(int bucket) => bucket < _runnable.Length ? _runnable[bucket] : 0;
+
     public long Get(Series s, int bucket) => bucket < _buckets ? _data[bucket * NrSeries + (int)s] : 0;
 
     /// <summary>Sum of a series over whole buckets inside [fromNs, toNs), and the span they cover.</summary>

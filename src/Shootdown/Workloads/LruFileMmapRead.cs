@@ -68,6 +68,7 @@ public sealed class LruFileMmapRead : Workload
             {
                 if (sim.Vmscan.ReclaimStep(ex, this))
                 {
+                    sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, Comm, Pid, Sc!.NrReclaimed);
                     _reclaiming = false;
                     _afterReclaim = true;
                     if (Sc!.NrReclaimed == 0 && ++_fruitlessReclaims > 1000)
@@ -93,6 +94,7 @@ public sealed class LruFileMmapRead : Workload
             {
                 // The access to the first page of the window faults: filemap_fault + fault-around.
                 sim.VmStat.Inc(VmEvent.pgfault);
+                sim.Trace?.PageFault(ex.Now, ex.Cpu.Id, Comm, Pid, vma.VpnOf(from));
                 sim.Series.Add(Series.Faults, ex.Now, 1);
                 ex.Sys += sim.Costs.FaultEntryNs;
                 _need = sim.Filemap.CountMissing(file, from, to);
@@ -103,12 +105,13 @@ public sealed class LruFileMmapRead : Workload
                 {
                     _afterReclaim = false;
                     sim.VmStat.Inc(VmEvent.allocstall);
-                    sim.Vmscan.StartDirect(this, HomeCpu.Node);
+                    sim.Vmscan.StartDirect(this, HomeCpu.Node, ex);
                     _reclaiming = true;
                     return StepResult.Continue;
                 }
                 _afterReclaim = false;
             }
+            ex.What = "fault+read";
             sim.Filemap.AddMissingPages(ex, file, from, to, _stash);
             sim.Filemap.MapPages(ex, vma, from, to, write: false);
             _have = 0;

@@ -29,9 +29,10 @@ public sealed class KswapdTask : SimTask
             if (z.Balanced)
             {
                 ex.Sys += sim.Costs.LockAcquireNs;
+                sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, _node);
                 return StepResult.Sleep;
             }
-            sim.Vmscan.StartKswapd(this, _node);
+            sim.Vmscan.StartKswapd(this, _node, ex);
         }
         bool done = sim.Vmscan.ReclaimStep(ex, this);
         if (ex.Sys == 0)
@@ -41,6 +42,7 @@ public sealed class KswapdTask : SimTask
         }
         if (done && z.Balanced)
         {
+            sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, _node);
             return StepResult.Sleep;
         }
         return StepResult.Continue;

@@ -54,8 +54,9 @@ public sealed class Vmscan(Sim sim)
     private int Scm => sim.Config.Policy.SwapClusterMax;
 
     /// <summary>try_to_free_pages: direct reclaim of SWAP_CLUSTER_MAX pages over the zonelist.</summary>
-    public ScanControl StartDirect(SimTask task, int node)
+    public ScanControl StartDirect(SimTask task, int node, Exec ex)
     {
+        sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
         ScanControl sc = task.Sc ?? new ScanControl(Scm);
         sc.Kswapd = false;
         sc.Priority = DefPriority;
@@ -71,8 +72,9 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>balance_pgdat: kswapd reclaims its node until the zone is above its high watermark.</summary>
-    public ScanControl StartKswapd(SimTask task, int node)
+    public ScanControl StartKswapd(SimTask task, int node, Exec ex)
     {
+        sim.Trace?.KswapdWake(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, node);
         ScanControl sc = task.Sc ?? new ScanControl(Scm);
         sc.Kswapd = true;
         sc.Priority = DefPriority;
@@ -105,6 +107,7 @@ public sealed class Vmscan(Sim sim)
     public bool ReclaimStep(Exec ex, SimTask task)
     {
         ScanControl sc = task.Sc!;
+        ex.What = sc.Kswapd ? "kswapd reclaim" : "direct reclaim";
         if (sc.InBatch)
         {
             FinishBatch(ex, sc);
@@ -342,6 +345,7 @@ public sealed class Vmscan(Sim sim)
         sim.VmStat.Add(VmEvent.pgactivate, sc.NrActivate);
         z.NrIsolatedFile -= sc.NrIsolated;
         sim.VmStat.Add(sc.Kswapd ? VmEvent.pgsteal_kswapd : VmEvent.pgsteal_direct, sc.NrFree);
+        sim.Trace?.LruShrinkInactive(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, sc.Node, sc.NrIsolated, sc.NrFree, sc.Priority);
         sim.Series.Add(sc.Kswapd ? Series.PgstealKswapd : Series.PgstealDirect, ex.Now, sc.NrFree);
         sc.NrReclaimed += sc.NrFree;
         sc.LruvecReclaimed += sc.NrFree;

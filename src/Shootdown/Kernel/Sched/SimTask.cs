@@ -72,6 +72,9 @@ public sealed class Exec
     public long Spin;
     public long IpiWait;
 
+    /// <summary>What the step did, for timelines ("fault+read", "direct reclaim", ...).</summary>
+    public string What = "run";
+
     public long Now => Start + User + Sys;
 
     public void Reset(Cpu cpu, SimTask task, long eventTime, long start)
@@ -82,6 +85,7 @@ public sealed class Exec
         Task = task;
         Start = start;
         User = Sys = Spin = IpiWait = 0;
+        What = "run";
     }
 
     /// <summary>

@@ -75,6 +75,7 @@ public sealed class TlbFlush(Sim sim)
         ex.Cpu.Tlb.FlushOne(mm, vpn);
         ex.Sys += _c.InvlpgNs;
         sim.VmStat.Inc(VmEvent.nr_tlb_local_flush_one);
+        sim.Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, 1, TlbFlushReason.LocalShootdown);
     }
 
     public void LocalFlushAll(Exec ex)
@@ -82,6 +83,7 @@ public sealed class TlbFlush(Sim sim)
         ex.Cpu.Tlb.FlushAll();
         ex.Sys += _c.FullFlushNs;
         sim.VmStat.Inc(VmEvent.nr_tlb_local_flush_all);
+        sim.Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, -1, TlbFlushReason.LocalMmShootdown);
     }
 
     /// <summary>
@@ -111,6 +113,8 @@ public sealed class TlbFlush(Sim sim)
         Cpu sender = ex.Cpu;
         sim.VmStat.Inc(VmEvent.nr_tlb_remote_flush);
         long t0 = ex.Now;
+        Tracer? trace = sim.Trace;
+        trace?.TlbFlush(t0, sender.Id, ex.Task.Comm, ex.Task.Pid, full ? -1 : count, TlbFlushReason.RemoteSendIpi);
         long post = t0;
         long lastAck = t0;
         Cpu[] cpus = sim.Cpus;
@@ -139,6 +143,12 @@ public sealed class TlbFlush(Sim sim)
             sim.VmStat.Inc(VmEvent.nr_tlb_remote_flush_received);
             sim.Series.Add(Series.Interrupts, delivered, 1);
             sim.Series.Add(Series.TlbIpis, delivered, 1);
+            if (trace is not null)
+            {
+                SimTask? rt = r.Current;
+                trace.TlbFlush(handled, r.Id, rt?.Comm ?? "<idle>", rt?.Pid ?? 0, full ? -1 : count, TlbFlushReason.RemoteShootdown);
+                trace.Ipi(sender.Id, post, r.Id, handled, handler);
+            }
         }
         long wait = Math.Max(lastAck, post) - t0;
         ex.Sys += wait;
