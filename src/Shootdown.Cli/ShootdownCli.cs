@@ -40,6 +40,7 @@ public static class ShootdownCli
         root.Subcommands.Add(BuildCompare());
         root.Subcommands.Add(BuildReproduce());
         root.Subcommands.Add(BuildPolicies());
+        root.Subcommands.Add(BuildPlot());
         ParseResult parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -93,12 +94,16 @@ public static class ShootdownCli
     private static readonly Option<string> PoliciesOpt = new("--policies") { Description = "Comma-separated policies; the first is the baseline", DefaultValueFactory = _ => "vanilla,rfc-pfn32,rfc-pfn-page,linux-4.3" };
     private static readonly Option<string> RepeatOpt = new("--repeat") { Description = "Runs per policy, with seeds seed..seed+N-1 (means and standard deviations)", DefaultValueFactory = _ => "1" };
     private static readonly Option<string> CompareFormatOpt = new("--format") { Description = "Output format: table, json or csv", DefaultValueFactory = _ => "table" };
+    private static readonly Option<string?> PlotOpt = new("--plot") { Description = "Also write each policy's time series and PNG/SVG plots into DIR" };
+    private static readonly Option<string> InputOpt = new("--input") { Description = "Comma-separated time-series CSVs written by `run --timeseries`", Required = true };
+    private static readonly Option<string?> LabelsOpt = new("--labels") { Description = "Comma-separated legend labels (default: file names)" };
+    private static readonly Option<string> OutOpt = new("--out") { Description = "Directory for the PNG and SVG files", DefaultValueFactory = _ => "plots" };
     private static readonly Option<bool> FullOpt = new("--full") { Description = "Run the machine at full size (64 GiB, 640 GiB read) instead of the default scale" };
 
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -108,7 +113,20 @@ public static class ShootdownCli
             var policies = Comparison.ParsePolicyList(pr.GetValue(PoliciesOpt)!);
             int repeat = ParseRepeat(pr.GetValue(RepeatOpt)!);
             RunConfig cfg = ConfigFrom(pr, policies[0]);
-            Comparison c = CompareWithProgress(cfg, policies, repeat, format == "table" || pr.GetValue(ProgressOpt));
+            string? plotDir = pr.GetValue(PlotOpt);
+            if (plotDir is not null)
+            {
+                Directory.CreateDirectory(plotDir);
+            }
+            Comparison c = CompareWithProgress(cfg, policies, repeat, format == "table" || pr.GetValue(ProgressOpt),
+                plotDir is null ? null : ComparisonPlots.OutputsFor(plotDir, cfg.Seed));
+            if (plotDir is not null)
+            {
+                foreach (string f in ComparisonPlots.Write(c, plotDir))
+                {
+                    Console.Error.WriteLine($"wrote {f}");
+                }
+            }
             Console.Out.Write(format switch
             {
                 "json" => c.ToJson() + "\n",
@@ -163,6 +181,42 @@ public static class ShootdownCli
         return cmd;
     }
 
+    private static Command BuildPlot()
+    {
+        var cmd = new Command("plot", "Plot one or more runs' time series (PNG and SVG): interrupts/s, reclaim rates, free memory");
+        cmd.Options.Add(InputOpt);
+        cmd.Options.Add(LabelsOpt);
+        cmd.Options.Add(OutOpt);
+        cmd.SetAction(pr =>
+        {
+            string[] inputs = pr.GetValue(InputOpt)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            string[]? labels = pr.GetValue(LabelsOpt)?.Split(',', StringSplitOptions.TrimEntries);
+            if (inputs.Length == 0)
+            {
+                throw new ConfigException("--input needs at least one CSV file");
+            }
+            if (labels is not null && labels.Length != inputs.Length)
+            {
+                throw new ConfigException($"--labels has {labels.Length} labels for {inputs.Length} inputs");
+            }
+            var tables = new List<SeriesTable>();
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                if (!File.Exists(inputs[i]))
+                {
+                    throw new ConfigException($"--input file '{inputs[i]}' does not exist");
+                }
+                tables.Add(SeriesTable.Parse(labels?[i] ?? Path.GetFileNameWithoutExtension(inputs[i]), File.ReadAllText(inputs[i])));
+            }
+            foreach (string f in Plots.WriteAll(tables, pr.GetValue(OutOpt)!))
+            {
+                Console.Out.WriteLine($"wrote {f}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
     private static string Header(RunConfig cfg, int repeat) =>
         $"{cfg.Workload} on {cfg.Machine}: {cfg.Nodes}x{cfg.CpusPerNode} CPUs, {RunConfig.FormatBytes(cfg.MemoryBytes)} (scale 1/{cfg.ScaleDivisor}), seed {cfg.Seed}{(repeat > 1 ? $"..{cfg.Seed + (ulong)repeat - 1}" : "")}\n\n";
 
@@ -185,11 +239,11 @@ public static class ShootdownCli
         throw new ConfigException($"--repeat must be a positive integer, got '{s}'");
     }
 
-    private static Comparison CompareWithProgress(RunConfig cfg, IReadOnlyList<string> policies, int repeat, bool show)
+    private static Comparison CompareWithProgress(RunConfig cfg, IReadOnlyList<string> policies, int repeat, bool show, Func<RunConfig, RunOutputs?>? outputsFor = null)
     {
         if (!show || Console.IsErrorRedirected)
         {
-            return Comparison.Run(cfg, policies, repeat);
+            return Comparison.Run(cfg, policies, repeat, outputsFor: outputsFor);
         }
         Comparison? result = null;
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
@@ -199,7 +253,7 @@ public static class ShootdownCli
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"{policies.Count * repeat} runs", maxValue: policies.Count * repeat);
-                result = Comparison.Run(cfg, policies, repeat, progress: (done, _) => task.Value = done);
+                result = Comparison.Run(cfg, policies, repeat, progress: (done, _) => task.Value = done, outputsFor: outputsFor);
             });
         return result!;
     }

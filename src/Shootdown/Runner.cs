@@ -48,7 +48,7 @@ public static class Runner
     {
         if (o.TimeSeriesPath is not null)
         {
-            File.WriteAllText(o.TimeSeriesPath, ProcFiles.TimeSeriesCsv(sim.Series, sim.Config.Nodes, sim.LastExit));
+            File.WriteAllText(o.TimeSeriesPath, ProcFiles.TimeSeriesCsv(sim.Series, sim.Memory.Zones, sim.LastExit));
         }
         if (o.VmstatPath is not null)
         {

@@ -53,14 +53,15 @@ public static class ProcFiles
     ];
 
     /// <summary>One row per interval: counts within it, and gauges sampled at its start (free pages per node).</summary>
-    public static string TimeSeriesCsv(TimeSeries ts, int nodes, long endNs)
+    public static string TimeSeriesCsv(TimeSeries ts, Kernel.Mm.Zone[] zones, long endNs)
     {
+        int nodes = zones.Length;
         var sb = new StringBuilder(string.Join(',', TimeSeriesColumns));
         for (int n = 0; n < nodes; n++)
         {
             sb.Append(CultureInfo.InvariantCulture, $",free_pages_node{n}");
         }
-        sb.Append('\n');
+        sb.Append(",wmark_min,wmark_low,wmark_high\n");
         int buckets = (int)Math.Min(ts.Buckets, (endNs + ts.IntervalNs - 1) / ts.IntervalNs);
         for (int b = 0; b < buckets; b++)
         {
@@ -75,7 +76,7 @@ public static class ProcFiles
             {
                 sb.Append(',').Append(ts.FreeAt(b, n).ToString(CultureInfo.InvariantCulture));
             }
-            sb.Append('\n');
+            sb.Append(CultureInfo.InvariantCulture, $",{zones[0].WmarkMin},{zones[0].WmarkLow},{zones[0].WmarkHigh}\n");
         }
         return sb.ToString();
     }

@@ -90,7 +90,7 @@ public sealed class Comparison
     /// Runs every (policy, seed) pair; independent runs go in parallel on the host's cores and the
     /// results are put back in a fixed order, so they equal a sequential run's.
     /// </summary>
-    public static Comparison Run(RunConfig template, IReadOnlyList<string> policies, int repeat, int parallelism = 0, Action<int, int>? progress = null)
+    public static Comparison Run(RunConfig template, IReadOnlyList<string> policies, int repeat, int parallelism = 0, Action<int, int>? progress = null, Func<RunConfig, RunOutputs?>? outputsFor = null)
     {
         if (repeat <= 0)
         {
@@ -109,7 +109,7 @@ public sealed class Comparison
         var opts = new ParallelOptions { MaxDegreeOfParallelism = parallelism > 0 ? parallelism : Environment.ProcessorCount };
         Parallel.For(0, jobs.Count, opts, i =>
         {
-            results[i] = Runner.Run(jobs[i].Cfg);
+            results[i] = Runner.Run(jobs[i].Cfg, outputs: outputsFor?.Invoke(jobs[i].Cfg));
             progress?.Invoke(Interlocked.Increment(ref done), jobs.Count);
         });
         var list = new List<PolicyRuns>();
@@ -204,4 +204,16 @@ public sealed class Comparison
         o["seeds"] = new JsonArray(pr.Runs.Select(r => (JsonNode?)JsonValue.Create(r.Config.Seed)).ToArray());
         return o;
     }
+}
+
+/// <summary>`compare --plot DIR`: the first seed's time series of each policy, and the plots.</summary>
+public static class ComparisonPlots
+{
+    public static Func<RunConfig, RunOutputs?> OutputsFor(string dir, ulong firstSeed) =>
+        cfg => cfg.Seed == firstSeed ? new RunOutputs { TimeSeriesPath = CsvPath(dir, cfg.PolicyName) } : null;
+
+    public static string CsvPath(string dir, string policy) => Path.Combine(dir, $"timeseries-{policy}.csv");
+
+    public static IReadOnlyList<string> Write(Comparison c, string dir) =>
+        Plots.WriteAll(c.Results.Select(r => SeriesTable.Parse(r.Policy, File.ReadAllText(CsvPath(dir, r.Policy)))).ToArray(), dir);
 }
