@@ -43,6 +43,11 @@ public class CliTests
     [InlineData("unknown --format 'xml'", "run", "--format", "xml")]
     [InlineData("unknown cost constant 'Nope'", "run", "--cost", "Nope=3")]
     [InlineData("--seed must be a non-negative integer", "run", "--seed", "abc")]
+    [InlineData("matches no event", "run", "--trace-events", "nope:*")]
+    [InlineData("--trace-window '3-1' is empty", "run", "--trace-window", "3-1")]
+    [InlineData("malformed --interval '7ms'", "run", "--interval", "7ms")]
+    [InlineData("does not exist", "run", "--trace", "/nonexistent-dir/t.txt")]
+    [InlineData("--input file 'missing.csv' does not exist", "plot", "--input", "missing.csv")]
     public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args)
     {
         var (code, stdout, stderr) = Cli(args);
