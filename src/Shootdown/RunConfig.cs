@@ -32,6 +32,12 @@ public sealed record RunConfig
 
     public CostModel Costs { get; init; } = CostModel.Xeon2015;
 
+    /// <summary>Whether the coherence oracle checks the run (default: on for workloads that store).</summary>
+    public bool OracleOn { get; init; }
+
+    /// <summary>End the run at the first violation the oracle finds.</summary>
+    public bool StopOnViolation { get; init; }
+
     /// <summary>Width of a time-series bucket.</summary>
     public long SeriesIntervalNs { get; init; } = 100_000_000;
 
@@ -40,7 +46,7 @@ public sealed record RunConfig
     /// <summary>Builds a config from a preset and the user's overrides; throws <see cref="ConfigException"/> on bad input.</summary>
     public static RunConfig Create(string machine = "gorman-4node", int? nodes = null, int? cpusPerNode = null,
         long? memoryBytes = null, int scaleDivisor = 1, string workload = "lru-file-mmap-read",
-        string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null)
+        string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null, bool? oracle = null, bool stopOnViolation = false)
     {
         MachineSpec m = MachineSpec.Preset(machine);
         int n = nodes ?? m.Nodes;
@@ -99,11 +105,16 @@ public sealed record RunConfig
             Policy = pp,
             Seed = seed,
             Costs = m.Costs,
+            StopOnViolation = stopOnViolation,
         };
         // Validate names now, so errors come before any work.
         _ = PolicyRegistry.Create(policy, pp);
-        _ = Workloads.WorkloadRegistry.Create(workload);
-        return cfg;
+        var w = Workloads.WorkloadRegistry.Create(workload);
+        if (stopOnViolation && oracle == false)
+        {
+            throw new ConfigException("--stop-on-violation needs the oracle; drop --oracle off");
+        }
+        return cfg with { OracleOn = oracle ?? (w.Stores || stopOnViolation) };
     }
 
     /// <summary>Parses "1/16" (or "16"); throws <see cref="ConfigException"/> otherwise.</summary>

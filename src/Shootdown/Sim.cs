@@ -61,6 +61,12 @@ public sealed class Sim
         Swap = new Swap(this);
         Filemap = new Filemap(this);
         Mmu = new Mmu(this);
+        Writeback = new PageWriteback(this);
+        Mprotect = new Mprotect(this);
+        if (config.OracleOn)
+        {
+            Oracle = new Safety.Oracle(this) { StopOnViolation = config.StopOnViolation };
+        }
         _queue = new EventQueue(nrCpus * 2 + 16);
         Kswapd = new KswapdTask[config.Nodes];
         for (int n = 0; n < config.Nodes; n++)
@@ -135,6 +141,34 @@ public sealed class Sim
     /// <summary>Tracepoints; null (the default) costs one check per hook.</summary>
     public Tracer? Trace { get; set; }
 
+    /// <summary>The coherence oracle; null when off.</summary>
+    public Safety.Oracle? Oracle { get; }
+
+    public PageWriteback Writeback { get; }
+
+    public Mprotect Mprotect { get; }
+
+    private bool _stop;
+
+    /// <summary>Ends the run after the current event (--stop-on-violation).</summary>
+    public void RequestStop() => _stop = true;
+
+    public bool Stopped => _stop;
+
+    private readonly List<SimTask> _timerTasks = [];
+
+    /// <summary>Wakes a sleeping task at time <paramref name="t"/>.</summary>
+    public void WakeAt(SimTask task, long t)
+    {
+        int id = _timerTasks.IndexOf(task);
+        if (id < 0)
+        {
+            id = _timerTasks.Count;
+            _timerTasks.Add(task);
+        }
+        _queue.Push(t, Cpus.Length + id);
+    }
+
     public IReadOnlyList<SimTask> UserTasks => _userTasks;
 
     // ---- world building (used by workloads) --------------------------------------------------
@@ -170,6 +204,13 @@ public sealed class Sim
             vpns[i] = vpn;
         }
         return vpns;
+    }
+
+    /// <summary>A kernel thread that starts asleep and is woken by a timer at <paramref name="firstWake"/>.</summary>
+    public void AddKernelThread(SimTask task, long firstWake)
+    {
+        InitBatch(task);
+        WakeAt(task, firstWake);
     }
 
     public void AddUserTask(SimTask task, long startAt)
@@ -245,7 +286,17 @@ public sealed class Sim
             }
             Now = t;
             EventsProcessed++;
+            Writeback.CompleteDue(t);
+            if (payload >= Cpus.Length)
+            {
+                Wake(_timerTasks[payload - Cpus.Length], t);
+                continue;
+            }
             RunCpu(Cpus[payload], t);
+            if (_stop)
+            {
+                break;
+            }
             if (progress is not null && EventsProcessed >= nextReport)
             {
                 nextReport = EventsProcessed + 50_000;
@@ -253,7 +304,11 @@ public sealed class Sim
                 cancel.ThrowIfCancellationRequested();
             }
         }
-        if (_liveUserTasks > 0)
+        if (_stop)
+        {
+            LastExit = Math.Max(LastExit, Now);
+        }
+        else if (_liveUserTasks > 0)
         {
             throw new SimulationException("deadlock: no CPU has work but user tasks have not finished");
         }

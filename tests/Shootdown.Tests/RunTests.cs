@@ -12,14 +12,14 @@ internal sealed class CountingVanilla() : Vanilla(new PolicyParams())
     public long UnmapsWithRemoteCpu;
     public long Unmaps;
 
-    public override void UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
+    public override bool UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
     {
         Unmaps++;
         if (mm.CpuMask.AnyBut(ex.Cpu.Id))
         {
             UnmapsWithRemoteCpu++;
         }
-        base.UnmapFlush(ex, mm, vpn, oldPte, batchFlush);
+        return base.UnmapFlush(ex, mm, vpn, oldPte, batchFlush);
     }
 }
 

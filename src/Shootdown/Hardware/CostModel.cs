@@ -88,6 +88,15 @@ public sealed record CostModel
     /// <summary>Freeing one page to the per-CPU lists (own).</summary>
     public long PageFreeNs { get; init; } = 200;
 
+    /// <summary>Submitting one page's writeback I/O (own).</summary>
+    public long WritebackSubmitNs { get; init; } = 2000;
+
+    /// <summary>Write I/O completion latency of one page (own: a fast SSD, ~100 us).</summary>
+    public long IoLatencyNs { get; init; } = 100_000;
+
+    /// <summary>User time of one store to a page (own: a cache-line write in a loop).</summary>
+    public long UserStoreNs { get; init; } = 100;
+
     // ---- Scheduler ----------------------------------------------------------------------------------
     /// <summary>Context switch, kernel side (own; 1-2 us typical).</summary>
     public long ContextSwitchNs { get; init; } = 1500;

@@ -29,6 +29,15 @@ public sealed class Mmu(Sim sim)
             byte fl = tlb.FlagsAt(slot);
             if (!write || (fl & Tlb.EntryDirty) != 0)
             {
+                if (sim.Oracle is { } oracle)
+                {
+                    int frame = tlb.FrameAt(slot);
+                    bool stale = oracle.CheckHit(ex, mm, vpn, frame, write, (fl & Tlb.EntryWritable) != 0);
+                    if (write)
+                    {
+                        oracle.Store(ex, mm, vpn, frame, stale);
+                    }
+                }
                 return Access.Hit;
             }
             if ((fl & Tlb.EntryWritable) == 0)
@@ -60,6 +69,10 @@ public sealed class Mmu(Sim sim)
         else
         {
             tlb.FillAt(victim, mm.Id, vpn, Pte.Frame(np), flags);
+        }
+        if (write)
+        {
+            sim.Oracle?.Store(ex, mm, vpn, Pte.Frame(np), stale: false);
         }
         return Access.Filled;
     }

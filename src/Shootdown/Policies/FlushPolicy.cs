@@ -38,8 +38,9 @@ public abstract class FlushPolicy
     /// try_to_unmap_one has just cleared the PTE of (mm, vpn), whose old value was
     /// <paramref name="oldPte"/>. Flush now (ptep_clear_flush) or add it to the task's batch.
     /// <paramref name="batchFlush"/> is TTU_BATCH_FLUSH: the caller can flush later.
+    /// Returns true if the flush was deferred.
     /// </summary>
-    public abstract void UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush);
+    public abstract bool UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush);
 
     /// <summary>try_to_unmap_flush_dirty: called before pageout() starts I/O on a dirty page.</summary>
     public virtual void FlushDirty(Exec ex)

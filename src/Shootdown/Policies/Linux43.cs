@@ -19,7 +19,7 @@ public class Linux43(PolicyParams p) : FlushPolicy(p)
 
     public override bool UsesBatch => true;
 
-    public override void UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
+    public override bool UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
     {
         if (batchFlush && ShouldDeferFlush(ex, mm))
         {
@@ -30,9 +30,10 @@ public class Linux43(PolicyParams p) : FlushPolicy(p)
                 b.Writable = true;
             }
             OnDeferred(mm);
-            return;
+            return true;
         }
         Sim.Arch.FlushTlbPage(ex, mm, vpn);
+        return false;
     }
 
     /// <summary>should_defer_flush: only worth it if some other CPU may cache the mm.</summary>

@@ -32,12 +32,12 @@ public class RfcPfnBatch(PolicyParams p, bool pageSized) : FlushPolicy(p)
 
     public static int PagePfns(int nrCpus) => (4096 - ((nrCpus + 63) / 64 * 8) - 8) / 8;
 
-    public override void UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
+    public override bool UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
     {
         if (!batchFlush)
         {
             Sim.Arch.FlushTlbPage(ex, mm, vpn);
-            return;
+            return false;
         }
         TlbUnmapBatch b = ex.Task.Batch!;
         if (b.IsFull)
@@ -49,6 +49,7 @@ public class RfcPfnBatch(PolicyParams p, bool pageSized) : FlushPolicy(p)
         {
             b.Writable = true;
         }
+        return true;
     }
 
     public override void FlushDirty(Exec ex) => TryToUnmapFlush(ex);

@@ -14,8 +14,9 @@ public class Vanilla(PolicyParams p) : FlushPolicy(p)
 
     public override string Summary => "Linux 4.0: ptep_clear_flush, one flush (and IPI round) per unmapped page";
 
-    public override void UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
+    public override bool UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
     {
         Sim.Arch.FlushTlbPage(ex, mm, vpn);
+        return false;
     }
 }

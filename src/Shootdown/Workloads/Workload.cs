@@ -10,6 +10,9 @@ public abstract class Workload
     /// <summary>One line: what it does and where it comes from.</summary>
     public abstract string Summary { get; }
 
+    /// <summary>Whether the workload stores to memory (the oracle is on by default for those).</summary>
+    public virtual bool Stores => false;
+
     /// <summary>Creates files, mms and tasks; returns the pages the run will touch (for progress).</summary>
     public abstract long Setup(Sim sim);
 }

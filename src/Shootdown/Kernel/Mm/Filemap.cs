@@ -41,6 +41,7 @@ public sealed class Filemap(Sim sim)
             ex.Sys += sim.Costs.PageZeroNs;
             ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs, sim.Costs);
             file.PageCache.Set(i, (uint)(f + 1));
+            sim.Oracle?.PageRead(f, file.Id, i);
             sim.Swap.LruCacheAdd(ex, f);
         }
     }
@@ -50,7 +51,14 @@ public sealed class Filemap(Sim sim)
     /// include _PAGE_ACCESSED, so a new PTE is young; it is writable only for a write fault on a
     /// shared writable mapping.
     /// </summary>
-    public int MapPages(Exec ex, Vma vma, long from, long to, bool write)
+    public int MapPages(Exec ex, Vma vma, long from, long to, bool write) => MapPages(ex, vma, from, to, write ? from : -1);
+
+    /// <summary>
+    /// filemap_map_pages plus the faulting page: every cached page of [from, to) gets a young,
+    /// read-only PTE, except <paramref name="writeIndex"/>, which a write fault on a shared writable
+    /// mapping maps writable and dirty (do_shared_fault: page_mkwrite, set_page_dirty).
+    /// </summary>
+    public int MapPages(Exec ex, Vma vma, long from, long to, long writeIndex)
     {
         Memory mem = sim.Memory;
         AddressSpace file = vma.File!;
@@ -69,9 +77,10 @@ public sealed class Filemap(Sim sim)
                 continue;
             }
             uint flags = Pte.Present | Pte.Accessed;
-            if (write && vma.Writable && vma.Shared)
+            if (i == writeIndex && vma.Writable && vma.Shared)
             {
                 flags |= Pte.Write | Pte.Dirty;
+                sim.Writeback.SetPageDirty(f);
             }
             mm.PageTable.Set(vpn, Pte.Make(f, flags));
             mem.Pages[f].MapCount++;
@@ -80,5 +89,26 @@ public sealed class Filemap(Sim sim)
         }
         ex.Sys += mapped * sim.Costs.MapPtePerPageNs;
         return mapped;
+    }
+
+    /// <summary>
+    /// do_wp_page for a shared file mapping: a store to a present read-only PTE of a writable VMA
+    /// makes it writable and dirty (page_mkwrite, set_page_dirty). Returns false if the VMA is not
+    /// writable (the store gets SIGSEGV).
+    /// </summary>
+    public bool WpPage(Exec ex, Vma vma, long vpn)
+    {
+        if (!vma.Writable)
+        {
+            return false;
+        }
+        MmStruct mm = vma.Mm;
+        uint pte = mm.PageTable.Get(vpn);
+        ex.Sys += sim.Costs.FaultEntryNs;
+        sim.VmStat.Inc(Observe.VmEvent.pgfault);
+        mm.PageTable.Update(vpn, pte | Pte.Write | Pte.Dirty | Pte.Accessed);
+        sim.Writeback.SetPageDirty(Pte.Frame(pte));
+        ex.Cpu.Tlb.FlushOne(mm.Id, vpn); // the faulting access dropped the read-only entry
+        return true;
     }
 }

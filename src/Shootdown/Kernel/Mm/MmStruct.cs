@@ -61,6 +61,9 @@ public sealed class Vma(MmStruct mm, long start, long pages, AddressSpace? file,
 
     public bool Shared { get; } = shared;
 
+    /// <summary>When the last mprotect that removed write permission returned (for the oracle).</summary>
+    public long ProtectedAt { get; set; }
+
     /// <summary>The virtual page at which file page <paramref name="index"/> is mapped, or -1.</summary>
     public long VpnOf(long index)
     {
@@ -92,6 +95,9 @@ public sealed class AddressSpace
 
     /// <summary>mapping->i_mmap: the reverse map of a file page is every VMA here that covers it.</summary>
     public List<Vma> IMmap { get; } = [];
+
+    /// <summary>Indices of the file's dirty pages (the radix tree's PAGECACHE_TAG_DIRTY).</summary>
+    public HashSet<long> DirtyIndices { get; } = [];
 
     /// <summary>mapping->tree_lock (spinlock_irq in Linux 4.0).</summary>
     public SpinLock TreeLock { get; }

@@ -75,9 +75,10 @@ public sealed class Rmap(Sim sim)
             mm.RssFile--;
             if (Pte.IsDirty(pte))
             {
-                mem.Pages[frame].Flags |= PageFlags.Dirty;
+                sim.Writeback.SetPageDirty(frame);
             }
-            sim.Policy.UnmapFlush(ex, mm, vpn, pte, batchFlush);
+            bool deferred = sim.Policy.UnmapFlush(ex, mm, vpn, pte, batchFlush);
+            sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred);
         }
     }
 }

@@ -302,8 +302,15 @@ public sealed class Vmscan(Sim sim)
             }
             if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0)
             {
-                // Dirty file pages need pageout(); the read workload never dirties a page, and a
-                // dirty page is kept on the inactive list for a later pass.
+                // Linux 4.0: only kswapd writes file pages from reclaim (direct reclaim leaves them
+                // to the flusher), and not a page that was referenced (PAGEREF_RECLAIM_CLEAN). The
+                // simulator treats the zone as ZONE_DIRTY whenever kswapd meets a dirty page.
+                if (sc.Kswapd && r != PageRef.ReclaimClean)
+                {
+                    sim.Policy.FlushDirty(ex); // try_to_unmap_flush_dirty
+                    sim.Writeback.ClearPageDirtyForIo(ex, f);
+                    sim.Writeback.StartWriteback(ex, f); // pageout()
+                }
                 sc.Keep[sc.NrKeep++] = f;
                 continue;
             }
@@ -324,6 +331,14 @@ public sealed class Vmscan(Sim sim)
         Memory mem = sim.Memory;
         Zone z = mem.Zones[sc.Node];
         sim.Policy.EndShrinkPageList(ex);
+        if (sim.Oracle is { } oracle)
+        {
+            for (int i = 0; i < sc.NrFree; i++)
+            {
+                ref Page p = ref mem.Pages[sc.FreeList[i]];
+                oracle.PageFreed(ex, sc.FreeList[i], p.Mapping, p.Index);
+            }
+        }
         sim.PageAlloc.FreePages(ex, sc.FreeList, sc.NrFree);
         int back = sc.NrKeep + sc.NrActivate;
         for (int i = 0; i < sc.NrKeep; i++)

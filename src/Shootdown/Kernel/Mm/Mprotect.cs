@@ -1,0 +1,45 @@
+using Shootdown.Kernel.Sched;
+
+namespace Shootdown.Kernel.Mm;
+
+/// <summary>
+/// mm/mprotect.c: change_protection over a VMA. Linux 4.13 first calls flush_tlb_batched_pending
+/// (3ea277194daa) under the page-table lock; then each present PTE loses its write bit and, if any
+/// changed, the range is flushed. A PTE that reclaim already cleared is not there to change — so
+/// without 4.13's check nothing flushes the stale writable entry a deferred reclaim flush left.
+/// </summary>
+public sealed class Mprotect(Sim sim)
+{
+    public long Calls { get; private set; }
+
+    public void ChangeProtection(Exec ex, Vma vma, bool writable)
+    {
+        Calls++;
+        MmStruct mm = vma.Mm;
+        ex.Sys += sim.Costs.FaultEntryNs; // syscall entry, VMA lookup, mmap_sem
+        sim.Policy.BatchedPending(ex, mm);
+        bool changed = false;
+        if (!writable)
+        {
+            for (long vpn = vma.Start; vpn < vma.End; vpn++)
+            {
+                uint pte = mm.PageTable.Get(vpn);
+                if (Pte.IsPresent(pte) && Pte.IsWrite(pte))
+                {
+                    mm.PageTable.Update(vpn, pte & ~Pte.Write);
+                    changed = true;
+                }
+            }
+            ex.Sys += (vma.End - vma.Start) * sim.Costs.MapPtePerPageNs;
+        }
+        vma.Writable = writable;
+        if (changed)
+        {
+            sim.Arch.FlushTlbMmRange(ex, mm, vma.Start, vma.End, sim.Config.Policy.FlushCeiling);
+        }
+        if (!writable)
+        {
+            vma.ProtectedAt = ex.Now;
+        }
+    }
+}

@@ -1,0 +1,115 @@
+using Shootdown.Kernel.Sched;
+
+namespace Shootdown.Kernel.Mm;
+
+/// <summary>
+/// mm/page-writeback.c and the block layer, as far as reclaim and the oracle need them:
+/// set_page_dirty, clear_page_dirty_for_io (with page_mkclean, which write-protects and cleans each
+/// PTE with ptep_clear_flush), writeback start, and I/O completion after a fixed latency.
+/// </summary>
+public sealed class PageWriteback(Sim sim)
+{
+    private readonly Queue<(long Done, int Frame)> _inflight = new();
+
+    public long PagesWritten { get; private set; }
+
+    /// <summary>set_page_dirty for a file page.</summary>
+    public void SetPageDirty(int frame)
+    {
+        ref Page p = ref sim.Memory.Pages[frame];
+        if ((p.Flags & PageFlags.Dirty) == 0)
+        {
+            p.Flags |= PageFlags.Dirty;
+            sim.Files[p.Mapping].DirtyIndices.Add(p.Index);
+        }
+    }
+
+    /// <summary>
+    /// clear_page_dirty_for_io: page_mkclean write-protects and cleans every PTE of the page, each
+    /// with ptep_clear_flush; a dirty PTE found there re-dirties nothing (the page is being
+    /// cleaned). A PTE already cleared by reclaim is not there to be flushed.
+    /// </summary>
+    public void ClearPageDirtyForIo(Exec ex, int frame)
+    {
+        Memory mem = sim.Memory;
+        ref Page p = ref mem.Pages[frame];
+        AddressSpace file = sim.Files[p.Mapping];
+        foreach (Vma vma in file.IMmap)
+        {
+            long vpn = vma.VpnOf(p.Index);
+            if (vpn < 0)
+            {
+                continue;
+            }
+            uint pte = vma.Mm.PageTable.Get(vpn);
+            if (Pte.IsPresent(pte) && Pte.Frame(pte) == frame && (pte & (Pte.Write | Pte.Dirty)) != 0)
+            {
+                vma.Mm.PageTable.Update(vpn, pte & ~(Pte.Write | Pte.Dirty));
+                sim.Arch.FlushTlbPage(ex, vma.Mm, vpn);
+            }
+        }
+        p.Flags &= ~PageFlags.Dirty;
+        file.DirtyIndices.Remove(p.Index);
+    }
+
+    /// <summary>Starts writeback of a page that clear_page_dirty_for_io just cleaned.</summary>
+    public void StartWriteback(Exec ex, int frame)
+    {
+        sim.Memory.Pages[frame].Flags |= PageFlags.Writeback;
+        ex.Sys += sim.Costs.WritebackSubmitNs;
+        sim.Oracle?.WritebackStart(ex.Now, frame);
+        _inflight.Enqueue((ex.Now + sim.Costs.IoLatencyNs, frame));
+        PagesWritten++;
+    }
+
+    /// <summary>end_page_writeback for every I/O done by <paramref name="now"/>.</summary>
+    public void CompleteDue(long now)
+    {
+        while (_inflight.Count > 0 && _inflight.Peek().Done <= now)
+        {
+            var (done, f) = _inflight.Dequeue();
+            ref Page p = ref sim.Memory.Pages[f];
+            p.Flags &= ~PageFlags.Writeback;
+            sim.Oracle?.WritebackEnd(done, f, p.Mapping, p.Index);
+        }
+    }
+
+    /// <summary>Whether any I/O is in flight (the run's end waits for none).</summary>
+    public int InFlight => _inflight.Count;
+}
+
+/// <summary>
+/// The flusher thread ("flush-8:0", bdi writeback): every dirty_writeback interval it writes back
+/// every dirty page of every file, in file and index order.
+/// </summary>
+public sealed class FlusherTask(int pid, Cpu cpu, long periodNs) : SimTask(pid, "flush-8:0", null, cpu)
+{
+    public long PeriodNs { get; } = periodNs;
+
+    public override StepResult Step(Sim sim, Exec ex)
+    {
+        ex.What = "writeback";
+        ex.Sys += sim.Costs.ContextSwitchNs;
+        foreach (AddressSpace file in sim.Files)
+        {
+            if (file.DirtyIndices.Count == 0)
+            {
+                continue;
+            }
+            long[] dirty = file.DirtyIndices.ToArray();
+            Array.Sort(dirty);
+            foreach (long index in dirty)
+            {
+                int f = file.FindPage(index);
+                if (f < 0 || (sim.Memory.Pages[f].Flags & (PageFlags.Writeback | PageFlags.Isolated)) != 0)
+                {
+                    continue;
+                }
+                sim.Writeback.ClearPageDirtyForIo(ex, f);
+                sim.Writeback.StartWriteback(ex, f);
+            }
+        }
+        sim.WakeAt(this, ex.Now + PeriodNs);
+        return StepResult.Sleep;
+    }
+}
