@@ -31,6 +31,9 @@ public static class ShootdownCli
     private static readonly Option<string> IntervalOpt = new("--interval") { Description = "Time-series interval (e.g. 100ms, 1s)", DefaultValueFactory = _ => "100ms" };
     private static readonly Option<string?> VmstatOpt = new("--vmstat") { Description = "Write the final counters in /proc/vmstat layout to FILE" };
     private static readonly Option<string?> InterruptsOpt = new("--interrupts") { Description = "Write the final interrupt counts in /proc/interrupts layout to FILE" };
+    private static readonly Option<string?> OracleOpt = new("--oracle") { Description = "Coherence oracle: on or off (default: on for workloads that store)" };
+    private static readonly Option<bool> StopOpt = new("--stop-on-violation") { Description = "Stop at the first violation and print the events leading to it" };
+    private static readonly Option<string> LastOpt = new("--last") { Description = "Events to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
 
     public static async Task<int> RunAsync(string[] args)
@@ -66,7 +69,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
@@ -77,7 +80,22 @@ public static class ShootdownCli
             string format = Format(pr);
             bool showProgress = format == "table" || pr.GetValue(ProgressOpt);
             RunOutputs outputs = OutputsFrom(pr);
-            RunResult r = RunWithProgress(cfg, showProgress, $"{cfg.PolicyName}", outputs);
+            int last = ParseInt(pr.GetValue(LastOpt), "--last") is { } l and > 0 ? l : throw new ConfigException($"--last must be a positive integer, got '{pr.GetValue(LastOpt)}'");
+            Safety.Oracle? oracle = null;
+            RunResult r = RunWithProgress(cfg, showProgress, $"{cfg.PolicyName}", outputs with { OnSim = s => oracle = s.Oracle });
+            if (cfg.StopOnViolation && oracle is not null && oracle.Violations.Count > 0)
+            {
+                Safety.Violation v = oracle.Violations[0];
+                Console.Error.WriteLine($"{v.Kind} at {v.TimeS:0.000000} s on CPU {v.Cpu} ({v.Task}), mm {v.Mm}, address {v.Address}, frame {v.Frame}");
+                Console.Error.WriteLine($"  {v.Detail}");
+                Console.Error.WriteLine($"  window: {v.Window}");
+                Console.Error.WriteLine($"  last {last} events of this frame:");
+                foreach (string e in oracle.Log.Relevant(v.Frame, v.Mm, last))
+                {
+                    Console.Error.WriteLine("    " + e);
+                }
+                Console.Error.WriteLine($"  replay: {v.Replay}");
+            }
             if (format == "json")
             {
                 Console.Out.WriteLine(r.ToJson());
@@ -287,7 +305,17 @@ public static class ShootdownCli
         {
             pp = pp with { BatchSize = bs };
         }
+        string? oracleOpt = pr.GetValue(OracleOpt);
+        bool? oracle = oracleOpt switch
+        {
+            null => null,
+            "on" => true,
+            "off" => false,
+            _ => throw new ConfigException($"--oracle must be on or off, got '{oracleOpt}'"),
+        };
         RunConfig cfg = RunConfig.Create(
+            oracle: oracle,
+            stopOnViolation: pr.GetValue(StopOpt),
             machine: pr.GetValue(MachineOpt) ?? "gorman-4node",
             nodes: nodes,
             cpusPerNode: cpus,

@@ -14,6 +14,9 @@ public sealed record RunOutputs
     public string? VmstatPath { get; init; }
     public string? InterruptsPath { get; init; }
 
+    /// <summary>Called with the simulation before it runs (the CLI keeps its oracle for printing).</summary>
+    public Action<Sim>? OnSim { get; init; }
+
     public bool Tracing => FtracePath is not null || PerfettoPath is not null;
 }
 
@@ -28,6 +31,7 @@ public static class Runner
             ? new Tracer(outputs.Filter, outputs.FtracePath, outputs.PerfettoPath, config.NrCpus)
             : null;
         sim.Trace = tracer;
+        outputs?.OnSim?.Invoke(sim);
         try
         {
             sim.Run(progress, cancel);

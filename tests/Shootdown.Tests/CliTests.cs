@@ -44,6 +44,8 @@ public class CliTests
     [InlineData("unknown cost constant 'Nope'", "run", "--cost", "Nope=3")]
     [InlineData("--seed must be a non-negative integer", "run", "--seed", "abc")]
     [InlineData("matches no event", "run", "--trace-events", "nope:*")]
+    [InlineData("needs at least 3 CPUs", "run", "--workload", "lru-file-mmap-write", "--machine", "tiny", "--cpus-per-node", "2")]
+    [InlineData("--oracle must be on or off", "run", "--oracle", "maybe")]
     [InlineData("--trace-window '3-1' is empty", "run", "--trace-window", "3-1")]
     [InlineData("malformed --interval '7ms'", "run", "--interval", "7ms")]
     [InlineData("does not exist", "run", "--trace", "/nonexistent-dir/t.txt")]

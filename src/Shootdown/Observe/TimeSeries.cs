@@ -85,7 +85,7 @@ public sealed class TimeSeries
     public (long Sum, long SpanNs) SumWithin(Series s, long fromNs, long toNs)
     {
         long first = (fromNs + IntervalNs - 1) / IntervalNs;
-        long last = toNs / IntervalNs; // exclusive
+        long last = Math.Min(toNs / IntervalNs, _buckets); // exclusive; nothing was counted beyond
         long sum = 0;
         for (long b = first; b < last; b++)
         {

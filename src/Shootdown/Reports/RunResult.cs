@@ -33,6 +33,8 @@ public sealed record RunResult
     public required SortedDictionary<string, LockStats> Locks { get; init; }
     /// <summary>All interrupts in each simulated second.</summary>
     public required long[] InterruptsPerSecond { get; init; }
+    /// <summary>The coherence oracle's findings (null when the oracle was off).</summary>
+    public SafetyReport? Safety { get; init; }
     public required long Events { get; init; }
     public required double WallS { get; init; }
     public required double SimPagesPerWallS { get; init; }
@@ -134,6 +136,15 @@ public sealed record RunResult
             Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb },
             InterruptsPerSecond = perSecond,
             Locks = locks,
+            Safety = sim.Oracle is { } o ? new SafetyReport
+            {
+                Violations = o.LostWrites + o.StaleAccessesAfterFree + o.WritesAfterProtect,
+                LostWrite = o.LostWrites,
+                StaleAccessAfterFree = o.StaleAccessesAfterFree,
+                WriteAfterProtect = o.WritesAfterProtect,
+                First = o.Violations.Count > 0 ? o.Violations[0] : null,
+                Stopped = sim.Stopped,
+            } : null,
             Events = sim.EventsProcessed,
             WallS = wallSeconds,
             SimPagesPerWallS = wallSeconds > 0 ? (sim.PagesDone + reclaimed) / wallSeconds : 0,
@@ -151,4 +162,16 @@ public sealed record LockStats
     public double HoldS { get; init; }
     /// <summary>Most holds booked on one lock at once (holders and waiters).</summary>
     public int MaxQueued { get; init; }
+}
+
+/// <summary>The "safety" object of a run's JSON.</summary>
+public sealed record SafetyReport
+{
+    public long Violations { get; init; }
+    public long LostWrite { get; init; }
+    public long StaleAccessAfterFree { get; init; }
+    public long WriteAfterProtect { get; init; }
+    public Safety.Violation? First { get; init; }
+    /// <summary>The run was ended at the first violation (--stop-on-violation).</summary>
+    public bool Stopped { get; init; }
 }

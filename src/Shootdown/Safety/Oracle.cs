@@ -182,6 +182,10 @@ public sealed class Oracle
 
     private void Report(ViolationKind kind, long t, int cpu, string task, int mm, long vpn, int frame, string detail)
     {
+        if (StopOnViolation && Violations.Count > 0)
+        {
+            return; // the run ends after this event; only the first violation counts
+        }
         switch (kind)
         {
             case ViolationKind.LostWrite:

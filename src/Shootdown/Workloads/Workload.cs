@@ -23,9 +23,14 @@ public static class WorkloadRegistry
     private static readonly (string Name, Func<Workload> Create)[] Entries =
     [
         ("lru-file-mmap-read", () => new LruFileMmapRead()),
+        ("lru-file-mmap-write", () => new LruFileMmapWrite()),
+        ("mprotect-race", () => new MprotectRace()),
     ];
 
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();
+
+    /// <summary>Name and one-line summary of every workload.</summary>
+    public static IEnumerable<(string Name, string Summary)> Describe() => Entries.Select(e => (e.Name, e.Create().Summary));
 
     public static Workload Create(string name)
     {

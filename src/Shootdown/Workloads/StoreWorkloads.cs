@@ -1,0 +1,349 @@
+using Shootdown.Hardware;
+using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
+using Shootdown.Observe;
+
+namespace Shootdown.Workloads;
+
+/// <summary>
+/// A thread of a multi-threaded process that stores to (or loads from) a hot set of file pages
+/// mapped MAP_SHARED, each step going once over the pages the hot-set function names for the current
+/// time. Stores to a read-only VMA fault and are dropped (SIGSEGV); missing pages are faulted in,
+/// with direct reclaim when memory is short.
+/// </summary>
+public sealed class HotSetThread : SimTask
+{
+    private readonly Vma[] _vmas;
+    private readonly Func<long, (long From, long To)>? _window;
+    private readonly (long Index, bool Write)[]? _pattern;
+    private bool _write;
+    private readonly Func<bool> _keepGoing;
+    private readonly int[] _stash = new int[1];
+    private bool _reclaiming;
+    private bool _afterReclaim;
+    private long _cursor = -1;
+    private int _fruitless;
+
+    public HotSetThread(int pid, string comm, MmStruct mm, Cpu cpu, Vma[] vmas, Func<long, (long, long)> window, bool write, Func<bool> keepGoing)
+        : base(pid, comm, mm, cpu)
+    {
+        _vmas = vmas;
+        _window = window;
+        _write = write;
+        _keepGoing = keepGoing;
+    }
+
+    /// <summary>A thread going over a fixed list of (file index, store?) accesses each step.</summary>
+    public HotSetThread(int pid, string comm, MmStruct mm, Cpu cpu, Vma[] vmas, (long Index, bool Write)[] pattern, Func<bool> keepGoing)
+        : base(pid, comm, mm, cpu)
+    {
+        _vmas = vmas;
+        _pattern = pattern;
+        _keepGoing = keepGoing;
+        _patternVma = pattern.Select(p => VmaFor(p.Index)).ToArray();
+    }
+
+    private readonly Vma[]? _patternVma;
+
+    /// <summary>Stores that faulted on a read-only VMA (SIGSEGV in a real program).</summary>
+    public long Segv { get; private set; }
+
+    public long Stores { get; private set; }
+
+    private Vma VmaFor(long index)
+    {
+        foreach (Vma v in _vmas)
+        {
+            if (v.VpnOf(index) >= 0)
+            {
+                return v;
+            }
+        }
+        throw new InvalidOperationException($"file index {index} is outside the thread's mappings");
+    }
+
+    public override StepResult Step(Sim sim, Exec ex)
+    {
+        if (_reclaiming)
+        {
+            if (sim.Vmscan.ReclaimStep(ex, this))
+            {
+                sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, Comm, Pid, Sc!.NrReclaimed);
+                _reclaiming = false;
+                _afterReclaim = true;
+                _fruitless = Sc!.NrReclaimed == 0 ? _fruitless + 1 : 0;
+                if (_fruitless > 1000)
+                {
+                    throw new SimulationException($"out of memory: {Comm} cannot reclaim any page");
+                }
+            }
+            return StepResult.Continue;
+        }
+        if (!_keepGoing())
+        {
+            ex.Sys += sim.Costs.ContextSwitchNs;
+            return StepResult.Exit;
+        }
+        ex.What = _pattern is not null || _write ? "store hot set" : "load hot set";
+        var (from, to) = _pattern is not null ? (0L, (long)_pattern.Length) : _window!(ex.Now);
+        long k = _cursor >= from && _cursor < to ? _cursor : from;
+        _cursor = -1;
+        MmStruct mm = Mm!;
+        for (; k < to; k++)
+        {
+            long i = k;
+            Vma vma;
+            if (_pattern is not null)
+            {
+                (i, _write) = _pattern[k];
+                vma = _patternVma![k];
+            }
+            else
+            {
+                vma = VmaFor(i);
+            }
+            long vpn = vma.VpnOf(i);
+            Mmu.Access a = sim.Mmu.Touch(ex, mm, vpn, _write);
+            if (a == Mmu.Access.Fault)
+            {
+                if (!HandleFault(sim, ex, vma, i, vpn, out bool blocked))
+                {
+                    _cursor = k; // direct reclaim first, then retry this page
+                    return StepResult.Continue;
+                }
+                if (blocked)
+                {
+                    Segv++;
+                    continue;
+                }
+                if (sim.Mmu.Touch(ex, mm, vpn, _write) == Mmu.Access.Fault)
+                {
+                    Segv++;
+                    continue;
+                }
+            }
+            ex.User += sim.Costs.UserStoreNs;
+            if (_write)
+            {
+                Stores++;
+            }
+        }
+        return StepResult.Continue;
+    }
+
+    /// <summary>
+    /// The page fault of an access to file page <paramref name="index"/>. Returns false when
+    /// memory is short (direct reclaim started); <paramref name="blocked"/> when the access is not
+    /// allowed (a store to a read-only VMA).
+    /// </summary>
+    private bool HandleFault(Sim sim, Exec ex, Vma vma, long index, long vpn, out bool blocked)
+    {
+        blocked = false;
+        uint pte = Mm!.PageTable.Get(vpn);
+        if (Pte.IsPresent(pte))
+        {
+            blocked = !(_write && sim.Filemap.WpPage(ex, vma, vpn));
+            return true;
+        }
+        if (_write && !vma.Writable)
+        {
+            blocked = true;
+            return true;
+        }
+        AddressSpace file = vma.File!;
+        sim.VmStat.Inc(VmEvent.pgfault);
+        sim.Trace?.PageFault(ex.Now, ex.Cpu.Id, Comm, Pid, vpn);
+        ex.Sys += sim.Costs.FaultEntryNs;
+        if (file.FindPage(index) < 0)
+        {
+            int have = 0;
+            if (!sim.PageAlloc.AllocPages(ex, 1, _stash, ref have, _afterReclaim))
+            {
+                _afterReclaim = false;
+                sim.VmStat.Inc(VmEvent.allocstall);
+                sim.Vmscan.StartDirect(this, HomeCpu.Node, ex);
+                _reclaiming = true;
+                return false;
+            }
+            _afterReclaim = false;
+            sim.Filemap.AddMissingPages(ex, file, index, index + 1, _stash);
+        }
+        sim.Filemap.MapPages(ex, vma, index, index + 1, _write ? index : -1);
+        return true;
+    }
+}
+
+/// <summary>Shared set-up of the workloads that store: streaming readers for memory pressure, a flusher.</summary>
+public abstract class StoreWorkload : Workload
+{
+    /// <summary>dirty_writeback interval the workloads set (sysctl vm.dirty_writeback_centisecs = 1).</summary>
+    public const long FlushPeriodNs = 10_000_000;
+
+    public override bool Stores => true;
+
+    protected int ReadersLeft;
+
+    protected bool Running() => ReadersLeft > 0;
+
+    /// <summary>Threads of the storing process: a quarter of the CPUs, leaving one for the extra thread and one or more for streamers.</summary>
+    protected int Writers(Sim sim)
+    {
+        int n = sim.Cpus.Length;
+        if (n < 3)
+        {
+            throw new ConfigException($"{Name} needs at least 3 CPUs (writers, one more thread of the process, a streaming reader); the machine has {n}");
+        }
+        return Math.Clamp(n / 4, 1, n - 2);
+    }
+
+    /// <summary>Streaming readers on CPUs [first, nr_cpus) reading files of 3 x RAM in all.</summary>
+    protected long AddStreamers(Sim sim, int first)
+    {
+        int n = sim.Cpus.Length - first;
+        if (n <= 0)
+        {
+            throw new ConfigException($"{Name} needs at least {first + 1} CPUs");
+        }
+        long filePages = 3 * (long)sim.Memory.NrFrames / n;
+        long total = 0;
+        for (int c = first; c < sim.Cpus.Length; c++)
+        {
+            MmStruct mm = sim.CreateMm();
+            AddressSpace file = sim.CreateFile($"stream-{c}", filePages);
+            var vma = new Vma(mm, LruFileMmapRead.MapBase, filePages, file, 0, writable: false, shared: true);
+            mm.Vmas.Add(vma);
+            file.IMmap.Add(vma);
+            long[] hot = sim.MapHotPages(mm, sim.Cpus[c].Node, LruFileMmapRead.HotPages);
+            ReadersLeft++;
+            sim.AddUserTask(new StreamingReader(sim.NextPid(), $"usemem-{c}", mm, sim.Cpus[c], vma, hot) { Finished = () => ReadersLeft-- },
+                startAt: sim.Rng.Next(20_000));
+            total += filePages;
+        }
+        sim.AddKernelThread(new FlusherTask(sim.NextPid(), sim.Cpus[^1], FlushPeriodNs), FlushPeriodNs);
+        return total;
+    }
+
+    protected static Vma MapFile(Sim sim, MmStruct mm, AddressSpace file, long startVpn, long pgoff, long pages, bool writable)
+    {
+        var vma = new Vma(mm, startVpn, pages, file, pgoff, writable, shared: true);
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        return vma;
+    }
+}
+
+/// <summary>
+/// lru-file-mmap-write: the threads of one process (so its mm spans several CPUs) store to a hot
+/// window of 64 pages of a shared file mapping, the window moving on by one page every 4 ms (a page is
+/// hot for about a quarter of a second, then left: the pattern of a log or a database's dirty
+/// region), and load from a 64-page read-only table; streaming readers on the other CPUs read files
+/// of 3 x RAM, so reclaim runs constantly, and a flusher writes dirty pages back every 10 ms.
+/// </summary>
+public sealed class LruFileMmapWrite : StoreWorkload
+{
+    public const int Window = 64;
+    public const long AdvanceNs = 4_000_000;
+    public const int TablePages = 64;
+
+    public override string Name => "lru-file-mmap-write";
+
+    public override string Summary => "threads of one process store to a moving 64-page window of a MAP_SHARED file and load a hot table, under streaming-read pressure and a 10 ms flusher";
+
+    public override long Setup(Sim sim)
+    {
+        int writers = Writers(sim);
+        MmStruct mm = sim.CreateMm();
+        long filePages = Math.Max(4 * Window, sim.Memory.NrFrames / 4);
+        AddressSpace data = sim.CreateFile("data", filePages);
+        AddressSpace table = sim.CreateFile("table", TablePages);
+        Vma dataVma = MapFile(sim, mm, data, LruFileMmapRead.MapBase, 0, filePages, writable: true);
+        Vma tableVma = MapFile(sim, mm, table, 0x10_000, 0, TablePages, writable: false);
+        long span = filePages - Window;
+        (long, long) WindowAt(long t)
+        {
+            long start = t / AdvanceNs % span;
+            return (start, start + Window);
+        }
+        for (int c = 0; c < writers; c++)
+        {
+            Cpu cpu = sim.Cpus[c];
+            sim.AddUserTask(new HotSetThread(sim.NextPid(), $"writer-{c}", mm, cpu, [dataVma], WindowAt, write: true, Running), startAt: sim.Rng.Next(20_000));
+        }
+        // One more thread of the same process loads the table (clean pages that stay hot in its TLB).
+        sim.AddUserTask(new HotSetThread(sim.NextPid(), "reader-table", mm, sim.Cpus[writers], [tableVma], _ => (0, TablePages), write: false, Running), startAt: 0);
+        return AddStreamers(sim, writers + 1);
+    }
+}
+
+/// <summary>
+/// mprotect-race: the threads of one process store to 8192 one-page shared file mappings, each
+/// thread to its own share, so every page stays hot in one CPU's TLB and looks idle to reclaim.
+/// Another thread of the process makes the mappings read-only one at a time for 50 us and writable
+/// again (each mapping about every 0.8 s); stores to a read-only mapping must fault. Streaming
+/// readers keep reclaim busy. When reclaim has just cleared a hot page's PTE and deferred the flush,
+/// mprotect finds no PTE to change and flushes nothing, and the owner's next store goes through its
+/// stale writable entry: the race fixed in Linux 4.13 by 3ea277194daa.
+/// </summary>
+public sealed class MprotectRace : StoreWorkload
+{
+    public const int Mappings = 8192;
+    public const long ProtectNs = 50_000;
+
+    public override string Name => "mprotect-race";
+
+    public override string Summary => "threads store to 8192 one-page shared mappings while another thread mprotects them read-only and back, under streaming-read pressure";
+
+    public override long Setup(Sim sim)
+    {
+        int writers = Writers(sim);
+        MmStruct mm = sim.CreateMm();
+        AddressSpace region = sim.CreateFile("region", Mappings);
+        var vmas = new Vma[Mappings];
+        for (int g = 0; g < Mappings; g++)
+        {
+            vmas[g] = MapFile(sim, mm, region, LruFileMmapRead.MapBase + g * 2L, g, 1, writable: true);
+        }
+        for (int c = 0; c < writers; c++)
+        {
+            var mine = Enumerable.Range(0, Mappings).Where(g => g % writers == c).ToArray();
+            var pattern = mine.Select(g => ((long)g, true)).ToArray();
+            sim.AddUserTask(new HotSetThread(sim.NextPid(), $"writer-{c}", mm, sim.Cpus[c], mine.Select(g => vmas[g]).ToArray(), pattern, Running),
+                startAt: sim.Rng.Next(20_000));
+        }
+        sim.AddUserTask(new Protector(sim.NextPid(), mm, sim.Cpus[writers], vmas, Running), startAt: 1_000_000);
+        return AddStreamers(sim, writers + 1);
+    }
+
+    /// <summary>The thread that calls mprotect(PROT_READ) and mprotect(PROT_READ|PROT_WRITE) in turn.</summary>
+    private sealed class Protector(int pid, MmStruct mm, Cpu cpu, Vma[] vmas, Func<bool> keepGoing) : SimTask(pid, "protector", mm, cpu)
+    {
+        private int _next;
+        private Vma? _protected;
+
+        public long Calls { get; private set; }
+
+        public override StepResult Step(Sim sim, Exec ex)
+        {
+            if (!keepGoing())
+            {
+                ex.Sys += sim.Costs.ContextSwitchNs;
+                return StepResult.Exit;
+            }
+            ex.What = "mprotect";
+            if (_protected is null)
+            {
+                _protected = vmas[_next];
+                _next = (_next + 1) % vmas.Length;
+                sim.Mprotect.ChangeProtection(ex, _protected, writable: false);
+            }
+            else
+            {
+                sim.Mprotect.ChangeProtection(ex, _protected, writable: true);
+                _protected = null;
+            }
+            Calls++;
+            sim.WakeAt(this, ex.Now + ProtectNs);
+            return StepResult.Sleep;
+        }
+    }
+}

@@ -1,0 +1,128 @@
+using CsCheck;
+using Shootdown.Kernel.Sched;
+using Shootdown.Policies;
+using Shootdown.Reports;
+using Shootdown.Safety;
+
+namespace Shootdown.Tests;
+
+/// <summary>Linux 4.3 with its flush-before-free removed: the batch is flushed only at the end of shrink_lruvec.</summary>
+internal sealed class Linux43WithoutFlushBeforeFree() : Linux43(new PolicyParams())
+{
+    public override void EndShrinkPageList(Exec ex)
+    {
+    }
+
+    public override void EndShrinkLruvec(Exec ex) => TryToUnmapFlush(ex);
+}
+
+public class SafetyTests
+{
+    /// <summary>The documented configuration: 2 nodes x 4 CPUs, 256 MiB, lru-file-mmap-write.</summary>
+    private static RunConfig WriteRun(string policy, ulong seed = 1, bool stop = false) =>
+        RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop);
+
+    [Fact]
+    public void RfcFreesBeforeTheFlushAndTheOracleSeesStaleAccesses()
+    {
+        RunResult r = Runner.Run(WriteRun("rfc-pfn32"));
+        Assert.NotNull(r.Safety);
+        Assert.True(r.Safety!.StaleAccessAfterFree > 0);
+        Violation v = r.Safety.First!;
+        Assert.Equal("stale_access_after_free", v.Kind);
+        Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
+        Assert.Contains("--seed 1", v.Replay, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("vanilla")]
+    [InlineData("linux-4.3")]
+    [InlineData("linux-4.13")]
+    public void CorrectPoliciesNeverViolateOnTheWriteWorkload(string policy)
+    {
+        for (ulong seed = 1; seed <= 3; seed++)
+        {
+            RunResult r = Runner.Run(WriteRun(policy, seed));
+            Assert.Equal(0, r.Safety!.Violations);
+        }
+    }
+
+    [Fact]
+    public void MutationRemovingFlushBeforeFreeIsCaught()
+    {
+        var sim = new Sim(WriteRun("linux-4.3"), new Linux43WithoutFlushBeforeFree());
+        sim.Run();
+        Assert.True(sim.Oracle!.StaleAccessesAfterFree > 0, "the oracle stayed silent about pages freed before their flush");
+    }
+
+    [Fact]
+    public void StopOnViolationReplaysTheSameFirstViolationWithItsHistory()
+    {
+        var first = new Sim(WriteRun("rfc-pfn32", stop: true));
+        first.Run();
+        var again = new Sim(WriteRun("rfc-pfn32", stop: true));
+        again.Run();
+        Assert.True(first.Stopped);
+        Violation a = first.Oracle!.Violations[0], b = again.Oracle!.Violations[0];
+        Assert.Equal(a, b);
+        Assert.Single(first.Oracle.Violations);
+        var history = first.Oracle.Log.Relevant(a.Frame, a.Mm, 50).ToList();
+        // The replay shows the deferred unmap, the free, and the access through the stale entry.
+        Assert.Contains(history, e => e.Contains("flush deferred", StringComparison.Ordinal));
+        Assert.Contains(history, e => e.Contains("freed by", StringComparison.Ordinal));
+        Assert.Contains(history, e => e.Contains("VIOLATION stale_access_after_free", StringComparison.Ordinal));
+        Assert.True(first.Now < new Sim(WriteRun("rfc-pfn32")).TotalPages * 1_000_000L); // it stopped early, not at the end
+    }
+
+    [Fact]
+    public void TheOracleIsOffForTheReadWorkloadByDefaultAndSilentWhenOn()
+    {
+        RunResult off = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 4));
+        Assert.Null(off.Safety);
+        RunResult on = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 4, policy: "rfc-pfn32", oracle: true));
+        Assert.Equal(0, on.Safety!.Violations);
+    }
+
+    [Fact]
+    public void StopOnViolationWithoutTheOracleIsRejected()
+    {
+        Assert.Throws<Hardware.ConfigException>(() => RunConfig.Create(oracle: false, stopOnViolation: true));
+    }
+
+    [Fact]
+    public void PropertyCorrectPoliciesNeverViolateOnRandomSmallMachines()
+    {
+        Gen.Select(Gen.Int[1, 2], Gen.Int[2, 5], Gen.Int[0, 2], Gen.ULong[1, 1_000_000], Gen.Int[0, 2])
+            .Sample((nodes, cpus, memIdx, seed, pol) =>
+            {
+                long mem = new[] { 48L, 64L, 96L }[memIdx] << 20;
+                if (nodes * cpus < 3)
+                {
+                    cpus = 3; // the write workload needs three CPUs
+                }
+                string policy = new[] { "vanilla", "linux-4.3", "linux-4.13" }[pol];
+                var cfg = RunConfig.Create(machine: "tiny", nodes: nodes, cpusPerNode: cpus, memoryBytes: mem * nodes / 2 + (mem / 2),
+                    workload: "lru-file-mmap-write", policy: policy, seed: seed);
+                RunResult r = Runner.Run(cfg);
+                Assert.True(r.Safety!.Violations == 0, $"{policy} violated on {nodes}x{cpus} CPUs, seed {seed}: {r.Safety.First?.Detail}");
+            }, iter: 6, threads: 1);
+    }
+
+    [Fact]
+    public void PropertyEveryReportedViolationIsReal()
+    {
+        // For random seeds of the flawed RFC, each reported violation's frame history must show the
+        // stale TLB entry's origin (a deferred unmap) and the access through it.
+        Gen.ULong[1, 1_000_000].Sample(seed =>
+        {
+            var sim = new Sim(WriteRun("rfc-pfn32", seed, stop: true));
+            sim.Run();
+            foreach (Violation v in sim.Oracle!.Violations)
+            {
+                var history = sim.Oracle.Log.Relevant(v.Frame, v.Mm, 100).ToList();
+                Assert.Contains(history, e => e.Contains("cleared by", StringComparison.Ordinal) && e.Contains("flush deferred", StringComparison.Ordinal));
+                Assert.Contains(history, e => e.Contains("VIOLATION", StringComparison.Ordinal));
+            }
+        }, iter: 3, threads: 1);
+    }
+}
