@@ -32,7 +32,15 @@ public sealed class Mmu(Sim sim)
                 if (sim.Oracle is { } oracle)
                 {
                     int frame = tlb.FrameAt(slot);
-                    bool stale = oracle.CheckHit(ex, mm, vpn, frame, write, (fl & Tlb.EntryWritable) != 0);
+                    bool stale = false;
+                    if (tlb.EpochAt(slot) != mm.PteEpoch)
+                    {
+                        stale = oracle.CheckHit(ex, mm, vpn, frame, write, (fl & Tlb.EntryWritable) != 0);
+                        if (!stale)
+                        {
+                            tlb.SetEpochAt(slot, mm.PteEpoch);
+                        }
+                    }
                     if (write)
                     {
                         oracle.Store(ex, mm, vpn, frame, stale);
@@ -65,10 +73,11 @@ public sealed class Mmu(Sim sim)
         if (slot >= 0)
         {
             tlb.SetFlagsAt(slot, flags);
+            tlb.SetEpochAt(slot, mm.PteEpoch);
         }
         else
         {
-            tlb.FillAt(victim, mm.Id, vpn, Pte.Frame(np), flags);
+            tlb.FillAt(victim, mm.Id, vpn, Pte.Frame(np), flags, mm.PteEpoch);
         }
         if (write)
         {

@@ -16,6 +16,7 @@ public sealed class Tlb
     private readonly byte[] _flags;
     private readonly int[] _gen;
     private readonly uint[] _stamp;
+    private readonly int[] _epoch;
     private readonly int _ways;
     private readonly int _setMask;
     private int _currentGen = 1;
@@ -39,7 +40,13 @@ public sealed class Tlb
         _flags = new byte[entries];
         _gen = new int[entries];
         _stamp = new uint[entries];
+        _epoch = new int[entries];
     }
+
+    /// <summary>The mm's PTE-change epoch when the entry was last known to match the page table (oracle fast path).</summary>
+    public int EpochAt(int slot) => _epoch[slot];
+
+    public void SetEpochAt(int slot, int epoch) => _epoch[slot] = epoch;
 
     public int Capacity => _tag.Length;
 
@@ -111,8 +118,9 @@ public sealed class Tlb
     }
 
     /// <summary>Installs an entry in <paramref name="slot"/> (from <see cref="LookupOrVictim"/>).</summary>
-    public void FillAt(int slot, int mm, long vpn, int frame, byte flags)
+    public void FillAt(int slot, int mm, long vpn, int frame, byte flags, int epoch = 0)
     {
+        _epoch[slot] = epoch;
         _tag[slot] = Tag(mm, vpn);
         _frame[slot] = frame;
         _flags[slot] = flags;

@@ -52,6 +52,7 @@ public sealed class Comparison
         new("nr_tlb_remote_flush", "nr_tlb_remote_flush", r => r.Vmstat["nr_tlb_remote_flush"], "0"),
         new("nr_tlb_local_flush_all", "nr_tlb_local_flush_all", r => r.Vmstat["nr_tlb_local_flush_all"], "0"),
         new("nr_tlb_local_flush_one", "nr_tlb_local_flush_one", r => r.Vmstat["nr_tlb_local_flush_one"], "0"),
+        new("violations", "Coherence violations (oracle)", r => r.Safety?.Violations ?? 0, "0.##"),
     ];
 
     public Comparison(IReadOnlyList<PolicyRuns> results)

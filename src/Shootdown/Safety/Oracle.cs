@@ -38,6 +38,8 @@ public sealed record Violation
 /// stale_access_after_free — a load or store through a stale TLB entry to a frame that was freed or
 /// now holds another page; write_after_protect — a store through a stale writable entry after
 /// mprotect(PROT_READ)/munmap/madvise(DONTNEED) of that page returned.
+/// Times are the event times of the steps involved: the simulator applies a step's state changes
+/// (an unmap, a free, an access) when the step starts, and the oracle sees them in that order.
 /// </summary>
 public sealed class Oracle
 {
@@ -47,6 +49,7 @@ public sealed class Oracle
     private readonly StoreRecord[] _lastStore;
     private readonly UnmapRecord[] _lastUnmap;
     private readonly Dictionary<long, long> _disk = [];
+    private readonly HashSet<int> _writtenFiles = [];
     private long _version;
 
     private struct StoreRecord
@@ -93,7 +96,8 @@ public sealed class Oracle
 
     private static long DiskKey(int file, long index) => ((long)file << 40) | index;
 
-    private long Disk(int file, long index) => _disk.TryGetValue(DiskKey(file, index), out long v) ? v : 0;
+    private long Disk(int file, long index) =>
+        _writtenFiles.Count != 0 && _writtenFiles.Contains(file) && _disk.TryGetValue(DiskKey(file, index), out long v) ? v : 0;
 
     // ---- page life cycle -------------------------------------------------------------------------
 
@@ -108,46 +112,53 @@ public sealed class Oracle
     public void WritebackStart(long t, int frame)
     {
         _captured[frame] = _content[frame];
-        Log.Add(t, -1, frame, -1, "writeback start (clear_page_dirty_for_io)");
+        Log.Add(t, -1, frame, -1, LogKind.WritebackStart);
     }
 
     /// <summary>end_page_writeback: the backing store now holds what was captured.</summary>
     public void WritebackEnd(long t, int frame, int file, long index)
     {
         _disk[DiskKey(file, index)] = _captured[frame];
-        Log.Add(t, -1, frame, -1, "writeback end");
+        _writtenFiles.Add(file);
+        Log.Add(t, -1, frame, -1, LogKind.WritebackEnd);
     }
 
     /// <summary>try_to_unmap_one cleared a PTE of the frame; <paramref name="deferred"/>: the flush was deferred.</summary>
     public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred)
     {
-        _lastUnmap[frame] = new UnmapRecord { Time = ex.Now, Cpu = ex.Cpu.Id, Pid = ex.Task.Pid, Deferred = deferred };
-        Log.Add(ex.Now, ex.Cpu.Id, frame, mm, $"PTE of 0x{vpn << 12:x} cleared by {ex.Task.Comm} ({(deferred ? "flush deferred" : "flushed")})");
+        _lastUnmap[frame] = new UnmapRecord { Time = ex.EventTime, Cpu = ex.Cpu.Id, Pid = ex.Task.Pid, Deferred = deferred };
+        Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, LogKind.Unmap, vpn, ex.Task.Comm, deferred);
     }
 
     /// <summary>Reclaim is freeing a clean page of (file, index): data newer than the backing store is lost.</summary>
     public void PageFreed(Exec ex, int frame, int file, long index)
     {
-        Log.Add(ex.Now, ex.Cpu.Id, frame, -1, $"freed by {ex.Task.Comm}");
+        Log.Add(ex.EventTime, ex.Cpu.Id, frame, -1, LogKind.Free, who: ex.Task.Comm);
         long disk = Disk(file, index);
         if (_content[frame] != disk)
         {
             StoreRecord s = _lastStore[frame];
-            Report(ViolationKind.LostWrite, ex.Now, ex.Cpu.Id, ex.Task.Comm, s.Mm, s.Vpn, frame,
-                $"store by pid {s.Pid} on CPU {s.Cpu} at {Sec(s.Time)} s{(s.Stale ? " through a stale TLB entry" : "")} is newer than the backing store (content v{_content[frame]}, written back v{disk}); the page was freed clean");
+            Report(ViolationKind.LostWrite, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, s.Mm, s.Vpn, frame,
+                s.Time == 0 && s.Pid == 0
+                    ? $"content v{_content[frame]} is newer than the backing store (v{disk}); the page was freed clean"
+                    : $"store by pid {s.Pid} on CPU {s.Cpu} at {Sec(s.Time)} s through a stale TLB entry is newer than the backing store (content v{_content[frame]}, written back v{disk}); the page was freed clean");
         }
     }
 
     // ---- accesses ----------------------------------------------------------------------------------
 
-    /// <summary>A store landed in <paramref name="frame"/> (through a fill or a cached entry).</summary>
+    /// <summary>
+    /// A store landed in <paramref name="frame"/> (through a fill or a cached entry). Only stores
+    /// through stale entries are recorded in detail: a store through a valid entry dirties the PTE,
+    /// so the page cannot be dropped clean with it.
+    /// </summary>
     public void Store(Exec ex, MmStruct mm, long vpn, int frame, bool stale)
     {
         _content[frame] = ++_version;
-        _lastStore[frame] = new StoreRecord { Time = ex.Now, Vpn = vpn, Cpu = ex.Cpu.Id, Mm = mm.Id, Pid = ex.Task.Pid, Stale = stale };
         if (stale)
         {
-            Log.Add(ex.Now, ex.Cpu.Id, frame, mm.Id, $"store to 0x{vpn << 12:x} by {ex.Task.Comm} through a stale TLB entry");
+            _lastStore[frame] = new StoreRecord { Time = ex.EventTime, Vpn = vpn, Cpu = ex.Cpu.Id, Mm = mm.Id, Pid = ex.Task.Pid, Stale = true };
+            Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm.Id, LogKind.StaleStore, vpn, ex.Task.Comm);
         }
     }
 
@@ -169,12 +180,12 @@ public sealed class Oracle
         bool reused = !freed && (vma?.File is null || p.Mapping != vma.File.Id || p.Index != vma.PgOff + (vpn - vma.Start));
         if (freed || reused)
         {
-            Report(ViolationKind.StaleAccessAfterFree, ex.Now, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
+            Report(ViolationKind.StaleAccessAfterFree, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
                 $"{(write ? "store" : "load")} through a stale TLB entry to a frame {(freed ? "already freed" : $"now holding page {p.Index} of file {p.Mapping}")}");
         }
-        else if (write && entryWritable && (vma is null || !vma.Writable))
+        else if (write && entryWritable && (vma is null || (!vma.Writable && ex.EventTime >= vma.ProtectedAt)))
         {
-            Report(ViolationKind.WriteAfterProtect, ex.Now, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
+            Report(ViolationKind.WriteAfterProtect, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
                 $"store through a stale writable TLB entry after {(vma is null ? "munmap" : "mprotect(PROT_READ)")} returned at {Sec(vma?.ProtectedAt ?? 0)} s");
         }
         return true;
@@ -198,7 +209,7 @@ public sealed class Oracle
                 WritesAfterProtect++;
                 break;
         }
-        Log.Add(t, cpu, frame, mm, $"VIOLATION {Name(kind)}: {detail}");
+        Log.Add(t, cpu, frame, mm, LogKind.Violation, vpn, task, text: $"{Name(kind)}: {detail}");
         if (Violations.Count >= 1000)
         {
             return; // counts go on; the list keeps the first thousand
@@ -238,29 +249,67 @@ public sealed class Oracle
     private static string Sec(long ns) => (ns / 1e9).ToString("0.000000", CultureInfo.InvariantCulture);
 }
 
-/// <summary>A ring of recent oracle-relevant events (unmaps, flush decisions, writeback, frees, stale stores).</summary>
+/// <summary>What an <see cref="EventLog"/> entry records.</summary>
+public enum LogKind : byte
+{
+    Unmap,
+    Free,
+    WritebackStart,
+    WritebackEnd,
+    StaleStore,
+    Violation,
+}
+
+/// <summary>
+/// A ring of recent oracle-relevant events (unmaps and their flush decisions, frees, writeback,
+/// stores through stale entries, violations). Entries are structs formatted only when printed, so
+/// keeping the log costs no allocation per page.
+/// </summary>
 public sealed class EventLog(int capacity)
 {
-    private readonly (long T, int Cpu, int Frame, int Mm, string What)[] _ring = new (long, int, int, int, string)[capacity];
+    private struct Entry
+    {
+        public long T;
+        public long Vpn;
+        public int Cpu;
+        public int Frame;
+        public int Mm;
+        public LogKind Kind;
+        public bool Flag;
+        public string? Who;
+        public string? Text;
+    }
+
+    private readonly Entry[] _ring = new Entry[capacity];
     private long _n;
 
-    public void Add(long t, int cpu, int frame, int mm, string what)
+    public void Add(long t, int cpu, int frame, int mm, LogKind kind, long vpn = 0, string? who = null, bool flag = false, string? text = null)
     {
-        _ring[_n % _ring.Length] = (t, cpu, frame, mm, what);
+        _ring[_n % _ring.Length] = new Entry { T = t, Cpu = cpu, Frame = frame, Mm = mm, Kind = kind, Vpn = vpn, Who = who, Flag = flag, Text = text };
         _n++;
     }
 
-    /// <summary>The last <paramref name="count"/> events concerning <paramref name="frame"/> or <paramref name="mm"/>, oldest first.</summary>
+    private static string Describe(in Entry e) => e.Kind switch
+    {
+        LogKind.Unmap => $"PTE of 0x{e.Vpn << 12:x} cleared by {e.Who} ({(e.Flag ? "flush deferred" : "flushed")})",
+        LogKind.Free => $"freed by {e.Who}",
+        LogKind.WritebackStart => "writeback start (clear_page_dirty_for_io)",
+        LogKind.WritebackEnd => "writeback end",
+        LogKind.StaleStore => $"store to 0x{e.Vpn << 12:x} by {e.Who} through a stale TLB entry",
+        _ => $"VIOLATION {e.Text}",
+    };
+
+    /// <summary>The last <paramref name="count"/> events concerning <paramref name="frame"/>, oldest first.</summary>
     public IEnumerable<string> Relevant(int frame, int mm, int count)
     {
         var list = new List<string>();
         long first = Math.Max(0, _n - _ring.Length);
         for (long i = _n - 1; i >= first && list.Count < count; i--)
         {
-            var e = _ring[i % _ring.Length];
-            if (e.Frame == frame || (mm >= 0 && e.Mm == mm && e.Frame < 0))
+            ref Entry e = ref _ring[i % _ring.Length];
+            if (e.Frame == frame)
             {
-                list.Add($"{e.T / 1e9,14:0.000000000} s  cpu {(e.Cpu < 0 ? "-" : e.Cpu.ToString(CultureInfo.InvariantCulture)),3}  frame {e.Frame,9}  {e.What}");
+                list.Add($"{e.T / 1e9,14:0.000000000} s  cpu {(e.Cpu < 0 ? "-" : e.Cpu.ToString(CultureInfo.InvariantCulture)),3}  frame {e.Frame,9}  {Describe(e)}");
             }
         }
         list.Reverse();

@@ -28,6 +28,12 @@ public sealed class MmStruct
     /// <summary>mm->tlb_flush_batched (Linux 4.13, 3ea277194daa): a deferred flush may be pending.</summary>
     public bool TlbFlushBatched;
 
+    /// <summary>
+    /// Bumped whenever a PTE of this mm is cleared or loses its write or dirty bit: a TLB entry
+    /// checked against the page table at the current epoch is still valid (the oracle's fast path).
+    /// </summary>
+    public int PteEpoch;
+
     /// <summary>Resident pages (file-backed) mapped by this mm.</summary>
     public long RssFile;
 

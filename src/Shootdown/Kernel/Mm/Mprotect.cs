@@ -27,6 +27,7 @@ public sealed class Mprotect(Sim sim)
                 if (Pte.IsPresent(pte) && Pte.IsWrite(pte))
                 {
                     mm.PageTable.Update(vpn, pte & ~Pte.Write);
+                    mm.PteEpoch++;
                     changed = true;
                 }
             }

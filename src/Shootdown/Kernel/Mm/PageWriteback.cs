@@ -45,6 +45,7 @@ public sealed class PageWriteback(Sim sim)
             if (Pte.IsPresent(pte) && Pte.Frame(pte) == frame && (pte & (Pte.Write | Pte.Dirty)) != 0)
             {
                 vma.Mm.PageTable.Update(vpn, pte & ~(Pte.Write | Pte.Dirty));
+                vma.Mm.PteEpoch++;
                 sim.Arch.FlushTlbPage(ex, vma.Mm, vpn);
             }
         }
@@ -57,7 +58,7 @@ public sealed class PageWriteback(Sim sim)
     {
         sim.Memory.Pages[frame].Flags |= PageFlags.Writeback;
         ex.Sys += sim.Costs.WritebackSubmitNs;
-        sim.Oracle?.WritebackStart(ex.Now, frame);
+        sim.Oracle?.WritebackStart(ex.EventTime, frame);
         _inflight.Enqueue((ex.Now + sim.Costs.IoLatencyNs, frame));
         PagesWritten++;
     }

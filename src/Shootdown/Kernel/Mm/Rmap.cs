@@ -71,6 +71,7 @@ public sealed class Rmap(Sim sim)
             }
             ex.Sys += sim.Costs.UnmapPageNs;
             mm.PageTable.Clear(vpn);
+            mm.PteEpoch++;
             mem.Pages[frame].MapCount--;
             mm.RssFile--;
             if (Pte.IsDirty(pte))
