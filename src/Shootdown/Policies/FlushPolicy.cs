@@ -57,6 +57,54 @@ public abstract class FlushPolicy
     {
     }
 
+    /// <summary>
+    /// try_to_unmap_flush: if this CPU is in the batch's mask it leaves a lazily borrowed mm or
+    /// flushes locally (everything, or each listed page of its loaded mm); every other CPU in the
+    /// mask gets one IPI; then the batch is empty.
+    /// </summary>
+    protected void FlushBatch(Exec ex, bool full)
+    {
+        TlbUnmapBatch b = ex.Task.Batch!;
+        if (!b.FlushRequired)
+        {
+            return;
+        }
+        Cpu cpu = ex.Cpu;
+        if (b.CpuMask.Test(cpu.Id))
+        {
+            if (cpu.Lazy)
+            {
+                Sim.Arch.LeaveMm(cpu);
+            }
+            else if (full)
+            {
+                Sim.Arch.LocalFlushAll(ex);
+            }
+            else
+            {
+                for (int i = 0; i < b.Count; i++)
+                {
+                    if (b.Mms[i] == cpu.ActiveMm)
+                    {
+                        Sim.Arch.LocalFlushOne(ex, b.Mms[i], b.Vpns[i]);
+                    }
+                }
+            }
+        }
+        if (b.CpuMask.AnyBut(cpu.Id))
+        {
+            if (full)
+            {
+                Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, null, null, 0, 0, full: true);
+            }
+            else
+            {
+                Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, b.Mms, b.Vpns, b.Count, 0, full: false);
+            }
+        }
+        b.Reset();
+    }
+
     /// <summary>flush_tlb_batched_pending(mm): mprotect/munmap/madvise under the PTL (Linux 4.13).</summary>
     public virtual void BatchedPending(Exec ex, MmStruct mm)
     {

@@ -55,31 +55,7 @@ public class Linux43(PolicyParams p) : FlushPolicy(p)
     public override void EndShrinkPageList(Exec ex) => TryToUnmapFlush(ex);
 
     /// <summary>try_to_unmap_flush: a full local flush if this CPU is in the mask, one IPI per other CPU.</summary>
-    public void TryToUnmapFlush(Exec ex)
-    {
-        TlbUnmapBatch b = ex.Task.Batch!;
-        if (!b.FlushRequired)
-        {
-            return;
-        }
-        Cpu cpu = ex.Cpu;
-        if (b.CpuMask.Test(cpu.Id))
-        {
-            if (cpu.Lazy)
-            {
-                Sim.Arch.LeaveMm(cpu);
-            }
-            else
-            {
-                Sim.Arch.LocalFlushAll(ex);
-            }
-        }
-        if (b.CpuMask.AnyBut(cpu.Id))
-        {
-            Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, null, null, 0, 0, full: true);
-        }
-        b.Reset();
-    }
+    public void TryToUnmapFlush(Exec ex) => FlushBatch(ex, full: true);
 }
 
 /// <summary>

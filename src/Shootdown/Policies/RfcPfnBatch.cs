@@ -57,35 +57,5 @@ public class RfcPfnBatch(PolicyParams p, bool pageSized) : FlushPolicy(p)
     public override void EndShrinkLruvec(Exec ex) => TryToUnmapFlush(ex);
 
     /// <summary>try_to_unmap_flush of v1: the local CPU flushes each page, the others by one IPI each.</summary>
-    public void TryToUnmapFlush(Exec ex)
-    {
-        TlbUnmapBatch b = ex.Task.Batch!;
-        if (!b.FlushRequired)
-        {
-            return;
-        }
-        Cpu cpu = ex.Cpu;
-        if (b.CpuMask.Test(cpu.Id))
-        {
-            if (cpu.Lazy)
-            {
-                Sim.Arch.LeaveMm(cpu);
-            }
-            else
-            {
-                for (int i = 0; i < b.Count; i++)
-                {
-                    if (b.Mms[i] == cpu.ActiveMm)
-                    {
-                        Sim.Arch.LocalFlushOne(ex, b.Mms[i], b.Vpns[i]);
-                    }
-                }
-            }
-        }
-        if (b.CpuMask.AnyBut(cpu.Id))
-        {
-            Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, b.Mms, b.Vpns, b.Count, 0, full: false);
-        }
-        b.Reset();
-    }
+    public void TryToUnmapFlush(Exec ex) => FlushBatch(ex, full: false);
 }

@@ -66,16 +66,10 @@ public sealed class HotSetThread : SimTask
     {
         if (_reclaiming)
         {
-            if (sim.Vmscan.ReclaimStep(ex, this))
+            if (sim.Vmscan.DirectReclaimStep(ex, this, ref _fruitless))
             {
-                sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, Comm, Pid, Sc!.NrReclaimed);
                 _reclaiming = false;
                 _afterReclaim = true;
-                _fruitless = Sc!.NrReclaimed == 0 ? _fruitless + 1 : 0;
-                if (_fruitless > 1000)
-                {
-                    throw new SimulationException($"out of memory: {Comm} cannot reclaim any page");
-                }
             }
             return StepResult.Continue;
         }

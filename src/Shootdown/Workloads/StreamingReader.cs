@@ -27,19 +27,10 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
     {
         if (_reclaiming)
         {
-            if (sim.Vmscan.ReclaimStep(ex, this))
+            if (sim.Vmscan.DirectReclaimStep(ex, this, ref _fruitlessReclaims))
             {
-                sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, Comm, Pid, Sc!.NrReclaimed);
                 _reclaiming = false;
                 _afterReclaim = true;
-                if (Sc!.NrReclaimed == 0 && ++_fruitlessReclaims > 1000)
-                {
-                    throw new SimulationException($"out of memory: {Comm} cannot reclaim any page (node {HomeCpu.Node})");
-                }
-                if (Sc.NrReclaimed > 0)
-                {
-                    _fruitlessReclaims = 0;
-                }
             }
             return StepResult.Continue;
         }

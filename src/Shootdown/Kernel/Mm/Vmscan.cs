@@ -103,6 +103,26 @@ public sealed class Vmscan(Sim sim)
         sc.LruvecReclaimed = 0;
     }
 
+    /// <summary>
+    /// One step of a task's direct reclaim. Returns true when try_to_free_pages is over; gives up
+    /// with an out-of-memory error after 1000 reclaims in a row that freed nothing.
+    /// </summary>
+    public bool DirectReclaimStep(Exec ex, SimTask task, ref int fruitless)
+    {
+        if (!ReclaimStep(ex, task))
+        {
+            return false;
+        }
+        long reclaimed = task.Sc!.NrReclaimed;
+        sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, reclaimed);
+        fruitless = reclaimed == 0 ? fruitless + 1 : 0;
+        if (fruitless > 1000)
+        {
+            throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {task.HomeCpu.Node})");
+        }
+        return true;
+    }
+
     /// <summary>Does one step of the task's reclaim. Returns true when the reclaim is over.</summary>
     public bool ReclaimStep(Exec ex, SimTask task)
     {
