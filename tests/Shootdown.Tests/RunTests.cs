@@ -105,3 +105,22 @@ public class RunTests
 
     internal static string Normalize(RunResult r) => (r with { WallS = 0, SimPagesPerWallS = 0 }).ToJson();
 }
+
+/// <summary>
+/// Pins a small run's results. An optimisation must not change them; a deliberate model change that
+/// does must update these numbers and say so in its commit message.
+/// </summary>
+public class PinnedResultTests
+{
+    [Fact]
+    public void TinyVanillaSeed1IsPinned()
+    {
+        RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 1, policy: "vanilla", seed: 1));
+        Assert.Equal(3.513410762, r.ElapsedS);
+        Assert.Equal(11.790913521, r.SystemS);
+        Assert.Equal(334813, r.TlbIpis);
+        Assert.Equal(590439, r.PagesReclaimed);
+        Assert.Equal(821344, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(10351, r.DirectReclaimStalls);
+    }
+}
