@@ -29,6 +29,13 @@ internal static class Tables
         t.AddRow("pages reclaimed", r.PagesReclaimed.ToString("N0", CultureInfo.InvariantCulture));
         t.AddRow("kswapd share of reclaim", F(r.KswapdEfficiency * 100, "0.0") + "%");
         t.AddRow("direct reclaim stalls", r.DirectReclaimStalls.ToString("N0", CultureInfo.InvariantCulture));
+        if (r.Safety is { } safety)
+        {
+            t.AddRow("coherence violations", safety.Violations.ToString("N0", CultureInfo.InvariantCulture));
+            t.AddRow("  lost_write", safety.LostWrite.ToString("N0", CultureInfo.InvariantCulture));
+            t.AddRow("  stale_access_after_free", safety.StaleAccessAfterFree.ToString("N0", CultureInfo.InvariantCulture));
+            t.AddRow("  write_after_protect", safety.WriteAfterProtect.ToString("N0", CultureInfo.InvariantCulture));
+        }
         t.AddRow("host wall time (s)", F(r.WallS));
         t.AddRow("simulated pages / host s", F(r.SimPagesPerWallS, "N0"));
         AnsiConsole.Write(t);
