@@ -56,6 +56,13 @@ public class KernelPathBenchmarks
         }
     }
 
+    /// <summary>Starts the next step where the last one ended, as the event loop would.</summary>
+    private void NextStep()
+    {
+        long t = _ex.Now;
+        _ex.Reset(_ex.Cpu, _ex.Task, t, t);
+    }
+
     [IterationSetup(Target = nameof(UnmapAndFlushVanilla))]
     public void SetupUnmapVanilla()
     {
@@ -79,6 +86,7 @@ public class KernelPathBenchmarks
     {
         foreach (int f in _frames)
         {
+            NextStep();
             _sim.Rmap.TryToUnmap(_ex, f, batchFlush: true);
         }
         return _ex.Sys;
@@ -92,6 +100,7 @@ public class KernelPathBenchmarks
         int n = 0;
         foreach (int f in _frames)
         {
+            NextStep();
             _sim.Rmap.TryToUnmap(_ex, f, batchFlush: true);
             if (++n % 32 == 0)
             {
@@ -118,9 +127,11 @@ public class KernelPathBenchmarks
         long reclaimed = 0;
         while (reclaimed < Pages - 64)
         {
+            NextStep();
             _sim.Vmscan.StartDirect(_task, 0, _ex);
             while (!_sim.Vmscan.ReclaimStep(_ex, _task))
             {
+                NextStep();
             }
             reclaimed += _task.Sc!.NrReclaimed;
         }
@@ -142,7 +153,7 @@ public class KernelPathBenchmarks
     {
         for (int i = 0; i < 256; i++)
         {
-            _ex.Reset(_sim.Cpus[0], _task, 0, 0);
+            NextStep();
             _task.Step(_sim, _ex);
         }
         return _sim.PagesDone;
