@@ -174,9 +174,16 @@ public sealed class TlbFlush(Sim sim)
         }
         if (mms is not null && vpns is not null)
         {
+            // INVLPG of every listed address is charged below; only entries of the mm this CPU has
+            // loaded can be in its TLB (no PCID in 4.0: a switch to another mm reloads CR3), so
+            // only those are looked up.
+            int active = r.ActiveMm;
             for (int i = 0; i < count; i++)
             {
-                r.Tlb.FlushOne(mms[i], vpns[i]);
+                if (mms[i] == active)
+                {
+                    r.Tlb.FlushOne(active, vpns[i]);
+                }
             }
         }
         else
