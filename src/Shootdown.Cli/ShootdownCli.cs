@@ -44,6 +44,7 @@ public static class ShootdownCli
         root.Subcommands.Add(BuildReproduce());
         root.Subcommands.Add(BuildPolicies());
         root.Subcommands.Add(BuildPlot());
+        root.Subcommands.Add(BuildWorkloads());
         ParseResult parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -193,6 +194,20 @@ public static class ShootdownCli
             foreach (var (name, summary) in PolicyRegistry.Describe())
             {
                 Console.Out.WriteLine($"{name,-14} {summary}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command BuildWorkloads()
+    {
+        var cmd = new Command("workloads", "List the workloads and what each does");
+        cmd.SetAction(_ =>
+        {
+            foreach (var (name, summary) in Workloads.WorkloadRegistry.Describe())
+            {
+                Console.Out.WriteLine($"{name,-20} {summary}");
             }
             return 0;
         });

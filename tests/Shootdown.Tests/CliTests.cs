@@ -85,6 +85,15 @@ public class CliTests
     }
 
     [Fact]
+    public void WorkloadsListsOneLineEach()
+    {
+        var (code, stdout, _) = Cli("workloads");
+        Assert.Equal(0, code);
+        string[] lines = stdout.TrimEnd('\n').Split('\n');
+        Assert.Equal(["lru-file-mmap-read", "lru-file-mmap-write", "mprotect-race"], lines.Select(l => l.Split(' ')[0]));
+    }
+
+    [Fact]
     public void CompareCsvOnATinyMachine()
     {
         var (code, stdout, _) = Cli("compare", "--machine", "tiny", "--scale", "1/4", "--policies", "vanilla,linux-4.3", "--format", "csv");
