@@ -134,33 +134,19 @@ public sealed class Tlb
 
     public void SetFlagsAt(int slot, byte flags) => _flags[slot] = flags;
 
-    /// <summary>Installs an entry after a page walk, evicting the set's least recently used entry.</summary>
+    /// <summary>
+    /// Installs an entry after a page walk: over an existing entry for (mm, vpn), else in the set's
+    /// first invalid or least recently used slot.
+    /// </summary>
     public int Fill(int mm, long vpn, int frame, byte flags)
     {
-        long tag = Tag(mm, vpn);
-        int b = SetBase(vpn);
-        int gen = _currentGen;
-        int victim = b;
-        uint oldest = uint.MaxValue;
-        for (int i = b; i < b + _ways; i++)
+        int slot = LookupOrVictim(mm, vpn, out int victim);
+        if (slot < 0)
         {
-            if (_gen[i] != gen || _tag[i] == tag)
-            {
-                victim = i;
-                break;
-            }
-            if (_stamp[i] < oldest)
-            {
-                oldest = _stamp[i];
-                victim = i;
-            }
+            slot = victim;
         }
-        _tag[victim] = tag;
-        _frame[victim] = frame;
-        _flags[victim] = flags;
-        _gen[victim] = gen;
-        _stamp[victim] = ++_clock;
-        return victim;
+        FillAt(slot, mm, vpn, frame, flags);
+        return slot;
     }
 
     /// <summary>INVLPG: drops the entry for (mm, vpn) if present.</summary>
