@@ -242,13 +242,9 @@ public sealed class Sim
             return;
         }
         task.State = TaskState.Runnable;
-        if (task is KswapdTask k)
+        if (task is KswapdTask && FirstKswapdWake < 0)
         {
-            k.Wakeups++;
-            if (FirstKswapdWake < 0)
-            {
-                FirstKswapdWake = t;
-            }
+            FirstKswapdWake = t;
         }
         Enqueue(task.HomeCpu, task, t);
     }

@@ -13,6 +13,7 @@ public enum VmEvent
     pgdeactivate,
     pgrotated,
     allocstall,
+    nr_written,
     nr_tlb_remote_flush,
     nr_tlb_remote_flush_received,
     nr_tlb_local_flush_one,

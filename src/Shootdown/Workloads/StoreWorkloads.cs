@@ -45,11 +45,6 @@ public sealed class HotSetThread : SimTask
 
     private readonly Vma[]? _patternVma;
 
-    /// <summary>Stores that faulted on a read-only VMA (SIGSEGV in a real program).</summary>
-    public long Segv { get; private set; }
-
-    public long Stores { get; private set; }
-
     private Vma VmaFor(long index)
     {
         foreach (Vma v in _vmas)
@@ -105,22 +100,12 @@ public sealed class HotSetThread : SimTask
                     _cursor = k; // direct reclaim first, then retry this page
                     return StepResult.Continue;
                 }
-                if (blocked)
+                if (blocked || sim.Mmu.Touch(ex, mm, vpn, _write) == Mmu.Access.Fault)
                 {
-                    Segv++;
-                    continue;
-                }
-                if (sim.Mmu.Touch(ex, mm, vpn, _write) == Mmu.Access.Fault)
-                {
-                    Segv++;
-                    continue;
+                    continue; // SIGSEGV in a real program: the store does not happen
                 }
             }
             ex.User += sim.Costs.UserStoreNs;
-            if (_write)
-            {
-                Stores++;
-            }
         }
         return StepResult.Continue;
     }
@@ -154,7 +139,6 @@ public sealed class HotSetThread : SimTask
             if (!sim.PageAlloc.AllocPages(ex, 1, _stash, ref have, _afterReclaim))
             {
                 _afterReclaim = false;
-                sim.VmStat.Inc(VmEvent.allocstall);
                 sim.Vmscan.StartDirect(this, HomeCpu.Node, ex);
                 _reclaiming = true;
                 return false;
@@ -314,8 +298,6 @@ public sealed class MprotectRace : StoreWorkload
         private int _next;
         private Vma? _protected;
 
-        public long Calls { get; private set; }
-
         public override StepResult Step(Sim sim, Exec ex)
         {
             if (!keepGoing())
@@ -335,7 +317,6 @@ public sealed class MprotectRace : StoreWorkload
                 sim.Mprotect.ChangeProtection(ex, _protected, writable: true);
                 _protected = null;
             }
-            Calls++;
             sim.WakeAt(this, ex.Now + ProtectNs);
             return StepResult.Sleep;
         }

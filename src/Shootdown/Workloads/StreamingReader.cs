@@ -57,7 +57,6 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
             if (!sim.PageAlloc.AllocPages(ex, _need, _stash, ref _have, _afterReclaim))
             {
                 _afterReclaim = false;
-                sim.VmStat.Inc(VmEvent.allocstall);
                 sim.Vmscan.StartDirect(this, HomeCpu.Node, ex);
                 _reclaiming = true;
                 return StepResult.Continue;

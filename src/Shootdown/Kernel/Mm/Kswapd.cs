@@ -19,8 +19,6 @@ public sealed class KswapdTask : SimTask
         IsKswapd = true;
     }
 
-    public long Wakeups { get; internal set; }
-
     public override StepResult Step(Sim sim, Exec ex)
     {
         Zone z = sim.Memory.Zones[_node];

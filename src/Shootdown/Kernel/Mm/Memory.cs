@@ -135,32 +135,6 @@ public sealed class Memory
         Pages[f].Flags &= ~PageFlags.Lru;
         return f;
     }
-
-    /// <summary>Unlinks a page from whichever list holds it.</summary>
-    public void LruDel(Zone z, int frame)
-    {
-        ref LruList list = ref (Pages[frame].Flags & PageFlags.Active) != 0 ? ref z.ActiveFile : ref z.InactiveFile;
-        int prev = Pages[frame].LruPrev, next = Pages[frame].LruNext;
-        if (prev >= 0)
-        {
-            Pages[prev].LruNext = next;
-        }
-        else
-        {
-            list.Head = next;
-        }
-        if (next >= 0)
-        {
-            Pages[next].LruPrev = prev;
-        }
-        else
-        {
-            list.Tail = prev;
-        }
-        list.Count--;
-        Pages[frame].LruNext = Pages[frame].LruPrev = -1;
-        Pages[frame].Flags &= ~PageFlags.Lru;
-    }
 }
 
 public struct LruList

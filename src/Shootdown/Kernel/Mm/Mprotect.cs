@@ -10,11 +10,8 @@ namespace Shootdown.Kernel.Mm;
 /// </summary>
 public sealed class Mprotect(Sim sim)
 {
-    public long Calls { get; private set; }
-
     public void ChangeProtection(Exec ex, Vma vma, bool writable)
     {
-        Calls++;
         MmStruct mm = vma.Mm;
         ex.Sys += sim.Costs.FaultEntryNs; // syscall entry, VMA lookup, mmap_sem
         sim.Policy.BatchedPending(ex, mm);

@@ -11,8 +11,6 @@ public sealed class PageWriteback(Sim sim)
 {
     private readonly Queue<(long Done, int Frame)> _inflight = new();
 
-    public long PagesWritten { get; private set; }
-
     /// <summary>set_page_dirty for a file page.</summary>
     public void SetPageDirty(int frame)
     {
@@ -60,7 +58,7 @@ public sealed class PageWriteback(Sim sim)
         ex.Sys += sim.Costs.WritebackSubmitNs;
         sim.Oracle?.WritebackStart(ex.EventTime, frame);
         _inflight.Enqueue((ex.Now + sim.Costs.IoLatencyNs, frame));
-        PagesWritten++;
+        sim.VmStat.Inc(Observe.VmEvent.nr_written);
     }
 
     /// <summary>end_page_writeback for every I/O done by <paramref name="now"/>.</summary>
@@ -74,9 +72,6 @@ public sealed class PageWriteback(Sim sim)
             sim.Oracle?.WritebackEnd(done, f, p.Mapping, p.Index);
         }
     }
-
-    /// <summary>Whether any I/O is in flight (the run's end waits for none).</summary>
-    public int InFlight => _inflight.Count;
 }
 
 /// <summary>

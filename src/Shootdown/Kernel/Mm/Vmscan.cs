@@ -56,6 +56,7 @@ public sealed class Vmscan(Sim sim)
     /// <summary>try_to_free_pages: direct reclaim of SWAP_CLUSTER_MAX pages over the zonelist.</summary>
     public ScanControl StartDirect(SimTask task, int node, Exec ex)
     {
+        sim.VmStat.Inc(VmEvent.allocstall); // __alloc_pages_direct_reclaim
         sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
         ScanControl sc = task.Sc ?? new ScanControl(Scm);
         sc.Kswapd = false;
