@@ -377,7 +377,7 @@ public sealed class Sim
         ex.Reset(cpu, cur, t, start);
         if (switched)
         {
-            ContextSwitch(ex, cpu.Prev, cur);
+            ContextSwitch(ex, cur);
         }
         cpu.Prev = cur;
         StepResult r = cur.Step(this, ex);
@@ -419,7 +419,7 @@ public sealed class Sim
     /// this CPU in the new mm's cpumask and clears it from the old one's; coming back to the lazily
     /// kept mm after leave_mm reloads CR3 too.
     /// </summary>
-    private void ContextSwitch(Exec ex, SimTask? prev, SimTask next)
+    private void ContextSwitch(Exec ex, SimTask next)
     {
         Cpu cpu = ex.Cpu;
         ex.Sys += Costs.ContextSwitchNs;
@@ -449,7 +449,6 @@ public sealed class Sim
         cpu.Lazy = false;
         cpu.Tlb.FlushAll();
         Trace?.TlbFlush(ex.Now, cpu.Id, next.Comm, next.Pid, -1, TlbFlushReason.FlushOnTaskSwitch);
-        _ = prev;
     }
 
     /// <summary>Local timer interrupts at HZ on a busy CPU (NOHZ idle: none when idle).</summary>
