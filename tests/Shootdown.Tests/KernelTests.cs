@@ -242,6 +242,84 @@ public class KernelTests
     }
 
     [Fact]
+    public void DirtyPagesAreLeftToTheFlusherAndRotatedToTheTailWhenWritten()
+    {
+        Sim sim = SmallSim();
+        Zone z = sim.Memory.Zones[0];
+        AddressSpace file = sim.CreateFile("dirty", 64);
+        var frames = new int[64];
+        for (int i = 0; i < 64; i++)
+        {
+            int f = z.PopFree();
+            frames[i] = f;
+            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+            sim.Memory.Pages[f].Mapping = file.Id;
+            sim.Memory.Pages[f].Index = i;
+            file.PageCache.Set(i, (uint)(f + 1));
+            if (i < 32)
+            {
+                sim.Writeback.SetPageDirty(f); // the 32 oldest pages are dirty and not under writeback
+            }
+            sim.Memory.LruAddHead(z, f, active: false);
+        }
+        SimTask task = sim.UserTasks[0];
+        sim.Vmscan.StartDirect(task, 0, ExecOn(sim, 0));
+        Exec ex = ExecOn(sim, 0);
+        Assert.False(sim.Vmscan.ReclaimStep(ex, task)); // isolate + shrink_page_list
+        sim.Vmscan.ReclaimStep(ex, task); // putback
+
+        // Direct reclaim does not write file pages: each is kept with PG_reclaim, and a batch of
+        // nothing but unqueued dirty pages marks the zone ZONE_DIRTY.
+        Assert.Equal(32, sim.VmStat[VmEvent.nr_vmscan_immediate_reclaim]);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_vmscan_write]);
+        Assert.Equal(0, sim.VmStat[VmEvent.pgsteal_direct]);
+        Assert.True(z.ZoneDirty);
+        Assert.All(frames.Take(32), f => Assert.Equal(PageFlags.Reclaim | PageFlags.Dirty, sim.Memory.Pages[f].Flags & (PageFlags.Reclaim | PageFlags.Dirty)));
+        Assert.NotEqual(frames[5], z.InactiveFile.Tail);
+
+        // The flusher writes one back; when the I/O ends the page goes to the tail, clean.
+        sim.Writeback.ClearPageDirtyForIo(ex, frames[5]);
+        sim.Writeback.StartWriteback(ex, frames[5]);
+        sim.Writeback.CompleteDue(long.MaxValue);
+        Assert.Equal(frames[5], z.InactiveFile.Tail);
+        Assert.Equal(1, sim.VmStat[VmEvent.pgrotated]);
+        Assert.Equal(PageFlags.None, sim.Memory.Pages[frames[5]].Flags & (PageFlags.Reclaim | PageFlags.Dirty | PageFlags.Writeback));
+        Assert.Equal(64, z.InactiveFile.Count);
+    }
+
+    [Fact]
+    public void KswapdWritesDirtyPagesOnlyWhenTheZoneIsMarkedDirty()
+    {
+        Sim sim = SmallSim();
+        Zone z = sim.Memory.Zones[0];
+        AddressSpace file = sim.CreateFile("dirty", 64);
+        for (int i = 0; i < 64; i++)
+        {
+            int f = z.PopFree();
+            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+            sim.Memory.Pages[f].Mapping = file.Id;
+            sim.Memory.Pages[f].Index = i;
+            file.PageCache.Set(i, (uint)(f + 1));
+            sim.Writeback.SetPageDirty(f);
+            sim.Memory.LruAddHead(z, f, active: false);
+        }
+        while (z.NrFree > z.WmarkMin)
+        {
+            z.PopFree(); // memory is short, so kswapd keeps going
+        }
+        SimTask kswapd = sim.Kswapd[0];
+        sim.Vmscan.StartKswapd(kswapd, 0, ExecOn(sim, 0));
+        Exec ex = ExecOn(sim, 0);
+        sim.Vmscan.ReclaimStep(ex, kswapd);
+        sim.Vmscan.ReclaimStep(ex, kswapd);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_vmscan_write]); // first batch: zone not yet ZONE_DIRTY
+        Assert.True(z.ZoneDirty);
+        sim.Vmscan.ReclaimStep(ex, kswapd);
+        Assert.Equal(32, sim.VmStat[VmEvent.nr_vmscan_write]); // pageout() of the next batch
+        Assert.Equal(32, sim.VmStat[VmEvent.nr_written]);
+    }
+
+    [Fact]
     public void ShrinkActiveListDeactivates()
     {
         Sim sim = SmallSim();

@@ -14,6 +14,8 @@ public enum VmEvent
     pgrotated,
     allocstall,
     nr_written,
+    nr_vmscan_write,
+    nr_vmscan_immediate_reclaim,
     nr_tlb_remote_flush,
     nr_tlb_remote_flush_received,
     nr_tlb_local_flush_one,

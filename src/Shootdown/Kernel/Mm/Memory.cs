@@ -111,6 +111,36 @@ public sealed class Memory
         }
     }
 
+    /// <summary>
+    /// rotate_reclaimable_page's move: takes an inactive page out of the middle of its list and puts
+    /// it at the tail, where reclaim looks next.
+    /// </summary>
+    public void LruMoveToInactiveTail(Zone z, int frame)
+    {
+        ref LruList list = ref z.InactiveFile;
+        ref Page p = ref Pages[frame];
+        if (list.Tail == frame)
+        {
+            return;
+        }
+        // Unlink (the page is not the tail, so it has a successor).
+        int prev = p.LruPrev, next = p.LruNext;
+        Pages[next].LruPrev = prev;
+        if (prev >= 0)
+        {
+            Pages[prev].LruNext = next;
+        }
+        else
+        {
+            list.Head = next;
+        }
+        // Append at the tail.
+        p.LruNext = -1;
+        p.LruPrev = list.Tail;
+        Pages[list.Tail].LruNext = frame;
+        list.Tail = frame;
+    }
+
     /// <summary>Takes the page at the tail (least recently used end) off a list; -1 if empty.</summary>
     public int LruTakeTail(Zone z, bool active)
     {
@@ -187,6 +217,14 @@ public sealed class Zone
 
     /// <summary>Pages isolated from the file LRU by reclaimers right now.</summary>
     public long NrIsolatedFile;
+
+    /// <summary>
+    /// ZONE_DIRTY: a batch reclaim isolated held only dirty pages not yet queued for writeback, so
+    /// kswapd may write file pages itself (set in shrink_inactive_list, cleared when kswapd finds
+    /// the zone balanced; Linux 3.11+, commit d43006d503ac "mm: vmscan: have kswapd writeback pages
+    /// based on dirty pages encountered, not priority").
+    /// </summary>
+    public bool ZoneDirty;
 
     public void PushFree(int frame) => _free[_nrFree++] = frame;
 

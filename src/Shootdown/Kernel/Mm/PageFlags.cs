@@ -17,6 +17,8 @@ public enum PageFlags : ushort
     Buddy = 1 << 8,
     /// <summary>Taken off the LRU by isolate_lru_pages; owned by one reclaimer.</summary>
     Isolated = 1 << 9,
+    /// <summary>PG_reclaim: reclaim met the page dirty or under writeback; rotate it to the inactive tail when writeback ends.</summary>
+    Reclaim = 1 << 10,
 }
 
 /// <summary>x86 PTE bits as the simulator stores them: flags in the low bits, the frame above.</summary>

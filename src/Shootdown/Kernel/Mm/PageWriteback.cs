@@ -61,6 +61,24 @@ public sealed class PageWriteback(Sim sim)
         sim.VmStat.Inc(Observe.VmEvent.nr_written);
     }
 
+    /// <summary>
+    /// rotate_reclaimable_page: a page reclaim wanted but found dirty or under writeback goes to the
+    /// tail of the inactive list when its writeback ends, so the next scan frees it — unless it is
+    /// off the LRU, active, or dirty again. (The kernel batches these moves in a per-CPU pagevec
+    /// from the I/O completion interrupt; the simulator moves the page at once and charges no CPU.)
+    /// </summary>
+    private void RotateReclaimablePage(int frame)
+    {
+        Memory mem = sim.Memory;
+        PageFlags fl = mem.Pages[frame].Flags;
+        if ((fl & PageFlags.Lru) == 0 || (fl & (PageFlags.Active | PageFlags.Dirty | PageFlags.Isolated | PageFlags.Locked)) != 0)
+        {
+            return;
+        }
+        mem.LruMoveToInactiveTail(mem.Zones[mem.NodeOf(frame)], frame);
+        sim.VmStat.Inc(Observe.VmEvent.pgrotated);
+    }
+
     /// <summary>end_page_writeback for every I/O done by <paramref name="now"/>.</summary>
     public void CompleteDue(long now)
     {
@@ -70,6 +88,11 @@ public sealed class PageWriteback(Sim sim)
             ref Page p = ref sim.Memory.Pages[f];
             p.Flags &= ~PageFlags.Writeback;
             sim.Oracle?.WritebackEnd(done, f, p.Mapping, p.Index);
+            if ((p.Flags & PageFlags.Reclaim) != 0)
+            {
+                p.Flags &= ~PageFlags.Reclaim;
+                RotateReclaimablePage(f);
+            }
         }
     }
 }

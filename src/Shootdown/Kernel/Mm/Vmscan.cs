@@ -39,6 +39,8 @@ public sealed class ScanControl
     public int NrKeep;
     public readonly int[] Activate;
     public int NrActivate;
+    /// <summary>Dirty pages of the isolated batch not under writeback (nr_unqueued_dirty).</summary>
+    public int NrUnqueuedDirty;
 
     public int Node => Zonelist[ZoneIdx];
 }
@@ -170,6 +172,7 @@ public sealed class Vmscan(Sim sim)
         {
             if (z.Balanced)
             {
+                z.ZoneDirty = false; // kswapd_shrink_zone: a balanced zone clears ZONE_DIRTY
                 sc.Finished = true;
                 return;
             }
@@ -291,12 +294,24 @@ public sealed class Vmscan(Sim sim)
     {
         Memory mem = sim.Memory;
         sc.NrFree = sc.NrKeep = sc.NrActivate = 0;
+        sc.NrUnqueuedDirty = 0;
         for (int i = 0; i < sc.NrIsolated; i++)
         {
             int f = sc.Isolated[i];
             ex.Sys += sim.Costs.ScanPageNs;
             PageFlags flags = mem.Pages[f].Flags;
-            if ((flags & (PageFlags.Locked | PageFlags.Writeback)) != 0)
+            if ((flags & PageFlags.Dirty) != 0 && (flags & PageFlags.Writeback) == 0)
+            {
+                sc.NrUnqueuedDirty++; // page_check_dirty_writeback
+            }
+            if ((flags & PageFlags.Writeback) != 0)
+            {
+                // Under writeback: mark it so end_page_writeback rotates it to the tail.
+                mem.Pages[f].Flags |= PageFlags.Reclaim;
+                sc.Keep[sc.NrKeep++] = f;
+                continue;
+            }
+            if ((flags & PageFlags.Locked) != 0)
             {
                 sc.Keep[sc.NrKeep++] = f;
                 continue;
@@ -323,14 +338,22 @@ public sealed class Vmscan(Sim sim)
             }
             if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0)
             {
-                // Linux 4.0: only kswapd writes file pages from reclaim (direct reclaim leaves them
-                // to the flusher), and not a page that was referenced (PAGEREF_RECLAIM_CLEAN). The
-                // simulator treats the zone as ZONE_DIRTY whenever kswapd meets a dirty page.
-                if (sc.Kswapd && r != PageRef.ReclaimClean)
+                // Linux 4.0: only kswapd writes file pages from reclaim, and only once ZONE_DIRTY
+                // says the LRU tail is all dirty; otherwise the page is left to the flusher with
+                // PG_reclaim set, so that it is rotated to the tail when its writeback ends. A page
+                // that was referenced (PAGEREF_RECLAIM_CLEAN) is not written from reclaim either.
+                if (!sc.Kswapd || !z.ZoneDirty)
+                {
+                    mem.Pages[f].Flags |= PageFlags.Reclaim;
+                    sim.VmStat.Inc(VmEvent.nr_vmscan_immediate_reclaim);
+                }
+                else if (r != PageRef.ReclaimClean)
                 {
                     sim.Policy.FlushDirty(ex); // try_to_unmap_flush_dirty
                     sim.Writeback.ClearPageDirtyForIo(ex, f);
-                    sim.Writeback.StartWriteback(ex, f); // pageout()
+                    mem.Pages[f].Flags |= PageFlags.Reclaim; // pageout() sets PG_reclaim before writepage
+                    sim.Writeback.StartWriteback(ex, f);
+                    sim.VmStat.Inc(VmEvent.nr_vmscan_write);
                 }
                 sc.Keep[sc.NrKeep++] = f;
                 continue;
@@ -352,6 +375,12 @@ public sealed class Vmscan(Sim sim)
         Memory mem = sim.Memory;
         Zone z = mem.Zones[sc.Node];
         sim.Policy.EndShrinkPageList(ex);
+        // shrink_inactive_list: a batch of nothing but dirty pages not yet queued for writeback
+        // lets kswapd write pages from reclaim.
+        if (sc.NrIsolated > 0 && sc.NrUnqueuedDirty == sc.NrIsolated)
+        {
+            z.ZoneDirty = true;
+        }
         if (sim.Oracle is { } oracle)
         {
             for (int i = 0; i < sc.NrFree; i++)
