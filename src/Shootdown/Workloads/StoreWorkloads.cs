@@ -175,7 +175,7 @@ public abstract class StoreWorkload : Workload
     }
 
     /// <summary>Streaming readers on CPUs [first, nr_cpus) reading files of 3 x RAM in all.</summary>
-    protected long AddStreamers(Sim sim, int first)
+    protected long AddStreamers(Sim sim, int first, long flushPeriodNs = FlushPeriodNs)
     {
         int n = sim.Cpus.Length - first;
         if (n <= 0)
@@ -197,7 +197,7 @@ public abstract class StoreWorkload : Workload
                 startAt: sim.Rng.Next(20_000));
             total += filePages;
         }
-        sim.AddKernelThread(new FlusherTask(sim.NextPid(), sim.Cpus[^1], FlushPeriodNs), FlushPeriodNs);
+        sim.AddKernelThread(new FlusherTask(sim.NextPid(), sim.Cpus[^1], flushPeriodNs), flushPeriodNs);
         return total;
     }
 
@@ -254,49 +254,66 @@ public sealed class LruFileMmapWrite : StoreWorkload
 }
 
 /// <summary>
-/// mprotect-race: the threads of one process store to 8192 one-page shared file mappings, each
-/// thread to its own share, so every page stays hot in one CPU's TLB and looks idle to reclaim.
-/// Another thread of the process makes the mappings read-only one at a time for 50 us and writable
-/// again (each mapping about every 0.8 s); stores to a read-only mapping must fault. Streaming
-/// readers keep reclaim busy. When reclaim has just cleared a hot page's PTE and deferred the flush,
-/// mprotect finds no PTE to change and flushes nothing, and the owner's next store goes through its
-/// stale writable entry: the race fixed in Linux 4.13 by 3ea277194daa.
+/// mprotect-race: the threads of one process store, each to its own 512 one-page shared file
+/// mappings (few enough to stay in its TLB, so after reclaim clears their accessed bits they look
+/// idle while the stores keep hitting cached writable entries). Another thread of the process tracks
+/// writes the way incremental-snapshot tools do: every 20 us it reads /proc/self/pagemap for the
+/// region and mprotect(PROT_READ)s each writable mapping whose page is not present, so that the next
+/// store to it must fault, and makes it writable again 50 us later. Streaming readers keep reclaim
+/// busy. When reclaim has just cleared a hot page's PTE and deferred the flush, the tracker sees the
+/// page missing and mprotect finds no PTE to change and flushes nothing; the owner's next store goes
+/// through its stale writable entry after mprotect returned: the race fixed in Linux 4.13 by
+/// 3ea277194daa. The flusher runs at the kernel's default 5 s interval: page_mkclean every few
+/// milliseconds would refault every hot page and keep it young, hiding it from reclaim.
 /// </summary>
 public sealed class MprotectRace : StoreWorkload
 {
-    public const int Mappings = 8192;
+    /// <summary>One-page mappings per writer thread: few enough to stay in a 1,536-entry TLB.</summary>
+    public const int PagesPerWriter = 512;
+
+    /// <summary>How long a mapping stays read-only before the tracker makes it writable again.</summary>
     public const long ProtectNs = 50_000;
+
+    /// <summary>How often the tracker reads pagemap.</summary>
+    public const long PollNs = 20_000;
+
+    /// <summary>vm.dirty_writeback_centisecs left at the kernel default (5 s): see the class comment.</summary>
+    public const long WritebackPeriodNs = 5_000_000_000;
 
     public override string Name => "mprotect-race";
 
-    public override string Summary => "threads store to 8192 one-page shared mappings while another thread mprotects them read-only and back, under streaming-read pressure";
+    public override string Summary => "threads store to 512 one-page shared mappings each while a tracker thread mprotects the non-present ones read-only, under streaming-read pressure";
 
     public override long Setup(Sim sim)
     {
         int writers = Writers(sim);
+        int mappings = writers * PagesPerWriter;
         MmStruct mm = sim.CreateMm();
-        AddressSpace region = sim.CreateFile("region", Mappings);
-        var vmas = new Vma[Mappings];
-        for (int g = 0; g < Mappings; g++)
+        AddressSpace region = sim.CreateFile("region", mappings);
+        var vmas = new Vma[mappings];
+        for (int g = 0; g < mappings; g++)
         {
             vmas[g] = MapFile(sim, mm, region, LruFileMmapRead.MapBase + g * 2L, g, 1, writable: true);
         }
         for (int c = 0; c < writers; c++)
         {
-            var mine = Enumerable.Range(0, Mappings).Where(g => g % writers == c).ToArray();
+            var mine = Enumerable.Range(c * PagesPerWriter, PagesPerWriter).ToArray(); // contiguous, so they spread over the TLB's sets
             var pattern = mine.Select(g => ((long)g, true)).ToArray();
             sim.AddUserTask(new HotSetThread(sim.NextPid(), $"writer-{c}", mm, sim.Cpus[c], mine.Select(g => vmas[g]).ToArray(), pattern, Running),
                 startAt: sim.Rng.Next(20_000));
         }
         sim.AddUserTask(new Protector(sim.NextPid(), mm, sim.Cpus[writers], vmas, Running), startAt: 1_000_000);
-        return AddStreamers(sim, writers + 1);
+        return AddStreamers(sim, writers + 1, WritebackPeriodNs);
     }
 
-    /// <summary>The thread that calls mprotect(PROT_READ) and mprotect(PROT_READ|PROT_WRITE) in turn.</summary>
+    /// <summary>
+    /// The tracker thread: every <see cref="PollNs"/> it reads /proc/self/pagemap for the region and
+    /// calls mprotect(PROT_READ) on each writable mapping whose page is not present, so that the next
+    /// store to it must fault; after <see cref="ProtectNs"/> it makes the mapping writable again.
+    /// </summary>
     private sealed class Protector(int pid, MmStruct mm, Cpu cpu, Vma[] vmas, Func<bool> keepGoing) : SimTask(pid, "protector", mm, cpu)
     {
-        private int _next;
-        private Vma? _protected;
+        private readonly Queue<(long At, Vma Vma)> _protected = new();
 
         public override StepResult Step(Sim sim, Exec ex)
         {
@@ -306,18 +323,20 @@ public sealed class MprotectRace : StoreWorkload
                 return StepResult.Exit;
             }
             ex.What = "mprotect";
-            if (_protected is null)
+            while (_protected.Count > 0 && ex.Now - _protected.Peek().At >= ProtectNs)
             {
-                _protected = vmas[_next];
-                _next = (_next + 1) % vmas.Length;
-                sim.Mprotect.ChangeProtection(ex, _protected, writable: false);
+                sim.Mprotect.ChangeProtection(ex, _protected.Dequeue().Vma, writable: true);
             }
-            else
+            ex.Sys += sim.Costs.FaultEntryNs + vmas.Length * sim.Costs.PageWalkNs; // read(2) of pagemap
+            foreach (Vma v in vmas)
             {
-                sim.Mprotect.ChangeProtection(ex, _protected, writable: true);
-                _protected = null;
+                if (v.Writable && !Pte.IsPresent(Mm!.PageTable.Get(v.Start)))
+                {
+                    sim.Mprotect.ChangeProtection(ex, v, writable: false);
+                    _protected.Enqueue((ex.Now, v));
+                }
             }
-            sim.WakeAt(this, ex.Now + ProtectNs);
+            sim.WakeAt(this, ex.Now + PollNs);
             return StepResult.Sleep;
         }
     }
