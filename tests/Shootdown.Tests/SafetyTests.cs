@@ -16,8 +16,64 @@ internal sealed class Linux43WithoutFlushBeforeFree() : Linux43(new PolicyParams
     public override void EndShrinkLruvec(Exec ex) => TryToUnmapFlush(ex);
 }
 
+/// <summary>Linux 4.13 with flush_tlb_batched_pending removed from mprotect/munmap/madvise.</summary>
+internal sealed class Linux413WithoutBatchedPending() : Linux413(new PolicyParams())
+{
+    public override void BatchedPending(Exec ex, Kernel.Mm.MmStruct mm)
+    {
+    }
+}
+
 public class SafetyTests
 {
+    /// <summary>The documented mprotect-race configuration: 2 nodes x 4 CPUs, 256 MiB.</summary>
+    private static RunConfig ProtectRun(string policy, ulong seed = 1, bool stop = false) =>
+        RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "mprotect-race", policy: policy, seed: seed, stopOnViolation: stop);
+
+    [Fact]
+    public void Linux43LetsAStoreThroughAfterMprotectReturned()
+    {
+        RunResult r = Runner.Run(ProtectRun("linux-4.3"));
+        Assert.True(r.Safety!.WriteAfterProtect > 0);
+        Violation v = r.Safety.First!;
+        Assert.Equal("write_after_protect", v.Kind);
+        Assert.Contains("deferred the flush (linux-4.3)", v.Window, StringComparison.Ordinal);
+        Assert.Contains("mprotect(PROT_READ) returned", v.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("vanilla")]
+    [InlineData("linux-4.13")]
+    public void CorrectPoliciesNeverViolateOnTheMprotectRace(string policy)
+    {
+        for (ulong seed = 1; seed <= 3; seed++)
+        {
+            RunResult r = Runner.Run(ProtectRun(policy, seed));
+            Assert.Equal(0, r.Safety!.Violations);
+        }
+    }
+
+    [Fact]
+    public void MutationRemovingFlushTlbBatchedPendingIsCaught()
+    {
+        var sim = new Sim(ProtectRun("linux-4.13"), new Linux413WithoutBatchedPending());
+        sim.Run();
+        Assert.True(sim.Oracle!.WritesAfterProtect > 0, "the oracle stayed silent about stores after mprotect returned");
+    }
+
+    [Fact]
+    public void WriteAfterProtectReplayShowsTheDeferredUnmapTheMprotectAndTheStore()
+    {
+        var sim = new Sim(ProtectRun("linux-4.3", stop: true));
+        sim.Run();
+        Violation v = Assert.Single(sim.Oracle!.Violations);
+        var history = sim.Oracle.Log.Relevant(v.Frame, v.Mm, 100).ToList();
+        int unmap = history.FindLastIndex(e => e.Contains("flush deferred", StringComparison.Ordinal));
+        int protect = history.FindLastIndex(e => e.Contains("mprotect(PROT_READ) of", StringComparison.Ordinal));
+        int violation = history.FindLastIndex(e => e.Contains("VIOLATION write_after_protect", StringComparison.Ordinal));
+        Assert.True(unmap >= 0 && unmap < protect && protect < violation, string.Join("\n", history));
+    }
+
     /// <summary>The documented configuration: 2 nodes x 4 CPUs, 256 MiB, lru-file-mmap-write.</summary>
     private static RunConfig WriteRun(string policy, ulong seed = 1, bool stop = false) =>
         RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop);

@@ -63,7 +63,7 @@ public class Linux43(PolicyParams p) : FlushPolicy(p)
 /// is deferred; mprotect, munmap, mremap and madvise call flush_tlb_batched_pending(mm) under the
 /// page-table lock, which flushes the whole mm if a deferred flush may still be pending.
 /// </summary>
-public sealed class Linux413(PolicyParams p) : Linux43(p)
+public class Linux413(PolicyParams p) : Linux43(p)
 {
     public override string Name => "linux-4.13";
 

@@ -145,6 +145,10 @@ public sealed class Oracle
         }
     }
 
+    /// <summary>mprotect(PROT_READ) of (mm, vpn), whose page cache page is <paramref name="frame"/>, is returning.</summary>
+    public void Protected(Exec ex, int frame, int mm, long vpn) =>
+        Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, LogKind.Protect, vpn, ex.Task.Comm);
+
     // ---- accesses ----------------------------------------------------------------------------------
 
     /// <summary>
@@ -257,6 +261,7 @@ public enum LogKind : byte
     WritebackStart,
     WritebackEnd,
     StaleStore,
+    Protect,
     Violation,
 }
 
@@ -296,6 +301,7 @@ public sealed class EventLog(int capacity)
         LogKind.WritebackStart => "writeback start (clear_page_dirty_for_io)",
         LogKind.WritebackEnd => "writeback end",
         LogKind.StaleStore => $"store to 0x{e.Vpn << 12:x} by {e.Who} through a stale TLB entry",
+        LogKind.Protect => $"mprotect(PROT_READ) of 0x{e.Vpn << 12:x} by {e.Who} returns",
         _ => $"VIOLATION {e.Text}",
     };
 

@@ -38,6 +38,17 @@ public sealed class Mprotect(Sim sim)
         if (!writable)
         {
             vma.ProtectedAt = ex.Now;
+            if (sim.Oracle is { } oracle && vma.File is { } file)
+            {
+                for (long vpn = vma.Start; vpn < vma.End; vpn++)
+                {
+                    int f = file.FindPage(vma.PgOff + (vpn - vma.Start));
+                    if (f >= 0)
+                    {
+                        oracle.Protected(ex, f, mm.Id, vpn);
+                    }
+                }
+            }
         }
     }
 }
