@@ -150,20 +150,45 @@ public class SafetyTests
     [Fact]
     public void PropertyCorrectPoliciesNeverViolateOnRandomSmallMachines()
     {
-        Gen.Select(Gen.Int[1, 2], Gen.Int[2, 5], Gen.Int[0, 2], Gen.ULong[1, 1_000_000], Gen.Int[0, 2])
-            .Sample((nodes, cpus, memIdx, seed, pol) =>
+        Gen.Select(Gen.Int[1, 2], Gen.Int[2, 5], Gen.Int[0, 2], Gen.ULong[1, 1_000_000], Gen.Int[0, 4])
+            .Sample((nodes, cpus, memIdx, seed, pick) =>
             {
                 long mem = new[] { 48L, 64L, 96L }[memIdx] << 20;
                 if (nodes * cpus < 3)
                 {
-                    cpus = 3; // the write workload needs three CPUs
+                    cpus = 3; // the storing workloads need three CPUs
                 }
-                string policy = new[] { "vanilla", "linux-4.3", "linux-4.13" }[pol];
+                // linux-4.3 is correct on the write workload only: mprotect-race exists to show its race.
+                var (workload, policy) = new[]
+                {
+                    ("lru-file-mmap-write", "vanilla"), ("lru-file-mmap-write", "linux-4.3"), ("lru-file-mmap-write", "linux-4.13"),
+                    ("mprotect-race", "vanilla"), ("mprotect-race", "linux-4.13"),
+                }[pick];
                 var cfg = RunConfig.Create(machine: "tiny", nodes: nodes, cpusPerNode: cpus, memoryBytes: mem * nodes / 2 + (mem / 2),
-                    workload: "lru-file-mmap-write", policy: policy, seed: seed);
+                    workload: workload, policy: policy, seed: seed);
                 RunResult r = Runner.Run(cfg);
-                Assert.True(r.Safety!.Violations == 0, $"{policy} violated on {nodes}x{cpus} CPUs, seed {seed}: {r.Safety.First?.Detail}");
-            }, iter: 6, threads: 1);
+                Assert.True(r.Safety!.Violations == 0, $"{policy} violated {workload} on {nodes}x{cpus} CPUs, seed {seed}: {r.Safety.First?.Detail}");
+            }, iter: 8, threads: 1);
+    }
+
+    [Fact]
+    public void PropertyEveryWriteAfterProtectIsReal()
+    {
+        // For random seeds of linux-4.3 on mprotect-race, the frame's history must show the deferred
+        // unmap, then mprotect returning, then the store through the stale entry.
+        Gen.ULong[1, 1_000_000].Sample(seed =>
+        {
+            var sim = new Sim(ProtectRun("linux-4.3", seed, stop: true));
+            sim.Run();
+            foreach (Violation v in sim.Oracle!.Violations)
+            {
+                var history = sim.Oracle.Log.Relevant(v.Frame, v.Mm, 100).ToList();
+                int unmap = history.FindLastIndex(e => e.Contains("flush deferred", StringComparison.Ordinal));
+                int protect = history.FindLastIndex(e => e.Contains("mprotect(PROT_READ) of", StringComparison.Ordinal));
+                int store = history.FindLastIndex(e => e.Contains("VIOLATION write_after_protect", StringComparison.Ordinal));
+                Assert.True(unmap >= 0 && unmap < protect && protect < store, string.Join("\n", history));
+            }
+        }, iter: 3, threads: 1);
     }
 
     [Fact]
