@@ -68,7 +68,7 @@ public partial class OutputTests : IDisposable
     [Fact]
     public void TraceFiltersKeepOnlyTheChosenEventsAndWindow()
     {
-        var filter = new TraceFilter { Patterns = TraceFilter.ParsePatterns("vmscan:*"), FromNs = 50_000_000, ToNs = 80_000_000 };
+        var filter = new TraceFilter { Patterns = TraceFilter.ParsePatterns("vmscan:*"), FromNs = 500_000_000, ToNs = 530_000_000 };
         Runner.Run(Tiny(), outputs: new RunOutputs { FtracePath = P("f.txt"), Filter = filter });
         string[] lines = File.ReadAllLines(P("f.txt")).Skip(1).ToArray();
         Assert.NotEmpty(lines);
@@ -77,7 +77,7 @@ public partial class OutputTests : IDisposable
             Match m = TraceCmdLine().Match(line);
             Assert.StartsWith("mm_vmscan_", m.Groups[5].Value, StringComparison.Ordinal);
             double ts = double.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture);
-            Assert.InRange(ts, 0.05, 0.08);
+            Assert.InRange(ts, 0.5, 0.53);
         }
     }
 

@@ -116,11 +116,11 @@ public class PinnedResultTests
     public void TinyVanillaSeed1IsPinned()
     {
         RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 1, policy: "vanilla", seed: 1));
-        Assert.Equal(3.513410762, r.ElapsedS);
-        Assert.Equal(11.790913521, r.SystemS);
-        Assert.Equal(334813, r.TlbIpis);
-        Assert.Equal(590439, r.PagesReclaimed);
-        Assert.Equal(821344, r.Vmstat["pgscan_direct"]);
-        Assert.Equal(10351, r.DirectReclaimStalls);
+        Assert.Equal(5.510162807, r.ElapsedS);
+        Assert.Equal(19.375810506, r.SystemS);
+        Assert.Equal(432388, r.TlbIpis);
+        Assert.Equal(593501, r.PagesReclaimed);
+        Assert.Equal(456426, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(38, r.DirectReclaimStalls);
     }
 }

@@ -54,14 +54,19 @@ public sealed record CostModel
     /// <summary>Buddy allocator work under zone->lock, per page moved to or from the per-CPU lists (own).</summary>
     public long ZoneLockPerPageNs { get; init; } = 75;
 
-    /// <summary>Zero-filling a 4 KiB page for a hole of a sparse file (own: ~4-8 GB/s memset).</summary>
-    public long PageZeroNs { get; init; } = 1750;
+    /// <summary>
+    /// Reading one page of a sparse file's hole into the page cache: the filesystem's readpage (block
+    /// map lookup, zero-fill), page-cache accounting and cache misses on a loaded 4-socket machine
+    /// (fit: the per-page system time of the seed's readers that reclaim does not explain; a bare
+    /// 4 KiB memset is ~0.5-1 us).
+    /// </summary>
+    public long PageZeroNs { get; init; } = 20_000;
 
     /// <summary>add_to_page_cache, radix tree insert under mapping->tree_lock, per page (own).</summary>
     public long PageCacheInsertNs { get; init; } = 375;
 
     /// <summary>LRU list manipulation per page under the LRU lock (add, isolate, putback): 2-3 cache misses on struct pages, often remote (own).</summary>
-    public long LruPerPageNs { get; init; } = 625;
+    public long LruPerPageNs { get; init; } = 200;
 
     /// <summary>Taking an uncontended spinlock (own).</summary>
     public long LockAcquireNs { get; init; } = 20;
@@ -77,10 +82,10 @@ public sealed record CostModel
 
     // ---- Reclaim ----------------------------------------------------------------------------------
     /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk under i_mmap_rwsem and the PTL (own).</summary>
-    public long ScanPageNs { get; init; } = 2500;
+    public long ScanPageNs { get; init; } = 400;
 
     /// <summary>try_to_unmap_one without its flush: rmap walk, PTE clear, rss/mapcount updates (own).</summary>
-    public long UnmapPageNs { get; init; } = 2000;
+    public long UnmapPageNs { get; init; } = 400;
 
     /// <summary>__remove_mapping: radix tree delete under mapping->tree_lock (own).</summary>
     public long RemoveMappingNs { get; init; } = 375;

@@ -214,8 +214,10 @@ public abstract class StoreWorkload : Workload
 /// lru-file-mmap-write: the threads of one process (so its mm spans several CPUs) store to a hot
 /// window of 64 pages of a shared file mapping, the window moving on by one page every 4 ms (a page is
 /// hot for about a quarter of a second, then left: the pattern of a log or a database's dirty
-/// region), and load from a 64-page read-only table; streaming readers on the other CPUs read files
-/// of 3 x RAM, so reclaim runs constantly, and a flusher writes dirty pages back every 10 ms.
+/// region); a second, single-threaded process loads a 64-page table mapped read-only (its own mm, so
+/// the IPIs of the writers' page_mkclean never reach it and its cached entries outlive the LRU
+/// scans); streaming readers on the other CPUs read files of 3 x RAM, so reclaim runs constantly,
+/// and a flusher writes dirty pages back every 10 ms.
 /// </summary>
 public sealed class LruFileMmapWrite : StoreWorkload
 {
@@ -225,7 +227,7 @@ public sealed class LruFileMmapWrite : StoreWorkload
 
     public override string Name => "lru-file-mmap-write";
 
-    public override string Summary => "threads of one process store to a moving 64-page window of a MAP_SHARED file and load a hot table, under streaming-read pressure and a 10 ms flusher";
+    public override string Summary => "threads of one process store to a moving 64-page window of a MAP_SHARED file, another process loads a hot table, under streaming-read pressure and a 10 ms flusher";
 
     public override long Setup(Sim sim)
     {
@@ -235,7 +237,8 @@ public sealed class LruFileMmapWrite : StoreWorkload
         AddressSpace data = sim.CreateFile("data", filePages);
         AddressSpace table = sim.CreateFile("table", TablePages);
         Vma dataVma = MapFile(sim, mm, data, LruFileMmapRead.MapBase, 0, filePages, writable: true);
-        Vma tableVma = MapFile(sim, mm, table, 0x10_000, 0, TablePages, writable: false);
+        MmStruct readerMm = sim.CreateMm();
+        Vma tableVma = MapFile(sim, readerMm, table, 0x10_000, 0, TablePages, writable: false);
         long span = filePages - Window;
         (long, long) WindowAt(long t)
         {
@@ -247,17 +250,17 @@ public sealed class LruFileMmapWrite : StoreWorkload
             Cpu cpu = sim.Cpus[c];
             sim.AddUserTask(new HotSetThread(sim.NextPid(), $"writer-{c}", mm, cpu, [dataVma], WindowAt, write: true, Running), startAt: sim.Rng.Next(20_000));
         }
-        // One more thread of the same process loads the table (clean pages that stay hot in its TLB).
-        sim.AddUserTask(new HotSetThread(sim.NextPid(), "reader-table", mm, sim.Cpus[writers], [tableVma], _ => (0, TablePages), write: false, Running), startAt: 0);
+        // A second, single-threaded process loads the table (clean pages that stay hot in its TLB).
+        sim.AddUserTask(new HotSetThread(sim.NextPid(), "reader-table", readerMm, sim.Cpus[writers], [tableVma], _ => (0, TablePages), write: false, Running), startAt: 0);
         return AddStreamers(sim, writers + 1);
     }
 }
 
 /// <summary>
-/// mprotect-race: the threads of one process store, each to its own 512 one-page shared file
+/// mprotect-race: the threads of one process store, each to its own 128 one-page shared file
 /// mappings (few enough to stay in its TLB, so after reclaim clears their accessed bits they look
 /// idle while the stores keep hitting cached writable entries). Another thread of the process tracks
-/// writes the way incremental-snapshot tools do: every 20 us it reads /proc/self/pagemap for the
+/// writes the way incremental-snapshot tools do: every 5 us it reads /proc/self/pagemap for the
 /// region and mprotect(PROT_READ)s each writable mapping whose page is not present, so that the next
 /// store to it must fault, and makes it writable again 50 us later. Streaming readers keep reclaim
 /// busy. When reclaim has just cleared a hot page's PTE and deferred the flush, the tracker sees the
@@ -269,20 +272,20 @@ public sealed class LruFileMmapWrite : StoreWorkload
 public sealed class MprotectRace : StoreWorkload
 {
     /// <summary>One-page mappings per writer thread: few enough to stay in a 1,536-entry TLB.</summary>
-    public const int PagesPerWriter = 512;
+    public const int PagesPerWriter = 128;
 
     /// <summary>How long a mapping stays read-only before the tracker makes it writable again.</summary>
     public const long ProtectNs = 50_000;
 
     /// <summary>How often the tracker reads pagemap.</summary>
-    public const long PollNs = 20_000;
+    public const long PollNs = 5_000;
 
     /// <summary>vm.dirty_writeback_centisecs left at the kernel default (5 s): see the class comment.</summary>
     public const long WritebackPeriodNs = 5_000_000_000;
 
     public override string Name => "mprotect-race";
 
-    public override string Summary => "threads store to 512 one-page shared mappings each while a tracker thread mprotects the non-present ones read-only, under streaming-read pressure";
+    public override string Summary => "threads store to 128 one-page shared mappings each while a tracker thread mprotects the non-present ones read-only, under streaming-read pressure";
 
     public override long Setup(Sim sim)
     {
