@@ -36,6 +36,28 @@ public class KernelTests
         return (mm, vma, f);
     }
 
+    /// <summary>Page-cache pages of a fresh file that no process maps, added oldest first to the zone's inactive list.</summary>
+    private static int[] UnmappedFilePages(Sim sim, Zone z, int n, Func<int, bool> dirty)
+    {
+        AddressSpace file = sim.CreateFile("unmapped", n);
+        var frames = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            int f = z.PopFree();
+            frames[i] = f;
+            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+            sim.Memory.Pages[f].Mapping = file.Id;
+            sim.Memory.Pages[f].Index = i;
+            file.PageCache.Set(i, (uint)(f + 1));
+            if (dirty(i))
+            {
+                sim.Writeback.SetPageDirty(f);
+            }
+            sim.Memory.LruAddHead(z, f, active: false);
+        }
+        return frames;
+    }
+
     [Fact]
     public void IpiSenderWaitsForTheSlowestAcknowledgement()
     {
@@ -246,22 +268,7 @@ public class KernelTests
     {
         Sim sim = SmallSim();
         Zone z = sim.Memory.Zones[0];
-        AddressSpace file = sim.CreateFile("dirty", 64);
-        var frames = new int[64];
-        for (int i = 0; i < 64; i++)
-        {
-            int f = z.PopFree();
-            frames[i] = f;
-            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
-            sim.Memory.Pages[f].Mapping = file.Id;
-            sim.Memory.Pages[f].Index = i;
-            file.PageCache.Set(i, (uint)(f + 1));
-            if (i < 32)
-            {
-                sim.Writeback.SetPageDirty(f); // the 32 oldest pages are dirty and not under writeback
-            }
-            sim.Memory.LruAddHead(z, f, active: false);
-        }
+        int[] frames = UnmappedFilePages(sim, z, 64, dirty: i => i < 32); // the 32 oldest are dirty, not under writeback
         SimTask task = sim.UserTasks[0];
         sim.Vmscan.StartDirect(task, 0, ExecOn(sim, 0));
         Exec ex = ExecOn(sim, 0);
@@ -292,17 +299,7 @@ public class KernelTests
     {
         Sim sim = SmallSim();
         Zone z = sim.Memory.Zones[0];
-        AddressSpace file = sim.CreateFile("dirty", 64);
-        for (int i = 0; i < 64; i++)
-        {
-            int f = z.PopFree();
-            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
-            sim.Memory.Pages[f].Mapping = file.Id;
-            sim.Memory.Pages[f].Index = i;
-            file.PageCache.Set(i, (uint)(f + 1));
-            sim.Writeback.SetPageDirty(f);
-            sim.Memory.LruAddHead(z, f, active: false);
-        }
+        UnmappedFilePages(sim, z, 64, dirty: _ => true);
         while (z.NrFree > z.WmarkMin)
         {
             z.PopFree(); // memory is short, so kswapd keeps going
