@@ -31,6 +31,61 @@ public class SafetyTests
         RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "mprotect-race", policy: policy, seed: seed, stopOnViolation: stop);
 
     [Fact]
+    public void LostWriteIsReportedWhenAStaleStoreFollowsTheCaptureAndThePageIsFreedClean()
+    {
+        // The chain the seed's cover letter warns about, built step by step with rfc-pfn32: reclaim
+        // clears a dirty PTE and defers the flush; writeback captures the page; a store goes through
+        // the writer's stale entry; the I/O ends; reclaim frees the now clean page before the flush.
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "rfc-pfn32", oracle: true));
+        Kernel.Mm.Memory mem = sim.Memory;
+        Kernel.Mm.Zone z = mem.Zones[0];
+        Kernel.Mm.MmStruct mm = sim.CreateMm();
+        Kernel.Mm.AddressSpace file = sim.CreateFile("data", 16);
+        var vma = new Kernel.Mm.Vma(mm, 0x1000, 16, file, 0, writable: true, shared: true);
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        int f = z.PopFree();
+        mem.Pages[f].Flags = Kernel.Mm.PageFlags.Uptodate;
+        mem.Pages[f].Mapping = file.Id;
+        mem.Pages[f].Index = 0;
+        file.PageCache.Set(0, (uint)(f + 1));
+        sim.Oracle!.PageRead(f, file.Id, 0);
+        mm.PageTable.Set(0x1000, Kernel.Mm.Pte.Make(f, Kernel.Mm.Pte.Present | Kernel.Mm.Pte.Write | Kernel.Mm.Pte.Dirty | Kernel.Mm.Pte.Accessed));
+        mem.Pages[f].MapCount = 1;
+        sim.Writeback.SetPageDirty(f);
+        sim.Cpus[1].ActiveMm = mm.Id;
+        mm.CpuMask.Set(1);
+        var writer = new Exec();
+        writer.Reset(sim.Cpus[1], sim.UserTasks[1], 1_000, 1_000);
+        var reclaimer = new Exec();
+        reclaimer.Reset(sim.Cpus[0], sim.UserTasks[0], 2_000, 2_000);
+
+        Assert.Equal(Hardware.Mmu.Access.Filled, sim.Mmu.Touch(writer, mm, 0x1000, write: true)); // cached, dirty, writable
+        sim.Rmap.TryToUnmap(reclaimer, f, batchFlush: true);
+        Assert.True(sim.UserTasks[0].Batch!.FlushRequired); // the flush is deferred
+        sim.Writeback.ClearPageDirtyForIo(reclaimer, f);
+        sim.Writeback.StartWriteback(reclaimer, f); // the flusher captures the page: no PTE left to clean
+        Assert.Equal(Hardware.Mmu.Access.Hit, sim.Mmu.Touch(writer, mm, 0x1000, write: true)); // through the stale entry
+        sim.Writeback.CompleteDue(long.MaxValue);
+        Assert.Equal(0, sim.Oracle.LostWrites);
+
+        mem.LruAddHead(z, f, active: false);
+        SimTask task = sim.UserTasks[0];
+        sim.Vmscan.StartDirect(task, 0, reclaimer);
+        int steps = 0;
+        while (!sim.Vmscan.ReclaimStep(reclaimer, task) && (mem.Pages[f].Flags & Kernel.Mm.PageFlags.Buddy) == 0)
+        {
+            Assert.True(++steps < 100);
+        }
+
+        Assert.Equal(1, sim.Oracle.LostWrites);
+        Violation v = sim.Oracle.Violations.Single(x => x.Kind == "lost_write");
+        Assert.Equal(f, v.Frame);
+        Assert.Contains("through a stale TLB entry", v.Detail, StringComparison.Ordinal);
+        Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Linux43LetsAStoreThroughAfterMprotectReturned()
     {
         RunResult r = Runner.Run(ProtectRun("linux-4.3"));
