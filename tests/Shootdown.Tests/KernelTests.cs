@@ -19,7 +19,7 @@ public class KernelTests
     }
 
     /// <summary>Maps file page <paramref name="index"/> of a fresh file into a fresh mm; returns (mm, vma, frame).</summary>
-    private static (MmStruct Mm, Vma Vma, int Frame) MapOnePage(Sim sim, long index, uint pteFlags)
+    internal static (MmStruct Mm, Vma Vma, int Frame) MapOnePage(Sim sim, long index, uint pteFlags)
     {
         MmStruct mm = sim.CreateMm();
         AddressSpace file = sim.CreateFile("t", 1024);

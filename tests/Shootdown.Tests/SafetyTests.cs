@@ -39,19 +39,9 @@ public class SafetyTests
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "rfc-pfn32", oracle: true));
         Kernel.Mm.Memory mem = sim.Memory;
         Kernel.Mm.Zone z = mem.Zones[0];
-        Kernel.Mm.MmStruct mm = sim.CreateMm();
-        Kernel.Mm.AddressSpace file = sim.CreateFile("data", 16);
-        var vma = new Kernel.Mm.Vma(mm, 0x1000, 16, file, 0, writable: true, shared: true);
-        mm.Vmas.Add(vma);
-        file.IMmap.Add(vma);
-        int f = z.PopFree();
-        mem.Pages[f].Flags = Kernel.Mm.PageFlags.Uptodate;
-        mem.Pages[f].Mapping = file.Id;
-        mem.Pages[f].Index = 0;
-        file.PageCache.Set(0, (uint)(f + 1));
-        sim.Oracle!.PageRead(f, file.Id, 0);
-        mm.PageTable.Set(0x1000, Kernel.Mm.Pte.Make(f, Kernel.Mm.Pte.Present | Kernel.Mm.Pte.Write | Kernel.Mm.Pte.Dirty | Kernel.Mm.Pte.Accessed));
-        mem.Pages[f].MapCount = 1;
+        var (mm, vma, f) = KernelTests.MapOnePage(sim, 0, Kernel.Mm.Pte.Write | Kernel.Mm.Pte.Dirty | Kernel.Mm.Pte.Accessed);
+        long vpn = vma.VpnOf(0);
+        sim.Oracle!.PageRead(f, vma.File!.Id, 0);
         sim.Writeback.SetPageDirty(f);
         sim.Cpus[1].ActiveMm = mm.Id;
         mm.CpuMask.Set(1);
@@ -60,12 +50,12 @@ public class SafetyTests
         var reclaimer = new Exec();
         reclaimer.Reset(sim.Cpus[0], sim.UserTasks[0], 2_000, 2_000);
 
-        Assert.Equal(Hardware.Mmu.Access.Filled, sim.Mmu.Touch(writer, mm, 0x1000, write: true)); // cached, dirty, writable
+        Assert.Equal(Hardware.Mmu.Access.Filled, sim.Mmu.Touch(writer, mm, vpn, write: true)); // cached, dirty, writable
         sim.Rmap.TryToUnmap(reclaimer, f, batchFlush: true);
         Assert.True(sim.UserTasks[0].Batch!.FlushRequired); // the flush is deferred
         sim.Writeback.ClearPageDirtyForIo(reclaimer, f);
         sim.Writeback.StartWriteback(reclaimer, f); // the flusher captures the page: no PTE left to clean
-        Assert.Equal(Hardware.Mmu.Access.Hit, sim.Mmu.Touch(writer, mm, 0x1000, write: true)); // through the stale entry
+        Assert.Equal(Hardware.Mmu.Access.Hit, sim.Mmu.Touch(writer, mm, vpn, write: true)); // through the stale entry
         sim.Writeback.CompleteDue(long.MaxValue);
         Assert.Equal(0, sim.Oracle.LostWrites);
 
