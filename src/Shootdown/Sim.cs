@@ -182,9 +182,9 @@ public sealed class Sim
         return mm;
     }
 
-    public AddressSpace CreateFile(string name, long pages)
+    public AddressSpace CreateFile(string name, long pages, bool syncIo = false)
     {
-        var f = new AddressSpace(Files.Count, name, pages, _leafPool);
+        var f = new AddressSpace(Files.Count, name, pages, _leafPool) { SyncIo = syncIo };
         Files.Add(f);
         return f;
     }

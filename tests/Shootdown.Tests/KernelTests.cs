@@ -8,8 +8,8 @@ namespace Shootdown.Tests;
 /// <summary>Each kernel mechanism on its own, on a small machine whose workload has not started.</summary>
 public class KernelTests
 {
-    private static Sim SmallSim(string policy = "vanilla") =>
-        new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: policy));
+    private static Sim SmallSim(string policy = "vanilla", bool oracle = false) =>
+        new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: policy, oracle: oracle));
 
     private static Exec ExecOn(Sim sim, int cpu, long t = 0)
     {
@@ -19,10 +19,10 @@ public class KernelTests
     }
 
     /// <summary>Maps file page <paramref name="index"/> of a fresh file into a fresh mm; returns (mm, vma, frame).</summary>
-    internal static (MmStruct Mm, Vma Vma, int Frame) MapOnePage(Sim sim, long index, uint pteFlags)
+    internal static (MmStruct Mm, Vma Vma, int Frame) MapOnePage(Sim sim, long index, uint pteFlags, bool syncIo = false)
     {
         MmStruct mm = sim.CreateMm();
-        AddressSpace file = sim.CreateFile("t", 1024);
+        AddressSpace file = sim.CreateFile("t", 1024, syncIo);
         var vma = new Vma(mm, 0x1000, 1024, file, 0, writable: true, shared: true);
         mm.Vmas.Add(vma);
         file.IMmap.Add(vma);
@@ -37,9 +37,9 @@ public class KernelTests
     }
 
     /// <summary>Page-cache pages of a fresh file that no process maps, added oldest first to the zone's inactive list.</summary>
-    private static int[] UnmappedFilePages(Sim sim, Zone z, int n, Func<int, bool> dirty)
+    private static int[] UnmappedFilePages(Sim sim, Zone z, int n, Func<int, bool> dirty, bool syncIo = false)
     {
-        AddressSpace file = sim.CreateFile("unmapped", n);
+        AddressSpace file = sim.CreateFile("unmapped", n, syncIo);
         var frames = new int[n];
         for (int i = 0; i < n; i++)
         {
@@ -317,13 +317,40 @@ public class KernelTests
     }
 
     [Fact]
-    public void ShrinkActiveListDeactivates()
+    public void KswapdFreesAPageWhoseWriteCompletedBeforePageoutReturned()
+    {
+        // A file on a ramdisk: the bio completes inside submit_bio, so pageout() returns with the
+        // page clean and not under writeback, and shrink_page_list frees it in the same pass.
+        Sim sim = SmallSim(oracle: true);
+        Zone z = sim.Memory.Zones[0];
+        int[] frames = UnmappedFilePages(sim, z, 64, dirty: _ => true, syncIo: true);
+        while (z.NrFree > z.WmarkMin)
+        {
+            z.PopFree();
+        }
+        z.ZoneDirty = true; // as a batch of nothing but dirty pages leaves it
+        SimTask kswapd = sim.Kswapd[0];
+        sim.Vmscan.StartKswapd(kswapd, 0, ExecOn(sim, 0));
+        Exec ex = ExecOn(sim, 0);
+        sim.Vmscan.ReclaimStep(ex, kswapd); // isolate + shrink_page_list: pageout of each
+        sim.Vmscan.ReclaimStep(ex, kswapd); // free
+
+        Assert.Equal(32, sim.VmStat[VmEvent.nr_vmscan_write]);
+        Assert.Equal(32, sim.VmStat[VmEvent.pgsteal_kswapd]);
+        Assert.All(frames.Take(32), f => Assert.NotEqual(PageFlags.None, sim.Memory.Pages[f].Flags & PageFlags.Buddy));
+        Assert.Equal(0, sim.VmStat[VmEvent.pgrotated]);
+        Assert.Empty(sim.Oracle!.Violations); // the backing store got what the pages held
+    }
+
+    [Fact]
+    public void ShrinkActiveListDeactivatesAndKeepsPgReferenced()
     {
         Sim sim = SmallSim();
         Zone z = sim.Memory.Zones[1];
+        var frames = new int[40];
         for (int i = 0; i < 40; i++)
         {
-            int f = z.PopFree();
+            int f = frames[i] = z.PopFree();
             sim.Memory.Pages[f].Flags = PageFlags.Uptodate | PageFlags.Referenced;
             sim.Memory.LruAddHead(z, f, active: true);
         }
@@ -331,6 +358,29 @@ public class KernelTests
         Assert.Equal(8, z.ActiveFile.Count);
         Assert.Equal(32, z.InactiveFile.Count);
         Assert.Equal(32, sim.VmStat[VmEvent.pgdeactivate]);
+        // Linux 4.0's shrink_active_list clears the accessed bits only: a page activated by
+        // shrink_page_list arrives on the inactive list still PG_referenced.
+        Assert.All(frames.Take(32), f => Assert.Equal(PageFlags.Referenced, sim.Memory.Pages[f].Flags & (PageFlags.Referenced | PageFlags.Active)));
+    }
+
+    [Fact]
+    public void MarkPageAccessedActivatesAnInactivePageOnItsSecondAccess()
+    {
+        Sim sim = SmallSim();
+        Zone z = sim.Memory.Zones[0];
+        int[] frames = UnmappedFilePages(sim, z, 3, dirty: _ => false);
+        Exec ex = ExecOn(sim, 0);
+        sim.Swap.MarkPageAccessed(ex, frames[1]);
+        Assert.Equal(PageFlags.Referenced, sim.Memory.Pages[frames[1]].Flags & (PageFlags.Referenced | PageFlags.Active));
+        sim.Swap.MarkPageAccessed(ex, frames[1]);
+        Assert.Equal(PageFlags.Active, sim.Memory.Pages[frames[1]].Flags & (PageFlags.Referenced | PageFlags.Active));
+        Assert.Equal((2, 1), (z.InactiveFile.Count, z.ActiveFile.Count));
+        Assert.Equal(frames[1], z.ActiveFile.Head);
+        Assert.Equal(frames[0], z.InactiveFile.Tail); // the list was relinked around it
+        Assert.Equal(frames[2], z.InactiveFile.Head);
+        Assert.Equal(1, sim.VmStat[VmEvent.pgactivate]);
+        sim.Swap.MarkPageAccessed(ex, frames[1]);
+        Assert.Equal(PageFlags.Referenced | PageFlags.Active, sim.Memory.Pages[frames[1]].Flags & (PageFlags.Referenced | PageFlags.Active));
     }
 
     [Fact]

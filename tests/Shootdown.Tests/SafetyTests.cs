@@ -16,6 +16,14 @@ internal sealed class Linux43WithoutFlushBeforeFree() : Linux43(new PolicyParams
     public override void EndShrinkLruvec(Exec ex) => TryToUnmapFlush(ex);
 }
 
+/// <summary>Linux 4.3 without try_to_unmap_flush_dirty: pageout() may start I/O while a deferred flush is pending.</summary>
+internal sealed class Linux43WithoutFlushBeforePageout() : Linux43(new PolicyParams())
+{
+    public override void FlushDirty(Exec ex)
+    {
+    }
+}
+
 /// <summary>Linux 4.13 with flush_tlb_batched_pending removed from mprotect/munmap/madvise.</summary>
 internal sealed class Linux413WithoutBatchedPending() : Linux413(new PolicyParams())
 {
@@ -73,6 +81,82 @@ public class SafetyTests
         Assert.Equal(f, v.Frame);
         Assert.Contains("through a stale TLB entry", v.Detail, StringComparison.Ordinal);
         Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// kswapd writes out a dirty page that a writer on another CPU still caches writable and dirty,
+    /// on a ramdisk (the write completes inside pageout, so the page is freed in the same pass).
+    /// The page got there the way the kernel gets it there: the writer's store dirtied it; a
+    /// read(2) of it twice (mark_page_accessed) activated it and cleared PG_referenced;
+    /// shrink_active_list cleared the accessed bit and moved it to the inactive list; the writer's
+    /// stores keep hitting its cached entry, so at the tail it looks idle (PAGEREF_RECLAIM) and,
+    /// with ZONE_DIRTY, kswapd unmaps it with the flush deferred and calls pageout(). One more
+    /// store goes to the page between pageout() and the end of shrink_page_list. Returns the
+    /// oracle's lost writes.
+    /// </summary>
+    private static long PageoutWhileAWriterCachesTheEntry(Sim sim, out bool storeLanded)
+    {
+        Kernel.Mm.Memory mem = sim.Memory;
+        Kernel.Mm.Zone z = mem.Zones[0];
+        var (mm, vma, f) = KernelTests.MapOnePage(sim, 0, Kernel.Mm.Pte.Write, syncIo: true);
+        long vpn = vma.VpnOf(0);
+        sim.Oracle!.PageRead(f, vma.File!.Id, 0);
+        sim.Cpus[1].ActiveMm = mm.Id;
+        mm.CpuMask.Set(1);
+        var writer = new Exec();
+        writer.Reset(sim.Cpus[1], sim.UserTasks[1], 1_000, 1_000);
+        SimTask kswapd = sim.Kswapd[0];
+        var reclaim = new Exec();
+        reclaim.Reset(sim.Cpus[0], kswapd, 2_000, 2_000);
+
+        Assert.Equal(Hardware.Mmu.Access.Filled, sim.Mmu.Touch(writer, mm, vpn, write: true)); // the PTE's dirty and accessed bits set
+        sim.Writeback.SetPageDirty(f); // do_wp_page's set_page_dirty
+        mem.LruAddHead(z, f, active: false);
+        sim.Swap.MarkPageAccessed(reclaim, f);
+        sim.Swap.MarkPageAccessed(reclaim, f); // activated, PG_referenced cleared
+        Assert.Equal(1, sim.Vmscan.ShrinkActiveList(z, 1)); // the accessed bit cleared, no TLB flush
+        Assert.Equal(Hardware.Mmu.Access.Hit, sim.Mmu.Touch(writer, mm, vpn, write: true));
+        while (z.NrFree > z.WmarkMin)
+        {
+            z.PopFree(); // memory is short, so kswapd reclaims
+        }
+        z.ZoneDirty = true; // as a batch of nothing but dirty pages leaves it
+
+        sim.Vmscan.StartKswapd(kswapd, 0, reclaim);
+        Assert.False(sim.Vmscan.ReclaimStep(reclaim, kswapd)); // isolate + shrink_page_list: unmap, pageout
+        Assert.Equal(1, sim.VmStat[Observe.VmEvent.nr_vmscan_write]);
+        storeLanded = sim.Mmu.Touch(writer, mm, vpn, write: true) == Hardware.Mmu.Access.Hit;
+        sim.Vmscan.ReclaimStep(reclaim, kswapd); // end of shrink_page_list: flush, then free
+        Assert.NotEqual(Kernel.Mm.PageFlags.None, mem.Pages[f].Flags & Kernel.Mm.PageFlags.Buddy);
+        return sim.Oracle.LostWrites;
+    }
+
+    private static RunConfig ScenarioConfig(string policy) =>
+        RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: policy, oracle: true);
+
+    [Theory]
+    [InlineData("linux-4.3")]
+    [InlineData("rfc-pfn32")]
+    public void FlushBeforePageoutKeepsTheLastStoresOfAWriterThatCachesTheEntry(string policy)
+    {
+        // Linux 4.3's try_to_unmap_flush_dirty and v1's try_to_unmap_flush before pageout() both
+        // flush the writer's entry first: its next store faults instead of landing after the capture.
+        var sim = new Sim(ScenarioConfig(policy));
+        Assert.Equal(0, PageoutWhileAWriterCachesTheEntry(sim, out bool landed));
+        Assert.False(landed);
+        Assert.Empty(sim.Oracle!.Violations);
+    }
+
+    [Fact]
+    public void MutationRemovingTheFlushBeforePageoutIsCaught()
+    {
+        var sim = new Sim(ScenarioConfig("linux-4.3"), new Linux43WithoutFlushBeforePageout());
+        long lost = PageoutWhileAWriterCachesTheEntry(sim, out bool landed);
+        Assert.True(landed, "the store should go through the stale entry");
+        Assert.True(lost == 1, "the oracle stayed silent about a store that pageout's capture missed");
+        Violation v = sim.Oracle!.Violations.Single(x => x.Kind == "lost_write");
+        Assert.Contains("deferred the flush (linux-4.3)", v.Window, StringComparison.Ordinal);
+        Assert.Contains("through a stale TLB entry", v.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -141,6 +141,33 @@ public sealed class Memory
         list.Tail = frame;
     }
 
+    /// <summary>del_page_from_lru_list: unlinks a page from the list it is on (active or inactive).</summary>
+    public void LruDel(Zone z, int frame)
+    {
+        ref Page p = ref Pages[frame];
+        ref LruList list = ref (p.Flags & PageFlags.Active) != 0 ? ref z.ActiveFile : ref z.InactiveFile;
+        int prev = p.LruPrev, next = p.LruNext;
+        if (prev >= 0)
+        {
+            Pages[prev].LruNext = next;
+        }
+        else
+        {
+            list.Head = next;
+        }
+        if (next >= 0)
+        {
+            Pages[next].LruPrev = prev;
+        }
+        else
+        {
+            list.Tail = prev;
+        }
+        list.Count--;
+        p.LruNext = p.LruPrev = -1;
+        p.Flags &= ~PageFlags.Lru;
+    }
+
     /// <summary>Takes the page at the tail (least recently used end) off a list; -1 if empty.</summary>
     public int LruTakeTail(Zone z, bool active)
     {

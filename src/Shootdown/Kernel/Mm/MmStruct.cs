@@ -105,6 +105,14 @@ public sealed class AddressSpace
     /// <summary>Indices of the file's dirty pages (the radix tree's PAGECACHE_TAG_DIRTY).</summary>
     public HashSet<long> DirtyIndices { get; } = [];
 
+    /// <summary>
+    /// The file lives on a block device whose writes complete inside submit_bio (a ramdisk, brd):
+    /// end_page_writeback runs before writepage returns, so pageout() finds the page clean at once
+    /// ("a synchronous write - probably a ramdisk" in shrink_page_list) and reclaim frees it in the
+    /// same pass.
+    /// </summary>
+    public bool SyncIo { get; init; }
+
     /// <summary>mapping->tree_lock (spinlock_irq in Linux 4.0).</summary>
     public SpinLock TreeLock { get; }
 

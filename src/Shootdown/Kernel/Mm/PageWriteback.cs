@@ -51,14 +51,22 @@ public sealed class PageWriteback(Sim sim)
         file.DirtyIndices.Remove(p.Index);
     }
 
-    /// <summary>Starts writeback of a page that clear_page_dirty_for_io just cleaned.</summary>
+    /// <summary>
+    /// Starts writeback of a page that clear_page_dirty_for_io just cleaned. On a file with
+    /// <see cref="AddressSpace.SyncIo"/> the I/O has ended when this returns.
+    /// </summary>
     public void StartWriteback(Exec ex, int frame)
     {
         sim.Memory.Pages[frame].Flags |= PageFlags.Writeback;
         ex.Sys += sim.Costs.WritebackSubmitNs;
         sim.Oracle?.WritebackStart(ex.EventTime, frame);
-        _inflight.Enqueue((ex.Now + sim.Costs.IoLatencyNs, frame));
         sim.VmStat.Inc(Observe.VmEvent.nr_written);
+        if (sim.Files[sim.Memory.Pages[frame].Mapping].SyncIo)
+        {
+            EndPageWriteback(ex.EventTime, frame);
+            return;
+        }
+        _inflight.Enqueue((ex.Now + sim.Costs.IoLatencyNs, frame));
     }
 
     /// <summary>
@@ -85,14 +93,20 @@ public sealed class PageWriteback(Sim sim)
         while (_inflight.Count > 0 && _inflight.Peek().Done <= now)
         {
             var (done, f) = _inflight.Dequeue();
-            ref Page p = ref sim.Memory.Pages[f];
-            p.Flags &= ~PageFlags.Writeback;
-            sim.Oracle?.WritebackEnd(done, f, p.Mapping, p.Index);
-            if ((p.Flags & PageFlags.Reclaim) != 0)
-            {
-                p.Flags &= ~PageFlags.Reclaim;
-                RotateReclaimablePage(f);
-            }
+            EndPageWriteback(done, f);
+        }
+    }
+
+    /// <summary>end_page_writeback: the page is clean on disk; a page reclaim wanted is rotated.</summary>
+    private void EndPageWriteback(long t, int f)
+    {
+        ref Page p = ref sim.Memory.Pages[f];
+        p.Flags &= ~PageFlags.Writeback;
+        sim.Oracle?.WritebackEnd(t, f, p.Mapping, p.Index);
+        if ((p.Flags & PageFlags.Reclaim) != 0)
+        {
+            p.Flags &= ~PageFlags.Reclaim;
+            RotateReclaimablePage(f);
         }
     }
 }

@@ -41,4 +41,28 @@ public sealed class Swap(Sim sim)
         }
         cpu.PagevecCount = 0;
     }
+
+    /// <summary>
+    /// mark_page_accessed (read(2) and write(2) call it for each page they copy): an inactive page
+    /// already referenced is activated (activate_page) and its PG_referenced cleared; otherwise
+    /// PG_referenced is set. A page not on an LRU list (in a pagevec, or isolated by reclaim) is
+    /// only marked referenced. (The kernel moves the page through a per-CPU pagevec; the simulator
+    /// moves it at once, under the LRU lock.)
+    /// </summary>
+    public void MarkPageAccessed(Exec ex, int frame)
+    {
+        Memory mem = sim.Memory;
+        ref Page p = ref mem.Pages[frame];
+        if ((p.Flags & (PageFlags.Referenced | PageFlags.Active | PageFlags.Lru)) != (PageFlags.Referenced | PageFlags.Lru))
+        {
+            p.Flags |= PageFlags.Referenced;
+            return;
+        }
+        Zone z = mem.Zones[mem.NodeOf(frame)];
+        mem.LruDel(z, frame);
+        mem.LruAddHead(z, frame, active: true);
+        p.Flags &= ~PageFlags.Referenced;
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.Costs.LockAcquireNs, sim.Costs);
+        sim.VmStat.Inc(Observe.VmEvent.pgactivate);
+    }
 }

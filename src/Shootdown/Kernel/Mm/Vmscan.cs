@@ -249,8 +249,7 @@ public sealed class Vmscan(Sim sim)
             {
                 break;
             }
-            sim.Rmap.PageReferenced(f, out _);
-            mem.Pages[f].Flags &= ~PageFlags.Referenced;
+            sim.Rmap.PageReferenced(f, out _); // clears the accessed bits; PG_referenced stays as it is
             mem.LruAddHead(z, f, active: false);
             moved++;
         }
@@ -336,25 +335,8 @@ public sealed class Vmscan(Sim sim)
                     continue;
                 }
             }
-            if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0)
+            if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0 && !Pageout(ex, sc, z, f, r))
             {
-                // Linux 4.0: only kswapd writes file pages from reclaim, and only once ZONE_DIRTY
-                // says the LRU tail is all dirty; otherwise the page is left to the flusher with
-                // PG_reclaim set, so that it is rotated to the tail when its writeback ends. A page
-                // that was referenced (PAGEREF_RECLAIM_CLEAN) is not written from reclaim either.
-                if (!sc.Kswapd || !z.ZoneDirty)
-                {
-                    mem.Pages[f].Flags |= PageFlags.Reclaim;
-                    sim.VmStat.Inc(VmEvent.nr_vmscan_immediate_reclaim);
-                }
-                else if (r != PageRef.ReclaimClean)
-                {
-                    sim.Policy.FlushDirty(ex); // try_to_unmap_flush_dirty
-                    sim.Writeback.ClearPageDirtyForIo(ex, f);
-                    mem.Pages[f].Flags |= PageFlags.Reclaim; // pageout() sets PG_reclaim before writepage
-                    sim.Writeback.StartWriteback(ex, f);
-                    sim.VmStat.Inc(VmEvent.nr_vmscan_write);
-                }
                 sc.Keep[sc.NrKeep++] = f;
                 continue;
             }
@@ -364,6 +346,40 @@ public sealed class Vmscan(Sim sim)
             file.PageCache.Clear(mem.Pages[f].Index);
             sc.FreeList[sc.NrFree++] = f;
         }
+    }
+
+    /// <summary>
+    /// A dirty page reclaim wants to free. Linux 4.0: only kswapd writes file pages from reclaim,
+    /// and only once ZONE_DIRTY says the LRU tail is all dirty; otherwise the page is left to the
+    /// flusher with PG_reclaim set, so that it is rotated to the tail when its writeback ends. A
+    /// page that was referenced (PAGEREF_RECLAIM_CLEAN) is not written from reclaim either.
+    /// Returns true if the page can be freed now: pageout's write completed before writepage
+    /// returned (PAGE_SUCCESS on a ramdisk), leaving the page clean and not under writeback.
+    /// </summary>
+    private bool Pageout(Exec ex, ScanControl sc, Zone z, int f, PageRef r)
+    {
+        ref Page p = ref sim.Memory.Pages[f];
+        if (!sc.Kswapd || !z.ZoneDirty)
+        {
+            p.Flags |= PageFlags.Reclaim;
+            sim.VmStat.Inc(VmEvent.nr_vmscan_immediate_reclaim);
+            return false;
+        }
+        if (r == PageRef.ReclaimClean)
+        {
+            return false;
+        }
+        sim.Policy.FlushDirty(ex); // try_to_unmap_flush_dirty
+        sim.Writeback.ClearPageDirtyForIo(ex, f);
+        p.Flags |= PageFlags.Reclaim; // pageout() sets PG_reclaim before writepage
+        sim.Writeback.StartWriteback(ex, f);
+        sim.VmStat.Inc(VmEvent.nr_vmscan_write);
+        if ((p.Flags & (PageFlags.Writeback | PageFlags.Dirty)) != 0)
+        {
+            return false;
+        }
+        p.Flags &= ~PageFlags.Reclaim; // pageout: a synchronous write clears PG_reclaim
+        return true;
     }
 
     /// <summary>
