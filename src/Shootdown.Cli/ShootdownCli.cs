@@ -32,7 +32,11 @@ public static class ShootdownCli
     private static readonly Option<string?> VmstatOpt = new("--vmstat") { Description = "Write the final counters in /proc/vmstat layout to FILE" };
     private static readonly Option<string?> InterruptsOpt = new("--interrupts") { Description = "Write the final interrupt counts in /proc/interrupts layout to FILE" };
     private static readonly Option<string?> OracleOpt = new("--oracle") { Description = "Coherence oracle: on or off (default: on for workloads that store)" };
-    private static readonly Option<bool> StopOpt = new("--stop-on-violation") { Description = "Stop at the first violation and print the events leading to it" };
+    private static readonly Option<string?> StopOpt = new("--stop-on-violation")
+    {
+        Description = "Stop at the first violation (of the kind given: lost_write, stale_access_after_free, write_after_protect) and print the events leading to it",
+        Arity = ArgumentArity.ZeroOrOne,
+    };
     private static readonly Option<string> LastOpt = new("--last") { Description = "Events to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
 
@@ -84,9 +88,8 @@ public static class ShootdownCli
             int last = ParseInt(pr.GetValue(LastOpt), "--last") is { } l and > 0 ? l : throw new ConfigException($"--last must be a positive integer, got '{pr.GetValue(LastOpt)}'");
             Safety.Oracle? oracle = null;
             RunResult r = RunWithProgress(cfg, showProgress, $"{cfg.PolicyName}", outputs with { OnSim = s => oracle = s.Oracle });
-            if (cfg.StopOnViolation && oracle is not null && oracle.Violations.Count > 0)
+            if (oracle?.StoppedBy is { } v)
             {
-                Safety.Violation v = oracle.Violations[0];
                 Console.Error.WriteLine($"{v.Kind} at {v.TimeS:0.000000} s on CPU {v.Cpu} ({v.Task}), mm {v.Mm}, address {v.Address}, frame {v.Frame}");
                 Console.Error.WriteLine($"  {v.Detail}");
                 Console.Error.WriteLine($"  window: {v.Window}");
@@ -330,7 +333,8 @@ public static class ShootdownCli
         };
         RunConfig cfg = RunConfig.Create(
             oracle: oracle,
-            stopOnViolation: pr.GetValue(StopOpt),
+            stopOnViolation: pr.GetResult(StopOpt) is not null,
+            stopOnKind: pr.GetValue(StopOpt),
             machine: pr.GetValue(MachineOpt) ?? "gorman-4node",
             nodes: nodes,
             cpusPerNode: cpus,

@@ -38,6 +38,9 @@ public sealed record RunConfig
     /// <summary>End the run at the first violation the oracle finds.</summary>
     public bool StopOnViolation { get; init; }
 
+    /// <summary>With <see cref="StopOnViolation"/>: the kind of violation that ends the run (null: any).</summary>
+    public string? StopOnKind { get; init; }
+
     /// <summary>Width of a time-series bucket.</summary>
     public long SeriesIntervalNs { get; init; } = 100_000_000;
 
@@ -46,7 +49,8 @@ public sealed record RunConfig
     /// <summary>Builds a config from a preset and the user's overrides; throws <see cref="ConfigException"/> on bad input.</summary>
     public static RunConfig Create(string machine = "gorman-4node", int? nodes = null, int? cpusPerNode = null,
         long? memoryBytes = null, int scaleDivisor = 1, string workload = "lru-file-mmap-read",
-        string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null, bool? oracle = null, bool stopOnViolation = false)
+        string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null, bool? oracle = null, bool stopOnViolation = false,
+        string? stopOnKind = null)
     {
         MachineSpec m = MachineSpec.Preset(machine);
         int n = nodes ?? m.Nodes;
@@ -105,16 +109,21 @@ public sealed record RunConfig
             Policy = pp,
             Seed = seed,
             Costs = m.Costs,
-            StopOnViolation = stopOnViolation,
+            StopOnViolation = stopOnViolation || stopOnKind is not null,
+            StopOnKind = stopOnKind,
         };
+        if (stopOnKind is not null)
+        {
+            _ = Safety.Oracle.ParseKind(stopOnKind);
+        }
         // Validate names now, so errors come before any work.
         _ = PolicyRegistry.Create(policy, pp);
         var w = Workloads.WorkloadRegistry.Create(workload);
-        if (stopOnViolation && oracle == false)
+        if (cfg.StopOnViolation && oracle == false)
         {
             throw new ConfigException("--stop-on-violation needs the oracle; drop --oracle off");
         }
-        return cfg with { OracleOn = oracle ?? (w.Stores || stopOnViolation) };
+        return cfg with { OracleOn = oracle ?? (w.Stores || cfg.StopOnViolation) };
     }
 
     /// <summary>Parses "1/16" (or "16"); throws <see cref="ConfigException"/> otherwise.</summary>

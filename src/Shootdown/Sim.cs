@@ -65,7 +65,11 @@ public sealed class Sim
         Mprotect = new Mprotect(this);
         if (config.OracleOn)
         {
-            Oracle = new Safety.Oracle(this) { StopOnViolation = config.StopOnViolation };
+            Oracle = new Safety.Oracle(this)
+            {
+                StopOnViolation = config.StopOnViolation,
+                StopKind = config.StopOnKind is null ? null : Safety.Oracle.ParseKind(config.StopOnKind),
+            };
         }
         _queue = new EventQueue(nrCpus * 2 + 16);
         Kswapd = new KswapdTask[config.Nodes];

@@ -37,28 +37,52 @@ public class PolicyTests
     }
 
     [Fact]
-    public void RfcPfn32FlushesWhenTheListIsFull()
+    public void RfcPfn32FlushesWhenTheListIsFullAndInvalidatesTheLinearAddressOfEachPfn()
     {
         Sim sim = Machine("rfc-pfn32");
         MmStruct mm = MmOn(sim, 40, 5);
+        sim.Cpus[5].Tlb.Fill(mm.Id, 1003, 77, 0); // whatever the receiver maps at linear address 1003 << 12
         Exec ex = ExecOn(sim, 0);
-        for (int v = 0; v < 32; v++)
+        for (int v = 0; v < 31; v++)
         {
-            sim.Policy.UnmapFlush(ex, mm, v, Pte.Present, batchFlush: true);
+            sim.Policy.UnmapFlush(ex, mm, v, Pte.Make(1000 + v, Pte.Present), batchFlush: true);
         }
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
-        Assert.True(sim.Cpus[5].Tlb.Lookup(mm.Id, 0) >= 0); // deferred: still cached
-        sim.Policy.UnmapFlush(ex, mm, 32, Pte.Present, batchFlush: true);
+        sim.Policy.UnmapFlush(ex, mm, 31, Pte.Make(1031, Pte.Present), batchFlush: true);
+        // set_ubc_flush_pending: the 32nd PFN fills the list, which is flushed at once.
         Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
         Assert.Equal(1, sim.Cpus[5].TlbShootdowns);
+        Assert.Equal(0, ex.Task.Batch!.Count);
+        // As posted, the handler does INVLPG of pfn << PAGE_SHIFT: the cleared user entries stay
+        // cached, and the entry at the linear address equal to a listed page's physical address goes.
         for (int v = 0; v < 32; v++)
         {
-            Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, v));
+            Assert.True(sim.Cpus[5].Tlb.Lookup(mm.Id, v) >= 0);
         }
-        Assert.True(sim.Cpus[5].Tlb.Lookup(mm.Id, 32) >= 0); // the 33rd starts the next batch
-        Assert.Equal(1, ex.Task.Batch!.Count);
+        Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, 1003));
         // The receiver paid one INVLPG per listed page.
         Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs, sim.Cpus[5].IrqDebtNs);
+    }
+
+    [Fact]
+    public void RfcFlushesNothingOnTheSendingCpuAndDefersOnlyForOtherCpus()
+    {
+        Sim sim = Machine("rfc-pfn32");
+        MmStruct shared = MmOn(sim, 4, 0, 3);
+        Exec ex = ExecOn(sim, 0);
+        Assert.True(sim.Policy.UnmapFlush(ex, shared, 1, Pte.Make(900, Pte.Present), true));
+        sim.Policy.EndShrinkLruvec(ex);
+        // smp_call_function_many skips the caller: one IPI, to CPU 3, and no local flush.
+        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_local_flush_one]);
+        Assert.True(sim.Cpus[0].Tlb.Lookup(shared.Id, 1) >= 0);
+
+        // should_defer_flush: an mm no other CPU may cache is flushed at once (ptep_clear_flush).
+        MmStruct local = MmOn(sim, 4, 1);
+        Exec onOne = ExecOn(sim, 1);
+        Assert.False(sim.Policy.UnmapFlush(onOne, local, 2, Pte.Make(901, Pte.Present), true));
+        Assert.Equal(-1, sim.Cpus[1].Tlb.Lookup(local.Id, 2));
+        Assert.False(onOne.Task.Batch!.FlushRequired);
     }
 
     [Fact]
@@ -85,17 +109,17 @@ public class PolicyTests
         MmStruct b = MmOn(sim, 4, 5);
         MmStruct c = MmOn(sim, 4, 6);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.UnmapFlush(ex, a, 1, Pte.Present, true);
-        sim.Policy.UnmapFlush(ex, b, 1, Pte.Present, true);
-        sim.Policy.UnmapFlush(ex, c, 1, Pte.Present, true);
-        sim.Policy.UnmapFlush(ex, a, 2, Pte.Present, true);
+        sim.Policy.UnmapFlush(ex, a, 1, Pte.Make(801, Pte.Present), true);
+        sim.Policy.UnmapFlush(ex, b, 1, Pte.Make(802, Pte.Present), true);
+        sim.Policy.UnmapFlush(ex, c, 1, Pte.Make(803, Pte.Present), true);
+        sim.Policy.UnmapFlush(ex, a, 2, Pte.Make(804, Pte.Present), true);
         Assert.Equal(3, ex.Task.Batch!.CpuMask.Weight);
         sim.Policy.EndShrinkLruvec(ex);
         Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
         Assert.Equal(3, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
         Assert.False(ex.Task.Batch.FlushRequired);
-        Assert.Equal(-1, sim.Cpus[2].Tlb.Lookup(a.Id, 2));
-        Assert.True(sim.Cpus[2].Tlb.Lookup(a.Id, 3) >= 0); // RFC flushes only the listed pages
+        // Every receiver ran the handler over the whole list of four PFNs.
+        Assert.Equal(sim.Costs.IrqEntryExitNs + 4 * sim.Costs.InvlpgNs, sim.Cpus[6].IrqDebtNs);
     }
 
     [Fact]

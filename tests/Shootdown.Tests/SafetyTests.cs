@@ -100,6 +100,7 @@ public class SafetyTests
         Kernel.Mm.Zone z = mem.Zones[0];
         var (mm, vma, f) = KernelTests.MapOnePage(sim, 0, Kernel.Mm.Pte.Write, syncIo: true);
         long vpn = vma.VpnOf(0);
+        Assert.NotEqual(vpn, f); // so that v1's INVLPG of the PFN cannot hit the user mapping by chance
         sim.Oracle!.PageRead(f, vma.File!.Id, 0);
         sim.Cpus[1].ActiveMm = mm.Id;
         mm.CpuMask.Set(1);
@@ -134,17 +135,28 @@ public class SafetyTests
     private static RunConfig ScenarioConfig(string policy) =>
         RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: policy, oracle: true);
 
-    [Theory]
-    [InlineData("linux-4.3")]
-    [InlineData("rfc-pfn32")]
-    public void FlushBeforePageoutKeepsTheLastStoresOfAWriterThatCachesTheEntry(string policy)
+    [Fact]
+    public void FlushBeforePageoutKeepsTheLastStoresOfAWriterThatCachesTheEntry()
     {
-        // Linux 4.3's try_to_unmap_flush_dirty and v1's try_to_unmap_flush before pageout() both
-        // flush the writer's entry first: its next store faults instead of landing after the capture.
-        var sim = new Sim(ScenarioConfig(policy));
+        // Linux 4.3's try_to_unmap_flush_dirty flushes the writer's entry first: its next store
+        // faults instead of landing after the capture.
+        var sim = new Sim(ScenarioConfig("linux-4.3"));
         Assert.Equal(0, PageoutWhileAWriterCachesTheEntry(sim, out bool landed));
         Assert.False(landed);
         Assert.Empty(sim.Oracle!.Violations);
+    }
+
+    [Fact]
+    public void RfcAsPostedLosesTheStoreDespiteItsFlushBeforePageout()
+    {
+        // v1 calls try_to_unmap_flush before pageout too, but its IPI handler invalidates the
+        // linear address pfn << PAGE_SHIFT, not the writer's mapping: the store lands after the
+        // capture and is lost when the page is freed.
+        var sim = new Sim(ScenarioConfig("rfc-pfn32"));
+        Assert.Equal(1, PageoutWhileAWriterCachesTheEntry(sim, out bool landed));
+        Assert.True(landed);
+        Assert.Equal(1, sim.VmStat[Observe.VmEvent.nr_tlb_remote_flush_received]); // the IPI was sent
+        Assert.Equal("lost_write", Assert.Single(sim.Oracle!.Violations).Kind);
     }
 
     [Fact]
@@ -204,19 +216,52 @@ public class SafetyTests
     }
 
     /// <summary>The documented configuration: 2 nodes x 4 CPUs, 256 MiB, lru-file-mmap-write.</summary>
-    private static RunConfig WriteRun(string policy, ulong seed = 1, bool stop = false) =>
-        RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop);
+    private static RunConfig WriteRun(string policy, ulong seed = 1, bool stop = false, string? stopOn = null) =>
+        RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop, stopOnKind: stopOn);
 
     [Fact]
-    public void RfcFreesBeforeTheFlushAndTheOracleSeesStaleAccesses()
+    public void RfcAsPostedLosesWritesAndAccessesFreedFramesOnTheWriteWorkload()
     {
         RunResult r = Runner.Run(WriteRun("rfc-pfn32"));
         Assert.NotNull(r.Safety);
         Assert.True(r.Safety!.StaleAccessAfterFree > 0);
+        Assert.True(r.Safety.LostWrite > 0);
         Violation v = r.Safety.First!;
         Assert.Equal("stale_access_after_free", v.Kind);
         Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
         Assert.Contains("--seed 1", v.Replay, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StoppingOnALostWriteShowsTheCaptureTheStaleStoreAndTheFree()
+    {
+        var sim = new Sim(WriteRun("rfc-pfn32", stopOn: "lost_write"));
+        sim.Run();
+        Assert.True(sim.Stopped);
+        Violation v = sim.Oracle!.StoppedBy!;
+        Assert.Equal("lost_write", v.Kind);
+        Assert.Equal(1, sim.Oracle.LostWrites);
+        Assert.Contains("--stop-on-violation lost_write", v.Replay, StringComparison.Ordinal);
+        Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
+        AssertLostWriteHistory(sim.Oracle, v);
+    }
+
+    /// <summary>The frame's history must show writeback capturing it, a store through a stale entry after that, and the free.</summary>
+    private static void AssertLostWriteHistory(Safety.Oracle oracle, Violation v)
+    {
+        var history = oracle.Log.Relevant(v.Frame, v.Mm, 200).ToList();
+        int capture = history.FindLastIndex(e => e.Contains("writeback start", StringComparison.Ordinal));
+        int store = history.FindLastIndex(e => e.Contains("through a stale TLB entry", StringComparison.Ordinal) && !e.Contains("VIOLATION", StringComparison.Ordinal));
+        int free = history.FindLastIndex(e => e.Contains("freed by", StringComparison.Ordinal));
+        int violation = history.FindLastIndex(e => e.Contains("VIOLATION lost_write", StringComparison.Ordinal));
+        Assert.True(capture >= 0 && capture < store && store < free && free <= violation, string.Join("\n", history));
+    }
+
+    [Fact]
+    public void StoppingOnAnUnknownKindIsRejected()
+    {
+        var e = Assert.Throws<Hardware.ConfigException>(() => WriteRun("rfc-pfn32", stopOn: "lost_writes"));
+        Assert.Contains("lost_write, stale_access_after_free, write_after_protect", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -317,6 +362,20 @@ public class SafetyTests
                 int store = history.FindLastIndex(e => e.Contains("VIOLATION write_after_protect", StringComparison.Ordinal));
                 Assert.True(unmap >= 0 && unmap < protect && protect < store, string.Join("\n", history));
             }
+        }, iter: 3, threads: 1);
+    }
+
+    [Fact]
+    public void PropertyEveryLostWriteIsReal()
+    {
+        // For random seeds of the RFC as posted, the first lost write's frame history must show the
+        // capture, a store through a stale entry after it, and the free of the clean page.
+        Gen.ULong[1, 1_000_000].Sample(seed =>
+        {
+            var sim = new Sim(WriteRun("rfc-pfn32", seed, stopOn: "lost_write"));
+            sim.Run();
+            Violation v = sim.Oracle!.StoppedBy ?? throw new InvalidOperationException($"seed {seed}: no lost write");
+            AssertLostWriteHistory(sim.Oracle, v);
         }, iter: 3, threads: 1);
     }
 

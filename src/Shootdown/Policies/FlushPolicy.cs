@@ -58,11 +58,11 @@ public abstract class FlushPolicy
     }
 
     /// <summary>
-    /// try_to_unmap_flush: if this CPU is in the batch's mask it leaves a lazily borrowed mm or
-    /// flushes locally (everything, or each listed page of its loaded mm); every other CPU in the
-    /// mask gets one IPI; then the batch is empty.
+    /// try_to_unmap_flush of Linux 4.3: if this CPU is in the batch's mask it leaves a lazily
+    /// borrowed mm or flushes its whole TLB; every other CPU in the mask gets one IPI and flushes
+    /// everything; then the batch is empty.
     /// </summary>
-    protected void FlushBatch(Exec ex, bool full)
+    protected void FlushBatchFull(Exec ex)
     {
         TlbUnmapBatch b = ex.Task.Batch!;
         if (!b.FlushRequired)
@@ -76,31 +76,14 @@ public abstract class FlushPolicy
             {
                 Sim.Arch.LeaveMm(cpu);
             }
-            else if (full)
-            {
-                Sim.Arch.LocalFlushAll(ex);
-            }
             else
             {
-                for (int i = 0; i < b.Count; i++)
-                {
-                    if (b.Mms[i] == cpu.ActiveMm)
-                    {
-                        Sim.Arch.LocalFlushOne(ex, b.Mms[i], b.Vpns[i]);
-                    }
-                }
+                Sim.Arch.LocalFlushAll(ex);
             }
         }
         if (b.CpuMask.AnyBut(cpu.Id))
         {
-            if (full)
-            {
-                Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, null, null, 0, 0, full: true);
-            }
-            else
-            {
-                Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, b.Mms, b.Vpns, b.Count, 0, full: false);
-            }
+            Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, null, 0, 0, full: true);
         }
         b.Reset();
     }
@@ -126,7 +109,7 @@ public sealed record PolicyParams
 
 /// <summary>
 /// struct tlbflush_unmap_batch (task->tlb_ubc): the CPUs that may cache an unmapped page, whether a
-/// flush is owed, whether a writable (dirty) PTE was unmapped, and — for the RFC — the pages.
+/// flush is owed, whether a writable (dirty) PTE was unmapped, and — for the RFC — the pages' PFNs.
 /// </summary>
 public sealed class TlbUnmapBatch
 {
@@ -134,31 +117,28 @@ public sealed class TlbUnmapBatch
     {
         CpuMask = new Cpumask(nrCpus);
         Capacity = capacity;
-        Mms = new int[capacity];
-        Vpns = new long[capacity];
+        Pfns = new int[capacity];
     }
 
     public Cpumask CpuMask { get; }
 
     public int Capacity { get; }
 
-    public readonly int[] Mms;
-    public readonly long[] Vpns;
+    /// <summary>The RFC's pfns[]: page_to_pfn of each page unmapped into the batch.</summary>
+    public readonly int[] Pfns;
     public int Count;
     public bool FlushRequired;
     public bool Writable;
 
     public bool IsFull => Count >= Capacity;
 
-    public void Add(MmStruct mm, long vpn)
+    public void Add(MmStruct mm, int pfn)
     {
         CpuMask.Or(mm.CpuMask);
         FlushRequired = true;
         if (Capacity > 0)
         {
-            Mms[Count] = mm.Id;
-            Vpns[Count] = vpn;
-            Count++;
+            Pfns[Count++] = pfn;
         }
     }
 

@@ -24,7 +24,7 @@ public class Linux43(PolicyParams p) : FlushPolicy(p)
         if (batchFlush && ShouldDeferFlush(ex, mm))
         {
             TlbUnmapBatch b = ex.Task.Batch!;
-            b.Add(mm, vpn);
+            b.Add(mm, Pte.Frame(oldPte));
             if (Pte.IsDirty(oldPte))
             {
                 b.Writable = true;
@@ -55,7 +55,7 @@ public class Linux43(PolicyParams p) : FlushPolicy(p)
     public override void EndShrinkPageList(Exec ex) => TryToUnmapFlush(ex);
 
     /// <summary>try_to_unmap_flush: a full local flush if this CPU is in the mask, one IPI per other CPU.</summary>
-    public void TryToUnmapFlush(Exec ex) => FlushBatch(ex, full: true);
+    public void TryToUnmapFlush(Exec ex) => FlushBatchFull(ex);
 }
 
 /// <summary>

@@ -144,6 +144,7 @@ public sealed record RunResult
                 WriteAfterProtect = o.WritesAfterProtect,
                 First = o.Violations.Count > 0 ? o.Violations[0] : null,
                 Stopped = sim.Stopped,
+                StoppedBy = o.StoppedBy,
             } : null,
             Events = sim.EventsProcessed,
             WallS = wallSeconds,
@@ -174,4 +175,6 @@ public sealed record SafetyReport
     public Safety.Violation? First { get; init; }
     /// <summary>The run was ended at the first violation (--stop-on-violation).</summary>
     public bool Stopped { get; init; }
+    /// <summary>The violation that ended the run (with --stop-on-violation KIND, the first of that kind).</summary>
+    public Safety.Violation? StoppedBy { get; init; }
 }

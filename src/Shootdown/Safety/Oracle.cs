@@ -78,6 +78,7 @@ public sealed class Oracle
         _captured = new long[n];
         _lastStore = new StoreRecord[n];
         _lastUnmap = new UnmapRecord[n];
+        Log = new EventLog(1 << 16, n);
     }
 
     public List<Violation> Violations { get; } = [];
@@ -88,11 +89,17 @@ public sealed class Oracle
 
     public long WritesAfterProtect { get; private set; }
 
-    /// <summary>Set when the run should stop at the first violation.</summary>
+    /// <summary>Set when the run should stop at the first violation (of <see cref="StopKind"/>, if set).</summary>
     public bool StopOnViolation { get; init; }
 
+    /// <summary>With <see cref="StopOnViolation"/>: only a violation of this kind stops the run.</summary>
+    public ViolationKind? StopKind { get; init; }
+
+    /// <summary>The violation that stopped the run, if one did.</summary>
+    public Violation? StoppedBy { get; private set; }
+
     /// <summary>Recent events touching frames/mms involved in violations (for --stop-on-violation).</summary>
-    public EventLog Log { get; } = new(4096);
+    public EventLog Log { get; }
 
     private static long DiskKey(int file, long index) => ((long)file << 40) | index;
 
@@ -197,9 +204,9 @@ public sealed class Oracle
 
     private void Report(ViolationKind kind, long t, int cpu, string task, int mm, long vpn, int frame, string detail)
     {
-        if (StopOnViolation && Violations.Count > 0)
+        if (StoppedBy is not null)
         {
-            return; // the run ends after this event; only the first violation counts
+            return; // the run ends after this event; nothing after the stopping violation counts
         }
         switch (kind)
         {
@@ -213,8 +220,13 @@ public sealed class Oracle
                 WritesAfterProtect++;
                 break;
         }
-        Log.Add(t, cpu, frame, mm, LogKind.Violation, vpn, task, text: $"{Name(kind)}: {detail}");
-        if (Violations.Count >= 1000)
+        LogKind lk = kind == ViolationKind.StaleAccessAfterFree ? LogKind.StaleAccess : LogKind.Violation;
+        if (!Log.IsRepeat(frame, cpu, lk))
+        {
+            Log.Add(t, cpu, frame, mm, lk, vpn, task, text: $"{Name(kind)}: {detail}");
+        }
+        bool stop = StopOnViolation && (StopKind is null || StopKind == kind);
+        if (Violations.Count >= 1000 && !stop)
         {
             return; // counts go on; the list keeps the first thousand
         }
@@ -223,7 +235,7 @@ public sealed class Oracle
             ? "no unmap of this frame recorded"
             : $"try_to_unmap_one by pid {u.Pid} on CPU {u.Cpu} at {Sec(u.Time)} s cleared the PTE and {(u.Deferred ? $"deferred the flush ({_sim.Policy.Name})" : "flushed at once")}";
         RunConfig c = _sim.Config;
-        Violations.Add(new Violation
+        var v = new Violation
         {
             Kind = Name(kind),
             TimeS = t / 1e9,
@@ -235,13 +247,27 @@ public sealed class Oracle
             Frame = frame,
             Window = window,
             Detail = detail,
-            Replay = $"shootdown run --machine {c.Machine} --nodes {c.Nodes} --cpus-per-node {c.CpusPerNode} --memory {c.MemoryBytes * c.ScaleDivisor} --scale 1/{c.ScaleDivisor} --workload {c.Workload} --policy {c.PolicyName} --seed {c.Seed} --oracle on --stop-on-violation",
-        });
-        if (StopOnViolation)
+            Replay = $"shootdown run --machine {c.Machine} --nodes {c.Nodes} --cpus-per-node {c.CpusPerNode} --memory {c.MemoryBytes * c.ScaleDivisor} --scale 1/{c.ScaleDivisor} --workload {c.Workload} --policy {c.PolicyName} --seed {c.Seed} --oracle on --stop-on-violation {Name(kind)}",
+        };
+        if (Violations.Count < 1000)
         {
+            Violations.Add(v);
+        }
+        if (stop)
+        {
+            StoppedBy = v;
             _sim.RequestStop();
         }
     }
+
+    /// <summary>Parses a violation kind as the JSON and the command line spell it.</summary>
+    public static ViolationKind ParseKind(string name) => name switch
+    {
+        "lost_write" => ViolationKind.LostWrite,
+        "stale_access_after_free" => ViolationKind.StaleAccessAfterFree,
+        "write_after_protect" => ViolationKind.WriteAfterProtect,
+        _ => throw new Hardware.ConfigException($"unknown violation kind '{name}'; allowed: lost_write, stale_access_after_free, write_after_protect"),
+    };
 
     public static string Name(ViolationKind k) => k switch
     {
@@ -263,14 +289,19 @@ public enum LogKind : byte
     StaleStore,
     Protect,
     Violation,
+    /// <summary>A stale_access_after_free violation (logged once per run of them, like stale stores).</summary>
+    StaleAccess,
 }
 
 /// <summary>
 /// A ring of recent oracle-relevant events (unmaps and their flush decisions, frees, writeback,
 /// stores through stale entries, violations). Entries are structs formatted only when printed, so
-/// keeping the log costs no allocation per page.
+/// keeping the log costs no allocation per page. A run of stale stores (or stale-access
+/// violations) by one CPU to one frame is logged once, at its first store, until some other event
+/// concerns the frame: a writer looping over a stale entry would otherwise flood the ring and push
+/// out the unmap and the writeback that explain it.
 /// </summary>
-public sealed class EventLog(int capacity)
+public sealed class EventLog(int capacity, int nrFrames)
 {
     private struct Entry
     {
@@ -286,10 +317,27 @@ public sealed class EventLog(int capacity)
     }
 
     private readonly Entry[] _ring = new Entry[capacity];
+    private readonly LogKind[] _lastKind = new LogKind[nrFrames];
+    private readonly int[] _lastCpu = new int[nrFrames];
+    private readonly bool[] _any = new bool[nrFrames];
     private long _n;
+
+    /// <summary>Whether an entry of <paramref name="kind"/> by <paramref name="cpu"/> would only repeat the frame's last one.</summary>
+    public bool IsRepeat(int frame, int cpu, LogKind kind) =>
+        (kind == LogKind.StaleStore || kind == LogKind.StaleAccess) && frame >= 0 && _any[frame] && _lastKind[frame] == kind && _lastCpu[frame] == cpu;
 
     public void Add(long t, int cpu, int frame, int mm, LogKind kind, long vpn = 0, string? who = null, bool flag = false, string? text = null)
     {
+        if (IsRepeat(frame, cpu, kind))
+        {
+            return;
+        }
+        if (frame >= 0)
+        {
+            _any[frame] = true;
+            _lastKind[frame] = kind;
+            _lastCpu[frame] = cpu;
+        }
         _ring[_n % _ring.Length] = new Entry { T = t, Cpu = cpu, Frame = frame, Mm = mm, Kind = kind, Vpn = vpn, Who = who, Flag = flag, Text = text };
         _n++;
     }
@@ -300,8 +348,9 @@ public sealed class EventLog(int capacity)
         LogKind.Free => $"freed by {e.Who}",
         LogKind.WritebackStart => "writeback start (clear_page_dirty_for_io)",
         LogKind.WritebackEnd => "writeback end",
-        LogKind.StaleStore => $"store to 0x{e.Vpn << 12:x} by {e.Who} through a stale TLB entry",
+        LogKind.StaleStore => $"store to 0x{e.Vpn << 12:x} by {e.Who} through a stale TLB entry (and any repeats that follow)",
         LogKind.Protect => $"mprotect(PROT_READ) of 0x{e.Vpn << 12:x} by {e.Who} returns",
+        LogKind.StaleAccess => $"VIOLATION {e.Text} (and any repeats that follow)",
         _ => $"VIOLATION {e.Text}",
     };
 

@@ -154,9 +154,6 @@ public sealed class HotSetThread : SimTask
 /// <summary>Shared set-up of the workloads that store: streaming readers for memory pressure, a flusher.</summary>
 public abstract class StoreWorkload : Workload
 {
-    /// <summary>dirty_writeback interval the workloads set (sysctl vm.dirty_writeback_centisecs = 1).</summary>
-    public const long FlushPeriodNs = 10_000_000;
-
     public override bool Stores => true;
 
     protected int ReadersLeft;
@@ -175,7 +172,7 @@ public abstract class StoreWorkload : Workload
     }
 
     /// <summary>Streaming readers on CPUs [first, nr_cpus) reading files of 3 x RAM in all.</summary>
-    protected long AddStreamers(Sim sim, int first, long flushPeriodNs = FlushPeriodNs)
+    protected long AddStreamers(Sim sim, int first, long flushPeriodNs)
     {
         int n = sim.Cpus.Length - first;
         if (n <= 0)
@@ -211,48 +208,49 @@ public abstract class StoreWorkload : Workload
 }
 
 /// <summary>
-/// lru-file-mmap-write: the threads of one process (so its mm spans several CPUs) store to a hot
-/// window of 64 pages of a shared file mapping, the window moving on by one page every 4 ms (a page is
-/// hot for about a quarter of a second, then left: the pattern of a log or a database's dirty
-/// region); a second, single-threaded process loads a 64-page table mapped read-only (its own mm, so
-/// the IPIs of the writers' page_mkclean never reach it and its cached entries outlive the LRU
-/// scans); streaming readers on the other CPUs read files of 3 x RAM, so reclaim runs constantly,
-/// and a flusher writes dirty pages back every 10 ms.
+/// lru-file-mmap-write: the threads of one process (so its mm spans several CPUs) store, each to its
+/// own 128 pages of a shared file mapping (few enough to stay in its TLB, so once reclaim has
+/// cleared their accessed bits they look idle while the stores keep hitting cached writable
+/// entries); a second, single-threaded process loads a 64-page table mapped read-only (its own mm,
+/// so the writers' page_mkclean IPIs never reach it and its cached entries outlive the LRU scans);
+/// streaming readers on the other CPUs read files of 3 x RAM, so reclaim runs constantly, and a
+/// flusher writes the dirty pages back every <see cref="WritebackPeriodNs"/>.
 /// </summary>
 public sealed class LruFileMmapWrite : StoreWorkload
 {
-    public const int Window = 64;
-    public const long AdvanceNs = 4_000_000;
+    public const int PagesPerWriter = 128;
     public const int TablePages = 64;
+
+    /// <summary>
+    /// The workload sets vm.dirty_writeback_centisecs = 50: the flusher wakes every 0.5 s (a
+    /// dirty page written back is write-protected by page_mkclean and refaults young, so a flusher
+    /// much faster than the LRU's turnover would keep every hot page looking used).
+    /// </summary>
+    public const long WritebackPeriodNs = 500_000_000;
 
     public override string Name => "lru-file-mmap-write";
 
-    public override string Summary => "threads of one process store to a moving 64-page window of a MAP_SHARED file, another process loads a hot table, under streaming-read pressure and a 10 ms flusher";
+    public override string Summary => "threads of one process store to 128 pages each of a MAP_SHARED file, another process loads a hot table, under streaming-read pressure and a 0.5 s flusher";
 
     public override long Setup(Sim sim)
     {
         int writers = Writers(sim);
         MmStruct mm = sim.CreateMm();
-        long filePages = Math.Max(4 * Window, sim.Memory.NrFrames / 4);
+        long filePages = writers * (long)PagesPerWriter;
         AddressSpace data = sim.CreateFile("data", filePages);
         AddressSpace table = sim.CreateFile("table", TablePages);
         Vma dataVma = MapFile(sim, mm, data, LruFileMmapRead.MapBase, 0, filePages, writable: true);
         MmStruct readerMm = sim.CreateMm();
         Vma tableVma = MapFile(sim, readerMm, table, 0x10_000, 0, TablePages, writable: false);
-        long span = filePages - Window;
-        (long, long) WindowAt(long t)
-        {
-            long start = t / AdvanceNs % span;
-            return (start, start + Window);
-        }
         for (int c = 0; c < writers; c++)
         {
-            Cpu cpu = sim.Cpus[c];
-            sim.AddUserTask(new HotSetThread(sim.NextPid(), $"writer-{c}", mm, cpu, [dataVma], WindowAt, write: true, Running), startAt: sim.Rng.Next(20_000));
+            // Contiguous pages, so that they spread over the TLB's sets.
+            var pattern = Enumerable.Range(c * PagesPerWriter, PagesPerWriter).Select(i => ((long)i, true)).ToArray();
+            sim.AddUserTask(new HotSetThread(sim.NextPid(), $"writer-{c}", mm, sim.Cpus[c], [dataVma], pattern, Running), startAt: sim.Rng.Next(20_000));
         }
         // A second, single-threaded process loads the table (clean pages that stay hot in its TLB).
         sim.AddUserTask(new HotSetThread(sim.NextPid(), "reader-table", readerMm, sim.Cpus[writers], [tableVma], _ => (0, TablePages), write: false, Running), startAt: 0);
-        return AddStreamers(sim, writers + 1);
+        return AddStreamers(sim, writers + 1, WritebackPeriodNs);
     }
 }
 

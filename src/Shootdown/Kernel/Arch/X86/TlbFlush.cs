@@ -34,7 +34,7 @@ public sealed class TlbFlush(Sim sim)
         }
         if (mm.CpuMask.AnyBut(cpu.Id))
         {
-            FlushTlbOthers(ex, mm.CpuMask, mm.Id, null, null, 1, vpn, full: false);
+            FlushTlbOthers(ex, mm.CpuMask, mm.Id, null, 1, vpn, full: false);
         }
     }
 
@@ -66,7 +66,7 @@ public sealed class TlbFlush(Sim sim)
         }
         if (mm.CpuMask.AnyBut(cpu.Id))
         {
-            FlushTlbOthers(ex, mm.CpuMask, mm.Id, null, null, (int)Math.Min(n, int.MaxValue), startVpn, full);
+            FlushTlbOthers(ex, mm.CpuMask, mm.Id, null, (int)Math.Min(n, int.MaxValue), startVpn, full);
         }
     }
 
@@ -103,12 +103,12 @@ public sealed class TlbFlush(Sim sim)
 
     /// <summary>
     /// flush_tlb_others: one IPI to every CPU in <paramref name="mask"/> except the sender, then
-    /// wait for all acknowledgements. The pages to flush are either a range of one mm
-    /// (<paramref name="mm"/>, <paramref name="startVpn"/>, <paramref name="count"/>), a list of
-    /// (mm, vpn) pairs (<paramref name="mms"/>, <paramref name="vpns"/>), or everything
-    /// (<paramref name="full"/>). <paramref name="mm"/> = -1 flushes whatever mm the receiver runs.
+    /// wait for all acknowledgements. The receivers flush a range of one mm (<paramref name="mm"/>,
+    /// <paramref name="startVpn"/>, <paramref name="count"/>; <paramref name="mm"/> = -1: whatever
+    /// mm the receiver runs), or everything (<paramref name="full"/>), or run the RFC's
+    /// percpu_flush_tlb_batch_pages over <paramref name="pfns"/> (see <see cref="FlushTlbFunc"/>).
     /// </summary>
-    public void FlushTlbOthers(Exec ex, Cpumask mask, int mm, int[]? mms, long[]? vpns, int count, long startVpn, bool full)
+    public void FlushTlbOthers(Exec ex, Cpumask mask, int mm, int[]? pfns, int count, long startVpn, bool full)
     {
         Cpu sender = ex.Cpu;
         sim.VmStat.Inc(VmEvent.nr_tlb_remote_flush);
@@ -130,7 +130,7 @@ public sealed class TlbFlush(Sim sim)
             long delivered = post + latency;
             // A receiver spinning on or holding an irq-safe lock takes the IPI only when it is done.
             long handled = r.IrqEnabledAt(delivered);
-            long handler = _c.IrqEntryExitNs + FlushTlbFunc(r, mm, mms, vpns, count, startVpn, full);
+            long handler = _c.IrqEntryExitNs + FlushTlbFunc(r, mm, pfns, count, startVpn, full);
             long ack = handled + handler + latency;
             if (ack > lastAck)
             {
@@ -155,9 +155,26 @@ public sealed class TlbFlush(Sim sim)
         ex.IpiWait += wait;
     }
 
-    /// <summary>flush_tlb_func on the receiving CPU; returns the flush's cost.</summary>
-    private long FlushTlbFunc(Cpu r, int mm, int[]? mms, long[]? vpns, int count, long startVpn, bool full)
+    /// <summary>
+    /// flush_tlb_func on the receiving CPU; returns the flush's cost. With <paramref name="pfns"/>,
+    /// the handler of the RFC v1 (April 2015, patch 2 "mm: Send a single IPI to TLB flush multiple
+    /// pages when unmapping", mm/rmap.c percpu_flush_tlb_batch_pages) instead, as posted: it does
+    /// INVLPG of <c>pfn &lt;&lt; PAGE_SHIFT</c> for each listed page (flush_local_tlb_addr is
+    /// __flush_tlb_one). INVLPG takes a linear address, so each one invalidates whatever
+    /// translation the receiver's loaded address space has at the linear address equal to the
+    /// page's physical address (virtual page number = PFN), not the user mapping that was
+    /// cleared; and it has no lazy-TLB (leave_mm) check.
+    /// </summary>
+    private long FlushTlbFunc(Cpu r, int mm, int[]? pfns, int count, long startVpn, bool full)
     {
+        if (pfns is not null)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                r.Tlb.FlushOne(r.ActiveMm, pfns[i]);
+            }
+            return count * _c.InvlpgNs;
+        }
         if (mm >= 0 && r.ActiveMm != mm)
         {
             return 0;
@@ -172,26 +189,9 @@ public sealed class TlbFlush(Sim sim)
             r.Tlb.FlushAll();
             return _c.FullFlushNs;
         }
-        if (mms is not null && vpns is not null)
+        for (int i = 0; i < count; i++)
         {
-            // INVLPG of every listed address is charged below; only entries of the mm this CPU has
-            // loaded can be in its TLB (no PCID in 4.0: a switch to another mm reloads CR3), so
-            // only those are looked up.
-            int active = r.ActiveMm;
-            for (int i = 0; i < count; i++)
-            {
-                if (mms[i] == active)
-                {
-                    r.Tlb.FlushOne(active, vpns[i]);
-                }
-            }
-        }
-        else
-        {
-            for (int i = 0; i < count; i++)
-            {
-                r.Tlb.FlushOne(mm, startVpn + i);
-            }
+            r.Tlb.FlushOne(mm, startVpn + i);
         }
         return count * _c.InvlpgNs;
     }
