@@ -53,6 +53,9 @@ public sealed class Comparison
         new("nr_tlb_local_flush_all", "nr_tlb_local_flush_all", r => r.Vmstat["nr_tlb_local_flush_all"], "0"),
         new("nr_tlb_local_flush_one", "nr_tlb_local_flush_one", r => r.Vmstat["nr_tlb_local_flush_one"], "0"),
         new("violations", "Coherence violations (oracle)", r => r.Safety?.Violations ?? 0, "0.##"),
+        new("lost_write", "  lost_write", r => r.Safety?.LostWrite ?? 0, "0.##"),
+        new("stale_access_after_free", "  stale_access_after_free", r => r.Safety?.StaleAccessAfterFree ?? 0, "0.##"),
+        new("write_after_protect", "  write_after_protect", r => r.Safety?.WriteAfterProtect ?? 0, "0.##"),
     ];
 
     public Comparison(IReadOnlyList<PolicyRuns> results)

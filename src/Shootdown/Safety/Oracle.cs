@@ -145,10 +145,13 @@ public sealed class Oracle
         if (_content[frame] != disk)
         {
             StoreRecord s = _lastStore[frame];
-            Report(ViolationKind.LostWrite, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, s.Mm, s.Vpn, frame,
-                s.Time == 0 && s.Pid == 0
-                    ? $"content v{_content[frame]} is newer than the backing store (v{disk}); the page was freed clean"
-                    : $"store by pid {s.Pid} on CPU {s.Cpu} at {Sec(s.Time)} s through a stale TLB entry is newer than the backing store (content v{_content[frame]}, written back v{disk}); the page was freed clean");
+            if (Counted(ViolationKind.LostWrite, frame, ex.Cpu.Id))
+            {
+                Report(ViolationKind.LostWrite, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, s.Mm, s.Vpn, frame,
+                    s.Time == 0 && s.Pid == 0
+                        ? $"content v{_content[frame]} is newer than the backing store (v{disk}); the page was freed clean"
+                        : $"store by pid {s.Pid} on CPU {s.Cpu} at {Sec(s.Time)} s through a stale TLB entry is newer than the backing store (content v{_content[frame]}, written back v{disk}); the page was freed clean");
+            }
         }
     }
 
@@ -191,22 +194,42 @@ public sealed class Oracle
         bool reused = !freed && (vma?.File is null || p.Mapping != vma.File.Id || p.Index != vma.PgOff + (vpn - vma.Start));
         if (freed || reused)
         {
-            Report(ViolationKind.StaleAccessAfterFree, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
-                $"{(write ? "store" : "load")} through a stale TLB entry to a frame {(freed ? "already freed" : $"now holding page {p.Index} of file {p.Mapping}")}");
+            if (Counted(ViolationKind.StaleAccessAfterFree, frame, ex.Cpu.Id))
+            {
+                Report(ViolationKind.StaleAccessAfterFree, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
+                    $"{(write ? "store" : "load")} through a stale TLB entry to a frame {(freed ? "already freed" : $"now holding page {p.Index} of file {p.Mapping}")}");
+            }
         }
         else if (write && entryWritable && (vma is null || (!vma.Writable && ex.EventTime >= vma.ProtectedAt)))
         {
-            Report(ViolationKind.WriteAfterProtect, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
-                $"store through a stale writable TLB entry after {(vma is null ? "munmap" : "mprotect(PROT_READ)")} returned at {Sec(vma?.ProtectedAt ?? 0)} s");
+            if (Counted(ViolationKind.WriteAfterProtect, frame, ex.Cpu.Id))
+            {
+                Report(ViolationKind.WriteAfterProtect, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
+                    $"store through a stale writable TLB entry after {(vma is null ? "munmap" : "mprotect(PROT_READ)")} returned at {Sec(vma?.ProtectedAt ?? 0)} s");
+            }
         }
         return true;
     }
 
-    private void Report(ViolationKind kind, long t, int cpu, string task, int mm, long vpn, int frame, string detail)
+    private static LogKind LogKindOf(ViolationKind kind) => kind switch
+    {
+        ViolationKind.StaleAccessAfterFree => LogKind.StaleAccess,
+        ViolationKind.WriteAfterProtect => LogKind.StaleWrite,
+        _ => LogKind.Violation,
+    };
+
+    private bool Stops(ViolationKind kind) => StopOnViolation && (StopKind is null || StopKind == kind);
+
+    /// <summary>
+    /// Counts a violation; returns whether <see cref="Report"/> has anything to do with it (log it,
+    /// keep it, stop on it), so that the caller formats its detail only then: a stale entry used
+    /// in a loop can give millions of violations.
+    /// </summary>
+    private bool Counted(ViolationKind kind, int frame, int cpu)
     {
         if (StoppedBy is not null)
         {
-            return; // the run ends after this event; nothing after the stopping violation counts
+            return false; // the run ends after this event; nothing after the stopping violation counts
         }
         switch (kind)
         {
@@ -220,12 +243,18 @@ public sealed class Oracle
                 WritesAfterProtect++;
                 break;
         }
-        LogKind lk = kind == ViolationKind.StaleAccessAfterFree ? LogKind.StaleAccess : LogKind.Violation;
+        return Violations.Count < 1000 || Stops(kind) || !Log.IsRepeat(frame, cpu, LogKindOf(kind));
+    }
+
+    /// <summary>Logs a counted violation (unless it repeats the frame's last entry), keeps the first thousand, and stops the run if asked.</summary>
+    private void Report(ViolationKind kind, long t, int cpu, string task, int mm, long vpn, int frame, string detail)
+    {
+        LogKind lk = LogKindOf(kind);
         if (!Log.IsRepeat(frame, cpu, lk))
         {
             Log.Add(t, cpu, frame, mm, lk, vpn, task, text: $"{Name(kind)}: {detail}");
         }
-        bool stop = StopOnViolation && (StopKind is null || StopKind == kind);
+        bool stop = Stops(kind);
         if (Violations.Count >= 1000 && !stop)
         {
             return; // counts go on; the list keeps the first thousand
@@ -291,6 +320,8 @@ public enum LogKind : byte
     Violation,
     /// <summary>A stale_access_after_free violation (logged once per run of them, like stale stores).</summary>
     StaleAccess,
+    /// <summary>A write_after_protect violation (logged once per run of them).</summary>
+    StaleWrite,
 }
 
 /// <summary>
@@ -323,8 +354,21 @@ public sealed class EventLog(int capacity, int nrFrames)
     private long _n;
 
     /// <summary>Whether an entry of <paramref name="kind"/> by <paramref name="cpu"/> would only repeat the frame's last one.</summary>
-    public bool IsRepeat(int frame, int cpu, LogKind kind) =>
-        (kind == LogKind.StaleStore || kind == LogKind.StaleAccess) && frame >= 0 && _any[frame] && _lastKind[frame] == kind && _lastCpu[frame] == cpu;
+    public bool IsRepeat(int frame, int cpu, LogKind kind)
+    {
+        if (frame < 0 || !_any[frame] || _lastCpu[frame] != cpu)
+        {
+            return false;
+        }
+        LogKind last = _lastKind[frame];
+        return kind switch
+        {
+            // A store through a stale entry right after a violation the same store caused adds nothing.
+            LogKind.StaleStore => last is LogKind.StaleStore or LogKind.StaleAccess or LogKind.StaleWrite,
+            LogKind.StaleAccess or LogKind.StaleWrite => last == kind,
+            _ => false,
+        };
+    }
 
     public void Add(long t, int cpu, int frame, int mm, LogKind kind, long vpn = 0, string? who = null, bool flag = false, string? text = null)
     {
@@ -350,7 +394,7 @@ public sealed class EventLog(int capacity, int nrFrames)
         LogKind.WritebackEnd => "writeback end",
         LogKind.StaleStore => $"store to 0x{e.Vpn << 12:x} by {e.Who} through a stale TLB entry (and any repeats that follow)",
         LogKind.Protect => $"mprotect(PROT_READ) of 0x{e.Vpn << 12:x} by {e.Who} returns",
-        LogKind.StaleAccess => $"VIOLATION {e.Text} (and any repeats that follow)",
+        LogKind.StaleAccess or LogKind.StaleWrite => $"VIOLATION {e.Text} (and any repeats that follow)",
         _ => $"VIOLATION {e.Text}",
     };
 
