@@ -204,6 +204,8 @@ public sealed class Sim
             Memory.Pages[f].Flags = PageFlags.Unevictable | PageFlags.Uptodate;
             long vpn = 0x400 + i;
             mm.PageTable.Set(vpn, Pte.Make(f, Pte.Present | Pte.Accessed | Pte.Write | Pte.Dirty));
+            mm.FixedLow = Math.Min(mm.FixedLow, vpn);
+            mm.FixedHigh = Math.Max(mm.FixedHigh, vpn + 1);
             Memory.Pages[f].MapCount = 1;
             vpns[i] = vpn;
         }

@@ -41,6 +41,7 @@ public class PolicyTests
     {
         Sim sim = Machine("rfc-pfn32");
         MmStruct mm = MmOn(sim, 40, 5);
+        mm.Vmas.Add(new Vma(mm, 1000, 16, null, 0, writable: true, shared: false));
         sim.Cpus[5].Tlb.Fill(mm.Id, 1003, 77, 0); // whatever the receiver maps at linear address 1003 << 12
         Exec ex = ExecOn(sim, 0);
         for (int v = 0; v < 31; v++)

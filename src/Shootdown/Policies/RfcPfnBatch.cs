@@ -25,8 +25,8 @@ public class RfcPfnBatch(PolicyParams p, bool pageSized) : FlushPolicy(p)
     public override string Name => PageSized ? "rfc-pfn-page" : "rfc-pfn32";
 
     public override string Summary => PageSized
-        ? "RFC v1 patches 2+3 (Apr 2015): PFN list of a page's worth (~510 on 48 CPUs), flushed with INVLPG per page"
-        : "RFC v1 patch 2 (Apr 2015): per-task list of 32 PFNs flushed with one IPI per CPU; dirty PTEs batched, free before flush";
+        ? "RFC v1 patches 2+3 (Apr 2015) as posted: PFN list of a page's worth (~510 on 48 CPUs); like rfc-pfn32 otherwise"
+        : "RFC v1 patch 2 (Apr 2015) as posted: 32 PFNs, one IPI per other CPU doing INVLPG of each PFN as an address; dirty PTEs batched, free before flush";
 
     public override bool UsesBatch => true;
 

@@ -37,6 +37,21 @@ public sealed class MmStruct
     /// <summary>Resident pages (file-backed) mapped by this mm.</summary>
     public long RssFile;
 
+    /// <summary>
+    /// Pages mapped outside any VMA (<see cref="Sim.MapHotPages"/>: a task's text and stack) lie in
+    /// [FixedLow, FixedHigh).
+    /// </summary>
+    public long FixedLow = long.MaxValue;
+
+    public long FixedHigh = long.MinValue;
+
+    /// <summary>
+    /// Whether a TLB entry for <paramref name="vpn"/> of this mm can exist: only addresses inside a
+    /// VMA or the fixed pages are ever mapped, so only they are ever walked and cached (VMAs are
+    /// never removed in the simulator, so this holds for stale entries too).
+    /// </summary>
+    public bool MayBeCached(long vpn) => (vpn >= FixedLow && vpn < FixedHigh) || FindVma(vpn) is not null;
+
     public Vma? FindVma(long vpn)
     {
         foreach (Vma v in Vmas)
