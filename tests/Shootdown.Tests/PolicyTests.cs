@@ -121,6 +121,33 @@ public class PolicyTests
         Assert.False(ex.Task.Batch.FlushRequired);
         // Every receiver ran the handler over the whole list of four PFNs.
         Assert.Equal(sim.Costs.IrqEntryExitNs + 4 * sim.Costs.InvlpgNs, sim.Cpus[6].IrqDebtNs);
+        // None of the user mappings was invalidated anywhere.
+        Assert.True(sim.Cpus[2].Tlb.Lookup(a.Id, 1) >= 0 && sim.Cpus[2].Tlb.Lookup(a.Id, 2) >= 0);
+        Assert.True(sim.Cpus[5].Tlb.Lookup(b.Id, 1) >= 0 && sim.Cpus[6].Tlb.Lookup(c.Id, 1) >= 0);
+    }
+
+    [Fact]
+    public void RfcHandlerDropsOnlyWhatTheLoadedMmMapsAtThePfnsAddress()
+    {
+        Sim sim = Machine("rfc-pfn32");
+        MmStruct a = MmOn(sim, 4, 2);
+        MmStruct c = MmOn(sim, 4, 6);
+        foreach (MmStruct m in new[] { a, c })
+        {
+            m.Vmas.Add(new Vma(m, 800, 16, null, 0, writable: true, shared: false)); // low, like text or heap
+        }
+        sim.Cpus[2].Tlb.Fill(a.Id, 803, 1, 0);
+        sim.Cpus[6].Tlb.Fill(c.Id, 803, 2, 0);
+        sim.Cpus[6].Tlb.Fill(c.Id, 804, 3, 0);
+        Exec ex = ExecOn(sim, 0);
+        sim.Policy.UnmapFlush(ex, a, 1, Pte.Make(803, Pte.Present), true);
+        sim.Policy.UnmapFlush(ex, c, 1, Pte.Make(805, Pte.Present), true);
+        sim.Policy.EndShrinkLruvec(ex);
+        // PFNs 803 and 805 went to both CPUs: each drops its own mm's entry at page 803, none at 804.
+        Assert.Equal(-1, sim.Cpus[2].Tlb.Lookup(a.Id, 803));
+        Assert.Equal(-1, sim.Cpus[6].Tlb.Lookup(c.Id, 803));
+        Assert.True(sim.Cpus[6].Tlb.Lookup(c.Id, 804) >= 0);
+        Assert.True(sim.Cpus[2].Tlb.Lookup(a.Id, 1) >= 0 && sim.Cpus[6].Tlb.Lookup(c.Id, 1) >= 0);
     }
 
     [Fact]

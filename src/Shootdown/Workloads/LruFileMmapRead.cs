@@ -19,7 +19,7 @@ public sealed class LruFileMmapRead : Workload
     public const int HotPages = 8;
 
     /// <summary>Where each reader's file mapping starts (virtual page number).</summary>
-    public const long MapBase = 1L << 20;
+    public const long MapBase = MmStruct.MmapBase;
 
     public override string Name => "lru-file-mmap-read";
 

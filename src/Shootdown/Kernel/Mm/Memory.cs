@@ -145,6 +145,10 @@ public sealed class Memory
     public void LruDel(Zone z, int frame)
     {
         ref Page p = ref Pages[frame];
+        if ((p.Flags & PageFlags.Lru) == 0)
+        {
+            throw new InvalidOperationException($"page {frame} is on no LRU list");
+        }
         ref LruList list = ref (p.Flags & PageFlags.Active) != 0 ? ref z.ActiveFile : ref z.InactiveFile;
         int prev = p.LruPrev, next = p.LruNext;
         if (prev >= 0)

@@ -9,6 +9,15 @@ namespace Shootdown.Kernel.Mm;
 /// </summary>
 public sealed class MmStruct
 {
+    /// <summary>
+    /// Where the simulator's mmap area starts (virtual page 2^20, 4 GiB). It stands for Linux's
+    /// top-down mmap area just below 0x7f..., far above any physical address; the page tables are
+    /// flat arrays, so the simulator keeps it low. Addresses below it (a task's text and stack at
+    /// 0x400000, the hot table at 0x10000000) are the ones a physical address used as a linear one
+    /// can coincide with.
+    /// </summary>
+    public const long MmapBase = 1L << 20;
+
     public MmStruct(int id, int nrCpus, LeafPool pool)
     {
         Id = id;

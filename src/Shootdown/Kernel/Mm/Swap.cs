@@ -33,7 +33,8 @@ public sealed class Swap(Sim sim)
             int j = i;
             while (j < n && mem.NodeOf(cpu.Pagevec[j]) == node)
             {
-                mem.LruAddHead(z, cpu.Pagevec[j], active: false);
+                int f = cpu.Pagevec[j];
+                mem.LruAddHead(z, f, active: (mem.Pages[f].Flags & PageFlags.Active) != 0);
                 j++;
             }
             ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs, sim.Costs);
@@ -43,26 +44,34 @@ public sealed class Swap(Sim sim)
     }
 
     /// <summary>
-    /// mark_page_accessed (read(2) and write(2) call it for each page they copy): an inactive page
-    /// already referenced is activated (activate_page) and its PG_referenced cleared; otherwise
-    /// PG_referenced is set. A page not on an LRU list (in a pagevec, or isolated by reclaim) is
-    /// only marked referenced. (The kernel moves the page through a per-CPU pagevec; the simulator
-    /// moves it at once, under the LRU lock.)
+    /// mark_page_accessed (read(2) and write(2) call it for each page they copy): an inactive,
+    /// evictable page already PG_referenced is activated and loses PG_referenced — at once if it
+    /// is on an LRU list (activate_page; the kernel goes through a per-CPU pagevec, the simulator
+    /// moves it under the LRU lock), or, if it still waits in this CPU's lru_add pagevec, by
+    /// marking it active so the drain puts it on the active list (__lru_cache_activate_page);
+    /// otherwise the page just becomes PG_referenced.
     /// </summary>
     public void MarkPageAccessed(Exec ex, int frame)
     {
         Memory mem = sim.Memory;
         ref Page p = ref mem.Pages[frame];
-        if ((p.Flags & (PageFlags.Referenced | PageFlags.Active | PageFlags.Lru)) != (PageFlags.Referenced | PageFlags.Lru))
+        if ((p.Flags & (PageFlags.Active | PageFlags.Unevictable | PageFlags.Referenced)) != PageFlags.Referenced)
         {
             p.Flags |= PageFlags.Referenced;
             return;
         }
-        Zone z = mem.Zones[mem.NodeOf(frame)];
-        mem.LruDel(z, frame);
-        mem.LruAddHead(z, frame, active: true);
+        if ((p.Flags & PageFlags.Lru) != 0)
+        {
+            Zone z = mem.Zones[mem.NodeOf(frame)];
+            mem.LruDel(z, frame);
+            mem.LruAddHead(z, frame, active: true);
+            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.Costs.LockAcquireNs, sim.Costs);
+            sim.VmStat.Inc(Observe.VmEvent.pgactivate);
+        }
+        else if (Array.IndexOf(ex.Cpu.Pagevec, frame, 0, ex.Cpu.PagevecCount) >= 0)
+        {
+            p.Flags |= PageFlags.Active;
+        }
         p.Flags &= ~PageFlags.Referenced;
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.Costs.LockAcquireNs, sim.Costs);
-        sim.VmStat.Inc(Observe.VmEvent.pgactivate);
     }
 }

@@ -249,7 +249,12 @@ public sealed class Vmscan(Sim sim)
             {
                 break;
             }
-            sim.Rmap.PageReferenced(f, out _); // clears the accessed bits; PG_referenced stays as it is
+            // page_referenced clears the accessed bits; PG_referenced stays as it is.
+            if (sim.Rmap.PageReferenced(f, out bool vmExec) > 0 && vmExec)
+            {
+                mem.LruAddHead(z, f, active: true); // referenced executable file pages get another trip
+                continue;
+            }
             mem.LruAddHead(z, f, active: false);
             moved++;
         }

@@ -162,23 +162,25 @@ public sealed class TlbFlush(Sim sim)
     /// INVLPG of <c>pfn &lt;&lt; PAGE_SHIFT</c> for each listed page (flush_local_tlb_addr is
     /// __flush_tlb_one). INVLPG takes a linear address, so each one invalidates whatever
     /// translation the receiver's loaded address space has at the linear address equal to the
-    /// page's physical address (virtual page number = PFN), not the user mapping that was
-    /// cleared; and it has no lazy-TLB (leave_mm) check.
+    /// page's physical address (virtual page number = PFN, which can only be below the mmap area),
+    /// not the user mapping that was cleared; and it has no lazy-TLB (leave_mm) check.
     /// </summary>
     private long FlushTlbFunc(Cpu r, int mm, int[]? pfns, int count, long startVpn, bool full)
     {
         if (pfns is not null)
         {
-            // Only an address the loaded mm maps can have an entry to drop; checking that first
+            // Only an address the loaded mm maps can have an entry to drop, and a physical address
+            // never reaches the mmap area (MmStruct.MmapBase stands for 0x7f...); checking that first
             // spares a TLB set lookup for most PFNs (the cost charged is the same).
             if (r.ActiveMm >= 0)
             {
                 MmStruct loaded = sim.Mms[r.ActiveMm];
                 for (int i = 0; i < count; i++)
                 {
-                    if (loaded.MayBeCached(pfns[i]))
+                    int pfn = pfns[i];
+                    if (pfn < MmStruct.MmapBase && loaded.MayBeCached(pfn))
                     {
-                        r.Tlb.FlushOne(r.ActiveMm, pfns[i]);
+                        r.Tlb.FlushOne(r.ActiveMm, pfn);
                     }
                 }
             }
