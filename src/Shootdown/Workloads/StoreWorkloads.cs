@@ -19,10 +19,7 @@ public sealed class HotSetThread : SimTask
     private bool _write;
     private readonly Func<bool> _keepGoing;
     private readonly int[] _stash = new int[1];
-    private bool _reclaiming;
-    private bool _afterReclaim;
     private long _cursor = -1;
-    private int _fruitless;
 
     public HotSetThread(int pid, string comm, MmStruct mm, Cpu cpu, Vma[] vmas, Func<long, (long, long)> window, bool write, Func<bool> keepGoing)
         : base(pid, comm, mm, cpu)
@@ -59,13 +56,8 @@ public sealed class HotSetThread : SimTask
 
     public override StepResult Step(Sim sim, Exec ex)
     {
-        if (_reclaiming)
+        if (sim.Vmscan.StepDirectReclaim(ex, this))
         {
-            if (sim.Vmscan.DirectReclaimStep(ex, this, ref _fruitless))
-            {
-                _reclaiming = false;
-                _afterReclaim = true;
-            }
             return StepResult.Continue;
         }
         if (!_keepGoing())
@@ -136,14 +128,10 @@ public sealed class HotSetThread : SimTask
         if (file.FindPage(index) < 0)
         {
             int have = 0;
-            if (!sim.PageAlloc.AllocPages(ex, 1, _stash, ref have, _afterReclaim))
+            if (!sim.Vmscan.AllocPagesOrReclaim(ex, this, 1, _stash, ref have))
             {
-                _afterReclaim = false;
-                sim.Vmscan.StartDirect(this, HomeCpu.Node, ex);
-                _reclaiming = true;
                 return false;
             }
-            _afterReclaim = false;
             sim.Filemap.AddMissingPages(ex, file, index, index + 1, _stash);
         }
         sim.Filemap.MapPages(ex, vma, index, index + 1, _write ? index : -1);

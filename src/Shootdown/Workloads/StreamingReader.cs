@@ -19,19 +19,11 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
     private int _have;
     private int _need = -1;
     private long _pos;
-    private bool _reclaiming;
-    private bool _afterReclaim;
-    private int _fruitlessReclaims;
 
     public override StepResult Step(Sim sim, Exec ex)
     {
-        if (_reclaiming)
+        if (sim.Vmscan.StepDirectReclaim(ex, this))
         {
-            if (sim.Vmscan.DirectReclaimStep(ex, this, ref _fruitlessReclaims))
-            {
-                _reclaiming = false;
-                _afterReclaim = true;
-            }
             return StepResult.Continue;
         }
         AddressSpace file = vma.File!;
@@ -54,14 +46,10 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
         }
         if (_have < _need)
         {
-            if (!sim.PageAlloc.AllocPages(ex, _need, _stash, ref _have, _afterReclaim))
+            if (!sim.Vmscan.AllocPagesOrReclaim(ex, this, _need, _stash, ref _have))
             {
-                _afterReclaim = false;
-                sim.Vmscan.StartDirect(this, HomeCpu.Node, ex);
-                _reclaiming = true;
                 return StepResult.Continue;
             }
-            _afterReclaim = false;
         }
         ex.What = "fault+read";
         sim.Filemap.AddMissingPages(ex, file, from, to, _stash);

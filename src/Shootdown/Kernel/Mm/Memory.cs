@@ -118,27 +118,18 @@ public sealed class Memory
     public void LruMoveToInactiveTail(Zone z, int frame)
     {
         ref LruList list = ref z.InactiveFile;
-        ref Page p = ref Pages[frame];
         if (list.Tail == frame)
         {
             return;
         }
-        // Unlink (the page is not the tail, so it has a successor).
-        int prev = p.LruPrev, next = p.LruNext;
-        Pages[next].LruPrev = prev;
-        if (prev >= 0)
-        {
-            Pages[prev].LruNext = next;
-        }
-        else
-        {
-            list.Head = next;
-        }
-        // Append at the tail.
+        LruDel(z, frame); // not the tail, so the list keeps at least one other page
+        ref Page p = ref Pages[frame];
         p.LruNext = -1;
         p.LruPrev = list.Tail;
         Pages[list.Tail].LruNext = frame;
         list.Tail = frame;
+        list.Count++;
+        p.Flags |= PageFlags.Lru;
     }
 
     /// <summary>del_page_from_lru_list: unlinks a page from the list it is on (active or inactive).</summary>

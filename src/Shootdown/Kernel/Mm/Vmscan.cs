@@ -110,7 +110,7 @@ public sealed class Vmscan(Sim sim)
     /// One step of a task's direct reclaim. Returns true when try_to_free_pages is over; gives up
     /// with an out-of-memory error after 1000 reclaims in a row that freed nothing.
     /// </summary>
-    public bool DirectReclaimStep(Exec ex, SimTask task, ref int fruitless)
+    private bool DirectReclaimStep(Exec ex, SimTask task, ref int fruitless)
     {
         if (!ReclaimStep(ex, task))
         {
@@ -122,6 +122,42 @@ public sealed class Vmscan(Sim sim)
         if (fruitless > 1000)
         {
             throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {task.HomeCpu.Node})");
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The allocation slow path of a user task (__alloc_pages_slowpath): allocate
+    /// <paramref name="n"/> pages into <paramref name="into"/>; if memory is short, start direct
+    /// reclaim and return false — the task then calls <see cref="StepDirectReclaim"/> from its next
+    /// steps, and allocates again once reclaim is over.
+    /// </summary>
+    public bool AllocPagesOrReclaim(Exec ex, SimTask task, int n, int[] into, ref int have)
+    {
+        bool ok = sim.PageAlloc.AllocPages(ex, n, into, ref have, task.AfterDirectReclaim);
+        task.AfterDirectReclaim = false;
+        if (!ok)
+        {
+            StartDirect(task, task.HomeCpu.Node, ex);
+            task.InDirectReclaim = true;
+        }
+        return ok;
+    }
+
+    /// <summary>
+    /// If the task is in direct reclaim, does one step of it and returns true (the step is the
+    /// task's); otherwise returns false.
+    /// </summary>
+    public bool StepDirectReclaim(Exec ex, SimTask task)
+    {
+        if (!task.InDirectReclaim)
+        {
+            return false;
+        }
+        if (DirectReclaimStep(ex, task, ref task.FruitlessReclaims))
+        {
+            task.InDirectReclaim = false;
+            task.AfterDirectReclaim = true;
         }
         return true;
     }

@@ -55,6 +55,15 @@ public abstract class SimTask
 
     public bool IsKswapd { get; protected init; }
 
+    /// <summary>An allocation failed and the task is in direct reclaim (<see cref="Kernel.Mm.Vmscan.AllocPagesOrReclaim"/>).</summary>
+    internal bool InDirectReclaim;
+
+    /// <summary>The task's next allocation retries after a direct reclaim (may dip below the watermark).</summary>
+    internal bool AfterDirectReclaim;
+
+    /// <summary>Direct reclaims in a row that freed nothing (out of memory past 1000).</summary>
+    internal int FruitlessReclaims;
+
     public abstract StepResult Step(Sim sim, Exec ex);
 }
 
