@@ -32,6 +32,9 @@ public sealed record RunConfig
 
     public CostModel Costs { get; init; } = CostModel.Xeon2015;
 
+    /// <summary>Scheduler placement choices (CFS-like spreading, kswapd's first CPU).</summary>
+    public Kernel.Sched.SchedParams Sched { get; init; } = new();
+
     /// <summary>Whether the coherence oracle checks the run (default: on for workloads that store).</summary>
     public bool OracleOn { get; init; }
 

@@ -1,5 +1,7 @@
 using Shootdown.Engine;
 using Shootdown.Hardware;
+using Shootdown.Kernel;
+using Shootdown.Kernel.Arch;
 using Shootdown.Kernel.Arch.X86;
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
@@ -13,18 +15,16 @@ namespace Shootdown;
 public sealed class SimulationException(string message) : Exception(message);
 
 /// <summary>
-/// One simulated machine running one workload under one flush policy. Holds the world (CPUs,
-/// memory, mms, files, tasks), the event queue and the scheduler. Events are "CPU c finishes its
-/// current step" (payload c) and task timers (payload nr_cpus + pid).
+/// One simulated machine running one workload under one flush policy: the place where the
+/// machine is built, once, with each subsystem given what it depends on. It holds the world
+/// (CPUs, memory, mms, files) and the subsystems; it runs nothing itself — the engine orders
+/// events, the scheduler runs the tasks' processes, the kernel paths live in Kernel/.
 /// </summary>
 public sealed class Sim
 {
-    private readonly EventQueue _queue;
-    private readonly Exec _exec = new();
-    private readonly List<SimTask> _userTasks = [];
     private readonly LeafPool _leafPool = new();
     private int _nextPid = 1;
-    private int _liveUserTasks;
+    private Tracer? _trace;
 
     public Sim(RunConfig config)
         : this(config, null)
@@ -52,17 +52,26 @@ public sealed class Sim
         }
         VmStat = new VmStat();
         Series = new TimeSeries(config.SeriesIntervalNs);
+        Engine = new Engine.Engine(nrCpus * 2 + 16);
+        Engine.Advancing += SampleUpTo;
+
+        // Hardware-facing layers first, then generic mm, then the scheduler that runs it all.
+        X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling);
+        Arch = X86;
         Policy = policy ?? PolicyRegistry.Create(config.PolicyName, config.Policy);
-        Policy.Sim = this;
-        Arch = new TlbFlush(this);
+        Policy.Bind(Arch, nrCpus, VmStat);
         Rmap = new Rmap(this);
         Vmscan = new Vmscan(this);
         PageAlloc = new PageAlloc(this);
         Swap = new Swap(this);
         Filemap = new Filemap(this);
+        Fault = new Fault(this);
+        Mmap = new Mmap(this);
+        Exit = new Exit(this);
         Mmu = new Mmu(this);
         Writeback = new PageWriteback(this);
         Mprotect = new Mprotect(this);
+        Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched);
         if (config.OracleOn)
         {
             Oracle = new Safety.Oracle(this)
@@ -71,11 +80,12 @@ public sealed class Sim
                 StopKind = config.StopOnKind is null ? null : Safety.Oracle.ParseKind(config.StopOnKind),
             };
         }
-        _queue = new EventQueue(nrCpus * 2 + 16);
         Kswapd = new KswapdTask[config.Nodes];
         for (int n = 0; n < config.Nodes; n++)
         {
-            Kswapd[n] = new KswapdTask(NextPid(), n, Cpus[n * config.CpusPerNode]);
+            int[] nodeCpus = Enumerable.Range(n * config.CpusPerNode, config.CpusPerNode).ToArray();
+            int first = nodeCpus[config.Sched.KswapdFirstCpuOffset % nodeCpus.Length];
+            Kswapd[n] = new KswapdTask(NextPid(), n, Cpus[first], nodeCpus);
             InitBatch(Kswapd[n]);
         }
         Workload = WorkloadRegistry.Create(config.Workload);
@@ -109,7 +119,19 @@ public sealed class Sim
 
     public Workload Workload { get; }
 
-    public TlbFlush Arch { get; }
+    /// <summary>The discrete-event core.</summary>
+    public Engine.Engine Engine { get; }
+
+    /// <summary>The step accumulator every step of every CPU uses (one step runs at a time).</summary>
+    public Exec Exec { get; } = new();
+
+    public Scheduler Sched { get; }
+
+    /// <summary>The arch TLB layer as generic code sees it.</summary>
+    public IArchTlb Arch { get; }
+
+    /// <summary>The x86 implementation of <see cref="Arch"/>.</summary>
+    public X86TlbFlush X86 { get; }
 
     public Rmap Rmap { get; }
 
@@ -121,7 +143,17 @@ public sealed class Sim
 
     public Filemap Filemap { get; }
 
+    public Fault Fault { get; }
+
+    public Mmap Mmap { get; }
+
+    public Exit Exit { get; }
+
     public Mmu Mmu { get; }
+
+    public PageWriteback Writeback { get; }
+
+    public Mprotect Mprotect { get; }
 
     /// <summary>Pages the workload has finished with (faulted and read).</summary>
     public long PagesDone;
@@ -129,51 +161,41 @@ public sealed class Sim
     public long TotalPages { get; }
 
     /// <summary>Simulated time of the last event processed.</summary>
-    public long Now { get; private set; }
+    public long Now => Engine.Now;
 
-    /// <summary>When the first kswapd woke: the start of the steady (reclaiming) phase.</summary>
-    public long FirstKswapdWake { get; private set; } = -1;
+    /// <summary>When kswapd was first woken: the start of the steady (reclaiming) phase.</summary>
+    public long FirstKswapdWake => Vmscan.FirstKswapdWake;
 
     /// <summary>When the first user task exited: the end of the steady phase.</summary>
-    public long FirstExit { get; private set; } = -1;
+    public long FirstExit => Sched.FirstExit;
 
-    /// <summary>When the last user task exited: the test's elapsed time.</summary>
-    public long LastExit { get; private set; } = -1;
+    /// <summary>When the last user task exited (or the run was stopped): the test's elapsed time.</summary>
+    public long LastExit => Stopped ? Math.Max(Sched.LastExit, Now) : Sched.LastExit;
 
-    public long EventsProcessed { get; private set; }
+    public long EventsProcessed => Engine.EventsProcessed;
 
     /// <summary>Tracepoints; null (the default) costs one check per hook.</summary>
-    public Tracer? Trace { get; set; }
+    public Tracer? Trace
+    {
+        get => _trace;
+        set
+        {
+            _trace = value;
+            X86.Trace = value;
+            Sched.Trace = value;
+            Policy.Trace = value;
+        }
+    }
 
     /// <summary>The coherence oracle; null when off.</summary>
     public Safety.Oracle? Oracle { get; }
 
-    public PageWriteback Writeback { get; }
-
-    public Mprotect Mprotect { get; }
-
-    private bool _stop;
-
     /// <summary>Ends the run after the current event (--stop-on-violation).</summary>
-    public void RequestStop() => _stop = true;
+    public void RequestStop() => Engine.Stop();
 
-    public bool Stopped => _stop;
+    public bool Stopped => Engine.Stopped;
 
-    private readonly List<SimTask> _timerTasks = [];
-
-    /// <summary>Wakes a sleeping task at time <paramref name="t"/>.</summary>
-    public void WakeAt(SimTask task, long t)
-    {
-        int id = _timerTasks.IndexOf(task);
-        if (id < 0)
-        {
-            id = _timerTasks.Count;
-            _timerTasks.Add(task);
-        }
-        _queue.Push(t, Cpus.Length + id);
-    }
-
-    public IReadOnlyList<SimTask> UserTasks => _userTasks;
+    public IReadOnlyList<SimTask> UserTasks => Sched.UserTasks;
 
     // ---- world building (used by workloads) --------------------------------------------------
 
@@ -216,18 +238,15 @@ public sealed class Sim
     public void AddKernelThread(SimTask task, long firstWake)
     {
         InitBatch(task);
-        WakeAt(task, firstWake);
+        Sched.WakeAt(task, firstWake);
     }
 
+    /// <summary>A user task that starts at <paramref name="startAt"/>; the run lasts until every user task exits.</summary>
     public void AddUserTask(SimTask task, long startAt)
     {
-        _userTasks.Add(task);
-        _liveUserTasks++;
         InitBatch(task);
-        _startTimes.Add((task, startAt));
+        Sched.AddUserTask(task, startAt);
     }
-
-    private readonly List<(SimTask Task, long At)> _startTimes = [];
 
     private void InitBatch(SimTask t)
     {
@@ -237,87 +256,41 @@ public sealed class Sim
         }
     }
 
-    // ---- scheduler ---------------------------------------------------------------------------
+    // ---- running -------------------------------------------------------------------------------
 
-    /// <summary>try_to_wake_up: the task becomes runnable on its CPU; an idle CPU starts at once,
-    /// a busy one is asked to reschedule at the end of its current step (wakeup preemption).</summary>
-    public void Wake(SimTask task, long t)
-    {
-        if (task.State != TaskState.Sleeping)
-        {
-            return;
-        }
-        task.State = TaskState.Runnable;
-        if (task is KswapdTask && FirstKswapdWake < 0)
-        {
-            FirstKswapdWake = t;
-        }
-        Enqueue(task.HomeCpu, task, t);
-    }
-
-    private void Enqueue(Cpu cpu, SimTask task, long t)
-    {
-        cpu.RunQueue.Add(task);
-        if (cpu.Current is null && !cpu.EventPending)
-        {
-            cpu.EventPending = true;
-            _queue.Push(Math.Max(t, Now), cpu.Id);
-        }
-        else
-        {
-            cpu.NeedResched = true;
-        }
-    }
-
-    /// <summary>Runs the simulation to the exit of the last user task.</summary>
+    /// <summary>Runs the simulation to the exit of the last user task (or a requested stop).</summary>
     public void Run(Action<double>? progress = null, CancellationToken cancel = default)
     {
-        foreach (var (task, at) in _startTimes)
-        {
-            Wake(task, at);
-        }
-        _startTimes.Clear();
+        Sched.Start();
         long nextReport = 0;
-        long nextSample = 0;
-        while (_liveUserTasks > 0 && _queue.TryPop(out long t, out int payload))
+        bool drained = !Engine.Run(() => Sched.LiveUserTasks > 0, () =>
         {
-            while (t >= nextSample)
+            if (progress is not null && Engine.EventsProcessed >= nextReport)
             {
-                Sample(nextSample);
-                nextSample += Series.IntervalNs;
-            }
-            Now = t;
-            EventsProcessed++;
-            Writeback.CompleteDue(t);
-            if (payload >= Cpus.Length)
-            {
-                Wake(_timerTasks[payload - Cpus.Length], t);
-                continue;
-            }
-            RunCpu(Cpus[payload], t);
-            if (_stop)
-            {
-                break;
-            }
-            if (progress is not null && EventsProcessed >= nextReport)
-            {
-                nextReport = EventsProcessed + 50_000;
+                nextReport = Engine.EventsProcessed + 50_000;
                 progress((double)PagesDone / Math.Max(1, TotalPages));
                 cancel.ThrowIfCancellationRequested();
             }
-        }
-        if (_stop)
-        {
-            LastExit = Math.Max(LastExit, Now);
-        }
-        else if (_liveUserTasks > 0)
+        });
+        if (drained && !Stopped)
         {
             throw new SimulationException("deadlock: no CPU has work but user tasks have not finished");
         }
         progress?.Invoke(1.0);
     }
 
-    /// <summary>Gauges at a bucket boundary: free pages per node and runnable tasks.</summary>
+    private long _nextSample;
+
+    /// <summary>Time-series gauges at each bucket boundary the clock passes: free pages per node and runnable tasks.</summary>
+    private void SampleUpTo(long t)
+    {
+        while (t >= _nextSample)
+        {
+            Sample(_nextSample);
+            _nextSample += Series.IntervalNs;
+        }
+    }
+
     private void Sample(long t)
     {
         int runnable = 0;
@@ -337,135 +310,6 @@ public sealed class Sim
                 int b = (int)(t / Series.IntervalNs) - 1;
                 Trace.Counter("interrupts/s", t, Series.Get(Observe.Series.Interrupts, b) * 1_000_000_000 / Series.IntervalNs);
             }
-        }
-    }
-
-    private void RunCpu(Cpu cpu, long t)
-    {
-        cpu.EventPending = false;
-        SimTask? cur = cpu.Current;
-        bool switched = false;
-        if (cur is not null && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t - cpu.SliceStart >= Costs.SchedSliceNs))
-        {
-            cpu.Current = null;
-            if (cur is KswapdTask && t - cpu.SliceStart >= Costs.SchedSliceNs && Config.CpusPerNode > 1)
-            {
-                // CFS load balancing spreads a node's 13 runnable tasks over its 12 CPUs: model it
-                // by moving kswapd on to the node's next CPU when its slice ends, so it keeps
-                // (almost) a whole CPU and each user task gives up a slice in turn.
-                int first = cpu.Node * Config.CpusPerNode;
-                Cpu next = Cpus[first + (cpu.Id - first + 1) % Config.CpusPerNode];
-                cur.HomeCpu = next;
-                Enqueue(next, cur, t);
-            }
-            else
-            {
-                cpu.RunQueue.Add(cur);
-            }
-            cur = null;
-        }
-        cpu.NeedResched = false;
-        if (cur is null)
-        {
-            if (cpu.RunQueue.Count == 0)
-            {
-                return; // idle until woken
-            }
-            cur = cpu.RunQueue[0];
-            cpu.RunQueue.RemoveAt(0);
-            cpu.Current = cur;
-            cpu.SliceStart = t;
-            switched = cpu.Prev != cur;
-        }
-        long start = t + cpu.IrqDebtNs; // interrupt handlers ran first; already accounted as system time
-        cpu.IrqDebtNs = 0;
-        Exec ex = _exec;
-        ex.Reset(cpu, cur, t, start);
-        if (switched)
-        {
-            ContextSwitch(ex, cur);
-        }
-        cpu.Prev = cur;
-        StepResult r = cur.Step(this, ex);
-        long end = ex.Now;
-        if (end <= t)
-        {
-            throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");
-        }
-        Trace?.Step(cpu.Id, cur.Comm, ex.What, start, end, ex.User, ex.Spin, ex.IpiWait);
-        cpu.UserNs += ex.User;
-        cpu.SysNs += ex.Sys;
-        cpu.SpinNs += ex.Spin;
-        cpu.IpiWaitNs += ex.IpiWait;
-        AccountTicks(cpu, t, end);
-        switch (r)
-        {
-            case StepResult.Sleep:
-                cur.State = TaskState.Sleeping;
-                cpu.Current = null;
-                break;
-            case StepResult.Exit:
-                cur.State = TaskState.Exited;
-                cpu.Current = null;
-                _liveUserTasks--;
-                if (FirstExit < 0)
-                {
-                    FirstExit = end;
-                }
-                LastExit = end;
-                break;
-        }
-        cpu.EventPending = true;
-        _queue.Push(end, cpu.Id);
-    }
-
-    /// <summary>
-    /// context_switch with x86 switch_mm of Linux 4.0: a kernel thread borrows the previous mm in
-    /// lazy TLB mode; switching to a different mm reloads CR3 (a full flush, no PCID in 4.0), sets
-    /// this CPU in the new mm's cpumask and clears it from the old one's; coming back to the lazily
-    /// kept mm after leave_mm reloads CR3 too.
-    /// </summary>
-    private void ContextSwitch(Exec ex, SimTask next)
-    {
-        Cpu cpu = ex.Cpu;
-        ex.Sys += Costs.ContextSwitchNs;
-        MmStruct? mm = next.Mm;
-        if (mm is null)
-        {
-            cpu.Lazy = cpu.ActiveMm >= 0; // enter_lazy_tlb
-            return;
-        }
-        if (cpu.ActiveMm == mm.Id)
-        {
-            cpu.Lazy = false;
-            if (!mm.CpuMask.Test(cpu.Id))
-            {
-                mm.CpuMask.Set(cpu.Id);
-                cpu.Tlb.FlushAll();
-                Trace?.TlbFlush(ex.Now, cpu.Id, next.Comm, next.Pid, -1, TlbFlushReason.FlushOnTaskSwitch);
-            }
-            return;
-        }
-        if (cpu.ActiveMm >= 0)
-        {
-            Mms[cpu.ActiveMm].CpuMask.Clear(cpu.Id);
-        }
-        mm.CpuMask.Set(cpu.Id);
-        cpu.ActiveMm = mm.Id;
-        cpu.Lazy = false;
-        cpu.Tlb.FlushAll();
-        Trace?.TlbFlush(ex.Now, cpu.Id, next.Comm, next.Pid, -1, TlbFlushReason.FlushOnTaskSwitch);
-    }
-
-    /// <summary>Local timer interrupts at HZ on a busy CPU (NOHZ idle: none when idle).</summary>
-    private void AccountTicks(Cpu cpu, long from, long to)
-    {
-        long ticks = to / Costs.TickNs - from / Costs.TickNs;
-        if (ticks > 0)
-        {
-            cpu.TimerTicks += ticks;
-            Series.Add(Observe.Series.Interrupts, to, ticks);
-            Series.Add(Observe.Series.TimerTicks, to, ticks);
         }
     }
 }

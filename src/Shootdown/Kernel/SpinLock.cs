@@ -44,7 +44,9 @@ public sealed class SpinLock(string name)
     /// <summary>
     /// Takes the lock at <paramref name="t"/> on a CPU of <paramref name="node"/> and holds it for
     /// <paramref name="holdNs"/>. <paramref name="now"/> is the current event time (no request can
-    /// come earlier). Returns the release time; <paramref name="spinNs"/> is the time spent waiting.
+    /// come earlier). Returns the release time: the acquisition (<see cref="CostModel.LockAcquireNs"/>),
+    /// any wait, then the hold. <paramref name="spinNs"/> is the time spent waiting for other holders
+    /// (0 for an uncontended acquisition).
     /// </summary>
     public long Hold(long now, long t, int node, long holdNs, CostModel costs, out long spinNs)
     {
@@ -119,7 +121,8 @@ public sealed class SpinLock(string name)
         {
             MaxLive = _live;
         }
-        spinNs = candidate - t;
+        // The acquisition itself (LockAcquireNs) is not spinning: only waiting for a holder is.
+        spinNs = waited ? candidate - t - costs.LockAcquireNs : 0;
         SpinNs += spinNs;
         return candidate + holdNs;
     }

@@ -11,6 +11,7 @@ public enum VmEvent
     pgsteal_direct,
     pgactivate,
     pgdeactivate,
+    pgrefill,
     pgrotated,
     allocstall,
     nr_written,

@@ -1,15 +1,27 @@
 using Shootdown.Hardware;
+using Shootdown.Kernel.Arch;
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
 
 namespace Shootdown.Policies;
 
+/// <summary>Where a kernel version calls try_to_unmap_flush from reclaim.</summary>
+public enum UnmapFlushSite
+{
+    /// <summary>At the end of every shrink_page_list, before its pages are freed (4.3 and later; RFC v3 and later).</summary>
+    ShrinkPageList,
+
+    /// <summary>At the end of shrink_lruvec, after the batch's pages were freed (RFC v1 as posted).</summary>
+    ShrinkLruvec,
+}
+
 /// <summary>
-/// A TLB flush policy for pages unmapped by reclaim. It answers three questions: flush now or
-/// defer (<see cref="UnmapFlush"/>)? what goes into the batch? and when is the batch flushed
-/// (<see cref="FlushDirty"/>, <see cref="EndShrinkPageList"/>, <see cref="EndShrinkLruvec"/>,
-/// <see cref="BatchedPending"/>)? The flush itself is done by the arch layer
-/// (<see cref="Kernel.Arch.X86.TlbFlush"/>), so its cost is the same for every policy.
+/// A TLB flush policy for pages unmapped by reclaim: one kernel version's mm/rmap.c batching code.
+/// It speaks the kernel's verbs only — <see cref="ShouldDeferFlush"/>,
+/// <see cref="SetTlbUbcFlushPending"/>, <see cref="TryToUnmapFlush"/>,
+/// <see cref="TryToUnmapFlushDirty"/>, <see cref="FlushTlbBatchedPending"/> — which generic mm code
+/// calls where that version does; what a flush does on the hardware is the arch layer's
+/// (<see cref="IArchTlb"/>), so its cost is the same for every policy.
 /// </summary>
 public abstract class FlushPolicy
 {
@@ -25,71 +37,62 @@ public abstract class FlushPolicy
     /// <summary>One line: what this policy is and which kernel commits it models.</summary>
     public abstract string Summary { get; }
 
-    /// <summary>Bound when the run starts.</summary>
-    public Sim Sim { get; internal set; } = null!;
+    /// <summary>The arch layer, bound when the machine is built.</summary>
+    protected IArchTlb Arch { get; private set; } = null!;
+
+    /// <summary>CPUs of the machine (the RFC's page-sized batch depends on the cpumask's size).</summary>
+    protected int NrCpus { get; private set; }
+
+    /// <summary>Tracepoints of generic batching code; null when tracing is off.</summary>
+    public Observe.Tracer? Trace { get; set; }
+
+    /// <summary>/proc/vmstat, for the counters generic batching code keeps itself.</summary>
+    protected Observe.VmStat VmStat { get; private set; } = null!;
+
+    /// <summary>Binds the policy to a machine's arch layer and counters.</summary>
+    public void Bind(IArchTlb arch, int nrCpus, Observe.VmStat vmstat)
+    {
+        Arch = arch;
+        NrCpus = nrCpus;
+        VmStat = vmstat;
+    }
 
     /// <summary>Capacity of the per-task batch's page list (0 = no list is kept).</summary>
     public virtual int BatchPages => 0;
 
-    /// <summary>Whether tasks need a <see cref="TlbUnmapBatch"/>.</summary>
+    /// <summary>Whether tasks need a <see cref="TlbUnmapBatch"/> (task->tlb_ubc).</summary>
     public virtual bool UsesBatch => false;
 
-    /// <summary>
-    /// try_to_unmap_one has just cleared the PTE of (mm, vpn), whose old value was
-    /// <paramref name="oldPte"/>. Flush now (ptep_clear_flush) or add it to the task's batch.
-    /// <paramref name="batchFlush"/> is TTU_BATCH_FLUSH: the caller can flush later.
-    /// Returns true if the flush was deferred.
-    /// </summary>
-    public abstract bool UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush);
-
-    /// <summary>try_to_unmap_flush_dirty: called before pageout() starts I/O on a dirty page.</summary>
-    public virtual void FlushDirty(Exec ex)
-    {
-    }
-
-    /// <summary>End of shrink_page_list, before the batch's pages are freed.</summary>
-    public virtual void EndShrinkPageList(Exec ex)
-    {
-    }
-
-    /// <summary>End of shrink_lruvec (one pass over a node's LRU at one priority).</summary>
-    public virtual void EndShrinkLruvec(Exec ex)
-    {
-    }
+    /// <summary>Where reclaim calls <see cref="TryToUnmapFlush"/>.</summary>
+    public virtual UnmapFlushSite FlushSite => UnmapFlushSite.ShrinkPageList;
 
     /// <summary>
-    /// try_to_unmap_flush of Linux 4.3: if this CPU is in the batch's mask it leaves a lazily
-    /// borrowed mm or flushes its whole TLB; every other CPU in the mask gets one IPI and flushes
-    /// everything; then the batch is empty.
+    /// should_defer_flush(mm, flags): may try_to_unmap_one clear this PTE without flushing?
+    /// <paramref name="batchFlush"/> is TTU_BATCH_FLUSH. False: the PTE is cleared with
+    /// ptep_clear_flush (flush_tlb_page at once).
     /// </summary>
-    protected void FlushBatchFull(Exec ex)
+    public virtual bool ShouldDeferFlush(Exec ex, MmStruct mm, bool batchFlush) => false;
+
+    /// <summary>
+    /// set_tlb_ubc_flush_pending(mm, writable): record in the task's batch that the CPUs of
+    /// <paramref name="mm"/> owe a flush for the PTE whose old value was <paramref name="oldPte"/>.
+    /// </summary>
+    public virtual void SetTlbUbcFlushPending(Exec ex, MmStruct mm, uint oldPte)
     {
-        TlbUnmapBatch b = ex.Task.Batch!;
-        if (!b.FlushRequired)
-        {
-            return;
-        }
-        Cpu cpu = ex.Cpu;
-        if (b.CpuMask.Test(cpu.Id))
-        {
-            if (cpu.Lazy)
-            {
-                Sim.Arch.LeaveMm(cpu);
-            }
-            else
-            {
-                Sim.Arch.LocalFlushAll(ex);
-            }
-        }
-        if (b.CpuMask.AnyBut(cpu.Id))
-        {
-            Sim.Arch.FlushTlbOthers(ex, b.CpuMask, -1, null, 0, 0, full: true);
-        }
-        b.Reset();
+    }
+
+    /// <summary>try_to_unmap_flush: flush what the task's batch owes.</summary>
+    public virtual void TryToUnmapFlush(Exec ex)
+    {
+    }
+
+    /// <summary>try_to_unmap_flush_dirty: before pageout() starts I/O on a dirty page.</summary>
+    public virtual void TryToUnmapFlushDirty(Exec ex)
+    {
     }
 
     /// <summary>flush_tlb_batched_pending(mm): mprotect/munmap/madvise under the PTL (Linux 4.13).</summary>
-    public virtual void BatchedPending(Exec ex, MmStruct mm)
+    public virtual void FlushTlbBatchedPending(Exec ex, MmStruct mm)
     {
     }
 }
@@ -105,48 +108,4 @@ public sealed record PolicyParams
 
     /// <summary>Page slots of a PFN batch; null = the policy's own default.</summary>
     public int? BatchSize { get; init; }
-}
-
-/// <summary>
-/// struct tlbflush_unmap_batch (task->tlb_ubc): the CPUs that may cache an unmapped page, whether a
-/// flush is owed, whether a writable (dirty) PTE was unmapped, and — for the RFC — the pages' PFNs.
-/// </summary>
-public sealed class TlbUnmapBatch
-{
-    public TlbUnmapBatch(int nrCpus, int capacity)
-    {
-        CpuMask = new Cpumask(nrCpus);
-        Capacity = capacity;
-        Pfns = new int[capacity];
-    }
-
-    public Cpumask CpuMask { get; }
-
-    public int Capacity { get; }
-
-    /// <summary>The RFC's pfns[]: page_to_pfn of each page unmapped into the batch.</summary>
-    public readonly int[] Pfns;
-    public int Count;
-    public bool FlushRequired;
-    public bool Writable;
-
-    public bool IsFull => Count >= Capacity;
-
-    public void Add(MmStruct mm, int pfn)
-    {
-        CpuMask.Or(mm.CpuMask);
-        FlushRequired = true;
-        if (Capacity > 0)
-        {
-            Pfns[Count++] = pfn;
-        }
-    }
-
-    public void Reset()
-    {
-        CpuMask.ClearAll();
-        Count = 0;
-        FlushRequired = false;
-        Writable = false;
-    }
 }

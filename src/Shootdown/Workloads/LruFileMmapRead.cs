@@ -39,7 +39,7 @@ public sealed class LruFileMmapRead : Workload
         {
             MmStruct mm = sim.CreateMm();
             AddressSpace file = sim.CreateFile($"lru-file-{c}", filePages);
-            var vma = new Vma(mm, MapBase, filePages, file, 0, writable: false, shared: true);
+            var vma = new Vma(mm, MapBase, filePages, file, 0, writable: false, shared: true) { FaultAroundPages = FaultAroundPages };
             mm.Vmas.Add(vma);
             file.IMmap.Add(vma);
             long[] hot = sim.MapHotPages(mm, sim.Cpus[c].Node, HotPages);

@@ -16,10 +16,9 @@ public sealed class HotSetThread : SimTask
     private readonly Vma[] _vmas;
     private readonly Func<long, (long From, long To)>? _window;
     private readonly (long Index, bool Write)[]? _pattern;
-    private bool _write;
+    private readonly Vma[]? _patternVma;
+    private readonly bool _write;
     private readonly Func<bool> _keepGoing;
-    private readonly int[] _stash = new int[1];
-    private long _cursor = -1;
 
     public HotSetThread(int pid, string comm, MmStruct mm, Cpu cpu, Vma[] vmas, Func<long, (long, long)> window, bool write, Func<bool> keepGoing)
         : base(pid, comm, mm, cpu)
@@ -40,8 +39,6 @@ public sealed class HotSetThread : SimTask
         _patternVma = pattern.Select(p => VmaFor(p.Index)).ToArray();
     }
 
-    private readonly Vma[]? _patternVma;
-
     private Vma VmaFor(long index)
     {
         foreach (Vma v in _vmas)
@@ -54,88 +51,48 @@ public sealed class HotSetThread : SimTask
         throw new InvalidOperationException($"file index {index} is outside the thread's mappings");
     }
 
-    public override StepResult Step(Sim sim, Exec ex)
+    protected internal override IEnumerable<Yield> Run(Sim sim)
     {
-        if (sim.Vmscan.StepDirectReclaim(ex, this))
-        {
-            return StepResult.Continue;
-        }
-        if (!_keepGoing())
-        {
-            ex.Sys += sim.Costs.ContextSwitchNs;
-            return StepResult.Exit;
-        }
-        ex.What = _pattern is not null || _write ? "store hot set" : "load hot set";
-        var (from, to) = _pattern is not null ? (0L, (long)_pattern.Length) : _window!(ex.Now);
-        long k = _cursor >= from && _cursor < to ? _cursor : from;
-        _cursor = -1;
+        Exec ex = sim.Exec;
         MmStruct mm = Mm!;
-        for (; k < to; k++)
+        while (_keepGoing())
         {
-            long i = k;
-            Vma vma;
-            if (_pattern is not null)
+            ex.What = _pattern is not null || _write ? "store hot set" : "load hot set";
+            var (from, to) = _pattern is not null ? (0L, (long)_pattern.Length) : _window!(ex.Now);
+            for (long k = from; k < to; k++)
             {
-                (i, _write) = _pattern[k];
-                vma = _patternVma![k];
-            }
-            else
-            {
-                vma = VmaFor(i);
-            }
-            long vpn = vma.VpnOf(i);
-            Mmu.Access a = sim.Mmu.Touch(ex, mm, vpn, _write);
-            if (a == Mmu.Access.Fault)
-            {
-                if (!HandleFault(sim, ex, vma, i, vpn, out bool blocked))
+                long i = k;
+                bool write = _write;
+                Vma vma;
+                if (_pattern is not null)
                 {
-                    _cursor = k; // direct reclaim first, then retry this page
-                    return StepResult.Continue;
+                    (i, write) = _pattern[k];
+                    vma = _patternVma![k];
                 }
-                if (blocked || sim.Mmu.Touch(ex, mm, vpn, _write) == Mmu.Access.Fault)
+                else
                 {
-                    continue; // SIGSEGV in a real program: the store does not happen
+                    vma = VmaFor(i);
                 }
+                long vpn = vma.VpnOf(i);
+                if (sim.Mmu.Touch(ex, mm, vpn, write) == Mmu.Access.Fault)
+                {
+                    VmFault r = sim.Fault.HandleMmFault(ex, this, vma, i, write, out IEnumerable<Yield>? wait);
+                    if (wait is not null)
+                    {
+                        foreach (Yield y in wait)
+                        {
+                            yield return y;
+                        }
+                    }
+                    if (r == VmFault.Sigsegv || sim.Mmu.Touch(ex, mm, vpn, write) == Mmu.Access.Fault)
+                    {
+                        continue; // SIGSEGV in a real program: the store does not happen
+                    }
+                }
+                ex.User += sim.Costs.UserStoreNs;
             }
-            ex.User += sim.Costs.UserStoreNs;
+            yield return Yield.Resched;
         }
-        return StepResult.Continue;
-    }
-
-    /// <summary>
-    /// The page fault of an access to file page <paramref name="index"/>. Returns false when
-    /// memory is short (direct reclaim started); <paramref name="blocked"/> when the access is not
-    /// allowed (a store to a read-only VMA).
-    /// </summary>
-    private bool HandleFault(Sim sim, Exec ex, Vma vma, long index, long vpn, out bool blocked)
-    {
-        blocked = false;
-        uint pte = Mm!.PageTable.Get(vpn);
-        if (Pte.IsPresent(pte))
-        {
-            blocked = !(_write && sim.Filemap.WpPage(ex, vma, vpn));
-            return true;
-        }
-        if (_write && !vma.Writable)
-        {
-            blocked = true;
-            return true;
-        }
-        AddressSpace file = vma.File!;
-        sim.VmStat.Inc(VmEvent.pgfault);
-        sim.Trace?.PageFault(ex.Now, ex.Cpu.Id, Comm, Pid, vpn);
-        ex.Sys += sim.Costs.FaultEntryNs;
-        if (file.FindPage(index) < 0)
-        {
-            int have = 0;
-            if (!sim.Vmscan.AllocPagesOrReclaim(ex, this, 1, _stash, ref have))
-            {
-                return false;
-            }
-            sim.Filemap.AddMissingPages(ex, file, index, index + 1, _stash);
-        }
-        sim.Filemap.MapPages(ex, vma, index, index + 1, _write ? index : -1);
-        return true;
     }
 }
 
@@ -173,7 +130,7 @@ public abstract class StoreWorkload : Workload
         {
             MmStruct mm = sim.CreateMm();
             AddressSpace file = sim.CreateFile($"stream-{c}", filePages);
-            var vma = new Vma(mm, LruFileMmapRead.MapBase, filePages, file, 0, writable: false, shared: true);
+            var vma = new Vma(mm, LruFileMmapRead.MapBase, filePages, file, 0, writable: false, shared: true) { FaultAroundPages = LruFileMmapRead.FaultAroundPages };
             mm.Vmas.Add(vma);
             file.IMmap.Add(vma);
             long[] hot = sim.MapHotPages(mm, sim.Cpus[c].Node, LruFileMmapRead.HotPages);
@@ -304,29 +261,28 @@ public sealed class MprotectRace : StoreWorkload
     {
         private readonly Queue<(long At, Vma Vma)> _protected = new();
 
-        public override StepResult Step(Sim sim, Exec ex)
+        protected internal override IEnumerable<Yield> Run(Sim sim)
         {
-            if (!keepGoing())
+            Exec ex = sim.Exec;
+            while (keepGoing())
             {
-                ex.Sys += sim.Costs.ContextSwitchNs;
-                return StepResult.Exit;
-            }
-            ex.What = "mprotect";
-            while (_protected.Count > 0 && ex.Now - _protected.Peek().At >= ProtectNs)
-            {
-                sim.Mprotect.ChangeProtection(ex, _protected.Dequeue().Vma, writable: true);
-            }
-            ex.Sys += sim.Costs.FaultEntryNs + vmas.Length * sim.Costs.PageWalkNs; // read(2) of pagemap
-            foreach (Vma v in vmas)
-            {
-                if (v.Writable && !Pte.IsPresent(Mm!.PageTable.Get(v.Start)))
+                ex.What = "mprotect";
+                while (_protected.Count > 0 && ex.Now - _protected.Peek().At >= ProtectNs)
                 {
-                    sim.Mprotect.ChangeProtection(ex, v, writable: false);
-                    _protected.Enqueue((ex.Now, v));
+                    sim.Mprotect.ChangeProtection(ex, _protected.Dequeue().Vma, writable: true);
                 }
+                ex.Sys += sim.Costs.FaultEntryNs + vmas.Length * sim.Costs.PageWalkNs; // read(2) of pagemap
+                foreach (Vma v in vmas)
+                {
+                    if (v.Writable && !Pte.IsPresent(Mm!.PageTable.Get(v.Start)))
+                    {
+                        sim.Mprotect.ChangeProtection(ex, v, writable: false);
+                        _protected.Enqueue((ex.Now, v));
+                    }
+                }
+                sim.Sched.WakeAt(this, ex.Now + PollNs);
+                yield return Yield.Sleep;
             }
-            sim.WakeAt(this, ex.Now + PollNs);
-            return StepResult.Sleep;
         }
     }
 }

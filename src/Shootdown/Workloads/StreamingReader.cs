@@ -1,81 +1,63 @@
 using Shootdown.Hardware;
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
-using Shootdown.Observe;
 
 namespace Shootdown.Workloads;
 
 /// <summary>
-/// One streaming reader (usemem): fault in the 16-page fault-around window, read its pages, move on.
-/// <see cref="Finished"/> runs when it exits.
+/// One streaming reader (usemem): read the mapped file word by word from start to end. The first
+/// access to each fault-around window faults (handle_mm_fault maps the window); each page's first
+/// access walks the page table. <see cref="Finished"/> runs when it has read the whole file, just
+/// before it exits.
 /// </summary>
 public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, Vma vma, long[] hot)
 : SimTask(pid, comm, mm, cpu)
 {
-    private readonly int[] _stash = new int[LruFileMmapRead.FaultAroundPages];
-
     /// <summary>Called once when the reader has read its whole file.</summary>
     public Action? Finished { get; init; }
-    private int _have;
-    private int _need = -1;
-    private long _pos;
 
-    public override StepResult Step(Sim sim, Exec ex)
+    protected internal override IEnumerable<Yield> Run(Sim sim)
     {
-        if (sim.Vmscan.StepDirectReclaim(ex, this))
-        {
-            return StepResult.Continue;
-        }
-        AddressSpace file = vma.File!;
-        if (_pos >= file.SizePages)
-        {
-            Finished?.Invoke();
-            // do_exit: the mapping is torn down with the process (costed as one switch away).
-            ex.Sys += sim.Costs.ContextSwitchNs;
-            return StepResult.Exit;
-        }
-        long from = _pos, to = Math.Min(_pos + LruFileMmapRead.FaultAroundPages, file.SizePages);
-        if (_need < 0)
-        {
-            // The access to the first page of the window faults: filemap_fault + fault-around.
-            sim.VmStat.Inc(VmEvent.pgfault);
-            sim.Trace?.PageFault(ex.Now, ex.Cpu.Id, Comm, Pid, vma.VpnOf(from));
-            sim.Series.Add(Series.Faults, ex.Now, 1);
-            ex.Sys += sim.Costs.FaultEntryNs;
-            _need = sim.Filemap.CountMissing(file, from, to);
-        }
-        if (_have < _need)
-        {
-            if (!sim.Vmscan.AllocPagesOrReclaim(ex, this, _need, _stash, ref _have))
-            {
-                return StepResult.Continue;
-            }
-        }
-        ex.What = "fault+read";
-        sim.Filemap.AddMissingPages(ex, file, from, to, _stash);
-        sim.Filemap.MapPages(ex, vma, from, to, write: false);
-        _have = 0;
-        _need = -1;
-        // User reads every word of each page; the first access of each walks the page table.
+        Exec ex = sim.Exec;
         Mmu mmu = sim.Mmu;
-        MmStruct m = Mm!;
-        for (long i = from; i < to; i++)
+        MmStruct m = vma.Mm;
+        AddressSpace file = vma.File!;
+        long pos = 0;
+        while (pos < file.SizePages)
         {
-            long vpn = vma.VpnOf(i);
-            if (mmu.Touch(ex, m, vpn, write: false) == Mmu.Access.Fault)
+            ex.What = "fault+read";
+            long from = pos;
+            long to = Math.Min(pos + vma.FaultAroundPages, file.SizePages);
+            if (mmu.Touch(ex, m, vma.VpnOf(from), write: false) == Mmu.Access.Fault)
             {
-                // Reclaim took the page between map and access: read it again next step.
-                to = i;
-                break;
+                sim.Fault.HandleMmFault(ex, this, vma, from, write: false, out IEnumerable<Yield>? wait);
+                if (wait is not null)
+                {
+                    foreach (Yield y in wait)
+                    {
+                        yield return y;
+                    }
+                }
             }
-            ex.User += sim.Costs.UserReadPageNs;
+            // The user reads every word of each page; the first access of each walks the page table.
+            for (long i = from; i < to; i++)
+            {
+                if (mmu.Touch(ex, m, vma.VpnOf(i), write: false) == Mmu.Access.Fault)
+                {
+                    // Reclaim took the page between map and access: fault it again next step.
+                    to = i;
+                    break;
+                }
+                ex.User += sim.Costs.UserReadPageNs;
+            }
+            foreach (long h in hot)
+            {
+                mmu.Touch(ex, m, h, write: false);
+            }
+            sim.PagesDone += to - from;
+            pos = to;
+            yield return Yield.Resched;
         }
-        foreach (long h in hot)
-        {
-            mmu.Touch(ex, m, h, write: false);
-        }
-        sim.PagesDone += to - from;
-        _pos = to;
-        return StepResult.Continue;
+        Finished?.Invoke();
     }
 }

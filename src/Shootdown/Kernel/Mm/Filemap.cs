@@ -23,8 +23,11 @@ public sealed class Filemap(Sim sim)
         return n;
     }
 
-    /// <summary>add_to_page_cache_lru for each missing index, using the already allocated frames.</summary>
-    public void AddMissingPages(Exec ex, AddressSpace file, long from, long to, int[] frames)
+    /// <summary>
+    /// add_to_page_cache_lru for each missing index, using the already allocated frames; returns
+    /// how many it used (fewer than allocated if another task added some meanwhile).
+    /// </summary>
+    public int AddMissingPages(Exec ex, AddressSpace file, long from, long to, int[] frames)
     {
         Memory mem = sim.Memory;
         int k = 0;
@@ -44,6 +47,7 @@ public sealed class Filemap(Sim sim)
             sim.Oracle?.PageRead(f, file.Id, i);
             sim.Swap.LruCacheAdd(ex, f);
         }
+        return k;
     }
 
     /// <summary>

@@ -3,46 +3,46 @@ using Shootdown.Kernel.Sched;
 namespace Shootdown.Kernel.Mm;
 
 /// <summary>
-/// kswapd (mm/vmscan.c): one kernel thread per node, bound to the node's CPUs (the simulator puts
-/// it on the node's first CPU, where it time-shares with that CPU's user task). Woken by the
-/// allocator's slow path; reclaims with balance_pgdat until the zone is above its high watermark,
-/// then sleeps.
+/// kswapd (mm/vmscan.c): one kernel thread per node, allowed on the node's CPUs. Woken by the
+/// allocator's slow path (wakeup_kswapd); reclaims with balance_pgdat until the zone is above its
+/// high watermark, then sleeps (kswapd_try_to_sleep).
 /// </summary>
 public sealed class KswapdTask : SimTask
 {
-    private readonly int _node;
-
-    public KswapdTask(int pid, int node, Cpu cpu)
+    public KswapdTask(int pid, int node, Cpu cpu, int[] nodeCpus)
         : base(pid, $"kswapd{node}", null, cpu)
     {
-        _node = node;
-        IsKswapd = true;
+        Node = node;
+        AllowedCpus = nodeCpus;
     }
 
-    public override StepResult Step(Sim sim, Exec ex)
+    public int Node { get; }
+
+    protected internal override IEnumerable<Yield> Run(Sim sim)
     {
-        Zone z = sim.Memory.Zones[_node];
-        if (Sc is null || Sc.Finished)
+        Exec ex = sim.Exec;
+        Zone z = sim.Memory.Zones[Node];
+        while (true)
         {
+            // kswapd_try_to_sleep: a balanced node lets kswapd sleep until wakeup_kswapd.
             if (z.Balanced)
             {
-                ex.Sys += sim.Costs.LockAcquireNs;
-                sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, _node);
-                return StepResult.Sleep;
+                ex.What = "kswapd sleep";
+                sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, Node);
+                yield return Yield.Sleep;
+                continue;
             }
-            sim.Vmscan.StartKswapd(this, _node, ex);
+            sim.Trace?.KswapdWake(ex.Now, ex.Cpu.Id, Comm, Pid, Node);
+            foreach (Yield y in sim.Vmscan.BalancePgdat(ex, this, Node))
+            {
+                yield return y;
+            }
+            if (ex.Now == ex.Start)
+            {
+                // Nothing to isolate (every page is in a pagevec or isolated by others): give way.
+                ex.Sys += sim.Costs.ContextSwitchNs;
+            }
+            yield return Yield.Resched;
         }
-        bool done = sim.Vmscan.ReclaimStep(ex, this);
-        if (ex.Sys == 0)
-        {
-            // Nothing to isolate (every page is in a pagevec or isolated by others): give way.
-            ex.Sys += sim.Costs.ContextSwitchNs;
-        }
-        if (done && z.Balanced)
-        {
-            sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, _node);
-            return StepResult.Sleep;
-        }
-        return StepResult.Continue;
     }
 }

@@ -206,6 +206,7 @@ public sealed class Zone
 
     public Zone(int node, int firstFrame, int frames, long min, long low, long high)
     {
+        Frames = frames;
         Node = node;
         FirstFrame = firstFrame;
         _free = new int[frames];
@@ -236,6 +237,12 @@ public sealed class Zone
 
     /// <summary>zone->lock, the buddy allocator's lock.</summary>
     public SpinLock Lock { get; }
+
+    /// <summary>zone->managed_pages.</summary>
+    public int Frames { get; }
+
+    /// <summary>NR_PAGES_SCANNED: pages scanned since a page was last freed to this zone (zone_reclaimable).</summary>
+    public long PagesScanned;
 
     /// <summary>Pages isolated from the file LRU by reclaimers right now.</summary>
     public long NrIsolatedFile;

@@ -34,6 +34,9 @@ public sealed class MmStruct
 
     public List<Vma> Vmas { get; } = [];
 
+    /// <summary>mm->mm_users: threads using the mm; the last one's exit tears it down (exit_mmap).</summary>
+    public int Users;
+
     /// <summary>mm->tlb_flush_batched (Linux 4.13, 3ea277194daa): a deferred flush may be pending.</summary>
     public bool TlbFlushBatched;
 
@@ -90,6 +93,12 @@ public sealed class Vma(MmStruct mm, long start, long pages, AddressSpace? file,
     public bool Writable { get; set; } = writable;
 
     public bool Shared { get; } = shared;
+
+    /// <summary>VM_EXEC: an executable mapping (page_referenced reports it; reclaim keeps such pages active).</summary>
+    public bool Exec { get; init; }
+
+    /// <summary>Pages a read fault maps around the faulting one (fault_around_bytes / PAGE_SIZE; 1 = none).</summary>
+    public int FaultAroundPages { get; init; } = 1;
 
     /// <summary>When the last mprotect that removed write permission returned (for the oracle).</summary>
     public long ProtectedAt { get; set; }

@@ -14,7 +14,7 @@ public sealed class Mprotect(Sim sim)
     {
         MmStruct mm = vma.Mm;
         ex.Sys += sim.Costs.FaultEntryNs; // syscall entry, VMA lookup, mmap_sem
-        sim.Policy.BatchedPending(ex, mm);
+        sim.Policy.FlushTlbBatchedPending(ex, mm);
         bool changed = false;
         if (!writable)
         {
@@ -33,7 +33,7 @@ public sealed class Mprotect(Sim sim)
         vma.Writable = writable;
         if (changed)
         {
-            sim.Arch.FlushTlbMmRange(ex, mm, vma.Start, vma.End, sim.Config.Policy.FlushCeiling);
+            sim.Arch.FlushTlbMmRange(ex, mm, vma.Start, vma.End);
         }
         if (!writable)
         {

@@ -3,39 +3,62 @@ using Shootdown.Kernel.Sched;
 namespace Shootdown.Kernel.Mm;
 
 /// <summary>
-/// mm/page_alloc.c, order-0 only. The fast path walks the zonelist (local node first, then the
-/// others; zone_reclaim_mode = 0 as on a 4-socket machine with node distance 21) taking pages from
-/// zones above their low watermark. If none is, the slow path wakes every zone's kswapd that is not
-/// balanced and retries at the min watermark; if that fails too the caller enters direct reclaim.
+/// mm/page_alloc.c, order-0 only. The fast path (get_page_from_freelist) walks the zonelist of the
+/// chosen node (that node first, then the others; zone_reclaim_mode = 0 as on a 4-socket machine
+/// with node distance 21) taking pages from zones above their low watermark. The slow path
+/// (__alloc_pages_slowpath) wakes every zone's kswapd that is not balanced and retries at the min
+/// watermark; if that fails the task reclaims directly (try_to_free_pages) and tries again, until
+/// it gets its pages — or, after 1000 direct reclaims in a row that freed nothing, gives up (out
+/// of memory).
 /// </summary>
 public sealed class PageAlloc(Sim sim)
 {
+    private const int MaxFruitlessReclaims = 1000;
+
     /// <summary>
-    /// Tries to bring <paramref name="have"/> up to <paramref name="need"/> pages in
-    /// <paramref name="dest"/>. Returns false when the caller must reclaim directly.
+    /// __alloc_pages_nodemask for <paramref name="need"/> pages on <paramref name="node"/>'s
+    /// zonelist into <paramref name="dest"/>. Returns null when the fast path got them all;
+    /// otherwise the slow path, a process the caller runs to completion (it may reclaim and so
+    /// take several steps); the pages are in <paramref name="dest"/> when it ends.
     /// </summary>
-    public bool AllocPages(Exec ex, int need, int[] dest, ref int have, bool afterReclaim)
+    public IEnumerable<Yield>? AllocPages(Exec ex, SimTask task, int node, int need, int[] dest)
     {
-        int[] zonelist = sim.Zonelists[ex.Cpu.Node];
+        int[] zonelist = sim.Zonelists[node];
         ex.Sys += sim.Costs.PageAllocNs; // get_page_from_freelist's walk of the zonelist
-        if (!afterReclaim)
-        {
-            TakeAbove(ex, zonelist, need, dest, ref have, useLow: true);
-            if (have >= need)
-            {
-                return true;
-            }
-        }
-        // __alloc_pages_slowpath: wake_all_kswapds, then retry at the min watermark.
-        foreach (int node in zonelist)
-        {
-            WakeupKswapd(ex.Now, sim.Memory.Zones[node]);
-        }
-        TakeAbove(ex, zonelist, need, dest, ref have, useLow: false);
-        return have >= need;
+        int have = 0;
+        GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: true);
+        return have >= need ? null : AllocPagesSlowpath(ex, task, zonelist, need, dest, have);
     }
 
-    private void TakeAbove(Exec ex, int[] zonelist, int need, int[] dest, ref int have, bool useLow)
+    private IEnumerable<Yield> AllocPagesSlowpath(Exec ex, SimTask task, int[] zonelist, int need, int[] dest, int have)
+    {
+        int fruitless = 0;
+        while (true)
+        {
+            foreach (int n in zonelist)
+            {
+                WakeupKswapd(ex.Now, sim.Memory.Zones[n]); // wake_all_kswapds
+            }
+            GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: false);
+            if (have >= need)
+            {
+                yield break;
+            }
+            // __alloc_pages_direct_reclaim
+            foreach (Yield y in sim.Vmscan.TryToFreePages(ex, task, zonelist[0]))
+            {
+                yield return y;
+            }
+            fruitless = task.Sc!.NrReclaimed == 0 ? fruitless + 1 : 0;
+            if (fruitless > MaxFruitlessReclaims)
+            {
+                throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {zonelist[0]})");
+            }
+        }
+    }
+
+    /// <summary>get_page_from_freelist: take pages from each zone of the zonelist above the low (or min) watermark.</summary>
+    private void GetPageFromFreelist(Exec ex, int[] zonelist, int need, int[] dest, ref int have, bool useLow)
     {
         Memory mem = sim.Memory;
         foreach (int node in zonelist)
@@ -72,13 +95,24 @@ public sealed class PageAlloc(Sim sim)
         SimTask k = sim.Kswapd[z.Node];
         if (k.State == TaskState.Sleeping)
         {
-            sim.Wake(k, now);
+            if (sim.Vmscan.FirstKswapdWake < 0)
+            {
+                sim.Vmscan.FirstKswapdWake = now;
+            }
+            sim.Sched.Wake(k, now);
         }
     }
 
-    /// <summary>Returns pages to the buddy allocator of their nodes (free_hot_cold_page_list).</summary>
-    public void FreePages(Exec ex, int[] frames, int count)
+    /// <summary>
+    /// Returns pages to the buddy allocator of their nodes (free_hot_cold_page_list); a free
+    /// resets the zone's NR_PAGES_SCANNED (free_pcppages_bulk).
+    /// </summary>
+    public void FreePages(Exec ex, int[] frames, int count) => FreePages(ex, frames.AsSpan(0, count));
+
+    /// <summary>free_hot_cold_page_list of <paramref name="frames"/>.</summary>
+    public void FreePages(Exec ex, ReadOnlySpan<int> frames)
     {
+        int count = frames.Length;
         Memory mem = sim.Memory;
         int i = 0;
         while (i < count)
@@ -91,11 +125,13 @@ public sealed class PageAlloc(Sim sim)
                 int f = frames[j];
                 mem.Pages[f].Flags = PageFlags.Buddy;
                 mem.Pages[f].Mapping = -1;
+                mem.Pages[f].MapCount = 0;
                 z.PushFree(f);
                 j++;
             }
             ex.Sys += (j - i) * sim.Costs.PageFreeNs;
             ex.LockHold(z.Lock, (j - i) * sim.Costs.ZoneLockPerPageNs, sim.Costs);
+            z.PagesScanned = 0;
             i = j;
         }
     }

@@ -7,9 +7,17 @@ namespace Shootdown.Kernel.Mm;
 /// set_page_dirty, clear_page_dirty_for_io (with page_mkclean, which write-protects and cleans each
 /// PTE with ptep_clear_flush), writeback start, and I/O completion after a fixed latency.
 /// </summary>
-public sealed class PageWriteback(Sim sim)
+public sealed class PageWriteback
 {
-    private readonly Queue<(long Done, int Frame)> _inflight = new();
+    private readonly Sim sim;
+    private readonly List<int> _requestFrame = [];
+    private readonly Stack<int> _freeRequests = new();
+
+    public PageWriteback(Sim sim)
+    {
+        this.sim = sim;
+        sim.Engine.On(Engine.EventKind.IoComplete, OnIoComplete);
+    }
 
     /// <summary>set_page_dirty for a file page.</summary>
     public void SetPageDirty(int frame)
@@ -29,26 +37,10 @@ public sealed class PageWriteback(Sim sim)
     /// </summary>
     public void ClearPageDirtyForIo(Exec ex, int frame)
     {
-        Memory mem = sim.Memory;
-        ref Page p = ref mem.Pages[frame];
-        AddressSpace file = sim.Files[p.Mapping];
-        foreach (Vma vma in file.IMmap)
-        {
-            long vpn = vma.VpnOf(p.Index);
-            if (vpn < 0)
-            {
-                continue;
-            }
-            uint pte = vma.Mm.PageTable.Get(vpn);
-            if (Pte.IsPresent(pte) && Pte.Frame(pte) == frame && (pte & (Pte.Write | Pte.Dirty)) != 0)
-            {
-                vma.Mm.PageTable.Update(vpn, pte & ~(Pte.Write | Pte.Dirty));
-                vma.Mm.PteEpoch++;
-                sim.Arch.FlushTlbPage(ex, vma.Mm, vpn);
-            }
-        }
+        ref Page p = ref sim.Memory.Pages[frame];
+        sim.Rmap.PageMkclean(ex, frame);
         p.Flags &= ~PageFlags.Dirty;
-        file.DirtyIndices.Remove(p.Index);
+        sim.Files[p.Mapping].DirtyIndices.Remove(p.Index);
     }
 
     /// <summary>
@@ -66,7 +58,25 @@ public sealed class PageWriteback(Sim sim)
             EndPageWriteback(ex.EventTime, frame);
             return;
         }
-        _inflight.Enqueue((ex.Now + sim.Costs.IoLatencyNs, frame));
+        // submit_bio: the completion interrupt is an engine event at its due time.
+        int req = _freeRequests.Count > 0 ? _freeRequests.Pop() : NewRequest();
+        _requestFrame[req] = frame;
+        sim.Engine.Schedule(ex.Now + sim.Costs.IoLatencyNs, Engine.EventKind.IoComplete, req);
+    }
+
+    private int NewRequest()
+    {
+        _requestFrame.Add(-1);
+        return _requestFrame.Count - 1;
+    }
+
+    /// <summary>The block layer's completion of request <paramref name="req"/>: end_page_writeback.</summary>
+    private void OnIoComplete(long t, int req)
+    {
+        int f = _requestFrame[req];
+        _requestFrame[req] = -1;
+        _freeRequests.Push(req);
+        EndPageWriteback(t, f);
     }
 
     /// <summary>
@@ -85,16 +95,6 @@ public sealed class PageWriteback(Sim sim)
         }
         mem.LruMoveToInactiveTail(mem.Zones[mem.NodeOf(frame)], frame);
         sim.VmStat.Inc(Observe.VmEvent.pgrotated);
-    }
-
-    /// <summary>end_page_writeback for every I/O done by <paramref name="now"/>.</summary>
-    public void CompleteDue(long now)
-    {
-        while (_inflight.Count > 0 && _inflight.Peek().Done <= now)
-        {
-            var (done, f) = _inflight.Dequeue();
-            EndPageWriteback(done, f);
-        }
     }
 
     /// <summary>end_page_writeback: the page is clean on disk; a page reclaim wanted is rotated.</summary>
@@ -119,30 +119,33 @@ public sealed class FlusherTask(int pid, Cpu cpu, long periodNs) : SimTask(pid, 
 {
     public long PeriodNs { get; } = periodNs;
 
-    public override StepResult Step(Sim sim, Exec ex)
+    protected internal override IEnumerable<Yield> Run(Sim sim)
     {
-        ex.What = "writeback";
-        ex.Sys += sim.Costs.ContextSwitchNs;
-        foreach (AddressSpace file in sim.Files)
+        Exec ex = sim.Exec;
+        while (true)
         {
-            if (file.DirtyIndices.Count == 0)
+            ex.What = "writeback";
+            foreach (AddressSpace file in sim.Files)
             {
-                continue;
-            }
-            long[] dirty = file.DirtyIndices.ToArray();
-            Array.Sort(dirty);
-            foreach (long index in dirty)
-            {
-                int f = file.FindPage(index);
-                if (f < 0 || (sim.Memory.Pages[f].Flags & (PageFlags.Writeback | PageFlags.Isolated)) != 0)
+                if (file.DirtyIndices.Count == 0)
                 {
                     continue;
                 }
-                sim.Writeback.ClearPageDirtyForIo(ex, f);
-                sim.Writeback.StartWriteback(ex, f);
+                long[] dirty = file.DirtyIndices.ToArray();
+                Array.Sort(dirty);
+                foreach (long index in dirty)
+                {
+                    int f = file.FindPage(index);
+                    if (f < 0 || (sim.Memory.Pages[f].Flags & (PageFlags.Writeback | PageFlags.Isolated)) != 0)
+                    {
+                        continue;
+                    }
+                    sim.Writeback.ClearPageDirtyForIo(ex, f);
+                    sim.Writeback.StartWriteback(ex, f);
+                }
             }
+            sim.Sched.WakeAt(this, ex.Now + PeriodNs);
+            yield return Yield.Sleep;
         }
-        sim.WakeAt(this, ex.Now + PeriodNs);
-        return StepResult.Sleep;
     }
 }

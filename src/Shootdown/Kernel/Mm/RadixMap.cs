@@ -67,6 +67,28 @@ public sealed class RadixMap
         slot = value;
     }
 
+    /// <summary>The first index in [from, end) with an entry, or -1; empty leaves are skipped whole.</summary>
+    public long NextPresent(long from, long end)
+    {
+        long i = Math.Max(0, from);
+        end = Math.Min(end, (long)_dir.Length << LeafShift);
+        while (i < end)
+        {
+            uint[]? leaf = _dir[i >> LeafShift];
+            if (leaf is null)
+            {
+                i = ((i >> LeafShift) + 1) << LeafShift;
+                continue;
+            }
+            if (leaf[i & LeafMask] != 0)
+            {
+                return i;
+            }
+            i++;
+        }
+        return -1;
+    }
+
     /// <summary>Overwrites an entry known to be present (no bookkeeping).</summary>
     public void Update(long index, uint value)
     {

@@ -1,13 +1,80 @@
+using Shootdown.Kernel.Arch;
 using Shootdown.Kernel.Sched;
+using Shootdown.Policies;
 
 namespace Shootdown.Kernel.Mm;
 
+/// <summary>struct rmap_walk_control's rmap_one: called for each (vma, address) that maps the page; false stops the walk.</summary>
+public interface IRmapOne
+{
+    bool RmapOne(int frame, Vma vma, long vpn, uint pte);
+}
+
 /// <summary>
 /// mm/rmap.c: the reverse map of a file page is every VMA of its mapping's i_mmap covering the
-/// page's index; page_referenced and try_to_unmap walk it.
+/// page's index. One walk, <see cref="RmapWalk{T}"/> (rmap_walk_file), serves try_to_unmap,
+/// page_referenced and page_mkclean, each a callback (a struct, so the walk allocates nothing).
 /// </summary>
 public sealed class Rmap(Sim sim)
 {
+    /// <summary>
+    /// rmap_walk_file: calls <paramref name="rwc"/> for each VMA of the page's mapping whose range
+    /// covers its index and whose PTE there maps this very frame, until it returns false or the
+    /// page is no longer mapped.
+    /// </summary>
+    public void RmapWalk<T>(int frame, ref T rwc)
+        where T : struct, IRmapOne
+    {
+        Memory mem = sim.Memory;
+        if (mem.Pages[frame].Mapping < 0)
+        {
+            return;
+        }
+        AddressSpace file = sim.Files[mem.Pages[frame].Mapping];
+        long index = mem.Pages[frame].Index;
+        List<Vma> vmas = file.IMmap;
+        for (int i = 0; i < vmas.Count; i++)
+        {
+            if (mem.Pages[frame].MapCount == 0)
+            {
+                return; // rwc->done: page_not_mapped
+            }
+            Vma vma = vmas[i];
+            long vpn = vma.VpnOf(index);
+            if (vpn < 0)
+            {
+                continue;
+            }
+            uint pte = vma.Mm.PageTable.Get(vpn);
+            if (!Pte.IsPresent(pte) || Pte.Frame(pte) != frame)
+            {
+                continue; // page_check_address finds no PTE for this page
+            }
+            if (!rwc.RmapOne(frame, vma, vpn, pte))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>page_referenced_one: counts young PTEs and clears their accessed bit, notes VM_EXEC.</summary>
+    private struct PageReferencedOne : IRmapOne
+    {
+        public int Referenced;
+        public bool VmExec;
+
+        public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
+        {
+            if (Pte.IsYoung(pte))
+            {
+                vma.Mm.PageTable.Update(vpn, pte & ~Pte.Accessed);
+                Referenced++;
+                VmExec |= vma.Exec;
+            }
+            return true;
+        }
+    }
+
     /// <summary>
     /// page_referenced: counts the PTEs mapping <paramref name="frame"/> that have the accessed bit
     /// and clears it. x86 ptep_clear_flush_young does not flush the TLB (since Linux 3.18, commit
@@ -15,71 +82,83 @@ public sealed class Rmap(Sim sim)
     /// </summary>
     public int PageReferenced(int frame, out bool vmExec)
     {
-        vmExec = false;
-        Memory mem = sim.Memory;
-        if (mem.Pages[frame].MapCount == 0)
+        var one = new PageReferencedOne();
+        if (sim.Memory.Pages[frame].MapCount > 0)
         {
-            return 0;
+            RmapWalk(frame, ref one);
         }
-        AddressSpace file = sim.Files[mem.Pages[frame].Mapping];
-        long index = mem.Pages[frame].Index;
-        int referenced = 0;
-        foreach (Vma vma in file.IMmap)
-        {
-            long vpn = vma.VpnOf(index);
-            if (vpn < 0)
-            {
-                continue;
-            }
-            RadixMap pt = vma.Mm.PageTable;
-            uint pte = pt.Get(vpn);
-            if (Pte.IsPresent(pte) && Pte.Frame(pte) == frame && Pte.IsYoung(pte))
-            {
-                pt.Update(vpn, pte & ~Pte.Accessed);
-                referenced++;
-            }
-        }
-        return referenced;
+        vmExec = one.VmExec;
+        return one.Referenced;
     }
 
     /// <summary>
-    /// try_to_unmap: clears every PTE mapping <paramref name="frame"/>; for each, try_to_unmap_one
-    /// hands the flush decision to the policy (ptep_clear_flush, or defer with TTU_BATCH_FLUSH).
-    /// A dirty PTE transfers its dirty bit to the page (set_page_dirty).
+    /// try_to_unmap_one: clears the PTE; with TTU_BATCH_FLUSH and the policy's should_defer_flush,
+    /// the flush is recorded in the task's batch (set_tlb_ubc_flush_pending), otherwise flushed at
+    /// once (ptep_clear_flush). A dirty PTE transfers its dirty bit to the page (set_page_dirty).
     /// </summary>
-    public void TryToUnmap(Exec ex, int frame, bool batchFlush)
+    private struct TryToUnmapOne(Sim sim, Exec ex, bool batchFlush) : IRmapOne
     {
-        Memory mem = sim.Memory;
-        AddressSpace file = sim.Files[mem.Pages[frame].Mapping];
-        long index = mem.Pages[frame].Index;
-        foreach (Vma vma in file.IMmap)
+        public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
-            if (mem.Pages[frame].MapCount == 0)
-            {
-                break;
-            }
-            long vpn = vma.VpnOf(index);
-            if (vpn < 0)
-            {
-                continue;
-            }
             MmStruct mm = vma.Mm;
-            uint pte = mm.PageTable.Get(vpn);
-            if (!Pte.IsPresent(pte) || Pte.Frame(pte) != frame)
-            {
-                continue;
-            }
             ex.Sys += sim.Costs.UnmapPageNs;
-            mm.PageTable.Clear(vpn);
+            FlushPolicy policy = sim.Policy;
+            bool deferred = policy.ShouldDeferFlush(ex, mm, batchFlush);
+            mm.PageTable.Clear(vpn); // ptep_get_and_clear
             mm.PteEpoch++;
-            mem.Pages[frame].MapCount--;
-            mm.RssFile--;
+            if (deferred)
+            {
+                policy.SetTlbUbcFlushPending(ex, mm, pte);
+            }
+            else
+            {
+                sim.Arch.FlushTlbPage(ex, mm, vpn); // ptep_clear_flush
+            }
             if (Pte.IsDirty(pte))
             {
                 sim.Writeback.SetPageDirty(frame);
             }
-            bool deferred = sim.Policy.UnmapFlush(ex, mm, vpn, pte, batchFlush);
+            sim.Memory.Pages[frame].MapCount--; // page_remove_rmap
+            mm.RssFile--;
             sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred);
+            return true;
         }
+    }
+
+    /// <summary>try_to_unmap(page, TTU_UNMAP | <paramref name="batchFlush"/>): every PTE mapping <paramref name="frame"/>.</summary>
+    public void TryToUnmap(Exec ex, int frame, bool batchFlush)
+    {
+        var one = new TryToUnmapOne(sim, ex, batchFlush);
+        RmapWalk(frame, ref one);
+    }
+
+    /// <summary>
+    /// page_mkclean_one: a writable or dirty PTE is write-protected and cleaned with
+    /// ptep_clear_flush semantics (the flush happens at once); the page is being cleaned, so its
+    /// dirty bit is not transferred.
+    /// </summary>
+    private struct PageMkcleanOne(Sim sim, Exec ex) : IRmapOne
+    {
+        public int Cleaned;
+
+        public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
+        {
+            if ((pte & (Pte.Write | Pte.Dirty)) != 0)
+            {
+                vma.Mm.PageTable.Update(vpn, pte & ~(Pte.Write | Pte.Dirty));
+                vma.Mm.PteEpoch++;
+                sim.Arch.FlushTlbPage(ex, vma.Mm, vpn);
+                Cleaned++;
+            }
+            return true;
+        }
+    }
+
+    /// <summary>page_mkclean: write-protects and cleans every PTE of the page; returns how many it changed.</summary>
+    public int PageMkclean(Exec ex, int frame)
+    {
+        var one = new PageMkcleanOne(sim, ex);
+        RmapWalk(frame, ref one);
+        return one.Cleaned;
     }
 }

@@ -65,7 +65,7 @@ public sealed class Swap(Sim sim)
             Zone z = mem.Zones[mem.NodeOf(frame)];
             mem.LruDel(z, frame);
             mem.LruAddHead(z, frame, active: true);
-            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.Costs.LockAcquireNs, sim.Costs);
+            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, sim.Costs);
             sim.VmStat.Inc(Observe.VmEvent.pgactivate);
         }
         else if (Array.IndexOf(ex.Cpu.Pagevec, frame, 0, ex.Cpu.PagevecCount) >= 0)

@@ -1,53 +1,57 @@
 using Shootdown.Kernel.Sched;
 using Shootdown.Observe;
+using Shootdown.Policies;
 
 namespace Shootdown.Kernel.Mm;
 
 /// <summary>
-/// struct scan_control plus the state of a reclaim in progress, so that reclaim can proceed one
-/// step (one simulator event) at a time: a step either isolates and shrinks one batch of at most
-/// SWAP_CLUSTER_MAX pages, or finishes it (flush, free, put back).
+/// struct scan_control, plus the page lists of the shrink_page_list call in progress (one per
+/// reclaiming task, reused, so reclaim allocates nothing per page).
 /// </summary>
 public sealed class ScanControl
 {
     public ScanControl(int swapClusterMax)
     {
-        Isolated = new int[swapClusterMax];
-        FreeList = new int[swapClusterMax];
+        PageList = new int[swapClusterMax];
+        FreePages = new int[swapClusterMax];
         Keep = new int[swapClusterMax];
         Activate = new int[swapClusterMax];
     }
 
+    /// <summary>current_is_kswapd().</summary>
     public bool Kswapd;
     public int Priority;
     public long NrToReclaim;
     public long NrReclaimed;
     public long NrScanned;
-    public int[] Zonelist = [];
-    public int ZoneIdx;
-    /// <summary>nr[LRU_INACTIVE_FILE] of the current shrink_lruvec call.</summary>
-    public long LruvecToScan;
-    public long LruvecScanned;
-    public long LruvecReclaimed;
-    public bool InBatch;
-    public bool Finished;
-    public readonly int[] Isolated;
-    public int NrIsolated;
-    public readonly int[] FreeList;
+
+    /// <summary>What the last kswapd_shrink_zone returned (true: no need to raise the priority).</summary>
+    public bool ZoneShrinkDone;
+
+    /// <summary>What the last shrink_inactive_list returned (nr_reclaimed): iterators return no values.</summary>
+    public long LastReclaimed;
+
+    /// <summary>The isolated pages (page_list) and where shrink_page_list sorts them.</summary>
+    public readonly int[] PageList;
+    public int NrTaken;
+    public readonly int[] FreePages;
     public int NrFree;
     public readonly int[] Keep;
     public int NrKeep;
     public readonly int[] Activate;
     public int NrActivate;
+
     /// <summary>Dirty pages of the isolated batch not under writeback (nr_unqueued_dirty).</summary>
     public int NrUnqueuedDirty;
-
-    public int Node => Zonelist[ZoneIdx];
 }
 
 /// <summary>
-/// mm/vmscan.c of Linux 4.0: kswapd's balance_pgdat, direct reclaim's do_try_to_free_pages and
-/// shrink_zones, shrink_lruvec, isolate_lru_pages, shrink_page_list and page_check_references.
+/// mm/vmscan.c of Linux 4.0, function for function: direct reclaim (try_to_free_pages →
+/// do_try_to_free_pages → shrink_zones → shrink_zone → shrink_lruvec → shrink_list →
+/// shrink_inactive_list / shrink_active_list → shrink_page_list) and kswapd's balance_pgdat →
+/// kswapd_shrink_zone → shrink_zone. Reclaim is written as processes (iterators) that yield where
+/// the kernel may reschedule; the file LRU only (no swap: anonymous memory is not simulated, so
+/// get_scan_count always scans file pages).
 /// </summary>
 public sealed class Vmscan(Sim sim)
 {
@@ -55,202 +59,188 @@ public sealed class Vmscan(Sim sim)
 
     private int Scm => sim.Config.Policy.SwapClusterMax;
 
-    /// <summary>try_to_free_pages: direct reclaim of SWAP_CLUSTER_MAX pages over the zonelist.</summary>
-    public ScanControl StartDirect(SimTask task, int node, Exec ex)
+    /// <summary>When kswapd was first woken: the start of the steady (reclaiming) phase; -1 before.</summary>
+    public long FirstKswapdWake { get; internal set; } = -1;
+
+    private ScanControl ScOf(SimTask task) => task.Sc ??= new ScanControl(Scm);
+
+    // ---- direct reclaim ------------------------------------------------------------------------
+
+    /// <summary>
+    /// try_to_free_pages: direct reclaim of SWAP_CLUSTER_MAX pages over the zonelist of
+    /// <paramref name="node"/>, by a task whose allocation failed. The result is in the task's
+    /// <see cref="ScanControl.NrReclaimed"/>.
+    /// </summary>
+    public IEnumerable<Yield> TryToFreePages(Exec ex, SimTask task, int node)
     {
         sim.VmStat.Inc(VmEvent.allocstall); // __alloc_pages_direct_reclaim
+        ex.What = "direct reclaim";
         sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
-        ScanControl sc = task.Sc ?? new ScanControl(Scm);
+        ScanControl sc = ScOf(task);
         sc.Kswapd = false;
-        sc.Priority = DefPriority;
         sc.NrToReclaim = Scm;
-        sc.NrReclaimed = sc.NrScanned = 0;
-        sc.Zonelist = sim.Zonelists[node];
-        sc.ZoneIdx = 0;
-        sc.InBatch = false;
-        sc.Finished = false;
-        BeginLruvec(sc);
-        task.Sc = sc;
-        return sc;
+        sc.NrReclaimed = 0;
+        foreach (Yield y in DoTryToFreePages(ex, sc, sim.Zonelists[node]))
+        {
+            yield return y;
+        }
+        sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, sc.NrReclaimed);
     }
 
-    /// <summary>balance_pgdat: kswapd reclaims its node until the zone is above its high watermark.</summary>
-    public ScanControl StartKswapd(SimTask task, int node, Exec ex)
+    /// <summary>do_try_to_free_pages: shrink every zone of the zonelist at rising priority until the target is met.</summary>
+    private IEnumerable<Yield> DoTryToFreePages(Exec ex, ScanControl sc, int[] zonelist)
     {
-        sim.Trace?.KswapdWake(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, node);
-        ScanControl sc = task.Sc ?? new ScanControl(Scm);
-        sc.Kswapd = true;
         sc.Priority = DefPriority;
-        sc.NrToReclaim = Math.Max(Scm, sim.Memory.Zones[node].WmarkHigh);
-        sc.NrReclaimed = sc.NrScanned = 0;
-        sc.Zonelist = [node];
-        sc.ZoneIdx = 0;
-        sc.InBatch = false;
-        sc.Finished = false;
-        BeginLruvec(sc);
-        task.Sc = sc;
-        return sc;
-    }
-
-    /// <summary>get_scan_count for the file LRU: size >> priority, at least one batch.</summary>
-    private void BeginLruvec(ScanControl sc)
-    {
-        Zone z = sim.Memory.Zones[sc.Node];
-        long size = z.InactiveFile.Count;
-        sc.LruvecToScan = Math.Max(size >> sc.Priority, Math.Min(size, Scm));
-        if (sc.LruvecToScan == 0)
+        do
         {
-            sc.LruvecToScan = Scm;
+            sc.NrScanned = 0;
+            foreach (Yield y in ShrinkZones(ex, sc, zonelist))
+            {
+                yield return y;
+            }
+            if (sc.NrReclaimed >= sc.NrToReclaim)
+            {
+                break;
+            }
         }
-        sc.LruvecScanned = 0;
-        sc.LruvecReclaimed = 0;
+        while (--sc.Priority >= 0);
     }
 
     /// <summary>
-    /// One step of a task's direct reclaim. Returns true when try_to_free_pages is over; gives up
-    /// with an out-of-memory error after 1000 reclaims in a row that freed nothing.
+    /// shrink_zones: every zone of the zonelist (zone_reclaim_mode = 0), skipping those that look
+    /// unreclaimable below DEF_PRIORITY. 4.0 does not stop early when enough was reclaimed.
     /// </summary>
-    private bool DirectReclaimStep(Exec ex, SimTask task, ref int fruitless)
+    private IEnumerable<Yield> ShrinkZones(Exec ex, ScanControl sc, int[] zonelist)
     {
-        if (!ReclaimStep(ex, task))
+        foreach (int node in zonelist)
         {
-            return false;
+            Zone z = sim.Memory.Zones[node];
+            if (sc.Priority != DefPriority && !ZoneReclaimable(z))
+            {
+                continue;
+            }
+            foreach (Yield y in ShrinkZone(ex, sc, z))
+            {
+                yield return y;
+            }
         }
-        long reclaimed = task.Sc!.NrReclaimed;
-        sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, reclaimed);
-        fruitless = reclaimed == 0 ? fruitless + 1 : 0;
-        if (fruitless > 1000)
+    }
+
+    /// <summary>zone_reclaimable: fewer pages scanned since the last free than 6x the reclaimable ones.</summary>
+    public static bool ZoneReclaimable(Zone z) => z.PagesScanned < (z.InactiveFile.Count + z.ActiveFile.Count) * 6;
+
+    /// <summary>shrink_zone: the root memcg's lruvec only (should_continue_reclaim is false for order 0).</summary>
+    private IEnumerable<Yield> ShrinkZone(Exec ex, ScanControl sc, Zone z) => ShrinkLruvec(ex, sc, z);
+
+    /// <summary>
+    /// shrink_lruvec: get_scan_count gives nr[] = list size &gt;&gt; priority for the two file lists;
+    /// they are scanned SWAP_CLUSTER_MAX at a time, inactive then active. Global direct reclaim at
+    /// DEF_PRIORITY sets scan_adjusted and scans the whole nr[]; otherwise (kswapd, lower
+    /// priorities) the loop stops once nr_to_reclaim is reclaimed, since the anon lists are empty.
+    /// </summary>
+    private IEnumerable<Yield> ShrinkLruvec(Exec ex, ScanControl sc, Zone z)
+    {
+        GetScanCount(sc, z, out long nrInactive, out long nrActive);
+        bool scanAdjusted = !sc.Kswapd && sc.Priority == DefPriority;
+        long nrReclaimed = 0;
+        while (nrInactive > 0 || nrActive > 0)
         {
-            throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {task.HomeCpu.Node})");
+            if (nrInactive > 0)
+            {
+                long n = Math.Min(nrInactive, Scm);
+                nrInactive -= n;
+                foreach (Yield y in ShrinkInactiveList(ex, sc, z, (int)n))
+                {
+                    yield return y;
+                }
+                nrReclaimed += sc.LastReclaimed;
+            }
+            if (nrActive > 0)
+            {
+                long n = Math.Min(nrActive, Scm);
+                nrActive -= n;
+                if (InactiveFileIsLow(z))
+                {
+                    ShrinkActiveList(ex, sc, z, (int)n); // shrink_list of LRU_ACTIVE_FILE
+                }
+            }
+            if (nrReclaimed < sc.NrToReclaim || scanAdjusted)
+            {
+                continue;
+            }
+            break; // nr_anon == 0: nothing to rebalance
         }
-        return true;
+        sc.NrReclaimed += nrReclaimed;
+        if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkLruvec)
+        {
+            sim.Policy.TryToUnmapFlush(ex);
+        }
     }
 
     /// <summary>
-    /// The allocation slow path of a user task (__alloc_pages_slowpath): allocate
-    /// <paramref name="n"/> pages into <paramref name="into"/>; if memory is short, start direct
-    /// reclaim and return false — the task then calls <see cref="StepDirectReclaim"/> from its next
-    /// steps, and allocates again once reclaim is over.
+    /// get_scan_count with no swap (SCAN_FILE): size &gt;&gt; priority of each file list; kswapd on a
+    /// zone that looks unreclaimable forces at least min(size, SWAP_CLUSTER_MAX).
     /// </summary>
-    public bool AllocPagesOrReclaim(Exec ex, SimTask task, int n, int[] into, ref int have)
+    private void GetScanCount(ScanControl sc, Zone z, out long nrInactive, out long nrActive)
     {
-        bool ok = sim.PageAlloc.AllocPages(ex, n, into, ref have, task.AfterDirectReclaim);
-        task.AfterDirectReclaim = false;
-        if (!ok)
+        bool forceScan = sc.Kswapd && !ZoneReclaimable(z);
+        nrInactive = Scan(z.InactiveFile.Count);
+        nrActive = Scan(z.ActiveFile.Count);
+
+        long Scan(long size)
         {
-            StartDirect(task, task.HomeCpu.Node, ex);
-            task.InDirectReclaim = true;
+            long scan = size >> sc.Priority;
+            return scan == 0 && forceScan ? Math.Min(size, Scm) : scan;
         }
-        return ok;
     }
+
+    /// <summary>inactive_file_is_low (4.0): more active than inactive file pages.</summary>
+    private static bool InactiveFileIsLow(Zone z) => z.ActiveFile.Count > z.InactiveFile.Count;
 
     /// <summary>
-    /// If the task is in direct reclaim, does one step of it and returns true (the step is the
-    /// task's); otherwise returns false.
+    /// shrink_inactive_list: drain this CPU's pagevec, isolate up to <paramref name="nrToScan"/>
+    /// pages from the tail under the LRU lock, shrink_page_list them, put the survivors back under
+    /// the lock, and note ZONE_DIRTY when the batch was nothing but dirty pages not yet queued for
+    /// writeback. The result is in <see cref="ScanControl.LastReclaimed"/>.
     /// </summary>
-    public bool StepDirectReclaim(Exec ex, SimTask task)
+    private IEnumerable<Yield> ShrinkInactiveList(Exec ex, ScanControl sc, Zone z, int nrToScan)
     {
-        if (!task.InDirectReclaim)
-        {
-            return false;
-        }
-        if (DirectReclaimStep(ex, task, ref task.FruitlessReclaims))
-        {
-            task.InDirectReclaim = false;
-            task.AfterDirectReclaim = true;
-        }
-        return true;
-    }
-
-    /// <summary>Does one step of the task's reclaim. Returns true when the reclaim is over.</summary>
-    public bool ReclaimStep(Exec ex, SimTask task)
-    {
-        ScanControl sc = task.Sc!;
+        sc.LastReclaimed = 0;
         ex.What = sc.Kswapd ? "kswapd reclaim" : "direct reclaim";
-        if (sc.InBatch)
+        sim.Swap.LruAddDrain(ex);
+        int nrTaken = IsolateLruPages(ex, sc, z, nrToScan);
+        z.PagesScanned += nrTaken;
+        sim.VmStat.Add(sc.Kswapd ? VmEvent.pgscan_kswapd : VmEvent.pgscan_direct, nrTaken);
+        sim.Series.Add(sc.Kswapd ? Series.PgscanKswapd : Series.PgscanDirect, ex.Now, nrTaken);
+        sc.NrScanned += nrTaken;
+        if (nrTaken == 0)
         {
-            FinishBatch(ex, sc);
-            sc.InBatch = false;
-            // Global direct reclaim leaves shrink_lruvec as soon as it has reclaimed its target;
-            // kswapd scans the whole nr[] of this priority (Linux 4.0 shrink_lruvec).
-            if (!sc.Kswapd && sc.LruvecReclaimed >= sc.NrToReclaim)
-            {
-                sc.LruvecToScan = 0;
-            }
-            if (sc.LruvecToScan <= 0)
-            {
-                EndLruvec(ex, sc);
-            }
-            return sc.Finished;
+            yield break;
         }
-        Zone z = sim.Memory.Zones[sc.Node];
-        int want = (int)Math.Min(Scm, sc.LruvecToScan);
-        sc.LruvecToScan -= want;
-        int n = IsolateLruPages(ex, sc, z, want);
-        if (n == 0)
+        foreach (Yield y in ShrinkPageList(ex, sc, z))
         {
-            if (sc.LruvecToScan <= 0)
-            {
-                EndLruvec(ex, sc);
-            }
-            return sc.Finished;
+            yield return y;
         }
-        ShrinkPageList(ex, sc, z);
-        sc.InBatch = true;
-        return false;
+        long nrReclaimed = sc.NrFree;
+        sim.VmStat.Add(sc.Kswapd ? VmEvent.pgsteal_kswapd : VmEvent.pgsteal_direct, nrReclaimed);
+        sim.Series.Add(sc.Kswapd ? Series.PgstealKswapd : Series.PgstealDirect, ex.Now, nrReclaimed);
+        PutbackInactivePages(ex, sc, z);
+        z.NrIsolatedFile -= nrTaken;
+        if (sc.NrUnqueuedDirty == nrTaken)
+        {
+            z.ZoneDirty = true;
+        }
+        sim.Trace?.LruShrinkInactive(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, z.Node, nrTaken, nrReclaimed, sc.Priority);
+        sc.LastReclaimed = nrReclaimed;
+        yield return Yield.Resched;
     }
 
-    private void EndLruvec(Exec ex, ScanControl sc)
-    {
-        sim.Policy.EndShrinkLruvec(ex);
-        Zone z = sim.Memory.Zones[sc.Node];
-        if (sc.Kswapd)
-        {
-            if (z.Balanced)
-            {
-                z.ZoneDirty = false; // kswapd_shrink_zone: a balanced zone clears ZONE_DIRTY
-                sc.Finished = true;
-                return;
-            }
-            // balance_pgdat: raise priority (scan more) unless this pass scanned what was asked.
-            if (sc.LruvecScanned < sc.NrToReclaim || sc.LruvecReclaimed == 0)
-            {
-                sc.Priority = Math.Max(1, sc.Priority - 1);
-            }
-            BeginLruvec(sc);
-            return;
-        }
-        sc.ZoneIdx++;
-        if (sc.ZoneIdx < sc.Zonelist.Length)
-        {
-            BeginLruvec(sc);
-            return;
-        }
-        // do_try_to_free_pages: a whole zonelist done; stop if the target is met, else scan harder.
-        if (sc.NrReclaimed >= sc.NrToReclaim || sc.Priority == 0)
-        {
-            sc.Finished = true;
-            return;
-        }
-        sc.Priority--;
-        sc.ZoneIdx = 0;
-        BeginLruvec(sc);
-    }
-
-    /// <summary>
-    /// isolate_lru_pages under the LRU lock, from the tail of the inactive file list; first, if the
-    /// inactive list is smaller than the active one, shrink_active_list moves a batch across.
-    /// </summary>
-    private int IsolateLruPages(Exec ex, ScanControl sc, Zone z, int want)
+    /// <summary>isolate_lru_pages under the LRU lock (spin_lock_irq), from the tail of the inactive file list.</summary>
+    private int IsolateLruPages(Exec ex, ScanControl sc, Zone z, int nrToScan)
     {
         Memory mem = sim.Memory;
-        int moved = 0;
-        if (z.InactiveFile.Count < z.ActiveFile.Count)
-        {
-            moved = ShrinkActiveList(z, Scm);
-        }
         int n = 0;
-        while (n < want)
+        while (n < nrToScan)
         {
             int f = mem.LruTakeTail(z, active: false);
             if (f < 0)
@@ -258,44 +248,75 @@ public sealed class Vmscan(Sim sim)
                 break;
             }
             mem.Pages[f].Flags |= PageFlags.Isolated;
-            sc.Isolated[n++] = f;
+            sc.PageList[n++] = f;
         }
-        ex.LockHold(z.LruLock, (n + moved) * sim.Costs.LruPerPageNs + sim.Costs.LockAcquireNs, sim.Costs);
-        sc.NrIsolated = n;
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, sim.Costs);
+        sc.NrTaken = n;
         z.NrIsolatedFile += n;
-        sc.NrScanned += n;
-        sc.LruvecScanned += n;
-        sim.VmStat.Add(sc.Kswapd ? VmEvent.pgscan_kswapd : VmEvent.pgscan_direct, n);
-        sim.Series.Add(sc.Kswapd ? Series.PgscanKswapd : Series.PgscanDirect, ex.Now, n);
         return n;
     }
 
-    /// <summary>
-    /// shrink_active_list: file pages leave the active list for the inactive one unless they are
-    /// referenced executable pages (Linux 4.0 keeps only VM_EXEC file pages active).
-    /// </summary>
-    public int ShrinkActiveList(Zone z, int nr)
+    /// <summary>putback_inactive_pages under the LRU lock: kept pages to the inactive head, activated ones to the active head.</summary>
+    private void PutbackInactivePages(Exec ex, ScanControl sc, Zone z)
     {
         Memory mem = sim.Memory;
-        int moved = 0;
-        for (int i = 0; i < nr; i++)
+        int back = sc.NrKeep + sc.NrActivate;
+        for (int i = 0; i < sc.NrKeep; i++)
+        {
+            int f = sc.Keep[i];
+            mem.Pages[f].Flags &= ~PageFlags.Isolated;
+            mem.LruAddHead(z, f, active: false);
+        }
+        for (int i = 0; i < sc.NrActivate; i++)
+        {
+            int f = sc.Activate[i];
+            mem.Pages[f].Flags &= ~PageFlags.Isolated;
+            mem.LruAddHead(z, f, active: true);
+        }
+        ex.LockHold(z.LruLock, back * sim.Costs.LruPerPageNs, sim.Costs);
+        sim.VmStat.Add(VmEvent.pgactivate, sc.NrActivate);
+        sc.NrKeep = sc.NrActivate = sc.NrFree = sc.NrTaken = 0;
+    }
+
+    /// <summary>
+    /// shrink_active_list: drain the pagevec, isolate up to <paramref name="nrToScan"/> pages from
+    /// the active tail, and move each to the inactive list unless page_referenced finds it used
+    /// through a VM_EXEC mapping; both moves under the LRU lock. page_referenced clears the
+    /// accessed bits; PG_referenced stays as it is.
+    /// </summary>
+    public void ShrinkActiveList(Exec ex, ScanControl sc, Zone z, int nrToScan)
+    {
+        Memory mem = sim.Memory;
+        sim.Swap.LruAddDrain(ex);
+        int[] hold = sc.PageList;
+        int n = 0;
+        while (n < nrToScan && n < hold.Length)
         {
             int f = mem.LruTakeTail(z, active: true);
             if (f < 0)
             {
                 break;
             }
-            // page_referenced clears the accessed bits; PG_referenced stays as it is.
+            hold[n++] = f;
+        }
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, sim.Costs);
+        z.PagesScanned += n;
+        sim.VmStat.Add(VmEvent.pgrefill, n);
+        int deactivated = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int f = hold[i];
+            ex.Sys += sim.Costs.ScanPageNs;
             if (sim.Rmap.PageReferenced(f, out bool vmExec) > 0 && vmExec)
             {
                 mem.LruAddHead(z, f, active: true); // referenced executable file pages get another trip
                 continue;
             }
             mem.LruAddHead(z, f, active: false);
-            moved++;
+            deactivated++;
         }
-        sim.VmStat.Add(VmEvent.pgdeactivate, moved);
-        return moved;
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, sim.Costs);
+        sim.VmStat.Add(VmEvent.pgdeactivate, deactivated);
     }
 
     private enum PageRef
@@ -326,18 +347,20 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>
-    /// shrink_page_list: decide each isolated page's fate; unmap the ones to reclaim (the policy
-    /// flushes or defers), and take them out of the page cache. Freeing and putback happen in
-    /// <see cref="FinishBatch"/>, the next step.
+    /// shrink_page_list: decide each isolated page's fate; unmap the ones to reclaim
+    /// (try_to_unmap with TTU_BATCH_FLUSH: the policy flushes or defers), write dirty ones or leave
+    /// them to the flusher, take clean ones out of the page cache. It may reschedule before the
+    /// end (cond_resched); then, where the policy's kernel does, try_to_unmap_flush, and the
+    /// reclaimed pages are freed.
     /// </summary>
-    private void ShrinkPageList(Exec ex, ScanControl sc, Zone z)
+    private IEnumerable<Yield> ShrinkPageList(Exec ex, ScanControl sc, Zone z)
     {
         Memory mem = sim.Memory;
         sc.NrFree = sc.NrKeep = sc.NrActivate = 0;
         sc.NrUnqueuedDirty = 0;
-        for (int i = 0; i < sc.NrIsolated; i++)
+        for (int i = 0; i < sc.NrTaken; i++)
         {
-            int f = sc.Isolated[i];
+            int f = sc.PageList[i];
             ex.Sys += sim.Costs.ScanPageNs;
             PageFlags flags = mem.Pages[f].Flags;
             if ((flags & PageFlags.Dirty) != 0 && (flags & PageFlags.Writeback) == 0)
@@ -353,7 +376,7 @@ public sealed class Vmscan(Sim sim)
             }
             if ((flags & PageFlags.Locked) != 0)
             {
-                sc.Keep[sc.NrKeep++] = f;
+                sc.Keep[sc.NrKeep++] = f; // trylock_page failed
                 continue;
             }
             PageRef r = PageCheckReferences(f);
@@ -372,7 +395,7 @@ public sealed class Vmscan(Sim sim)
                 sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
                 if (mem.Pages[f].MapCount > 0)
                 {
-                    sc.Activate[sc.NrActivate++] = f;
+                    sc.Activate[sc.NrActivate++] = f; // SWAP_FAIL
                     continue;
                 }
             }
@@ -385,8 +408,22 @@ public sealed class Vmscan(Sim sim)
             AddressSpace file = sim.Files[mem.Pages[f].Mapping];
             ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs, sim.Costs);
             file.PageCache.Clear(mem.Pages[f].Index);
-            sc.FreeList[sc.NrFree++] = f;
+            sc.FreePages[sc.NrFree++] = f;
         }
+        yield return Yield.Resched;
+        if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkPageList)
+        {
+            sim.Policy.TryToUnmapFlush(ex);
+        }
+        if (sim.Oracle is { } oracle)
+        {
+            for (int i = 0; i < sc.NrFree; i++)
+            {
+                ref Page p = ref mem.Pages[sc.FreePages[i]];
+                oracle.PageFreed(ex, sc.FreePages[i], p.Mapping, p.Index);
+            }
+        }
+        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree); // free_hot_cold_page_list
     }
 
     /// <summary>
@@ -410,7 +447,7 @@ public sealed class Vmscan(Sim sim)
         {
             return false;
         }
-        sim.Policy.FlushDirty(ex); // try_to_unmap_flush_dirty
+        sim.Policy.TryToUnmapFlushDirty(ex);
         sim.Writeback.ClearPageDirtyForIo(ex, f);
         p.Flags |= PageFlags.Reclaim; // pageout() sets PG_reclaim before writepage
         sim.Writeback.StartWriteback(ex, f);
@@ -423,54 +460,66 @@ public sealed class Vmscan(Sim sim)
         return true;
     }
 
+    // ---- kswapd --------------------------------------------------------------------------------
+
     /// <summary>
-    /// The end of shrink_page_list and shrink_inactive_list: the policy's flush before freeing,
-    /// free_hot_cold_page_list, then putback_inactive_pages under the LRU lock.
+    /// balance_pgdat (4.0, order 0, one zone per node): starting at DEF_PRIORITY, kswapd_shrink_zone
+    /// the zone while it is below its high watermark; lower the priority when a pass scanned less
+    /// than its target or reclaimed nothing; stop when balanced or at priority 0.
     /// </summary>
-    private void FinishBatch(Exec ex, ScanControl sc)
+    public IEnumerable<Yield> BalancePgdat(Exec ex, SimTask kswapd, int node)
     {
-        Memory mem = sim.Memory;
-        Zone z = mem.Zones[sc.Node];
-        sim.Policy.EndShrinkPageList(ex);
-        // shrink_inactive_list: a batch of nothing but dirty pages not yet queued for writeback
-        // lets kswapd write pages from reclaim.
-        if (sc.NrIsolated > 0 && sc.NrUnqueuedDirty == sc.NrIsolated)
+        Zone z = sim.Memory.Zones[node];
+        ScanControl sc = ScOf(kswapd);
+        sc.Kswapd = true;
+        sc.Priority = DefPriority;
+        do
         {
-            z.ZoneDirty = true;
-        }
-        if (sim.Oracle is { } oracle)
-        {
-            for (int i = 0; i < sc.NrFree; i++)
+            sc.NrReclaimed = 0;
+            if (z.Balanced)
             {
-                ref Page p = ref mem.Pages[sc.FreeList[i]];
-                oracle.PageFreed(ex, sc.FreeList[i], p.Mapping, p.Index);
+                break; // no zone needs balancing (end_zone not found)
+            }
+            sc.NrScanned = 0;
+            bool raisePriority = true;
+            foreach (Yield y in KswapdShrinkZone(ex, sc, z))
+            {
+                yield return y;
+            }
+            if (sc.ZoneShrinkDone)
+            {
+                raisePriority = false;
+            }
+            if (raisePriority || sc.NrReclaimed == 0)
+            {
+                sc.Priority--;
             }
         }
-        sim.PageAlloc.FreePages(ex, sc.FreeList, sc.NrFree);
-        int back = sc.NrKeep + sc.NrActivate;
-        for (int i = 0; i < sc.NrKeep; i++)
+        while (sc.Priority >= 1 && !z.Balanced);
+    }
+
+    /// <summary>
+    /// kswapd_shrink_zone: nr_to_reclaim = max(SWAP_CLUSTER_MAX, high_wmark_pages); a zone above
+    /// high + balance_gap needs nothing; otherwise one shrink_zone. Done (no priority raise) if it
+    /// scanned at least nr_to_reclaim. A reclaimable zone found balanced loses ZONE_DIRTY.
+    /// </summary>
+    private IEnumerable<Yield> KswapdShrinkZone(Exec ex, ScanControl sc, Zone z)
+    {
+        sc.NrToReclaim = Math.Max(Scm, z.WmarkHigh);
+        long balanceGap = Math.Min(z.WmarkLow, (z.Frames + 99) / 100); // KSWAPD_ZONE_BALANCE_GAP_RATIO
+        if (z.WatermarkOk(z.WmarkHigh + balanceGap))
         {
-            int f = sc.Keep[i];
-            mem.Pages[f].Flags &= ~PageFlags.Isolated;
-            mem.LruAddHead(z, f, active: false);
+            sc.ZoneShrinkDone = true;
+            yield break;
         }
-        for (int i = 0; i < sc.NrActivate; i++)
+        foreach (Yield y in ShrinkZone(ex, sc, z))
         {
-            int f = sc.Activate[i];
-            mem.Pages[f].Flags &= ~PageFlags.Isolated;
-            mem.LruAddHead(z, f, active: true);
+            yield return y;
         }
-        if (back > 0)
+        if (ZoneReclaimable(z) && z.Balanced)
         {
-            ex.LockHold(z.LruLock, back * sim.Costs.LruPerPageNs + sim.Costs.LockAcquireNs, sim.Costs);
+            z.ZoneDirty = false;
         }
-        sim.VmStat.Add(VmEvent.pgactivate, sc.NrActivate);
-        z.NrIsolatedFile -= sc.NrIsolated;
-        sim.VmStat.Add(sc.Kswapd ? VmEvent.pgsteal_kswapd : VmEvent.pgsteal_direct, sc.NrFree);
-        sim.Trace?.LruShrinkInactive(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, sc.Node, sc.NrIsolated, sc.NrFree, sc.Priority);
-        sim.Series.Add(sc.Kswapd ? Series.PgstealKswapd : Series.PgstealDirect, ex.Now, sc.NrFree);
-        sc.NrReclaimed += sc.NrFree;
-        sc.LruvecReclaimed += sc.NrFree;
-        sc.NrIsolated = sc.NrFree = sc.NrKeep = sc.NrActivate = 0;
+        sc.ZoneShrinkDone = sc.NrScanned >= sc.NrToReclaim;
     }
 }

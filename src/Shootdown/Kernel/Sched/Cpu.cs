@@ -26,9 +26,10 @@ public sealed class Cpu
     /// <summary>cpu_tlbstate.state == TLBSTATE_LAZY: a kernel thread borrows ActiveMm.</summary>
     public bool Lazy;
 
+    /// <summary>The task running here; null when the CPU is idle.</summary>
     public SimTask? Current;
 
-    /// <summary>Task that ran last (what a context switch switches away from).</summary>
+    /// <summary>Task that ran last (what a context switch switches away from); null after the idle task ran.</summary>
     public SimTask? Prev;
 
     public readonly List<SimTask> RunQueue = [];
@@ -39,8 +40,11 @@ public sealed class Cpu
 
     public bool EventPending;
 
-    /// <summary>Interrupt handler time not yet absorbed by the running task: delays its next step.</summary>
+    /// <summary>Interrupt handler time taken while a task ran here, not yet absorbed: delays that CPU's next step.</summary>
     public long IrqDebtNs;
+
+    /// <summary>While idle: when the interrupt handlers it took end (a task woken here starts no earlier).</summary>
+    public long IrqBusyUntil;
 
     public long UserNs;
 
@@ -55,8 +59,11 @@ public sealed class Cpu
     /// <summary>Part of SysNs spent waiting for TLB shootdown acknowledgements.</summary>
     public long IpiWaitNs;
 
-    /// <summary>/proc/interrupts "TLB: TLB shootdowns".</summary>
+    /// <summary>irq_tlb_count, /proc/interrupts "TLB: TLB shootdowns": every run of x86's flush_tlb_func.</summary>
     public long TlbShootdowns;
+
+    /// <summary>irq_call_count: every call-function IPI received (TLB flushes are the only ones simulated).</summary>
+    public long CallFunctionIrqs;
 
     /// <summary>/proc/interrupts "LOC: Local timer interrupts".</summary>
     public long TimerTicks;

@@ -10,20 +10,24 @@ public enum TaskState
     Exited,
 }
 
-public enum StepResult
+/// <summary>What a process does where simulated time passes (the end of a step).</summary>
+public enum Yield
 {
-    /// <summary>The task stays runnable; the CPU continues with it (or preempts it) when the step ends.</summary>
-    Continue,
-    /// <summary>The task goes to sleep when the step ends.</summary>
+    /// <summary>cond_resched(): the step ends; the task stays runnable (the CPU may preempt it).</summary>
+    Resched,
+
+    /// <summary>schedule() in TASK_INTERRUPTIBLE: the step ends and the task sleeps until woken.</summary>
     Sleep,
-    /// <summary>The task exits when the step ends.</summary>
-    Exit,
 }
 
 /// <summary>
-/// A simulated task (task_struct): a user process's thread or a kernel thread. Work happens in
-/// steps: <see cref="Step"/> performs the state changes of one step and charges its cost to
-/// <see cref="Exec"/>; the CPU is busy until the step's end.
+/// A simulated task (task_struct): a user process's thread or a kernel thread, written as a process
+/// — a C# iterator, as SimPy writes processes as generators. <see cref="Run"/> is the task's whole
+/// life: it performs state changes and charges their cost to the step's <see cref="Exec"/>, and
+/// yields where the step ends (<see cref="Yield.Resched"/>) or where it sleeps
+/// (<see cref="Yield.Sleep"/>); when it returns, the task exits (do_exit). Kernel paths that can
+/// end a step (direct reclaim, kswapd's balance_pgdat) are iterators too, called with
+/// <c>foreach (var y in Path(...)) yield return y;</c> — the only protocol a workload follows.
 /// </summary>
 public abstract class SimTask
 {
@@ -33,38 +37,48 @@ public abstract class SimTask
         Comm = comm;
         Mm = mm;
         HomeCpu = homeCpu;
+        AllowedCpus = [homeCpu.Id];
+        if (mm is not null)
+        {
+            mm.Users++; // clone(CLONE_VM) / fork: one more user of the mm
+        }
     }
 
     public int Pid { get; }
 
     public string Comm { get; }
 
-    /// <summary>task->mm; null for kernel threads, which run on a borrowed mm (lazy TLB).</summary>
-    public MmStruct? Mm { get; }
+    /// <summary>task->mm; null for kernel threads (and after exit_mm), which run on a borrowed mm (lazy TLB).</summary>
+    public MmStruct? Mm { get; internal set; }
 
-    /// <summary>The CPU whose run queue holds the task (kswapd moves between its node's CPUs).</summary>
+    /// <summary>The CPU whose run queue holds the task.</summary>
     public Cpu HomeCpu { get; internal set; }
 
+    /// <summary>tsk->cpus_allowed: the CPUs the scheduler may run the task on (kswapd: its node's).</summary>
+    public int[] AllowedCpus { get; init; }
+
     public TaskState State { get; internal set; } = TaskState.Sleeping;
+
+    /// <summary>Whether the run waits for this task to exit (user tasks; not kernel threads).</summary>
+    public bool IsUserTask { get; internal set; }
 
     /// <summary>task->tlb_ubc: the deferred-flush batch of a reclaiming task (policies that batch).</summary>
     public TlbUnmapBatch? Batch { get; internal set; }
 
-    /// <summary>Reclaim in progress (kswapd's balance_pgdat or direct reclaim), if any.</summary>
+    /// <summary>The task's scan_control while it reclaims (kswapd's balance_pgdat or direct reclaim), reused.</summary>
     public ScanControl? Sc { get; set; }
 
-    public bool IsKswapd { get; protected init; }
+    /// <summary>The task's per-fault page stash (pages allocated for a fault-around window).</summary>
+    internal int[] AllocStash = new int[16];
 
-    /// <summary>An allocation failed and the task is in direct reclaim (<see cref="Kernel.Mm.Vmscan.AllocPagesOrReclaim"/>).</summary>
-    internal bool InDirectReclaim;
+    /// <summary>The process body, started by the scheduler on the task's first step.</summary>
+    internal IEnumerator<Yield>? Body;
 
-    /// <summary>The task's next allocation retries after a direct reclaim (may dip below the watermark).</summary>
-    internal bool AfterDirectReclaim;
+    /// <summary>Index of the task's timer (schedule_timeout), -1 until it first sleeps on one.</summary>
+    internal int TimerId = -1;
 
-    /// <summary>Direct reclaims in a row that freed nothing (out of memory past 1000).</summary>
-    internal int FruitlessReclaims;
-
-    public abstract StepResult Step(Sim sim, Exec ex);
+    /// <summary>The task's life as a process; see the class comment.</summary>
+    protected internal abstract IEnumerable<Yield> Run(Sim sim);
 }
 
 /// <summary>The cost accumulator of one step on one CPU. <see cref="Now"/> is the simulated time
@@ -98,8 +112,9 @@ public sealed class Exec
     }
 
     /// <summary>
-    /// Charges an irq-safe spinlock hold (spin_lock_irq): the spin and the hold are system time,
-    /// and interrupts stay off throughout.
+    /// Charges an irq-safe spinlock section (spin_lock_irq ... spin_unlock_irq): the acquisition,
+    /// any spinning and the hold are system time, and interrupts stay off throughout. Only time
+    /// spent waiting for another holder counts as spinning.
     /// </summary>
     public void LockHold(Kernel.SpinLock l, long holdNs, Hardware.CostModel costs)
     {

@@ -6,18 +6,123 @@ using Shootdown.Observe;
 namespace Shootdown.Kernel.Arch.X86;
 
 /// <summary>
-/// arch/x86/mm/tlb.c of Linux 4.0: flush_tlb_page, flush_tlb_mm_range, flush_tlb_others and the
-/// receiver's flush_tlb_func, plus leave_mm for CPUs in lazy TLB mode.
-/// An IPI costs the sender one APIC write per target and a synchronous wait for the slowest
-/// acknowledgement; each receiver pays interrupt entry/exit plus its flush, which delays whatever
-/// it was running. Counters: nr_tlb_remote_flush once per flush_tlb_others call,
-/// nr_tlb_remote_flush_received and "TLB shootdowns" once per receiver.
+/// arch/x86/mm/tlb.c and asm/mmu_context.h of Linux 4.0 (with the batched-flush hooks as 4.3 wrote
+/// them and 4.13 moved them into arch code, e73ad5ff2f76): switch_mm, enter_lazy_tlb, leave_mm,
+/// flush_tlb_page, flush_tlb_mm_range, flush_tlb_others and its handler flush_tlb_func, and the
+/// IPI transport of smp_call_function_many.
+/// <para>
+/// Costs: an IPI costs the sender one APIC write per target and a synchronous wait for the slowest
+/// acknowledgement; each receiver pays interrupt entry/exit plus its handler, taken when its
+/// interrupts are on. Counters as the kernel keeps them: nr_tlb_remote_flush once per
+/// flush_tlb_others call; irq_tlb_count ("TLB shootdowns" in /proc/interrupts) on every
+/// flush_tlb_func run; nr_tlb_remote_flush_received only when the request's mm is the receiver's
+/// active mm (or the request names none); irq_call_count on every call-function IPI (CAL shows
+/// irq_call_count - irq_tlb_count).
+/// </para>
 /// </summary>
-public sealed class TlbFlush(Sim sim)
+public sealed class X86TlbFlush : IArchTlb
 {
-    private readonly CostModel _c = sim.Costs;
+    private readonly Cpu[] _cpus;
+    private readonly List<MmStruct> _mms;
+    private readonly CostModel _c;
+    private readonly VmStat _vmstat;
+    private readonly TimeSeries _series;
+    private readonly int _ceiling;
+    private readonly FlushTlbInfo _info = new();
+    private readonly SmpCallFunc _flushTlbFunc;
 
-    /// <summary>flush_tlb_page(vma, addr): what ptep_clear_flush does after clearing a PTE in 4.0.</summary>
+    /// <param name="cpus">The machine's CPUs.</param>
+    /// <param name="mms">Every mm by id (switch_mm and leave_mm clear the old mm's cpumask).</param>
+    /// <param name="costs">Hardware costs (INVLPG, CR3 write, APIC, IPI latency, interrupt entry).</param>
+    /// <param name="vmstat">Where the TLB counters go.</param>
+    /// <param name="series">Where interrupts per interval go.</param>
+    /// <param name="flushCeiling">tlb_single_page_flush_ceiling (33 in 4.0).</param>
+    public X86TlbFlush(Cpu[] cpus, List<MmStruct> mms, CostModel costs, VmStat vmstat, TimeSeries series, int flushCeiling)
+    {
+        _cpus = cpus;
+        _mms = mms;
+        _c = costs;
+        _vmstat = vmstat;
+        _series = series;
+        _ceiling = flushCeiling;
+        _flushTlbFunc = FlushTlbFunc;
+    }
+
+    public string Name => "x86";
+
+    /// <summary>Tracepoints; null when tracing is off.</summary>
+    public Tracer? Trace { get; set; }
+
+    // ---- the lazy-TLB state machine ------------------------------------------------------------
+
+    /// <summary>
+    /// switch_mm of 4.0 (no PCID): switching to a different mm reloads CR3 (a full flush), sets this
+    /// CPU in the new mm's cpumask and clears it from the old one's; coming back to the mm this CPU
+    /// still holds lazily only leaves lazy mode — unless a shootdown made it leave_mm, in which case
+    /// CR3 is reloaded too. A kernel thread borrows whatever is loaded (enter_lazy_tlb).
+    /// </summary>
+    public void SwitchMm(Exec ex, SimTask next)
+    {
+        Cpu cpu = ex.Cpu;
+        MmStruct? mm = next.Mm;
+        if (mm is null)
+        {
+            EnterLazyTlb(cpu);
+            return;
+        }
+        if (cpu.ActiveMm == mm.Id)
+        {
+            cpu.Lazy = false;
+            if (!mm.CpuMask.Test(cpu.Id))
+            {
+                mm.CpuMask.Set(cpu.Id);
+                cpu.Tlb.FlushAll();
+                Trace?.TlbFlush(ex.Now, cpu.Id, next.Comm, next.Pid, -1, TlbFlushReason.FlushOnTaskSwitch);
+            }
+            return;
+        }
+        if (cpu.ActiveMm >= 0)
+        {
+            _mms[cpu.ActiveMm].CpuMask.Clear(cpu.Id);
+        }
+        mm.CpuMask.Set(cpu.Id);
+        cpu.ActiveMm = mm.Id;
+        cpu.Lazy = false;
+        cpu.Tlb.FlushAll();
+        Trace?.TlbFlush(ex.Now, cpu.Id, next.Comm, next.Pid, -1, TlbFlushReason.FlushOnTaskSwitch);
+    }
+
+    /// <summary>enter_lazy_tlb: TLBSTATE_OK becomes TLBSTATE_LAZY; the mm stays loaded and the CPU stays in its cpumask.</summary>
+    public void EnterLazyTlb(Cpu cpu)
+    {
+        if (cpu.ActiveMm >= 0)
+        {
+            cpu.Lazy = true;
+        }
+    }
+
+    /// <summary>
+    /// leave_mm: a lazy CPU stops borrowing its mm — it loads init_mm's page table (which drops every
+    /// user entry: no PCID in 4.0) and clears itself from the mm's cpumask, so later shootdowns of
+    /// that mm no longer interrupt it.
+    /// </summary>
+    public void LeaveMm(Cpu cpu)
+    {
+        if (cpu.ActiveMm >= 0)
+        {
+            _mms[cpu.ActiveMm].CpuMask.Clear(cpu.Id);
+        }
+        cpu.ActiveMm = -1;
+        cpu.Lazy = false;
+        cpu.Tlb.FlushAll();
+    }
+
+    // ---- flushes ---------------------------------------------------------------------------------
+
+    /// <summary>
+    /// flush_tlb_page (4.0): INVLPG here if this CPU runs the mm (a lazy kernel thread leave_mm()s
+    /// instead), then one page's flush_tlb_others to every other CPU of the mm's cpumask.
+    /// </summary>
     public void FlushTlbPage(Exec ex, MmStruct mm, long vpn)
     {
         Cpu cpu = ex.Cpu;
@@ -34,176 +139,214 @@ public sealed class TlbFlush(Sim sim)
         }
         if (mm.CpuMask.AnyBut(cpu.Id))
         {
-            FlushTlbOthers(ex, mm.CpuMask, mm.Id, null, 1, vpn, full: false);
+            FlushTlbOthers(ex, mm.CpuMask, _info.Set(mm, vpn, vpn + 1));
         }
     }
 
     /// <summary>
-    /// flush_tlb_mm_range: up to the single-page ceiling, INVLPG per page; above it, a full flush.
+    /// flush_tlb_mm_range (4.0): if this CPU does not run the mm, or runs it lazily (leave_mm
+    /// first), the others get a full flush; otherwise up to tlb_single_page_flush_ceiling pages are
+    /// INVLPG'd one by one here and the same range goes to the others, and above it everything is
+    /// flushed everywhere.
     /// </summary>
-    public void FlushTlbMmRange(Exec ex, MmStruct mm, long startVpn, long endVpn, int ceiling)
+    public void FlushTlbMmRange(Exec ex, MmStruct mm, long start, long end)
     {
         Cpu cpu = ex.Cpu;
-        long n = endVpn - startVpn;
-        bool full = n > ceiling;
+        bool full = true;
         if (cpu.ActiveMm == mm.Id)
         {
             if (cpu.Lazy)
             {
                 LeaveMm(cpu);
             }
-            else if (full)
+            else if (end == FlushTlbInfo.FlushAll || end - start > _ceiling)
             {
-                LocalFlushAll(ex);
+                LocalFlushAll(ex, TlbFlushReason.LocalMmShootdown);
             }
             else
             {
-                for (long v = startVpn; v < endVpn; v++)
+                full = false;
+                for (long v = start; v < end; v++)
                 {
-                    LocalFlushOne(ex, mm.Id, v);
+                    ex.Cpu.Tlb.FlushOne(mm.Id, v);
+                    ex.Sys += _c.InvlpgNs;
+                    _vmstat.Inc(VmEvent.nr_tlb_local_flush_one);
                 }
+                Trace?.TlbFlush(ex.Now, cpu.Id, ex.Task.Comm, ex.Task.Pid, end - start, TlbFlushReason.LocalMmShootdown);
             }
         }
         if (mm.CpuMask.AnyBut(cpu.Id))
         {
-            FlushTlbOthers(ex, mm.CpuMask, mm.Id, null, (int)Math.Min(n, int.MaxValue), startVpn, full);
+            FlushTlbOthers(ex, mm.CpuMask, full ? _info.Set(mm, 0, FlushTlbInfo.FlushAll) : _info.Set(mm, start, end));
         }
     }
 
-    public void LocalFlushOne(Exec ex, int mm, long vpn)
+    /// <summary>flush_tlb_mm is flush_tlb_mm_range(mm, 0, TLB_FLUSH_ALL) in 4.0.</summary>
+    public void FlushTlbMm(Exec ex, MmStruct mm) => FlushTlbMmRange(ex, mm, 0, FlushTlbInfo.FlushAll);
+
+    /// <summary>__flush_tlb_one: INVLPG here, counted as nr_tlb_local_flush_one.</summary>
+    private void LocalFlushOne(Exec ex, int mm, long vpn)
     {
         ex.Cpu.Tlb.FlushOne(mm, vpn);
         ex.Sys += _c.InvlpgNs;
-        sim.VmStat.Inc(VmEvent.nr_tlb_local_flush_one);
-        sim.Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, 1, TlbFlushReason.LocalShootdown);
+        _vmstat.Inc(VmEvent.nr_tlb_local_flush_one);
+        Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, 1, TlbFlushReason.LocalShootdown);
     }
 
-    public void LocalFlushAll(Exec ex)
+    /// <summary>local_flush_tlb (CR3 reload), counted as nr_tlb_local_flush_all.</summary>
+    private void LocalFlushAll(Exec ex, TlbFlushReason reason)
     {
         ex.Cpu.Tlb.FlushAll();
         ex.Sys += _c.FullFlushNs;
-        sim.VmStat.Inc(VmEvent.nr_tlb_local_flush_all);
-        sim.Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, -1, TlbFlushReason.LocalMmShootdown);
+        _vmstat.Inc(VmEvent.nr_tlb_local_flush_all);
+        Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, -1, reason);
+    }
+
+    /// <summary>native_flush_tlb_others: counts nr_tlb_remote_flush, then flush_tlb_func on every other CPU of the mask.</summary>
+    public void FlushTlbOthers(Exec ex, Cpumask mask, FlushTlbInfo info)
+    {
+        _vmstat.Inc(VmEvent.nr_tlb_remote_flush);
+        // The seed's patch 1 (5b74283ab251, in 4.3): trace the sender just before the IPIs go out.
+        Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, info.Pages, TlbFlushReason.RemoteSendIpi);
+        SmpCallFunctionMany(ex, mask, _flushTlbFunc, info);
     }
 
     /// <summary>
-    /// leave_mm: a lazy CPU asked to flush an mm it only borrows stops borrowing it (switches to
-    /// init_mm, which reloads CR3 and so drops every user entry) and leaves its mm_cpumask.
+    /// flush_tlb_func (4.0), the handler of flush_tlb_others: counts irq_tlb_count; ignores a request
+    /// for an mm that is not its active one; otherwise counts nr_tlb_remote_flush_received and, if
+    /// the mm is loaded for real, flushes the page, the range or everything — if only lazily,
+    /// leave_mm()s, so it takes at most one shootdown for that mm.
     /// </summary>
-    public void LeaveMm(Cpu cpu)
+    private long FlushTlbFunc(Cpu r, long t, FlushTlbInfo info)
     {
-        if (cpu.ActiveMm >= 0)
-        {
-            sim.Mms[cpu.ActiveMm].CpuMask.Clear(cpu.Id);
-        }
-        cpu.ActiveMm = -1;
-        cpu.Lazy = false;
-        cpu.Tlb.FlushAll();
-    }
-
-    /// <summary>
-    /// flush_tlb_others: one IPI to every CPU in <paramref name="mask"/> except the sender, then
-    /// wait for all acknowledgements. The receivers flush a range of one mm (<paramref name="mm"/>,
-    /// <paramref name="startVpn"/>, <paramref name="count"/>; <paramref name="mm"/> = -1: whatever
-    /// mm the receiver runs), or everything (<paramref name="full"/>), or run the RFC's
-    /// percpu_flush_tlb_batch_pages over <paramref name="pfns"/> (see <see cref="FlushTlbFunc"/>).
-    /// </summary>
-    public void FlushTlbOthers(Exec ex, Cpumask mask, int mm, int[]? pfns, int count, long startVpn, bool full)
-    {
-        Cpu sender = ex.Cpu;
-        sim.VmStat.Inc(VmEvent.nr_tlb_remote_flush);
-        long t0 = ex.Now;
-        Tracer? trace = sim.Trace;
-        trace?.TlbFlush(t0, sender.Id, ex.Task.Comm, ex.Task.Pid, full ? -1 : count, TlbFlushReason.RemoteSendIpi);
-        long post = t0;
-        long lastAck = t0;
-        Cpu[] cpus = sim.Cpus;
-        for (int c = mask.NextSet(0); c >= 0; c = mask.NextSet(c + 1))
-        {
-            if (c == sender.Id)
-            {
-                continue;
-            }
-            Cpu r = cpus[c];
-            post += _c.IpiSendNs;
-            long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _c.IpiLatencyRemoteNodeNs;
-            long delivered = post + latency;
-            // A receiver spinning on or holding an irq-safe lock takes the IPI only when it is done.
-            long handled = r.IrqEnabledAt(delivered);
-            long handler = _c.IrqEntryExitNs + FlushTlbFunc(r, mm, pfns, count, startVpn, full);
-            long ack = handled + handler + latency;
-            if (ack > lastAck)
-            {
-                lastAck = ack;
-            }
-            r.IrqDebtNs += handler;
-            r.SysNs += handler;
-            r.IrqNs += handler;
-            r.TlbShootdowns++;
-            sim.VmStat.Inc(VmEvent.nr_tlb_remote_flush_received);
-            sim.Series.Add(Series.Interrupts, delivered, 1);
-            sim.Series.Add(Series.TlbIpis, delivered, 1);
-            if (trace is not null)
-            {
-                SimTask? rt = r.Current;
-                trace.TlbFlush(handled, r.Id, rt?.Comm ?? "<idle>", rt?.Pid ?? 0, full ? -1 : count, TlbFlushReason.RemoteShootdown);
-                trace.Ipi(sender.Id, post, r.Id, handled, handler);
-            }
-        }
-        long wait = Math.Max(lastAck, post) - t0;
-        ex.Sys += wait;
-        ex.IpiWait += wait;
-    }
-
-    /// <summary>
-    /// flush_tlb_func on the receiving CPU; returns the flush's cost. With <paramref name="pfns"/>,
-    /// the handler of the RFC v1 (April 2015, patch 2 "mm: Send a single IPI to TLB flush multiple
-    /// pages when unmapping", mm/rmap.c percpu_flush_tlb_batch_pages) instead, as posted: it does
-    /// INVLPG of <c>pfn &lt;&lt; PAGE_SHIFT</c> for each listed page (flush_local_tlb_addr is
-    /// __flush_tlb_one). INVLPG takes a linear address, so each one invalidates whatever
-    /// translation the receiver's loaded address space has at the linear address equal to the
-    /// page's physical address (virtual page number = PFN, which can only be below the mmap area),
-    /// not the user mapping that was cleared; and it has no lazy-TLB (leave_mm) check.
-    /// </summary>
-    private long FlushTlbFunc(Cpu r, int mm, int[]? pfns, int count, long startVpn, bool full)
-    {
-        if (pfns is not null)
-        {
-            // Only an address the loaded mm maps can have an entry to drop, and a physical address
-            // never reaches the mmap area (MmStruct.MmapBase stands for 0x7f...); checking that first
-            // spares a TLB set lookup for most PFNs (the cost charged is the same).
-            if (r.ActiveMm >= 0)
-            {
-                MmStruct loaded = sim.Mms[r.ActiveMm];
-                for (int i = 0; i < count; i++)
-                {
-                    int pfn = pfns[i];
-                    if (pfn < MmStruct.MmapBase && loaded.MayBeCached(pfn))
-                    {
-                        r.Tlb.FlushOne(r.ActiveMm, pfn);
-                    }
-                }
-            }
-            return count * _c.InvlpgNs;
-        }
-        if (mm >= 0 && r.ActiveMm != mm)
+        r.TlbShootdowns++;
+        if (info.FlushMm is { } mm && r.ActiveMm != mm.Id)
         {
             return 0;
+        }
+        _vmstat.Inc(VmEvent.nr_tlb_remote_flush_received);
+        if (Trace is { } trace)
+        {
+            SimTask? rt = r.Current;
+            trace.TlbFlush(t, r.Id, rt?.Comm ?? "<idle>", rt?.Pid ?? 0, info.Pages, TlbFlushReason.RemoteShootdown);
         }
         if (r.Lazy)
         {
             LeaveMm(r);
             return _c.FullFlushNs;
         }
-        if (full)
+        if (info.IsFull)
         {
             r.Tlb.FlushAll();
             return _c.FullFlushNs;
         }
-        for (int i = 0; i < count; i++)
+        int id = info.FlushMm?.Id ?? r.ActiveMm;
+        for (long v = info.Start; v < info.End; v++)
         {
-            r.Tlb.FlushOne(mm, startVpn + i);
+            r.Tlb.FlushOne(id, v);
         }
-        return count * _c.InvlpgNs;
+        return (info.End - info.Start) * _c.InvlpgNs;
+    }
+
+    // ---- the batched unmap flush (4.13 arch hooks) ------------------------------------------------
+
+    public void ArchTlbbatchAddMm(TlbUnmapBatch batch, MmStruct mm) => batch.CpuMask.Or(mm.CpuMask);
+
+    /// <summary>
+    /// arch_tlbbatch_flush (4.13, e73ad5ff2f76, which moved x86's try_to_unmap_flush of 4.6+ into
+    /// arch code): if this CPU is in the batch's mask, a full local flush (counted as
+    /// nr_tlb_local_flush_all) whatever its lazy state; then flush_tlb_others with no mm and
+    /// TLB_FLUSH_ALL, whose handler flush_tlb_func leave_mm()s on lazy CPUs. (4.3's generic
+    /// try_to_unmap_flush did neither: see <see cref="Policies.Linux43"/>.)
+    /// </summary>
+    public void ArchTlbbatchFlush(Exec ex, TlbUnmapBatch batch)
+    {
+        Cpu cpu = ex.Cpu;
+        if (batch.CpuMask.Test(cpu.Id))
+        {
+            LocalFlushAll(ex, TlbFlushReason.LocalShootdown);
+        }
+        if (batch.CpuMask.AnyBut(cpu.Id))
+        {
+            FlushTlbOthers(ex, batch.CpuMask, _info.Set(null, 0, FlushTlbInfo.FlushAll));
+        }
+        batch.CpuMask.ClearAll();
+    }
+
+    /// <summary>
+    /// flush_tlb_local() of 4.3's asm/tlbflush.h: inc_irq_stat(irq_tlb_count) and a full local
+    /// flush (CR3 reload) whatever is loaded, lazily or not. Returns its cost.
+    /// </summary>
+    public long FlushTlbLocal(Cpu cpu)
+    {
+        cpu.TlbShootdowns++;
+        cpu.Tlb.FlushAll();
+        return _c.FullFlushNs;
+    }
+
+    /// <summary>
+    /// __flush_tlb_single(addr): INVLPG of a linear address in whatever mm is loaded. Only an
+    /// address the loaded mm maps can have an entry; the RFC hands this a PFN, which is never in the
+    /// mmap area (MmStruct.MmapBase stands for 0x7f...), so that check spares most lookups.
+    /// </summary>
+    public long FlushLocalTlbAddr(Cpu cpu, long addr)
+    {
+        if (cpu.ActiveMm >= 0 && addr < MmStruct.MmapBase && _mms[cpu.ActiveMm].MayBeCached(addr))
+        {
+            cpu.Tlb.FlushOne(cpu.ActiveMm, addr);
+        }
+        return _c.InvlpgNs;
+    }
+
+    /// <summary>
+    /// smp_call_function_many(mask, func, info, wait = 1) over x86's APIC: one IPI per CPU of the
+    /// mask but the sender, posted one after another; each receiver takes it when its interrupts
+    /// are on (not while it spins on or holds an irq-safe lock) and runs the handler; the sender
+    /// waits for the slowest acknowledgement. A busy receiver's handler time delays its next step; an
+    /// idle one's only occupies it (it delays a task woken there meanwhile).
+    /// </summary>
+    public void SmpCallFunctionMany(Exec ex, Cpumask mask, SmpCallFunc func, FlushTlbInfo info)
+    {
+        Cpu sender = ex.Cpu;
+        long t0 = ex.Now;
+        Tracer? trace = Trace;
+        long post = t0;
+        long lastAck = t0;
+        for (int c = mask.NextSet(0); c >= 0; c = mask.NextSet(c + 1))
+        {
+            if (c == sender.Id)
+            {
+                continue;
+            }
+            Cpu r = _cpus[c];
+            post += _c.IpiSendNs;
+            long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _c.IpiLatencyRemoteNodeNs;
+            long delivered = post + latency;
+            bool idle = r.Current is null;
+            long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
+            long handler = _c.IrqEntryExitNs + func(r, handled, info);
+            long ack = handled + handler + latency;
+            if (ack > lastAck)
+            {
+                lastAck = ack;
+            }
+            if (idle)
+            {
+                r.IrqBusyUntil = handled + handler;
+            }
+            else
+            {
+                r.IrqDebtNs += handler;
+            }
+            r.SysNs += handler;
+            r.IrqNs += handler;
+            r.CallFunctionIrqs++;
+            _series.Add(Series.Interrupts, delivered, 1);
+            _series.Add(Series.TlbIpis, delivered, 1);
+            trace?.Ipi(sender.Id, post, r.Id, handled, handler);
+        }
+        long wait = Math.Max(lastAck, post) - t0;
+        ex.Sys += wait;
+        ex.IpiWait += wait;
     }
 }

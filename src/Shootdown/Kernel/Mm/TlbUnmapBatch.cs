@@ -1,0 +1,39 @@
+using Shootdown.Hardware;
+
+namespace Shootdown.Kernel.Mm;
+
+/// <summary>
+/// struct tlbflush_unmap_batch (task->tlb_ubc): the arch part (x86: the CPUs that may cache an
+/// unmapped page), whether a flush is owed, whether a writable (dirty) PTE was unmapped, and — for
+/// the RFC — the pages' PFNs.
+/// </summary>
+public sealed class TlbUnmapBatch
+{
+    public TlbUnmapBatch(int nrCpus, int capacity)
+    {
+        CpuMask = new Cpumask(nrCpus);
+        Capacity = capacity;
+        Pfns = new int[capacity];
+    }
+
+    /// <summary>struct arch_tlbflush_unmap_batch of x86: a cpumask.</summary>
+    public Cpumask CpuMask { get; }
+
+    public int Capacity { get; }
+
+    /// <summary>The RFC's pfns[]: page_to_pfn of each page unmapped into the batch.</summary>
+    public readonly int[] Pfns;
+    public int Count;
+    public bool FlushRequired;
+    public bool Writable;
+
+    public bool IsFull => Count >= Capacity;
+
+    public void Reset()
+    {
+        CpuMask.ClearAll();
+        Count = 0;
+        FlushRequired = false;
+        Writable = false;
+    }
+}

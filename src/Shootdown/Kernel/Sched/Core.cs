@@ -1,0 +1,283 @@
+using Shootdown.Engine;
+using Shootdown.Hardware;
+using Shootdown.Kernel.Arch;
+using Shootdown.Observe;
+
+namespace Shootdown.Kernel.Sched;
+
+/// <summary>Scheduler choices users may vary; each defaults to what the model of CFS does.</summary>
+public sealed record SchedParams
+{
+    /// <summary>
+    /// CFS-like spreading: when a task's slice ends on a CPU where others wait, it moves to the
+    /// next CPU of its allowed set (kswapd, bound to its node, so gets almost a whole CPU while each
+    /// reader gives up a slice in turn); a task woken on a busy CPU goes to an idle allowed one
+    /// (select_idle_sibling). Off: tasks stay where they are placed.
+    /// </summary>
+    public bool Spread { get; init; } = true;
+
+    /// <summary>Where kswapd of node n starts: the node's first CPU (its allowed set is always the node's CPUs).</summary>
+    public int KswapdFirstCpuOffset { get; init; }
+}
+
+/// <summary>
+/// kernel/sched/core.c as far as the simulation needs it: one run queue per CPU, wakeups (with
+/// wakeup preemption at the end of the running step), time slices, context switches (through the
+/// arch's switch_mm / enter_lazy_tlb), the idle task (which holds the last mm lazily), timers
+/// (schedule_timeout), exit, and the local timer tick on busy CPUs (NOHZ idle).
+/// <para>
+/// A CPU runs its current task's process one step at a time: at a <see cref="EventKind.CpuStepEnd"/>
+/// event it picks the task, resets the step's <see cref="Exec"/>, advances the process to its next
+/// yield, and schedules the CPU's next event at the step's end.
+/// </para>
+/// </summary>
+public sealed class Scheduler
+{
+    private readonly Engine.Engine _engine;
+    private readonly Cpu[] _cpus;
+    private readonly CostModel _c;
+    private readonly IArchTlb _arch;
+    private readonly Exec _ex;
+    private readonly TimeSeries _series;
+    private readonly Func<SimTask, IEnumerable<Yield>> _body;
+    private readonly Action<Exec, SimTask> _doExit;
+    private readonly List<SimTask> _timerTasks = [];
+    private readonly List<(SimTask Task, long At)> _starts = [];
+
+    /// <param name="engine">The event core; the scheduler owns CPU-step and timer events.</param>
+    /// <param name="cpus">The machine's CPUs.</param>
+    /// <param name="costs">Context switch, slice and tick costs.</param>
+    /// <param name="arch">switch_mm and the lazy-TLB state machine.</param>
+    /// <param name="ex">The step accumulator shared by every step.</param>
+    /// <param name="series">Where timer interrupts go.</param>
+    /// <param name="body">A task's process (its Run method bound to the kernel).</param>
+    /// <param name="doExit">do_exit: what happens when a process returns (exit_mm and exit_mmap).</param>
+    /// <param name="p">Placement choices.</param>
+    public Scheduler(Engine.Engine engine, Cpu[] cpus, CostModel costs, IArchTlb arch, Exec ex, TimeSeries series,
+        Func<SimTask, IEnumerable<Yield>> body, Action<Exec, SimTask> doExit, SchedParams p)
+    {
+        _engine = engine;
+        _cpus = cpus;
+        _c = costs;
+        _arch = arch;
+        _ex = ex;
+        _series = series;
+        _body = body;
+        _doExit = doExit;
+        Params = p;
+        engine.On(EventKind.CpuStepEnd, OnCpuStepEnd);
+        engine.On(EventKind.Timer, (t, id) => Wake(_timerTasks[id], t));
+    }
+
+    public SchedParams Params { get; }
+
+    /// <summary>Tracepoints; null when tracing is off.</summary>
+    public Tracer? Trace { get; set; }
+
+    /// <summary>User tasks that have not exited.</summary>
+    public int LiveUserTasks { get; private set; }
+
+    /// <summary>When the first user task exited (end of the steady phase); -1 before.</summary>
+    public long FirstExit { get; private set; } = -1;
+
+    /// <summary>When the last user task exited (the test's elapsed time); -1 before.</summary>
+    public long LastExit { get; private set; } = -1;
+
+    public List<SimTask> UserTasks { get; } = [];
+
+    /// <summary>A user task that becomes runnable at <paramref name="startAt"/>; the run lasts until every user task exits.</summary>
+    public void AddUserTask(SimTask task, long startAt)
+    {
+        task.IsUserTask = true;
+        UserTasks.Add(task);
+        LiveUserTasks++;
+        _starts.Add((task, startAt));
+    }
+
+    /// <summary>Wakes the tasks added so far at their start times (called once, when the run starts).</summary>
+    public void Start()
+    {
+        foreach (var (task, at) in _starts)
+        {
+            Wake(task, at);
+        }
+        _starts.Clear();
+    }
+
+    /// <summary>schedule_timeout: wake <paramref name="task"/> at <paramref name="t"/> (it sleeps with <see cref="Yield.Sleep"/>).</summary>
+    public void WakeAt(SimTask task, long t)
+    {
+        if (task.TimerId < 0)
+        {
+            task.TimerId = _timerTasks.Count;
+            _timerTasks.Add(task);
+        }
+        _engine.Schedule(t, EventKind.Timer, task.TimerId);
+    }
+
+    /// <summary>try_to_wake_up: a sleeping task becomes runnable on the CPU select_task_rq picks.</summary>
+    public void Wake(SimTask task, long t)
+    {
+        if (task.State != TaskState.Sleeping)
+        {
+            return;
+        }
+        task.State = TaskState.Runnable;
+        Cpu cpu = SelectTaskRq(task);
+        task.HomeCpu = cpu;
+        Enqueue(cpu, task, t);
+    }
+
+    /// <summary>The CPU the task last ran on if idle or the only one allowed; else an idle allowed CPU (select_idle_sibling), else the last one.</summary>
+    private Cpu SelectTaskRq(SimTask task)
+    {
+        Cpu home = task.HomeCpu;
+        if (!Params.Spread || task.AllowedCpus.Length == 1 || IsIdle(home))
+        {
+            return home;
+        }
+        foreach (int c in task.AllowedCpus)
+        {
+            if (IsIdle(_cpus[c]))
+            {
+                return _cpus[c];
+            }
+        }
+        return home;
+    }
+
+    private static bool IsIdle(Cpu c) => c.Current is null && c.RunQueue.Count == 0;
+
+    /// <summary>An idle CPU starts at once; a busy one reschedules at the end of its current step (wakeup preemption).</summary>
+    private void Enqueue(Cpu cpu, SimTask task, long t)
+    {
+        cpu.RunQueue.Add(task);
+        if (cpu.Current is null && !cpu.EventPending)
+        {
+            cpu.EventPending = true;
+            _engine.Schedule(t, EventKind.CpuStepEnd, cpu.Id);
+        }
+        else
+        {
+            cpu.NeedResched = true;
+        }
+    }
+
+    /// <summary>The next CPU of the task's allowed set after <paramref name="cpu"/> (round robin).</summary>
+    private Cpu NextAllowed(SimTask task, Cpu cpu)
+    {
+        int[] allowed = task.AllowedCpus;
+        int i = Array.IndexOf(allowed, cpu.Id);
+        return _cpus[allowed[(i + 1) % allowed.Length]];
+    }
+
+    private void OnCpuStepEnd(long t, int id)
+    {
+        Cpu cpu = _cpus[id];
+        cpu.EventPending = false;
+        SimTask? cur = cpu.Current;
+        if (cur is not null && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t - cpu.SliceStart >= _c.SchedSliceNs))
+        {
+            // Preempted: back to a run queue — with spreading, a task whose slice ended moves on to
+            // the next CPU it may use.
+            cpu.Current = null;
+            bool sliceEnded = t - cpu.SliceStart >= _c.SchedSliceNs;
+            if (Params.Spread && sliceEnded && cur.AllowedCpus.Length > 1)
+            {
+                Cpu next = NextAllowed(cur, cpu);
+                cur.HomeCpu = next;
+                Enqueue(next, cur, t);
+            }
+            else
+            {
+                cpu.RunQueue.Add(cur);
+            }
+            cur = null;
+        }
+        cpu.NeedResched = false;
+        bool switched = false;
+        if (cur is null)
+        {
+            if (cpu.RunQueue.Count == 0)
+            {
+                // The idle task: a kernel thread, so the mm that ran last stays loaded, lazily.
+                if (cpu.Prev is not null)
+                {
+                    _arch.EnterLazyTlb(cpu);
+                    cpu.Prev = null;
+                }
+                return;
+            }
+            cur = cpu.RunQueue[0];
+            cpu.RunQueue.RemoveAt(0);
+            cpu.Current = cur;
+            cpu.SliceStart = t;
+            switched = cpu.Prev != cur;
+        }
+        // Interrupt handlers ran first: those taken while idle occupy the CPU until they end, those
+        // taken while a task ran delay its next step.
+        long start = Math.Max(t, cpu.IrqBusyUntil) + cpu.IrqDebtNs;
+        cpu.IrqDebtNs = 0;
+        Exec ex = _ex;
+        ex.Reset(cpu, cur, t, start);
+        if (switched)
+        {
+            ex.Sys += _c.ContextSwitchNs; // context_switch
+            _arch.SwitchMm(ex, cur);
+        }
+        cpu.Prev = cur;
+        cur.Body ??= _body(cur).GetEnumerator();
+        bool alive = cur.Body.MoveNext();
+        if (!alive)
+        {
+            ex.What = "exit";
+            _doExit(ex, cur);
+        }
+        long end = ex.Now;
+        if (end <= t && alive && cur.Body.Current == Yield.Resched)
+        {
+            // A process that stays runnable must let time pass, or the CPU would spin at one instant.
+            throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");
+        }
+        Trace?.Step(cpu.Id, cur.Comm, ex.What, start, end, ex.User, ex.Spin, ex.IpiWait);
+        cpu.UserNs += ex.User;
+        cpu.SysNs += ex.Sys;
+        cpu.SpinNs += ex.Spin;
+        cpu.IpiWaitNs += ex.IpiWait;
+        AccountTicks(cpu, t, end);
+        if (!alive)
+        {
+            cur.State = TaskState.Exited;
+            cur.Body.Dispose();
+            cpu.Current = null;
+            if (cur.IsUserTask)
+            {
+                LiveUserTasks--;
+                if (FirstExit < 0)
+                {
+                    FirstExit = end;
+                }
+                LastExit = end;
+            }
+        }
+        else if (cur.Body.Current == Yield.Sleep)
+        {
+            cur.State = TaskState.Sleeping;
+            cpu.Current = null;
+        }
+        cpu.EventPending = true;
+        _engine.Schedule(end, EventKind.CpuStepEnd, cpu.Id);
+    }
+
+    /// <summary>Local timer interrupts at HZ on a busy CPU (NOHZ idle: none when idle).</summary>
+    private void AccountTicks(Cpu cpu, long from, long to)
+    {
+        long ticks = to / _c.TickNs - from / _c.TickNs;
+        if (ticks > 0)
+        {
+            cpu.TimerTicks += ticks;
+            _series.Add(Series.Interrupts, to, ticks);
+            _series.Add(Series.TimerTicks, to, ticks);
+        }
+    }
+}
