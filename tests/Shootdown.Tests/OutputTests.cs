@@ -56,7 +56,17 @@ public partial class OutputTests : IDisposable
             }
         }
         Assert.Equal(r.Vmstat["nr_tlb_remote_flush"], reasons.GetValueOrDefault("remote ipi send"));
-        Assert.Equal(r.Vmstat["nr_tlb_remote_flush_received"], reasons.GetValueOrDefault("remote shootdown"));
+        if (policy == "vanilla")
+        {
+            // flush_tlb_func traces each request it acts on, and counts it as received.
+            Assert.Equal(r.Vmstat["nr_tlb_remote_flush_received"], reasons.GetValueOrDefault("remote shootdown"));
+        }
+        else
+        {
+            // 4.3's try_to_unmap_flush traces once on the sender; percpu_flush_tlb_batch_pages counts
+            // a receipt on every CPU of the mask (the sender's included) but traces nothing.
+            Assert.InRange(reasons.GetValueOrDefault("remote shootdown"), 1, r.Vmstat["nr_tlb_remote_flush_received"] - 1);
+        }
         Assert.Equal(r.Vmstat["nr_tlb_local_flush_one"], reasons.GetValueOrDefault("local shootdown"));
         Assert.Equal(r.Vmstat["nr_tlb_local_flush_all"], reasons.GetValueOrDefault("local mm shootdown"));
         Assert.Equal(r.Vmstat["pgfault"], events.GetValueOrDefault("page_fault_user"));
@@ -174,8 +184,9 @@ public partial class OutputTests : IDisposable
         string[] irq = ProcFiles.Interrupts(sim.Cpus).TrimEnd('\n').Split('\n');
         Assert.Equal("           CPU0       CPU1       CPU2       CPU3       ", irq[0]);
         Assert.Matches(@"^LOC: (\s*\d+ ){4}  Local timer interrupts$", irq[1]);
-        Assert.Matches(@"^TLB: (\s*\d+ ){4}  TLB shootdowns$", irq[2]);
-        long[] tlb = irq[2][5..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(4).Select(long.Parse).ToArray();
+        Assert.Matches(@"^CAL: (\s*\d+ ){4}  Function call interrupts$", irq[2]);
+        Assert.Matches(@"^TLB: (\s*\d+ ){4}  TLB shootdowns$", irq[3]);
+        long[] tlb = irq[3][5..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(4).Select(long.Parse).ToArray();
         Assert.Equal(sim.Cpus.Select(c => c.TlbShootdowns), tlb);
     }
 

@@ -12,12 +12,7 @@ public class PolicyTests
     private static Sim Machine(string policy) =>
         new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: policy));
 
-    private static Exec ExecOn(Sim sim, int cpu)
-    {
-        var ex = new Exec();
-        ex.Reset(sim.Cpus[cpu], sim.UserTasks[cpu], 0, 0);
-        return ex;
-    }
+    private static Exec ExecOn(Sim sim, int cpu) => TestKit.ExecOn(sim, cpu);
 
     /// <summary>A new mm loaded (not lazily) on <paramref name="cpus"/>, with entries for vpns 0..n-1 cached there.</summary>
     private static MmStruct MmOn(Sim sim, int n, params int[] cpus)
@@ -27,6 +22,7 @@ public class PolicyTests
         {
             sim.Cpus[c].ActiveMm = mm.Id;
             sim.Cpus[c].Lazy = false;
+            sim.Cpus[c].Current = sim.UserTasks[c]; // running: a handler delays its next step
             mm.CpuMask.Set(c);
             for (int v = 0; v < n; v++)
             {
@@ -46,13 +42,17 @@ public class PolicyTests
         Exec ex = ExecOn(sim, 0);
         for (int v = 0; v < 31; v++)
         {
-            sim.Policy.UnmapFlush(ex, mm, v, Pte.Make(1000 + v, Pte.Present), batchFlush: true);
+            sim.Rmap.ClearPteFlushOrDefer(ex, mm, v, Pte.Make(1000 + v, Pte.Present), batchFlush: true);
         }
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 31, Pte.Make(1031, Pte.Present), batchFlush: true);
+        // set_ubc_flush_pending: the 32nd PFN fills the list, which is flushed at once — through
+        // smp_call_function_many, so it counts as a function-call interrupt, not in irq_tlb_count,
+        // and the sender counts no nr_tlb_remote_flush.
+        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
-        sim.Policy.UnmapFlush(ex, mm, 31, Pte.Make(1031, Pte.Present), batchFlush: true);
-        // set_ubc_flush_pending: the 32nd PFN fills the list, which is flushed at once.
-        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
-        Assert.Equal(1, sim.Cpus[5].TlbShootdowns);
+        Assert.Equal(1, sim.Cpus[5].CallFunctionIrqs);
+        Assert.Equal(0, sim.Cpus[5].TlbShootdowns);
         Assert.Equal(0, ex.Task.Batch!.Count);
         // As posted, the handler does INVLPG of pfn << PAGE_SHIFT: the cleared user entries stay
         // cached, and the entry at the linear address equal to a listed page's physical address goes.
@@ -71,8 +71,9 @@ public class PolicyTests
         Sim sim = Machine("rfc-pfn32");
         MmStruct shared = MmOn(sim, 4, 0, 3);
         Exec ex = ExecOn(sim, 0);
-        Assert.True(sim.Policy.UnmapFlush(ex, shared, 1, Pte.Make(900, Pte.Present), true));
-        sim.Policy.EndShrinkLruvec(ex);
+        Assert.True(sim.Rmap.ClearPteFlushOrDefer(ex, shared, 1, Pte.Make(900, Pte.Present), true));
+        Assert.Equal(UnmapFlushSite.ShrinkLruvec, sim.Policy.FlushSite);
+        sim.Policy.TryToUnmapFlush(ex); // at the end of shrink_lruvec
         // smp_call_function_many skips the caller: one IPI, to CPU 3, and no local flush.
         Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_local_flush_one]);
@@ -81,7 +82,7 @@ public class PolicyTests
         // should_defer_flush: an mm no other CPU may cache is flushed at once (ptep_clear_flush).
         MmStruct local = MmOn(sim, 4, 1);
         Exec onOne = ExecOn(sim, 1);
-        Assert.False(sim.Policy.UnmapFlush(onOne, local, 2, Pte.Make(901, Pte.Present), true));
+        Assert.False(sim.Rmap.ClearPteFlushOrDefer(onOne, local, 2, Pte.Make(901, Pte.Present), true));
         Assert.Equal(-1, sim.Cpus[1].Tlb.Lookup(local.Id, 2));
         Assert.False(onOne.Task.Batch!.FlushRequired);
     }
@@ -110,14 +111,14 @@ public class PolicyTests
         MmStruct b = MmOn(sim, 4, 5);
         MmStruct c = MmOn(sim, 4, 6);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.UnmapFlush(ex, a, 1, Pte.Make(801, Pte.Present), true);
-        sim.Policy.UnmapFlush(ex, b, 1, Pte.Make(802, Pte.Present), true);
-        sim.Policy.UnmapFlush(ex, c, 1, Pte.Make(803, Pte.Present), true);
-        sim.Policy.UnmapFlush(ex, a, 2, Pte.Make(804, Pte.Present), true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, a, 1, Pte.Make(801, Pte.Present), true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, b, 1, Pte.Make(802, Pte.Present), true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, c, 1, Pte.Make(803, Pte.Present), true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, a, 2, Pte.Make(804, Pte.Present), true);
         Assert.Equal(3, ex.Task.Batch!.CpuMask.Weight);
-        sim.Policy.EndShrinkLruvec(ex);
-        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        sim.Policy.TryToUnmapFlush(ex);
         Assert.Equal(3, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+        Assert.Equal(3, sim.Cpus.Sum(c => c.CallFunctionIrqs));
         Assert.False(ex.Task.Batch.FlushRequired);
         // Every receiver ran the handler over the whole list of four PFNs.
         Assert.Equal(sim.Costs.IrqEntryExitNs + 4 * sim.Costs.InvlpgNs, sim.Cpus[6].IrqDebtNs);
@@ -140,9 +141,9 @@ public class PolicyTests
         sim.Cpus[6].Tlb.Fill(c.Id, 803, 2, 0);
         sim.Cpus[6].Tlb.Fill(c.Id, 804, 3, 0);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.UnmapFlush(ex, a, 1, Pte.Make(803, Pte.Present), true);
-        sim.Policy.UnmapFlush(ex, c, 1, Pte.Make(805, Pte.Present), true);
-        sim.Policy.EndShrinkLruvec(ex);
+        sim.Rmap.ClearPteFlushOrDefer(ex, a, 1, Pte.Make(803, Pte.Present), true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, c, 1, Pte.Make(805, Pte.Present), true);
+        sim.Policy.TryToUnmapFlush(ex);
         // PFNs 803 and 805 went to both CPUs: each drops its own mm's entry at page 803, none at 804.
         Assert.Equal(-1, sim.Cpus[2].Tlb.Lookup(a.Id, 803));
         Assert.Equal(-1, sim.Cpus[6].Tlb.Lookup(c.Id, 803));
@@ -156,11 +157,11 @@ public class PolicyTests
         Sim sim = Machine("rfc-pfn32");
         MmStruct mm = MmOn(sim, 4, 3);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.UnmapFlush(ex, mm, 1, Pte.Present | Pte.Dirty | Pte.Write, true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 1, Pte.Present | Pte.Dirty | Pte.Write, true);
         Assert.True(ex.Task.Batch!.FlushRequired); // v1 flaw kept: dirty PTE deferred
-        sim.Policy.EndShrinkPageList(ex);
-        Assert.True(ex.Task.Batch.FlushRequired); // v1 flaw kept: pages freed before the flush
-        sim.Policy.FlushDirty(ex); // but the flush before pageout
+        // v1 flaw kept: no flush at the end of shrink_page_list, so its pages are freed before the flush.
+        Assert.Equal(UnmapFlushSite.ShrinkLruvec, sim.Policy.FlushSite);
+        sim.Policy.TryToUnmapFlushDirty(ex); // but the flush before pageout
         Assert.False(ex.Task.Batch.FlushRequired);
     }
 
@@ -170,13 +171,13 @@ public class PolicyTests
         Sim sim = Machine("linux-4.3");
         MmStruct local = MmOn(sim, 4, 0);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.UnmapFlush(ex, local, 1, Pte.Present, true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, local, 1, Pte.Present, true);
         Assert.False(ex.Task.Batch!.FlushRequired);
         Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_local_flush_one]);
         Assert.Equal(-1, sim.Cpus[0].Tlb.Lookup(local.Id, 1));
 
         MmStruct remote = MmOn(sim, 4, 0, 4);
-        sim.Policy.UnmapFlush(ex, remote, 1, Pte.Present, true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, remote, 1, Pte.Present, true);
         Assert.True(ex.Task.Batch.FlushRequired);
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
     }
@@ -187,13 +188,54 @@ public class PolicyTests
         Sim sim = Machine("linux-4.3");
         MmStruct mm = MmOn(sim, 50, 0, 4);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.UnmapFlush(ex, mm, 1, Pte.Present, true);
-        sim.Policy.EndShrinkPageList(ex);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 1, Pte.Present, true);
+        Assert.Equal(UnmapFlushSite.ShrinkPageList, sim.Policy.FlushSite);
+        sim.Policy.TryToUnmapFlush(ex);
         Assert.Equal(0, sim.Cpus[4].Tlb.CountValid()); // everything gone: refills come later
         Assert.Equal(0, sim.Cpus[0].Tlb.CountValid());
-        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_local_flush_all]);
-        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        // 4.3's generic code: percpu_flush_tlb_batch_pages here and on CPU 4 (smp_call_function_many),
+        // each counting nr_tlb_remote_flush_received and irq_tlb_count (flush_tlb_local).
+        Assert.Equal(2, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_local_flush_all]);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        Assert.Equal((1, 1), (sim.Cpus[0].TlbShootdowns, sim.Cpus[4].TlbShootdowns));
+        Assert.Equal((0, 1), (sim.Cpus[0].CallFunctionIrqs, sim.Cpus[4].CallFunctionIrqs));
         Assert.False(ex.Task.Batch!.FlushRequired);
+    }
+
+    [Fact]
+    public void Linux43FlushesALazyCpuFullyAndLeavesItInTheMask()
+    {
+        // Defect 4 of issue 11 (fails on e5445b8, which made a lazy sender leave_mm): 4.3's
+        // try_to_unmap_flush runs the full flush on this CPU whenever it is in the batch's mask,
+        // and the IPI handler has no lazy-TLB case either, so lazy CPUs stay in the mm's cpumask.
+        Sim sim = Machine("linux-4.3");
+        MmStruct mm = MmOn(sim, 8, 0, 4);
+        sim.Cpus[0].Lazy = true; // kswapd borrowing the reader's mm
+        sim.Cpus[4].Lazy = true;
+        Exec ex = TestKit.ExecOn(sim, 0, task: sim.Kswapd[0]);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 1, Pte.Present, true);
+        sim.Policy.TryToUnmapFlush(ex);
+        Assert.Equal(0, sim.Cpus[0].Tlb.CountValid());
+        Assert.Equal(0, sim.Cpus[4].Tlb.CountValid());
+        Assert.True(mm.CpuMask.Test(0) && mm.CpuMask.Test(4));
+        Assert.Equal((mm.Id, mm.Id), (sim.Cpus[0].ActiveMm, sim.Cpus[4].ActiveMm));
+        Assert.Equal(2, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+
+        // 4.13's arch_tlbbatch_flush: a counted local flush, and flush_tlb_others whose handler
+        // makes the lazy receiver leave_mm.
+        Sim later = Machine("linux-4.13");
+        MmStruct m2 = MmOn(later, 8, 0, 4);
+        later.Cpus[0].Lazy = true;
+        later.Cpus[4].Lazy = true;
+        Exec ex2 = TestKit.ExecOn(later, 0, task: later.Kswapd[0]);
+        later.Rmap.ClearPteFlushOrDefer(ex2, m2, 1, Pte.Present, true);
+        later.Policy.TryToUnmapFlush(ex2);
+        Assert.Equal(1, later.VmStat[VmEvent.nr_tlb_local_flush_all]);
+        Assert.Equal(1, later.VmStat[VmEvent.nr_tlb_remote_flush]);
+        Assert.True(m2.CpuMask.Test(0));
+        Assert.False(m2.CpuMask.Test(4));
+        Assert.Equal(-1, later.Cpus[4].ActiveMm);
     }
 
     [Fact]
@@ -202,12 +244,12 @@ public class PolicyTests
         Sim sim = Machine("linux-4.3");
         MmStruct mm = MmOn(sim, 4, 4);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.UnmapFlush(ex, mm, 1, Pte.Present, true);
-        sim.Policy.FlushDirty(ex);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 1, Pte.Present, true);
+        sim.Policy.TryToUnmapFlushDirty(ex);
         Assert.True(ex.Task.Batch!.FlushRequired); // clean: no flush needed before I/O
-        sim.Policy.UnmapFlush(ex, mm, 2, Pte.Present | Pte.Write | Pte.Dirty, true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 2, Pte.Present | Pte.Write | Pte.Dirty, true);
         Assert.True(ex.Task.Batch.Writable);
-        sim.Policy.FlushDirty(ex);
+        sim.Policy.TryToUnmapFlushDirty(ex);
         Assert.False(ex.Task.Batch.FlushRequired);
         Assert.False(ex.Task.Batch.Writable);
     }
@@ -217,19 +259,23 @@ public class PolicyTests
     {
         public int Checks;
         public int FreedBeforeFlush;
+        public Sim? Sim;
 
-        public override void EndShrinkPageList(Exec ex)
+        public override void TryToUnmapFlush(Exec ex)
         {
-            ScanControl sc = ex.Task.Sc!;
-            for (int i = 0; i < sc.NrFree; i++)
+            ScanControl? sc = ex.Task.Sc;
+            if (sc is not null && Sim is not null)
             {
-                if ((Sim.Memory.Pages[sc.FreeList[i]].Flags & PageFlags.Buddy) != 0)
+                for (int i = 0; i < sc.NrFree; i++)
                 {
-                    FreedBeforeFlush++;
+                    if ((Sim.Memory.Pages[sc.FreePages[i]].Flags & PageFlags.Buddy) != 0)
+                    {
+                        FreedBeforeFlush++;
+                    }
                 }
+                Checks++;
             }
-            Checks++;
-            base.EndShrinkPageList(ex);
+            base.TryToUnmapFlush(ex);
             Assert.False(ex.Task.Batch!.FlushRequired);
         }
     }
@@ -239,6 +285,7 @@ public class PolicyTests
     {
         var policy = new OrderCheckingLinux43();
         var sim = new Sim(RunConfig.Create(machine: "tiny", policy: "linux-4.3"), policy);
+        policy.Sim = sim;
         sim.Run();
         Assert.True(policy.Checks > 100);
         Assert.Equal(0, policy.FreedBeforeFlush);
@@ -251,12 +298,12 @@ public class PolicyTests
         Sim sim = Machine("linux-4.13");
         MmStruct mm = MmOn(sim, 4, 0, 6);
         Exec ex = ExecOn(sim, 0);
-        sim.Policy.BatchedPending(ex, mm);
+        sim.Policy.FlushTlbBatchedPending(ex, mm);
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]); // nothing pending: nothing to do
-        sim.Policy.UnmapFlush(ex, mm, 1, Pte.Present, true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 1, Pte.Present, true);
         Assert.True(mm.TlbFlushBatched);
         Exec other = ExecOn(sim, 6);
-        sim.Policy.BatchedPending(other, mm); // e.g. mprotect on CPU 6 before reclaim flushed
+        sim.Policy.FlushTlbBatchedPending(other, mm); // e.g. mprotect on CPU 6 before reclaim flushed
         Assert.False(mm.TlbFlushBatched);
         Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
         Assert.Equal(-1, sim.Cpus[0].Tlb.Lookup(mm.Id, 1));
@@ -268,7 +315,7 @@ public class PolicyTests
     {
         Sim sim = Machine("linux-4.3");
         MmStruct mm = MmOn(sim, 4, 0, 6);
-        sim.Policy.UnmapFlush(ExecOn(sim, 0), mm, 1, Pte.Present, true);
+        sim.Rmap.ClearPteFlushOrDefer(ExecOn(sim, 0), mm, 1, Pte.Present, true);
         Assert.False(mm.TlbFlushBatched);
     }
 

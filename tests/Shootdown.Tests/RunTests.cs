@@ -12,14 +12,15 @@ internal sealed class CountingVanilla() : Vanilla(new PolicyParams())
     public long UnmapsWithRemoteCpu;
     public long Unmaps;
 
-    public override bool UnmapFlush(Exec ex, MmStruct mm, long vpn, uint oldPte, bool batchFlush)
+    /// <summary>try_to_unmap_one asks should_defer_flush once per PTE it clears.</summary>
+    public override bool ShouldDeferFlush(Exec ex, MmStruct mm, bool batchFlush)
     {
         Unmaps++;
         if (mm.CpuMask.AnyBut(ex.Cpu.Id))
         {
             UnmapsWithRemoteCpu++;
         }
-        return base.UnmapFlush(ex, mm, vpn, oldPte, batchFlush);
+        return base.ShouldDeferFlush(ex, mm, batchFlush);
     }
 }
 
@@ -37,10 +38,12 @@ public class RunTests
         VmStat v = sim.VmStat;
         long reclaimed = v[VmEvent.pgsteal_kswapd] + v[VmEvent.pgsteal_direct];
         Assert.True(reclaimed > 100_000, $"reclaimed only {reclaimed}");
-        // Every reclaimed page was mapped: exactly one unmap each (plus the pages of a batch that
-        // a reclaimer had unmapped but not yet freed when the last reader exited).
-        long inFlight = sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc is { InBatch: true } sc ? sc.NrFree : 0);
-        Assert.Equal(reclaimed + inFlight, policy.Unmaps);
+        // Reclaimed pages were mapped, so each took one unmap — except those of readers that had
+        // exited (exit_mmap zapped their PTEs); plus the pages of a batch a reclaimer had unmapped
+        // but not yet freed when the last reader exited.
+        long inFlight = sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc?.NrFree ?? 0);
+        Assert.True(policy.Unmaps <= reclaimed + inFlight);
+        Assert.True(policy.Unmaps * 10 >= reclaimed * 9, $"{policy.Unmaps} unmaps for {reclaimed} reclaimed pages");
         // One flush_tlb_others per unmap whose mm sits on another CPU, none otherwise.
         Assert.Equal(policy.UnmapsWithRemoteCpu, v[VmEvent.nr_tlb_remote_flush]);
         // Each reader's mm lives on one CPU, so each remote flush interrupts exactly one CPU.
@@ -60,7 +63,7 @@ public class RunTests
         Assert.Equal(sim.PagesDone / 16, sim.VmStat[VmEvent.pgfault]);
         Assert.All(sim.UserTasks, t => Assert.Equal(TaskState.Exited, t.State));
         // Nothing is left isolated but the batches reclaimers were working on when the run ended.
-        long inFlight = sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc is { InBatch: true } sc ? sc.NrIsolated : 0);
+        long inFlight = sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc?.NrTaken ?? 0);
         Assert.Equal(inFlight, sim.Memory.Zones.Sum(z => z.NrIsolatedFile));
     }
 
@@ -116,11 +119,13 @@ public class PinnedResultTests
     public void TinyVanillaSeed1IsPinned()
     {
         RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 1, policy: "vanilla", seed: 1));
-        Assert.Equal(5.510162807, r.ElapsedS);
-        Assert.Equal(19.375810506, r.SystemS);
-        Assert.Equal(432388, r.TlbIpis);
-        Assert.Equal(593501, r.PagesReclaimed);
-        Assert.Equal(456426, r.Vmstat["pgscan_direct"]);
-        Assert.Equal(38, r.DirectReclaimStalls);
+        // Re-pinned by the restructuring of issue 11 (4.0's shrink_lruvec stop rule, exit_mmap,
+        // lazy idle CPUs, lru_add_drain before isolating, lock accounting): see the README.
+        Assert.Equal(5.421942592, r.ElapsedS);
+        Assert.Equal(19.235935716, r.SystemS);
+        Assert.Equal(425282, r.TlbIpis);
+        Assert.Equal(590540, r.PagesReclaimed);
+        Assert.Equal(413957, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(42, r.DirectReclaimStalls);
     }
 }

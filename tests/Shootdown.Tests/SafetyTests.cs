@@ -9,17 +9,13 @@ namespace Shootdown.Tests;
 /// <summary>Linux 4.3 with its flush-before-free removed: the batch is flushed only at the end of shrink_lruvec.</summary>
 internal sealed class Linux43WithoutFlushBeforeFree() : Linux43(new PolicyParams())
 {
-    public override void EndShrinkPageList(Exec ex)
-    {
-    }
-
-    public override void EndShrinkLruvec(Exec ex) => TryToUnmapFlush(ex);
+    public override UnmapFlushSite FlushSite => UnmapFlushSite.ShrinkLruvec;
 }
 
 /// <summary>Linux 4.3 without try_to_unmap_flush_dirty: pageout() may start I/O while a deferred flush is pending.</summary>
 internal sealed class Linux43WithoutFlushBeforePageout() : Linux43(new PolicyParams())
 {
-    public override void FlushDirty(Exec ex)
+    public override void TryToUnmapFlushDirty(Exec ex)
     {
     }
 }
@@ -27,7 +23,7 @@ internal sealed class Linux43WithoutFlushBeforePageout() : Linux43(new PolicyPar
 /// <summary>Linux 4.13 with flush_tlb_batched_pending removed from mprotect/munmap/madvise.</summary>
 internal sealed class Linux413WithoutBatchedPending() : Linux413(new PolicyParams())
 {
-    public override void BatchedPending(Exec ex, Kernel.Mm.MmStruct mm)
+    public override void FlushTlbBatchedPending(Exec ex, Kernel.Mm.MmStruct mm)
     {
     }
 }
@@ -64,14 +60,14 @@ public class SafetyTests
         sim.Writeback.ClearPageDirtyForIo(reclaimer, f);
         sim.Writeback.StartWriteback(reclaimer, f); // the flusher captures the page: no PTE left to clean
         Assert.Equal(Hardware.Mmu.Access.Hit, sim.Mmu.Touch(writer, mm, vpn, write: true)); // through the stale entry
-        sim.Writeback.CompleteDue(long.MaxValue);
+        TestKit.DrainEvents(sim); // the I/O ends
         Assert.Equal(0, sim.Oracle.LostWrites);
 
         mem.LruAddHead(z, f, active: false);
         SimTask task = sim.UserTasks[0];
-        sim.Vmscan.StartDirect(task, 0, reclaimer);
+        using IEnumerator<Yield> reclaim = sim.Vmscan.TryToFreePages(reclaimer, task, 0).GetEnumerator();
         int steps = 0;
-        while (!sim.Vmscan.ReclaimStep(reclaimer, task) && (mem.Pages[f].Flags & Kernel.Mm.PageFlags.Buddy) == 0)
+        while (reclaim.MoveNext() && (mem.Pages[f].Flags & Kernel.Mm.PageFlags.Buddy) == 0)
         {
             Assert.True(++steps < 100);
         }
@@ -115,7 +111,7 @@ public class SafetyTests
         mem.LruAddHead(z, f, active: false);
         sim.Swap.MarkPageAccessed(reclaim, f);
         sim.Swap.MarkPageAccessed(reclaim, f); // activated, PG_referenced cleared
-        Assert.Equal(1, sim.Vmscan.ShrinkActiveList(z, 1)); // the accessed bit cleared, no TLB flush
+        Assert.Equal(1, sim.Vmscan.ShrinkActiveList(reclaim, new int[1], z, 1)); // the accessed bit cleared, no TLB flush
         Assert.Equal(Hardware.Mmu.Access.Hit, sim.Mmu.Touch(writer, mm, vpn, write: true));
         while (z.NrFree > z.WmarkMin)
         {
@@ -123,11 +119,11 @@ public class SafetyTests
         }
         z.ZoneDirty = true; // as a batch of nothing but dirty pages leaves it
 
-        sim.Vmscan.StartKswapd(kswapd, 0, reclaim);
-        Assert.False(sim.Vmscan.ReclaimStep(reclaim, kswapd)); // isolate + shrink_page_list: unmap, pageout
+        using IEnumerator<Yield> shrink = sim.Vmscan.ShrinkInactiveList(reclaim, kswapd, 0, 32).GetEnumerator();
+        Assert.True(shrink.MoveNext()); // isolate + shrink_page_list: unmap, pageout
         Assert.Equal(1, sim.VmStat[Observe.VmEvent.nr_vmscan_write]);
         storeLanded = sim.Mmu.Touch(writer, mm, vpn, write: true) == Hardware.Mmu.Access.Hit;
-        sim.Vmscan.ReclaimStep(reclaim, kswapd); // end of shrink_page_list: flush, then free
+        Assert.True(shrink.MoveNext()); // end of shrink_page_list: flush, then free
         Assert.NotEqual(Kernel.Mm.PageFlags.None, mem.Pages[f].Flags & Kernel.Mm.PageFlags.Buddy);
         return sim.Oracle.LostWrites;
     }

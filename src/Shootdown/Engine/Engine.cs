@@ -66,6 +66,20 @@ public sealed class Engine
     /// <summary>Ends the run after the current event.</summary>
     public void Stop() => _stop = true;
 
+    /// <summary>Processes the next event, if any; returns false when the queue is empty.</summary>
+    public bool Step()
+    {
+        if (!_queue.TryPop(out long t, out int payload))
+        {
+            return false;
+        }
+        Advancing?.Invoke(t);
+        Now = t;
+        EventsProcessed++;
+        _handlers[payload & KindMask]!(t, payload >> KindBits);
+        return true;
+    }
+
     /// <summary>
     /// Processes events in (time, sequence) order while <paramref name="running"/> holds and the queue
     /// is not empty. Returns false if the queue ran dry while <paramref name="running"/> still held.
@@ -75,14 +89,10 @@ public sealed class Engine
     {
         while (!_stop && running())
         {
-            if (!_queue.TryPop(out long t, out int payload))
+            if (!Step())
             {
                 return false;
             }
-            Advancing?.Invoke(t);
-            Now = t;
-            EventsProcessed++;
-            _handlers[payload & KindMask]!(t, payload >> KindBits);
             afterEvent?.Invoke();
         }
         return true;

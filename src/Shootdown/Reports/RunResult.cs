@@ -53,7 +53,7 @@ public sealed record RunResult
     public static RunResult From(Sim sim, double wallSeconds)
     {
         const double ns = 1e9;
-        long user = 0, sys = 0, spin = 0, ipiWait = 0, irq = 0, tlb = 0, loc = 0;
+        long user = 0, sys = 0, spin = 0, ipiWait = 0, irq = 0, tlb = 0, loc = 0, cal = 0, calShown = 0;
         foreach (var c in sim.Cpus)
         {
             user += c.UserNs;
@@ -63,6 +63,8 @@ public sealed record RunResult
             irq += c.IrqNs;
             tlb += c.TlbShootdowns;
             loc += c.TimerTicks;
+            cal += c.CallFunctionIrqs;
+            calShown += Observe.ProcFiles.CalShown(c);
         }
         long elapsed = sim.LastExit;
         long steadyFrom = sim.FirstKswapdWake >= 0 ? sim.FirstKswapdWake : 0;
@@ -121,7 +123,7 @@ public sealed record RunResult
             UserS = user / ns,
             SystemS = sys / ns,
             InterruptsPerS = intr * ns / span,
-            TlbIpis = v[VmEvent.nr_tlb_remote_flush_received],
+            TlbIpis = cal,
             TlbIpisPerS = ipis * ns / span,
             PagesReclaimed = reclaimed,
             PagesRead = sim.PagesDone,
@@ -133,7 +135,7 @@ public sealed record RunResult
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
             Vmstat = v.ToDictionary(),
-            Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb },
+            Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb, ["CAL"] = calShown },
             InterruptsPerSecond = perSecond,
             Locks = locks,
             Safety = sim.Oracle is { } o ? new SafetyReport

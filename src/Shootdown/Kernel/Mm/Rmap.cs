@@ -102,18 +102,7 @@ public sealed class Rmap(Sim sim)
         {
             MmStruct mm = vma.Mm;
             ex.Sys += sim.Costs.UnmapPageNs;
-            FlushPolicy policy = sim.Policy;
-            bool deferred = policy.ShouldDeferFlush(ex, mm, batchFlush);
-            mm.PageTable.Clear(vpn); // ptep_get_and_clear
-            mm.PteEpoch++;
-            if (deferred)
-            {
-                policy.SetTlbUbcFlushPending(ex, mm, pte);
-            }
-            else
-            {
-                sim.Arch.FlushTlbPage(ex, mm, vpn); // ptep_clear_flush
-            }
+            bool deferred = sim.Rmap.ClearPteFlushOrDefer(ex, mm, vpn, pte, batchFlush);
             if (Pte.IsDirty(pte))
             {
                 sim.Writeback.SetPageDirty(frame);
@@ -123,6 +112,28 @@ public sealed class Rmap(Sim sim)
             sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred);
             return true;
         }
+    }
+
+    /// <summary>
+    /// The heart of try_to_unmap_one: if the policy's should_defer_flush allows, ptep_get_and_clear
+    /// and set_tlb_ubc_flush_pending; otherwise ptep_clear_flush (flush_tlb_page at once). Returns
+    /// whether the flush was deferred.
+    /// </summary>
+    public bool ClearPteFlushOrDefer(Exec ex, MmStruct mm, long vpn, uint pte, bool batchFlush)
+    {
+        FlushPolicy policy = sim.Policy;
+        bool deferred = policy.ShouldDeferFlush(ex, mm, batchFlush);
+        mm.PageTable.Clear(vpn);
+        mm.PteEpoch++;
+        if (deferred)
+        {
+            policy.SetTlbUbcFlushPending(ex, mm, pte);
+        }
+        else
+        {
+            sim.Arch.FlushTlbPage(ex, mm, vpn);
+        }
+        return deferred;
     }
 
     /// <summary>try_to_unmap(page, TTU_UNMAP | <paramref name="batchFlush"/>): every PTE mapping <paramref name="frame"/>.</summary>

@@ -161,7 +161,7 @@ public sealed class Vmscan(Sim sim)
                 nrActive -= n;
                 if (InactiveFileIsLow(z))
                 {
-                    ShrinkActiveList(ex, sc, z, (int)n); // shrink_list of LRU_ACTIVE_FILE
+                    ShrinkActiveList(ex, sc.PageList, z, (int)n); // shrink_list of LRU_ACTIVE_FILE
                 }
             }
             if (nrReclaimed < sc.NrToReclaim || scanAdjusted)
@@ -235,6 +235,39 @@ public sealed class Vmscan(Sim sim)
         yield return Yield.Resched;
     }
 
+    /// <summary>
+    /// One shrink_lruvec of <paramref name="node"/>'s zone by <paramref name="task"/> at
+    /// <paramref name="priority"/>, with the target its caller would set (kswapd_shrink_zone's
+    /// max(SWAP_CLUSTER_MAX, high watermark) for kswapd, SWAP_CLUSTER_MAX for direct reclaim), on its
+    /// own, for tests. The result is in the task's <see cref="ScanControl.NrReclaimed"/>.
+    /// </summary>
+    internal IEnumerable<Yield> ShrinkLruvec(Exec ex, SimTask task, int node, int priority)
+    {
+        ScanControl sc = ScOf(task);
+        Zone z = sim.Memory.Zones[node];
+        sc.Kswapd = task is KswapdTask;
+        sc.Priority = priority;
+        sc.NrToReclaim = sc.Kswapd ? Math.Max(Scm, z.WmarkHigh) : Scm;
+        sc.NrReclaimed = 0;
+        return ShrinkLruvec(ex, sc, z);
+    }
+
+    /// <summary>
+    /// One shrink_inactive_list of <paramref name="node"/>'s zone by <paramref name="task"/> (with
+    /// kswapd's rules if it is kswapd) at DEF_PRIORITY, on its own, for tests and benchmarks that
+    /// drive reclaim a step at a time: the first step isolates and runs shrink_page_list up to its
+    /// cond_resched, the second flushes (where the policy does), frees and puts back.
+    /// </summary>
+    internal IEnumerable<Yield> ShrinkInactiveList(Exec ex, SimTask task, int node, int nrToScan)
+    {
+        ScanControl sc = ScOf(task);
+        sc.Kswapd = task is KswapdTask;
+        sc.Priority = DefPriority;
+        sc.NrToReclaim = Scm;
+        sc.NrReclaimed = 0;
+        return ShrinkInactiveList(ex, sc, sim.Memory.Zones[node], nrToScan);
+    }
+
     /// <summary>isolate_lru_pages under the LRU lock (spin_lock_irq), from the tail of the inactive file list.</summary>
     private int IsolateLruPages(Exec ex, ScanControl sc, Zone z, int nrToScan)
     {
@@ -284,11 +317,10 @@ public sealed class Vmscan(Sim sim)
     /// through a VM_EXEC mapping; both moves under the LRU lock. page_referenced clears the
     /// accessed bits; PG_referenced stays as it is.
     /// </summary>
-    public void ShrinkActiveList(Exec ex, ScanControl sc, Zone z, int nrToScan)
+    public int ShrinkActiveList(Exec ex, int[] hold, Zone z, int nrToScan)
     {
         Memory mem = sim.Memory;
         sim.Swap.LruAddDrain(ex);
-        int[] hold = sc.PageList;
         int n = 0;
         while (n < nrToScan && n < hold.Length)
         {
@@ -317,6 +349,7 @@ public sealed class Vmscan(Sim sim)
         }
         ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, sim.Costs);
         sim.VmStat.Add(VmEvent.pgdeactivate, deactivated);
+        return deactivated;
     }
 
     private enum PageRef

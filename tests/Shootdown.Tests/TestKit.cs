@@ -1,0 +1,40 @@
+using Shootdown.Kernel.Sched;
+
+namespace Shootdown.Tests;
+
+/// <summary>Driving processes (kernel paths written as iterators) from tests.</summary>
+internal static class TestKit
+{
+    /// <summary>Runs a process to its end (null: nothing to run); fails if it takes more than <paramref name="maxSteps"/> steps.</summary>
+    public static int RunToEnd(IEnumerable<Yield>? process, int maxSteps = 100_000)
+    {
+        int n = 0;
+        if (process is null)
+        {
+            return 0;
+        }
+        foreach (Yield _ in process)
+        {
+            Assert.True(++n < maxSteps, "the process did not end");
+        }
+        return n;
+    }
+
+    /// <summary>Runs every pending engine event (e.g. I/O completions) of a simulation that is not running.</summary>
+    public static void DrainEvents(Sim sim) => sim.Engine.Run(() => true);
+
+    /// <summary>Advances a process by one step; false when it has ended.</summary>
+    public static bool Step(IEnumerator<Yield> process) => process.MoveNext();
+
+    /// <summary>__alloc_pages_nodemask's fast path for the step's task on its CPU's node: true if it got every page without the slow path.</summary>
+    public static bool AllocFast(Sim sim, Exec ex, int need, int[] dest) =>
+        sim.PageAlloc.AllocPages(ex, ex.Task, ex.Cpu.Node, need, dest) is null;
+
+    /// <summary>An Exec for a step of CPU <paramref name="cpu"/>'s first user task (or <paramref name="task"/>) starting at <paramref name="t"/>.</summary>
+    public static Exec ExecOn(Sim sim, int cpu, long t = 0, SimTask? task = null)
+    {
+        var ex = new Exec();
+        ex.Reset(sim.Cpus[cpu], task ?? sim.UserTasks[cpu], t, t);
+        return ex;
+    }
+}
