@@ -94,7 +94,7 @@ public static class ShootdownCli
                 Console.Error.WriteLine($"  {v.Detail}");
                 Console.Error.WriteLine($"  window: {v.Window}");
                 Console.Error.WriteLine($"  last {last} events of this frame:");
-                foreach (string e in oracle.Log.Relevant(v.Frame, v.Mm, last))
+                foreach (string e in oracle.Log.Relevant(v.Frame, last))
                 {
                     Console.Error.WriteLine("    " + e);
                 }

@@ -204,7 +204,7 @@ public class SafetyTests
         var sim = new Sim(ProtectRun("linux-4.3", stop: true));
         sim.Run();
         Violation v = Assert.Single(sim.Oracle!.Violations);
-        var history = sim.Oracle.Log.Relevant(v.Frame, v.Mm, 100).ToList();
+        var history = sim.Oracle.Log.Relevant(v.Frame, 100).ToList();
         int unmap = history.FindLastIndex(e => e.Contains("flush deferred", StringComparison.Ordinal));
         int protect = history.FindLastIndex(e => e.Contains("mprotect(PROT_READ) of", StringComparison.Ordinal));
         int violation = history.FindLastIndex(e => e.Contains("VIOLATION write_after_protect", StringComparison.Ordinal));
@@ -245,7 +245,7 @@ public class SafetyTests
     /// <summary>The frame's history must show writeback capturing it, a store through a stale entry after that, and the free.</summary>
     private static void AssertLostWriteHistory(Safety.Oracle oracle, Violation v)
     {
-        var history = oracle.Log.Relevant(v.Frame, v.Mm, 200).ToList();
+        var history = oracle.Log.Relevant(v.Frame, 200).ToList();
         int capture = history.FindLastIndex(e => e.Contains("writeback start", StringComparison.Ordinal));
         int store = history.FindLastIndex(e => e.Contains("through a stale TLB entry", StringComparison.Ordinal) && !e.Contains("VIOLATION", StringComparison.Ordinal));
         int free = history.FindLastIndex(e => e.Contains("freed by", StringComparison.Ordinal));
@@ -292,7 +292,7 @@ public class SafetyTests
         Violation a = first.Oracle!.Violations[0], b = again.Oracle!.Violations[0];
         Assert.Equal(a, b);
         Assert.Single(first.Oracle.Violations);
-        var history = first.Oracle.Log.Relevant(a.Frame, a.Mm, 50).ToList();
+        var history = first.Oracle.Log.Relevant(a.Frame, 50).ToList();
         // The replay shows the deferred unmap, the free, and the access through the stale entry.
         Assert.Contains(history, e => e.Contains("flush deferred", StringComparison.Ordinal));
         Assert.Contains(history, e => e.Contains("freed by", StringComparison.Ordinal));
@@ -352,7 +352,7 @@ public class SafetyTests
             sim.Run();
             foreach (Violation v in sim.Oracle!.Violations)
             {
-                var history = sim.Oracle.Log.Relevant(v.Frame, v.Mm, 100).ToList();
+                var history = sim.Oracle.Log.Relevant(v.Frame, 100).ToList();
                 int unmap = history.FindLastIndex(e => e.Contains("flush deferred", StringComparison.Ordinal));
                 int protect = history.FindLastIndex(e => e.Contains("mprotect(PROT_READ) of", StringComparison.Ordinal));
                 int store = history.FindLastIndex(e => e.Contains("VIOLATION write_after_protect", StringComparison.Ordinal));
@@ -386,7 +386,7 @@ public class SafetyTests
             sim.Run();
             foreach (Violation v in sim.Oracle!.Violations)
             {
-                var history = sim.Oracle.Log.Relevant(v.Frame, v.Mm, 100).ToList();
+                var history = sim.Oracle.Log.Relevant(v.Frame, 100).ToList();
                 Assert.Contains(history, e => e.Contains("cleared by", StringComparison.Ordinal) && e.Contains("flush deferred", StringComparison.Ordinal));
                 Assert.Contains(history, e => e.Contains("VIOLATION", StringComparison.Ordinal));
             }

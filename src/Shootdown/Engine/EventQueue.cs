@@ -93,7 +93,6 @@ public sealed class EventQueue
         return true;
     }
 
-    public long PeekTime => _count == 0 ? long.MaxValue : _time[0];
 
     private static bool Less(long t1, long s1, long t2, long s2) => t1 < t2 || (t1 == t2 && s1 < s2);
 }

@@ -36,7 +36,6 @@ public sealed class Cpumask
         }
     }
 
-    public void CopyFrom(Cpumask other) => Array.Copy(other._bits, _bits, _bits.Length);
 
     public bool IsEmpty
     {

@@ -136,8 +136,6 @@ public sealed class Tracer : IDisposable
     public bool ShrinkInactiveOn { get; }
     public bool FaultOn { get; }
 
-    /// <summary>Events written to the ftrace file, by event name (for checks against counters).</summary>
-    public Dictionary<string, long> Written => _ftrace?.Counts ?? [];
 
     private bool InWindow(long t) => t >= _from && t < _to;
 
@@ -252,8 +250,6 @@ public sealed class FtraceWriter : IDisposable
         _w.WriteLine("cpus=" + nrCpus.ToString(CultureInfo.InvariantCulture));
     }
 
-    public Dictionary<string, long> Counts { get; } = new(StringComparer.Ordinal);
-
     public void Line(long t, int cpu, string comm, int pid, string ev, string fields)
     {
         long us = t / 1000;
@@ -262,7 +258,6 @@ public sealed class FtraceWriter : IDisposable
         _w.Write((ev + ":").PadRight(22));
         _w.Write(' ');
         _w.WriteLine(fields);
-        Counts[ev] = Counts.GetValueOrDefault(ev) + 1;
     }
 
     public void Dispose() => _w.Dispose();

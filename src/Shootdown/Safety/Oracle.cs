@@ -399,7 +399,7 @@ public sealed class EventLog(int capacity, int nrFrames)
     };
 
     /// <summary>The last <paramref name="count"/> events concerning <paramref name="frame"/>, oldest first.</summary>
-    public IEnumerable<string> Relevant(int frame, int mm, int count)
+    public IEnumerable<string> Relevant(int frame, int count)
     {
         var list = new List<string>();
         long first = Math.Max(0, _n - _ring.Length);

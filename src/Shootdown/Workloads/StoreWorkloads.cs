@@ -143,7 +143,7 @@ public abstract class StoreWorkload : Workload
         return total;
     }
 
-    protected static Vma MapFile(Sim sim, MmStruct mm, AddressSpace file, long startVpn, long pgoff, long pages, bool writable)
+    protected static Vma MapFile(MmStruct mm, AddressSpace file, long startVpn, long pgoff, long pages, bool writable)
     {
         var vma = new Vma(mm, startVpn, pages, file, pgoff, writable, shared: true);
         mm.Vmas.Add(vma);
@@ -184,9 +184,9 @@ public sealed class LruFileMmapWrite : StoreWorkload
         long filePages = writers * (long)PagesPerWriter;
         AddressSpace data = sim.CreateFile("data", filePages);
         AddressSpace table = sim.CreateFile("table", TablePages);
-        Vma dataVma = MapFile(sim, mm, data, LruFileMmapRead.MapBase, 0, filePages, writable: true);
+        Vma dataVma = MapFile(mm, data, LruFileMmapRead.MapBase, 0, filePages, writable: true);
         MmStruct readerMm = sim.CreateMm();
-        Vma tableVma = MapFile(sim, readerMm, table, 0x10_000, 0, TablePages, writable: false);
+        Vma tableVma = MapFile(readerMm, table, 0x10_000, 0, TablePages, writable: false);
         for (int c = 0; c < writers; c++)
         {
             // Contiguous pages, so that they spread over the TLB's sets.
@@ -239,7 +239,7 @@ public sealed class MprotectRace : StoreWorkload
         var vmas = new Vma[mappings];
         for (int g = 0; g < mappings; g++)
         {
-            vmas[g] = MapFile(sim, mm, region, LruFileMmapRead.MapBase + g * 2L, g, 1, writable: true);
+            vmas[g] = MapFile(mm, region, LruFileMmapRead.MapBase + g * 2L, g, 1, writable: true);
         }
         for (int c = 0; c < writers; c++)
         {
