@@ -19,18 +19,14 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
     protected internal override IEnumerable<Yield> Run(Sim sim)
     {
         Exec ex = sim.Exec;
-        Mmu mmu = sim.Mmu;
-        MmStruct m = vma.Mm;
-        AddressSpace file = vma.File!;
+        long size = vma.File!.SizePages;
         long pos = 0;
-        while (pos < file.SizePages)
+        while (pos < size)
         {
             ex.What = "fault+read";
-            long from = pos;
-            long to = Math.Min(pos + vma.FaultAroundPages, file.SizePages);
-            if (mmu.Touch(ex, m, vma.VpnOf(from), write: false) == Mmu.Access.Fault)
+            if (sim.Mmu.Touch(ex, vma.Mm, vma.VpnOf(pos), write: false) == Mmu.Access.Fault)
             {
-                sim.Fault.HandleMmFault(ex, this, vma, from, write: false, out IEnumerable<Yield>? wait);
+                sim.Fault.HandleMmFault(ex, this, vma, pos, write: false, out IEnumerable<Yield>? wait);
                 if (wait is not null)
                 {
                     foreach (Yield y in wait)
@@ -39,25 +35,36 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
                     }
                 }
             }
-            // The user reads every word of each page; the first access of each walks the page table.
-            for (long i = from; i < to; i++)
-            {
-                if (mmu.Touch(ex, m, vma.VpnOf(i), write: false) == Mmu.Access.Fault)
-                {
-                    // Reclaim took the page between map and access: fault it again next step.
-                    to = i;
-                    break;
-                }
-                ex.User += sim.Costs.UserReadPageNs;
-            }
-            foreach (long h in hot)
-            {
-                mmu.Touch(ex, m, h, write: false);
-            }
-            sim.PagesDone += to - from;
-            pos = to;
+            pos = ReadWindow(sim, ex, pos, Math.Min(pos + vma.FaultAroundPages, size));
             yield return Yield.Resched;
         }
         Finished?.Invoke();
+    }
+
+    /// <summary>
+    /// The user reads every word of pages [from, to); the first access of each walks the page table.
+    /// Returns where the reader got to: a page reclaim took between map and access is faulted again
+    /// next step.
+    /// </summary>
+    private long ReadWindow(Sim sim, Exec ex, long from, long to)
+    {
+        Mmu mmu = sim.Mmu;
+        MmStruct m = vma.Mm;
+        long readNs = sim.Costs.UserReadPageNs;
+        long i = from;
+        for (; i < to; i++)
+        {
+            if (mmu.Touch(ex, m, vma.VpnOf(i), write: false) == Mmu.Access.Fault)
+            {
+                break;
+            }
+            ex.User += readNs;
+        }
+        foreach (long h in hot)
+        {
+            mmu.Touch(ex, m, h, write: false);
+        }
+        sim.PagesDone += i - from;
+        return i;
     }
 }

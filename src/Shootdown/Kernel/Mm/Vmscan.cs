@@ -388,6 +388,27 @@ public sealed class Vmscan(Sim sim)
     /// </summary>
     private IEnumerable<Yield> ShrinkPageList(Exec ex, ScanControl sc, Zone z)
     {
+        ShrinkPageListPages(ex, sc, z);
+        yield return Yield.Resched;
+        if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkPageList)
+        {
+            sim.Policy.TryToUnmapFlush(ex);
+        }
+        Memory mem = sim.Memory;
+        if (sim.Oracle is { } oracle)
+        {
+            for (int i = 0; i < sc.NrFree; i++)
+            {
+                ref Page p = ref mem.Pages[sc.FreePages[i]];
+                oracle.PageFreed(ex, sc.FreePages[i], p.Mapping, p.Index);
+            }
+        }
+        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree); // free_hot_cold_page_list
+    }
+
+    /// <summary>shrink_page_list's loop over the isolated pages, up to its end (kept a plain method: the per-page path).</summary>
+    private void ShrinkPageListPages(Exec ex, ScanControl sc, Zone z)
+    {
         Memory mem = sim.Memory;
         sc.NrFree = sc.NrKeep = sc.NrActivate = 0;
         sc.NrUnqueuedDirty = 0;
@@ -443,20 +464,6 @@ public sealed class Vmscan(Sim sim)
             file.PageCache.Clear(mem.Pages[f].Index);
             sc.FreePages[sc.NrFree++] = f;
         }
-        yield return Yield.Resched;
-        if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkPageList)
-        {
-            sim.Policy.TryToUnmapFlush(ex);
-        }
-        if (sim.Oracle is { } oracle)
-        {
-            for (int i = 0; i < sc.NrFree; i++)
-            {
-                ref Page p = ref mem.Pages[sc.FreePages[i]];
-                oracle.PageFreed(ex, sc.FreePages[i], p.Mapping, p.Index);
-            }
-        }
-        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree); // free_hot_cold_page_list
     }
 
     /// <summary>

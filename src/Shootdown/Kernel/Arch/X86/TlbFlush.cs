@@ -324,7 +324,8 @@ public sealed class X86TlbFlush : IArchTlb
             long delivered = post + latency;
             bool idle = r.Current is null;
             long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
-            long handler = _c.IrqEntryExitNs + func(r, handled, info);
+            // flush_tlb_func, the common case, is called directly so the JIT can inline it.
+            long handler = _c.IrqEntryExitNs + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info) : func(r, handled, info));
             long ack = handled + handler + latency;
             if (ack > lastAck)
             {
