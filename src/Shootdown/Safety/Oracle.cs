@@ -477,6 +477,8 @@ public sealed class EventLog(int capacity, int nrFrames)
     private readonly LogKind[] _lastKind = new LogKind[nrFrames];
     private readonly int[] _lastCpu = new int[nrFrames];
     private readonly bool[] _any = new bool[nrFrames];
+    private readonly long[] _counts = new long[Enum.GetValues<LogKind>().Length];
+    private long _deferredUnmaps;
     private long _n;
 
     /// <summary>Whether an entry of <paramref name="kind"/> by <paramref name="cpu"/> would only repeat the frame's last one.</summary>
@@ -510,7 +512,21 @@ public sealed class EventLog(int capacity, int nrFrames)
         }
         _ring[_n % _ring.Length] = new Entry { T = t, Cpu = cpu, Frame = frame, Mm = mm, Kind = kind, Vpn = vpn, Who = who, Flag = flag, Text = text };
         _n++;
+        _counts[(int)kind]++;
+        if (kind == LogKind.Unmap && flag)
+        {
+            _deferredUnmaps++;
+        }
     }
+
+    /// <summary>
+    /// How many entries of <paramref name="kind"/> were logged since the start, including those the
+    /// ring no longer holds (a run of stale stores or stale-access violations counts once).
+    /// </summary>
+    public long Count(LogKind kind) => _counts[(int)kind];
+
+    /// <summary>How many unmaps with a deferred flush were logged since the start.</summary>
+    public long DeferredUnmaps => _deferredUnmaps;
 
     /// <summary>How many entries were logged since the start (the ring keeps the last <c>capacity</c> of them).</summary>
     public long Logged => _n;
