@@ -217,10 +217,10 @@ public sealed class Vmscan(Sim sim)
         {
             yield break;
         }
-        foreach (Yield y in ShrinkPageList(ex, sc, z))
-        {
-            yield return y;
-        }
+        // shrink_page_list: its loop may reschedule (cond_resched) before the tail flushes and frees.
+        ShrinkPageList(ex, sc, z);
+        yield return Yield.Resched;
+        ShrinkPageListTail(ex, sc);
         long nrReclaimed = sc.NrFree;
         sim.VmStat.Add(sc.Kswapd ? VmEvent.pgsteal_kswapd : VmEvent.pgsteal_direct, nrReclaimed);
         sim.Series.Add(sc.Kswapd ? Series.PgstealKswapd : Series.PgstealDirect, ex.Now, nrReclaimed);
@@ -380,16 +380,11 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>
-    /// shrink_page_list: decide each isolated page's fate; unmap the ones to reclaim
-    /// (try_to_unmap with TTU_BATCH_FLUSH: the policy flushes or defers), write dirty ones or leave
-    /// them to the flusher, take clean ones out of the page cache. It may reschedule before the
-    /// end (cond_resched); then, where the policy's kernel does, try_to_unmap_flush, and the
-    /// reclaimed pages are freed.
+    /// The end of shrink_page_list, after its loop: try_to_unmap_flush where the policy's kernel
+    /// calls it there, then free_hot_cold_page_list of the reclaimed pages.
     /// </summary>
-    private IEnumerable<Yield> ShrinkPageList(Exec ex, ScanControl sc, Zone z)
+    private void ShrinkPageListTail(Exec ex, ScanControl sc)
     {
-        ShrinkPageListPages(ex, sc, z);
-        yield return Yield.Resched;
         if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkPageList)
         {
             sim.Policy.TryToUnmapFlush(ex);
@@ -403,11 +398,17 @@ public sealed class Vmscan(Sim sim)
                 oracle.PageFreed(ex, sc.FreePages[i], p.Mapping, p.Index);
             }
         }
-        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree); // free_hot_cold_page_list
+        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree);
     }
 
-    /// <summary>shrink_page_list's loop over the isolated pages, up to its end (kept a plain method: the per-page path).</summary>
-    private void ShrinkPageListPages(Exec ex, ScanControl sc, Zone z)
+    /// <summary>
+    /// shrink_page_list's loop: decide each isolated page's fate; unmap the ones to reclaim
+    /// (try_to_unmap with TTU_BATCH_FLUSH: the policy flushes or defers), write dirty ones or leave
+    /// them to the flusher, take clean ones out of the page cache. The caller ends the step after it
+    /// (the loop's cond_resched, where other CPUs may use entries whose flush was deferred), then
+    /// runs <see cref="ShrinkPageListTail"/>.
+    /// </summary>
+    private void ShrinkPageList(Exec ex, ScanControl sc, Zone z)
     {
         Memory mem = sim.Memory;
         sc.NrFree = sc.NrKeep = sc.NrActivate = 0;
