@@ -178,19 +178,19 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>
-    /// get_scan_count with no swap (SCAN_FILE): size &gt;&gt; priority of each file list; kswapd on a
-    /// zone that looks unreclaimable forces at least min(size, SWAP_CLUSTER_MAX).
+    /// get_scan_count with no swap (SCAN_FILE): size &gt;&gt; priority of each file list; if that is 0
+    /// for both, kswapd on a zone that looks unreclaimable forces min(size, SWAP_CLUSTER_MAX).
     /// </summary>
     private void GetScanCount(ScanControl sc, Zone z, out long nrInactive, out long nrActive)
     {
-        bool forceScan = sc.Kswapd && !ZoneReclaimable(z);
-        nrInactive = Scan(z.InactiveFile.Count);
-        nrActive = Scan(z.ActiveFile.Count);
-
-        long Scan(long size)
+        long inactive = z.InactiveFile.Count, active = z.ActiveFile.Count;
+        nrInactive = inactive >> sc.Priority;
+        nrActive = active >> sc.Priority;
+        // force_scan is used only on a second pass, when size >> priority was 0 for every list.
+        if (nrInactive == 0 && nrActive == 0 && sc.Kswapd && !ZoneReclaimable(z))
         {
-            long scan = size >> sc.Priority;
-            return scan == 0 && forceScan ? Math.Min(size, Scm) : scan;
+            nrInactive = Math.Min(inactive, Scm);
+            nrActive = Math.Min(active, Scm);
         }
     }
 
@@ -212,7 +212,6 @@ public sealed class Vmscan(Sim sim)
         z.PagesScanned += nrTaken;
         sim.VmStat.Add(sc.Kswapd ? VmEvent.pgscan_kswapd : VmEvent.pgscan_direct, nrTaken);
         sim.Series.Add(sc.Kswapd ? Series.PgscanKswapd : Series.PgscanDirect, ex.Now, nrTaken);
-        sc.NrScanned += nrTaken;
         if (nrTaken == 0)
         {
             yield break;
@@ -417,21 +416,24 @@ public sealed class Vmscan(Sim sim)
         {
             int f = sc.PageList[i];
             ex.Sys += sim.Costs.ScanPageNs;
+            // sc->nr_scanned counts each page, and a mapped page twice ("double the slab pressure
+            // for mapped and swapcache pages"): what kswapd_shrink_zone compares with its target.
+            sc.NrScanned += mem.Pages[f].MapCount > 0 ? 2 : 1;
             PageFlags flags = mem.Pages[f].Flags;
             if ((flags & PageFlags.Dirty) != 0 && (flags & PageFlags.Writeback) == 0)
             {
                 sc.NrUnqueuedDirty++; // page_check_dirty_writeback
+            }
+            if ((flags & PageFlags.Locked) != 0)
+            {
+                sc.Keep[sc.NrKeep++] = f; // trylock_page failed
+                continue;
             }
             if ((flags & PageFlags.Writeback) != 0)
             {
                 // Under writeback: mark it so end_page_writeback rotates it to the tail.
                 mem.Pages[f].Flags |= PageFlags.Reclaim;
                 sc.Keep[sc.NrKeep++] = f;
-                continue;
-            }
-            if ((flags & PageFlags.Locked) != 0)
-            {
-                sc.Keep[sc.NrKeep++] = f; // trylock_page failed
                 continue;
             }
             PageRef r = PageCheckReferences(f);
@@ -450,7 +452,7 @@ public sealed class Vmscan(Sim sim)
                 sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
                 if (mem.Pages[f].MapCount > 0)
                 {
-                    sc.Activate[sc.NrActivate++] = f; // SWAP_FAIL
+                    sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
                     continue;
                 }
             }
@@ -517,8 +519,9 @@ public sealed class Vmscan(Sim sim)
         do
         {
             sc.NrReclaimed = 0;
-            if (z.Balanced)
+            if (KswapdBalanced(z))
             {
+                z.ZoneDirty = false; // balance_pgdat clears ZONE_DIRTY of a zone it finds balanced
                 break; // no zone needs balancing (end_zone not found)
             }
             sc.NrScanned = 0;
@@ -536,8 +539,14 @@ public sealed class Vmscan(Sim sim)
                 sc.Priority--;
             }
         }
-        while (sc.Priority >= 1 && !z.Balanced);
+        while (sc.Priority >= 1 && !KswapdBalanced(z));
     }
+
+    /// <summary>
+    /// pgdat_balanced / prepare_kswapd_sleep for one zone: above the high watermark, or not
+    /// reclaimable at all (an unreclaimable zone counts as balanced, so kswapd sleeps).
+    /// </summary>
+    public static bool KswapdBalanced(Zone z) => z.Balanced || !ZoneReclaimable(z);
 
     /// <summary>
     /// kswapd_shrink_zone: nr_to_reclaim = max(SWAP_CLUSTER_MAX, high_wmark_pages); a zone above
