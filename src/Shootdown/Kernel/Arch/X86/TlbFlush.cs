@@ -326,10 +326,11 @@ public sealed class X86TlbFlush : IArchTlb
             post += _c.IpiSendNs;
             long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _c.IpiLatencyRemoteNodeNs;
             long delivered = post + latency;
-            // Busy while its last step runs (even one that ends in sleep or exit): then the IPI
-            // waits for interrupts to be on and the handler delays the CPU's next step; after it,
-            // idle: the handler runs at once (after earlier ones) and only occupies the CPU.
-            bool idle = delivered >= r.StepEnd;
+            // Busy while its last step runs (even one that ends in sleep or exit) or while it has a
+            // task to run: then the IPI waits for interrupts to be on and the handler delays the
+            // CPU's next step. Idle (nothing to run, last step over): the handler runs at once
+            // (after earlier ones) and only occupies the CPU.
+            bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
             long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
             long handler = _c.IrqEntryExitNs + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info) : func(r, handled, info));
