@@ -71,13 +71,13 @@ public sealed record RunConfig
         {
             throw new ConfigException($"{n * (long)c} CPUs is more than the simulator's limit of 4096");
         }
-        if (mem <= 0)
+        if (mem <= 0 || mem > MaxMemoryBytes)
         {
-            throw new ConfigException($"--memory must be positive, got {mem} bytes");
+            throw new ConfigException($"--memory must be in 1 byte..1 PiB, got {mem} bytes");
         }
-        if (scaleDivisor <= 0)
+        if (scaleDivisor <= 0 || scaleDivisor > MaxScaleDivisor)
         {
-            throw new ConfigException($"--scale must be 1/N with N a positive integer, got 1/{scaleDivisor}");
+            throw new ConfigException($"--scale must be 1/N with N in 1..{MaxScaleDivisor}, got 1/{scaleDivisor}");
         }
         long scaled = mem / scaleDivisor;
         // Each node needs room for its watermarks and a working LRU: at least 4 MiB per node.
@@ -85,7 +85,7 @@ public sealed record RunConfig
         if (perNode < (4L << 20))
         {
             throw new ConfigException(
-                $"memory too small: {FormatBytes(scaled)} over {n} nodes leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed");
+                $"memory too small: {FormatBytes(scaled)}{(scaleDivisor > 1 ? $" (after --scale 1/{scaleDivisor})" : "")} over {n} node{(n == 1 ? "" : "s")} leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed");
         }
         PolicyParams pp = policyParams ?? new PolicyParams();
         if (pp.SwapClusterMax <= 0 || pp.SwapClusterMax > 4096)
@@ -137,12 +137,15 @@ public sealed record RunConfig
         {
             t = t[2..];
         }
-        if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0)
+        if (t.Length > 0 && t.All(char.IsAsciiDigit))
         {
-            return n;
+            return (int)ParseArg.Integer(t, "--scale 1/N: N", 1, MaxScaleDivisor);
         }
-        throw new ConfigException($"malformed --scale '{s}'; expected 1/N with N a positive integer, e.g. 1/16");
+        throw new ConfigException($"malformed --scale '{ParseArg.Clip(s)}'; expected 1/N with N a positive integer, e.g. 1/16");
     }
+
+    /// <summary>Largest N of --scale 1/N (beyond it no machine keeps 4 MiB per node).</summary>
+    public const int MaxScaleDivisor = 1 << 20;
 
     /// <summary>Parses sizes such as 8GiB, 512MiB, 4G, 1073741824.</summary>
     public static long ParseBytes(string s)
@@ -168,10 +171,17 @@ public sealed record RunConfig
         }
         if (double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v > 0)
         {
+            if (v * mult > MaxMemoryBytes)
+            {
+                throw new ConfigException($"size '{ParseArg.Clip(s)}' is too large; at most 1 PiB");
+            }
             return (long)(v * mult);
         }
-        throw new ConfigException($"malformed size '{s}'; expected a positive number with an optional unit (KiB, MiB, GiB, TiB), e.g. 8GiB");
+        throw new ConfigException($"malformed size '{ParseArg.Clip(s)}'; expected a positive number with an optional unit (KiB, MiB, GiB, TiB), e.g. 8GiB");
     }
+
+    /// <summary>Largest memory a machine may have: 1 PiB.</summary>
+    public const long MaxMemoryBytes = 1L << 50;
 
     public static string FormatBytes(long b)
     {
@@ -179,6 +189,14 @@ public sealed record RunConfig
         {
             return (b / (double)(1L << 30)).ToString("0.##", CultureInfo.InvariantCulture) + " GiB";
         }
-        return (b / (double)(1L << 20)).ToString("0.##", CultureInfo.InvariantCulture) + " MiB";
+        if (b >= 1L << 20)
+        {
+            return (b / (double)(1L << 20)).ToString("0.##", CultureInfo.InvariantCulture) + " MiB";
+        }
+        if (b >= 1L << 10)
+        {
+            return (b / (double)(1L << 10)).ToString("0.##", CultureInfo.InvariantCulture) + " KiB";
+        }
+        return b.ToString(CultureInfo.InvariantCulture) + (b == 1 ? " byte" : " bytes");
     }
 }

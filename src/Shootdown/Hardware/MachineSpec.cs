@@ -22,7 +22,7 @@ public sealed record MachineSpec(string Name, int Nodes, int CpusPerNode, long M
         "gorman-4node" => new MachineSpec(name, 4, 12, 64L << 30, CostModel.Xeon2015),
         "small-2node" => new MachineSpec(name, 2, 4, 4L << 30, CostModel.Xeon2015),
         "tiny" => new MachineSpec(name, 1, 4, 256L << 20, CostModel.Xeon2015),
-        _ => throw new ConfigException($"unknown machine preset '{name}'; allowed: {string.Join(", ", PresetNames)}"),
+        _ => throw new ConfigException($"unknown machine preset '{ParseArg.Clip(name)}'; allowed: {string.Join(", ", PresetNames)}"),
     };
 }
 

@@ -295,7 +295,7 @@ public sealed class Oracle
         "lost_write" => ViolationKind.LostWrite,
         "stale_access_after_free" => ViolationKind.StaleAccessAfterFree,
         "write_after_protect" => ViolationKind.WriteAfterProtect,
-        _ => throw new Hardware.ConfigException($"unknown violation kind '{name}'; allowed: lost_write, stale_access_after_free, write_after_protect"),
+        _ => throw new Hardware.ConfigException($"unknown violation kind '{ParseArg.Clip(name)}'; allowed: lost_write, stale_access_after_free, write_after_protect"),
     };
 
     public static string Name(ViolationKind k) => k switch
