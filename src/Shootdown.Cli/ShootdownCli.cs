@@ -40,6 +40,7 @@ public static class ShootdownCli
         Arity = ArgumentArity.ZeroOrOne,
     };
     private static readonly Option<string> LastOpt = new("--last") { Description = "Events of the frame's history to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
+    private static readonly Option<string?> ConfigOpt = new("--config") { Description = "Replay a configuration: a run's JSON (its \"config\"), or the config as JSON or TOML (see `shootdown config`)" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
 
     /// <summary>Exit statuses (README, "Exit status").</summary>
@@ -57,6 +58,7 @@ public static class ShootdownCli
         root.Subcommands.Add(BuildPolicies());
         root.Subcommands.Add(BuildPlot());
         root.Subcommands.Add(BuildWorkloads());
+        root.Subcommands.Add(BuildConfig());
         try
         {
             ParseResult parse = root.Parse(args);
@@ -118,18 +120,20 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
         cmd.SetAction(pr =>
         {
-            string policy = pr.GetValue(PolicyOpt)!;
-            RunConfig cfg = ConfigFrom(pr, [policy]);
+            RunConfig cfg = ResolveConfig(pr);
             string format = Format(pr);
             bool showProgress = format == "table" || pr.GetValue(ProgressOpt);
             RunOutputs outputs = OutputsFrom(pr);
-            cfg = cfg with { SeriesIntervalNs = ParseInterval(pr.GetValue(IntervalOpt)!) };
+            if (Given(pr, IntervalOpt) || pr.GetValue(ConfigOpt) is null)
+            {
+                cfg = cfg with { SeriesIntervalNs = ParseInterval(pr.GetValue(IntervalOpt)!) };
+            }
             int last = (int)ParseArg.Integer(pr.GetValue(LastOpt)!, "--last", 1, 100_000);
             if (Given(pr, LastOpt) && !cfg.StopOnViolation)
             {
@@ -162,6 +166,58 @@ public static class ShootdownCli
                 Tables.PrintRun(r);
             }
             return r.Safety is { Stopped: true } ? ExitStoppedByViolation : ExitOk;
+        });
+        return cmd;
+    }
+
+    /// <summary>
+    /// The run's configuration: from --config FILE (which only --stop-on-violation and --oracle may
+    /// amend), or from the machine, workload, policy and cost options.
+    /// </summary>
+    private static RunConfig ResolveConfig(ParseResult pr)
+    {
+        if (pr.GetValue(ConfigOpt) is not { } file)
+        {
+            return ConfigFrom(pr, [pr.GetValue(PolicyOpt)!]);
+        }
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt })
+        {
+            if (Given(pr, o))
+            {
+                throw new ConfigException($"--config replays '{file}' as written; drop {o.Name} (or change the file)");
+            }
+        }
+        RunConfig cfg = ConfigFile.Load(file);
+        if (pr.GetValue(OracleOpt) is { } oracle)
+        {
+            cfg = cfg with { OracleOn = oracle switch { "on" => true, "off" => false, _ => throw new ConfigException($"--oracle must be on or off, got '{oracle}'") } };
+        }
+        if (pr.GetResult(StopOpt) is not null)
+        {
+            cfg = cfg with { StopOnViolation = true, StopOnKind = pr.GetValue(StopOpt), OracleOn = pr.GetValue(OracleOpt) != "off" };
+        }
+        cfg.Validate();
+        return cfg;
+    }
+
+    private static Command BuildConfig()
+    {
+        var cmd = new Command("config", "Print the resolved configuration of `run` (the same options, or --config FILE) as TOML or JSON, without running");
+        var fmt = new Option<string>("--format") { Description = "toml or json", DefaultValueFactory = _ => "toml" };
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, OracleOpt, StopOpt, fmt })
+        {
+            cmd.Options.Add(o);
+        }
+        cmd.SetAction(pr =>
+        {
+            string f = pr.GetValue(fmt)!;
+            if (f is not ("toml" or "json"))
+            {
+                throw new ConfigException($"unknown --format '{f}'; allowed: toml, json");
+            }
+            RunConfig cfg = ResolveConfig(pr);
+            Console.Out.Write(f == "toml" ? ConfigFile.ToToml(cfg) : ConfigFile.ToJson(cfg) + "\n");
+            return ExitOk;
         });
         return cmd;
     }
@@ -421,8 +477,7 @@ public static class ShootdownCli
             {
                 throw new ConfigException($"malformed --cost '{kv}'; expected NAME=VALUE, e.g. IpiSendNs=70");
             }
-            string name = CostModel.Canonical(kv[..eq].Trim())
-                ?? throw new ConfigException($"unknown cost constant '{kv[..eq]}'; allowed: {string.Join(", ", CostModel.Names)} (or their snake_case keys, e.g. page_zero_ns)");
+            string name = CostModel.Canonical(kv[..eq].Trim()) ?? throw CostModel.Unknown(kv[..eq]);
             var (min, max) = CostModel.Range(name);
             costs = costs.With(name, ParseArg.Integer(kv[(eq + 1)..], $"--cost {name}", min, max));
         }

@@ -59,18 +59,6 @@ public sealed record RunConfig
         int n = nodes ?? m.Nodes;
         int c = cpusPerNode ?? m.CpusPerNode;
         long mem = memoryBytes ?? m.MemoryBytes;
-        if (n <= 0)
-        {
-            throw new ConfigException($"--nodes must be a positive integer, got {n}");
-        }
-        if (c <= 0)
-        {
-            throw new ConfigException($"--cpus-per-node must be a positive integer, got {c}");
-        }
-        if (n * (long)c > 4096)
-        {
-            throw new ConfigException($"{n * (long)c} CPUs is more than the simulator's limit of 4096");
-        }
         if (mem <= 0 || mem > MaxMemoryBytes)
         {
             throw new ConfigException($"--memory must be in 1 byte..1 PiB, got {mem} bytes");
@@ -79,54 +67,107 @@ public sealed record RunConfig
         {
             throw new ConfigException($"--scale must be 1/N with N in 1..{MaxScaleDivisor}, got 1/{scaleDivisor}");
         }
-        long scaled = mem / scaleDivisor;
-        // Each node needs room for its watermarks and a working LRU: at least 4 MiB per node.
-        long perNode = scaled / n;
-        if (perNode < (4L << 20))
-        {
-            throw new ConfigException(
-                $"memory too small: {FormatBytes(scaled)}{(scaleDivisor > 1 ? $" (after --scale 1/{scaleDivisor})" : "")} over {n} node{(n == 1 ? "" : "s")} leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed");
-        }
-        PolicyParams pp = policyParams ?? new PolicyParams();
-        if (pp.SwapClusterMax <= 0 || pp.SwapClusterMax > 4096)
-        {
-            throw new ConfigException($"--swap-cluster-max must be in 1..4096, got {pp.SwapClusterMax}");
-        }
-        if (pp.FlushCeiling < 0)
-        {
-            throw new ConfigException($"--flush-ceiling must be >= 0, got {pp.FlushCeiling}");
-        }
-        if (pp.BatchSize is { } bs && (bs <= 0 || bs > 65536))
-        {
-            throw new ConfigException($"--batch-size must be in 1..65536, got {bs}");
-        }
         var cfg = new RunConfig
         {
             Machine = machine,
             Nodes = n,
             CpusPerNode = c,
-            MemoryBytes = scaled,
+            MemoryBytes = mem / scaleDivisor,
             ScaleDivisor = scaleDivisor,
             Workload = workload,
             PolicyName = policy,
-            Policy = pp,
+            Policy = policyParams ?? new PolicyParams(),
             Seed = seed,
             Costs = m.Costs,
             StopOnViolation = stopOnViolation || stopOnKind is not null,
             StopOnKind = stopOnKind,
         };
-        if (stopOnKind is not null)
-        {
-            _ = Safety.Oracle.ParseKind(stopOnKind);
-        }
-        // Validate names now, so errors come before any work.
-        _ = PolicyRegistry.Create(policy, pp);
-        var w = Workloads.WorkloadRegistry.Create(workload);
         if (cfg.StopOnViolation && oracle == false)
         {
             throw new ConfigException("--stop-on-violation needs the oracle; drop --oracle off");
         }
-        return cfg with { OracleOn = oracle ?? (w.Stores || cfg.StopOnViolation) };
+        cfg = cfg with { OracleOn = oracle ?? (Workloads.WorkloadRegistry.Create(workload).Stores || cfg.StopOnViolation) };
+        cfg.Validate();
+        return cfg;
+    }
+
+    /// <summary>
+    /// Checks every value and name, so errors come before any work (a config built by
+    /// <see cref="Create"/> or read from a file); throws <see cref="ConfigException"/>.
+    /// </summary>
+    public void Validate()
+    {
+        int n = Nodes, c = CpusPerNode;
+        if (n <= 0 || n > 4096)
+        {
+            throw new ConfigException($"--nodes must be in 1..4096, got {n}", "nodes");
+        }
+        if (c <= 0 || c > 4096)
+        {
+            throw new ConfigException($"--cpus-per-node must be in 1..4096, got {c}", "cpus_per_node");
+        }
+        if (n * (long)c > 4096)
+        {
+            throw new ConfigException($"{n * (long)c} CPUs is more than the simulator's limit of 4096", "nodes");
+        }
+        if (ScaleDivisor <= 0 || ScaleDivisor > MaxScaleDivisor)
+        {
+            throw new ConfigException($"scale divisor must be in 1..{MaxScaleDivisor}, got {ScaleDivisor}", "scale_divisor");
+        }
+        if (MemoryBytes <= 0 || MemoryBytes > MaxMemoryBytes)
+        {
+            throw new ConfigException($"memory_bytes must be in 1..{MaxMemoryBytes} (1 PiB), got {MemoryBytes}", "memory_bytes");
+        }
+        // Each node needs room for its watermarks and a working LRU: at least 4 MiB per node.
+        long perNode = MemoryBytes / n;
+        if (perNode < (4L << 20))
+        {
+            throw new ConfigException(
+                $"memory too small: {FormatBytes(MemoryBytes)}{(ScaleDivisor > 1 ? $" (after --scale 1/{ScaleDivisor})" : "")} over {n} node{(n == 1 ? "" : "s")} leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed", "memory_bytes");
+        }
+        PolicyParams pp = Policy;
+        if (pp.SwapClusterMax <= 0 || pp.SwapClusterMax > 4096)
+        {
+            throw new ConfigException($"--swap-cluster-max must be in 1..4096, got {pp.SwapClusterMax}", "policy.swap_cluster_max");
+        }
+        if (pp.FlushCeiling < 0)
+        {
+            throw new ConfigException($"--flush-ceiling must be >= 0, got {pp.FlushCeiling}", "policy.flush_ceiling");
+        }
+        if (pp.BatchSize is { } bs && (bs <= 0 || bs > 65536))
+        {
+            throw new ConfigException($"--batch-size must be in 1..65536, got {bs}", "policy.batch_size");
+        }
+        if (Sched.KswapdFirstCpuOffset < 0 || Sched.KswapdFirstCpuOffset >= c)
+        {
+            throw new ConfigException($"sched.kswapd_first_cpu_offset must be in 0..{c - 1}, got {Sched.KswapdFirstCpuOffset}", "sched.kswapd_first_cpu_offset");
+        }
+        if (SeriesIntervalNs < 1_000_000 || SeriesIntervalNs > 3_600_000_000_000
+            || 1_000_000_000 % SeriesIntervalNs != 0 && SeriesIntervalNs % 1_000_000_000 != 0)
+        {
+            throw new ConfigException($"series_interval_ns must divide a second (at least 1 ms) or be whole seconds up to an hour, got {SeriesIntervalNs}", "series_interval_ns");
+        }
+        Keyed("stop_on_kind", () => StopOnKind is null ? null : Safety.Oracle.ParseKind(StopOnKind));
+        if (StopOnViolation && !OracleOn)
+        {
+            throw new ConfigException("stop_on_violation needs the oracle (oracle_on = true)", "stop_on_violation");
+        }
+        Costs.Validate();
+        Keyed("policy_name", () => PolicyRegistry.Create(PolicyName, pp));
+        Keyed("workload", () => Workloads.WorkloadRegistry.Create(Workload));
+    }
+
+    /// <summary>Runs a check, naming <paramref name="key"/> in the error it throws.</summary>
+    private static void Keyed(string key, Func<object?> check)
+    {
+        try
+        {
+            _ = check();
+        }
+        catch (ConfigException e) when (e.Key is null)
+        {
+            throw new ConfigException(e.Message, key);
+        }
     }
 
     /// <summary>Parses "1/16" (or "16"); throws <see cref="ConfigException"/> otherwise.</summary>

@@ -225,7 +225,7 @@ public class SafetyTests
         Violation v = r.Safety.First!;
         Assert.Equal("stale_access_after_free", v.Kind);
         Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
-        Assert.Contains("--seed 1", v.Replay, StringComparison.Ordinal);
+        Assert.Contains("shootdown run --config RUN.json --stop-on-violation stale_access_after_free", v.Replay, StringComparison.Ordinal);
     }
 
     [Fact]

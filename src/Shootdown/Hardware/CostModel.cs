@@ -136,6 +136,10 @@ public sealed record CostModel
     public static string? Canonical(string name) =>
         Names.FirstOrDefault(n => n == name || SnakeCase(n) == name);
 
+    /// <summary>The error for a name that is no constant.</summary>
+    public static ConfigException Unknown(string name) =>
+        new($"unknown cost constant '{ParseArg.Clip(name)}'; allowed: {string.Join(", ", Names)} (or their snake_case keys, e.g. page_zero_ns)");
+
     /// <summary>PageZeroNs → page_zero_ns, the key results print.</summary>
     public static string SnakeCase(string name) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(name);
 
@@ -145,8 +149,7 @@ public sealed record CostModel
     /// </summary>
     public CostModel With(string name, long value)
     {
-        string canonical = Canonical(name)
-            ?? throw new ConfigException($"unknown cost constant '{name}'; allowed: {string.Join(", ", Names)} (or their snake_case keys, e.g. page_zero_ns)");
+        string canonical = Canonical(name) ?? throw Unknown(name);
         var (min, max) = Range(canonical);
         if (value < min || value > max)
         {
@@ -167,13 +170,13 @@ public sealed record CostModel
             var (min, max) = Range(n);
             if (v < min || v > max)
             {
-                throw new ConfigException($"cost constant {n} must be in {min}..{max}, got {v}");
+                throw new ConfigException($"cost constant {n} must be in {min}..{max}, got {v}", "costs." + SnakeCase(n));
             }
         }
         if (TlbEntries % TlbWays != 0 || !System.Numerics.BitOperations.IsPow2(TlbEntries / TlbWays))
         {
             throw new ConfigException(
-                $"TlbEntries={TlbEntries} with TlbWays={TlbWays} gives {(double)TlbEntries / TlbWays:0.##} sets; the entries must be the ways times a power of two (e.g. 1536 = 12 x 128)");
+                $"TlbEntries={TlbEntries} with TlbWays={TlbWays} gives {(double)TlbEntries / TlbWays:0.##} sets; the entries must be the ways times a power of two (e.g. 1536 = 12 x 128)", "costs.tlb_entries");
         }
     }
 }

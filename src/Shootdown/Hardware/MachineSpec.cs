@@ -27,4 +27,8 @@ public sealed record MachineSpec(string Name, int Nodes, int CpusPerNode, long M
 }
 
 /// <summary>An error the user caused (bad flag value, impossible machine). Reported as one line.</summary>
-public sealed class ConfigException(string message) : Exception(message);
+public sealed class ConfigException(string message, string? key = null) : Exception(message)
+{
+    /// <summary>The configuration key the error is about (snake_case, dotted: costs.tick_ns), if any.</summary>
+    public string? Key { get; } = key;
+}

@@ -276,7 +276,7 @@ public sealed class Oracle
             Frame = frame,
             Window = window,
             Detail = detail,
-            Replay = $"shootdown run --machine {c.Machine} --nodes {c.Nodes} --cpus-per-node {c.CpusPerNode} --memory {c.MemoryBytes * c.ScaleDivisor} --scale 1/{c.ScaleDivisor} --workload {c.Workload} --policy {c.PolicyName} --seed {c.Seed} --oracle on --stop-on-violation {Name(kind)}",
+            Replay = $"shootdown run --config RUN.json --stop-on-violation {Name(kind)} (RUN.json: this run's --format json output, or its config as JSON or TOML)",
         };
         if (Violations.Count < 1000)
         {
