@@ -12,7 +12,7 @@ namespace Shootdown.Cli;
 /// <summary>The `shootdown` command: parsing, progress and printing. No simulation logic here.</summary>
 public static class ShootdownCli
 {
-    private static readonly Option<string> MachineOpt = new("--machine") { Description = $"Machine preset ({string.Join(", ", MachineSpec.PresetNames)})", DefaultValueFactory = _ => "gorman-4node" };
+    private static readonly Option<string> MachineOpt = new("--machine") { Description = $"Machine preset ({string.Join(", ", MachineSpec.PresetNames)}; see `shootdown machines`) or a machine file FILE.toml", DefaultValueFactory = _ => "gorman-4node" };
     private static readonly Option<string> WorkloadOpt = new("--workload") { Description = $"Workload ({string.Join(", ", Workloads.WorkloadRegistry.Names)})", DefaultValueFactory = _ => "lru-file-mmap-read" };
     private static readonly Option<string> PolicyOpt = new("--policy") { Description = $"TLB flush policy ({string.Join(", ", PolicyRegistry.Names)})", DefaultValueFactory = _ => "vanilla" };
     private static readonly Option<string> ScaleOpt = new("--scale") { Description = "Divide memory and file sizes by N (1/N); CPUs are not scaled", DefaultValueFactory = _ => "1/16" };
@@ -59,6 +59,7 @@ public static class ShootdownCli
         root.Subcommands.Add(BuildPlot());
         root.Subcommands.Add(BuildWorkloads());
         root.Subcommands.Add(BuildConfig());
+        root.Subcommands.Add(BuildMachines());
         try
         {
             ParseResult parse = root.Parse(args);
@@ -315,6 +316,28 @@ public static class ShootdownCli
                 Console.Out.WriteLine($"{name,-14} {summary}");
             }
             return 0;
+        });
+        return cmd;
+    }
+
+    private static Command BuildMachines()
+    {
+        var cmd = new Command("machines", "List the machine presets (embedded TOML files; --machine FILE.toml takes your own), or print one");
+        var show = new Argument<string?>("name") { Description = "Print this preset's file (a template for your own machine)", Arity = ArgumentArity.ZeroOrOne };
+        cmd.Arguments.Add(show);
+        cmd.SetAction(pr =>
+        {
+            if (pr.GetValue(show) is { } name)
+            {
+                Console.Out.Write(MachineSpec.PresetText(name));
+                return ExitOk;
+            }
+            foreach (string n in MachineSpec.PresetNames)
+            {
+                MachineSpec m = MachineSpec.Preset(n);
+                Console.Out.WriteLine($"{n,-14} {m.Nodes} x {m.CpusPerNode} CPUs, {RunConfig.FormatBytes(m.MemoryBytes),-8} {m.Description}");
+            }
+            return ExitOk;
         });
         return cmd;
     }

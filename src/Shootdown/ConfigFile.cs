@@ -96,18 +96,20 @@ public static class ConfigFile
         return FromNode(o, source, key => JsonLine(text, key));
     }
 
-    public static RunConfig FromToml(string text, string source)
+    public static RunConfig FromToml(string text, string source) =>
+        FromNode(ParseToml(text, source), source, key => TomlLine(text, key));
+
+    /// <summary>TOML text as a JSON object (tables as objects); syntax errors name the file and line.</summary>
+    internal static JsonObject ParseToml(string text, string source)
     {
-        TomlTable table;
         try
         {
-            table = TomlSerializer.Deserialize<TomlTable>(text)!;
+            return (JsonObject)FromToml(TomlSerializer.Deserialize<TomlTable>(text)!)!;
         }
         catch (TomlException e)
         {
             throw new ConfigException($"{source}:{e.Line}: not valid TOML: {FirstSentence(e.Message)}");
         }
-        return FromNode((JsonObject)FromToml(table)!, source, key => TomlLine(text, key));
     }
 
     /// <summary>"could not be converted to System.Int64" → "expected an integer".</summary>
@@ -162,9 +164,15 @@ public static class ConfigFile
         {
             preset = RunConfig.Create(machine: Str("machine", "gorman-4node"), scaleDivisor: scale, workload: Str("workload", "lru-file-mmap-read"));
         }
+        catch (ConfigException e) when (e.Message.StartsWith("unknown machine preset", StringComparison.Ordinal)
+            && user.ContainsKey("nodes") && user.ContainsKey("cpus_per_node") && user.ContainsKey("memory_bytes"))
+        {
+            // A run on a user's machine file: its JSON holds the whole machine, so the file is not needed.
+            preset = RunConfig.Create(scaleDivisor: scale, workload: Str("workload", "lru-file-mmap-read")) with { Machine = Str("machine", ""), NumaDistance = null };
+        }
         catch (ConfigException e)
         {
-            string key = e.Message.StartsWith("unknown workload", StringComparison.Ordinal) ? "workload" : "machine";
+            string key = e.Key ?? (e.Message.StartsWith("unknown workload", StringComparison.Ordinal) ? "workload" : "machine");
             throw new ConfigException($"{Where(key)}: {e.Message}");
         }
         var merged = JsonSerializer.SerializeToNode(preset, RunResult.JsonOptions)!.AsObject();
@@ -229,7 +237,16 @@ public static class ConfigFile
         LineOf(text, new Regex($"\"{Regex.Escape(key.Split('.')[^1])}\"\\s*:"));
 
     /// <summary>1-based line of a key in TOML text: after its table's header if it is nested, or null.</summary>
-    private static int? TomlLine(string text, string key)
+    internal static int? TomlLine(string text, string key)
+    {
+        if (key == "costs.tlb_entries" && TomlLineOf(text, key) is null)
+        {
+            return TomlLineOf(text, "costs.tlb_ways"); // the TLB geometry is checked as one (entries = ways x a power of two)
+        }
+        return TomlLineOf(text, key);
+    }
+
+    private static int? TomlLineOf(string text, string key)
     {
         string[] parts = key.Split('.');
         int start = 0;

@@ -16,6 +16,9 @@ public sealed record RunConfig
 
     public int CpusPerNode { get; init; }
 
+    /// <summary>NUMA distances between nodes (null: 10 local, 21 remote).</summary>
+    public NumaDistance? NumaDistance { get; init; }
+
     /// <summary>Memory of the simulated machine after scaling, in bytes.</summary>
     public long MemoryBytes { get; init; }
 
@@ -55,7 +58,7 @@ public sealed record RunConfig
         string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null, bool? oracle = null, bool stopOnViolation = false,
         string? stopOnKind = null)
     {
-        MachineSpec m = MachineSpec.Preset(machine);
+        MachineSpec m = MachineSpec.Resolve(machine);
         int n = nodes ?? m.Nodes;
         int c = cpusPerNode ?? m.CpusPerNode;
         long mem = memoryBytes ?? m.MemoryBytes;
@@ -69,9 +72,10 @@ public sealed record RunConfig
         }
         var cfg = new RunConfig
         {
-            Machine = machine,
+            Machine = m.Name,
             Nodes = n,
             CpusPerNode = c,
+            NumaDistance = n == m.Nodes ? m.Distance : NumaDistance.Uniform(n),
             MemoryBytes = mem / scaleDivisor,
             ScaleDivisor = scaleDivisor,
             Workload = workload,
@@ -125,6 +129,7 @@ public sealed record RunConfig
             throw new ConfigException(
                 $"memory too small: {FormatBytes(MemoryBytes)}{(ScaleDivisor > 1 ? $" (after --scale 1/{ScaleDivisor})" : "")} over {n} node{(n == 1 ? "" : "s")} leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed", "memory_bytes");
         }
+        NumaDistance?.Validate(n);
         PolicyParams pp = Policy;
         if (pp.SwapClusterMax <= 0 || pp.SwapClusterMax > 4096)
         {

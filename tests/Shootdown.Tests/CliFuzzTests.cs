@@ -23,6 +23,7 @@ public class CliFuzzTests
         ["--interval", "2s"], ["--trace-window", "1-2"], ["--last", "3"], ["--repeat", "0"],
         ["--policies", "vanilla,,x"], ["--frobnicate"], ["--trace", "/proc/shootdown-fuzz"],
         ["--vmstat", "/proc/shootdown-fuzz"], ["--plot", "/etc/hostname"], ["--input", "/nonexistent.csv"],
+        ["--machine", "/nonexistent/m.toml"], ["--config", "/nonexistent/c.toml"],
     ];
 
     private static readonly string[][] Valid =

@@ -153,7 +153,7 @@ public sealed record CostModel
         var (min, max) = Range(canonical);
         if (value < min || value > max)
         {
-            throw new ConfigException($"cost constant {canonical} must be in {min}..{max}{(canonical.EndsWith("Ns", StringComparison.Ordinal) ? " ns" : "")}, got {value}");
+            throw new ConfigException($"cost constant {canonical} must be in {min}..{max}{(canonical.EndsWith("Ns", StringComparison.Ordinal) ? " ns" : "")}, got {value}", "costs." + SnakeCase(canonical));
         }
         var prop = typeof(CostModel).GetProperty(canonical)!;
         CostModel copy = this with { };

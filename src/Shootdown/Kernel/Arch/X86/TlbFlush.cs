@@ -27,6 +27,7 @@ public sealed class X86TlbFlush : IArchTlb
     private readonly CostModel _c;
     private readonly VmStat _vmstat;
     private readonly TimeSeries _series;
+    private readonly NumaDistance _distance;
     private readonly int _ceiling;
     private readonly FlushTlbInfo _info = new();
     private readonly SmpCallFunc _flushTlbFunc;
@@ -37,8 +38,10 @@ public sealed class X86TlbFlush : IArchTlb
     /// <param name="vmstat">Where the TLB counters go.</param>
     /// <param name="series">Where interrupts per interval go.</param>
     /// <param name="flushCeiling">tlb_single_page_flush_ceiling (33 in 4.0).</param>
-    public X86TlbFlush(Cpu[] cpus, List<MmStruct> mms, CostModel costs, VmStat vmstat, TimeSeries series, int flushCeiling)
+    /// <param name="distance">NUMA distances: a remote IPI's latency scales with its nodes' distance.</param>
+    public X86TlbFlush(Cpu[] cpus, List<MmStruct> mms, CostModel costs, VmStat vmstat, TimeSeries series, int flushCeiling, NumaDistance distance)
     {
+        _distance = distance;
         _cpus = cpus;
         _mms = mms;
         _c = costs;
@@ -320,7 +323,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             Cpu r = _cpus[c];
             post += _c.IpiSendNs;
-            long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _c.IpiLatencyRemoteNodeNs;
+            long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _distance.Scale(_c.IpiLatencyRemoteNodeNs, sender.Node, r.Node);
             long delivered = post + latency;
             bool idle = r.Current is null;
             long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
