@@ -632,7 +632,7 @@ public static class ShootdownCli
             throw new ConfigException($"--interval '{s}' is too long; at most 3600s");
         }
         long ns = (long)Math.Round(v * mult);
-        if (Math.Abs(ns - v * mult) < 0.5 && (ns >= 1_000_000 && 1_000_000_000 % ns == 0 || ns % 1_000_000_000 == 0))
+        if (Math.Abs(ns - v * mult) < 0.5 && RunConfig.IsSeriesInterval(ns))
         {
             return ns;
         }

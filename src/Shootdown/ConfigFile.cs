@@ -64,18 +64,23 @@ public static class ConfigFile
     /// <summary>Reads a JSON or TOML file (by extension; otherwise JSON if it starts with '{').</summary>
     public static RunConfig Load(string path)
     {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException($"cannot read --config '{path}': {e.Message}");
-        }
+        string text = ReadText(path, "--config");
         bool toml = path.EndsWith(".toml", StringComparison.OrdinalIgnoreCase)
             || !path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !text.TrimStart().StartsWith('{');
         return toml ? FromToml(text, path) : FromJson(text, path);
+    }
+
+    /// <summary>A file's text; a file that cannot be read is a <see cref="ConfigException"/> naming <paramref name="what"/>.</summary>
+    internal static string ReadText(string path, string what)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"cannot read {what} '{path}': {e.Message}");
+        }
     }
 
     public static RunConfig FromJson(string text, string source)

@@ -147,8 +147,7 @@ public sealed record RunConfig
         {
             throw new ConfigException($"sched.kswapd_first_cpu_offset must be in 0..{c - 1}, got {Sched.KswapdFirstCpuOffset}", "sched.kswapd_first_cpu_offset");
         }
-        if (SeriesIntervalNs < 1_000_000 || SeriesIntervalNs > 3_600_000_000_000
-            || 1_000_000_000 % SeriesIntervalNs != 0 && SeriesIntervalNs % 1_000_000_000 != 0)
+        if (!IsSeriesInterval(SeriesIntervalNs))
         {
             throw new ConfigException($"series_interval_ns must divide a second (at least 1 ms) or be whole seconds up to an hour, got {SeriesIntervalNs}", "series_interval_ns");
         }
@@ -225,6 +224,10 @@ public sealed record RunConfig
         }
         throw new ConfigException($"malformed size '{ParseArg.Clip(s)}'; expected a positive number with an optional unit (KiB, MiB, GiB, TiB), e.g. 8GiB");
     }
+
+    /// <summary>A time-series interval divides a second (at least 1 ms) or is whole seconds up to an hour.</summary>
+    public static bool IsSeriesInterval(long ns) =>
+        ns is >= 1_000_000 and <= 3_600_000_000_000 && (1_000_000_000 % ns == 0 || ns % 1_000_000_000 == 0);
 
     /// <summary>Largest memory a machine may have: 1 PiB.</summary>
     public const long MaxMemoryBytes = 1L << 50;

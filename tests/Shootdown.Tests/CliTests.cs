@@ -50,10 +50,13 @@ public class CliTests
     [InlineData("--interval '7ms' must divide a second", "run", "--timeseries", "/tmp/shootdown-test.csv", "--interval", "7ms")]
     [InlineData("does not exist", "run", "--trace", "/nonexistent-dir/t.txt")]
     [InlineData("--input file 'missing.csv' does not exist", "plot", "--input", "missing.csv")]
-    public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args)
+    public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args) => AssertRefused(expected, args);
+
+    /// <summary>Exit 2, one line on stderr holding <paramref name="expected"/>, no stack trace, nothing on stdout.</summary>
+    internal static void AssertRefused(string expected, params string[] args)
     {
         var (code, stdout, stderr) = Cli(args);
-        Assert.NotEqual(0, code);
+        Assert.Equal(2, code);
         Assert.Contains(expected, stderr, StringComparison.Ordinal);
         Assert.Single(stderr.TrimEnd('\n').Split('\n'));
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
@@ -66,14 +69,7 @@ public class CliTests
     [InlineData("--repeat must be in 1..10000, got 0", "compare", "--repeat", "0")]
     [InlineData("unknown --format 'yaml'", "compare", "--format", "yaml")]
     [InlineData("--repeat must be in 1..10000, got -1", "reproduce", "--repeat", "-1")]
-    public void CompareAndReproduceRejectBadInput(string expected, params string[] args)
-    {
-        var (code, stdout, stderr) = Cli(args);
-        Assert.NotEqual(0, code);
-        Assert.Contains(expected, stderr, StringComparison.Ordinal);
-        Assert.Single(stderr.TrimEnd('\n').Split('\n'));
-        Assert.Equal("", stdout);
-    }
+    public void CompareAndReproduceRejectBadInput(string expected, params string[] args) => AssertRefused(expected, args);
 
     [Fact]
     public void PoliciesListsOneLineEach()
@@ -176,20 +172,12 @@ public class CliTests
     [InlineData("--vmstat and --interrupts both name", "run", "--vmstat", "/tmp/shootdown-same", "--interrupts", "/tmp/shootdown-same")]
     [InlineData("--plot '/etc/hostname' is a file; it must name a directory", "compare", "--plot", "/etc/hostname")]
     [InlineData("cannot write into --plot '/proc/shootdown-plots'", "compare", "--plot", "/proc/shootdown-plots")]
-    public void IssueCasesAreOneClearLine(string expected, params string[] args)
-    {
-        var (code, stdout, stderr) = Cli(args);
-        Assert.Equal(2, code);
-        Assert.Contains(expected, stderr, StringComparison.Ordinal);
-        Assert.Single(stderr.TrimEnd('\n').Split('\n'));
-        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
-        Assert.Equal("", stdout);
-    }
+    public void IssueCasesAreOneClearLine(string expected, params string[] args) => AssertRefused(expected, args);
 
     [Fact]
     public void PlotOutNamingAFileOrAnUnwritablePlaceIsRefusedBeforePlotting()
     {
-        string dir = Directory.CreateTempSubdirectory("shootdown-plot").FullName;
+        string dir = TestKit.TempDir();
         string csv = Path.Combine(dir, "a.csv");
         File.WriteAllText(csv, "time_s,interrupts\n0,1\n0.1,2\n");
         var (code, _, stderr) = Cli("plot", "--input", csv, "--out", csv);
@@ -240,7 +228,7 @@ public class CliTests
     [Fact]
     public void ATraceWindowPastTheEndIsWarnedAbout()
     {
-        string f = Path.Combine(Directory.CreateTempSubdirectory("shootdown-trace").FullName, "t.txt");
+        string f = Path.Combine(TestKit.TempDir(), "t.txt");
         var (code, _, stderr) = Cli("run", "--machine", "tiny", "--scale", "1/4", "--format", "json", "--trace", f, "--trace-window", "1000-1001");
         Assert.Equal(0, code);
         Assert.Contains("warning: --trace-window starts at 1000 s, after the run ended at", stderr, StringComparison.Ordinal);
@@ -249,7 +237,7 @@ public class CliTests
     [Fact]
     public void OutputFileChecksLeaveNoFileBehindWhenTheRunIsRefused()
     {
-        string f = Path.Combine(Directory.CreateTempSubdirectory("shootdown-out").FullName, "vm.txt");
+        string f = Path.Combine(TestKit.TempDir(), "vm.txt");
         var (code, _, _) = Cli("run", "--vmstat", f, "--nodes", "0");
         Assert.Equal(2, code);
         Assert.False(File.Exists(f));

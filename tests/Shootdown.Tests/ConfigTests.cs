@@ -8,15 +8,9 @@ namespace Shootdown.Tests;
 [Collection("console")]
 public class ConfigTests
 {
-    private static string WithoutWallTime(string json) =>
-        Regex.Replace(json, "\"(wall_s|sim_pages_per_wall_s)\": [^,\n]*", "");
+    private static string WithoutWallTime(string json) => TestKit.WithoutWallTime(json);
 
-    private static string Temp(string name, string text)
-    {
-        string path = Path.Combine(Directory.CreateTempSubdirectory("shootdown-config").FullName, name);
-        File.WriteAllText(path, text);
-        return path;
-    }
+    private static string Temp(string name, string text) => TestKit.TempFile(name, text);
 
     [Theory]
     [InlineData("run", "--machine", "tiny", "--scale", "1/4", "--policy", "rfc-pfn32", "--batch-size", "16", "--cost", "ipi_send_ns=70", "--seed", "5")]

@@ -11,19 +11,7 @@ public static class MachineFile
 {
     private static readonly string[] Keys = ["name", "description", "nodes", "cpus_per_node", "memory", "numa_distance", "costs"];
 
-    public static MachineSpec Load(string path)
-    {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException($"cannot read machine file '{path}': {e.Message}");
-        }
-        return Parse(text, path);
-    }
+    public static MachineSpec Load(string path) => Parse(ConfigFile.ReadText(path, "machine file"), path);
 
     public static MachineSpec Parse(string text, string source)
     {
