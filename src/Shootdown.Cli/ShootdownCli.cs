@@ -40,7 +40,7 @@ public static class ShootdownCli
         Arity = ArgumentArity.ZeroOrOne,
     };
     private static readonly Option<string> LastOpt = new("--last") { Description = "Events of the frame's history to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
-    private static readonly Option<string?> ConfigOpt = new("--config") { Description = "Replay a configuration: a run's JSON (its \"config\"), or the config as JSON or TOML (see `shootdown config`)" };
+    private static readonly Option<string?> ConfigOpt = new("--config") { HelpName = "FILE", Description = "Replay a configuration: a run's JSON (its \"config\"), or the config as JSON or TOML (see `shootdown config`)" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
 
     /// <summary>Exit statuses (README, "Exit status").</summary>
