@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using Shootdown.Hardware;
 using Shootdown.Policies;
@@ -10,7 +12,7 @@ namespace Shootdown.Cli;
 /// <summary>The `shootdown` command: parsing, progress and printing. No simulation logic here.</summary>
 public static class ShootdownCli
 {
-    private static readonly Option<string> MachineOpt = new("--machine") { Description = $"Machine preset ({string.Join(", ", MachineSpec.PresetNames)})", DefaultValueFactory = _ => "gorman-4node" };
+    private static readonly Option<string> MachineOpt = new("--machine") { Description = $"Machine preset ({string.Join(", ", MachineSpec.PresetNames)}; see `shootdown machines`) or a machine file FILE.toml", DefaultValueFactory = _ => "gorman-4node" };
     private static readonly Option<string> WorkloadOpt = new("--workload") { Description = $"Workload ({string.Join(", ", Workloads.WorkloadRegistry.Names)})", DefaultValueFactory = _ => "lru-file-mmap-read" };
     private static readonly Option<string> PolicyOpt = new("--policy") { Description = $"TLB flush policy ({string.Join(", ", PolicyRegistry.Names)})", DefaultValueFactory = _ => "vanilla" };
     private static readonly Option<string> ScaleOpt = new("--scale") { Description = "Divide memory and file sizes by N (1/N); CPUs are not scaled", DefaultValueFactory = _ => "1/16" };
@@ -20,15 +22,15 @@ public static class ShootdownCli
     private static readonly Option<string?> MemoryOpt = new("--memory") { Description = "Override the preset's memory (e.g. 8GiB), before --scale" };
     private static readonly Option<string> FormatOpt = new("--format") { Description = "Output format: table or json", DefaultValueFactory = _ => "table" };
     private static readonly Option<bool> ProgressOpt = new("--progress") { Description = "Show a progress bar on stderr even with --format json" };
-    private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "Pages per flush batch for PFN-list policies" };
+    private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "PFN list length of the RFC policies (rfc-pfn32, rfc-pfn-page) [default: 32 for rfc-pfn32; a page's worth, (4096 - cpumask - 8) / 8, for rfc-pfn-page]" };
     private static readonly Option<string?> ScmOpt = new("--swap-cluster-max") { Description = "SWAP_CLUSTER_MAX: pages per shrink_page_list batch (kernel: 32)" };
-    private static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable)", AllowMultipleArgumentsPerToken = false };
+    private static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable; NAME as in the README's cost table or its snake_case key, e.g. page_zero_ns)", AllowMultipleArgumentsPerToken = false };
     private static readonly Option<string?> TraceOpt = new("--trace") { Description = "Write an ftrace text trace (trace-cmd report layout) to FILE" };
     private static readonly Option<string> TraceEventsOpt = new("--trace-events") { Description = "Trace events to keep, e.g. tlb:*,vmscan:*", DefaultValueFactory = _ => "*" };
     private static readonly Option<string?> TraceWindowOpt = new("--trace-window") { Description = "Simulated time window to trace, FROM-TO in seconds (e.g. 2-2.5)" };
     private static readonly Option<string?> PerfettoOpt = new("--perfetto") { Description = "Write a Chrome trace-event JSON timeline (opens in ui.perfetto.dev) to FILE" };
     private static readonly Option<string?> TimeSeriesOpt = new("--timeseries") { Description = "Write one CSV row per interval to FILE" };
-    private static readonly Option<string> IntervalOpt = new("--interval") { Description = "Time-series interval (e.g. 100ms, 1s)", DefaultValueFactory = _ => "100ms" };
+    private static readonly Option<string> IntervalOpt = new("--interval") { Description = "Interval of --timeseries rows and of the --perfetto interrupts/s counter (e.g. 100ms, 1s)", DefaultValueFactory = _ => "100ms" };
     private static readonly Option<string?> VmstatOpt = new("--vmstat") { Description = "Write the final counters in /proc/vmstat layout to FILE" };
     private static readonly Option<string?> InterruptsOpt = new("--interrupts") { Description = "Write the final interrupt counts in /proc/interrupts layout to FILE" };
     private static readonly Option<string?> OracleOpt = new("--oracle") { Description = "Coherence oracle: on or off (default: on for workloads that store)" };
@@ -37,57 +39,113 @@ public static class ShootdownCli
         Description = "Stop at the first violation (of the kind given: lost_write, stale_access_after_free, write_after_protect) and print the events leading to it",
         Arity = ArgumentArity.ZeroOrOne,
     };
-    private static readonly Option<string> LastOpt = new("--last") { Description = "Events to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
+    private static readonly Option<string> LastOpt = new("--last") { Description = "Events of the frame's history to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
+    private static readonly Option<string?> ConfigOpt = new("--config") { HelpName = "FILE", Description = "Replay a configuration: a run's JSON (its \"config\"), or the config as JSON or TOML (see `shootdown config`)" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
+
+    /// <summary>Exit statuses (README, "Exit status").</summary>
+    public const int ExitOk = 0, ExitInternalError = 1, ExitBadInput = 2, ExitSimulationFailed = 3, ExitStoppedByViolation = 4, ExitOutOfTolerance = 5;
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var root = new RootCommand("Shootdown: simulate and measure TLB shootdowns in Linux memory management");
+        var root = new Command("shootdown", "Shootdown: simulate and measure TLB shootdowns in Linux memory management")
+        {
+            Options = { new HelpOption(), new VersionOption() },
+        };
         root.Subcommands.Add(BuildRun());
         root.Subcommands.Add(BuildCompare());
         root.Subcommands.Add(BuildReproduce());
         root.Subcommands.Add(BuildPolicies());
         root.Subcommands.Add(BuildPlot());
         root.Subcommands.Add(BuildWorkloads());
-        ParseResult parse = root.Parse(args);
-        if (parse.Errors.Count > 0)
-        {
-            Console.Error.WriteLine($"shootdown: {parse.Errors[0].Message}");
-            return 2;
-        }
+        root.Subcommands.Add(BuildConfig());
+        root.Subcommands.Add(BuildMachines());
         try
         {
+            ParseResult parse = root.Parse(args);
+            if (parse.Errors.Count > 0)
+            {
+                return Fail(args, ExitBadInput, ParseError(root, parse));
+            }
             return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
         }
         catch (ConfigException e)
         {
-            Console.Error.WriteLine($"shootdown: {e.Message}");
-            return 2;
+            return Fail(args, ExitBadInput, e.Message);
         }
         catch (SimulationException e)
         {
-            Console.Error.WriteLine($"shootdown: simulation stopped: {e.Message}");
-            return 3;
+            return Fail(args, ExitSimulationFailed, $"simulation stopped: {e.Message}");
         }
+        catch (IOException e)
+        {
+            return Fail(args, ExitSimulationFailed, $"cannot write output: {e.Message}");
+        }
+#pragma warning disable CA1031 // the last resort: one line, never a stack trace
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            return Fail(args, ExitInternalError, $"internal error (a bug; please report it with the command line): {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>Prints one line on stderr (long arguments shortened, no line breaks) and returns the status.</summary>
+    private static int Fail(string[] args, int status, string message)
+    {
+        string m = message.ReplaceLineEndings(" ");
+        foreach (string a in args.Where(a => a.Length > 60).Distinct().OrderByDescending(a => a.Length))
+        {
+            m = m.Replace(a, ParseArg.Clip(a), StringComparison.Ordinal);
+        }
+        if (m.Length > 2000)
+        {
+            m = ParseArg.Clip(m);
+        }
+        Console.Error.WriteLine($"shootdown: {m}");
+        return status;
+    }
+
+    private static string ParseError(Command root, ParseResult parse)
+    {
+        string commands = string.Join(", ", root.Subcommands.Select(c => c.Name));
+        if (parse.CommandResult.Command == root)
+        {
+            return parse.Tokens.Count == 0
+                ? $"no command given; commands: {commands} (shootdown --help describes them)"
+                : $"unknown command '{parse.Tokens[0].Value}'; commands: {commands}";
+        }
+        ParseError e = parse.Errors.FirstOrDefault(x => x.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+        return e.Message;
     }
 
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
         cmd.SetAction(pr =>
         {
-            RunConfig cfg = ConfigFrom(pr, pr.GetValue(PolicyOpt)!);
-            cfg = cfg with { SeriesIntervalNs = ParseInterval(pr.GetValue(IntervalOpt)!) };
+            RunConfig cfg = ResolveConfig(pr);
             string format = Format(pr);
             bool showProgress = format == "table" || pr.GetValue(ProgressOpt);
             RunOutputs outputs = OutputsFrom(pr);
-            int last = ParseInt(pr.GetValue(LastOpt), "--last") is { } l and > 0 ? l : throw new ConfigException($"--last must be a positive integer, got '{pr.GetValue(LastOpt)}'");
+            if (Given(pr, IntervalOpt) || pr.GetValue(ConfigOpt) is null)
+            {
+                cfg = cfg with { SeriesIntervalNs = ParseInterval(pr.GetValue(IntervalOpt)!) };
+            }
+            int last = (int)ParseArg.Integer(pr.GetValue(LastOpt)!, "--last", 1, 100_000);
+            if (Given(pr, LastOpt) && !cfg.StopOnViolation)
+            {
+                throw new ConfigException("--last sets how much history --stop-on-violation prints; add --stop-on-violation or drop --last");
+            }
             Safety.Oracle? oracle = null;
             RunResult r = RunWithProgress(cfg, showProgress, $"{cfg.PolicyName}", outputs with { OnSim = s => oracle = s.Oracle });
+            if (outputs.Tracing && outputs.Filter.FromNs >= r.ElapsedS * 1e9)
+            {
+                Console.Error.WriteLine($"shootdown: warning: --trace-window starts at {outputs.Filter.FromNs / 1e9:0.###} s, after the run ended at {r.ElapsedS:0.###} s; the trace holds no event");
+            }
             if (oracle?.StoppedBy is { } v)
             {
                 Console.Error.WriteLine($"{v.Kind} at {v.TimeS:0.000000} s on CPU {v.Cpu} ({v.Task}), mm {v.Mm}, address {v.Address}, frame {v.Frame}");
@@ -108,10 +166,65 @@ public static class ShootdownCli
             {
                 Tables.PrintRun(r);
             }
-            return 0;
+            return r.Safety is { Stopped: true } ? ExitStoppedByViolation : ExitOk;
         });
         return cmd;
     }
+
+    /// <summary>
+    /// The run's configuration: from --config FILE (which only --stop-on-violation and --oracle may
+    /// amend), or from the machine, workload, policy and cost options.
+    /// </summary>
+    private static RunConfig ResolveConfig(ParseResult pr)
+    {
+        if (pr.GetValue(ConfigOpt) is not { } file)
+        {
+            return ConfigFrom(pr, [pr.GetValue(PolicyOpt)!]);
+        }
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt })
+        {
+            if (Given(pr, o))
+            {
+                throw new ConfigException($"--config replays '{file}' as written; drop {o.Name} (or change the file)");
+            }
+        }
+        RunConfig cfg = ConfigFile.Load(file);
+        if (pr.GetValue(OracleOpt) is { } oracle)
+        {
+            cfg = cfg with { OracleOn = oracle switch { "on" => true, "off" => false, _ => throw new ConfigException($"--oracle must be on or off, got '{oracle}'") } };
+        }
+        if (pr.GetResult(StopOpt) is not null)
+        {
+            cfg = cfg with { StopOnViolation = true, StopOnKind = pr.GetValue(StopOpt), OracleOn = pr.GetValue(OracleOpt) != "off" };
+        }
+        cfg.Validate();
+        return cfg;
+    }
+
+    private static Command BuildConfig()
+    {
+        var cmd = new Command("config", "Print the resolved configuration of `run` (the same options, or --config FILE) as TOML or JSON, without running");
+        var fmt = new Option<string>("--format") { Description = "toml or json", DefaultValueFactory = _ => "toml" };
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, OracleOpt, StopOpt, fmt })
+        {
+            cmd.Options.Add(o);
+        }
+        cmd.SetAction(pr =>
+        {
+            string f = pr.GetValue(fmt)!;
+            if (f is not ("toml" or "json"))
+            {
+                throw new ConfigException($"unknown --format '{f}'; allowed: toml, json");
+            }
+            RunConfig cfg = ResolveConfig(pr);
+            Console.Out.Write(f == "toml" ? ConfigFile.ToToml(cfg) : ConfigFile.ToJson(cfg) + "\n");
+            return ExitOk;
+        });
+        return cmd;
+    }
+
+    /// <summary>Whether the user gave the option (not its default).</summary>
+    private static bool Given(ParseResult pr, Option o) => pr.GetResult(o) is { Implicit: false };
 
     private static readonly Option<string> PoliciesOpt = new("--policies") { Description = "Comma-separated policies; the first is the baseline", DefaultValueFactory = _ => "vanilla,rfc-pfn32,rfc-pfn-page,linux-4.3" };
     private static readonly Option<string> RepeatOpt = new("--repeat") { Description = "Runs per policy, with seeds seed..seed+N-1 (means and standard deviations)", DefaultValueFactory = _ => "1" };
@@ -125,7 +238,7 @@ public static class ShootdownCli
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, PlotOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, OracleOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -133,12 +246,12 @@ public static class ShootdownCli
         {
             string format = CompareFormat(pr);
             var policies = Comparison.ParsePolicyList(pr.GetValue(PoliciesOpt)!);
-            int repeat = ParseRepeat(pr.GetValue(RepeatOpt)!);
-            RunConfig cfg = ConfigFrom(pr, policies[0]);
+            RunConfig cfg = ConfigFrom(pr, policies);
+            int repeat = ParseRepeat(pr, cfg.Seed);
             string? plotDir = pr.GetValue(PlotOpt);
             if (plotDir is not null)
             {
-                Directory.CreateDirectory(plotDir);
+                EnsureWritableDirectory("--plot", plotDir);
             }
             Comparison c = CompareWithProgress(cfg, policies, repeat, format == "table" || pr.GetValue(ProgressOpt),
                 plotDir is null ? null : ComparisonPlots.OutputsFor(plotDir, cfg.Seed));
@@ -170,10 +283,14 @@ public static class ShootdownCli
         cmd.SetAction(pr =>
         {
             string format = CompareFormat(pr);
-            int repeat = ParseRepeat(pr.GetValue(RepeatOpt)!);
-            RunConfig cfg = ConfigFrom(pr, Reproduction.Policies[0]);
+            RunConfig cfg = ConfigFrom(pr, Reproduction.Policies);
+            int repeat = ParseRepeat(pr, cfg.Seed);
             if (pr.GetValue(FullOpt))
             {
+                if (Given(pr, ScaleOpt) && cfg.ScaleDivisor != 1)
+                {
+                    throw new ConfigException($"--full runs the machine at full size, --scale 1/{cfg.ScaleDivisor} asks for less; give one of them");
+                }
                 cfg = RunConfig.Create(scaleDivisor: 1, policy: cfg.PolicyName, seed: cfg.Seed) with { Costs = cfg.Costs };
             }
             Comparison c = CompareWithProgress(cfg, Reproduction.Policies, repeat, format == "table" || pr.GetValue(ProgressOpt));
@@ -184,7 +301,7 @@ public static class ShootdownCli
                 "csv" => c.ToCsv(),
                 _ => Header(cfg, repeat) + c.ToText() + "\n" + rep.ToText(),
             });
-            return 0;
+            return rep.AllWithin ? ExitOk : ExitOutOfTolerance;
         });
         return cmd;
     }
@@ -199,6 +316,28 @@ public static class ShootdownCli
                 Console.Out.WriteLine($"{name,-14} {summary}");
             }
             return 0;
+        });
+        return cmd;
+    }
+
+    private static Command BuildMachines()
+    {
+        var cmd = new Command("machines", "List the machine presets (embedded TOML files; --machine FILE.toml takes your own), or print one");
+        var show = new Argument<string?>("name") { Description = "Print this preset's file (a template for your own machine)", Arity = ArgumentArity.ZeroOrOne };
+        cmd.Arguments.Add(show);
+        cmd.SetAction(pr =>
+        {
+            if (pr.GetValue(show) is { } name)
+            {
+                Console.Out.Write(MachineSpec.PresetText(name));
+                return ExitOk;
+            }
+            foreach (string n in MachineSpec.PresetNames)
+            {
+                MachineSpec m = MachineSpec.Preset(n);
+                Console.Out.WriteLine($"{n,-14} {m.Nodes} x {m.CpusPerNode} CPUs, {RunConfig.FormatBytes(m.MemoryBytes),-8} {m.Description}");
+            }
+            return ExitOk;
         });
         return cmd;
     }
@@ -244,7 +383,9 @@ public static class ShootdownCli
                 }
                 tables.Add(SeriesTable.Parse(labels?[i] ?? Path.GetFileNameWithoutExtension(inputs[i]), File.ReadAllText(inputs[i])));
             }
-            foreach (string f in Plots.WriteAll(tables, pr.GetValue(OutOpt)!))
+            string outDir = pr.GetValue(OutOpt)!;
+            EnsureWritableDirectory("--out", outDir);
+            foreach (string f in Plots.WriteAll(tables, outDir))
             {
                 Console.Out.WriteLine($"wrote {f}");
             }
@@ -266,13 +407,14 @@ public static class ShootdownCli
         return f;
     }
 
-    private static int ParseRepeat(string s)
+    private static int ParseRepeat(ParseResult pr, ulong seed)
     {
-        if (int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0)
+        int n = (int)ParseArg.Integer(pr.GetValue(RepeatOpt)!, "--repeat", 1, 10_000);
+        if ((ulong)(n - 1) > ulong.MaxValue - seed)
         {
-            return n;
+            throw new ConfigException($"--seed {seed} with --repeat {n} would run seeds past {ulong.MaxValue} (seeds must not wrap); lower --seed or --repeat");
         }
-        throw new ConfigException($"--repeat must be a positive integer, got '{s}'");
+        return n;
     }
 
     private static Comparison CompareWithProgress(RunConfig cfg, IReadOnlyList<string> policies, int repeat, bool show, Func<RunConfig, RunOutputs?>? outputsFor = null)
@@ -305,22 +447,28 @@ public static class ShootdownCli
         return f;
     }
 
-    internal static RunConfig ConfigFrom(ParseResult pr, string policy)
+    /// <summary>The run configuration from the machine, workload, policy and cost options; <paramref name="policies"/>[0] is the run's policy.</summary>
+    internal static RunConfig ConfigFrom(ParseResult pr, IReadOnlyList<string> policies)
     {
-        int? nodes = ParseInt(pr.GetValue(NodesOpt), "--nodes");
-        int? cpus = ParseInt(pr.GetValue(CpusOpt), "--cpus-per-node");
+        int? nodes = ParseInt(pr, NodesOpt, 1, 4096);
+        int? cpus = ParseInt(pr, CpusOpt, 1, 4096);
         string? mem = pr.GetValue(MemoryOpt);
         var pp = new PolicyParams();
-        if (ParseInt(pr.GetValue(ScmOpt), "--swap-cluster-max") is { } scm)
+        if (ParseInt(pr, ScmOpt, 1, 4096) is { } scm)
         {
             pp = pp with { SwapClusterMax = scm };
         }
-        if (ParseInt(pr.GetValue(CeilingOpt), "--flush-ceiling") is { } ceil)
+        if (ParseInt(pr, CeilingOpt, 0, int.MaxValue) is { } ceil)
         {
             pp = pp with { FlushCeiling = ceil };
         }
-        if (ParseInt(pr.GetValue(BatchOpt), "--batch-size") is { } bs)
+        if (ParseInt(pr, BatchOpt, 1, 65536) is { } bs)
         {
+            if (!policies.Any(PolicyRegistry.WithPfnList.Contains))
+            {
+                throw new ConfigException(
+                    $"--batch-size sets the PFN list of {string.Join(" and ", PolicyRegistry.WithPfnList)}; {(policies.Count == 1 ? $"policy '{policies[0]}' keeps" : "none of these policies keeps")} no such list");
+            }
             pp = pp with { BatchSize = bs };
         }
         string? oracleOpt = pr.GetValue(OracleOpt);
@@ -341,44 +489,29 @@ public static class ShootdownCli
             memoryBytes: mem is null ? null : RunConfig.ParseBytes(mem),
             scaleDivisor: RunConfig.ParseScale(pr.GetValue(ScaleOpt) ?? "1/16"),
             workload: pr.GetValue(WorkloadOpt) ?? "lru-file-mmap-read",
-            policy: policy,
-            seed: ParseSeed(pr.GetValue(SeedOpt) ?? "1"),
+            policy: policies[0],
+            seed: ParseArg.Unsigned(pr.GetValue(SeedOpt) ?? "1", "--seed"),
             policyParams: pp);
         CostModel costs = cfg.Costs;
         foreach (string kv in pr.GetValue(CostOpt) ?? [])
         {
             int eq = kv.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0 || !long.TryParse(kv[(eq + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out long val))
+            if (eq <= 0)
             {
-                throw new ConfigException($"malformed --cost '{kv}'; expected NAME=VALUE with VALUE a non-negative integer");
+                throw new ConfigException($"malformed --cost '{kv}'; expected NAME=VALUE, e.g. IpiSendNs=70");
             }
-            costs = costs.With(kv[..eq], val);
+            string name = CostModel.Canonical(kv[..eq].Trim()) ?? throw CostModel.Unknown(kv[..eq]);
+            var (min, max) = CostModel.Range(name);
+            costs = costs.With(name, ParseArg.Integer(kv[(eq + 1)..], $"--cost {name}", min, max));
         }
+        costs.Validate();
         return cfg with { Costs = costs };
     }
 
-    private static int? ParseInt(string? s, string name)
-    {
-        if (s is null)
-        {
-            return null;
-        }
-        if (int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v))
-        {
-            return v;
-        }
-        throw new ConfigException($"{name} must be an integer, got '{s}'");
-    }
+    private static int? ParseInt(ParseResult pr, Option<string?> o, int min, int max) =>
+        pr.GetValue(o) is { } s ? (int)ParseArg.Integer(s, o.Name, min, max) : null;
 
-    internal static ulong ParseSeed(string s)
-    {
-        if (ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v))
-        {
-            return v;
-        }
-        throw new ConfigException($"--seed must be a non-negative integer, got '{s}'");
-    }
-
+    /// <summary>The output files of `run`, each checked writable, and the trace filter; refuses options that would do nothing.</summary>
     private static RunOutputs OutputsFrom(ParseResult pr)
     {
         var filter = new Observe.TraceFilter { Patterns = Observe.TraceFilter.ParsePatterns(pr.GetValue(TraceEventsOpt)!) };
@@ -396,20 +529,87 @@ public static class ShootdownCli
             VmstatPath = pr.GetValue(VmstatOpt),
             InterruptsPath = pr.GetValue(InterruptsOpt),
         };
-        foreach (string? path in new[] { o.FtracePath, o.PerfettoPath, o.TimeSeriesPath, o.VmstatPath, o.InterruptsPath })
+        foreach (Option opt in new Option[] { TraceWindowOpt, TraceEventsOpt })
         {
-            if (path is not null)
+            if (Given(pr, opt) && !o.Tracing)
             {
-                string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-                if (!Directory.Exists(dir))
-                {
-                    throw new ConfigException($"cannot write '{path}': directory '{dir}' does not exist");
-                }
+                throw new ConfigException($"{opt.Name} selects what --trace and --perfetto write; add one of them or drop {opt.Name}");
             }
+        }
+        if (Given(pr, IntervalOpt) && o.TimeSeriesPath is null && o.PerfettoPath is null)
+        {
+            throw new ConfigException("--interval sets the rows of --timeseries (and the --perfetto interrupts/s counter); add --timeseries FILE or drop --interval");
+        }
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (opt, path) in new[] { (TraceOpt, o.FtracePath), (PerfettoOpt, o.PerfettoPath), (TimeSeriesOpt, o.TimeSeriesPath), (VmstatOpt, o.VmstatPath), (InterruptsOpt, o.InterruptsPath) })
+        {
+            if (path is null)
+            {
+                continue;
+            }
+            string full = Path.GetFullPath(path);
+            if (seen.TryGetValue(full, out string? other))
+            {
+                throw new ConfigException($"{other} and {opt.Name} both name '{path}'; give each output its own file");
+            }
+            seen[full] = opt.Name;
+            EnsureWritableFile(opt.Name, path);
         }
         return o;
     }
 
+    /// <summary>Checks that a file can be created or overwritten, leaving no file behind if there was none.</summary>
+    internal static void EnsureWritableFile(string option, string path)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new ConfigException($"cannot write {option} '{path}': it is a directory; give a file name");
+        }
+        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(dir))
+        {
+            throw new ConfigException($"cannot write {option} '{path}': directory '{dir}' does not exist");
+        }
+        bool existed = File.Exists(path);
+        try
+        {
+            using (new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write))
+            {
+            }
+            if (!existed)
+            {
+                File.Delete(path);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"cannot write {option} '{path}': {e.Message}");
+        }
+    }
+
+    /// <summary>Creates a directory for output files if needed and checks that files can be written in it.</summary>
+    internal static void EnsureWritableDirectory(string option, string dir)
+    {
+        if (File.Exists(dir))
+        {
+            throw new ConfigException($"{option} '{dir}' is a file; it must name a directory (created if missing)");
+        }
+        try
+        {
+            Directory.CreateDirectory(dir);
+            string probe = Path.Combine(dir, $".shootdown-write-test-{Environment.ProcessId}");
+            using (new FileStream(probe, FileMode.Create, FileAccess.Write))
+            {
+            }
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"cannot write into {option} '{dir}': {e.Message}");
+        }
+    }
+
+    /// <summary>Parses 100ms, 0.5s, 2s: a duration that divides a second (at least 1 ms) or is a whole number of seconds (at most an hour).</summary>
     internal static long ParseInterval(string s)
     {
         string t = s.Trim();
@@ -423,15 +623,20 @@ public static class ShootdownCli
             t = t[..^1];
             mult = 1e9;
         }
-        if (double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v > 0)
+        if (!double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) || v <= 0)
         {
-            long ns = (long)(v * mult);
-            if (ns >= 1_000_000 && 1_000_000_000 % ns == 0 || ns % 1_000_000_000 == 0)
-            {
-                return ns;
-            }
+            throw new ConfigException($"malformed --interval '{s}'; expected a positive duration such as 100ms or 1s");
         }
-        throw new ConfigException($"malformed --interval '{s}'; expected a duration that divides or is a multiple of a second, at least 1ms (e.g. 100ms, 1s)");
+        if (v * mult > 3600e9)
+        {
+            throw new ConfigException($"--interval '{s}' is too long; at most 3600s");
+        }
+        long ns = (long)Math.Round(v * mult);
+        if (Math.Abs(ns - v * mult) < 0.5 && RunConfig.IsSeriesInterval(ns))
+        {
+            return ns;
+        }
+        throw new ConfigException($"--interval '{s}' must divide a second (at least 1ms: 1ms, 2ms, 4ms, 5ms, ..., 500ms) or be a whole number of seconds");
     }
 
     internal static RunResult RunWithProgress(RunConfig cfg, bool show, string label, RunOutputs? outputs = null)

@@ -16,6 +16,9 @@ public sealed record RunConfig
 
     public int CpusPerNode { get; init; }
 
+    /// <summary>NUMA distances between nodes (null: 10 local, 21 remote).</summary>
+    public NumaDistance? NumaDistance { get; init; }
+
     /// <summary>Memory of the simulated machine after scaling, in bytes.</summary>
     public long MemoryBytes { get; init; }
 
@@ -55,78 +58,120 @@ public sealed record RunConfig
         string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null, bool? oracle = null, bool stopOnViolation = false,
         string? stopOnKind = null)
     {
-        MachineSpec m = MachineSpec.Preset(machine);
+        MachineSpec m = MachineSpec.Resolve(machine);
         int n = nodes ?? m.Nodes;
         int c = cpusPerNode ?? m.CpusPerNode;
         long mem = memoryBytes ?? m.MemoryBytes;
-        if (n <= 0)
+        if (mem <= 0 || mem > MaxMemoryBytes)
         {
-            throw new ConfigException($"--nodes must be a positive integer, got {n}");
+            throw new ConfigException($"--memory must be in 1 byte..1 PiB, got {mem} bytes");
         }
-        if (c <= 0)
+        if (scaleDivisor <= 0 || scaleDivisor > MaxScaleDivisor)
         {
-            throw new ConfigException($"--cpus-per-node must be a positive integer, got {c}");
-        }
-        if (n * (long)c > 4096)
-        {
-            throw new ConfigException($"{n * (long)c} CPUs is more than the simulator's limit of 4096");
-        }
-        if (mem <= 0)
-        {
-            throw new ConfigException($"--memory must be positive, got {mem} bytes");
-        }
-        if (scaleDivisor <= 0)
-        {
-            throw new ConfigException($"--scale must be 1/N with N a positive integer, got 1/{scaleDivisor}");
-        }
-        long scaled = mem / scaleDivisor;
-        // Each node needs room for its watermarks and a working LRU: at least 4 MiB per node.
-        long perNode = scaled / n;
-        if (perNode < (4L << 20))
-        {
-            throw new ConfigException(
-                $"memory too small: {FormatBytes(scaled)} over {n} nodes leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed");
-        }
-        PolicyParams pp = policyParams ?? new PolicyParams();
-        if (pp.SwapClusterMax <= 0 || pp.SwapClusterMax > 4096)
-        {
-            throw new ConfigException($"--swap-cluster-max must be in 1..4096, got {pp.SwapClusterMax}");
-        }
-        if (pp.FlushCeiling < 0)
-        {
-            throw new ConfigException($"--flush-ceiling must be >= 0, got {pp.FlushCeiling}");
-        }
-        if (pp.BatchSize is { } bs && (bs <= 0 || bs > 65536))
-        {
-            throw new ConfigException($"--batch-size must be in 1..65536, got {bs}");
+            throw new ConfigException($"--scale must be 1/N with N in 1..{MaxScaleDivisor}, got 1/{scaleDivisor}");
         }
         var cfg = new RunConfig
         {
-            Machine = machine,
+            Machine = m.Name,
             Nodes = n,
             CpusPerNode = c,
-            MemoryBytes = scaled,
+            NumaDistance = n == m.Nodes ? m.Distance : NumaDistance.Uniform(n),
+            MemoryBytes = mem / scaleDivisor,
             ScaleDivisor = scaleDivisor,
             Workload = workload,
             PolicyName = policy,
-            Policy = pp,
+            Policy = policyParams ?? new PolicyParams(),
             Seed = seed,
             Costs = m.Costs,
             StopOnViolation = stopOnViolation || stopOnKind is not null,
             StopOnKind = stopOnKind,
         };
-        if (stopOnKind is not null)
-        {
-            _ = Safety.Oracle.ParseKind(stopOnKind);
-        }
-        // Validate names now, so errors come before any work.
-        _ = PolicyRegistry.Create(policy, pp);
-        var w = Workloads.WorkloadRegistry.Create(workload);
         if (cfg.StopOnViolation && oracle == false)
         {
             throw new ConfigException("--stop-on-violation needs the oracle; drop --oracle off");
         }
-        return cfg with { OracleOn = oracle ?? (w.Stores || cfg.StopOnViolation) };
+        cfg = cfg with { OracleOn = oracle ?? (Workloads.WorkloadRegistry.Create(workload).Stores || cfg.StopOnViolation) };
+        cfg.Validate();
+        return cfg;
+    }
+
+    /// <summary>
+    /// Checks every value and name, so errors come before any work (a config built by
+    /// <see cref="Create"/> or read from a file); throws <see cref="ConfigException"/>.
+    /// </summary>
+    public void Validate()
+    {
+        int n = Nodes, c = CpusPerNode;
+        if (n <= 0 || n > 4096)
+        {
+            throw new ConfigException($"--nodes must be in 1..4096, got {n}", "nodes");
+        }
+        if (c <= 0 || c > 4096)
+        {
+            throw new ConfigException($"--cpus-per-node must be in 1..4096, got {c}", "cpus_per_node");
+        }
+        if (n * (long)c > 4096)
+        {
+            throw new ConfigException($"{n * (long)c} CPUs is more than the simulator's limit of 4096", "nodes");
+        }
+        if (ScaleDivisor <= 0 || ScaleDivisor > MaxScaleDivisor)
+        {
+            throw new ConfigException($"scale divisor must be in 1..{MaxScaleDivisor}, got {ScaleDivisor}", "scale_divisor");
+        }
+        if (MemoryBytes <= 0 || MemoryBytes > MaxMemoryBytes)
+        {
+            throw new ConfigException($"memory_bytes must be in 1..{MaxMemoryBytes} (1 PiB), got {MemoryBytes}", "memory_bytes");
+        }
+        // Each node needs room for its watermarks and a working LRU: at least 4 MiB per node.
+        long perNode = MemoryBytes / n;
+        if (perNode < (4L << 20))
+        {
+            throw new ConfigException(
+                $"memory too small: {FormatBytes(MemoryBytes)}{(ScaleDivisor > 1 ? $" (after --scale 1/{ScaleDivisor})" : "")} over {n} node{(n == 1 ? "" : "s")} leaves {FormatBytes(perNode)} per node; at least 4 MiB per node is needed", "memory_bytes");
+        }
+        NumaDistance?.Validate(n);
+        PolicyParams pp = Policy;
+        if (pp.SwapClusterMax <= 0 || pp.SwapClusterMax > 4096)
+        {
+            throw new ConfigException($"--swap-cluster-max must be in 1..4096, got {pp.SwapClusterMax}", "policy.swap_cluster_max");
+        }
+        if (pp.FlushCeiling < 0)
+        {
+            throw new ConfigException($"--flush-ceiling must be >= 0, got {pp.FlushCeiling}", "policy.flush_ceiling");
+        }
+        if (pp.BatchSize is { } bs && (bs <= 0 || bs > 65536))
+        {
+            throw new ConfigException($"--batch-size must be in 1..65536, got {bs}", "policy.batch_size");
+        }
+        if (Sched.KswapdFirstCpuOffset < 0 || Sched.KswapdFirstCpuOffset >= c)
+        {
+            throw new ConfigException($"sched.kswapd_first_cpu_offset must be in 0..{c - 1}, got {Sched.KswapdFirstCpuOffset}", "sched.kswapd_first_cpu_offset");
+        }
+        if (!IsSeriesInterval(SeriesIntervalNs))
+        {
+            throw new ConfigException($"series_interval_ns must divide a second (at least 1 ms) or be whole seconds up to an hour, got {SeriesIntervalNs}", "series_interval_ns");
+        }
+        Keyed("stop_on_kind", () => StopOnKind is null ? null : Safety.Oracle.ParseKind(StopOnKind));
+        if (StopOnViolation && !OracleOn)
+        {
+            throw new ConfigException("stop_on_violation needs the oracle (oracle_on = true)", "stop_on_violation");
+        }
+        Costs.Validate();
+        Keyed("policy_name", () => PolicyRegistry.Create(PolicyName, pp));
+        Keyed("workload", () => Workloads.WorkloadRegistry.Create(Workload));
+    }
+
+    /// <summary>Runs a check, naming <paramref name="key"/> in the error it throws.</summary>
+    private static void Keyed(string key, Func<object?> check)
+    {
+        try
+        {
+            _ = check();
+        }
+        catch (ConfigException e) when (e.Key is null)
+        {
+            throw new ConfigException(e.Message, key);
+        }
     }
 
     /// <summary>Parses "1/16" (or "16"); throws <see cref="ConfigException"/> otherwise.</summary>
@@ -137,12 +182,15 @@ public sealed record RunConfig
         {
             t = t[2..];
         }
-        if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0)
+        if (t.Length > 0 && t.All(char.IsAsciiDigit))
         {
-            return n;
+            return (int)ParseArg.Integer(t, "--scale 1/N: N", 1, MaxScaleDivisor);
         }
-        throw new ConfigException($"malformed --scale '{s}'; expected 1/N with N a positive integer, e.g. 1/16");
+        throw new ConfigException($"malformed --scale '{ParseArg.Clip(s)}'; expected 1/N with N a positive integer, e.g. 1/16");
     }
+
+    /// <summary>Largest N of --scale 1/N (beyond it no machine keeps 4 MiB per node).</summary>
+    public const int MaxScaleDivisor = 1 << 20;
 
     /// <summary>Parses sizes such as 8GiB, 512MiB, 4G, 1073741824.</summary>
     public static long ParseBytes(string s)
@@ -168,10 +216,21 @@ public sealed record RunConfig
         }
         if (double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v > 0)
         {
+            if (v * mult > MaxMemoryBytes)
+            {
+                throw new ConfigException($"size '{ParseArg.Clip(s)}' is too large; at most 1 PiB");
+            }
             return (long)(v * mult);
         }
-        throw new ConfigException($"malformed size '{s}'; expected a positive number with an optional unit (KiB, MiB, GiB, TiB), e.g. 8GiB");
+        throw new ConfigException($"malformed size '{ParseArg.Clip(s)}'; expected a positive number with an optional unit (KiB, MiB, GiB, TiB), e.g. 8GiB");
     }
+
+    /// <summary>A time-series interval divides a second (at least 1 ms) or is whole seconds up to an hour.</summary>
+    public static bool IsSeriesInterval(long ns) =>
+        ns is >= 1_000_000 and <= 3_600_000_000_000 && (1_000_000_000 % ns == 0 || ns % 1_000_000_000 == 0);
+
+    /// <summary>Largest memory a machine may have: 1 PiB.</summary>
+    public const long MaxMemoryBytes = 1L << 50;
 
     public static string FormatBytes(long b)
     {
@@ -179,6 +238,14 @@ public sealed record RunConfig
         {
             return (b / (double)(1L << 30)).ToString("0.##", CultureInfo.InvariantCulture) + " GiB";
         }
-        return (b / (double)(1L << 20)).ToString("0.##", CultureInfo.InvariantCulture) + " MiB";
+        if (b >= 1L << 20)
+        {
+            return (b / (double)(1L << 20)).ToString("0.##", CultureInfo.InvariantCulture) + " MiB";
+        }
+        if (b >= 1L << 10)
+        {
+            return (b / (double)(1L << 10)).ToString("0.##", CultureInfo.InvariantCulture) + " KiB";
+        }
+        return b.ToString(CultureInfo.InvariantCulture) + (b == 1 ? " byte" : " bytes");
     }
 }

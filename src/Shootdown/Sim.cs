@@ -35,6 +35,7 @@ public sealed class Sim
     public Sim(RunConfig config, FlushPolicy? policy)
     {
         Config = config;
+        config.Costs.Validate();
         Costs = config.Costs;
         Rng = new Rng(config.Seed);
         int nrCpus = config.NrCpus;
@@ -51,12 +52,15 @@ public sealed class Sim
             Zonelists[n] = Enumerable.Range(0, config.Nodes).Select(i => (n + i) % config.Nodes).ToArray();
         }
         VmStat = new VmStat();
-        Series = new TimeSeries(config.SeriesIntervalNs);
+        // The headline rates (steady-phase interrupts/s, interrupts per second) come from fixed
+        // 100 ms buckets whatever --interval the user's time series has.
+        Headline = new TimeSeries(HeadlineIntervalNs);
+        Series = config.SeriesIntervalNs == HeadlineIntervalNs ? Headline : new TimeSeries(config.SeriesIntervalNs) { Mirror = Headline };
         Engine = new Engine.Engine(nrCpus * 2 + 16);
         Engine.Advancing += SampleUpTo;
 
         // Hardware-facing layers first, then generic mm, then the scheduler that runs it all.
-        X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling);
+        X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling, config.NumaDistance ?? NumaDistance.Uniform(config.Nodes));
         Arch = X86;
         Policy = policy ?? PolicyRegistry.Create(config.PolicyName, config.Policy);
         Policy.Bind(Arch, nrCpus, VmStat);
@@ -114,6 +118,12 @@ public sealed class Sim
     public VmStat VmStat { get; }
 
     public TimeSeries Series { get; }
+
+    /// <summary>Width of the buckets behind the headline rates, independent of the time-series interval.</summary>
+    public const long HeadlineIntervalNs = 100_000_000;
+
+    /// <summary>The counts behind the result's rates, in 100 ms buckets (the same object as <see cref="Series"/> at the default interval).</summary>
+    public TimeSeries Headline { get; }
 
     public FlushPolicy Policy { get; }
 
@@ -282,12 +292,20 @@ public sealed class Sim
     private long _nextSample;
 
     /// <summary>Time-series gauges at each bucket boundary the clock passes: free pages per node and runnable tasks.</summary>
+    private long _nextHeadlineTouch;
+
     private void SampleUpTo(long t)
     {
         while (t >= _nextSample)
         {
             Sample(_nextSample);
             _nextSample += Series.IntervalNs;
+        }
+        // The headline buckets reach as far as they would if they were the sampled series.
+        while (!ReferenceEquals(Series, Headline) && t >= _nextHeadlineTouch)
+        {
+            Headline.Add(Observe.Series.Interrupts, _nextHeadlineTouch, 0);
+            _nextHeadlineTouch += HeadlineIntervalNs;
         }
     }
 

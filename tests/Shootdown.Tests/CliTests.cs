@@ -10,7 +10,7 @@ public class ConsoleCollection
 [Collection("console")]
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Cli(params string[] args)
+    internal static (int Code, string Out, string Err) Cli(params string[] args)
     {
         var oldOut = Console.Out;
         var oldErr = Console.Error;
@@ -35,25 +35,28 @@ public class CliTests
     [InlineData("unknown workload 'w'", "run", "--workload", "w")]
     [InlineData("unknown policy 'p'", "run", "--policy", "p")]
     [InlineData("malformed --scale '1/x'", "run", "--scale", "1/x")]
-    [InlineData("malformed --scale '1/0'", "run", "--scale", "1/0")]
-    [InlineData("--nodes must be a positive integer", "run", "--nodes", "0")]
-    [InlineData("--cpus-per-node must be a positive integer", "run", "--cpus-per-node", "-3")]
+    [InlineData("--scale 1/N: N must be in 1..1048576, got 0", "run", "--scale", "1/0")]
+    [InlineData("--nodes must be in 1..4096, got 0", "run", "--nodes", "0")]
+    [InlineData("--cpus-per-node must be in 1..4096, got -3", "run", "--cpus-per-node", "-3")]
     [InlineData("malformed size '-1GiB'", "run", "--memory", "-1GiB")]
     [InlineData("memory too small", "run", "--machine", "tiny", "--memory", "1MiB")]
     [InlineData("unknown --format 'xml'", "run", "--format", "xml")]
     [InlineData("unknown cost constant 'Nope'", "run", "--cost", "Nope=3")]
-    [InlineData("--seed must be a non-negative integer", "run", "--seed", "abc")]
+    [InlineData("--seed must be an integer in 0..18446744073709551615, got 'abc'", "run", "--seed", "abc")]
     [InlineData("matches no event", "run", "--trace-events", "nope:*")]
     [InlineData("needs at least 3 CPUs", "run", "--workload", "lru-file-mmap-write", "--machine", "tiny", "--cpus-per-node", "2")]
     [InlineData("--oracle must be on or off", "run", "--oracle", "maybe")]
     [InlineData("--trace-window '3-1' is empty", "run", "--trace-window", "3-1")]
-    [InlineData("malformed --interval '7ms'", "run", "--interval", "7ms")]
+    [InlineData("--interval '7ms' must divide a second", "run", "--timeseries", "/tmp/shootdown-test.csv", "--interval", "7ms")]
     [InlineData("does not exist", "run", "--trace", "/nonexistent-dir/t.txt")]
     [InlineData("--input file 'missing.csv' does not exist", "plot", "--input", "missing.csv")]
-    public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args)
+    public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args) => AssertRefused(expected, args);
+
+    /// <summary>Exit 2, one line on stderr holding <paramref name="expected"/>, no stack trace, nothing on stdout.</summary>
+    internal static void AssertRefused(string expected, params string[] args)
     {
         var (code, stdout, stderr) = Cli(args);
-        Assert.NotEqual(0, code);
+        Assert.Equal(2, code);
         Assert.Contains(expected, stderr, StringComparison.Ordinal);
         Assert.Single(stderr.TrimEnd('\n').Split('\n'));
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
@@ -63,17 +66,10 @@ public class CliTests
     [Theory]
     [InlineData("unknown policy 'x'", "compare", "--policies", "vanilla,x")]
     [InlineData("malformed --policies", "compare", "--policies", "vanilla,")]
-    [InlineData("--repeat must be a positive integer, got '0'", "compare", "--repeat", "0")]
+    [InlineData("--repeat must be in 1..10000, got 0", "compare", "--repeat", "0")]
     [InlineData("unknown --format 'yaml'", "compare", "--format", "yaml")]
-    [InlineData("--repeat must be a positive integer", "reproduce", "--repeat", "-1")]
-    public void CompareAndReproduceRejectBadInput(string expected, params string[] args)
-    {
-        var (code, stdout, stderr) = Cli(args);
-        Assert.NotEqual(0, code);
-        Assert.Contains(expected, stderr, StringComparison.Ordinal);
-        Assert.Single(stderr.TrimEnd('\n').Split('\n'));
-        Assert.Equal("", stdout);
-    }
+    [InlineData("--repeat must be in 1..10000, got -1", "reproduce", "--repeat", "-1")]
+    public void CompareAndReproduceRejectBadInput(string expected, params string[] args) => AssertRefused(expected, args);
 
     [Fact]
     public void PoliciesListsOneLineEach()
@@ -132,5 +128,152 @@ public class CliTests
         Assert.Equal(2, cfg.GetProperty("cpus_per_node").GetInt32());
         Assert.Equal(64L << 20, cfg.GetProperty("memory_bytes").GetInt64());
         Assert.Equal(70, cfg.GetProperty("costs").GetProperty("ipi_send_ns").GetInt64());
+    }
+
+    private static readonly string Big = new('x', 100_000);
+
+    /// <summary>The cases of issue 14, each tried as a new user would: one line naming the value and what is allowed, exit 2, nothing simulated.</summary>
+    [Theory]
+    [InlineData("TlbEntries=1000 with TlbWays=12 gives 83.33 sets", "run", "--cost", "TlbEntries=1000")]
+    [InlineData("TlbEntries=1536 with TlbWays=7 gives", "run", "--cost", "TlbWays=7")]
+    [InlineData("--cost TlbEntries must be in 1..1048576, got 0", "run", "--cost", "TlbEntries=0")]
+    [InlineData("--cost TickNs must be in 1000..1000000000, got 0", "run", "--cost", "TickNs=0")]
+    [InlineData("--cost IpiLatencyRemoteNodeNs must be in 0..1000000000, got 9223372036854775807", "run", "--cost", "IpiLatencyRemoteNodeNs=9223372036854775807")]
+    [InlineData("--cost PageZeroNs must be in 0..1000000000, got 9223372036854775807", "run", "--cost", "PageZeroNs=9223372036854775807")]
+    [InlineData("--cost PageZeroNs must be in 0..1000000000, got 99999999999999999999999", "run", "--cost", "page_zero_ns=99999999999999999999999")]
+    [InlineData("--cost IpiSendNs must be an integer in 0..1000000000, got '1.5'", "run", "--cost", "IpiSendNs=1.5")]
+    [InlineData("unknown cost constant 'Nope'", "run", "--cost", "Nope=3")]
+    [InlineData("--nodes must be in 1..4096, got 99999999999", "run", "--nodes", "99999999999")]
+    [InlineData("--scale 1/N: N must be in 1..1048576, got 99999999999", "run", "--scale", "1/99999999999")]
+    [InlineData("--seed must be in 0..18446744073709551615, got 18446744073709551616", "run", "--seed", "18446744073709551616")]
+    [InlineData("--repeat must be in 1..10000, got 99999999999", "compare", "--repeat", "99999999999")]
+    [InlineData("would run seeds past 18446744073709551615 (seeds must not wrap)", "compare", "--seed", "18446744073709551615", "--repeat", "2")]
+    [InlineData("would run seeds past", "reproduce", "--seed", "18446744073709551614", "--repeat", "3")]
+    [InlineData("--full runs the machine at full size, --scale 1/64 asks for less", "reproduce", "--full", "--scale", "1/64")]
+    [InlineData("--interval sets the rows of --timeseries", "run", "--interval", "2s")]
+    [InlineData("--interval '7200s' is too long; at most 3600s", "run", "--timeseries", "/tmp/shootdown-test.csv", "--interval", "7200s")]
+    [InlineData("--trace-window selects what --trace and --perfetto write", "run", "--trace-window", "1-2")]
+    [InlineData("--trace-events selects what --trace and --perfetto write", "run", "--trace-events", "tlb:*")]
+    [InlineData("--trace-window times must be in 0..1000000 s", "run", "--trace", "/tmp/shootdown-test.txt", "--trace-window", "1-99999999999999999999")]
+    [InlineData("--batch-size sets the PFN list of rfc-pfn32 and rfc-pfn-page; policy 'vanilla' keeps no such list", "run", "--batch-size", "16")]
+    [InlineData("none of these policies keeps no such list", "compare", "--policies", "vanilla,linux-4.3", "--batch-size", "16")]
+    [InlineData("--last sets how much history --stop-on-violation prints", "run", "--last", "5")]
+    [InlineData("--last must be in 1..100000, got 0", "run", "--stop-on-violation", "--last", "0")]
+    [InlineData("memory too small: 256 bytes (after --scale 1/4) over 1 node leaves 256 bytes per node", "run", "--machine", "tiny", "--scale", "1/4", "--memory", "1KiB")]
+    [InlineData("size '99999999TiB' is too large; at most 1 PiB", "run", "--memory", "99999999TiB")]
+    [InlineData("unknown command 'frob'; commands: run, compare, reproduce", "frob")]
+    [InlineData("no command given; commands: run, compare", new string[0])]
+    [InlineData("cannot write --trace '/proc/shootdown-x'", "run", "--trace", "/proc/shootdown-x")]
+    [InlineData("cannot write --perfetto '/proc/shootdown-x'", "run", "--perfetto", "/proc/shootdown-x")]
+    [InlineData("cannot write --timeseries '/proc/shootdown-x'", "run", "--timeseries", "/proc/shootdown-x")]
+    [InlineData("cannot write --vmstat '/proc/shootdown-x'", "run", "--vmstat", "/proc/shootdown-x")]
+    [InlineData("cannot write --interrupts '/proc/shootdown-x'", "run", "--interrupts", "/proc/shootdown-x")]
+    [InlineData("cannot write --vmstat '/tmp': it is a directory", "run", "--vmstat", "/tmp")]
+    [InlineData("--vmstat and --interrupts both name", "run", "--vmstat", "/tmp/shootdown-same", "--interrupts", "/tmp/shootdown-same")]
+    [InlineData("--plot '/etc/hostname' is a file; it must name a directory", "compare", "--plot", "/etc/hostname")]
+    [InlineData("cannot write into --plot '/proc/shootdown-plots'", "compare", "--plot", "/proc/shootdown-plots")]
+    public void IssueCasesAreOneClearLine(string expected, params string[] args) => AssertRefused(expected, args);
+
+    [Fact]
+    public void PlotOutNamingAFileOrAnUnwritablePlaceIsRefusedBeforePlotting()
+    {
+        string dir = TestKit.TempDir();
+        string csv = Path.Combine(dir, "a.csv");
+        File.WriteAllText(csv, "time_s,interrupts\n0,1\n0.1,2\n");
+        var (code, _, stderr) = Cli("plot", "--input", csv, "--out", csv);
+        Assert.Equal(2, code);
+        Assert.Contains($"--out '{csv}' is a file; it must name a directory", stderr, StringComparison.Ordinal);
+        (code, _, stderr) = Cli("plot", "--input", csv, "--out", "/proc/shootdown-plots");
+        Assert.Equal(2, code);
+        Assert.Contains("cannot write into --out '/proc/shootdown-plots'", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd('\n').Split('\n'));
+        Assert.Equal("time_s,interrupts\n0,1\n0.1,2\n", File.ReadAllText(csv));
+    }
+
+    [Fact]
+    public void LongValuesAreShortenedInErrors()
+    {
+        foreach (string[] args in new[] { new[] { "run", "--machine", Big }, ["run", "--cost", Big], ["run", Big], ["run", "--cost", "IpiSendNs=" + new string('9', 100_000)], [Big] })
+        {
+            var (code, _, stderr) = Cli(args);
+            Assert.Equal(2, code);
+            Assert.True(stderr.Length < 400, $"{stderr.Length} characters: {stderr[..Math.Min(200, stderr.Length)]}");
+            Assert.Contains("(100", stderr, StringComparison.Ordinal);
+            Assert.Single(stderr.TrimEnd('\n').Split('\n'));
+        }
+    }
+
+    [Fact]
+    public void CostAcceptsSnakeCaseAndTlbGeometriesThatFit()
+    {
+        var (code, stdout, stderr) = Cli("run", "--machine", "tiny", "--scale", "1/4", "--format", "json", "--cost", "ipi_send_ns=70", "--cost", "TlbEntries=1024", "--cost", "tlb_ways=8");
+        Assert.True(code == 0, stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        var costs = doc.RootElement.GetProperty("config").GetProperty("costs");
+        Assert.Equal(70, costs.GetProperty("ipi_send_ns").GetInt64());
+        Assert.Equal(1024, costs.GetProperty("tlb_entries").GetInt32());
+        Assert.Equal(8, costs.GetProperty("tlb_ways").GetInt32());
+    }
+
+    [Fact]
+    public void HelpSaysShootdownAndShowsTheBatchSizeDefault()
+    {
+        var (code, stdout, _) = Cli("run", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("shootdown run [options]", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("Shootdown.Cli", stdout, StringComparison.Ordinal);
+        Assert.Contains("default: 32 for rfc-pfn32", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ATraceWindowPastTheEndIsWarnedAbout()
+    {
+        string f = Path.Combine(TestKit.TempDir(), "t.txt");
+        var (code, _, stderr) = Cli("run", "--machine", "tiny", "--scale", "1/4", "--format", "json", "--trace", f, "--trace-window", "1000-1001");
+        Assert.Equal(0, code);
+        Assert.Contains("warning: --trace-window starts at 1000 s, after the run ended at", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OutputFileChecksLeaveNoFileBehindWhenTheRunIsRefused()
+    {
+        string f = Path.Combine(TestKit.TempDir(), "vm.txt");
+        var (code, _, _) = Cli("run", "--vmstat", f, "--nodes", "0");
+        Assert.Equal(2, code);
+        Assert.False(File.Exists(f));
+    }
+
+    [Fact]
+    public void ARunStoppedByAViolationExits4()
+    {
+        var (code, stdout, stderr) = Cli("run", "--workload", "lru-file-mmap-write", "--policy", "rfc-pfn32", "--machine", "small-2node", "--scale", "1/16", "--stop-on-violation", "lost_write", "--format", "json", "--last", "3");
+        Assert.Equal(ShootdownCli.ExitStoppedByViolation, code);
+        Assert.Contains("lost_write at ", stderr, StringComparison.Ordinal);
+        Assert.Contains("last 3 events of this frame", stderr, StringComparison.Ordinal);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        Assert.True(doc.RootElement.GetProperty("safety").GetProperty("stopped").GetBoolean());
+    }
+
+    [Fact]
+    public void ReproduceExits5ExactlyWhenACheckIsOutOfTolerance()
+    {
+        var (code, stdout, _) = Cli("reproduce", "--scale", "1/256");
+        var m = System.Text.RegularExpressions.Regex.Match(stdout, @"(\d+) of (\d+) checks within tolerance");
+        Assert.True(m.Success, stdout);
+        bool all = m.Groups[1].Value == m.Groups[2].Value;
+        Assert.Equal(all ? 0 : ShootdownCli.ExitOutOfTolerance, code);
+        // At 1/256 the machine is too small to match every published figure.
+        Assert.False(all);
+    }
+
+    [Fact]
+    public void OracleRowsAppearOnlyWhenTheOracleRan()
+    {
+        var (_, off, _) = Cli("compare", "--machine", "tiny", "--scale", "1/4", "--policies", "vanilla,linux-4.3", "--format", "csv");
+        Assert.DoesNotContain("violations", off, StringComparison.Ordinal);
+        var (_, on, _) = Cli("compare", "--machine", "tiny", "--scale", "1/4", "--policies", "vanilla,linux-4.3", "--format", "csv", "--oracle", "on");
+        Assert.Contains("violations,linux-4.3,0,", on, StringComparison.Ordinal);
+        var (_, json, _) = Cli("compare", "--machine", "tiny", "--scale", "1/4", "--policies", "vanilla", "--format", "json");
+        Assert.DoesNotContain("lost_write", json, StringComparison.Ordinal);
     }
 }

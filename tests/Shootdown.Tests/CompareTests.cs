@@ -50,7 +50,7 @@ public class CompareTests
         Assert.Contains(delta + "%)", row, StringComparison.Ordinal);
         string csv = c.ToCsv();
         Assert.StartsWith("metric,policy,mean,stddev,delta_pct,runs\n", csv, StringComparison.Ordinal);
-        Assert.Equal(Comparison.Metrics.Length * 2 + 1, csv.TrimEnd('\n').Split('\n').Length);
+        Assert.Equal(c.ShownMetrics.Count * 2 + 1, csv.TrimEnd('\n').Split('\n').Length);
     }
 
     [Theory]

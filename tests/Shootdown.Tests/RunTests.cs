@@ -129,4 +129,20 @@ public class PinnedResultTests
         Assert.Equal(415969, r.Vmstat["pgscan_direct"]);
         Assert.Equal(40, r.DirectReclaimStalls);
     }
+
+    [Theory]
+    [InlineData(1_000_000L)]
+    [InlineData(10_000_000L)]
+    [InlineData(1_000_000_000L)]
+    [InlineData(2_000_000_000L)]
+    public void HeadlineRatesDoNotDependOnTheSamplingInterval(long intervalNs)
+    {
+        RunConfig cfg = RunConfig.Create(machine: "tiny", scaleDivisor: 4);
+        RunResult a = Runner.Run(cfg);
+        RunResult b = Runner.Run(cfg with { SeriesIntervalNs = intervalNs });
+        Assert.Equal(a.InterruptsPerS, b.InterruptsPerS);
+        Assert.Equal(a.TlbIpisPerS, b.TlbIpisPerS);
+        Assert.Equal(a.InterruptsPerSecond, b.InterruptsPerSecond);
+        Assert.Equal(a.SteadyStartS, b.SteadyStartS);
+    }
 }

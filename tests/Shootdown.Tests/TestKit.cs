@@ -27,6 +27,21 @@ internal static class TestKit
         sim.Cpus[cpu].StepEnd = long.MaxValue / 2;
     }
 
+    /// <summary>A new empty temporary directory.</summary>
+    public static string TempDir() => Directory.CreateTempSubdirectory("shootdown-test").FullName;
+
+    /// <summary>Writes <paramref name="text"/> to a file named <paramref name="name"/> in a new temporary directory.</summary>
+    public static string TempFile(string name, string text)
+    {
+        string path = Path.Combine(TempDir(), name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    /// <summary>A run's JSON without the host's wall-time fields (the only ones that differ between equal runs).</summary>
+    public static string WithoutWallTime(string json) =>
+        System.Text.RegularExpressions.Regex.Replace(json, "\"(wall_s|sim_pages_per_wall_s)\": [^,\n]*", "");
+
     /// <summary>Runs every pending engine event (e.g. I/O completions) of a simulation that is not running.</summary>
     public static void DrainEvents(Sim sim) => sim.Engine.Run(() => true);
 

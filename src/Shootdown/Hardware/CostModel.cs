@@ -120,20 +120,63 @@ public sealed record CostModel
         typeof(CostModel).GetProperties().Where(p => p.CanWrite && (p.PropertyType == typeof(long) || p.PropertyType == typeof(int)))
             .Select(p => p.Name).ToArray();
 
-    /// <summary>A copy with one constant changed; throws <see cref="ConfigException"/> for unknown names or bad values.</summary>
+    /// <summary>Largest value a time constant may take: one simulated second (sums of many constants stay far from overflow).</summary>
+    public const long MaxNs = 1_000_000_000;
+
+    /// <summary>Allowed range of one constant, inclusive.</summary>
+    public static (long Min, long Max) Range(string name) => name switch
+    {
+        nameof(TlbEntries) => (1, 1 << 20),
+        nameof(TlbWays) => (1, 1 << 10),
+        nameof(TickNs) or nameof(SchedSliceNs) => (1_000, MaxNs),
+        _ => (0, MaxNs),
+    };
+
+    /// <summary>Finds a constant by its name as in this file (PageZeroNs) or as results print it (page_zero_ns).</summary>
+    public static string? Canonical(string name) =>
+        Names.FirstOrDefault(n => n == name || SnakeCase(n) == name);
+
+    /// <summary>The error for a name that is no constant.</summary>
+    public static ConfigException Unknown(string name) =>
+        new($"unknown cost constant '{ParseArg.Clip(name)}'; allowed: {string.Join(", ", Names)} (or their snake_case keys, e.g. page_zero_ns)");
+
+    /// <summary>PageZeroNs → page_zero_ns, the key results print.</summary>
+    public static string SnakeCase(string name) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(name);
+
+    /// <summary>
+    /// A copy with one constant changed; throws <see cref="ConfigException"/> for unknown names or values
+    /// out of range. Constraints between constants are checked by <see cref="Validate"/> once all are set.
+    /// </summary>
     public CostModel With(string name, long value)
     {
-        var prop = typeof(CostModel).GetProperty(name);
-        if (prop is null || !Names.Contains(name))
+        string canonical = Canonical(name) ?? throw Unknown(name);
+        var (min, max) = Range(canonical);
+        if (value < min || value > max)
         {
-            throw new ConfigException($"unknown cost constant '{name}'; allowed: {string.Join(", ", Names)}");
+            throw new ConfigException($"cost constant {canonical} must be in {min}..{max}{(canonical.EndsWith("Ns", StringComparison.Ordinal) ? " ns" : "")}, got {value}", "costs." + SnakeCase(canonical));
         }
-        if (value < 0)
-        {
-            throw new ConfigException($"cost constant {name} must be >= 0, got {value}");
-        }
+        var prop = typeof(CostModel).GetProperty(canonical)!;
         CostModel copy = this with { };
-        prop.SetValue(copy, prop.PropertyType == typeof(int) ? checked((int)value) : value);
+        prop.SetValue(copy, prop.PropertyType == typeof(int) ? (object)(int)value : value);
         return copy;
+    }
+
+    /// <summary>Checks the constants that depend on each other; throws <see cref="ConfigException"/>.</summary>
+    public void Validate()
+    {
+        foreach (string n in Names)
+        {
+            long v = Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(this), System.Globalization.CultureInfo.InvariantCulture);
+            var (min, max) = Range(n);
+            if (v < min || v > max)
+            {
+                throw new ConfigException($"cost constant {n} must be in {min}..{max}, got {v}", "costs." + SnakeCase(n));
+            }
+        }
+        if (TlbEntries % TlbWays != 0 || !System.Numerics.BitOperations.IsPow2(TlbEntries / TlbWays))
+        {
+            throw new ConfigException(
+                $"TlbEntries={TlbEntries} with TlbWays={TlbWays} gives {(double)TlbEntries / TlbWays:0.##} sets; the entries must be the ways times a power of two (e.g. 1536 = 12 x 128)", "costs.tlb_entries");
+        }
     }
 }

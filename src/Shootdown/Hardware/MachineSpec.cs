@@ -1,7 +1,11 @@
 namespace Shootdown.Hardware;
 
-/// <summary>The simulated machine: NUMA nodes, CPUs per node, memory, and its costs.</summary>
-public sealed record MachineSpec(string Name, int Nodes, int CpusPerNode, long MemoryBytes, CostModel Costs)
+/// <summary>
+/// The simulated machine: NUMA nodes, CPUs per node, memory, distances and costs. Presets are
+/// TOML files embedded from src/Shootdown/Machines/; a user's machine is a file of the same schema
+/// (README, "Machine files").
+/// </summary>
+public sealed record MachineSpec(string Name, string Description, int Nodes, int CpusPerNode, long MemoryBytes, CostModel Costs, NumaDistance Distance)
 {
     public int NrCpus => Nodes * CpusPerNode;
 
@@ -11,20 +15,39 @@ public sealed record MachineSpec(string Name, int Nodes, int CpusPerNode, long M
 
     public long TotalPages => MemoryBytes / PageSize;
 
-    public static IReadOnlyList<string> PresetNames { get; } = ["gorman-4node", "small-2node", "tiny"];
+    private const string ResourcePrefix = "Shootdown.Machines.";
 
-    /// <summary>
-    /// Machine presets. <c>gorman-4node</c> is the seed's test machine: 4 sockets x 12 CPUs, 64 GiB,
-    /// Linux 4.0 era Xeon (seed cover letter and patch changelogs; calibration.md).
-    /// </summary>
-    public static MachineSpec Preset(string name) => name switch
+    /// <summary>The embedded presets by name (the files' names without .toml), sorted.</summary>
+    public static IReadOnlyList<string> PresetNames { get; } =
+        typeof(MachineSpec).Assembly.GetManifestResourceNames()
+            .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".toml", StringComparison.Ordinal))
+            .Select(n => n[ResourcePrefix.Length..^".toml".Length]).Order(StringComparer.Ordinal).ToArray();
+
+    /// <summary>The text of an embedded preset.</summary>
+    public static string PresetText(string name)
     {
-        "gorman-4node" => new MachineSpec(name, 4, 12, 64L << 30, CostModel.Xeon2015),
-        "small-2node" => new MachineSpec(name, 2, 4, 4L << 30, CostModel.Xeon2015),
-        "tiny" => new MachineSpec(name, 1, 4, 256L << 20, CostModel.Xeon2015),
-        _ => throw new ConfigException($"unknown machine preset '{name}'; allowed: {string.Join(", ", PresetNames)}"),
-    };
+        using Stream? s = PresetNames.Contains(name) ? typeof(MachineSpec).Assembly.GetManifestResourceStream(ResourcePrefix + name + ".toml") : null;
+        if (s is null)
+        {
+            throw new ConfigException($"unknown machine preset '{Shootdown.ParseArg.Clip(name)}'; allowed: {string.Join(", ", PresetNames)}, or a machine file (FILE.toml)");
+        }
+        using var reader = new StreamReader(s);
+        return reader.ReadToEnd();
+    }
+
+    public static MachineSpec Preset(string name) => MachineFile.Parse(PresetText(name), $"preset {name}");
+
+    /// <summary>A preset by name, or a machine file when the value ends in .toml or names a path.</summary>
+    public static MachineSpec Resolve(string nameOrPath) =>
+        IsFile(nameOrPath) ? MachineFile.Load(nameOrPath) : Preset(nameOrPath);
+
+    public static bool IsFile(string nameOrPath) =>
+        nameOrPath.EndsWith(".toml", StringComparison.OrdinalIgnoreCase) || nameOrPath.Contains('/', StringComparison.Ordinal);
 }
 
 /// <summary>An error the user caused (bad flag value, impossible machine). Reported as one line.</summary>
-public sealed class ConfigException(string message) : Exception(message);
+public sealed class ConfigException(string message, string? key = null) : Exception(message)
+{
+    /// <summary>The configuration key the error is about (snake_case, dotted: costs.tick_ns), if any.</summary>
+    public string? Key { get; } = key;
+}

@@ -34,8 +34,12 @@ public sealed class TimeSeries
 
     public int Buckets => _buckets;
 
+    /// <summary>A second series, at another interval, that receives every count added here.</summary>
+    public TimeSeries? Mirror { get; init; }
+
     public void Add(Series s, long t, long n)
     {
+        Mirror?.Add(s, t, n);
         int b = (int)(t / IntervalNs);
         if (b >= _buckets)
         {

@@ -40,13 +40,13 @@ public sealed record TraceFilter
         string[] items = s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (items.Length == 0)
         {
-            throw new ConfigException($"malformed --trace-events '{s}'; expected e.g. tlb:*,vmscan:*");
+            throw new ConfigException($"malformed --trace-events '{ParseArg.Clip(s)}'; expected e.g. tlb:*,vmscan:*");
         }
         foreach (string p in items)
         {
             if (!AllEvents.Any(e => Matches(p, e)))
             {
-                throw new ConfigException($"--trace-events pattern '{p}' matches no event; events: {string.Join(", ", AllEvents)}");
+                throw new ConfigException($"--trace-events pattern '{ParseArg.Clip(p)}' matches no event; events: {string.Join(", ", AllEvents)}");
             }
         }
         return items;
@@ -58,7 +58,7 @@ public sealed record TraceFilter
         int dash = s.IndexOf('-', StringComparison.Ordinal);
         if (dash < 0)
         {
-            throw new ConfigException($"malformed --trace-window '{s}'; expected FROM-TO in simulated seconds, e.g. 1.5-2");
+            throw new ConfigException($"malformed --trace-window '{ParseArg.Clip(s)}'; expected FROM-TO in simulated seconds, e.g. 1.5-2");
         }
         static long Sec(string x, long dflt, string whole)
         {
@@ -68,14 +68,15 @@ public sealed record TraceFilter
             }
             if (double.TryParse(x, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v >= 0)
             {
-                return (long)(v * 1e9);
+                return v <= 1e6 ? (long)(v * 1e9)
+                    : throw new ConfigException($"--trace-window times must be in 0..1000000 s, got {ParseArg.Clip(x)}");
             }
-            throw new ConfigException($"malformed --trace-window '{whole}'; expected FROM-TO in simulated seconds, e.g. 1.5-2");
+            throw new ConfigException($"malformed --trace-window '{ParseArg.Clip(whole)}'; expected FROM-TO in simulated seconds, e.g. 1.5-2");
         }
         long from = Sec(s[..dash].Trim(), 0, s), to = Sec(s[(dash + 1)..].Trim(), long.MaxValue, s);
         if (to <= from)
         {
-            throw new ConfigException($"--trace-window '{s}' is empty; TO must be after FROM");
+            throw new ConfigException($"--trace-window '{ParseArg.Clip(s)}' is empty; TO must be after FROM");
         }
         return (from, to);
     }

@@ -63,6 +63,9 @@ public abstract class FlushPolicy
     /// <summary>Whether tasks need a <see cref="TlbUnmapBatch"/> (task->tlb_ubc).</summary>
     public virtual bool UsesBatch => false;
 
+    /// <summary>Whether the policy keeps a PFN list whose length <see cref="PolicyParams.BatchSize"/> sets.</summary>
+    public virtual bool HasPfnList => false;
+
     /// <summary>Where reclaim calls <see cref="TryToUnmapFlush"/>.</summary>
     public virtual UnmapFlushSite FlushSite => UnmapFlushSite.ShrinkPageList;
 

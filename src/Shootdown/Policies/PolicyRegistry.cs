@@ -20,6 +20,10 @@ public static class PolicyRegistry
     public static IEnumerable<(string Name, string Summary)> Describe() =>
         Entries.Select(e => (e.Name, e.Create(new PolicyParams()).Summary));
 
+    /// <summary>Policies whose PFN list length --batch-size sets.</summary>
+    public static IReadOnlyList<string> WithPfnList { get; } =
+        Entries.Where(e => e.Create(new PolicyParams()).HasPfnList).Select(e => e.Name).ToArray();
+
     public static FlushPolicy Create(string name, PolicyParams p)
     {
         foreach (var (n, create) in Entries)
@@ -29,6 +33,6 @@ public static class PolicyRegistry
                 return create(p);
             }
         }
-        throw new ConfigException($"unknown policy '{name}'; allowed: {string.Join(", ", Names)}");
+        throw new ConfigException($"unknown policy '{ParseArg.Clip(name)}'; allowed: {string.Join(", ", Names)}");
     }
 }

@@ -41,6 +41,8 @@ public class RfcPfnBatch : FlushPolicy
 
     public override bool UsesBatch => true;
 
+    public override bool HasPfnList => true;
+
     public override UnmapFlushSite FlushSite => UnmapFlushSite.ShrinkLruvec;
 
     /// <summary>

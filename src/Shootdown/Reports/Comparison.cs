@@ -8,7 +8,7 @@ using Shootdown.Policies;
 namespace Shootdown.Reports;
 
 /// <summary>One metric of a comparison: how to read it from a run, and how to name it.</summary>
-public sealed record Metric(string Key, string Label, Func<RunResult, double> Get, string Format = "0.00");
+public sealed record Metric(string Key, string Label, Func<RunResult, double> Get, string Format = "0.00", bool OracleOnly = false);
 
 /// <summary>Runs of one policy over one or more seeds.</summary>
 public sealed record PolicyRuns(string Policy, IReadOnlyList<RunResult> Runs)
@@ -52,10 +52,10 @@ public sealed class Comparison
         new("nr_tlb_remote_flush", "nr_tlb_remote_flush", r => r.Vmstat["nr_tlb_remote_flush"], "0"),
         new("nr_tlb_local_flush_all", "nr_tlb_local_flush_all", r => r.Vmstat["nr_tlb_local_flush_all"], "0"),
         new("nr_tlb_local_flush_one", "nr_tlb_local_flush_one", r => r.Vmstat["nr_tlb_local_flush_one"], "0"),
-        new("violations", "Coherence violations (oracle)", r => r.Safety?.Violations ?? 0, "0.##"),
-        new("lost_write", "  lost_write", r => r.Safety?.LostWrite ?? 0, "0.##"),
-        new("stale_access_after_free", "  stale_access_after_free", r => r.Safety?.StaleAccessAfterFree ?? 0, "0.##"),
-        new("write_after_protect", "  write_after_protect", r => r.Safety?.WriteAfterProtect ?? 0, "0.##"),
+        new("violations", "Coherence violations (oracle)", r => r.Safety?.Violations ?? 0, "0.##", OracleOnly: true),
+        new("lost_write", "  lost_write", r => r.Safety?.LostWrite ?? 0, "0.##", OracleOnly: true),
+        new("stale_access_after_free", "  stale_access_after_free", r => r.Safety?.StaleAccessAfterFree ?? 0, "0.##", OracleOnly: true),
+        new("write_after_protect", "  write_after_protect", r => r.Safety?.WriteAfterProtect ?? 0, "0.##", OracleOnly: true),
     ];
 
     public Comparison(IReadOnlyList<PolicyRuns> results)
@@ -67,25 +67,29 @@ public sealed class Comparison
 
     public PolicyRuns Baseline => Results[0];
 
+    /// <summary>The metrics shown: the oracle's rows only when some run had the oracle on (otherwise they would read 0).</summary>
+    public IReadOnlyList<Metric> ShownMetrics =>
+        Results.Any(pr => pr.Runs.Any(r => r.Safety is not null)) ? Metrics : Metrics.Where(m => !m.OracleOnly).ToArray();
+
     /// <summary>Parses "a,b,c"; throws <see cref="ConfigException"/> for empty items, duplicates or unknown names.</summary>
     public static IReadOnlyList<string> ParsePolicyList(string list)
     {
         string[] items = list.Split(',', StringSplitOptions.TrimEntries);
         if (items.Length == 0 || items.Any(string.IsNullOrEmpty))
         {
-            throw new ConfigException($"malformed --policies '{list}'; expected a comma-separated list such as vanilla,rfc-pfn32");
+            throw new ConfigException($"malformed --policies '{ParseArg.Clip(list)}'; expected a comma-separated list such as vanilla,rfc-pfn32");
         }
         foreach (string p in items)
         {
             if (!PolicyRegistry.Names.Contains(p))
             {
-                throw new ConfigException($"unknown policy '{p}' in --policies; allowed: {string.Join(", ", PolicyRegistry.Names)}");
+                throw new ConfigException($"unknown policy '{ParseArg.Clip(p)}' in --policies; allowed: {string.Join(", ", PolicyRegistry.Names)}");
             }
         }
         string? dup = items.GroupBy(x => x).FirstOrDefault(g => g.Count() > 1)?.Key;
         if (dup is not null)
         {
-            throw new ConfigException($"policy '{dup}' appears twice in --policies");
+            throw new ConfigException($"policy '{ParseArg.Clip(dup)}' appears twice in --policies");
         }
         return items;
     }
@@ -130,7 +134,7 @@ public sealed class Comparison
     public string ToText()
     {
         var sb = new StringBuilder();
-        int labelW = Metrics.Max(m => m.Label.Length) + 2;
+        int labelW = ShownMetrics.Max(m => m.Label.Length) + 2;
         const int colW = 24;
         sb.Append(new string(' ', labelW));
         foreach (PolicyRuns pr in Results)
@@ -138,7 +142,7 @@ public sealed class Comparison
             sb.Append(pr.Policy.PadLeft(colW));
         }
         sb.AppendLine();
-        foreach (Metric m in Metrics)
+        foreach (Metric m in ShownMetrics)
         {
             sb.Append(m.Label.PadRight(labelW));
             double b = Baseline.Mean(m);
@@ -166,7 +170,7 @@ public sealed class Comparison
     public string ToCsv()
     {
         var sb = new StringBuilder("metric,policy,mean,stddev,delta_pct,runs\n");
-        foreach (Metric m in Metrics)
+        foreach (Metric m in ShownMetrics)
         {
             double b = Baseline.Mean(m);
             foreach (PolicyRuns pr in Results)
@@ -192,13 +196,13 @@ public sealed class Comparison
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    private static JsonObject Entry(PolicyRuns pr)
+    private JsonObject Entry(PolicyRuns pr)
     {
         var o = JsonNode.Parse(pr.Runs[0].ToJson())!.AsObject();
         o["policy"] = pr.Policy;
         var mean = new JsonObject();
         var sd = new JsonObject();
-        foreach (Metric m in Metrics)
+        foreach (Metric m in ShownMetrics)
         {
             mean[m.Key] = pr.Mean(m);
             sd[m.Key] = pr.StdDev(m);

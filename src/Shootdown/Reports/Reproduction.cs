@@ -73,6 +73,9 @@ public sealed class Reproduction
         return rows;
     }
 
+    /// <summary>Whether every check is within its tolerance (`reproduce` exits 5 otherwise).</summary>
+    public bool AllWithin => Rows().All(r => r.Within);
+
     public string ToText()
     {
         var sb = new StringBuilder();

@@ -69,26 +69,26 @@ public sealed record RunResult
         long elapsed = sim.LastExit;
         long steadyFrom = sim.FirstKswapdWake >= 0 ? sim.FirstKswapdWake : 0;
         long steadyTo = sim.FirstExit > steadyFrom ? sim.FirstExit : elapsed;
-        var (intr, span) = sim.Series.SumWithin(Series.Interrupts, steadyFrom, steadyTo);
-        var (ipis, _) = sim.Series.SumWithin(Series.TlbIpis, steadyFrom, steadyTo);
+        var (intr, span) = sim.Headline.SumWithin(Series.Interrupts, steadyFrom, steadyTo);
+        var (ipis, _) = sim.Headline.SumWithin(Series.TlbIpis, steadyFrom, steadyTo);
         if (span == 0)
         {
             // Too short for whole buckets: fall back to the whole run.
-            (intr, span) = sim.Series.SumWithin(Series.Interrupts, 0, long.MaxValue / 2);
-            (ipis, _) = sim.Series.SumWithin(Series.TlbIpis, 0, long.MaxValue / 2);
+            (intr, span) = sim.Headline.SumWithin(Series.Interrupts, 0, long.MaxValue / 2);
+            (ipis, _) = sim.Headline.SumWithin(Series.TlbIpis, 0, long.MaxValue / 2);
             span = Math.Max(1, Math.Min(span, elapsed));
         }
         VmStat v = sim.VmStat;
         long reclaimed = v[VmEvent.pgsteal_kswapd] + v[VmEvent.pgsteal_direct];
         int seconds = (int)((elapsed + 999_999_999) / 1_000_000_000);
         var perSecond = new long[seconds];
-        long bucketsPerSecond = 1_000_000_000 / sim.Series.IntervalNs;
-        for (int b = 0; b < sim.Series.Buckets; b++)
+        long bucketsPerSecond = 1_000_000_000 / sim.Headline.IntervalNs;
+        for (int b = 0; b < sim.Headline.Buckets; b++)
         {
             int s = (int)(b / bucketsPerSecond);
             if (s < seconds)
             {
-                perSecond[s] += sim.Series.Get(Series.Interrupts, b);
+                perSecond[s] += sim.Headline.Get(Series.Interrupts, b);
             }
         }
         var locks = new SortedDictionary<string, LockStats>(StringComparer.Ordinal);

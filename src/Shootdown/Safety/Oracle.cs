@@ -370,7 +370,7 @@ public sealed class Oracle
             Frame = frame,
             Window = window,
             Detail = detail,
-            Replay = $"shootdown run --machine {c.Machine} --nodes {c.Nodes} --cpus-per-node {c.CpusPerNode} --memory {c.MemoryBytes * c.ScaleDivisor} --scale 1/{c.ScaleDivisor} --workload {c.Workload} --policy {c.PolicyName} --seed {c.Seed} --oracle on --stop-on-violation {Name(kind)}",
+            Replay = $"shootdown run --config RUN.json --stop-on-violation {Name(kind)} (RUN.json: this run's --format json output, or its config as JSON or TOML)",
             Type = kind,
             Vpn = vpn,
             Policy = _sim.Policy.Name,
@@ -401,7 +401,7 @@ public sealed class Oracle
         "lost_write" => ViolationKind.LostWrite,
         "stale_access_after_free" => ViolationKind.StaleAccessAfterFree,
         "write_after_protect" => ViolationKind.WriteAfterProtect,
-        _ => throw new Hardware.ConfigException($"unknown violation kind '{name}'; allowed: lost_write, stale_access_after_free, write_after_protect"),
+        _ => throw new Hardware.ConfigException($"unknown violation kind '{ParseArg.Clip(name)}'; allowed: lost_write, stale_access_after_free, write_after_protect"),
     };
 
     public static string Name(ViolationKind k) => k switch

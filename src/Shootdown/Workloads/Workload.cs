@@ -41,6 +41,6 @@ public static class WorkloadRegistry
                 return create();
             }
         }
-        throw new ConfigException($"unknown workload '{name}'; allowed: {string.Join(", ", Names)}");
+        throw new ConfigException($"unknown workload '{ParseArg.Clip(name)}'; allowed: {string.Join(", ", Names)}");
     }
 }

@@ -27,6 +27,7 @@ public sealed class X86TlbFlush : IArchTlb
     private readonly CostModel _c;
     private readonly VmStat _vmstat;
     private readonly TimeSeries _series;
+    private readonly NumaDistance _distance;
     private readonly int _ceiling;
     private readonly FlushTlbInfo _info = new();
     private readonly SmpCallFunc _flushTlbFunc;
@@ -37,8 +38,10 @@ public sealed class X86TlbFlush : IArchTlb
     /// <param name="vmstat">Where the TLB counters go.</param>
     /// <param name="series">Where interrupts per interval go.</param>
     /// <param name="flushCeiling">tlb_single_page_flush_ceiling (33 in 4.0).</param>
-    public X86TlbFlush(Cpu[] cpus, List<MmStruct> mms, CostModel costs, VmStat vmstat, TimeSeries series, int flushCeiling)
+    /// <param name="distance">NUMA distances: a remote IPI's latency scales with its nodes' distance.</param>
+    public X86TlbFlush(Cpu[] cpus, List<MmStruct> mms, CostModel costs, VmStat vmstat, TimeSeries series, int flushCeiling, NumaDistance distance)
     {
+        _distance = distance;
         _cpus = cpus;
         _mms = mms;
         _c = costs;
@@ -324,7 +327,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             Cpu r = _cpus[c];
             post += _c.IpiSendNs;
-            long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _c.IpiLatencyRemoteNodeNs;
+            long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _distance.Scale(_c.IpiLatencyRemoteNodeNs, sender.Node, r.Node);
             long delivered = post + latency;
             // Busy while its last step runs (even one that ends in sleep or exit) or while it has a
             // task to run: then the IPI waits for interrupts to be on and the handler delays the

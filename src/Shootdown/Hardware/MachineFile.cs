@@ -1,0 +1,107 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Shootdown.Hardware;
+
+/// <summary>
+/// Machine files (TOML): name, description, nodes, cpus_per_node, memory, numa_distance and an
+/// optional [costs] table overriding constants of the cost model. Errors name the file, line and key.
+/// </summary>
+public static class MachineFile
+{
+    private static readonly string[] Keys = ["name", "description", "nodes", "cpus_per_node", "memory", "numa_distance", "costs"];
+
+    public static MachineSpec Load(string path) => Parse(ConfigFile.ReadText(path, "machine file"), path);
+
+    public static MachineSpec Parse(string text, string source)
+    {
+        JsonObject o = ConfigFile.ParseToml(text, source);
+        string Where(string key) => ConfigFile.TomlLine(text, key) is { } l ? $"{source}:{l}: key '{key}'" : $"{source}: key '{key}'";
+        foreach (var (k, _) in o)
+        {
+            if (!Keys.Contains(k))
+            {
+                throw new ConfigException($"{Where(k)}: unknown key; allowed: {string.Join(", ", Keys)}");
+            }
+        }
+        foreach (string required in new[] { "name", "nodes", "cpus_per_node", "memory" })
+        {
+            if (!o.ContainsKey(required))
+            {
+                throw new ConfigException($"{source}: key '{required}' is missing; a machine file needs name, nodes, cpus_per_node and memory");
+            }
+        }
+        string Str(string key) => o[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String
+            ? v.GetValue<string>()
+            : throw new ConfigException($"{Where(key)}: expected a string");
+        long Int(string key, long min, long max)
+        {
+            if (o[key] is JsonValue v && v.TryGetValue(out long n))
+            {
+                return n >= min && n <= max ? n : throw new ConfigException($"{Where(key)}: must be in {min}..{max}, got {n}");
+            }
+            throw new ConfigException($"{Where(key)}: expected an integer in {min}..{max}");
+        }
+        try
+        {
+            string name = Str("name");
+            string description = o.ContainsKey("description") ? Str("description") : "";
+            int nodes = (int)Int("nodes", 1, 4096);
+            int cpus = (int)Int("cpus_per_node", 1, 4096);
+            long memory;
+            try
+            {
+                memory = o["memory"] is JsonValue mv && mv.GetValueKind() == JsonValueKind.String
+                    ? RunConfig.ParseBytes(mv.GetValue<string>())
+                    : Int("memory", 1, RunConfig.MaxMemoryBytes);
+            }
+            catch (ConfigException e) when (e.Key is null && !e.Message.StartsWith(source, StringComparison.Ordinal))
+            {
+                throw new ConfigException(e.Message, "memory");
+            }
+            NumaDistance distance = NumaDistance.Uniform(nodes);
+            if (o["numa_distance"] is { } d)
+            {
+                int[][]? rows = null;
+                try
+                {
+                    rows = d.Deserialize<int[][]>();
+                }
+                catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+                {
+                    // reported below
+                }
+                if (rows is null || rows.Any(r => r is null))
+                {
+                    throw new ConfigException($"{Where("numa_distance")}: expected rows of integer distances, e.g. [[10, 21], [21, 10]]");
+                }
+                distance = new NumaDistance(rows);
+                distance.Validate(nodes);
+            }
+            CostModel costs = CostModel.Xeon2015;
+            if (o["costs"] is { } c)
+            {
+                if (c is not JsonObject co)
+                {
+                    throw new ConfigException($"{Where("costs")}: expected a table of cost constants");
+                }
+                foreach (var (k, v) in co)
+                {
+                    string key = "costs." + k;
+                    string constant = CostModel.Canonical(k) ?? throw new ConfigException($"{Where(key)}: {CostModel.Unknown(k).Message}");
+                    if (v is not JsonValue cv || !cv.TryGetValue(out long value))
+                    {
+                        throw new ConfigException($"{Where(key)}: expected an integer");
+                    }
+                    costs = costs.With(constant, value);
+                }
+                costs.Validate();
+            }
+            return new MachineSpec(name, description, nodes, cpus, memory, costs, distance);
+        }
+        catch (ConfigException e) when (!e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            throw new ConfigException(e.Key is { } k ? $"{Where(k)}: {e.Message}" : $"{source}: {e.Message}");
+        }
+    }
+}
