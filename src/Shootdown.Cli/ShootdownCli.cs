@@ -39,6 +39,7 @@ public static class ShootdownCli
     };
     private static readonly Option<string> LastOpt = new("--last") { Description = "Events to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
+    private static readonly Option<string?> PteAccessibleOpt = new("--pte-accessible-check") { Description = "linux-6.4: skip the batched flush of PTEs no CPU can cache (4d4b6d66db63): on (default) or off" };
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -74,7 +75,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
@@ -125,7 +126,7 @@ public static class ShootdownCli
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, PlotOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, CostOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -322,6 +323,16 @@ public static class ShootdownCli
         if (ParseInt(pr.GetValue(BatchOpt), "--batch-size") is { } bs)
         {
             pp = pp with { BatchSize = bs };
+        }
+        switch (pr.GetValue(PteAccessibleOpt))
+        {
+            case null or "on":
+                break;
+            case "off":
+                pp = pp with { PteAccessibleCheck = false };
+                break;
+            case { } bad:
+                throw new ConfigException($"--pte-accessible-check must be on or off, got '{bad}'");
         }
         string? oracleOpt = pr.GetValue(OracleOpt);
         bool? oracle = oracleOpt switch

@@ -48,6 +48,7 @@ public sealed class Oracle
     private readonly long[] _captured;
     private readonly StoreRecord[] _lastStore;
     private readonly UnmapRecord[] _lastUnmap;
+    private readonly bool[] _copiedAway;
     private readonly Dictionary<long, long> _disk = [];
     private readonly HashSet<int> _writtenFiles = [];
     private long _version;
@@ -78,6 +79,7 @@ public sealed class Oracle
         _captured = new long[n];
         _lastStore = new StoreRecord[n];
         _lastUnmap = new UnmapRecord[n];
+        _copiedAway = new bool[n];
         Log = new EventLog(1 << 16, n);
     }
 
@@ -155,6 +157,25 @@ public sealed class Oracle
         }
     }
 
+    /// <summary>
+    /// Migration copies <paramref name="oldFrame"/> to <paramref name="newFrame"/>: the new page holds
+    /// what the old one holds now; a store to the old frame from now on (through a stale entry) is lost.
+    /// </summary>
+    public void MigrationCopy(Exec ex, int oldFrame, int newFrame)
+    {
+        _content[newFrame] = _content[oldFrame];
+        _captured[newFrame] = _captured[oldFrame];
+        _copiedAway[oldFrame] = true;
+        Log.Add(ex.EventTime, ex.Cpu.Id, oldFrame, -1, LogKind.MigrateCopy, newFrame, ex.Task.Comm);
+    }
+
+    /// <summary>Migration frees the old frame (after remove_migration_ptes).</summary>
+    public void MigrationFreed(Exec ex, int oldFrame)
+    {
+        _copiedAway[oldFrame] = false;
+        Log.Add(ex.EventTime, ex.Cpu.Id, oldFrame, -1, LogKind.Free, who: ex.Task.Comm);
+    }
+
     /// <summary>mprotect(PROT_READ) of (mm, vpn), whose page cache page is <paramref name="frame"/>, is returning.</summary>
     public void Protected(Exec ex, int frame, int mm, long vpn) =>
         Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, LogKind.Protect, vpn, ex.Task.Comm);
@@ -173,6 +194,11 @@ public sealed class Oracle
         {
             _lastStore[frame] = new StoreRecord { Time = ex.EventTime, Vpn = vpn, Cpu = ex.Cpu.Id, Mm = mm.Id, Pid = ex.Task.Pid, Stale = true };
             Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm.Id, LogKind.StaleStore, vpn, ex.Task.Comm);
+            if (_copiedAway[frame] && Counted(ViolationKind.LostWrite, frame, ex.Cpu.Id))
+            {
+                Report(ViolationKind.LostWrite, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
+                    "store through a stale TLB entry to the old frame of a page migration already copied: the new page never gets it");
+            }
         }
     }
 
@@ -322,6 +348,8 @@ public enum LogKind : byte
     StaleAccess,
     /// <summary>A write_after_protect violation (logged once per run of them).</summary>
     StaleWrite,
+    /// <summary>Migration copied the frame to another (the Vpn field holds the new frame).</summary>
+    MigrateCopy,
 }
 
 /// <summary>
@@ -394,6 +422,7 @@ public sealed class EventLog(int capacity, int nrFrames)
         LogKind.WritebackEnd => "writeback end",
         LogKind.StaleStore => $"store to 0x{e.Vpn << 12:x} by {e.Who} through a stale TLB entry (and any repeats that follow)",
         LogKind.Protect => $"mprotect(PROT_READ) of 0x{e.Vpn << 12:x} by {e.Who} returns",
+        LogKind.MigrateCopy => $"migration by {e.Who}: copied to frame {e.Vpn}, migration entries to be replaced (remove_migration_ptes)",
         LogKind.StaleAccess or LogKind.StaleWrite => $"VIOLATION {e.Text} (and any repeats that follow)",
         _ => $"VIOLATION {e.Text}",
     };
