@@ -108,6 +108,9 @@ public sealed class Oracle
     private long Disk(int file, long index) =>
         _writtenFiles.Count != 0 && _writtenFiles.Contains(file) && _disk.TryGetValue(DiskKey(file, index), out long v) ? v : 0;
 
+    /// <summary>The content version a frame holds now (each store makes a new one).</summary>
+    public long ContentOf(int frame) => _content[frame];
+
     // ---- page life cycle -------------------------------------------------------------------------
 
     /// <summary>A page-cache page was filled from the backing store.</summary>
@@ -133,10 +136,10 @@ public sealed class Oracle
     }
 
     /// <summary>try_to_unmap_one cleared a PTE of the frame; <paramref name="deferred"/>: the flush was deferred.</summary>
-    public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred)
+    public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred, bool migration = false)
     {
         _lastUnmap[frame] = new UnmapRecord { Time = ex.EventTime, Cpu = ex.Cpu.Id, Pid = ex.Task.Pid, Deferred = deferred };
-        Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, LogKind.Unmap, vpn, ex.Task.Comm, deferred);
+        Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, migration ? LogKind.MigrationEntry : LogKind.Unmap, vpn, ex.Task.Comm, deferred);
     }
 
     /// <summary>Reclaim is freeing a clean page of (file, index): data newer than the backing store is lost.</summary>
@@ -348,6 +351,8 @@ public enum LogKind : byte
     StaleAccess,
     /// <summary>A write_after_protect violation (logged once per run of them).</summary>
     StaleWrite,
+    /// <summary>try_to_migrate replaced a PTE of the frame by a migration entry.</summary>
+    MigrationEntry,
     /// <summary>Migration copied the frame to another (the Vpn field holds the new frame).</summary>
     MigrateCopy,
 }
@@ -417,6 +422,7 @@ public sealed class EventLog(int capacity, int nrFrames)
     private static string Describe(in Entry e) => e.Kind switch
     {
         LogKind.Unmap => $"PTE of 0x{e.Vpn << 12:x} cleared by {e.Who} ({(e.Flag ? "flush deferred" : "flushed")})",
+        LogKind.MigrationEntry => $"PTE of 0x{e.Vpn << 12:x} replaced by a migration entry by {e.Who} ({(e.Flag ? "flush deferred" : "flushed")})",
         LogKind.Free => $"freed by {e.Who}",
         LogKind.WritebackStart => "writeback start (clear_page_dirty_for_io)",
         LogKind.WritebackEnd => "writeback end",

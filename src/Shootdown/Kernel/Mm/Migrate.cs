@@ -148,13 +148,11 @@ public sealed class Migrate(Sim sim)
                 // Move: migrate_folio_move of each page (6.4), or __unmap_and_move's second half.
                 for (int j = 0; j < k; j++)
                 {
-                    MovePage(ex, unmapped[j], dst[j]);
+                    MoveToNewPage(ex, unmapped[j], dst[j]);
+                    yield return Yield.Resched; // the copy takes its time: a store to the old frame meanwhile is lost
+                    ex.FlushCause = FlushCause.Migration;
+                    FinishMove(ex, unmapped[j], dst[j]);
                     succeeded++;
-                    if ((j & 31) == 31 && j + 1 < k)
-                    {
-                        yield return Yield.Resched;
-                        ex.FlushCause = FlushCause.Migration;
-                    }
                 }
             }
             pending = retry;
@@ -181,11 +179,10 @@ public sealed class Migrate(Sim sim)
     }
 
     /// <summary>
-    /// The move of one unmapped page: migrate_page_move_mapping (the page-cache slot now holds the
-    /// new page), migrate_page_copy, remove_migration_ptes, unlock (waking tasks waiting on its
-    /// migration entries), free the old page, put the new one on the LRU.
+    /// move_to_new_page of one unmapped page: migrate_page_move_mapping (the page-cache slot now
+    /// holds the new page) and migrate_page_copy.
     /// </summary>
-    private void MovePage(Exec ex, int old, int dst)
+    private void MoveToNewPage(Exec ex, int old, int dst)
     {
         Memory mem = sim.Memory;
         ref Page o = ref mem.Pages[old];
@@ -198,6 +195,16 @@ public sealed class Migrate(Sim sim)
         n.Flags = o.Flags & (PageFlags.Dirty | PageFlags.Referenced | PageFlags.Active | PageFlags.Uptodate);
         ex.Sys += sim.Costs.CopyPageNs;
         sim.Oracle?.MigrationCopy(ex, old, dst);
+    }
+
+    /// <summary>
+    /// After the copy: remove_migration_ptes, unlock (waking tasks waiting on the migration
+    /// entries), free the old page, put the new one on the LRU.
+    /// </summary>
+    private void FinishMove(Exec ex, int old, int dst)
+    {
+        Memory mem = sim.Memory;
+        ref Page n = ref mem.Pages[dst];
         sim.Rmap.RemoveMigrationPtes(ex, old, dst);
         WakeWaiters(ex, old);
         Zone oz = mem.Zones[mem.NodeOf(old)];

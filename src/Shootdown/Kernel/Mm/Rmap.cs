@@ -119,7 +119,7 @@ public sealed class Rmap(Sim sim)
             }
             sim.Memory.Pages[frame].MapCount--; // page_remove_rmap
             mm.RssFile--;
-            sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred);
+            sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred, migration);
             return true;
         }
     }
