@@ -305,6 +305,21 @@ public class MigrationTests
         Assert.True(entry >= 0 && entry < copy && copy < store, string.Join("\n", history));
     }
 
+    /// <summary>Mutation: 6.4's correct flush, but where RFC 4/4 put it — at the end of migrate_pages, after the copies and frees.</summary>
+    private sealed class Linux64FlushAtEnd(Policies.PolicyParams p) : Policies.Linux64(p)
+    {
+        public override Policies.MigrateFlushSite MigrateFlush => Policies.MigrateFlushSite.EndOfMigratePages;
+    }
+
+    [Fact]
+    public void MutationFlushingAfterTheMoveIsCaughtEvenWithACorrectFlush()
+    {
+        RunConfig cfg = Small("migrate-bounce", "linux-6.4") with { StopOnViolation = true };
+        var sim = new Sim(cfg, new Linux64FlushAtEnd(cfg.Policy));
+        sim.Run();
+        Assert.NotNull(sim.Oracle!.StoppedBy);
+    }
+
     [Theory]
     [InlineData("migrate-bounce", "vanilla")]
     [InlineData("migrate-bounce", "linux-4.3")]

@@ -15,7 +15,7 @@ namespace Shootdown.Policies;
 /// migration is no longer rate-limited (efaffc5e40ae, 4.19). The arch layer stays 4.0's x86
 /// (no lazy-CPU skipping, no PCID), so only the batching differs from <see cref="Linux413"/>.
 /// </summary>
-public sealed class Linux64(PolicyParams p) : Linux413(p)
+public class Linux64(PolicyParams p) : Linux413(p)
 {
     public override string Name => "linux-6.4";
 
