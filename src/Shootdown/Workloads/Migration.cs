@@ -69,6 +69,35 @@ public sealed class RandomAccessThread(int pid, string comm, MmStruct mm, Cpu cp
     }
 }
 
+/// <summary>What the migration workloads share: a NUMA machine, 50% stores, memory as a MAP_SHARED file mapping.</summary>
+public abstract class MigrationWorkload : Workload
+{
+    public const int StorePercent = 50;
+
+    public override bool Stores => true;
+
+    /// <summary>The machine's nodes; at least 2, or a <see cref="ConfigException"/>.</summary>
+    protected int RequireNodes(Sim sim)
+    {
+        int nodes = sim.Memory.Zones.Length;
+        if (nodes < 2)
+        {
+            throw new ConfigException($"{Name} needs at least 2 NUMA nodes; the machine has {nodes}");
+        }
+        return nodes;
+    }
+
+    /// <summary>A file of <paramref name="pages"/> pages mapped MAP_SHARED and writable at the mmap base of <paramref name="mm"/>.</summary>
+    protected static Vma MapShared(Sim sim, MmStruct mm, string name, long pages)
+    {
+        AddressSpace file = sim.CreateFile(name, pages);
+        var vma = new Vma(mm, LruFileMmapRead.MapBase, pages, file, 0, writable: true, shared: true);
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        return vma;
+    }
+}
+
 /// <summary>
 /// migrate-bounce: the benchmark of 7e12beb8ca2a ("migrate_pages: batch flushing TLB"). Threads of
 /// one process (one per 12 CPUs, spread over the nodes) read and write random pages of a working
@@ -77,33 +106,22 @@ public sealed class RandomAccessThread(int pid, string comm, MmStruct mm, Cpu cp
 /// working set is a MAP_SHARED file mapping (the simulator's rmap walks files; shmem pages migrate
 /// through the same migrate_pages path as anonymous ones), 1/128 of memory.
 /// </summary>
-public sealed class MigrateBounce : Workload
+public sealed class MigrateBounce : MigrationWorkload
 {
     public const long DurationNs = 500_000_000;
-
-    public const int StorePercent = 50;
 
     public override string Name => "migrate-bounce";
 
     public override string Summary => "pmbench-like threads access random pages (50% stores) of a shared mapping while migratepages bounces it between node 0 and node 1 (7e12beb8ca2a's test)";
 
-    public override bool Stores => true;
-
     public override long Setup(Sim sim)
     {
-        int nodes = sim.Memory.Zones.Length;
-        if (nodes < 2)
-        {
-            throw new ConfigException($"{Name} needs at least 2 NUMA nodes; the machine has {nodes}");
-        }
+        int nodes = RequireNodes(sim);
         int nrCpus = sim.Cpus.Length;
         int threads = Math.Max(2, nrCpus / 12);
         long pages = Math.Max(512, sim.Memory.NrFrames / 128L);
         MmStruct mm = sim.CreateMm();
-        AddressSpace file = sim.CreateFile("pmbench", pages);
-        var vma = new Vma(mm, LruFileMmapRead.MapBase, pages, file, 0, writable: true, shared: true);
-        mm.Vmas.Add(vma);
-        file.IMmap.Add(vma);
+        Vma vma = MapShared(sim, mm, "pmbench", pages);
         bool Running(long now) => now < DurationNs;
         for (int t = 0; t < threads; t++)
         {
@@ -165,26 +183,18 @@ public sealed class MigrateBounce : Workload
 /// (NUMA01-style: threads whose memory is on the wrong node) that NUMA balancing changes are
 /// measured with.
 /// </summary>
-public sealed class NumaMigrate : Workload
+public sealed class NumaMigrate : MigrationWorkload
 {
     /// <summary>How long the threads run after their memory is populated: two scan periods after the scan delay.</summary>
     public const long RunNs = NumaBalancing.ScanDelayNs + 2 * NumaBalancing.ScanPeriodNs + 200_000_000;
-
-    public const int StorePercent = 50;
 
     public override string Name => "numa-migrate";
 
     public override string Summary => "a process per node whose memory starts on the next node; its threads' NUMA hinting faults migrate it home (NUMA balancing)";
 
-    public override bool Stores => true;
-
     public override long Setup(Sim sim)
     {
-        int nodes = sim.Memory.Zones.Length;
-        if (nodes < 2)
-        {
-            throw new ConfigException($"{Name} needs at least 2 NUMA nodes; the machine has {nodes}");
-        }
+        int nodes = RequireNodes(sim);
         int cpusPerNode = sim.Cpus.Length / nodes;
         if (cpusPerNode < 2)
         {
@@ -196,10 +206,7 @@ public sealed class NumaMigrate : Workload
         for (int p = 0; p < nodes; p++)
         {
             MmStruct mm = sim.CreateMm();
-            AddressSpace file = sim.CreateFile($"numa-{p}", pages);
-            var vma = new Vma(mm, LruFileMmapRead.MapBase, pages, file, 0, writable: true, shared: true);
-            mm.Vmas.Add(vma);
-            file.IMmap.Add(vma);
+            Vma vma = MapShared(sim, mm, $"numa-{p}", pages);
             var init = new Initializer(sim.NextPid(), $"init-{p}", mm, sim.Cpus[((p + 1) % nodes * cpusPerNode) + cpusPerNode - 1], vma);
             sim.AddUserTask(init, startAt: 0);
             bool Running(long now) => init.DoneAt < 0 || now < init.DoneAt + RunNs;
