@@ -322,7 +322,7 @@ public class WholeRunBenchmarks
 {
     private RunConfig _config = null!;
 
-    [Params(256, 1024)]
+    [Params(16, 256, 1024)]
     public int ScaleDivisor { get; set; }
 
     [GlobalSetup]

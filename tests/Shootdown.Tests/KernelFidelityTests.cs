@@ -225,7 +225,7 @@ public class KernelFidelityTests
         foreach (int c in new[] { 2, 5 })
         {
             sim.Cpus[c].ActiveMm = mm.Id;
-            sim.Cpus[c].Current = sim.UserTasks[c];
+            TestKit.Busy(sim, c);
             mm.CpuMask.Set(c);
             sim.Cpus[c].Tlb.Fill(mm.Id, 10, 1, 0);
             sim.Cpus[c].Tlb.Fill(mm.Id, 100, 2, 0);

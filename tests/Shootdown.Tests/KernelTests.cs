@@ -62,7 +62,7 @@ public class KernelTests
         foreach (int cpu in new[] { 1, 5 }) // CPU 1 shares node 0 with the sender; CPU 5 is on node 1
         {
             sim.Cpus[cpu].ActiveMm = mm.Id;
-            sim.Cpus[cpu].Current = sim.UserTasks[cpu]; // busy: the handler delays its next step
+            TestKit.Busy(sim, cpu); // busy: the handler delays its next step
             mm.CpuMask.Set(cpu);
             sim.Cpus[cpu].Tlb.Fill(mm.Id, 77, 9, 0);
         }
@@ -113,7 +113,7 @@ public class KernelTests
         CostModel c = sim.Costs;
         MmStruct mm = sim.CreateMm();
         sim.Cpus[1].ActiveMm = mm.Id;
-        sim.Cpus[1].Current = sim.UserTasks[1];
+        TestKit.Busy(sim, 1);
         mm.CpuMask.Set(1);
         sim.Cpus[1].AddIrqOff(0, 50_000); // spinning on an irq-safe lock
         Exec ex = ExecOn(sim, 0);
@@ -429,7 +429,7 @@ public class KernelTests
         Assert.Equal(16, sim.Filemap.CountMissing(file, 16, 32));
         int[] frames = new int[16];
         Assert.True(TestKit.AllocFast(sim, ex, 16, frames));
-        sim.Filemap.AddMissingPages(ex, file, 16, 32, frames);
+        sim.Filemap.AddMissingPages(ex, file, 16, 32, frames, frames.Length);
         Assert.Equal(16, sim.Filemap.MapPages(ex, vma, 16, 32, write: false));
         for (long i = 16; i < 32; i++)
         {

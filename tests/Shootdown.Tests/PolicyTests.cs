@@ -22,7 +22,7 @@ public class PolicyTests
         {
             sim.Cpus[c].ActiveMm = mm.Id;
             sim.Cpus[c].Lazy = false;
-            sim.Cpus[c].Current = sim.UserTasks[c]; // running: a handler delays its next step
+            TestKit.Busy(sim, c); // running: a handler delays its next step
             mm.CpuMask.Set(c);
             for (int v = 0; v < n; v++)
             {

@@ -73,10 +73,12 @@ public class SafetyTests
         }
 
         Assert.Equal(1, sim.Oracle.LostWrites);
-        Violation v = sim.Oracle.Violations.Single(x => x.Kind == "lost_write");
+        Violation v = Assert.Single(sim.Oracle.Violations);
+        Assert.Equal(ViolationKind.LostWrite, v.Type);
         Assert.Equal(f, v.Frame);
-        Assert.Contains("through a stale TLB entry", v.Detail, StringComparison.Ordinal);
-        Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
+        Assert.Equal(new StoreStep(1_000, 1, sim.UserTasks[1].Pid, mm.Id, vpn), v.StaleStore); // the writer's store through its stale entry
+        Assert.Equal(new UnmapStep(2_000, 0, sim.UserTasks[0].Pid, Deferred: true), v.Unmap); // the reclaimer's unmap
+        AssertLostWriteIsReal(sim.Oracle, v, "rfc-pfn32");
     }
 
     /// <summary>
@@ -152,7 +154,7 @@ public class SafetyTests
         Assert.Equal(1, PageoutWhileAWriterCachesTheEntry(sim, out bool landed));
         Assert.True(landed);
         Assert.Equal(1, sim.VmStat[Observe.VmEvent.nr_tlb_remote_flush_received]); // the IPI was sent
-        Assert.Equal("lost_write", Assert.Single(sim.Oracle!.Violations).Kind);
+        AssertLostWriteIsReal(sim.Oracle!, Assert.Single(sim.Oracle!.Violations), "rfc-pfn32");
     }
 
     [Fact]
@@ -162,9 +164,8 @@ public class SafetyTests
         long lost = PageoutWhileAWriterCachesTheEntry(sim, out bool landed);
         Assert.True(landed, "the store should go through the stale entry");
         Assert.True(lost == 1, "the oracle stayed silent about a store that pageout's capture missed");
-        Violation v = sim.Oracle!.Violations.Single(x => x.Kind == "lost_write");
-        Assert.Contains("deferred the flush (linux-4.3)", v.Window, StringComparison.Ordinal);
-        Assert.Contains("through a stale TLB entry", v.Detail, StringComparison.Ordinal);
+        Violation v = Assert.Single(sim.Oracle!.Violations);
+        AssertLostWriteIsReal(sim.Oracle, v, "linux-4.3");
     }
 
     [Fact]
@@ -173,9 +174,13 @@ public class SafetyTests
         RunResult r = Runner.Run(ProtectRun("linux-4.3"));
         Assert.True(r.Safety!.WriteAfterProtect > 0);
         Violation v = r.Safety.First!;
-        Assert.Equal("write_after_protect", v.Kind);
-        Assert.Contains("deferred the flush (linux-4.3)", v.Window, StringComparison.Ordinal);
-        Assert.Contains("mprotect(PROT_READ) returned", v.Detail, StringComparison.Ordinal);
+        Assert.Equal(ViolationKind.WriteAfterProtect, v.Type);
+        Assert.Equal("write_after_protect", v.Kind); // the JSON's spelling
+        Assert.True(v.Write && v.ThroughStaleEntry);
+        Assert.True(v.Unmap is { Deferred: true }, $"the unmap did not defer its flush: {v.Window}");
+        Assert.Equal("linux-4.3", v.Policy);
+        Assert.NotNull(v.ProtectReturnedNs); // mprotect, not munmap
+        Assert.InRange(v.ProtectReturnedNs.Value, v.Unmap.Value.TimeNs, v.TimeNs);
     }
 
     [Theory]
@@ -185,8 +190,33 @@ public class SafetyTests
     {
         for (ulong seed = 1; seed <= 3; seed++)
         {
-            RunResult r = Runner.Run(ProtectRun(policy, seed));
-            Assert.Equal(0, r.Safety!.Violations);
+            var sim = new Sim(ProtectRun(policy, seed));
+            sim.Run();
+            AssertNoViolationWhereTheRaceWasOpen(sim);
+            Assert.True(sim.Oracle!.Log.Count(LogKind.Protect) > 0, $"seed {seed}: the tracker never mprotected a page");
+        }
+    }
+
+    /// <summary>
+    /// A run of a correct policy must report nothing, and must have given the race its chance:
+    /// the oracle saw PTEs cleared under mapped pages and, for a batching policy, flushes deferred
+    /// (vanilla never defers). Otherwise "no violation" would prove nothing.
+    /// </summary>
+    private static void AssertNoViolationWhereTheRaceWasOpen(Sim sim)
+    {
+        Safety.Oracle o = sim.Oracle!;
+        RunConfig c = sim.Config;
+        string run = $"{c.PolicyName} on {c.Workload}, {c.Nodes}x{c.CpusPerNode} CPUs, {c.MemoryBytes >> 20} MiB, seed {c.Seed}";
+        Assert.True(o.Violations.Count == 0, $"{run}: {(o.Violations.Count > 0 ? o.Violations[0].Detail : "")}");
+        Assert.Equal(0, o.LostWrites + o.StaleAccessesAfterFree + o.WritesAfterProtect);
+        Assert.True(o.Log.Count(LogKind.Unmap) > 0, $"{run}: reclaim never unmapped a mapped page");
+        if (c.PolicyName == "vanilla")
+        {
+            Assert.Equal(0, o.Log.DeferredUnmaps);
+        }
+        else
+        {
+            Assert.True(o.Log.DeferredUnmaps > 0, $"{run}: no flush was ever deferred");
         }
     }
 
@@ -196,6 +226,10 @@ public class SafetyTests
         var sim = new Sim(ProtectRun("linux-4.13"), new Linux413WithoutBatchedPending());
         sim.Run();
         Assert.True(sim.Oracle!.WritesAfterProtect > 0, "the oracle stayed silent about stores after mprotect returned");
+        Violation v = sim.Oracle.Violations[0];
+        Assert.Equal(ViolationKind.WriteAfterProtect, v.Type);
+        Assert.True(v.Unmap is { Deferred: true }, $"the unmap did not defer its flush: {v.Window}");
+        Assert.Equal("linux-4.13", v.Policy);
     }
 
     [Fact]
@@ -204,11 +238,71 @@ public class SafetyTests
         var sim = new Sim(ProtectRun("linux-4.3", stop: true));
         sim.Run();
         Violation v = Assert.Single(sim.Oracle!.Violations);
-        var history = sim.Oracle.Log.Relevant(v.Frame, 100).ToList();
-        int unmap = history.FindLastIndex(e => e.Contains("flush deferred", StringComparison.Ordinal));
-        int protect = history.FindLastIndex(e => e.Contains("mprotect(PROT_READ) of", StringComparison.Ordinal));
-        int violation = history.FindLastIndex(e => e.Contains("VIOLATION write_after_protect", StringComparison.Ordinal));
-        Assert.True(unmap >= 0 && unmap < protect && protect < violation, string.Join("\n", history));
+        Assert.Same(v, sim.Oracle.StoppedBy);
+        AssertWriteAfterProtectIsReal(sim.Oracle, v, "linux-4.3");
+    }
+
+    [Fact]
+    public void TheViolationsStructuredFactsStayOutOfTheJson()
+    {
+        // The JSON's violation object keeps its documented fields; Type, Unmap, StaleStore, ... are for code.
+        RunResult r = Runner.Run(ProtectRun("linux-4.3", stop: true));
+        var safety = System.Text.Json.Nodes.JsonNode.Parse(r.ToJson())!["safety"]!.AsObject();
+        foreach (string key in new[] { "first", "stopped_by" })
+        {
+            Assert.Equal(
+                ["kind", "time_s", "time_ns", "cpu", "task", "mm", "address", "frame", "window", "detail", "replay"],
+                safety[key]!.AsObject().Select(p => p.Key));
+        }
+    }
+
+    /// <summary>The frame's log, oldest first, as the CLI prints it (for assertion messages).</summary>
+    private static string Show(IEnumerable<LogEntry> history) => string.Join("\n", history.Select(e => EventLog.Format(e)));
+
+    /// <summary>The log entry that reports <paramref name="v"/>: the frame's last entry of its kind, at its time and CPU.</summary>
+    private static LogEntry EntryOf(IReadOnlyList<LogEntry> history, Violation v)
+    {
+        LogEntry e = history.LastOrDefault(e => e.Violation == v.Type);
+        Assert.True(e.Violation == v.Type, $"no {v.Kind} entry in the history of frame {v.Frame}:\n{Show(history)}");
+        Assert.Equal((v.TimeNs, v.Cpu, v.Frame), (e.TimeNs, e.Cpu, e.Frame));
+        return e;
+    }
+
+    /// <summary>The last entry of the history before <paramref name="before"/> that matches, or fails with the history.</summary>
+    private static LogEntry LastBefore(IReadOnlyList<LogEntry> history, LogEntry before, Func<LogEntry, bool> match, string what)
+    {
+        LogEntry? found = null;
+        foreach (LogEntry e in history)
+        {
+            if (e.Seq < before.Seq && match(e))
+            {
+                found = e;
+            }
+        }
+        Assert.True(found.HasValue, $"no {what} before seq {before.Seq} ({EventLog.Format(before)}):\n{Show(history)}");
+        return found.Value;
+    }
+
+    /// <summary>
+    /// A write_after_protect must be explained by the frame's log: try_to_unmap_one cleared the
+    /// PTE of that page and deferred the flush (by <paramref name="policy"/>); mprotect(PROT_READ)
+    /// of the page started after it and returned no later than the store; the store went through
+    /// the stale writable entry.
+    /// </summary>
+    private static void AssertWriteAfterProtectIsReal(Safety.Oracle oracle, Violation v, string policy)
+    {
+        Assert.Equal(ViolationKind.WriteAfterProtect, v.Type);
+        Assert.True(v.Write && v.ThroughStaleEntry);
+        Assert.Equal(policy, v.Policy);
+        IReadOnlyList<LogEntry> history = oracle.Log.ForFrame(v.Frame);
+        LogEntry store = EntryOf(history, v);
+        Assert.Equal((v.Mm, v.Vpn), (store.Mm, store.Vpn));
+        LogEntry protect = LastBefore(history, store, e => e.Kind == LogKind.Protect && e.Mm == v.Mm && e.Vpn == v.Vpn, "mprotect of the page");
+        LogEntry unmap = LastBefore(history, protect, e => e.Kind == LogKind.Unmap && e.Mm == v.Mm && e.Vpn == v.Vpn, "unmap of the page");
+        Assert.True(unmap.Deferred, $"the unmap flushed at once:\n{Show(history)}");
+        Assert.True(v.Unmap is { Deferred: true } u && u.TimeNs == unmap.TimeNs && u.Cpu == unmap.Cpu, $"{v.Window}\n{Show(history)}");
+        Assert.True(v.ProtectReturnedNs is { } returned && protect.TimeNs <= returned && returned <= v.TimeNs,
+            $"mprotect started at {protect.TimeNs} ns, returned at {v.ProtectReturnedNs} ns, store at {v.TimeNs} ns");
     }
 
     /// <summary>The documented configuration: 2 nodes x 4 CPUs, 256 MiB, lru-file-mmap-write.</summary>
@@ -223,8 +317,11 @@ public class SafetyTests
         Assert.True(r.Safety!.StaleAccessAfterFree > 0);
         Assert.True(r.Safety.LostWrite > 0);
         Violation v = r.Safety.First!;
-        Assert.Equal("stale_access_after_free", v.Kind);
-        Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
+        Assert.Equal(ViolationKind.StaleAccessAfterFree, v.Type);
+        Assert.Equal("stale_access_after_free", v.Kind); // the JSON's spelling
+        Assert.True(v.ThroughStaleEntry);
+        Assert.True(v.Unmap is { Deferred: true }, $"the unmap did not defer its flush: {v.Window}");
+        Assert.Equal("rfc-pfn32", v.Policy);
         Assert.Contains("--seed 1", v.Replay, StringComparison.Ordinal);
     }
 
@@ -238,19 +335,37 @@ public class SafetyTests
         Assert.Equal("lost_write", v.Kind);
         Assert.Equal(1, sim.Oracle.LostWrites);
         Assert.Contains("--stop-on-violation lost_write", v.Replay, StringComparison.Ordinal);
-        Assert.Contains("deferred the flush (rfc-pfn32)", v.Window, StringComparison.Ordinal);
-        AssertLostWriteHistory(sim.Oracle, v);
+        AssertLostWriteIsReal(sim.Oracle, v, "rfc-pfn32");
     }
 
-    /// <summary>The frame's history must show writeback capturing it, a store through a stale entry after that, and the free.</summary>
-    private static void AssertLostWriteHistory(Safety.Oracle oracle, Violation v)
+    /// <summary>
+    /// A lost_write must be explained by the frame's log: writeback captured the page and ended;
+    /// after the capture, a store went through a stale TLB entry (the last such store is the one
+    /// the violation names); then reclaim freed the page, and the violation is reported at that
+    /// free. The PTE was cleared with the flush deferred by <paramref name="policy"/>.
+    /// </summary>
+    private static void AssertLostWriteIsReal(Safety.Oracle oracle, Violation v, string policy)
     {
-        var history = oracle.Log.Relevant(v.Frame, 200).ToList();
-        int capture = history.FindLastIndex(e => e.Contains("writeback start", StringComparison.Ordinal));
-        int store = history.FindLastIndex(e => e.Contains("through a stale TLB entry", StringComparison.Ordinal) && !e.Contains("VIOLATION", StringComparison.Ordinal));
-        int free = history.FindLastIndex(e => e.Contains("freed by", StringComparison.Ordinal));
-        int violation = history.FindLastIndex(e => e.Contains("VIOLATION lost_write", StringComparison.Ordinal));
-        Assert.True(capture >= 0 && capture < store && store < free && free <= violation, string.Join("\n", history));
+        Assert.Equal(ViolationKind.LostWrite, v.Type);
+        Assert.Equal(policy, v.Policy);
+        Assert.True(v.Unmap is { Deferred: true }, $"the unmap did not defer its flush: {v.Window}");
+        Assert.True(v.Write && v.ThroughStaleEntry);
+        Assert.True(v.StaleStore.HasValue);
+        StoreStep s = v.StaleStore.Value;
+        Assert.True(v.ContentVersion > v.BackingVersion, $"content v{v.ContentVersion}, backing store v{v.BackingVersion}");
+        IReadOnlyList<LogEntry> history = oracle.Log.ForFrame(v.Frame);
+        LogEntry violation = EntryOf(history, v);
+        LogEntry free = LastBefore(history, violation, e => e.Kind == LogKind.Free, "free");
+        Assert.Equal((v.TimeNs, v.Cpu), (free.TimeNs, free.Cpu)); // reported at the free
+        LogEntry store = LastBefore(history, free, e => e.Kind == LogKind.StaleStore, "store through a stale entry");
+        LogEntry end = LastBefore(history, free, e => e.Kind == LogKind.WritebackEnd, "writeback end");
+        LogEntry capture = LastBefore(history, end, e => e.Kind == LogKind.WritebackStart, "writeback start");
+        Assert.True(capture.Seq < store.Seq, $"no stale store after the capture:\n{Show(history)}");
+        // The logged store opens a run of stores by one CPU; the violation names the run's last.
+        Assert.Equal((s.Cpu, s.Mm, s.Vpn), (store.Cpu, store.Mm, store.Vpn));
+        Assert.InRange(s.TimeNs, store.TimeNs, free.TimeNs);
+        LogEntry unmap = LastBefore(history, capture, e => e.Kind == LogKind.Unmap && e.Mm == s.Mm && e.Vpn == s.Vpn, "unmap of the stored page");
+        Assert.True(unmap.Deferred, $"the unmap flushed at once:\n{Show(history)}");
     }
 
     [Fact]
@@ -268,17 +383,20 @@ public class SafetyTests
     {
         for (ulong seed = 1; seed <= 3; seed++)
         {
-            RunResult r = Runner.Run(WriteRun(policy, seed));
-            Assert.Equal(0, r.Safety!.Violations);
+            var sim = new Sim(WriteRun(policy, seed));
+            sim.Run();
+            AssertNoViolationWhereTheRaceWasOpen(sim);
+            Assert.True(sim.Oracle!.Log.Count(LogKind.WritebackStart) > 0, $"seed {seed}: nothing was written back");
         }
     }
 
     [Fact]
     public void MutationRemovingFlushBeforeFreeIsCaught()
     {
-        var sim = new Sim(WriteRun("linux-4.3"), new Linux43WithoutFlushBeforeFree());
+        var sim = new Sim(WriteRun("linux-4.3", stop: true), new Linux43WithoutFlushBeforeFree());
         sim.Run();
         Assert.True(sim.Oracle!.StaleAccessesAfterFree > 0, "the oracle stayed silent about pages freed before their flush");
+        AssertStaleAccessIsReal(sim.Oracle, sim.Oracle.StoppedBy!, "linux-4.3");
     }
 
     [Fact]
@@ -292,14 +410,32 @@ public class SafetyTests
         Violation a = first.Oracle!.Violations[0], b = again.Oracle!.Violations[0];
         Assert.Equal(a, b);
         Assert.Single(first.Oracle.Violations);
-        var history = first.Oracle.Log.Relevant(a.Frame, 50).ToList();
         // The replay shows the deferred unmap, the free, and the access through the stale entry.
-        Assert.Contains(history, e => e.Contains("flush deferred", StringComparison.Ordinal));
-        Assert.Contains(history, e => e.Contains("freed by", StringComparison.Ordinal));
-        Assert.Contains(history, e => e.Contains("VIOLATION stale_access_after_free", StringComparison.Ordinal));
+        AssertStaleAccessIsReal(first.Oracle, a, "rfc-pfn32");
+        Assert.Equal(first.Oracle.Log.ForFrame(a.Frame).Select(e => e with { Seq = 0 }), again.Oracle.Log.ForFrame(b.Frame).Select(e => e with { Seq = 0 }));
         var whole = new Sim(WriteRun("rfc-pfn32"));
         whole.Run();
         Assert.True(first.Now < whole.LastExit / 2, $"stopped at {first.Now} ns, the whole run ends at {whole.LastExit} ns");
+    }
+
+    /// <summary>
+    /// A stale_access_after_free must be explained by the frame's log: the PTE of that page was
+    /// cleared with the flush deferred (by <paramref name="policy"/>); the frame was freed after
+    /// that; then the access went through the stale entry.
+    /// </summary>
+    private static void AssertStaleAccessIsReal(Safety.Oracle oracle, Violation v, string policy)
+    {
+        Assert.Equal(ViolationKind.StaleAccessAfterFree, v.Type);
+        Assert.True(v.ThroughStaleEntry);
+        Assert.Equal(policy, v.Policy);
+        Assert.True(v.FrameFreed != v.ReusedBy.HasValue);
+        IReadOnlyList<LogEntry> history = oracle.Log.ForFrame(v.Frame);
+        LogEntry access = EntryOf(history, v);
+        Assert.Equal((v.Mm, v.Vpn), (access.Mm, access.Vpn));
+        LogEntry free = LastBefore(history, access, e => e.Kind == LogKind.Free, "free");
+        LogEntry unmap = LastBefore(history, free, e => e.Kind == LogKind.Unmap && e.Mm == v.Mm && e.Vpn == v.Vpn, "unmap of the page");
+        Assert.True(unmap.Deferred, $"the unmap flushed at once:\n{Show(history)}");
+        Assert.True(v.Unmap is { Deferred: true }, $"{v.Window}\n{Show(history)}");
     }
 
     [Fact]
@@ -336,60 +472,96 @@ public class SafetyTests
                 }[pick];
                 var cfg = RunConfig.Create(machine: "tiny", nodes: nodes, cpusPerNode: cpus, memoryBytes: mem * nodes / 2 + (mem / 2),
                     workload: workload, policy: policy, seed: seed);
-                RunResult r = Runner.Run(cfg);
-                Assert.True(r.Safety!.Violations == 0, $"{policy} violated {workload} on {nodes}x{cpus} CPUs, seed {seed}: {r.Safety.First?.Detail}");
+                var sim = new Sim(cfg);
+                sim.Run();
+                AssertNoViolationWhereTheRaceWasOpen(sim);
             }, iter: 8, threads: 1);
     }
+
+    /// <summary>
+    /// Seeds of linux-4.3 on mprotect-race that must show a write_after_protect. Not every seed
+    /// does: of seeds 1-40, 22 report one or more and 18 none (counts 0-55 per seed), so a seed
+    /// without one proves nothing, and "every violation of the seed is real" would pass vacuously.
+    /// The property samples random seeds until <see cref="ProtectSeedsWanted"/> of them have shown
+    /// a violation, at most <see cref="ProtectSeedsTried"/> (with p = 0.55 per seed, fewer than 3
+    /// in 24 has probability about 2e-6), and fails if fewer did.
+    /// </summary>
+    private const int ProtectSeedsWanted = 3, ProtectSeedsTried = 24;
 
     [Fact]
     public void PropertyEveryWriteAfterProtectIsReal()
     {
         // For random seeds of linux-4.3 on mprotect-race, the frame's history must show the deferred
         // unmap, then mprotect returning, then the store through the stale entry.
+        int tried = 0, violating = 0;
         Gen.ULong[1, 1_000_000].Sample(seed =>
         {
+            if (violating >= ProtectSeedsWanted)
+            {
+                return; // enough seeds checked; the rest of the sample is not run
+            }
+            tried++;
             var sim = new Sim(ProtectRun("linux-4.3", seed, stop: true));
             sim.Run();
-            foreach (Violation v in sim.Oracle!.Violations)
+            if (sim.Oracle!.StoppedBy is not { } v)
             {
-                var history = sim.Oracle.Log.Relevant(v.Frame, 100).ToList();
-                int unmap = history.FindLastIndex(e => e.Contains("flush deferred", StringComparison.Ordinal));
-                int protect = history.FindLastIndex(e => e.Contains("mprotect(PROT_READ) of", StringComparison.Ordinal));
-                int store = history.FindLastIndex(e => e.Contains("VIOLATION write_after_protect", StringComparison.Ordinal));
-                Assert.True(unmap >= 0 && unmap < protect && protect < store, string.Join("\n", history));
+                Assert.Empty(sim.Oracle.Violations);
+                return;
             }
-        }, iter: 3, threads: 1);
+            violating++;
+            AssertWriteAfterProtectIsReal(sim.Oracle, Assert.Single(sim.Oracle.Violations), "linux-4.3");
+        }, iter: ProtectSeedsTried, threads: 1);
+        Assert.True(violating >= ProtectSeedsWanted,
+            $"only {violating} of {tried} random seeds of linux-4.3 on mprotect-race showed a write_after_protect (expected about 55%)");
     }
 
     [Fact]
     public void PropertyEveryLostWriteIsReal()
     {
         // For random seeds of the RFC as posted, the first lost write's frame history must show the
-        // capture, a store through a stale entry after it, and the free of the clean page.
+        // capture, a store through a stale entry after it, and the free of the clean page. Every
+        // seed has lost writes (20 of 20 measured, 220-504 each), so each seed must show one.
+        int violating = 0;
         Gen.ULong[1, 1_000_000].Sample(seed =>
         {
             var sim = new Sim(WriteRun("rfc-pfn32", seed, stopOn: "lost_write"));
             sim.Run();
             Violation v = sim.Oracle!.StoppedBy ?? throw new InvalidOperationException($"seed {seed}: no lost write");
-            AssertLostWriteHistory(sim.Oracle, v);
+            AssertLostWriteIsReal(sim.Oracle, v, "rfc-pfn32");
+            violating++;
         }, iter: 3, threads: 1);
+        Assert.Equal(3, violating);
     }
 
     [Fact]
     public void PropertyEveryReportedViolationIsReal()
     {
-        // For random seeds of the flawed RFC, each reported violation's frame history must show the
-        // stale TLB entry's origin (a deferred unmap) and the access through it.
+        // For random seeds of the flawed RFC, the first violation's frame history must show the
+        // stale TLB entry's origin (a deferred unmap) and the access through it. Every seed
+        // violates (20 of 20 measured, millions of stale accesses each), so each seed must stop
+        // on one.
+        int violating = 0;
         Gen.ULong[1, 1_000_000].Sample(seed =>
         {
             var sim = new Sim(WriteRun("rfc-pfn32", seed, stop: true));
             sim.Run();
-            foreach (Violation v in sim.Oracle!.Violations)
+            Assert.True(sim.Stopped, $"seed {seed}: rfc-pfn32 reported no violation");
+            Violation v = Assert.Single(sim.Oracle!.Violations);
+            Assert.Same(v, sim.Oracle.StoppedBy);
+            switch (v.Type)
             {
-                var history = sim.Oracle.Log.Relevant(v.Frame, 100).ToList();
-                Assert.Contains(history, e => e.Contains("cleared by", StringComparison.Ordinal) && e.Contains("flush deferred", StringComparison.Ordinal));
-                Assert.Contains(history, e => e.Contains("VIOLATION", StringComparison.Ordinal));
+                case ViolationKind.StaleAccessAfterFree:
+                    AssertStaleAccessIsReal(sim.Oracle, v, "rfc-pfn32");
+                    break;
+                case ViolationKind.LostWrite:
+                    AssertLostWriteIsReal(sim.Oracle, v, "rfc-pfn32");
+                    break;
+                default:
+                    Assert.Fail($"seed {seed}: {v.Kind} on a workload without mprotect");
+                    break;
             }
+            violating++;
         }, iter: 3, threads: 1);
+        Assert.Equal(3, violating);
     }
 }

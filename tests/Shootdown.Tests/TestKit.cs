@@ -20,6 +20,13 @@ internal static class TestKit
         return n;
     }
 
+    /// <summary>Makes CPU <paramref name="cpu"/> run its user task in a step that has not ended: an IPI waits for its interrupts and delays its next step.</summary>
+    public static void Busy(Sim sim, int cpu)
+    {
+        sim.Cpus[cpu].Current = sim.UserTasks[cpu];
+        sim.Cpus[cpu].StepEnd = long.MaxValue / 2;
+    }
+
     /// <summary>Runs every pending engine event (e.g. I/O completions) of a simulation that is not running.</summary>
     public static void DrainEvents(Sim sim) => sim.Engine.Run(() => true);
 

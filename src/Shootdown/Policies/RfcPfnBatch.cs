@@ -66,11 +66,7 @@ public class RfcPfnBatch : FlushPolicy
         TlbUnmapBatch b = ex.Task.Batch!;
         b.CpuMask.Or(mm.CpuMask);
         b.FlushRequired = true;
-        b.Pfns[b.Count++] = Pte.Frame(oldPte);
-        if (Pte.IsDirty(oldPte))
-        {
-            b.Writable = true;
-        }
+        b.Pfns[b.Count++] = Pte.Frame(oldPte); // v1 kept no writable flag: dirty PTEs are batched like clean ones
         if (b.IsFull)
         {
             TryToUnmapFlush(ex);

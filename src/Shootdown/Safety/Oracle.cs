@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
 
@@ -11,7 +12,11 @@ public enum ViolationKind
     WriteAfterProtect,
 }
 
-/// <summary>One coherence violation, with what is needed to find it again.</summary>
+/// <summary>
+/// One coherence violation, with what is needed to find it again. <see cref="Kind"/> to
+/// <see cref="Replay"/> are the run's JSON and the CLI's report; the properties after them give
+/// the same facts as data, for tests and library users, and are not serialized.
+/// </summary>
 public sealed record Violation
 {
     public required string Kind { get; init; }
@@ -28,7 +33,71 @@ public sealed record Violation
     public required string Detail { get; init; }
     /// <summary>How to replay: the run's full configuration is in the result's "config"; this is the command line.</summary>
     public required string Replay { get; init; }
+
+    /// <summary><see cref="Kind"/> as an enum.</summary>
+    [JsonIgnore]
+    public ViolationKind Type { get; init; }
+
+    /// <summary>The virtual page number of <see cref="Address"/>.</summary>
+    [JsonIgnore]
+    public long Vpn { get; init; }
+
+    /// <summary>The name of the run's flush policy (the one <see cref="Window"/> names when the flush was deferred).</summary>
+    [JsonIgnore]
+    public string Policy { get; init; } = "";
+
+    /// <summary>The last try_to_unmap_one (or unmap of the mapping) of <see cref="Frame"/> before the violation; null if none was recorded.</summary>
+    [JsonIgnore]
+    public UnmapStep? Unmap { get; init; }
+
+    /// <summary>
+    /// The access was a store (stale_access_after_free: false for a load; write_after_protect:
+    /// always; lost_write: the lost data came from a store).
+    /// </summary>
+    [JsonIgnore]
+    public bool Write { get; init; }
+
+    /// <summary>
+    /// The access went through a stale TLB entry: always for stale_access_after_free and
+    /// write_after_protect; for lost_write, whether a store through a stale entry is on record
+    /// (<see cref="StaleStore"/>).
+    /// </summary>
+    [JsonIgnore]
+    public bool ThroughStaleEntry { get; init; }
+
+    /// <summary>lost_write: the last store to the frame through a stale TLB entry; null if none was recorded.</summary>
+    [JsonIgnore]
+    public StoreStep? StaleStore { get; init; }
+
+    /// <summary>lost_write: the content version memory held and the one the backing store holds.</summary>
+    [JsonIgnore]
+    public long ContentVersion { get; init; }
+
+    /// <inheritdoc cref="ContentVersion"/>
+    [JsonIgnore]
+    public long BackingVersion { get; init; }
+
+    /// <summary>stale_access_after_free: the frame was free (false: it holds another page, <see cref="ReusedBy"/>).</summary>
+    [JsonIgnore]
+    public bool FrameFreed { get; init; }
+
+    /// <summary>stale_access_after_free of a reused frame: the (file, page index) it now holds.</summary>
+    [JsonIgnore]
+    public (int File, long Index)? ReusedBy { get; init; }
+
+    /// <summary>
+    /// write_after_protect: when mprotect(PROT_READ) of the page returned (null when the mapping
+    /// is gone, i.e. after munmap).
+    /// </summary>
+    [JsonIgnore]
+    public long? ProtectReturnedNs { get; init; }
 }
+
+/// <summary>A try_to_unmap_one (or an unmap of the mapping) that cleared a PTE of a frame: when, where, by which task, and whether the flush was deferred.</summary>
+public readonly record struct UnmapStep(long TimeNs, int Cpu, int Pid, bool Deferred);
+
+/// <summary>A store through a stale TLB entry: when, where, by which task, into which mm and page.</summary>
+public readonly record struct StoreStep(long TimeNs, int Cpu, int Pid, int Mm, long Vpn);
 
 /// <summary>
 /// The coherence oracle. It gives every frame a content version (each simulated store makes a new
@@ -152,10 +221,19 @@ public sealed class Oracle
             StoreRecord s = _lastStore[frame];
             if (Counted(ViolationKind.LostWrite, frame, ex.Cpu.Id))
             {
+                bool stored = !(s.Time == 0 && s.Pid == 0);
                 Report(ViolationKind.LostWrite, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, s.Mm, s.Vpn, frame,
-                    s.Time == 0 && s.Pid == 0
+                    !stored
                         ? $"content v{_content[frame]} is newer than the backing store (v{disk}); the page was freed clean"
-                        : $"store by pid {s.Pid} on CPU {s.Cpu} at {Sec(s.Time)} s through a stale TLB entry is newer than the backing store (content v{_content[frame]}, written back v{disk}); the page was freed clean");
+                        : $"store by pid {s.Pid} on CPU {s.Cpu} at {Sec(s.Time)} s through a stale TLB entry is newer than the backing store (content v{_content[frame]}, written back v{disk}); the page was freed clean",
+                    new Facts
+                    {
+                        Write = true,
+                        Stale = stored,
+                        Store = stored ? new StoreStep(s.Time, s.Cpu, s.Pid, s.Mm, s.Vpn) : null,
+                        Content = _content[frame],
+                        Backing = disk,
+                    });
             }
         }
     }
@@ -200,7 +278,14 @@ public sealed class Oracle
             if (_copiedAway[frame] && Counted(ViolationKind.LostWrite, frame, ex.Cpu.Id))
             {
                 Report(ViolationKind.LostWrite, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
-                    "store through a stale TLB entry to the old frame of a page migration already copied: the new page never gets it");
+                    "store through a stale TLB entry to the old frame of a page migration already copied: the new page never gets it",
+                    new Facts
+                    {
+                        Write = true,
+                        Stale = true,
+                        Store = new StoreStep(ex.EventTime, ex.Cpu.Id, ex.Task.Pid, mm.Id, vpn),
+                        Content = _content[frame],
+                    });
             }
         }
     }
@@ -226,7 +311,8 @@ public sealed class Oracle
             if (Counted(ViolationKind.StaleAccessAfterFree, frame, ex.Cpu.Id))
             {
                 Report(ViolationKind.StaleAccessAfterFree, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
-                    $"{(write ? "store" : "load")} through a stale TLB entry to a frame {(freed ? "already freed" : $"now holding page {p.Index} of file {p.Mapping}")}");
+                    $"{(write ? "store" : "load")} through a stale TLB entry to a frame {(freed ? "already freed" : $"now holding page {p.Index} of file {p.Mapping}")}",
+                    new Facts { Write = write, Stale = true, Freed = freed, Reused = freed ? null : (p.Mapping, p.Index) });
             }
         }
         else if (write && entryWritable && (vma is null || (!vma.Writable && ex.EventTime >= vma.ProtectedAt)))
@@ -234,7 +320,8 @@ public sealed class Oracle
             if (Counted(ViolationKind.WriteAfterProtect, frame, ex.Cpu.Id))
             {
                 Report(ViolationKind.WriteAfterProtect, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
-                    $"store through a stale writable TLB entry after {(vma is null ? "munmap" : "mprotect(PROT_READ)")} returned at {Sec(vma?.ProtectedAt ?? 0)} s");
+                    $"store through a stale writable TLB entry after {(vma is null ? "munmap" : "mprotect(PROT_READ)")} returned at {Sec(vma?.ProtectedAt ?? 0)} s",
+                    new Facts { Write = true, Stale = true, ProtectReturned = vma?.ProtectedAt });
             }
         }
         return true;
@@ -275,8 +362,21 @@ public sealed class Oracle
         return Violations.Count < 1000 || Stops(kind) || !Log.IsRepeat(frame, cpu, LogKindOf(kind));
     }
 
+    /// <summary>What a violation's detail says, as data (see the properties of <see cref="Violation"/>).</summary>
+    private readonly struct Facts
+    {
+        public bool Write { get; init; }
+        public bool Stale { get; init; }
+        public StoreStep? Store { get; init; }
+        public long Content { get; init; }
+        public long Backing { get; init; }
+        public bool Freed { get; init; }
+        public (int File, long Index)? Reused { get; init; }
+        public long? ProtectReturned { get; init; }
+    }
+
     /// <summary>Logs a counted violation (unless it repeats the frame's last entry), keeps the first thousand, and stops the run if asked.</summary>
-    private void Report(ViolationKind kind, long t, int cpu, string task, int mm, long vpn, int frame, string detail)
+    private void Report(ViolationKind kind, long t, int cpu, string task, int mm, long vpn, int frame, string detail, in Facts facts)
     {
         LogKind lk = LogKindOf(kind);
         if (!Log.IsRepeat(frame, cpu, lk))
@@ -289,7 +389,8 @@ public sealed class Oracle
             return; // counts go on; the list keeps the first thousand
         }
         UnmapRecord u = _lastUnmap[frame];
-        string window = u.Time == 0 && u.Pid == 0
+        bool unmapped = !(u.Time == 0 && u.Pid == 0);
+        string window = !unmapped
             ? "no unmap of this frame recorded"
             : $"try_to_unmap_one by pid {u.Pid} on CPU {u.Cpu} at {Sec(u.Time)} s cleared the PTE and {(u.Deferred ? $"deferred the flush ({_sim.Policy.Name})" : "flushed at once")}";
         RunConfig c = _sim.Config;
@@ -306,6 +407,18 @@ public sealed class Oracle
             Window = window,
             Detail = detail,
             Replay = $"shootdown run --machine {c.Machine} --nodes {c.Nodes} --cpus-per-node {c.CpusPerNode} --memory {c.MemoryBytes * c.ScaleDivisor} --scale 1/{c.ScaleDivisor} --workload {c.Workload} --policy {c.PolicyName} --seed {c.Seed} --oracle on --stop-on-violation {Name(kind)}",
+            Type = kind,
+            Vpn = vpn,
+            Policy = _sim.Policy.Name,
+            Unmap = unmapped ? new UnmapStep(u.Time, u.Cpu, u.Pid, u.Deferred) : null,
+            Write = facts.Write,
+            ThroughStaleEntry = facts.Stale,
+            StaleStore = facts.Store,
+            ContentVersion = facts.Content,
+            BackingVersion = facts.Backing,
+            FrameFreed = facts.Freed,
+            ReusedBy = facts.Reused,
+            ProtectReturnedNs = facts.ProtectReturned,
         };
         if (Violations.Count < 1000)
         {
@@ -358,6 +471,26 @@ public enum LogKind : byte
 }
 
 /// <summary>
+/// One entry of an <see cref="EventLog"/>. <see cref="Seq"/> numbers the entries in the order they
+/// were logged (several can share a <see cref="TimeNs"/>: a free and the lost write it causes).
+/// <see cref="Cpu"/> is -1 for I/O (writeback), <see cref="Mm"/> -1 where no mm is concerned;
+/// <see cref="Vpn"/> is set for unmaps, stale stores, mprotect and violations; <see cref="Who"/>
+/// is the task's name; <see cref="Deferred"/> tells, for an unmap, that the flush was deferred;
+/// <see cref="Text"/> is a violation's display text ("kind: detail").
+/// </summary>
+public readonly record struct LogEntry(long Seq, long TimeNs, int Cpu, int Frame, int Mm, LogKind Kind, long Vpn, string? Who, bool Deferred, string? Text)
+{
+    /// <summary>The violation this entry reports, if it reports one.</summary>
+    public ViolationKind? Violation => Kind switch
+    {
+        LogKind.Violation => ViolationKind.LostWrite,
+        LogKind.StaleAccess => ViolationKind.StaleAccessAfterFree,
+        LogKind.StaleWrite => ViolationKind.WriteAfterProtect,
+        _ => null,
+    };
+}
+
+/// <summary>
 /// A ring of recent oracle-relevant events (unmaps and their flush decisions, frees, writeback,
 /// stores through stale entries, violations). Entries are structs formatted only when printed, so
 /// keeping the log costs no allocation per page. A run of stale stores (or stale-access
@@ -384,6 +517,8 @@ public sealed class EventLog(int capacity, int nrFrames)
     private readonly LogKind[] _lastKind = new LogKind[nrFrames];
     private readonly int[] _lastCpu = new int[nrFrames];
     private readonly bool[] _any = new bool[nrFrames];
+    private readonly long[] _counts = new long[Enum.GetValues<LogKind>().Length];
+    private long _deferredUnmaps;
     private long _n;
 
     /// <summary>Whether an entry of <paramref name="kind"/> by <paramref name="cpu"/> would only repeat the frame's last one.</summary>
@@ -417,12 +552,68 @@ public sealed class EventLog(int capacity, int nrFrames)
         }
         _ring[_n % _ring.Length] = new Entry { T = t, Cpu = cpu, Frame = frame, Mm = mm, Kind = kind, Vpn = vpn, Who = who, Flag = flag, Text = text };
         _n++;
+        _counts[(int)kind]++;
+        if (kind == LogKind.Unmap && flag)
+        {
+            _deferredUnmaps++;
+        }
     }
 
-    private static string Describe(in Entry e) => e.Kind switch
+    /// <summary>
+    /// How many entries of <paramref name="kind"/> were logged since the start, including those the
+    /// ring no longer holds (a run of stale stores or stale-access violations counts once).
+    /// </summary>
+    public long Count(LogKind kind) => _counts[(int)kind];
+
+    /// <summary>How many unmaps with a deferred flush were logged since the start.</summary>
+    public long DeferredUnmaps => _deferredUnmaps;
+
+    /// <summary>How many entries were logged since the start (the ring keeps the last <c>capacity</c> of them).</summary>
+    public long Logged => _n;
+
+    /// <summary>The sequence number of the oldest entry the ring still holds.</summary>
+    public long OldestKept => Math.Max(0, _n - _ring.Length);
+
+    private LogEntry At(long i)
     {
-        LogKind.Unmap => $"PTE of 0x{e.Vpn << 12:x} cleared by {e.Who} ({(e.Flag ? "flush deferred" : "flushed")})",
-        LogKind.MigrationEntry => $"PTE of 0x{e.Vpn << 12:x} replaced by a migration entry by {e.Who} ({(e.Flag ? "flush deferred" : "flushed")})",
+        ref Entry e = ref _ring[i % _ring.Length];
+        return new LogEntry(i, e.T, e.Cpu, e.Frame, e.Mm, e.Kind, e.Vpn, e.Who, e.Flag, e.Text);
+    }
+
+    /// <summary>Every entry the ring holds, oldest first.</summary>
+    public IReadOnlyList<LogEntry> Entries()
+    {
+        var list = new List<LogEntry>((int)(_n - OldestKept));
+        for (long i = OldestKept; i < _n; i++)
+        {
+            list.Add(At(i));
+        }
+        return list;
+    }
+
+    /// <summary>The last <paramref name="count"/> entries concerning <paramref name="frame"/> that the ring holds, oldest first.</summary>
+    public IReadOnlyList<LogEntry> ForFrame(int frame, int count = int.MaxValue)
+    {
+        var list = new List<LogEntry>();
+        for (long i = _n - 1; i >= OldestKept && list.Count < count; i--)
+        {
+            if (_ring[i % _ring.Length].Frame == frame)
+            {
+                list.Add(At(i));
+            }
+        }
+        list.Reverse();
+        return list;
+    }
+
+    /// <summary>An entry as <see cref="Relevant"/> (and the CLI's --stop-on-violation report) prints it.</summary>
+    public static string Format(in LogEntry e) =>
+        $"{e.TimeNs / 1e9,14:0.000000000} s  cpu {(e.Cpu < 0 ? "-" : e.Cpu.ToString(CultureInfo.InvariantCulture)),3}  frame {e.Frame,9}  {Describe(e)}";
+
+    private static string Describe(in LogEntry e) => e.Kind switch
+    {
+        LogKind.Unmap => $"PTE of 0x{e.Vpn << 12:x} cleared by {e.Who} ({(e.Deferred ? "flush deferred" : "flushed")})",
+        LogKind.MigrationEntry => $"PTE of 0x{e.Vpn << 12:x} replaced by a migration entry by {e.Who} ({(e.Deferred ? "flush deferred" : "flushed")})",
         LogKind.Free => $"freed by {e.Who}",
         LogKind.WritebackStart => "writeback start (clear_page_dirty_for_io)",
         LogKind.WritebackEnd => "writeback end",
@@ -433,20 +624,10 @@ public sealed class EventLog(int capacity, int nrFrames)
         _ => $"VIOLATION {e.Text}",
     };
 
-    /// <summary>The last <paramref name="count"/> events concerning <paramref name="frame"/>, oldest first.</summary>
-    public IEnumerable<string> Relevant(int frame, int count)
-    {
-        var list = new List<string>();
-        long first = Math.Max(0, _n - _ring.Length);
-        for (long i = _n - 1; i >= first && list.Count < count; i--)
-        {
-            ref Entry e = ref _ring[i % _ring.Length];
-            if (e.Frame == frame)
-            {
-                list.Add($"{e.T / 1e9,14:0.000000000} s  cpu {(e.Cpu < 0 ? "-" : e.Cpu.ToString(CultureInfo.InvariantCulture)),3}  frame {e.Frame,9}  {Describe(e)}");
-            }
-        }
-        list.Reverse();
-        return list;
-    }
+    /// <summary>
+    /// The last <paramref name="count"/> events concerning <paramref name="frame"/>, oldest first, as
+    /// display lines (<see cref="Format"/>); <see cref="ForFrame"/> gives them as data.
+    /// </summary>
+    public IEnumerable<string> Relevant(int frame, int count) =>
+        ForFrame(frame, count).Select(e => Format(e)).ToList();
 }

@@ -138,7 +138,7 @@ public sealed class Fault(Sim sim)
     /// <summary>The pages are allocated: read the missing ones into the page cache and map the window.</summary>
     private void FinishFault(Exec ex, Vma vma, AddressSpace file, long from, long to, long writeIndex, int[] stash, int allocated)
     {
-        int used = sim.Filemap.AddMissingPages(ex, file, from, to, stash);
+        int used = sim.Filemap.AddMissingPages(ex, file, from, to, stash, allocated);
         if (used < allocated)
         {
             // Another task read some of the window in meanwhile: the spare pages go back.

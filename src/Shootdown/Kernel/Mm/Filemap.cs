@@ -24,10 +24,11 @@ public sealed class Filemap(Sim sim)
     }
 
     /// <summary>
-    /// add_to_page_cache_lru for each missing index, using the already allocated frames; returns
-    /// how many it used (fewer than allocated if another task added some meanwhile).
+    /// add_to_page_cache_lru for each missing index, using up to <paramref name="count"/> already
+    /// allocated frames; returns how many it used (fewer than allocated if another task added some
+    /// meanwhile).
     /// </summary>
-    public int AddMissingPages(Exec ex, AddressSpace file, long from, long to, int[] frames)
+    public int AddMissingPages(Exec ex, AddressSpace file, long from, long to, int[] frames, int count)
     {
         Memory mem = sim.Memory;
         int k = 0;
@@ -36,6 +37,10 @@ public sealed class Filemap(Sim sim)
             if (file.PageCache.Get(i) != 0)
             {
                 continue;
+            }
+            if (k == count)
+            {
+                break; // more went missing meanwhile than were allocated: they fault again later
             }
             int f = frames[k++];
             mem.Pages[f].Mapping = file.Id;

@@ -25,7 +25,7 @@ public sealed class KswapdTask : SimTask
         while (true)
         {
             // kswapd_try_to_sleep: a balanced node lets kswapd sleep until wakeup_kswapd.
-            if (z.Balanced)
+            if (Vmscan.KswapdBalanced(z))
             {
                 ex.What = "kswapd sleep";
                 sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, Node);

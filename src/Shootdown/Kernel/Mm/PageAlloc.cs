@@ -54,6 +54,12 @@ public sealed class PageAlloc(Sim sim)
             {
                 throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {zonelist[0]})");
             }
+            if (fruitless > 0 && ex.Now > ex.Start)
+            {
+                // should_alloc_retry → wait_iff_congested: give other CPUs (kswapd, reclaimers
+                // about to put pages back) a chance before the next attempt.
+                yield return Yield.Resched;
+            }
         }
     }
 

@@ -179,19 +179,19 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>
-    /// get_scan_count with no swap (SCAN_FILE): size &gt;&gt; priority of each file list; kswapd on a
-    /// zone that looks unreclaimable forces at least min(size, SWAP_CLUSTER_MAX).
+    /// get_scan_count with no swap (SCAN_FILE): size &gt;&gt; priority of each file list; if that is 0
+    /// for both, kswapd on a zone that looks unreclaimable forces min(size, SWAP_CLUSTER_MAX).
     /// </summary>
     private void GetScanCount(ScanControl sc, Zone z, out long nrInactive, out long nrActive)
     {
-        bool forceScan = sc.Kswapd && !ZoneReclaimable(z);
-        nrInactive = Scan(z.InactiveFile.Count);
-        nrActive = Scan(z.ActiveFile.Count);
-
-        long Scan(long size)
+        long inactive = z.InactiveFile.Count, active = z.ActiveFile.Count;
+        nrInactive = inactive >> sc.Priority;
+        nrActive = active >> sc.Priority;
+        // force_scan is used only on a second pass, when size >> priority was 0 for every list.
+        if (nrInactive == 0 && nrActive == 0 && sc.Kswapd && !ZoneReclaimable(z))
         {
-            long scan = size >> sc.Priority;
-            return scan == 0 && forceScan ? Math.Min(size, Scm) : scan;
+            nrInactive = Math.Min(inactive, Scm);
+            nrActive = Math.Min(active, Scm);
         }
     }
 
@@ -213,15 +213,14 @@ public sealed class Vmscan(Sim sim)
         z.PagesScanned += nrTaken;
         sim.VmStat.Add(sc.Kswapd ? VmEvent.pgscan_kswapd : VmEvent.pgscan_direct, nrTaken);
         sim.Series.Add(sc.Kswapd ? Series.PgscanKswapd : Series.PgscanDirect, ex.Now, nrTaken);
-        sc.NrScanned += nrTaken;
         if (nrTaken == 0)
         {
             yield break;
         }
-        foreach (Yield y in ShrinkPageList(ex, sc, z))
-        {
-            yield return y;
-        }
+        // shrink_page_list: its loop may reschedule (cond_resched) before the tail flushes and frees.
+        ShrinkPageList(ex, sc, z);
+        yield return Yield.Resched;
+        ShrinkPageListTail(ex, sc);
         long nrReclaimed = sc.NrFree;
         sim.VmStat.Add(sc.Kswapd ? VmEvent.pgsteal_kswapd : VmEvent.pgsteal_direct, nrReclaimed);
         sim.Series.Add(sc.Kswapd ? Series.PgstealKswapd : Series.PgstealDirect, ex.Now, nrReclaimed);
@@ -381,16 +380,11 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>
-    /// shrink_page_list: decide each isolated page's fate; unmap the ones to reclaim
-    /// (try_to_unmap with TTU_BATCH_FLUSH: the policy flushes or defers), write dirty ones or leave
-    /// them to the flusher, take clean ones out of the page cache. It may reschedule before the
-    /// end (cond_resched); then, where the policy's kernel does, try_to_unmap_flush, and the
-    /// reclaimed pages are freed.
+    /// The end of shrink_page_list, after its loop: try_to_unmap_flush where the policy's kernel
+    /// calls it there, then free_hot_cold_page_list of the reclaimed pages.
     /// </summary>
-    private IEnumerable<Yield> ShrinkPageList(Exec ex, ScanControl sc, Zone z)
+    private void ShrinkPageListTail(Exec ex, ScanControl sc)
     {
-        ShrinkPageListPages(ex, sc, z);
-        yield return Yield.Resched;
         if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkPageList)
         {
             ex.FlushCause = FlushCause.Reclaim;
@@ -405,11 +399,17 @@ public sealed class Vmscan(Sim sim)
                 oracle.PageFreed(ex, sc.FreePages[i], p.Mapping, p.Index);
             }
         }
-        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree); // free_hot_cold_page_list
+        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree);
     }
 
-    /// <summary>shrink_page_list's loop over the isolated pages, up to its end (kept a plain method: the per-page path).</summary>
-    private void ShrinkPageListPages(Exec ex, ScanControl sc, Zone z)
+    /// <summary>
+    /// shrink_page_list's loop: decide each isolated page's fate; unmap the ones to reclaim
+    /// (try_to_unmap with TTU_BATCH_FLUSH: the policy flushes or defers), write dirty ones or leave
+    /// them to the flusher, take clean ones out of the page cache. The caller ends the step after it
+    /// (the loop's cond_resched, where other CPUs may use entries whose flush was deferred), then
+    /// runs <see cref="ShrinkPageListTail"/>.
+    /// </summary>
+    private void ShrinkPageList(Exec ex, ScanControl sc, Zone z)
     {
         Memory mem = sim.Memory;
         sc.NrFree = sc.NrKeep = sc.NrActivate = 0;
@@ -418,21 +418,24 @@ public sealed class Vmscan(Sim sim)
         {
             int f = sc.PageList[i];
             ex.Sys += sim.Costs.ScanPageNs;
+            // sc->nr_scanned counts each page, and a mapped page twice ("double the slab pressure
+            // for mapped and swapcache pages"): what kswapd_shrink_zone compares with its target.
+            sc.NrScanned += mem.Pages[f].MapCount > 0 ? 2 : 1;
             PageFlags flags = mem.Pages[f].Flags;
             if ((flags & PageFlags.Dirty) != 0 && (flags & PageFlags.Writeback) == 0)
             {
                 sc.NrUnqueuedDirty++; // page_check_dirty_writeback
+            }
+            if ((flags & PageFlags.Locked) != 0)
+            {
+                sc.Keep[sc.NrKeep++] = f; // trylock_page failed
+                continue;
             }
             if ((flags & PageFlags.Writeback) != 0)
             {
                 // Under writeback: mark it so end_page_writeback rotates it to the tail.
                 mem.Pages[f].Flags |= PageFlags.Reclaim;
                 sc.Keep[sc.NrKeep++] = f;
-                continue;
-            }
-            if ((flags & PageFlags.Locked) != 0)
-            {
-                sc.Keep[sc.NrKeep++] = f; // trylock_page failed
                 continue;
             }
             PageRef r = PageCheckReferences(f);
@@ -452,7 +455,7 @@ public sealed class Vmscan(Sim sim)
                 sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
                 if (mem.Pages[f].MapCount > 0)
                 {
-                    sc.Activate[sc.NrActivate++] = f; // SWAP_FAIL
+                    sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
                     continue;
                 }
             }
@@ -520,8 +523,9 @@ public sealed class Vmscan(Sim sim)
         do
         {
             sc.NrReclaimed = 0;
-            if (z.Balanced)
+            if (KswapdBalanced(z))
             {
+                z.ZoneDirty = false; // balance_pgdat clears ZONE_DIRTY of a zone it finds balanced
                 break; // no zone needs balancing (end_zone not found)
             }
             sc.NrScanned = 0;
@@ -539,8 +543,14 @@ public sealed class Vmscan(Sim sim)
                 sc.Priority--;
             }
         }
-        while (sc.Priority >= 1 && !z.Balanced);
+        while (sc.Priority >= 1 && !KswapdBalanced(z));
     }
+
+    /// <summary>
+    /// pgdat_balanced / prepare_kswapd_sleep for one zone: above the high watermark, or not
+    /// reclaimable at all (an unreclaimable zone counts as balanced, so kswapd sleeps).
+    /// </summary>
+    public static bool KswapdBalanced(Zone z) => z.Balanced || !ZoneReclaimable(z);
 
     /// <summary>
     /// kswapd_shrink_zone: nr_to_reclaim = max(SWAP_CLUSTER_MAX, high_wmark_pages); a zone above

@@ -201,6 +201,9 @@ public sealed class Scheduler
             if (cpu.RunQueue.Count == 0)
             {
                 // The idle task: a kernel thread, so the mm that ran last stays loaded, lazily.
+                // Handlers taken during the step that just ended run now, on the idle CPU.
+                cpu.IrqBusyUntil = Math.Max(cpu.IrqBusyUntil, t) + cpu.IrqDebtNs;
+                cpu.IrqDebtNs = 0;
                 if (cpu.Prev is not null)
                 {
                     _arch.EnterLazyTlb(cpu);
@@ -265,6 +268,7 @@ public sealed class Scheduler
             cur.State = TaskState.Sleeping;
             cpu.Current = null;
         }
+        cpu.StepEnd = end;
         cpu.EventPending = true;
         _engine.Schedule(end, EventKind.CpuStepEnd, cpu.Id);
     }

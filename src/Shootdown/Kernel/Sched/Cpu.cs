@@ -46,6 +46,9 @@ public sealed class Cpu
     /// <summary>While idle: when the interrupt handlers it took end (a task woken here starts no earlier).</summary>
     public long IrqBusyUntil;
 
+    /// <summary>When the step computed last on this CPU ends: before it the CPU is busy, after it idle unless a new step starts.</summary>
+    public long StepEnd;
+
     public long UserNs;
 
     public long SysNs;

@@ -61,8 +61,10 @@ public sealed class X86TlbFlush : IArchTlb
     /// <summary>
     /// switch_mm of 4.0 (no PCID): switching to a different mm reloads CR3 (a full flush), sets this
     /// CPU in the new mm's cpumask and clears it from the old one's; coming back to the mm this CPU
-    /// still holds lazily only leaves lazy mode — unless a shootdown made it leave_mm, in which case
-    /// CR3 is reloaded too. A kernel thread borrows whatever is loaded (enter_lazy_tlb).
+    /// still holds lazily only leaves lazy mode (and reloads CR3 if it is no longer in the mm's
+    /// cpumask). After leave_mm the model records init_mm as loaded (ActiveMm = -1) where 4.0 keeps
+    /// cpu_tlbstate.active_mm and tests the cpumask; both reload CR3 on the next switch to the mm.
+    /// A kernel thread borrows whatever is loaded (enter_lazy_tlb).
     /// </summary>
     public void SwitchMm(Exec ex, SimTask next)
     {
@@ -138,6 +140,7 @@ public sealed class X86TlbFlush : IArchTlb
             else
             {
                 LeaveMm(cpu);
+                ex.Sys += _c.FullFlushNs; // leave_mm reloads CR3 with init_mm's page table
             }
         }
         if (mm.CpuMask.AnyBut(cpu.Id))
@@ -161,6 +164,7 @@ public sealed class X86TlbFlush : IArchTlb
             if (cpu.Lazy)
             {
                 LeaveMm(cpu);
+                ex.Sys += _c.FullFlushNs; // leave_mm reloads CR3
             }
             else if (end == FlushTlbInfo.FlushAll || end - start > _ceiling)
             {
@@ -325,7 +329,11 @@ public sealed class X86TlbFlush : IArchTlb
             post += _c.IpiSendNs;
             long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _c.IpiLatencyRemoteNodeNs;
             long delivered = post + latency;
-            bool idle = r.Current is null;
+            // Busy while its last step runs (even one that ends in sleep or exit) or while it has a
+            // task to run: then the IPI waits for interrupts to be on and the handler delays the
+            // CPU's next step. Idle (nothing to run, last step over): the handler runs at once
+            // (after earlier ones) and only occupies the CPU.
+            bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
             long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
             long handler = _c.IrqEntryExitNs + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info) : func(r, handled, info));
