@@ -305,6 +305,25 @@ public class MigrationTests
         Assert.True(entry >= 0 && entry < copy && copy < store, string.Join("\n", history));
     }
 
+    [Fact]
+    public void MigratePagesTracepointSumsToPgmigrateSuccess()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"shootdown-migrate-{Environment.ProcessId}.txt");
+        try
+        {
+            RunResult r = Runner.Run(Small("migrate-bounce", "linux-6.4", oracle: false), outputs: new RunOutputs { FtracePath = path, Filter = new TraceFilter { Patterns = ["migrate:*"] } });
+            var lines = File.ReadAllLines(path).Where(l => l.Contains(" mm_migrate_pages: ", StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(lines);
+            long sum = lines.Sum(l => long.Parse(l.Split("nr_succeeded=")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(r.PagesMigrated, sum);
+            Assert.All(lines, l => Assert.Contains("mode=MIGRATE_SYNC reason=syscall_or_cpuset", l, StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     /// <summary>Mutation: 6.4's correct flush, but where RFC 4/4 put it — at the end of migrate_pages, after the copies and frees.</summary>
     private sealed class Linux64FlushAtEnd(Policies.PolicyParams p) : Policies.Linux64(p)
     {
