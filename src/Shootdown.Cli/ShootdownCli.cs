@@ -42,6 +42,7 @@ public static class ShootdownCli
     private static readonly Option<string> LastOpt = new("--last") { Description = "Events of the frame's history to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
     private static readonly Option<string?> ConfigOpt = new("--config") { HelpName = "FILE", Description = "Replay a configuration: a run's JSON (its \"config\"), or the config as JSON or TOML (see `shootdown config`)" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
+    private static readonly Option<string?> PteAccessibleOpt = new("--pte-accessible-check") { Description = "linux-6.4: skip the batched flush of PTEs no CPU can cache (4d4b6d66db63): on (default) or off" };
 
     /// <summary>Exit statuses (README, "Exit status").</summary>
     public const int ExitOk = 0, ExitInternalError = 1, ExitBadInput = 2, ExitSimulationFailed = 3, ExitStoppedByViolation = 4, ExitOutOfTolerance = 5;
@@ -121,7 +122,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
@@ -238,7 +239,7 @@ public static class ShootdownCli
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, OracleOpt, PlotOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, CostOpt, OracleOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -470,6 +471,16 @@ public static class ShootdownCli
                     $"--batch-size sets the PFN list of {string.Join(" and ", PolicyRegistry.WithPfnList)}; {(policies.Count == 1 ? $"policy '{policies[0]}' keeps" : "none of these policies keeps")} no such list");
             }
             pp = pp with { BatchSize = bs };
+        }
+        switch (pr.GetValue(PteAccessibleOpt))
+        {
+            case null or "on":
+                break;
+            case "off":
+                pp = pp with { PteAccessibleCheck = false };
+                break;
+            case { } bad:
+                throw new ConfigException($"--pte-accessible-check must be on or off, got '{bad}'");
         }
         string? oracleOpt = pr.GetValue(OracleOpt);
         bool? oracle = oracleOpt switch

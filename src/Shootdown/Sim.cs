@@ -75,6 +75,8 @@ public sealed class Sim
         Mmu = new Mmu(this);
         Writeback = new PageWriteback(this);
         Mprotect = new Mprotect(this);
+        Migrate = new Migrate(this);
+        NumaBalancing = new NumaBalancing(this);
         Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched);
         if (config.OracleOn)
         {
@@ -164,6 +166,11 @@ public sealed class Sim
     public PageWriteback Writeback { get; }
 
     public Mprotect Mprotect { get; }
+
+    public Migrate Migrate { get; }
+
+    /// <summary>kernel/sched/fair.c's NUMA balancing scanner (task_numa_work), for tasks that opt in.</summary>
+    public NumaBalancing NumaBalancing { get; }
 
     /// <summary>Pages the workload has finished with (faulted and read).</summary>
     public long PagesDone;

@@ -34,6 +34,8 @@ public class CliTests
     [InlineData("unknown machine preset 'nope'", "run", "--machine", "nope")]
     [InlineData("unknown workload 'w'", "run", "--workload", "w")]
     [InlineData("unknown policy 'p'", "run", "--policy", "p")]
+    [InlineData("--pte-accessible-check must be on or off, got 'maybe'", "run", "--pte-accessible-check", "maybe")]
+    [InlineData("migrate-bounce needs at least 2 NUMA nodes; the machine has 1", "run", "--machine", "tiny", "--workload", "migrate-bounce")]
     [InlineData("malformed --scale '1/x'", "run", "--scale", "1/x")]
     [InlineData("--scale 1/N: N must be in 1..1048576, got 0", "run", "--scale", "1/0")]
     [InlineData("--nodes must be in 1..4096, got 0", "run", "--nodes", "0")]
@@ -76,7 +78,7 @@ public class CliTests
     {
         var (code, stdout, _) = Cli("policies");
         Assert.Equal(0, code);
-        Assert.Equal(5, stdout.TrimEnd('\n').Split('\n').Length);
+        Assert.Equal(6, stdout.TrimEnd('\n').Split('\n').Length);
         Assert.StartsWith("vanilla", stdout, StringComparison.Ordinal);
     }
 
@@ -86,7 +88,7 @@ public class CliTests
         var (code, stdout, _) = Cli("workloads");
         Assert.Equal(0, code);
         string[] lines = stdout.TrimEnd('\n').Split('\n');
-        Assert.Equal(["lru-file-mmap-read", "lru-file-mmap-write", "mprotect-race"], lines.Select(l => l.Split(' ')[0]));
+        Assert.Equal(["lru-file-mmap-read", "lru-file-mmap-write", "mprotect-race", "migrate-bounce", "numa-migrate"], lines.Select(l => l.Split(' ')[0]));
     }
 
     [Fact]

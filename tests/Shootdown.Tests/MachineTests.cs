@@ -12,11 +12,15 @@ public class MachineTests
     [Fact]
     public void PresetsAreTheEmbeddedFiles()
     {
-        Assert.Equal(["gorman-4node", "small-2node", "tiny"], MachineSpec.PresetNames);
+        Assert.Equal(["cascadelake-2s", "gorman-4node", "small-2node", "tiny"], MachineSpec.PresetNames);
         MachineSpec g = MachineSpec.Preset("gorman-4node");
         Assert.Equal((4, 12, 64L << 30), (g.Nodes, g.CpusPerNode, g.MemoryBytes));
         Assert.Equal(CostModel.Xeon2015, g.Costs);
         Assert.Equal(NumaDistance.Uniform(4), g.Distance);
+        MachineSpec c = MachineSpec.Preset("cascadelake-2s");
+        Assert.Equal((2, 48, 128L << 30), (c.Nodes, c.CpusPerNode, c.MemoryBytes));
+        Assert.Equal(1000, c.Costs.PageZeroNs); // its [costs] table overrides the defaults
+        Assert.Equal(1200, c.Costs.IpiLatencyRemoteNodeNs);
         var (code, stdout, _) = CliTests.Cli("machines");
         Assert.Equal(0, code);
         Assert.Equal(MachineSpec.PresetNames, stdout.TrimEnd('\n').Split('\n').Select(l => l.Split(' ')[0]));

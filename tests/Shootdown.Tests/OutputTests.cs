@@ -118,7 +118,7 @@ public partial class OutputTests : IDisposable
         var starts = new HashSet<long>();
         var ends = new HashSet<long>();
         var lastTs = new Dictionary<string, double>();
-        int slices = 0, counters = 0;
+        int slices = 0, counters = 0, instants = 0;
         foreach (var e in evs)
         {
             string ph = e.GetProperty("ph").GetString()!;
@@ -145,6 +145,11 @@ public partial class OutputTests : IDisposable
                 case "C":
                     counters++;
                     break;
+                case "i":
+                    instants++; // a tracepoint (tlb_flush with its reason) on a CPU's track
+                    Assert.Equal("t", e.GetProperty("s").GetString());
+                    Assert.Contains("reason:", e.GetProperty("args").GetProperty("fields").GetString(), StringComparison.Ordinal);
+                    break;
                 default:
                     Assert.Fail($"unexpected phase {ph}");
                     break;
@@ -152,6 +157,7 @@ public partial class OutputTests : IDisposable
         }
         Assert.True(slices > 100);
         Assert.True(counters > 0);
+        Assert.True(instants > 0);
         Assert.NotEmpty(starts);
         Assert.Equal(starts, ends); // every flow has both ends
         Assert.True(r.TlbIpis > starts.Count); // the window holds part of the run

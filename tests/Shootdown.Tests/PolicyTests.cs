@@ -337,7 +337,7 @@ public class PolicyTests
     public void RegistryListsEveryPolicyWithASummary()
     {
         var all = PolicyRegistry.Describe().ToList();
-        Assert.Equal(["vanilla", "rfc-pfn32", "rfc-pfn-page", "linux-4.3", "linux-4.13"], all.Select(p => p.Name));
+        Assert.Equal(["vanilla", "rfc-pfn32", "rfc-pfn-page", "linux-4.3", "linux-4.13", "linux-6.4"], all.Select(p => p.Name));
         Assert.All(all, p => Assert.False(string.IsNullOrWhiteSpace(p.Summary)));
     }
 }

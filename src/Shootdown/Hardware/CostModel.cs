@@ -93,6 +93,12 @@ public sealed record CostModel
     /// <summary>Freeing one page to the per-CPU lists (own).</summary>
     public long PageFreeNs { get; init; } = 200;
 
+    /// <summary>
+    /// Copying one 4 KiB page to another node (migrate_page_copy): a read and a write of 4 KiB,
+    /// about twice a 4 KiB memset, which costs ~0.5-1 us (see <see cref="PageZeroNs"/>) (own).
+    /// </summary>
+    public long CopyPageNs { get; init; } = 1000;
+
     /// <summary>Submitting one page's writeback I/O (own).</summary>
     public long WritebackSubmitNs { get; init; } = 2000;
 

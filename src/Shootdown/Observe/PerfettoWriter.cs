@@ -17,6 +17,7 @@ public sealed class PerfettoWriter : IDisposable
         FlowStart,
         FlowEnd,
         Counter,
+        Instant,
     }
 
     private struct Ev
@@ -93,6 +94,12 @@ public sealed class PerfettoWriter : IDisposable
         Add(new Ev { Tid = sender, Ts = sent, Kind = Kind.FlowStart, Name = n, A1 = id });
         Add(new Ev { Tid = _nrCpus + receiver, Ts = handled, Dur = handlerNs, Kind = Kind.Slice, Name = Name("IPI handler: flush_tlb_func"), Comm = -1 });
         Add(new Ev { Tid = _nrCpus + receiver, Ts = handled, Kind = Kind.FlowEnd, Name = n, A1 = id });
+    }
+
+    /// <summary>A tracepoint hit on a CPU's track (tlb_flush with its reason, mm_migrate_pages), as a thread-scoped instant event.</summary>
+    public void Instant(int cpu, string name, long t, string fields)
+    {
+        Add(new Ev { Tid = cpu, Ts = t, Kind = Kind.Instant, Name = Name(name), Comm = Name(fields) });
     }
 
     public void Counter(string name, long t, long value)
@@ -175,6 +182,18 @@ public sealed class PerfettoWriter : IDisposable
                     w.WriteNumber("pid", 1);
                     w.WriteNumber("tid", e.Tid);
                     w.WriteNumber("ts", Us(e.Ts));
+                    break;
+                case Kind.Instant:
+                    w.WriteString("ph", "i");
+                    w.WriteString("s", "t");
+                    w.WriteString("name", _names[e.Name]);
+                    w.WriteString("cat", "tracepoint");
+                    w.WriteNumber("pid", 1);
+                    w.WriteNumber("tid", e.Tid);
+                    w.WriteNumber("ts", Us(e.Ts));
+                    w.WriteStartObject("args");
+                    w.WriteString("fields", _names[e.Comm]);
+                    w.WriteEndObject();
                     break;
                 case Kind.Counter:
                     w.WriteString("ph", "C");

@@ -26,6 +26,7 @@ public sealed record TraceFilter
         "vmscan:mm_vmscan_direct_reclaim_end",
         "vmscan:mm_vmscan_lru_shrink_inactive",
         "exceptions:page_fault_user",
+        "migrate:mm_migrate_pages",
     ];
 
     public IReadOnlyList<string> Patterns { get; init; } = ["*"];
@@ -119,6 +120,7 @@ public sealed class Tracer : IDisposable
         DirectEndOn = filter.Wants("vmscan:mm_vmscan_direct_reclaim_end");
         ShrinkInactiveOn = filter.Wants("vmscan:mm_vmscan_lru_shrink_inactive");
         FaultOn = filter.Wants("exceptions:page_fault_user");
+        MigrateOn = filter.Wants("migrate:mm_migrate_pages");
         if (ftracePath is not null)
         {
             _ftrace = new FtraceWriter(ftracePath, nrCpus);
@@ -136,6 +138,7 @@ public sealed class Tracer : IDisposable
     public bool DirectEndOn { get; }
     public bool ShrinkInactiveOn { get; }
     public bool FaultOn { get; }
+    public bool MigrateOn { get; }
 
 
     private bool InWindow(long t) => t >= _from && t < _to;
@@ -144,7 +147,9 @@ public sealed class Tracer : IDisposable
     {
         if (TlbFlushOn && InWindow(t))
         {
-            _ftrace?.Line(t, cpu, comm, pid, "tlb_flush", $"pages:{pages} reason:{ReasonText(reason)} ({(int)reason})");
+            string fields = $"pages:{pages} reason:{ReasonText(reason)} ({(int)reason})";
+            _ftrace?.Line(t, cpu, comm, pid, "tlb_flush", fields);
+            _perfetto?.Instant(cpu, "tlb_flush", t, fields);
         }
     }
 
@@ -186,6 +191,17 @@ public sealed class Tracer : IDisposable
         {
             _ftrace?.Line(t, cpu, comm, pid, "mm_vmscan_lru_shrink_inactive",
                 $"nid={nid} zid=2 nr_scanned={scanned} nr_reclaimed={reclaimed} priority={priority} flags=RECLAIM_WB_FILE|RECLAIM_WB_ASYNC");
+        }
+    }
+
+    /// <summary>migrate:mm_migrate_pages at the end of migrate_pages.</summary>
+    public void MigratePages(long t, int cpu, string comm, int pid, long succeeded, long failed, Kernel.Mm.MigrateMode mode, Kernel.Mm.MigrateReason reason)
+    {
+        if (MigrateOn && InWindow(t))
+        {
+            string fields = $"nr_succeeded={succeeded} nr_failed={failed} mode={(mode == Kernel.Mm.MigrateMode.Async ? "MIGRATE_ASYNC" : "MIGRATE_SYNC")} reason={(reason == Kernel.Mm.MigrateReason.Syscall ? "syscall_or_cpuset" : "numa_misplaced")}";
+            _ftrace?.Line(t, cpu, comm, pid, "mm_migrate_pages", fields);
+            _perfetto?.Instant(cpu, "mm_migrate_pages", t, fields);
         }
     }
 

@@ -21,6 +21,25 @@ public enum VmEvent
     nr_tlb_remote_flush_received,
     nr_tlb_local_flush_one,
     nr_tlb_local_flush_all,
+    pgmigrate_success,
+    pgmigrate_fail,
+    numa_pte_updates,
+    numa_hint_faults,
+    numa_hint_faults_local,
+    numa_pages_migrated,
+}
+
+/// <summary>
+/// What a TLB flush was for, to split the TLB IPIs by cause (tlb_ipis_by_cause): reclaim's unmaps,
+/// migration's unmaps, NUMA balancing's PTE updates (change_prot_numa), anything else (mprotect,
+/// page_mkclean, exit).
+/// </summary>
+public enum FlushCause
+{
+    Other,
+    Reclaim,
+    Migration,
+    NumaPteUpdates,
 }
 
 public sealed class VmStat

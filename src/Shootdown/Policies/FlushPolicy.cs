@@ -15,6 +15,23 @@ public enum UnmapFlushSite
     ShrinkLruvec,
 }
 
+/// <summary>How a kernel version flushes the PTEs migrate_pages turns into migration entries.</summary>
+public enum MigrateFlushSite
+{
+    /// <summary>try_to_unmap(TTU_MIGRATION) without TTU_BATCH_FLUSH: ptep_clear_flush, one flush per page, before the copy (every kernel before 6.4).</summary>
+    PerPage,
+
+    /// <summary>
+    /// RFC v1 patch 4/4 as posted: TTU_BATCH_FLUSH; try_to_unmap_flush only before a blocking
+    /// lock_page or wait_on_page_writeback, when the PFN list fills, and at the end of migrate_pages —
+    /// after the pages were copied, remapped and freed.
+    /// </summary>
+    EndOfMigratePages,
+
+    /// <summary>Linux 6.4 (7e12beb8ca2a): unmap a batch of up to NR_MAX_BATCHED_MIGRATION pages with TTU_BATCH_FLUSH, one try_to_unmap_flush, then move each.</summary>
+    Batch,
+}
+
 /// <summary>
 /// A TLB flush policy for pages unmapped by reclaim: one kernel version's mm/rmap.c batching code.
 /// It speaks the kernel's verbs only — <see cref="ShouldDeferFlush"/>,
@@ -69,6 +86,21 @@ public abstract class FlushPolicy
     /// <summary>Where reclaim calls <see cref="TryToUnmapFlush"/>.</summary>
     public virtual UnmapFlushSite FlushSite => UnmapFlushSite.ShrinkPageList;
 
+    /// <summary>How migrate_pages flushes the migration entries it makes.</summary>
+    public virtual MigrateFlushSite MigrateFlush => MigrateFlushSite.PerPage;
+
+    /// <summary>
+    /// do_numa_page migrates a misplaced page with its PTE still PROT_NONE (6.4), rather than
+    /// making the PTE present again first and migrating a mapped page (4.x).
+    /// </summary>
+    public virtual bool NumaMigrateProtNone => false;
+
+    /// <summary>
+    /// NUMA-balancing migration is rate-limited per destination node (numamigrate_update_ratelimit,
+    /// 128 MB per 100 ms; removed in 4.19 by efaffc5e40ae).
+    /// </summary>
+    public virtual bool NumaMigrateRateLimited => true;
+
     /// <summary>
     /// should_defer_flush(mm, flags): may try_to_unmap_one clear this PTE without flushing?
     /// <paramref name="batchFlush"/> is TTU_BATCH_FLUSH. False: the PTE is cleared with
@@ -111,4 +143,10 @@ public sealed record PolicyParams
 
     /// <summary>Page slots of a PFN batch; null = the policy's own default.</summary>
     public int? BatchSize { get; init; }
+
+    /// <summary>
+    /// linux-6.4: set_tlb_ubc_flush_pending skips a PTE that is not pte_accessible (4d4b6d66db63,
+    /// "mm,unmap: avoid flushing TLB in batch if PTE is inaccessible"); on by default, as merged.
+    /// </summary>
+    public bool PteAccessibleCheck { get; init; } = true;
 }

@@ -12,6 +12,7 @@ public static class PolicyRegistry
         ("rfc-pfn-page", p => new RfcPfnBatch(p, pageSized: true)),
         ("linux-4.3", p => new Linux43(p)),
         ("linux-4.13", p => new Linux413(p)),
+        ("linux-6.4", p => new Linux64(p)),
     ];
 
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();

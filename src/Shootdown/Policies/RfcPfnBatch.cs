@@ -46,6 +46,12 @@ public class RfcPfnBatch : FlushPolicy
     public override UnmapFlushSite FlushSite => UnmapFlushSite.ShrinkLruvec;
 
     /// <summary>
+    /// Patch 4/4 ("mm: migrate: Batch TLB flushing when unmapping pages for migration"), as posted:
+    /// __unmap_and_move passes TTU_BATCH_FLUSH, migrate_pages flushes only at its end.
+    /// </summary>
+    public override MigrateFlushSite MigrateFlush => MigrateFlushSite.EndOfMigratePages;
+
+    /// <summary>
     /// 32 for patch 2; for patch 3 the batch structure fills one 4 KiB page:
     /// (4096 - cpumask bytes - 8-byte counter) / 8 bytes per PFN.
     /// </summary>

@@ -17,7 +17,12 @@ public sealed record RunResult
     public required double InterruptsPerS { get; init; }
     public required long TlbIpis { get; init; }
     public required double TlbIpisPerS { get; init; }
+    /// <summary>TLB-flush IPIs by what the flush was for: reclaim, migration, numa_pte_updates (change_prot_numa), other.</summary>
+    public required SortedDictionary<string, long> TlbIpisByCause { get; init; }
     public required long PagesReclaimed { get; init; }
+    /// <summary>pgmigrate_success, and per second of elapsed time.</summary>
+    public required long PagesMigrated { get; init; }
+    public required double PagesMigratedPerS { get; init; }
     public required long PagesRead { get; init; }
     public required long DirectReclaimStalls { get; init; }
     /// <summary>Share of reclaimed pages that kswapd (not direct reclaim) freed.</summary>
@@ -49,6 +54,16 @@ public sealed record RunResult
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    private static SortedDictionary<string, long> IpisByCause(Sim sim)
+    {
+        var d = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (FlushCause c in Enum.GetValues<FlushCause>())
+        {
+            d[FlushCauseNames.Of(c)] = sim.X86.IpisByCause[(int)c];
+        }
+        return d;
+    }
 
     public static RunResult From(Sim sim, double wallSeconds)
     {
@@ -126,6 +141,9 @@ public sealed record RunResult
             TlbIpis = cal,
             TlbIpisPerS = ipis * ns / span,
             PagesReclaimed = reclaimed,
+            TlbIpisByCause = IpisByCause(sim),
+            PagesMigrated = v[VmEvent.pgmigrate_success],
+            PagesMigratedPerS = elapsed > 0 ? v[VmEvent.pgmigrate_success] * ns / elapsed : 0,
             PagesRead = sim.PagesDone,
             DirectReclaimStalls = v[VmEvent.allocstall],
             KswapdEfficiency = reclaimed == 0 ? 0 : (double)v[VmEvent.pgsteal_kswapd] / reclaimed,
@@ -154,6 +172,18 @@ public sealed record RunResult
             Config = sim.Config,
         };
     }
+}
+
+/// <summary>Names of the causes in tlb_ipis_by_cause.</summary>
+public static class FlushCauseNames
+{
+    public static string Of(FlushCause c) => c switch
+    {
+        FlushCause.Reclaim => "reclaim",
+        FlushCause.Migration => "migration",
+        FlushCause.NumaPteUpdates => "numa_pte_updates",
+        _ => "other",
+    };
 }
 
 /// <summary>Contention of one class of spinlock over a run.</summary>

@@ -117,6 +117,7 @@ public sealed class Oracle
     private readonly long[] _captured;
     private readonly StoreRecord[] _lastStore;
     private readonly UnmapRecord[] _lastUnmap;
+    private readonly bool[] _copiedAway;
     private readonly Dictionary<long, long> _disk = [];
     private readonly HashSet<int> _writtenFiles = [];
     private long _version;
@@ -147,6 +148,7 @@ public sealed class Oracle
         _captured = new long[n];
         _lastStore = new StoreRecord[n];
         _lastUnmap = new UnmapRecord[n];
+        _copiedAway = new bool[n];
         Log = new EventLog(1 << 16, n);
     }
 
@@ -175,6 +177,9 @@ public sealed class Oracle
     private long Disk(int file, long index) =>
         _writtenFiles.Count != 0 && _writtenFiles.Contains(file) && _disk.TryGetValue(DiskKey(file, index), out long v) ? v : 0;
 
+    /// <summary>The content version a frame holds now (each store makes a new one).</summary>
+    public long ContentOf(int frame) => _content[frame];
+
     // ---- page life cycle -------------------------------------------------------------------------
 
     /// <summary>A page-cache page was filled from the backing store.</summary>
@@ -200,10 +205,10 @@ public sealed class Oracle
     }
 
     /// <summary>try_to_unmap_one cleared a PTE of the frame; <paramref name="deferred"/>: the flush was deferred.</summary>
-    public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred)
+    public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred, bool migration = false)
     {
         _lastUnmap[frame] = new UnmapRecord { Time = ex.EventTime, Cpu = ex.Cpu.Id, Pid = ex.Task.Pid, Deferred = deferred };
-        Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, LogKind.Unmap, vpn, ex.Task.Comm, deferred);
+        Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, migration ? LogKind.MigrationEntry : LogKind.Unmap, vpn, ex.Task.Comm, deferred);
     }
 
     /// <summary>Reclaim is freeing a clean page of (file, index): data newer than the backing store is lost.</summary>
@@ -233,6 +238,25 @@ public sealed class Oracle
         }
     }
 
+    /// <summary>
+    /// Migration copies <paramref name="oldFrame"/> to <paramref name="newFrame"/>: the new page holds
+    /// what the old one holds now; a store to the old frame from now on (through a stale entry) is lost.
+    /// </summary>
+    public void MigrationCopy(Exec ex, int oldFrame, int newFrame)
+    {
+        _content[newFrame] = _content[oldFrame];
+        _captured[newFrame] = _captured[oldFrame];
+        _copiedAway[oldFrame] = true;
+        Log.Add(ex.EventTime, ex.Cpu.Id, oldFrame, -1, LogKind.MigrateCopy, newFrame, ex.Task.Comm);
+    }
+
+    /// <summary>Migration frees the old frame (after remove_migration_ptes).</summary>
+    public void MigrationFreed(Exec ex, int oldFrame)
+    {
+        _copiedAway[oldFrame] = false;
+        Log.Add(ex.EventTime, ex.Cpu.Id, oldFrame, -1, LogKind.Free, who: ex.Task.Comm);
+    }
+
     /// <summary>mprotect(PROT_READ) of (mm, vpn), whose page cache page is <paramref name="frame"/>, is returning.</summary>
     public void Protected(Exec ex, int frame, int mm, long vpn) =>
         Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, LogKind.Protect, vpn, ex.Task.Comm);
@@ -251,6 +275,18 @@ public sealed class Oracle
         {
             _lastStore[frame] = new StoreRecord { Time = ex.EventTime, Vpn = vpn, Cpu = ex.Cpu.Id, Mm = mm.Id, Pid = ex.Task.Pid, Stale = true };
             Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm.Id, LogKind.StaleStore, vpn, ex.Task.Comm);
+            if (_copiedAway[frame] && Counted(ViolationKind.LostWrite, frame, ex.Cpu.Id))
+            {
+                Report(ViolationKind.LostWrite, ex.EventTime, ex.Cpu.Id, ex.Task.Comm, mm.Id, vpn, frame,
+                    "store through a stale TLB entry to the old frame of a page migration already copied: the new page never gets it",
+                    new Facts
+                    {
+                        Write = true,
+                        Stale = true,
+                        Store = new StoreStep(ex.EventTime, ex.Cpu.Id, ex.Task.Pid, mm.Id, vpn),
+                        Content = _content[frame],
+                    });
+            }
         }
     }
 
@@ -428,6 +464,10 @@ public enum LogKind : byte
     StaleAccess,
     /// <summary>A write_after_protect violation (logged once per run of them).</summary>
     StaleWrite,
+    /// <summary>try_to_migrate replaced a PTE of the frame by a migration entry.</summary>
+    MigrationEntry,
+    /// <summary>Migration copied the frame to another (the Vpn field holds the new frame).</summary>
+    MigrateCopy,
 }
 
 /// <summary>
@@ -573,11 +613,13 @@ public sealed class EventLog(int capacity, int nrFrames)
     private static string Describe(in LogEntry e) => e.Kind switch
     {
         LogKind.Unmap => $"PTE of 0x{e.Vpn << 12:x} cleared by {e.Who} ({(e.Deferred ? "flush deferred" : "flushed")})",
+        LogKind.MigrationEntry => $"PTE of 0x{e.Vpn << 12:x} replaced by a migration entry by {e.Who} ({(e.Deferred ? "flush deferred" : "flushed")})",
         LogKind.Free => $"freed by {e.Who}",
         LogKind.WritebackStart => "writeback start (clear_page_dirty_for_io)",
         LogKind.WritebackEnd => "writeback end",
         LogKind.StaleStore => $"store to 0x{e.Vpn << 12:x} by {e.Who} through a stale TLB entry (and any repeats that follow)",
         LogKind.Protect => $"mprotect(PROT_READ) of 0x{e.Vpn << 12:x} by {e.Who} returns",
+        LogKind.MigrateCopy => $"migration by {e.Who}: copied to frame {e.Vpn}, migration entries to be replaced (remove_migration_ptes)",
         LogKind.StaleAccess or LogKind.StaleWrite => $"VIOLATION {e.Text} (and any repeats that follow)",
         _ => $"VIOLATION {e.Text}",
     };

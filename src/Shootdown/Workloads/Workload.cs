@@ -25,6 +25,8 @@ public static class WorkloadRegistry
         ("lru-file-mmap-read", () => new LruFileMmapRead()),
         ("lru-file-mmap-write", () => new LruFileMmapWrite()),
         ("mprotect-race", () => new MprotectRace()),
+        ("migrate-bounce", () => new MigrateBounce()),
+        ("numa-migrate", () => new NumaMigrate()),
     ];
 
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();

@@ -37,6 +37,21 @@ public sealed class Fault(Sim sim)
         MmStruct mm = vma.Mm;
         long vpn = vma.VpnOf(index);
         uint pte = mm.PageTable.Get(vpn);
+        if (Pte.IsMigration(pte))
+        {
+            // do_swap_page -> migration_entry_wait: sleep until the migration unlocks the page.
+            sim.VmStat.Inc(VmEvent.pgfault);
+            ex.Sys += sim.Costs.FaultEntryNs;
+            wait = sim.Migrate.MigrationEntryWait(task, Pte.Frame(pte));
+            return VmFault.Done;
+        }
+        if (Pte.IsProtNone(pte))
+        {
+            sim.VmStat.Inc(VmEvent.pgfault);
+            ex.Sys += sim.Costs.FaultEntryNs;
+            wait = DoNumaPage(ex, task, vma, vpn, pte);
+            return VmFault.Done;
+        }
         if (Pte.IsPresent(pte))
         {
             // A store to a present read-only PTE: do_wp_page.
@@ -75,6 +90,39 @@ public sealed class Fault(Sim sim)
         }
         wait = AfterAllocation(ex, slow, vma, file, from, to, writeIndex, stash, need);
         return VmFault.Done;
+    }
+
+    /// <summary>
+    /// do_numa_page: a NUMA hinting fault on a PROT_NONE PTE. A page on the faulting CPU's node
+    /// gets its PTE back (numa_hint_faults_local); a misplaced one is migrated to that node
+    /// (migrate_misplaced_page). Linux 4.x makes the PTE present again first and migrates a mapped
+    /// page (whose unmap then needs a flush); 6.4 migrates with the PTE still PROT_NONE and
+    /// restores it only if the page stays. Returns the migration process, or null.
+    /// </summary>
+    public IEnumerable<Yield>? DoNumaPage(Exec ex, SimTask task, Vma vma, long vpn, uint pte)
+    {
+        MmStruct mm = vma.Mm;
+        int frame = Pte.Frame(pte);
+        int node = ex.Cpu.Node;
+        sim.VmStat.Inc(VmEvent.numa_hint_faults);
+        uint restored = (pte & ~Pte.ProtNone) | Pte.Present | Pte.Accessed;
+        if (sim.Memory.NodeOf(frame) == node)
+        {
+            sim.VmStat.Inc(VmEvent.numa_hint_faults_local);
+            mm.PageTable.Update(vpn, restored);
+            return null;
+        }
+        bool protNone = sim.Policy.NumaMigrateProtNone;
+        if (!protNone)
+        {
+            mm.PageTable.Update(vpn, restored);
+        }
+        IEnumerable<Yield>? migration = sim.Migrate.MigrateMisplacedPage(ex, task, frame, node);
+        if (migration is null && protNone)
+        {
+            mm.PageTable.Update(vpn, restored); // out_map: the page stays, make it present again
+        }
+        return migration;
     }
 
     private IEnumerable<Yield> AfterAllocation(Exec ex, IEnumerable<Yield> slow, Vma vma, AddressSpace file, long from, long to, long writeIndex, int[] stash, int allocated)

@@ -76,7 +76,7 @@ public sealed class Filemap(Sim sim)
         for (long i = from; i < to; i++)
         {
             long vpn = vma.VpnOf(i);
-            if (vpn < 0 || Pte.IsPresent(mm.PageTable.Get(vpn)))
+            if (vpn < 0 || mm.PageTable.Get(vpn) != 0) // mapped, PROT_NONE or a migration entry
             {
                 continue;
             }

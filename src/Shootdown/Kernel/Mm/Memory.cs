@@ -35,9 +35,9 @@ public sealed class Memory
             throw new ConfigException("memory per node must be positive");
         }
         long total = nodes * framesPerNode;
-        if (total > (1L << 27))
+        if (total > (1L << 26))
         {
-            throw new ConfigException($"{total} frames exceed the simulator's limit of {1L << 27} (512 GiB)");
+            throw new ConfigException($"{total} frames exceed the simulator's limit of {1L << 26} (256 GiB)");
         }
         FramesPerNode = (int)framesPerNode;
         int n = (int)total;

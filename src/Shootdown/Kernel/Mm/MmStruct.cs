@@ -46,6 +46,12 @@ public sealed class MmStruct
     /// </summary>
     public int PteEpoch;
 
+    /// <summary>mm->numa_next_scan: when task_numa_work next scans this mm (-1: NUMA balancing has not started).</summary>
+    public long NumaNextScan = -1;
+
+    /// <summary>mm->numa_scan_offset: the virtual page where the next scan starts.</summary>
+    public long NumaScanOffset;
+
     /// <summary>Resident pages (file-backed) mapped by this mm.</summary>
     public long RssFile;
 

@@ -10,6 +10,35 @@ namespace Shootdown.Kernel.Mm;
 /// </summary>
 public sealed class Mprotect(Sim sim)
 {
+    /// <summary>
+    /// change_prot_numa (mm/mempolicy.c) over [start, end) of <paramref name="vma"/>:
+    /// change_protection with MM_CP_PROT_NUMA makes every present PTE PROT_NONE (one already
+    /// PROT_NONE is skipped, "avoid TLB flush if possible"), counts numa_pte_updates and, if any
+    /// changed, flushes the range. Returns the PTEs changed.
+    /// </summary>
+    public long ChangeProtNuma(Exec ex, Vma vma, long start, long end)
+    {
+        MmStruct mm = vma.Mm;
+        long changed = 0;
+        for (long vpn = start; vpn < end; vpn++)
+        {
+            uint pte = mm.PageTable.Get(vpn);
+            if (Pte.IsPresent(pte))
+            {
+                mm.PageTable.Update(vpn, (pte & ~Pte.Present) | Pte.ProtNone);
+                changed++;
+            }
+        }
+        mm.PteEpoch++;
+        ex.Sys += (end - start) * sim.Costs.MapPtePerPageNs;
+        sim.VmStat.Add(Observe.VmEvent.numa_pte_updates, changed);
+        if (changed > 0)
+        {
+            sim.Arch.FlushTlbMmRange(ex, mm, start, end);
+        }
+        return changed;
+    }
+
     public void ChangeProtection(Exec ex, Vma vma, bool writable)
     {
         MmStruct mm = vma.Mm;

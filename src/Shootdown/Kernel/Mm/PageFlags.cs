@@ -28,13 +28,43 @@ public static class Pte
     public const uint Write = 2;
     public const uint Accessed = 4;
     public const uint Dirty = 8;
-    public const int FrameShift = 4;
+
+    /// <summary>
+    /// _PAGE_PROTNONE (x86: the global bit with _PAGE_PRESENT clear): a NUMA-hinting PTE. The
+    /// hardware sees no PTE and faults; the kernel still sees the page mapped (pte_present), with
+    /// its write and dirty bits kept for when the protection is restored.
+    /// </summary>
+    public const uint ProtNone = 16;
+
+    /// <summary>
+    /// A migration entry (a swap-type entry, SWP_MIGRATION_READ/WRITE): not present; names the frame
+    /// being migrated and keeps the write and dirty bits for remove_migration_ptes.
+    /// </summary>
+    public const uint Migration = 32;
+
+    public const int FrameShift = 6;
 
     public static uint Make(int frame, uint flags) => ((uint)frame << FrameShift) | flags;
 
     public static int Frame(uint pte) => (int)(pte >> FrameShift);
 
+    /// <summary>The hardware's present bit: a walk finds a usable translation.</summary>
     public static bool IsPresent(uint pte) => (pte & Present) != 0;
+
+    /// <summary>pte_present as the kernel means it: present or PROT_NONE (NUMA hinting); the page is mapped.</summary>
+    public static bool IsMapped(uint pte) => (pte & (Present | ProtNone)) != 0;
+
+    public static bool IsProtNone(uint pte) => (pte & ProtNone) != 0;
+
+    /// <summary>is_migration_entry.</summary>
+    public static bool IsMigration(uint pte) => (pte & Migration) != 0;
+
+    /// <summary>
+    /// pte_accessible (x86): may some CPU have cached this PTE? A present one, yes; a PROT_NONE one
+    /// only while a flush of its mm is pending (mm_tlb_flush_pending), i.e. before the flush of the
+    /// change_prot_numa that made it PROT_NONE completed.
+    /// </summary>
+    public static bool IsAccessible(uint pte, bool flushPending) => IsPresent(pte) || (IsProtNone(pte) && flushPending);
 
     public static bool IsYoung(uint pte) => (pte & Accessed) != 0;
 

@@ -23,6 +23,14 @@ public sealed class Rmap(Sim sim)
     /// page is no longer mapped.
     /// </summary>
     public void RmapWalk<T>(int frame, ref T rwc)
+        where T : struct, IRmapOne => RmapWalk(frame, ref rwc, migrationEntries: false);
+
+    /// <summary>
+    /// rmap_walk_file over the PTEs mapping <paramref name="frame"/> or, with
+    /// <paramref name="migrationEntries"/>, over the migration entries naming it (remove_migration_ptes:
+    /// the page is no longer mapped, so the walk does not stop at a zero mapcount).
+    /// </summary>
+    public void RmapWalk<T>(int frame, ref T rwc, bool migrationEntries)
         where T : struct, IRmapOne
     {
         Memory mem = sim.Memory;
@@ -35,7 +43,7 @@ public sealed class Rmap(Sim sim)
         List<Vma> vmas = file.IMmap;
         for (int i = 0; i < vmas.Count; i++)
         {
-            if (mem.Pages[frame].MapCount == 0)
+            if (!migrationEntries && mem.Pages[frame].MapCount == 0)
             {
                 return; // rwc->done: page_not_mapped
             }
@@ -46,7 +54,7 @@ public sealed class Rmap(Sim sim)
                 continue;
             }
             uint pte = vma.Mm.PageTable.Get(vpn);
-            if (!Pte.IsPresent(pte) || Pte.Frame(pte) != frame)
+            if (!(migrationEntries ? Pte.IsMigration(pte) : Pte.IsMapped(pte)) || Pte.Frame(pte) != frame)
             {
                 continue; // page_check_address finds no PTE for this page
             }
@@ -96,40 +104,51 @@ public sealed class Rmap(Sim sim)
     /// the flush is recorded in the task's batch (set_tlb_ubc_flush_pending), otherwise flushed at
     /// once (ptep_clear_flush). A dirty PTE transfers its dirty bit to the page (set_page_dirty).
     /// </summary>
-    private struct TryToUnmapOne(Sim sim, Exec ex, bool batchFlush) : IRmapOne
+    private struct TryToUnmapOne(Sim sim, Exec ex, bool batchFlush, bool migration) : IRmapOne
     {
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
             MmStruct mm = vma.Mm;
             ex.Sys += sim.Costs.UnmapPageNs;
-            bool deferred = sim.Rmap.ClearPteFlushOrDefer(ex, mm, vpn, pte, batchFlush);
+            // try_to_migrate_one leaves a migration entry that keeps the write and dirty bits.
+            uint entry = migration ? Pte.Make(frame, Pte.Migration | (pte & (Pte.Write | Pte.Dirty))) : 0;
+            bool deferred = sim.Rmap.ClearPteFlushOrDefer(ex, mm, vpn, pte, batchFlush, entry);
             if (Pte.IsDirty(pte))
             {
                 sim.Writeback.SetPageDirty(frame);
             }
             sim.Memory.Pages[frame].MapCount--; // page_remove_rmap
             mm.RssFile--;
-            sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred);
+            sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred, migration);
             return true;
         }
     }
 
     /// <summary>
     /// The heart of try_to_unmap_one: if the policy's should_defer_flush allows, ptep_get_and_clear
-    /// and set_tlb_ubc_flush_pending; otherwise ptep_clear_flush (flush_tlb_page at once). Returns
-    /// whether the flush was deferred.
+    /// and set_tlb_ubc_flush_pending; otherwise ptep_clear_flush, which flushes the page at once if
+    /// the old PTE was pte_accessible (a PROT_NONE NUMA-hinting PTE no CPU can cache is not
+    /// flushed; generic ptep_clear_flush since 3.13). The PTE becomes <paramref name="newPte"/>
+    /// (0, or a migration entry). Returns whether the flush was deferred.
     /// </summary>
-    public bool ClearPteFlushOrDefer(Exec ex, MmStruct mm, long vpn, uint pte, bool batchFlush)
+    public bool ClearPteFlushOrDefer(Exec ex, MmStruct mm, long vpn, uint pte, bool batchFlush, uint newPte = 0)
     {
         FlushPolicy policy = sim.Policy;
         bool deferred = policy.ShouldDeferFlush(ex, mm, batchFlush);
-        mm.PageTable.Clear(vpn);
+        if (newPte == 0)
+        {
+            mm.PageTable.Clear(vpn);
+        }
+        else
+        {
+            mm.PageTable.Update(vpn, newPte);
+        }
         mm.PteEpoch++;
         if (deferred)
         {
             policy.SetTlbUbcFlushPending(ex, mm, pte);
         }
-        else
+        else if (Pte.IsAccessible(pte, flushPending: false))
         {
             sim.Arch.FlushTlbPage(ex, mm, vpn);
         }
@@ -139,8 +158,41 @@ public sealed class Rmap(Sim sim)
     /// <summary>try_to_unmap(page, TTU_UNMAP | <paramref name="batchFlush"/>): every PTE mapping <paramref name="frame"/>.</summary>
     public void TryToUnmap(Exec ex, int frame, bool batchFlush)
     {
-        var one = new TryToUnmapOne(sim, ex, batchFlush);
+        var one = new TryToUnmapOne(sim, ex, batchFlush, migration: false);
         RmapWalk(frame, ref one);
+    }
+
+    /// <summary>
+    /// try_to_migrate (try_to_unmap with TTU_MIGRATION before 5.15): every PTE mapping
+    /// <paramref name="frame"/> becomes a migration entry, flushed at once or (with
+    /// <paramref name="batchFlush"/> = TTU_BATCH_FLUSH and the policy's consent) deferred.
+    /// </summary>
+    public void TryToMigrate(Exec ex, int frame, bool batchFlush)
+    {
+        var one = new TryToUnmapOne(sim, ex, batchFlush, migration: true);
+        RmapWalk(frame, ref one);
+    }
+
+    /// <summary>remove_migration_pte: the migration entry becomes an old (not young) PTE of the new frame, with the entry's write and dirty bits.</summary>
+    private struct RemoveMigrationPte(Sim sim, Exec ex, int newFrame) : IRmapOne
+    {
+        public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
+        {
+            MmStruct mm = vma.Mm;
+            mm.PageTable.Update(vpn, Pte.Make(newFrame, Pte.Present | (pte & (Pte.Write | Pte.Dirty))));
+            mm.PteEpoch++;
+            sim.Memory.Pages[newFrame].MapCount++;
+            mm.RssFile++;
+            ex.Sys += sim.Costs.MapPtePerPageNs;
+            return true;
+        }
+    }
+
+    /// <summary>remove_migration_ptes(old, new): every migration entry naming <paramref name="oldFrame"/> maps <paramref name="newFrame"/> (or the old frame again if the move failed).</summary>
+    public void RemoveMigrationPtes(Exec ex, int oldFrame, int newFrame)
+    {
+        var one = new RemoveMigrationPte(sim, ex, newFrame);
+        RmapWalk(oldFrame, ref one, migrationEntries: true);
     }
 
     /// <summary>

@@ -173,6 +173,7 @@ public sealed class Vmscan(Sim sim)
         sc.NrReclaimed += nrReclaimed;
         if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkLruvec)
         {
+            ex.FlushCause = FlushCause.Reclaim;
             sim.Policy.TryToUnmapFlush(ex);
         }
     }
@@ -386,6 +387,7 @@ public sealed class Vmscan(Sim sim)
     {
         if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkPageList)
         {
+            ex.FlushCause = FlushCause.Reclaim;
             sim.Policy.TryToUnmapFlush(ex);
         }
         Memory mem = sim.Memory;
@@ -449,6 +451,7 @@ public sealed class Vmscan(Sim sim)
             }
             if (mem.Pages[f].MapCount > 0)
             {
+                ex.FlushCause = FlushCause.Reclaim;
                 sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
                 if (mem.Pages[f].MapCount > 0)
                 {
@@ -490,6 +493,7 @@ public sealed class Vmscan(Sim sim)
         {
             return false;
         }
+        ex.FlushCause = FlushCause.Reclaim;
         sim.Policy.TryToUnmapFlushDirty(ex);
         sim.Writeback.ClearPageDirtyForIo(ex, f);
         p.Flags |= PageFlags.Reclaim; // pageout() sets PG_reclaim before writepage

@@ -71,6 +71,14 @@ public abstract class SimTask
     /// <summary>The task's per-fault page stash (pages allocated for a fault-around window).</summary>
     internal int[] AllocStash = new int[16];
 
+    /// <summary>The task's migration lists (source and destination frames of a batch), allocated on its first migration.</summary>
+    internal int[]? MigrateFrom;
+    internal int[]? MigrateTo;
+
+    /// <summary>The one-page list of migrate_misplaced_page.</summary>
+    internal int[]? MigrateList;
+
+
     /// <summary>The process body, started by the scheduler on the task's first step.</summary>
     internal IEnumerator<Yield>? Body;
 
@@ -98,6 +106,9 @@ public sealed class Exec
     /// <summary>What the step did, for timelines ("fault+read", "direct reclaim", ...).</summary>
     public string What = "run";
 
+    /// <summary>What the flushes of this step are for (accounting only: tlb_ipis_by_cause).</summary>
+    public Observe.FlushCause FlushCause;
+
     public long Now => Start + User + Sys;
 
     public void Reset(Cpu cpu, SimTask task, long eventTime, long start)
@@ -109,6 +120,7 @@ public sealed class Exec
         Start = start;
         User = Sys = Spin = IpiWait = 0;
         What = "run";
+        FlushCause = Observe.FlushCause.Other;
     }
 
     /// <summary>

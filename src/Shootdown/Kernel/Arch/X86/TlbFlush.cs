@@ -56,6 +56,9 @@ public sealed class X86TlbFlush : IArchTlb
     /// <summary>Tracepoints; null when tracing is off.</summary>
     public Tracer? Trace { get; set; }
 
+    /// <summary>TLB-flush IPIs sent, by what the flush was for (indexed by <see cref="FlushCause"/>).</summary>
+    public long[] IpisByCause { get; } = new long[Enum.GetValues<FlushCause>().Length];
+
     // ---- the lazy-TLB state machine ------------------------------------------------------------
 
     /// <summary>
@@ -353,6 +356,7 @@ public sealed class X86TlbFlush : IArchTlb
             r.SysNs += handler;
             r.IrqNs += handler;
             r.CallFunctionIrqs++;
+            IpisByCause[(int)ex.FlushCause]++;
             _series.Add(Series.Interrupts, delivered, 1);
             _series.Add(Series.TlbIpis, delivered, 1);
             trace?.Ipi(sender.Id, post, r.Id, handled, handler);
