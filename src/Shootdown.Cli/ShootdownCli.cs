@@ -42,6 +42,7 @@ public static class ShootdownCli
     private static readonly Option<string> LastOpt = new("--last") { Description = "Events of the frame's history to print with --stop-on-violation", DefaultValueFactory = _ => "20" };
     private static readonly Option<string?> ConfigOpt = new("--config") { HelpName = "FILE", Description = "Replay a configuration: a run's JSON (its \"config\"), or the config as JSON or TOML (see `shootdown config`)" };
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
+    private static readonly Option<string?> StorePercentOpt = new("--store-percent") { Description = "migrate-bounce, numa-migrate: share of accesses that are stores, 0..100 [default: 50]" };
     private static readonly Option<string?> PteAccessibleOpt = new("--pte-accessible-check") { Description = "linux-6.4: skip the batched flush of PTEs no CPU can cache (4d4b6d66db63): on (default) or off" };
 
     /// <summary>Exit statuses (README, "Exit status").</summary>
@@ -122,7 +123,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
@@ -239,7 +240,7 @@ public static class ShootdownCli
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, CostOpt, OracleOpt, PlotOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, OracleOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -516,7 +517,16 @@ public static class ShootdownCli
             costs = costs.With(name, ParseArg.Integer(kv[(eq + 1)..], $"--cost {name}", min, max));
         }
         costs.Validate();
-        return cfg with { Costs = costs };
+        cfg = cfg with { Costs = costs };
+        if (ParseInt(pr, StorePercentOpt, 0, 100) is { } stores)
+        {
+            if (cfg.Workload is not ("migrate-bounce" or "numa-migrate"))
+            {
+                throw new ConfigException($"--store-percent sets the store share of migrate-bounce and numa-migrate; workload '{cfg.Workload}' takes none");
+            }
+            cfg = cfg with { WorkloadParams = cfg.WorkloadParams with { StorePercent = stores } };
+        }
+        return cfg;
     }
 
     private static int? ParseInt(ParseResult pr, Option<string?> o, int min, int max) =>

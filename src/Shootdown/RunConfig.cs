@@ -38,6 +38,9 @@ public sealed record RunConfig
     /// <summary>Scheduler placement choices (CFS-like spreading, kswapd's first CPU).</summary>
     public Kernel.Sched.SchedParams Sched { get; init; } = new();
 
+    /// <summary>Parameters of the workload (those that take any).</summary>
+    public Workloads.WorkloadParams WorkloadParams { get; init; } = new();
+
     /// <summary>Whether the coherence oracle checks the run (default: on for workloads that store).</summary>
     public bool OracleOn { get; init; }
 
@@ -155,6 +158,10 @@ public sealed record RunConfig
         if (StopOnViolation && !OracleOn)
         {
             throw new ConfigException("stop_on_violation needs the oracle (oracle_on = true)", "stop_on_violation");
+        }
+        if (WorkloadParams.StorePercent is < 0 or > 100)
+        {
+            throw new ConfigException($"--store-percent must be in 0..100, got {WorkloadParams.StorePercent}", "workload_params.store_percent");
         }
         Costs.Validate();
         Keyed("policy_name", () => PolicyRegistry.Create(PolicyName, pp));

@@ -9,6 +9,33 @@ namespace Shootdown.Tests;
 /// <summary>mm/migrate.c and NUMA balancing: the migration path, its flushes per policy, the hinting fault, and whole runs.</summary>
 public class MigrationTests
 {
+    [Theory]
+    [InlineData(0)]
+    [InlineData(100)]
+    public void TheStoreShareIsAWorkloadParameter(int storePercent)
+    {
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "migrate-bounce", policy: "linux-6.4")
+            with { WorkloadParams = new Workloads.WorkloadParams { StorePercent = storePercent } };
+        var sim = new Sim(cfg);
+        sim.Run();
+        // Stores dirty the pages they hit (the PTE's dirty bit, moved to the page at unmap and exit).
+        long dirty = sim.Files.Sum(f => f.DirtyIndices.Count);
+        Assert.True(storePercent == 0 ? dirty == 0 : dirty > 100, $"{dirty} dirty pages with {storePercent}% stores");
+        Assert.Contains($"\"store_percent\": {storePercent}", ConfigFile.ToJson(cfg), StringComparison.Ordinal);
+        Assert.Equal(storePercent, ConfigFile.FromJson(ConfigFile.ToJson(cfg), "t").WorkloadParams.StorePercent);
+    }
+
+    [Fact]
+    public void StorePercentIsCheckedAndOnlyForTheMigrationWorkloads()
+    {
+        var (code, _, err) = CliTests.Cli("run", "--machine", "small-2node", "--workload", "migrate-bounce", "--store-percent", "101");
+        Assert.Equal(2, code);
+        Assert.Contains("0..100", err, StringComparison.Ordinal);
+        (code, _, err) = CliTests.Cli("run", "--machine", "tiny", "--store-percent", "10");
+        Assert.Equal(2, code);
+        Assert.Contains("takes none", err, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// migrate-bounce on small-2node, not run: pmbench-0 on CPU 0 and pmbench-1 on CPU 4 share one
     /// mm (both loaded, so both in its cpumask); migratepages (its own mm) is on CPU 3.

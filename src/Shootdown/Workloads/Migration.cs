@@ -72,7 +72,8 @@ public sealed class RandomAccessThread(int pid, string comm, MmStruct mm, Cpu cp
 /// <summary>What the migration workloads share: a NUMA machine, 50% stores, memory as a MAP_SHARED file mapping.</summary>
 public abstract class MigrationWorkload : Workload
 {
-    public const int StorePercent = 50;
+    /// <summary>Share of stores among the accesses, in percent (the run's workload_params.store_percent).</summary>
+    protected static int StorePercent(Sim sim) => sim.Config.WorkloadParams.StorePercent;
 
     public override bool Stores => true;
 
@@ -126,7 +127,7 @@ public sealed class MigrateBounce : MigrationWorkload
         for (int t = 0; t < threads; t++)
         {
             Cpu cpu = sim.Cpus[(int)((long)t * nrCpus / threads)];
-            sim.AddUserTask(new RandomAccessThread(sim.NextPid(), $"pmbench-{t}", mm, cpu, vma, StorePercent, sim.Costs.UserStoreNs, Running), startAt: sim.Rng.Next(20_000));
+            sim.AddUserTask(new RandomAccessThread(sim.NextPid(), $"pmbench-{t}", mm, cpu, vma, StorePercent(sim), sim.Costs.UserStoreNs, Running), startAt: sim.Rng.Next(20_000));
         }
         int cpusPerNode = nrCpus / nodes;
         MmStruct own = sim.CreateMm();
@@ -213,7 +214,7 @@ public sealed class NumaMigrate : MigrationWorkload
             for (int t = 0; t < threads; t++)
             {
                 Cpu cpu = sim.Cpus[p * cpusPerNode + t];
-                var worker = new RandomAccessThread(sim.NextPid(), $"numa{p}-{t}", mm, cpu, vma, StorePercent, sim.Costs.UserReadPageNs, Running) { NumaBalancing = true, Ready = () => init.DoneAt >= 0 };
+                var worker = new RandomAccessThread(sim.NextPid(), $"numa{p}-{t}", mm, cpu, vma, StorePercent(sim), sim.Costs.UserReadPageNs, Running) { NumaBalancing = true, Ready = () => init.DoneAt >= 0 };
                 sim.AddUserTask(worker, startAt: 0);
             }
             total += threads * RunNs / sim.Costs.UserReadPageNs;

@@ -17,6 +17,13 @@ public abstract class Workload
     public abstract long Setup(Sim sim);
 }
 
+/// <summary>Parameters users vary per run; each defaults to the published test's value.</summary>
+public sealed record WorkloadParams
+{
+    /// <summary>Share of accesses that are stores, in percent, for the migration workloads (pmbench's read/write mix; 50 in 7e12beb8ca2a's test).</summary>
+    public int StorePercent { get; init; } = 50;
+}
+
 /// <summary>Every workload by name. Adding a workload: one file, one line here.</summary>
 public static class WorkloadRegistry
 {
