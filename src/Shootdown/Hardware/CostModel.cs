@@ -3,39 +3,40 @@ namespace Shootdown.Hardware;
 /// <summary>
 /// Every time constant of the simulation, in nanoseconds. One model serves every policy: a policy
 /// changes which operations happen, never what an operation costs.
-/// Sources: "cal" = ../shared/reference/calibration.md (published measurements);
-/// "seed" = derived from the seed's published figures; "own" = our own estimate, chosen inside the
+/// Sources (README, "Sources"): bracketed names are public postings and commits; "estimate" = a
+/// hardware figure without a public source we could check; "seed" = derived from the seed's
+/// published figures ([RFC 2/4], linux-mm, 15 Apr 2015); "own" = our own estimate, chosen inside the
 /// published range where one exists and fitted once against the seed's vanilla run (README, "Cost model").
 /// </summary>
 public sealed record CostModel
 {
     // ---- TLB and page walk -------------------------------------------------------------------
-    /// <summary>Second-level dTLB entries of a 2015 Xeon (cal: "~1,536 second-level entries").</summary>
+    /// <summary>Second-level dTLB entries of a 2015 Xeon (estimate: "~1,536 second-level entries").</summary>
     public int TlbEntries { get; init; } = 1536;
 
-    /// <summary>Associativity of the modelled STLB (Haswell STLB is 12-way: 1536 = 128 sets x 12).</summary>
+    /// <summary>Associativity of the modelled STLB (estimate; Haswell STLB is 12-way: 1536 = 128 sets x 12).</summary>
     public int TlbWays { get; init; } = 12;
 
-    /// <summary>Page walk that hits in cache (cal: 34-45 cycles, 13-17 ns).</summary>
+    /// <summary>Page walk that hits in cache (estimate: 34-45 cycles, 13-17 ns).</summary>
     public long PageWalkNs { get; init; } = 15;
 
-    /// <summary>One INVLPG (cal: 100-260 cycles; kernel comment "about 100 ns").</summary>
+    /// <summary>One INVLPG (100-260 cycles, [Molnar] 260 cycles, linux-mm 8 Jun 2015; comment "about 100 ns" of commit a5102476a24b).</summary>
     public long InvlpgNs { get; init; } = 100;
 
-    /// <summary>Full local flush by CR3 write, direct cost only (cal: ~100 cycles); refills are charged by the TLB model.</summary>
+    /// <summary>Full local flush by CR3 write, direct cost only (~100 cycles, [Molnar] 96 cycles); refills are charged by the TLB model.</summary>
     public long FullFlushNs { get; init; } = 50;
 
     // ---- IPIs ---------------------------------------------------------------------------------
-    /// <summary>Sender's cost to post one IPI through the APIC (own; part of cal's 0.6-0.8 us round trip).</summary>
+    /// <summary>Sender's cost to post one IPI through the APIC (own; part of the estimated 0.6-0.8 us round trip).</summary>
     public long IpiSendNs { get; init; } = 60;
 
-    /// <summary>Delivery latency, sender to receiver on the same node (own; cal gives 0.6-0.8 us added per single-target shootdown on an idle socket; a loaded 12-core socket is slower).</summary>
+    /// <summary>Delivery latency, sender to receiver on the same node (own; estimate: 0.6-0.8 us added per single-target shootdown on an idle socket; a loaded 12-core socket is slower).</summary>
     public long IpiLatencySameNodeNs { get; init; } = 1250;
 
-    /// <summary>Delivery latency across sockets, one way (own; cal: round trips of "several us across sockets": 2 x 3 us + handler here).</summary>
+    /// <summary>Delivery latency across sockets, one way (own; estimate: round trips of "several us across sockets": 2 x 3 us + handler here).</summary>
     public long IpiLatencyRemoteNodeNs { get; init; } = 7500;
 
-    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (own; cal: receiver cost = entry/exit + flush).</summary>
+    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (own; the model's split: receiver cost = entry/exit + flush).</summary>
     public long IrqEntryExitNs { get; init; } = 2500;
 
     // ---- Faults and the page cache --------------------------------------------------------------
@@ -115,7 +116,7 @@ public sealed record CostModel
     /// <summary>CFS slice for two runnable tasks on one CPU (sched_min_granularity 0.75 ms x (1 + log2 8)).</summary>
     public long SchedSliceNs { get; init; } = 3_000_000;
 
-    /// <summary>Local timer interrupt period: HZ=250 of a 2015 distribution kernel (cal).</summary>
+    /// <summary>Local timer interrupt period: HZ=250 of a 2015 distribution kernel (estimate).</summary>
     public long TickNs { get; init; } = 4_000_000;
 
     /// <summary>The published constants of a 2015 4-socket Xeon (gorman-4node).</summary>

@@ -8,14 +8,14 @@ public sealed record PublishedFigure(string Policy, string Metric, double Value,
 
 /// <summary>
 /// `shootdown reproduce`: the seed's comparison on the 4-node machine (lru-file-mmap-read) beside
-/// the published figures (../shared/reference/calibration.md). Time and CPU seconds scale with the
+/// the published figures ([RFC 0/4] and [RFC 2/4], linux-mm, 15 Apr 2015; README, "Sources"). Time and CPU seconds scale with the
 /// machine's size, so at --scale 1/N they are multiplied by N before comparing; rates do not scale.
 /// </summary>
 public sealed class Reproduction
 {
     public static readonly string[] Policies = ["vanilla", "rfc-pfn32", "rfc-pfn-page", "linux-4.3"];
 
-    /// <summary>The seed's figures (cover letter and patch 2/3 changelogs via calibration.md); tolerances from issue #3.</summary>
+    /// <summary>The seed's figures ("[RFC PATCH 0/4] TLB flush multiple pages with a single IPI" and patches 2 and 3, Mel Gorman, linux-mm, 15 Apr 2015); tolerances are the project's own targets.</summary>
     public static readonly PublishedFigure[] Published =
     [
         new("vanilla", "elapsed_s", 161.08, 0.25, "seed, 4.0 vanilla", true),
@@ -51,7 +51,7 @@ public sealed class Reproduction
 
     public sealed record Row(string Check, double Published, double Simulated, double DeviationPct, bool Within, string Target);
 
-    /// <summary>Every check: the published figures, and the relative targets of issue #3.</summary>
+    /// <summary>Every check: the published figures, and the project's relative targets.</summary>
     public IReadOnlyList<Row> Rows()
     {
         var rows = new List<Row>();
