@@ -222,7 +222,7 @@ internal static class SweepFile
     private static int? Line(string text, string key)
     {
         string last = key.Split('.')[^1];
-        Match m = new Regex($"^[^#\\n]*?(^|[.\\s])\"?{Regex.Escape(last)}\"?\\s*=", RegexOptions.Multiline).Match(text);
+        Match m = new Regex($"^[^#\\n]*?(^|[.\\t ])\"?{Regex.Escape(last)}\"?\\s*=", RegexOptions.Multiline).Match(text);
         if (!m.Success)
         {
             m = new Regex($"^\\s*\\[[^\\]]*{Regex.Escape(last)}\\s*\\]", RegexOptions.Multiline).Match(text);

@@ -23,7 +23,7 @@ internal sealed class SweepRow
         row.Columns.Add(new("run_key", run.Key));
         row.Columns.Add(new("run_index", (long)run.Index));
         row.Columns.Add(new("host_wall_s", hostWallS));
-        row.Columns.Add(new("config_json", run.ConfigJson));
+        row.Columns.Add(new("config_json", JsonNode.Parse(run.ConfigJson)!.ToJsonString()));
         Flatten(JsonNode.Parse(result.ToJson())!.AsObject(), "", row.Columns);
         return row;
     }
@@ -55,7 +55,7 @@ internal sealed class SweepRow
                         default:
                             string t = j.ToJsonString();
                             into.Add(new(key, t.IndexOfAny(['.', 'e', 'E']) < 0 && long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out long l)
-                                ? l : double.Parse(t, CultureInfo.InvariantCulture)));
+                                ? (object)l : double.Parse(t, CultureInfo.InvariantCulture)));
                             break;
                     }
                     break;
@@ -224,8 +224,10 @@ internal sealed class SweepStore : IDisposable
                     object v = r.GetValue(i);
                     row.Columns.Add(new(r.GetName(i), v switch
                     {
-                        int n => (long)n,
-                        float f => (double)f,
+                        int or short or sbyte or byte or ushort or uint => Convert.ToInt64(v, CultureInfo.InvariantCulture),
+                        ulong u when u <= long.MaxValue => (long)u,
+                        System.Numerics.BigInteger b when b >= long.MinValue && b <= long.MaxValue => (long)b,
+                        float or decimal => Convert.ToDouble(v, CultureInfo.InvariantCulture),
                         _ => v,
                     }));
                 }
