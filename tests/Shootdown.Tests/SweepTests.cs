@@ -18,15 +18,8 @@ public class SweepTests
         seeds = [1, 2, 3]
         """;
 
-    /// <summary>The same product at 1/16, for the tests that run it several times.</summary>
-    private const string SmallSweep = """
-        [sweep]
-        workload = "lru-file-mmap-read"
-        machine = "tiny"
-        scale = "1/16"
-        policies = ["vanilla", "linux-4.3"]
-        seeds = [1, 2, 3, 4]
-        """;
+    /// <summary>The same sweep at 1/16 with a fourth seed (8 runs), for the tests that run it several times.</summary>
+    private static readonly string SmallSweep = IssueSweep.Replace("\"1/4\"", "\"1/16\"", StringComparison.Ordinal).Replace("[1, 2, 3]", "[1, 2, 3, 4]", StringComparison.Ordinal);
 
     private static (int Code, string Out, string Err) Cli(params string[] args) => CliTests.Cli(args);
 
@@ -74,6 +67,7 @@ public class SweepTests
             policy = "rfc-pfn32"
             batch_sizes = [16, 32]
             """);
+        Assert.Equal(8, SweepFile.Load(TestKit.TempFile("small.toml", SmallSweep)).Count);
         IReadOnlyList<SweepRun> runs = SweepFile.Load(file);
         Assert.Equal(8, runs.Count);
         Assert.Equal([2, 2, 2, 2, 4, 4, 4, 4], runs.Select(r => r.Config.CpusPerNode));
