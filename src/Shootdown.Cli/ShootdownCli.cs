@@ -62,6 +62,7 @@ public static class ShootdownCli
         root.Subcommands.Add(BuildWorkloads());
         root.Subcommands.Add(BuildConfig());
         root.Subcommands.Add(BuildMachines());
+        root.Subcommands.Add(SweepCli.Build());
         try
         {
             ParseResult parse = root.Parse(args);

@@ -147,6 +147,12 @@ public static class ConfigFile
         _ => JsonValue.Create(Convert.ToString(v, CultureInfo.InvariantCulture)),
     };
 
+    /// <summary>
+    /// A config from keys already parsed (as a result's "config" object), e.g. one run of a sweep;
+    /// errors name <paramref name="source"/> and the line <paramref name="lineOf"/> gives for a key.
+    /// </summary>
+    public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
+
     /// <summary>Builds a config from a parsed file: the preset's values, overlaid with the file's keys.</summary>
     private static RunConfig FromNode(JsonObject root, string source, Func<string, int?> lineOf)
     {
