@@ -46,6 +46,7 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
     /// Returns where the reader got to: a page reclaim took between map and access is faulted again
     /// next step.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // a plain method's locals stay in registers
     private long ReadWindow(Sim sim, Exec ex, long from, long to)
     {
         Mmu mmu = sim.Mmu;
