@@ -24,7 +24,7 @@ public class KernelPathBenchmarks
 
     private Exec ExecOn(int cpu)
     {
-        var ex = new Exec();
+        var ex = new Exec(_sim.Costs, _sim.Lines);
         ex.Reset(_sim.Cpus[cpu], _sim.UserTasks[cpu], 0, 0);
         return ex;
     }

@@ -250,9 +250,9 @@ public static class ConfigFile
     /// <summary>1-based line of a key in TOML text: after its table's header if it is nested, or null.</summary>
     internal static int? TomlLine(string text, string key)
     {
-        if (key == "costs.tlb_entries" && TomlLineOf(text, key) is null)
+        if (key.EndsWith(".tlb_entries", StringComparison.Ordinal) && TomlLineOf(text, key) is null)
         {
-            return TomlLineOf(text, "costs.tlb_ways"); // the TLB geometry is checked as one (entries = ways x a power of two)
+            return TomlLineOf(text, key[..^"tlb_entries".Length] + "tlb_ways"); // the TLB geometry is checked as one (entries = ways x a power of two)
         }
         return TomlLineOf(text, key);
     }
@@ -270,6 +270,10 @@ public static class ConfigFile
             }
         }
         Match m = new Regex($"^\\s*\"?{Regex.Escape(parts[^1])}\"?\\s*=", RegexOptions.Multiline).Match(text, start);
+        if (!m.Success)
+        {
+            m = new Regex($"^\\s*\\[\\s*{Regex.Escape(key)}\\s*\\]", RegexOptions.Multiline).Match(text); // a table
+        }
         return m.Success ? text.AsSpan(0, m.Index).Count('\n') + 1 : null;
     }
 

@@ -44,6 +44,9 @@ public sealed class Sim
         {
             Cpus[c] = new Cpu(c, c / config.CpusPerNode, Costs);
         }
+        NumaDistance distance = config.NumaDistance ?? NumaDistance.Uniform(config.Nodes);
+        Lines = new CacheLines(config.Nodes, config.CpusPerNode, distance, Costs);
+        Exec = new Exec(Costs, Lines);
         long framesPerNode = config.MemoryBytes / MachineSpec.PageSize / config.Nodes;
         Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(config.MemoryBytes));
         Zonelists = new int[config.Nodes][];
@@ -60,7 +63,7 @@ public sealed class Sim
         Engine.Advancing += SampleUpTo;
 
         // Hardware-facing layers first, then generic mm, then the scheduler that runs it all.
-        X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling, config.NumaDistance ?? NumaDistance.Uniform(config.Nodes));
+        X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling, distance);
         Arch = X86;
         Policy = policy ?? PolicyRegistry.Create(config.PolicyName, config.Policy);
         Policy.Bind(Arch, nrCpus, VmStat);
@@ -135,7 +138,10 @@ public sealed class Sim
     public Engine.Engine Engine { get; }
 
     /// <summary>The step accumulator every step of every CPU uses (one step runs at a time).</summary>
-    public Exec Exec { get; } = new();
+    public Exec Exec { get; }
+
+    /// <summary>The cache-line model: where struct pages, page tables and lock words are cached.</summary>
+    public CacheLines Lines { get; }
 
     public Scheduler Sched { get; }
 

@@ -17,7 +17,7 @@ public class CliFuzzTests
         ["--cpus-per-node", "4097"], ["--scale", "1/0"], ["--scale", "1/x"], ["--scale", "1/99999999999"],
         ["--seed", "-1"], ["--seed", "18446744073709551616"], ["--memory", "0"], ["--memory", "1KiB"], ["--memory", "1e9"],
         ["--cost", "Nope=1"], ["--cost", "TickNs=0"], ["--cost", "TlbEntries=1536x"], ["--cost", "TlbWays=7"],
-        ["--cost", "PageZeroNs=9223372036854775807"], ["--cost", "=5"], ["--cost", "IpiSendNs=-1"],
+        ["--cost", "ClearPageNs=9223372036854775807"], ["--cost", "=5"], ["--cost", "IpiSendNs=-1"],
         ["--policy", "nope"], ["--workload", "nope"], ["--machine", "nope"], ["--format", "xml"],
         ["--batch-size", "0"], ["--swap-cluster-max", "0"], ["--flush-ceiling", "-1"], ["--oracle", "maybe"],
         ["--interval", "2s"], ["--trace-window", "1-2"], ["--last", "3"], ["--repeat", "0"],

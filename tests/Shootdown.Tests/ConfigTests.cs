@@ -39,14 +39,14 @@ public class ConfigTests
             policyParams: new Policies.PolicyParams { BatchSize = 100, SwapClusterMax = 64, FlushCeiling = 5 }, stopOnKind: "write_after_protect")
             with
             {
-                Costs = CostModel.Xeon2015.With("PageZeroNs", 1234).With("TickNs", 1_000_000),
+                Costs = CostModel.Xeon2015.With("ClearPageNs", 1234).With("TickNs", 1_000_000),
                 Sched = new Kernel.Sched.SchedParams { Spread = false, KswapdFirstCpuOffset = 2 },
                 SeriesIntervalNs = 250_000_000,
             };
         Assert.Equal(cfg, ConfigFile.FromJson(ConfigFile.ToJson(cfg), "x.json"));
         Assert.Equal(cfg, ConfigFile.FromToml(ConfigFile.ToToml(cfg), "x.toml"));
         Assert.Contains("[costs]\n", ConfigFile.ToToml(cfg), StringComparison.Ordinal);
-        Assert.Contains("page_zero_ns = 1234\n", ConfigFile.ToToml(cfg), StringComparison.Ordinal);
+        Assert.Contains("clear_page_ns = 1234\n", ConfigFile.ToToml(cfg), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -240,8 +240,9 @@ public class KernelTests
         sim.Cpus[3].ActiveMm = mm.Id;
         mm.CpuMask.Set(3);
         sim.Cpus[3].Tlb.Fill(mm.Id, vma.VpnOf(2), f, 0);
-        Assert.Equal(1, sim.Rmap.PageReferenced(f, out _));
-        Assert.Equal(0, sim.Rmap.PageReferenced(f, out _));
+        Exec ex = TestKit.ExecOn(sim, 0);
+        Assert.Equal(1, sim.Rmap.PageReferenced(ex, f, out _));
+        Assert.Equal(0, sim.Rmap.PageReferenced(ex, f, out _));
         Assert.True(sim.Cpus[3].Tlb.Lookup(mm.Id, vma.VpnOf(2)) >= 0); // still cached: x86 does not flush here
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
     }
@@ -461,15 +462,23 @@ public class KernelTests
     public void ContendedLockMakesTheSecondCpuSpin()
     {
         CostModel c = CostModel.Xeon2015;
+        var lines = new CacheLines(2, 1, NumaDistance.Uniform(2), c); // CPU 0 on node 0, CPU 1 on node 1
         var l = new Kernel.SpinLock("t");
-        long end1 = l.Hold(0, 0, 0, 1000, c, out long spin1);
+        long end1 = l.Hold(0, 0, 0, 1000, lines, c, out long spin1);
         Assert.Equal(0, spin1); // defect 6 of issue 11: an uncontended acquisition does not spin
-        Assert.Equal(c.LockAcquireNs + 1000, end1);
-        l.Hold(0, 10, 1, 1000, c, out long spin2);
-        Assert.True(spin2 >= end1 - 10 + c.LockHandoffRemoteNodeNs);
-        // A request after both holds is uncontended.
-        l.Hold(100_000, 100_000, 0, 10, c, out long spin3);
+        // A lock never taken: its word and the data it guards come from DRAM.
+        Assert.Equal(c.LockAcquireNs + c.DramLocalNs + 1000 + c.DramLocalNs, end1);
+        l.Hold(0, 10, 1, 1000, lines, c, out long spin2);
+        // Waits for the holder, then the ticket hand-off across sockets with one waiter in the queue.
+        Assert.Equal(end1 + 2 * c.CacheLineRemoteNodeNs - 10 - c.LockAcquireNs, spin2);
+        // A request after both holds is uncontended, but the line is on the other socket now.
+        long t3 = 100_000;
+        long end3 = l.Hold(t3, t3, 0, 10, lines, c, out long spin3);
         Assert.Equal(0, spin3);
+        Assert.Equal(t3 + c.LockAcquireNs + 2 * c.CacheLineRemoteNodeNs + 10, end3);
+        // Taken again on the same CPU: the line is in its cache.
+        long end4 = l.Hold(200_000, 200_000, 0, 10, lines, c, out _);
+        Assert.Equal(200_000 + c.LockAcquireNs + 10, end4);
         Assert.Equal(1, l.Contended);
     }
 }

@@ -19,7 +19,7 @@ public class MachineTests
         Assert.Equal(NumaDistance.Uniform(4), g.Distance);
         MachineSpec c = MachineSpec.Preset("cascadelake-2s");
         Assert.Equal((2, 48, 128L << 30), (c.Nodes, c.CpusPerNode, c.MemoryBytes));
-        Assert.Equal(1000, c.Costs.PageZeroNs); // its [costs] table overrides the defaults
+        Assert.Equal(400, c.Costs.ClearPageNs); // its [hardware] table overrides the defaults
         Assert.Equal(1200, c.Costs.IpiLatencyRemoteNodeNs);
         var (code, stdout, _) = CliTests.Cli("machines");
         Assert.Equal(0, code);
@@ -33,7 +33,7 @@ public class MachineTests
     [Fact]
     public void AUsersMachineFileRunsAndItsResultReplaysWithoutTheFile()
     {
-        string file = Temp("name = \"mine\"\ndescription = \"two small nodes\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\nnuma_distance = [[10, 42], [42, 10]]\n[costs]\nipi_send_ns = 80\n");
+        string file = Temp("name = \"mine\"\ndescription = \"two small nodes\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\nnuma_distance = [[10, 42], [42, 10]]\n[hardware]\nipi_send_ns = 80\n");
         var (code, json, err) = CliTests.Cli("run", "--machine", file, "--scale", "1/1", "--format", "json");
         Assert.True(code == 0, err);
         using (var doc = JsonDocument.Parse(json))
@@ -73,9 +73,11 @@ public class MachineTests
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\nnuma_distance = [[10, 21]]\n", "m.toml:5: key 'numa_distance': numa_distance must be 2 rows of 2 distances")]
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\nnuma_distance = [[10, 21], [21, 11]]\n", "m.toml:5: key 'numa_distance': numa_distance[1][1] is 11; the diagonal must be 10")]
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\nnuma_distance = \"far\"\n", "m.toml:5: key 'numa_distance': expected rows of integer distances")]
-    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n\n[costs]\ntick_ns = 5\n", "m.toml:7: key 'costs.tick_ns': cost constant TickNs must be in 1000..1000000000 ns, got 5")]
-    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[costs]\nnope = 5\n", "m.toml:6: key 'costs.nope': unknown cost constant 'nope'")]
-    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[costs]\ntlb_ways = 7\n", "m.toml:6: key 'costs.tlb_entries': TlbEntries=1536 with TlbWays=7")]
+    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n\n[hardware]\nipi_send_ns = -5\n", "m.toml:7: key 'hardware.ipi_send_ns': cost constant IpiSendNs must be in 0..1000000000 ns, got -5")]
+    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n\n[hardware]\ntick_ns = 5000\n", "m.toml:7: key 'hardware.tick_ns': TickNs is a kernel-path constant, the same on every machine")]
+    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[costs]\nipi_send_ns = 5\n", "m.toml:5: key 'costs': a machine file describes hardware only")]
+    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nnope = 5\n", "m.toml:6: key 'hardware.nope': unknown cost constant 'nope'")]
+    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\ntlb_ways = 7\n", "m.toml:6: key 'hardware.tlb_entries': TlbEntries=1536 with TlbWays=7")]
     [InlineData("name = \"x\"\nnodes = = 2\n", "m.toml:2: not valid TOML")]
     public void BadMachineFilesNameFileLineAndKey(string toml, string expected)
     {

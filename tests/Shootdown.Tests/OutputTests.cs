@@ -78,7 +78,7 @@ public partial class OutputTests : IDisposable
     [Fact]
     public void TraceFiltersKeepOnlyTheChosenEventsAndWindow()
     {
-        var filter = new TraceFilter { Patterns = TraceFilter.ParsePatterns("vmscan:*"), FromNs = 500_000_000, ToNs = 530_000_000 };
+        var filter = new TraceFilter { Patterns = TraceFilter.ParsePatterns("vmscan:*"), FromNs = 200_000_000, ToNs = 230_000_000 };
         Runner.Run(Tiny(), outputs: new RunOutputs { FtracePath = P("f.txt"), Filter = filter });
         string[] lines = File.ReadAllLines(P("f.txt")).Skip(1).ToArray();
         Assert.NotEmpty(lines);
@@ -87,7 +87,7 @@ public partial class OutputTests : IDisposable
             Match m = TraceCmdLine().Match(line);
             Assert.StartsWith("mm_vmscan_", m.Groups[5].Value, StringComparison.Ordinal);
             double ts = double.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture);
-            Assert.InRange(ts, 0.5, 0.53);
+            Assert.InRange(ts, 0.2, 0.23);
         }
     }
 

@@ -49,9 +49,9 @@ public class SafetyTests
         sim.Writeback.SetPageDirty(f);
         sim.Cpus[1].ActiveMm = mm.Id;
         mm.CpuMask.Set(1);
-        var writer = new Exec();
+        var writer = new Exec(sim.Costs, sim.Lines);
         writer.Reset(sim.Cpus[1], sim.UserTasks[1], 1_000, 1_000);
-        var reclaimer = new Exec();
+        var reclaimer = new Exec(sim.Costs, sim.Lines);
         reclaimer.Reset(sim.Cpus[0], sim.UserTasks[0], 2_000, 2_000);
 
         Assert.Equal(Hardware.Mmu.Access.Filled, sim.Mmu.Touch(writer, mm, vpn, write: true)); // cached, dirty, writable
@@ -102,10 +102,10 @@ public class SafetyTests
         sim.Oracle!.PageRead(f, vma.File!.Id, 0);
         sim.Cpus[1].ActiveMm = mm.Id;
         mm.CpuMask.Set(1);
-        var writer = new Exec();
+        var writer = new Exec(sim.Costs, sim.Lines);
         writer.Reset(sim.Cpus[1], sim.UserTasks[1], 1_000, 1_000);
         SimTask kswapd = sim.Kswapd[0];
-        var reclaim = new Exec();
+        var reclaim = new Exec(sim.Costs, sim.Lines);
         reclaim.Reset(sim.Cpus[0], kswapd, 2_000, 2_000);
 
         Assert.Equal(Hardware.Mmu.Access.Filled, sim.Mmu.Touch(writer, mm, vpn, write: true)); // the PTE's dirty and accessed bits set
@@ -307,7 +307,7 @@ public class SafetyTests
 
     /// <summary>The documented configuration: 2 nodes x 4 CPUs, 256 MiB, lru-file-mmap-write.</summary>
     private static RunConfig WriteRun(string policy, ulong seed = 1, bool stop = false, string? stopOn = null) =>
-        RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop, stopOnKind: stopOn);
+        RunConfig.Create(machine: "small-2node", scaleDivisor: 8, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop, stopOnKind: stopOn);
 
     [Fact]
     public void RfcAsPostedLosesWritesAndAccessesFreedFramesOnTheWriteWorkload()

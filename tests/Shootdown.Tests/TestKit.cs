@@ -55,7 +55,7 @@ internal static class TestKit
     /// <summary>An Exec for a step of CPU <paramref name="cpu"/>'s first user task (or <paramref name="task"/>) starting at <paramref name="t"/>.</summary>
     public static Exec ExecOn(Sim sim, int cpu, long t = 0, SimTask? task = null)
     {
-        var ex = new Exec();
+        var ex = new Exec(sim.Costs, sim.Lines);
         ex.Reset(sim.Cpus[cpu], task ?? sim.UserTasks[cpu], t, t);
         return ex;
     }

@@ -10,117 +10,148 @@ namespace Shootdown.Hardware;
 /// </summary>
 public sealed record CostModel
 {
+    // ================================ Hardware ===================================================
+    // What describes a machine: machine files set these ([hardware]); each preset cites its values.
+    // The defaults are those of the seed's 4-socket 2015 Xeon (gorman-4node).
+
     // ---- TLB and page walk -------------------------------------------------------------------
     /// <summary>Second-level dTLB entries of a 2015 Xeon (estimate: "~1,536 second-level entries").</summary>
+    [Hardware]
     public int TlbEntries { get; init; } = 1536;
 
-    /// <summary>Associativity of the modelled STLB (estimate; Haswell STLB is 12-way: 1536 = 128 sets x 12).</summary>
+    /// <summary>Associativity of the modelled STLB (1536 = 128 sets x 12).</summary>
+    [Hardware]
     public int TlbWays { get; init; } = 12;
 
-    /// <summary>Page walk that hits in cache (estimate: 34-45 cycles, 13-17 ns).</summary>
+    /// <summary>Page walk that hits in cache (34-45 cycles, 13-17 ns, Ivy Bridge/Sandy Bridge).</summary>
+    [Hardware]
     public long PageWalkNs { get; init; } = 15;
 
     /// <summary>One INVLPG (100-260 cycles, [Molnar] 260 cycles, linux-mm 8 Jun 2015; comment "about 100 ns" of commit a5102476a24b).</summary>
+    [Hardware]
     public long InvlpgNs { get; init; } = 100;
 
     /// <summary>Full local flush by CR3 write, direct cost only (~100 cycles, [Molnar] 96 cycles); refills are charged by the TLB model.</summary>
+    [Hardware]
     public long FullFlushNs { get; init; } = 50;
 
-    // ---- IPIs ---------------------------------------------------------------------------------
-    /// <summary>Sender's cost to post one IPI through the APIC (own; part of the estimated 0.6-0.8 us round trip).</summary>
+    // ---- Interrupts and coherence --------------------------------------------------------------
+    /// <summary>Sender's cost to post one IPI: a write of the APIC's interrupt command register (~100-200 cycles).</summary>
+    [Hardware]
     public long IpiSendNs { get; init; } = 60;
 
-    /// <summary>Delivery latency, sender to receiver on the same node (own; estimate: 0.6-0.8 us added per single-target shootdown on an idle socket; a loaded 12-core socket is slower).</summary>
-    public long IpiLatencySameNodeNs { get; init; } = 1250;
+    /// <summary>IPI delivery, sender to receiver on one socket, one way (a one-target shootdown adds 0.6-0.8 us to a single-page unmap on one Haswell socket: two deliveries and the handler).</summary>
+    [Hardware]
+    public long IpiLatencySameNodeNs { get; init; } = 250;
 
-    /// <summary>Delivery latency across sockets, one way (own; estimate: round trips of "several us across sockets": 2 x 3 us + handler here).</summary>
-    public long IpiLatencyRemoteNodeNs { get; init; } = 7500;
+    /// <summary>IPI delivery across one socket hop, one way (cross-socket shootdown round trips of "several us"; the message crosses the interconnect twice).</summary>
+    [Hardware]
+    public long IpiLatencyRemoteNodeNs { get; init; } = 1000;
 
-    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (own; the model's split: receiver cost = entry/exit + flush).</summary>
-    public long IrqEntryExitNs { get; init; } = 2500;
+    /// <summary>A cache line modified by another core of the same socket, loaded here (~50 ns: David et al., SOSP 2013, Xeon same die ~107 cycles; Molka et al., ICPP 2015).</summary>
+    [Hardware]
+    public long CacheLineSameNodeNs { get; init; } = 50;
 
-    // ---- Faults and the page cache --------------------------------------------------------------
-    /// <summary>User time to read one 4 KiB page word by word (seed: 571.38 s user / 168M pages of 640 GiB read).</summary>
-    public long UserReadPageNs { get; init; } = 3400;
+    /// <summary>A cache line modified on another socket, one hop (~130-200 ns: David et al., SOSP 2013, Xeon one hop ~289 cycles at 2.1 GHz).</summary>
+    [Hardware]
+    public long CacheLineRemoteNodeNs { get; init; } = 150;
 
-    /// <summary>Exception entry, VMA lookup and handle_mm_fault overhead of one page fault (own).</summary>
-    public long FaultEntryNs { get; init; } = 2500;
+    /// <summary>Load from local DRAM, no cache holding the line (4-socket Xeon E7-4800: 135 ns, Intel MLC, [IntelMLC2014]).</summary>
+    [Hardware]
+    public long DramLocalNs { get; init; } = 135;
 
-    /// <summary>Installing one PTE in fault-around (filemap_map_pages), per page (own).</summary>
-    public long MapPtePerPageNs { get; init; } = 100;
+    /// <summary>Load from another socket's DRAM, one hop (4-socket Xeon E7-4800: 194-202 ns, [IntelMLC2014]).</summary>
+    [Hardware]
+    public long DramRemoteNodeNs { get; init; } = 200;
 
-    /// <summary>Page allocation from the per-CPU lists, per page (own).</summary>
-    public long PageAllocNs { get; init; } = 375;
+    // ---- Memory bandwidth and the user's loop --------------------------------------------------
+    /// <summary>clear_page of 4 KiB on the local node (rep stos at ~5-10 GB/s per core); a remote node's page takes longer by the ratio of the DRAM latencies.</summary>
+    [Hardware]
+    public long ClearPageNs { get; init; } = 600;
 
-    /// <summary>Buddy allocator work under zone->lock, per page moved to or from the per-CPU lists (own).</summary>
-    public long ZoneLockPerPageNs { get; init; } = 75;
-
-    /// <summary>
-    /// Reading one page of a sparse file's hole into the page cache: the filesystem's readpage (block
-    /// map lookup, zero-fill), page-cache accounting and cache misses on a loaded 4-socket machine
-    /// (fit: the per-page system time of the seed's readers that reclaim does not explain; a bare
-    /// 4 KiB memset is ~0.5-1 us).
-    /// </summary>
-    public long PageZeroNs { get; init; } = 20_000;
-
-    /// <summary>add_to_page_cache, radix tree insert under mapping->tree_lock, per page (own).</summary>
-    public long PageCacheInsertNs { get; init; } = 375;
-
-    /// <summary>LRU list manipulation per page under the LRU lock (add, isolate, putback): 2-3 cache misses on struct pages, often remote (own).</summary>
-    public long LruPerPageNs { get; init; } = 200;
-
-    /// <summary>Taking an uncontended spinlock (own).</summary>
-    public long LockAcquireNs { get; init; } = 20;
-
-    /// <summary>Hand-off of a contended lock between CPUs of one node: the lock's cache line moves (own).</summary>
-    public long LockHandoffSameNodeNs { get; init; } = 150;
-
-    /// <summary>Hand-off of a contended lock across sockets (own; a remote cache-line transfer is 2-3x a local one).</summary>
-    public long LockHandoffRemoteNodeNs { get; init; } = 400;
-
-    /// <summary>Extra hand-off time per CPU queued on a ticket lock (own; collapse of ticket locks, Boyd-Wickizer et al. 2012).</summary>
-    public long LockHandoffPerWaiterNs { get; init; } = 50;
-
-    // ---- Reclaim ----------------------------------------------------------------------------------
-    /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk under i_mmap_rwsem and the PTL (own).</summary>
-    public long ScanPageNs { get; init; } = 400;
-
-    /// <summary>try_to_unmap_one without its flush: rmap walk, PTE clear, rss/mapcount updates (own).</summary>
-    public long UnmapPageNs { get; init; } = 400;
-
-    /// <summary>__remove_mapping: radix tree delete under mapping->tree_lock (own).</summary>
-    public long RemoveMappingNs { get; init; } = 375;
-
-    /// <summary>Freeing one page to the per-CPU lists (own).</summary>
-    public long PageFreeNs { get; init; } = 200;
-
-    /// <summary>
-    /// Copying one 4 KiB page to another node (migrate_page_copy): a read and a write of 4 KiB,
-    /// about twice a 4 KiB memset, which costs ~0.5-1 us (see <see cref="PageZeroNs"/>) (own).
-    /// </summary>
+    /// <summary>Copying one 4 KiB page (migrate_page_copy): a read and a write of 4 KiB, about twice <see cref="ClearPageNs"/>.</summary>
+    [Hardware]
     public long CopyPageNs { get; init; } = 1000;
 
-    /// <summary>Submitting one page's writeback I/O (own).</summary>
-    public long WritebackSubmitNs { get; init; } = 2000;
+    /// <summary>User time to read one 4 KiB page word by word (seed: 571.38 s user / 168M pages of 640 GiB read = 3.4 us; v5's single socket: 59.14 s / 21M pages = 2.8 us).</summary>
+    [Hardware]
+    public long UserReadPageNs { get; init; } = 3400;
 
-    /// <summary>Write I/O completion latency of one page (own: a fast SSD, ~100 us).</summary>
-    public long IoLatencyNs { get; init; } = 100_000;
-
-    /// <summary>User time of one store to a page (own: a cache-line write in a loop).</summary>
+    /// <summary>User time of one store to a page (a cache-line write in a loop).</summary>
+    [Hardware]
     public long UserStoreNs { get; init; } = 100;
 
+    /// <summary>Write I/O completion latency of one page (a fast SSD, ~100 us).</summary>
+    [Hardware]
+    public long IoLatencyNs { get; init; } = 100_000;
+
+    // ================================ Kernel paths =================================================
+    // One set for every machine: what the kernel's code costs running on cached data. Time spent
+    // moving lines between CPUs and sockets is not in these; the cache-line model adds it.
+
+    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (~0.2-0.5 us).</summary>
+    public long IrqEntryExitNs { get; init; } = 300;
+
+    // ---- Faults and the page cache --------------------------------------------------------------
+    /// <summary>Exception entry, VMA lookup and handle_mm_fault overhead of one page fault (a minor fault round trip is ~1 us on 2015 x86).</summary>
+    public long FaultEntryNs { get; init; } = 1000;
+
+    /// <summary>Installing one PTE in fault-around (filemap_map_pages), per page.</summary>
+    public long MapPtePerPageNs { get; init; } = 40;
+
+    /// <summary>Page allocation from the per-CPU lists, per page (~100-200 ns).</summary>
+    public long PageAllocNs { get; init; } = 150;
+
+    /// <summary>Buddy allocator work under zone->lock, per page moved to or from the per-CPU lists.</summary>
+    public long ZoneLockPerPageNs { get; init; } = 30;
+
+    /// <summary>The filesystem's readpage of a sparse file's hole without the clear: block-map lookup (extent status tree), page flags and accounting.</summary>
+    public long ReadpageHoleNs { get; init; } = 300;
+
+    /// <summary>add_to_page_cache, radix tree insert under mapping->tree_lock, per page.</summary>
+    public long PageCacheInsertNs { get; init; } = 150;
+
+    /// <summary>LRU list manipulation per page under the LRU lock (add, isolate, putback), on cached lines.</summary>
+    public long LruPerPageNs { get; init; } = 80;
+
+    /// <summary>Taking an uncontended spinlock whose line is in this CPU's cache (a locked xadd, ~20 cycles).</summary>
+    public long LockAcquireNs { get; init; } = 20;
+
+    // ---- Reclaim ----------------------------------------------------------------------------------
+    /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk under i_mmap_rwsem and the PTL.</summary>
+    public long ScanPageNs { get; init; } = 160;
+
+    /// <summary>try_to_unmap_one without its flush: rmap walk, PTE clear, rss/mapcount updates.</summary>
+    public long UnmapPageNs { get; init; } = 160;
+
+    /// <summary>__remove_mapping: radix tree delete under mapping->tree_lock.</summary>
+    public long RemoveMappingNs { get; init; } = 150;
+
+    /// <summary>Freeing one page to the per-CPU lists.</summary>
+    public long PageFreeNs { get; init; } = 80;
+
+    /// <summary>Submitting one page's writeback I/O.</summary>
+    public long WritebackSubmitNs { get; init; } = 2000;
+
     // ---- Scheduler ----------------------------------------------------------------------------------
-    /// <summary>Context switch, kernel side (own; 1-2 us typical).</summary>
+    /// <summary>Context switch, kernel side (1-2 us typical).</summary>
     public long ContextSwitchNs { get; init; } = 1500;
 
     /// <summary>CFS slice for two runnable tasks on one CPU (sched_min_granularity 0.75 ms x (1 + log2 8)).</summary>
     public long SchedSliceNs { get; init; } = 3_000_000;
 
-    /// <summary>Local timer interrupt period: HZ=250 of a 2015 distribution kernel (estimate).</summary>
+    /// <summary>Local timer interrupt period: HZ=250 of a 2015 distribution kernel.</summary>
     public long TickNs { get; init; } = 4_000_000;
 
     /// <summary>The published constants of a 2015 4-socket Xeon (gorman-4node).</summary>
     public static CostModel Xeon2015 { get; } = new();
+
+    /// <summary>Whether a constant describes hardware (a machine file may set it) rather than a kernel path.</summary>
+    public static bool IsHardware(string name) =>
+        typeof(CostModel).GetProperty(name)?.IsDefined(typeof(HardwareAttribute), false) ?? false;
+
+    /// <summary>Names of the hardware constants, the ones a machine file may set.</summary>
+    public static IReadOnlyList<string> HardwareNames => Names.Where(IsHardware).ToArray();
 
     /// <summary>Names of every constant, for --cost NAME=VALUE.</summary>
     public static IReadOnlyList<string> Names { get; } =
@@ -139,15 +170,15 @@ public sealed record CostModel
         _ => (0, MaxNs),
     };
 
-    /// <summary>Finds a constant by its name as in this file (PageZeroNs) or as results print it (page_zero_ns).</summary>
+    /// <summary>Finds a constant by its name as in this file (ClearPageNs) or as results print it (clear_page_ns).</summary>
     public static string? Canonical(string name) =>
         Names.FirstOrDefault(n => n == name || SnakeCase(n) == name);
 
     /// <summary>The error for a name that is no constant.</summary>
     public static ConfigException Unknown(string name) =>
-        new($"unknown cost constant '{ParseArg.Clip(name)}'; allowed: {string.Join(", ", Names)} (or their snake_case keys, e.g. page_zero_ns)");
+        new($"unknown cost constant '{ParseArg.Clip(name)}'; allowed: {string.Join(", ", Names)} (or their snake_case keys, e.g. clear_page_ns)");
 
-    /// <summary>PageZeroNs → page_zero_ns, the key results print.</summary>
+    /// <summary>ClearPageNs → clear_page_ns, the key results print.</summary>
     public static string SnakeCase(string name) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(name);
 
     /// <summary>
@@ -187,3 +218,7 @@ public sealed record CostModel
         }
     }
 }
+
+/// <summary>Marks a <see cref="CostModel"/> constant that describes the machine, not a kernel path.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class HardwareAttribute : Attribute;

@@ -5,11 +5,11 @@ namespace Shootdown.Hardware;
 
 /// <summary>
 /// Machine files (TOML): name, description, nodes, cpus_per_node, memory, numa_distance and an
-/// optional [costs] table overriding constants of the cost model. Errors name the file, line and key.
+/// optional [hardware] table setting the hardware constants of the cost model. Errors name the file, line and key.
 /// </summary>
 public static class MachineFile
 {
-    private static readonly string[] Keys = ["name", "description", "nodes", "cpus_per_node", "memory", "numa_distance", "costs"];
+    private static readonly string[] Keys = ["name", "description", "nodes", "cpus_per_node", "memory", "numa_distance", "hardware", "costs"];
 
     public static MachineSpec Load(string path) => Parse(ConfigFile.ReadText(path, "machine file"), path);
 
@@ -79,23 +79,45 @@ public static class MachineFile
                 distance.Validate(nodes);
             }
             CostModel costs = CostModel.Xeon2015;
-            if (o["costs"] is { } c)
+            if (o["costs"] is not null)
+            {
+                throw new ConfigException($"{Where("costs")}: a machine file describes hardware only: use a [hardware] table of hardware constants ({string.Join(", ", CostModel.HardwareNames.Select(CostModel.SnakeCase))}); kernel-path constants are one set for every machine (--cost changes them for a run)");
+            }
+            if (o["hardware"] is { } c)
             {
                 if (c is not JsonObject co)
                 {
-                    throw new ConfigException($"{Where("costs")}: expected a table of cost constants");
+                    throw new ConfigException($"{Where("hardware")}: expected a table of hardware constants");
                 }
                 foreach (var (k, v) in co)
                 {
-                    string key = "costs." + k;
+                    string key = "hardware." + k;
                     string constant = CostModel.Canonical(k) ?? throw new ConfigException($"{Where(key)}: {CostModel.Unknown(k).Message}");
+                    if (!CostModel.IsHardware(constant))
+                    {
+                        throw new ConfigException($"{Where(key)}: {constant} is a kernel-path constant, the same on every machine; a machine file sets only hardware constants ({string.Join(", ", CostModel.HardwareNames.Select(CostModel.SnakeCase))})");
+                    }
                     if (v is not JsonValue cv || !cv.TryGetValue(out long value))
                     {
                         throw new ConfigException($"{Where(key)}: expected an integer");
                     }
-                    costs = costs.With(constant, value);
+                    try
+                    {
+                        costs = costs.With(constant, value);
+                    }
+                    catch (ConfigException e)
+                    {
+                        throw new ConfigException(e.Message, key);
+                    }
                 }
-                costs.Validate();
+                try
+                {
+                    costs.Validate();
+                }
+                catch (ConfigException e) when (e.Key is { } ek && ek.StartsWith("costs.", StringComparison.Ordinal))
+                {
+                    throw new ConfigException(e.Message, "hardware." + ek["costs.".Length..]);
+                }
             }
             return new MachineSpec(name, description, nodes, cpus, memory, costs, distance);
         }

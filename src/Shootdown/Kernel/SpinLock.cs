@@ -6,7 +6,7 @@ namespace Shootdown.Kernel;
 /// A contended kernel spinlock (ticket lock). A step of a CPU computes its whole timeline when the
 /// step starts, so a lock is modelled by the hold intervals already booked on it: a CPU asking at
 /// time t gets the first gap at or after t long enough for its hold; if it had to wait, it also
-/// pays a hand-off (the lock's cache line moves, further across sockets). The wait is spinning,
+/// pays a hand-off (the lock's cache line moves, further across sockets; <see cref="CacheLines"/>). The wait is spinning,
 /// which the caller accounts as system time. Intervals that ended before the current event time
 /// can no longer matter (events run in time order) and are dropped.
 /// </summary>
@@ -18,7 +18,8 @@ public sealed class SpinLock(string name)
     // order, so the right place is usually a few links away) — no array shifting per booking.
     private long[] _start = new long[16];
     private long[] _end = new long[16];
-    private int[] _node = new int[16];
+    private int[] _cpu = new int[16];
+    private int _lastCpu = -1;
     private int[] _next = new int[16];
     private int[] _prev = new int[16];
     private int _free = -1;
@@ -42,17 +43,23 @@ public sealed class SpinLock(string name)
     public int MaxLive { get; private set; }
 
     /// <summary>
-    /// Takes the lock at <paramref name="t"/> on a CPU of <paramref name="node"/> and holds it for
-    /// <paramref name="holdNs"/>. <paramref name="now"/> is the current event time (no request can
-    /// come earlier). Returns the release time: the acquisition (<see cref="CostModel.LockAcquireNs"/>),
-    /// any wait, then the hold. <paramref name="spinNs"/> is the time spent waiting for other holders
-    /// (0 for an uncontended acquisition).
+    /// Takes the lock at <paramref name="t"/> on CPU <paramref name="cpu"/> and holds it for
+    /// <paramref name="holdNs"/> of work on cached data. <paramref name="now"/> is the current event
+    /// time (no request can come earlier). Returns the release time: the acquisition
+    /// (<see cref="CostModel.LockAcquireNs"/>), the lock word's cache line coming from the previous
+    /// holder's CPU, any wait, then the hold — which also pulls the guarded data's hot line (list
+    /// head, tree root, counters) from the previous holder. A contended hand-off of a ticket lock
+    /// grows with the queue: after a release every waiter re-reads the line, one transfer at a time, before
+    /// the next ticket's owner sees its turn (Boyd-Wickizer et al., "Non-scalable locks
+    /// are dangerous", Linux Symposium 2012). <paramref name="spinNs"/> is the time spent waiting for
+    /// other holders (0 for an uncontended acquisition).
     /// </summary>
-    public long Hold(long now, long t, int node, long holdNs, CostModel costs, out long spinNs)
+    public long Hold(long now, long t, int cpu, long holdNs, CacheLines lines, CostModel costs, out long spinNs)
     {
         while (_head >= 0 && _end[_head] <= now)
         {
             int dead = _head;
+            _lastCpu = _cpu[dead];
             _head = _next[dead];
             if (_head >= 0)
             {
@@ -71,8 +78,6 @@ public sealed class SpinLock(string name)
             _live--;
         }
         Acquisitions++;
-        HoldNs += holdNs;
-        long candidate = t + costs.LockAcquireNs;
         // Find the first booking that ends after t, starting from the finger.
         int cur = _finger >= 0 ? _finger : _head;
         if (cur >= 0)
@@ -86,11 +91,15 @@ public sealed class SpinLock(string name)
                 cur = _next[cur];
             }
         }
+        int before = cur >= 0 ? _prev[cur] : _tail;
+        long line = lines.Transfer(before >= 0 ? _cpu[before] : _lastCpu, cpu);
+        long candidate = t + costs.LockAcquireNs + line;
+        long hold = holdNs + line;
         bool waited = false;
         int queued = -1;
         for (; cur >= 0; cur = _next[cur])
         {
-            if (candidate + holdNs <= _start[cur])
+            if (candidate + hold <= _start[cur])
             {
                 break; // fits in the gap before this booking
             }
@@ -103,12 +112,9 @@ public sealed class SpinLock(string name)
                     queued++;
                 }
             }
-            // Ticket-lock hand-off: the line moves to the next holder, and every waiter's
-            // re-read of it slows the transfer, so hand-off time grows with the queue
-            // (Boyd-Wickizer et al., "Non-scalable locks are dangerous", OLS 2012).
-            long handoff = (_node[cur] == node ? costs.LockHandoffSameNodeNs : costs.LockHandoffRemoteNodeNs)
-                + costs.LockHandoffPerWaiterNs * queued;
-            candidate = Math.Max(candidate, _end[cur] + handoff);
+            line = lines.Transfer(_cpu[cur], cpu);
+            hold = holdNs + line;
+            candidate = Math.Max(candidate, _end[cur] + line + line * queued);
             waited = true;
             queued--;
         }
@@ -116,19 +122,20 @@ public sealed class SpinLock(string name)
         {
             Contended++;
         }
-        _finger = InsertBefore(cur, candidate, candidate + holdNs, node);
+        HoldNs += hold;
+        _finger = InsertBefore(cur, candidate, candidate + hold, cpu);
         if (++_live > MaxLive)
         {
             MaxLive = _live;
         }
-        // The acquisition itself (LockAcquireNs) is not spinning: only waiting for a holder is.
+        // The acquisition itself is not spinning: only waiting for a holder is.
         spinNs = waited ? candidate - t - costs.LockAcquireNs : 0;
         SpinNs += spinNs;
-        return candidate + holdNs;
+        return candidate + hold;
     }
 
     /// <summary>Links a new booking before slot <paramref name="at"/> (-1 = at the tail).</summary>
-    private int InsertBefore(int at, long start, long end, int node)
+    private int InsertBefore(int at, long start, long end, int cpu)
     {
         int slot;
         if (_free >= 0)
@@ -143,7 +150,7 @@ public sealed class SpinLock(string name)
                 int n = _used * 2;
                 Array.Resize(ref _start, n);
                 Array.Resize(ref _end, n);
-                Array.Resize(ref _node, n);
+                Array.Resize(ref _cpu, n);
                 Array.Resize(ref _next, n);
                 Array.Resize(ref _prev, n);
             }
@@ -151,7 +158,7 @@ public sealed class SpinLock(string name)
         }
         _start[slot] = start;
         _end[slot] = end;
-        _node[slot] = node;
+        _cpu[slot] = cpu;
         int before = at >= 0 ? _prev[at] : _tail;
         _prev[slot] = before;
         _next[slot] = at;

@@ -46,8 +46,11 @@ public sealed class Filemap(Sim sim)
             mem.Pages[f].Mapping = file.Id;
             mem.Pages[f].Index = i;
             mem.Pages[f].Flags = PageFlags.Uptodate;
-            ex.Sys += sim.Costs.PageZeroNs;
-            ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs, sim.Costs);
+            // The filesystem's readpage of a hole: block-map lookup, then clear_page of the frame,
+            // on whichever node the allocator found it.
+            ex.Sys += sim.Costs.ReadpageHoleNs + sim.Lines.ClearPage(ex.Cpu.Node, mem.NodeOf(f));
+            ex.TakeLine(ref mem.Pages[f].Owner, mem.NodeOf(f));
+            ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs);
             file.PageCache.Set(i, (uint)(f + 1));
             sim.Oracle?.PageRead(f, file.Id, i);
             sim.Swap.LruCacheAdd(ex, f);
@@ -92,11 +95,13 @@ public sealed class Filemap(Sim sim)
                 sim.Writeback.SetPageDirty(f);
             }
             mm.PageTable.Set(vpn, Pte.Make(f, flags));
+            ex.TakeLine(ref mem.Pages[f].Owner, mem.NodeOf(f)); // page_add_file_rmap
             mem.Pages[f].MapCount++;
             mm.RssFile++;
             mapped++;
         }
         ex.Sys += mapped * sim.Costs.MapPtePerPageNs;
+        mm.PteOwner = ex.Cpu.Id;
         return mapped;
     }
 

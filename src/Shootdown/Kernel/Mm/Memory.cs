@@ -17,6 +17,8 @@ public struct Page
     public int LruNext;
     public int LruPrev;
     public PageFlags Flags;
+    /// <summary>The CPU whose cache last wrote this struct page's line (-1: none; <see cref="Hardware.CacheLines"/>).</summary>
+    public short Owner;
 }
 
 /// <summary>
@@ -46,6 +48,7 @@ public sealed class Memory
         {
             Pages[i].Mapping = -1;
             Pages[i].LruNext = Pages[i].LruPrev = -1;
+            Pages[i].Owner = -1;
         }
         Zones = new Zone[nodes];
         // Watermarks as Linux 4.0 sets them (mm/page_alloc.c): min_free_kbytes is shared between

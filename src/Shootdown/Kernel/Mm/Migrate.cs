@@ -59,7 +59,7 @@ public sealed class Migrate(Sim sim)
             return false;
         }
         Zone z = mem.Zones[mem.NodeOf(frame)];
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, sim.Costs);
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);
         mem.LruDel(z, frame);
         p.Flags |= PageFlags.Isolated;
         z.NrIsolatedFile++;
@@ -77,7 +77,7 @@ public sealed class Migrate(Sim sim)
             p.Flags &= ~PageFlags.Isolated;
             z.NrIsolatedFile--;
         }
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, sim.Costs);
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);
         mem.LruAddHead(z, frame, (p.Flags & PageFlags.Active) != 0);
     }
 
@@ -188,7 +188,7 @@ public sealed class Migrate(Sim sim)
         ref Page o = ref mem.Pages[old];
         ref Page n = ref mem.Pages[dst];
         AddressSpace file = sim.Files[o.Mapping];
-        ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs, sim.Costs);
+        ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs);
         file.PageCache.Set(o.Index, (uint)(dst + 1));
         n.Mapping = o.Mapping;
         n.Index = o.Index;
@@ -212,7 +212,7 @@ public sealed class Migrate(Sim sim)
         sim.Oracle?.MigrationFreed(ex, old);
         sim.PageAlloc.FreePages(ex, new ReadOnlySpan<int>(in old));
         Zone nz = mem.Zones[mem.NodeOf(dst)];
-        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs, sim.Costs);
+        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs);
         mem.LruAddHead(nz, dst, (n.Flags & PageFlags.Active) != 0);
         sim.VmStat.Inc(VmEvent.pgmigrate_success);
     }

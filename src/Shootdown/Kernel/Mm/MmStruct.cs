@@ -27,6 +27,7 @@ public sealed class MmStruct
 
     public int Id { get; }
 
+
     public Cpumask CpuMask { get; }
 
     /// <summary>Virtual page number -> PTE (see <see cref="Pte"/>).</summary>
@@ -36,6 +37,15 @@ public sealed class MmStruct
 
     /// <summary>mm->mm_users: threads using the mm; the last one's exit tears it down (exit_mmap).</summary>
     public int Users;
+
+    /// <summary>The CPU that last wrote this mm's page-table lines in a fault (-1: none yet; <see cref="Hardware.CacheLines"/>).</summary>
+    public int PteOwner = -1;
+
+    /// <summary>
+    /// The CPU that last took the PTE lock of the page-table page reclaim is working in (split PTL;
+    /// reclaim walks a mm's oldest pages, which share one page-table page at a time).
+    /// </summary>
+    public int PtlOwner = -1;
 
     /// <summary>mm->tlb_flush_batched (Linux 4.13, 3ea277194daa): a deferred flush may be pending.</summary>
     public bool TlbFlushBatched;
@@ -130,6 +140,9 @@ public sealed class AddressSpace
     }
 
     public int Id { get; }
+
+    /// <summary>The CPU that last wrote i_mmap_rwsem's count (rmap walks take it for reading; <see cref="Hardware.CacheLines"/>).</summary>
+    public int IMmapOwner = -1;
 
     public string Name { get; }
 

@@ -72,17 +72,19 @@ public sealed class PageAlloc(Sim sim)
             Zone z = mem.Zones[node];
             long mark = useLow ? z.WmarkLow : z.WmarkMin;
             int taken = 0;
+            long lines = 0; // struct pages last written by the CPU that freed them
             while (have < need && z.WatermarkOk(mark))
             {
                 int f = z.PopFree();
                 mem.Pages[f].Flags = PageFlags.None;
+                lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, node);
                 dest[have++] = f;
                 taken++;
             }
             if (taken > 0)
             {
                 ex.Sys += taken * sim.Costs.PageAllocNs;
-                ex.LockHold(z.Lock, taken * sim.Costs.ZoneLockPerPageNs, sim.Costs);
+                ex.LockHold(z.Lock, taken * sim.Costs.ZoneLockPerPageNs + lines);
             }
             if (have >= need)
             {
@@ -126,9 +128,11 @@ public sealed class PageAlloc(Sim sim)
             int node = mem.NodeOf(frames[i]);
             Zone z = mem.Zones[node];
             int j = i;
+            long lines = 0;
             while (j < count && mem.NodeOf(frames[j]) == node)
             {
                 int f = frames[j];
+                lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, node);
                 mem.Pages[f].Flags = PageFlags.Buddy;
                 mem.Pages[f].Mapping = -1;
                 mem.Pages[f].MapCount = 0;
@@ -136,7 +140,7 @@ public sealed class PageAlloc(Sim sim)
                 j++;
             }
             ex.Sys += (j - i) * sim.Costs.PageFreeNs;
-            ex.LockHold(z.Lock, (j - i) * sim.Costs.ZoneLockPerPageNs, sim.Costs);
+            ex.LockHold(z.Lock, (j - i) * sim.Costs.ZoneLockPerPageNs + lines);
             z.PagesScanned = 0;
             i = j;
         }

@@ -24,6 +24,9 @@ public enum PageFlags : ushort
 /// <summary>x86 PTE bits as the simulator stores them: flags in the low bits, the frame above.</summary>
 public static class Pte
 {
+    /// <summary>PTEs in one 64-byte cache line (8-byte x86-64 PTEs).</summary>
+    public const int PtesPerLine = 8;
+
     public const uint Present = 1;
     public const uint Write = 2;
     public const uint Accessed = 4;

@@ -1,3 +1,4 @@
+using Shootdown.Hardware;
 using Shootdown.Kernel.Arch;
 using Shootdown.Kernel.Sched;
 using Shootdown.Policies;
@@ -65,14 +66,32 @@ public sealed class Rmap(Sim sim)
         }
     }
 
+    /// <summary>
+    /// i_mmap_lock_read/unlock around rmap_walk_file (i_mmap_rwsem, a rwsem since 3.19): both write
+    /// the rwsem's count, so its line comes to this CPU from the last reclaimer of the file's pages.
+    /// </summary>
+    private void IMmapLockRead(Exec ex, int frame)
+    {
+        int mapping = sim.Memory.Pages[frame].Mapping;
+        if (mapping >= 0)
+        {
+            ex.Sys += sim.Lines.Take(ref sim.Files[mapping].IMmapOwner, ex.Cpu.Id);
+        }
+    }
+
     /// <summary>page_referenced_one: counts young PTEs and clears their accessed bit, notes VM_EXEC.</summary>
-    private struct PageReferencedOne : IRmapOne
+    private struct PageReferencedOne(CacheLines lines, int cpu) : IRmapOne
     {
         public int Referenced;
         public bool VmExec;
+        public long LineNs;
 
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
+            // The PTE's line was last written by the CPU that faulted the mapping in; it holds
+            // PtesPerLine PTEs, and reclaim walks pages in about the order they were faulted, so
+            // one transfer serves that many pages.
+            LineNs += lines.Transfer(vma.Mm.PteOwner, cpu) / Pte.PtesPerLine + lines.Take(ref vma.Mm.PtlOwner, cpu);
             if (Pte.IsYoung(pte))
             {
                 vma.Mm.PageTable.Update(vpn, pte & ~Pte.Accessed);
@@ -88,13 +107,15 @@ public sealed class Rmap(Sim sim)
     /// and clears it. x86 ptep_clear_flush_young does not flush the TLB (since Linux 3.18, commit
     /// b13b1d2d8692): a CPU that keeps the entry cached keeps using it without setting the bit again.
     /// </summary>
-    public int PageReferenced(int frame, out bool vmExec)
+    public int PageReferenced(Exec ex, int frame, out bool vmExec)
     {
-        var one = new PageReferencedOne();
+        var one = new PageReferencedOne(sim.Lines, ex.Cpu.Id);
         if (sim.Memory.Pages[frame].MapCount > 0)
         {
+            IMmapLockRead(ex, frame);
             RmapWalk(frame, ref one);
         }
+        ex.Sys += one.LineNs;
         vmExec = one.VmExec;
         return one.Referenced;
     }
@@ -109,7 +130,7 @@ public sealed class Rmap(Sim sim)
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
             MmStruct mm = vma.Mm;
-            ex.Sys += sim.Costs.UnmapPageNs;
+            ex.Sys += sim.Costs.UnmapPageNs + sim.Lines.Take(ref mm.PtlOwner, ex.Cpu.Id); // the PTE lock's line
             // try_to_migrate_one leaves a migration entry that keeps the write and dirty bits.
             uint entry = migration ? Pte.Make(frame, Pte.Migration | (pte & (Pte.Write | Pte.Dirty))) : 0;
             bool deferred = sim.Rmap.ClearPteFlushOrDefer(ex, mm, vpn, pte, batchFlush, entry);
@@ -159,6 +180,7 @@ public sealed class Rmap(Sim sim)
     public void TryToUnmap(Exec ex, int frame, bool batchFlush)
     {
         var one = new TryToUnmapOne(sim, ex, batchFlush, migration: false);
+        IMmapLockRead(ex, frame);
         RmapWalk(frame, ref one);
     }
 

@@ -31,13 +31,15 @@ public sealed class Swap(Sim sim)
             int node = mem.NodeOf(cpu.Pagevec[i]);
             Zone z = mem.Zones[node];
             int j = i;
+            long lines = 0;
             while (j < n && mem.NodeOf(cpu.Pagevec[j]) == node)
             {
                 int f = cpu.Pagevec[j];
+                lines += sim.Lines.Take(ref mem.Pages[f].Owner, cpu.Id, node);
                 mem.LruAddHead(z, f, active: (mem.Pages[f].Flags & PageFlags.Active) != 0);
                 j++;
             }
-            ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs, sim.Costs);
+            ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs + lines);
             i = j;
         }
         cpu.PagevecCount = 0;
@@ -65,7 +67,7 @@ public sealed class Swap(Sim sim)
             Zone z = mem.Zones[mem.NodeOf(frame)];
             mem.LruDel(z, frame);
             mem.LruAddHead(z, frame, active: true);
-            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, sim.Costs);
+            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);
             sim.VmStat.Inc(Observe.VmEvent.pgactivate);
         }
         else if (Array.IndexOf(ex.Cpu.Pagevec, frame, 0, ex.Cpu.PagevecCount) >= 0)

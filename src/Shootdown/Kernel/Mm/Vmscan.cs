@@ -273,6 +273,7 @@ public sealed class Vmscan(Sim sim)
     {
         Memory mem = sim.Memory;
         int n = 0;
+        long lines = 0; // struct pages pulled to this CPU under the lock
         while (n < nrToScan)
         {
             int f = mem.LruTakeTail(z, active: false);
@@ -281,9 +282,10 @@ public sealed class Vmscan(Sim sim)
                 break;
             }
             mem.Pages[f].Flags |= PageFlags.Isolated;
+            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
             sc.PageList[n++] = f;
         }
-        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, sim.Costs);
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines);
         sc.NrTaken = n;
         z.NrIsolatedFile += n;
         return n;
@@ -294,19 +296,22 @@ public sealed class Vmscan(Sim sim)
     {
         Memory mem = sim.Memory;
         int back = sc.NrKeep + sc.NrActivate;
+        long lines = 0;
         for (int i = 0; i < sc.NrKeep; i++)
         {
             int f = sc.Keep[i];
             mem.Pages[f].Flags &= ~PageFlags.Isolated;
+            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
             mem.LruAddHead(z, f, active: false);
         }
         for (int i = 0; i < sc.NrActivate; i++)
         {
             int f = sc.Activate[i];
             mem.Pages[f].Flags &= ~PageFlags.Isolated;
+            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
             mem.LruAddHead(z, f, active: true);
         }
-        ex.LockHold(z.LruLock, back * sim.Costs.LruPerPageNs, sim.Costs);
+        ex.LockHold(z.LruLock, back * sim.Costs.LruPerPageNs + lines);
         sim.VmStat.Add(VmEvent.pgactivate, sc.NrActivate);
         sc.NrKeep = sc.NrActivate = sc.NrFree = sc.NrTaken = 0;
     }
@@ -322,6 +327,7 @@ public sealed class Vmscan(Sim sim)
         Memory mem = sim.Memory;
         sim.Swap.LruAddDrain(ex);
         int n = 0;
+        long lines = 0;
         while (n < nrToScan && n < hold.Length)
         {
             int f = mem.LruTakeTail(z, active: true);
@@ -329,9 +335,10 @@ public sealed class Vmscan(Sim sim)
             {
                 break;
             }
+            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
             hold[n++] = f;
         }
-        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, sim.Costs);
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines);
         z.PagesScanned += n;
         sim.VmStat.Add(VmEvent.pgrefill, n);
         int deactivated = 0;
@@ -339,7 +346,7 @@ public sealed class Vmscan(Sim sim)
         {
             int f = hold[i];
             ex.Sys += sim.Costs.ScanPageNs;
-            if (sim.Rmap.PageReferenced(f, out bool vmExec) > 0 && vmExec)
+            if (sim.Rmap.PageReferenced(ex, f, out bool vmExec) > 0 && vmExec)
             {
                 mem.LruAddHead(z, f, active: true); // referenced executable file pages get another trip
                 continue;
@@ -347,7 +354,7 @@ public sealed class Vmscan(Sim sim)
             mem.LruAddHead(z, f, active: false);
             deactivated++;
         }
-        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, sim.Costs);
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs);
         sim.VmStat.Add(VmEvent.pgdeactivate, deactivated);
         return deactivated;
     }
@@ -361,10 +368,10 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>page_check_references of Linux 4.0, for file pages.</summary>
-    private PageRef PageCheckReferences(int frame)
+    private PageRef PageCheckReferences(Exec ex, int frame)
     {
         Memory mem = sim.Memory;
-        int referencedPtes = sim.Rmap.PageReferenced(frame, out bool vmExec);
+        int referencedPtes = sim.Rmap.PageReferenced(ex, frame, out bool vmExec);
         bool referencedPage = (mem.Pages[frame].Flags & PageFlags.Referenced) != 0;
         mem.Pages[frame].Flags &= ~PageFlags.Referenced;
         if (referencedPtes > 0)
@@ -438,7 +445,7 @@ public sealed class Vmscan(Sim sim)
                 sc.Keep[sc.NrKeep++] = f;
                 continue;
             }
-            PageRef r = PageCheckReferences(f);
+            PageRef r = PageCheckReferences(ex, f);
             if (r == PageRef.Activate)
             {
                 sc.Activate[sc.NrActivate++] = f;
@@ -466,7 +473,7 @@ public sealed class Vmscan(Sim sim)
             }
             // __remove_mapping under mapping->tree_lock.
             AddressSpace file = sim.Files[mem.Pages[f].Mapping];
-            ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs, sim.Costs);
+            ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs);
             file.PageCache.Clear(mem.Pages[f].Index);
             sc.FreePages[sc.NrFree++] = f;
         }

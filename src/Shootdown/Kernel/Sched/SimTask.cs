@@ -79,6 +79,9 @@ public abstract class SimTask
     internal int[]? MigrateList;
 
 
+    /// <summary>What the task's last step did (<see cref="Exec.What"/>); the next step starts from it.</summary>
+    internal string What = "run";
+
     /// <summary>The process body, started by the scheduler on the task's first step.</summary>
     internal IEnumerator<Yield>? Body;
 
@@ -91,8 +94,12 @@ public abstract class SimTask
 
 /// <summary>The cost accumulator of one step on one CPU. <see cref="Now"/> is the simulated time
 /// reached so far inside the step.</summary>
-public sealed class Exec
+public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
 {
+    /// <summary>The run's cost model.</summary>
+    public readonly Hardware.CostModel Costs = costs;
+    /// <summary>Where cache lines are, and what moving them costs.</summary>
+    public readonly Hardware.CacheLines Lines = lines;
     public Cpu Cpu = null!;
     public SimTask Task = null!;
     /// <summary>The event time this step started from (no lock request can come earlier).</summary>
@@ -119,7 +126,7 @@ public sealed class Exec
         Task = task;
         Start = start;
         User = Sys = Spin = IpiWait = 0;
-        What = "run";
+        What = task.What; // a step resumed after a yield goes on with what the last one did
         FlushCause = Observe.FlushCause.Other;
     }
 
@@ -128,12 +135,15 @@ public sealed class Exec
     /// any spinning and the hold are system time, and interrupts stay off throughout. Only time
     /// spent waiting for another holder counts as spinning.
     /// </summary>
-    public void LockHold(Kernel.SpinLock l, long holdNs, Hardware.CostModel costs)
+    public void LockHold(Kernel.SpinLock l, long holdNs)
     {
         long t = Now;
-        long end = l.Hold(EventTime, t, Cpu.Node, holdNs, costs, out long spin);
+        long end = l.Hold(EventTime, t, Cpu.Id, holdNs, Lines, Costs, out long spin);
         Spin += spin;
         Sys += end - t;
         Cpu.AddIrqOff(t, end);
     }
+
+    /// <summary>Writes a struct page (or another tracked line) outside any lock: its line comes to this CPU.</summary>
+    public void TakeLine(ref short owner, int memNode) => Sys += Lines.Take(ref owner, Cpu.Id, memNode);
 }
