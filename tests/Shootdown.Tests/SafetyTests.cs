@@ -30,8 +30,15 @@ internal sealed class Linux413WithoutBatchedPending() : Linux413(new PolicyParam
 
 public class SafetyTests
 {
+    /// <summary>
+    /// A seed on which linux-4.3 races on <see cref="ProtectRun"/>: 29 write_after_protect (about
+    /// half the seeds show none, see <see cref="ProtectSeedsWanted"/>; seed 1 has shown none since
+    /// issue 12's cost model).
+    /// </summary>
+    private const ulong RacingProtectSeed = 37;
+
     /// <summary>The documented mprotect-race configuration: 2 nodes x 4 CPUs, 256 MiB.</summary>
-    private static RunConfig ProtectRun(string policy, ulong seed = 1, bool stop = false) =>
+    private static RunConfig ProtectRun(string policy, ulong seed = RacingProtectSeed, bool stop = false) =>
         RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "mprotect-race", policy: policy, seed: seed, stopOnViolation: stop);
 
     [Fact]
@@ -247,6 +254,7 @@ public class SafetyTests
     {
         // The JSON's violation object keeps its documented fields; Type, Unmap, StaleStore, ... are for code.
         RunResult r = Runner.Run(ProtectRun("linux-4.3", stop: true));
+        Assert.True(r.Safety!.Stopped, "the run found no violation to serialize");
         var safety = System.Text.Json.Nodes.JsonNode.Parse(r.ToJson())!["safety"]!.AsObject();
         foreach (string key in new[] { "first", "stopped_by" })
         {
@@ -305,9 +313,14 @@ public class SafetyTests
             $"mprotect started at {protect.TimeNs} ns, returned at {v.ProtectReturnedNs} ns, store at {v.TimeNs} ns");
     }
 
-    /// <summary>The documented configuration: 2 nodes x 4 CPUs, 256 MiB, lru-file-mmap-write.</summary>
+    /// <summary>
+    /// lru-file-mmap-write on 2 nodes x 4 CPUs, 1 GiB (1/4). Reclaim starts at about 0.3 s and the
+    /// run ends at about 1.1 s, so the 0.5 s flusher writes the hot pages back twice while reclaim
+    /// unmaps them. At 1/8 (about 0.5 s) or 1/16 a run of a correct policy may end before the
+    /// flusher's first pass, and then nothing is written back and no lost write is possible.
+    /// </summary>
     private static RunConfig WriteRun(string policy, ulong seed = 1, bool stop = false, string? stopOn = null) =>
-        RunConfig.Create(machine: "small-2node", scaleDivisor: 8, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop, stopOnKind: stopOn);
+        RunConfig.Create(machine: "small-2node", scaleDivisor: 4, workload: "lru-file-mmap-write", policy: policy, seed: seed, stopOnViolation: stop, stopOnKind: stopOn);
 
     [Fact]
     public void RfcAsPostedLosesWritesAndAccessesFreedFramesOnTheWriteWorkload()
@@ -366,6 +379,31 @@ public class SafetyTests
         Assert.InRange(s.TimeNs, store.TimeNs, free.TimeNs);
         LogEntry unmap = LastBefore(history, capture, e => e.Kind == LogKind.Unmap && e.Mm == s.Mm && e.Vpn == s.Vpn, "unmap of the stored page");
         Assert.True(unmap.Deferred, $"the unmap flushed at once:\n{Show(history)}");
+    }
+
+    [Fact]
+    public void AFramesLastUnmapStaysInItsHistoryAfterTheRingOverwroteIt()
+    {
+        // The unmap that opens a window can precede the violation by more entries than the ring
+        // holds: the frame's history must still show it (first, before what the ring kept).
+        var log = new EventLog(4, 2);
+        log.AddUnmap(10, 3, 42, 0, 7, 0x100, "kswapd0", deferred: true, migration: false);
+        log.Add(20, 1, 0, 7, LogKind.StaleStore, 0x100, "writer-1");
+        for (int i = 0; i < 4; i++)
+        {
+            log.Add(30 + i, 2, 1, -1, LogKind.Free, who: "usemem-2"); // another frame fills the ring
+        }
+        log.Add(40, -1, 0, -1, LogKind.WritebackStart);
+        Assert.Equal(3, log.OldestKept);
+        IReadOnlyList<LogEntry> history = log.ForFrame(0);
+        Assert.Equal([LogKind.Unmap, LogKind.WritebackStart], history.Select(e => e.Kind));
+        Assert.Equal(new LogEntry(0, 10, 3, 0, 7, LogKind.Unmap, 0x100, "kswapd0", true, null), history[0]);
+        Assert.Equal(new UnmapStep(10, 3, 42, Deferred: true), log.LastUnmap(0));
+        Assert.Equal([LogKind.WritebackStart], log.ForFrame(0, 1).Select(e => e.Kind)); // the last one entry
+        Assert.Null(log.LastUnmap(1));
+        Assert.All(log.ForFrame(1), e => Assert.Equal(LogKind.Free, e.Kind)); // no unmap invented
+        log.AddUnmap(50, 0, 43, 0, 7, 0x100, "usemem-0", deferred: false, migration: false);
+        Assert.Equal([LogKind.WritebackStart, LogKind.Unmap], log.ForFrame(0).Select(e => e.Kind)); // the ring holds the last one
     }
 
     [Fact]
@@ -480,11 +518,12 @@ public class SafetyTests
 
     /// <summary>
     /// Seeds of linux-4.3 on mprotect-race that must show a write_after_protect. Not every seed
-    /// does: of seeds 1-40, 22 report one or more and 18 none (counts 0-55 per seed), so a seed
-    /// without one proves nothing, and "every violation of the seed is real" would pass vacuously.
-    /// The property samples random seeds until <see cref="ProtectSeedsWanted"/> of them have shown
-    /// a violation, at most <see cref="ProtectSeedsTried"/> (with p = 0.55 per seed, fewer than 3
-    /// in 24 has probability about 2e-6), and fails if fewer did.
+    /// does: of seeds 1-40, 21 report one or more and 19 none (counts 0-29 per seed; issue 12's
+    /// cost model), so a seed without one proves nothing, and "every violation of the seed is
+    /// real" would pass vacuously. The property samples random seeds until
+    /// <see cref="ProtectSeedsWanted"/> of them have shown a violation, at most
+    /// <see cref="ProtectSeedsTried"/> (with p = 0.52 per seed, fewer than 3 in 24 has probability
+    /// about 6e-6), and fails if fewer did.
     /// </summary>
     private const int ProtectSeedsWanted = 3, ProtectSeedsTried = 24;
 
@@ -512,7 +551,7 @@ public class SafetyTests
             AssertWriteAfterProtectIsReal(sim.Oracle, Assert.Single(sim.Oracle.Violations), "linux-4.3");
         }, iter: ProtectSeedsTried, threads: 1);
         Assert.True(violating >= ProtectSeedsWanted,
-            $"only {violating} of {tried} random seeds of linux-4.3 on mprotect-race showed a write_after_protect (expected about 55%)");
+            $"only {violating} of {tried} random seeds of linux-4.3 on mprotect-race showed a write_after_protect (expected about half)");
     }
 
     [Fact]
@@ -520,7 +559,7 @@ public class SafetyTests
     {
         // For random seeds of the RFC as posted, the first lost write's frame history must show the
         // capture, a store through a stale entry after it, and the free of the clean page. Every
-        // seed has lost writes (20 of 20 measured, 220-504 each), so each seed must show one.
+        // seed has lost writes (20 of 20 measured at 1/4, 220-474 each), so each seed must show one.
         int violating = 0;
         Gen.ULong[1, 1_000_000].Sample(seed =>
         {
@@ -538,7 +577,7 @@ public class SafetyTests
     {
         // For random seeds of the flawed RFC, the first violation's frame history must show the
         // stale TLB entry's origin (a deferred unmap) and the access through it. Every seed
-        // violates (20 of 20 measured, millions of stale accesses each), so each seed must stop
+        // violates (20 of 20 measured at 1/4, 8-15 million stale accesses each), so each seed must stop
         // on one.
         int violating = 0;
         Gen.ULong[1, 1_000_000].Sample(seed =>
