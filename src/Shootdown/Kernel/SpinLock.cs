@@ -10,7 +10,7 @@ namespace Shootdown.Kernel;
 /// which the caller accounts as system time. Intervals that ended before the current event time
 /// can no longer matter (events run in time order) and are dropped.
 /// </summary>
-public sealed class SpinLock(string name)
+public sealed class SpinLock(string name, int dataLines = 1)
 {
     // Booked holds [start, end), sorted and non-overlapping, as a doubly linked list over pooled
     // slots. Bookings that ended before the current event time are dropped from the head. A
@@ -30,6 +30,9 @@ public sealed class SpinLock(string name)
     private int _live;
 
     public string Name { get; } = name;
+
+    /// <summary>Cache lines of the data the lock guards that every holder writes (list heads, counters), which come from the previous holder.</summary>
+    public int DataLines { get; } = dataLines;
 
     public long Acquisitions { get; private set; }
 
@@ -94,7 +97,7 @@ public sealed class SpinLock(string name)
         int before = cur >= 0 ? _prev[cur] : _tail;
         long line = lines.Transfer(before >= 0 ? _cpu[before] : _lastCpu, cpu);
         long candidate = t + costs.LockAcquireNs + line;
-        long hold = holdNs + line;
+        long hold = holdNs + line * DataLines;
         bool waited = false;
         int queued = -1;
         for (; cur >= 0; cur = _next[cur])
@@ -113,7 +116,7 @@ public sealed class SpinLock(string name)
                 }
             }
             line = lines.Transfer(_cpu[cur], cpu);
-            hold = holdNs + line;
+            hold = holdNs + line * DataLines;
             candidate = Math.Max(candidate, _end[cur] + line + line * queued);
             waited = true;
             queued--;

@@ -216,8 +216,11 @@ public sealed class Zone
         WmarkMin = min;
         WmarkLow = low;
         WmarkHigh = high;
-        LruLock = new SpinLock($"lru_lock/{node}");
-        Lock = new SpinLock($"zone->lock/{node}");
+        // lru_lock guards the lruvec: the list heads, lru_size counters and reclaim_stat (three
+        // lines), and each list operation writes the neighbouring page's links (a fourth).
+        LruLock = new SpinLock($"lru_lock/{node}", dataLines: 4);
+        // zone->lock guards free_area (the lists and nr_free) and the zone's counters.
+        Lock = new SpinLock($"zone->lock/{node}", dataLines: 2);
     }
 
     public int Node { get; }
