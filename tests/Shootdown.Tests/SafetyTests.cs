@@ -369,6 +369,31 @@ public class SafetyTests
     }
 
     [Fact]
+    public void AFramesLastUnmapStaysInItsHistoryAfterTheRingOverwroteIt()
+    {
+        // The unmap that opens a window can precede the violation by more entries than the ring
+        // holds: the frame's history must still show it (first, before what the ring kept).
+        var log = new EventLog(4, 2);
+        log.AddUnmap(10, 3, 42, 0, 7, 0x100, "kswapd0", deferred: true, migration: false);
+        log.Add(20, 1, 0, 7, LogKind.StaleStore, 0x100, "writer-1");
+        for (int i = 0; i < 4; i++)
+        {
+            log.Add(30 + i, 2, 1, -1, LogKind.Free, who: "usemem-2"); // another frame fills the ring
+        }
+        log.Add(40, -1, 0, -1, LogKind.WritebackStart);
+        Assert.Equal(3, log.OldestKept);
+        IReadOnlyList<LogEntry> history = log.ForFrame(0);
+        Assert.Equal([LogKind.Unmap, LogKind.WritebackStart], history.Select(e => e.Kind));
+        Assert.Equal(new LogEntry(0, 10, 3, 0, 7, LogKind.Unmap, 0x100, "kswapd0", true, null), history[0]);
+        Assert.Equal(new UnmapStep(10, 3, 42, Deferred: true), log.LastUnmap(0));
+        Assert.Equal([LogKind.WritebackStart], log.ForFrame(0, 1).Select(e => e.Kind)); // the last one entry
+        Assert.Null(log.LastUnmap(1));
+        Assert.All(log.ForFrame(1), e => Assert.Equal(LogKind.Free, e.Kind)); // no unmap invented
+        log.AddUnmap(50, 0, 43, 0, 7, 0x100, "usemem-0", deferred: false, migration: false);
+        Assert.Equal([LogKind.WritebackStart, LogKind.Unmap], log.ForFrame(0).Select(e => e.Kind)); // the ring holds the last one
+    }
+
+    [Fact]
     public void StoppingOnAnUnknownKindIsRejected()
     {
         var e = Assert.Throws<Hardware.ConfigException>(() => WriteRun("rfc-pfn32", stopOn: "lost_writes"));

@@ -116,7 +116,6 @@ public sealed class Oracle
     private readonly long[] _content;
     private readonly long[] _captured;
     private readonly StoreRecord[] _lastStore;
-    private readonly UnmapRecord[] _lastUnmap;
     private readonly bool[] _copiedAway;
     private readonly Dictionary<long, long> _disk = [];
     private readonly HashSet<int> _writtenFiles = [];
@@ -132,14 +131,6 @@ public sealed class Oracle
         public bool Stale;
     }
 
-    private struct UnmapRecord
-    {
-        public long Time;
-        public int Cpu;
-        public int Pid;
-        public bool Deferred;
-    }
-
     public Oracle(Sim sim)
     {
         _sim = sim;
@@ -147,7 +138,6 @@ public sealed class Oracle
         _content = new long[n];
         _captured = new long[n];
         _lastStore = new StoreRecord[n];
-        _lastUnmap = new UnmapRecord[n];
         _copiedAway = new bool[n];
         Log = new EventLog(1 << 16, n);
     }
@@ -205,11 +195,8 @@ public sealed class Oracle
     }
 
     /// <summary>try_to_unmap_one cleared a PTE of the frame; <paramref name="deferred"/>: the flush was deferred.</summary>
-    public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred, bool migration = false)
-    {
-        _lastUnmap[frame] = new UnmapRecord { Time = ex.EventTime, Cpu = ex.Cpu.Id, Pid = ex.Task.Pid, Deferred = deferred };
-        Log.Add(ex.EventTime, ex.Cpu.Id, frame, mm, migration ? LogKind.MigrationEntry : LogKind.Unmap, vpn, ex.Task.Comm, deferred);
-    }
+    public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred, bool migration = false) =>
+        Log.AddUnmap(ex.EventTime, ex.Cpu.Id, ex.Task.Pid, frame, mm, vpn, ex.Task.Comm, deferred, migration);
 
     /// <summary>Reclaim is freeing a clean page of (file, index): data newer than the backing store is lost.</summary>
     public void PageFreed(Exec ex, int frame, int file, long index)
@@ -388,11 +375,10 @@ public sealed class Oracle
         {
             return; // counts go on; the list keeps the first thousand
         }
-        UnmapRecord u = _lastUnmap[frame];
-        bool unmapped = !(u.Time == 0 && u.Pid == 0);
-        string window = !unmapped
+        UnmapStep? unmap = Log.LastUnmap(frame);
+        string window = unmap is not { } u
             ? "no unmap of this frame recorded"
-            : $"try_to_unmap_one by pid {u.Pid} on CPU {u.Cpu} at {Sec(u.Time)} s cleared the PTE and {(u.Deferred ? $"deferred the flush ({_sim.Policy.Name})" : "flushed at once")}";
+            : $"try_to_unmap_one by pid {u.Pid} on CPU {u.Cpu} at {Sec(u.TimeNs)} s cleared the PTE and {(u.Deferred ? $"deferred the flush ({_sim.Policy.Name})" : "flushed at once")}";
         RunConfig c = _sim.Config;
         var v = new Violation
         {
@@ -410,7 +396,7 @@ public sealed class Oracle
             Type = kind,
             Vpn = vpn,
             Policy = _sim.Policy.Name,
-            Unmap = unmapped ? new UnmapStep(u.Time, u.Cpu, u.Pid, u.Deferred) : null,
+            Unmap = unmap,
             Write = facts.Write,
             ThroughStaleEntry = facts.Stale,
             StaleStore = facts.Store,
@@ -496,7 +482,10 @@ public readonly record struct LogEntry(long Seq, long TimeNs, int Cpu, int Frame
 /// keeping the log costs no allocation per page. A run of stale stores (or stale-access
 /// violations) by one CPU to one frame is logged once, at its first store, until some other event
 /// concerns the frame: a writer looping over a stale entry would otherwise flood the ring and push
-/// out the unmap and the writeback that explain it.
+/// out the unmap and the writeback that explain it. Each frame's last unmap is also kept outside
+/// the ring (<see cref="LastUnmap"/>), and <see cref="ForFrame"/> still shows it once the ring has
+/// overwritten it: the unmap that opened a window can precede the violation by a whole flusher
+/// period, more entries than the ring holds (reclaim logs an unmap and a free per mapped page).
 /// </summary>
 public sealed class EventLog(int capacity, int nrFrames)
 {
@@ -513,7 +502,22 @@ public sealed class EventLog(int capacity, int nrFrames)
         public string? Text;
     }
 
+    /// <summary>A frame's last unmap; <see cref="Seq"/> is its sequence number + 1 (0: none yet).</summary>
+    private struct PinnedUnmap
+    {
+        public long Seq;
+        public long T;
+        public long Vpn;
+        public int Cpu;
+        public int Mm;
+        public int Pid;
+        public bool Migration;
+        public bool Deferred;
+        public string? Who;
+    }
+
     private readonly Entry[] _ring = new Entry[capacity];
+    private readonly PinnedUnmap[] _lastUnmap = new PinnedUnmap[nrFrames];
     private readonly LogKind[] _lastKind = new LogKind[nrFrames];
     private readonly int[] _lastCpu = new int[nrFrames];
     private readonly bool[] _any = new bool[nrFrames];
@@ -560,6 +564,24 @@ public sealed class EventLog(int capacity, int nrFrames)
     }
 
     /// <summary>
+    /// Logs try_to_unmap_one clearing a PTE of <paramref name="frame"/> (or replacing it by a
+    /// migration entry) by task <paramref name="pid"/>, and keeps it as the frame's last unmap.
+    /// </summary>
+    public void AddUnmap(long t, int cpu, int pid, int frame, int mm, long vpn, string who, bool deferred, bool migration)
+    {
+        long seq = _n;
+        Add(t, cpu, frame, mm, migration ? LogKind.MigrationEntry : LogKind.Unmap, vpn, who, deferred);
+        _lastUnmap[frame] = new PinnedUnmap { Seq = seq + 1, T = t, Vpn = vpn, Cpu = cpu, Mm = mm, Pid = pid, Migration = migration, Deferred = deferred, Who = who };
+    }
+
+    /// <summary>The last unmap of <paramref name="frame"/> since the start (whether or not the ring still holds it); null if none.</summary>
+    public UnmapStep? LastUnmap(int frame)
+    {
+        ref PinnedUnmap u = ref _lastUnmap[frame];
+        return u.Seq == 0 ? null : new UnmapStep(u.T, u.Cpu, u.Pid, u.Deferred);
+    }
+
+    /// <summary>
     /// How many entries of <paramref name="kind"/> were logged since the start, including those the
     /// ring no longer holds (a run of stale stores or stale-access violations counts once).
     /// </summary>
@@ -591,7 +613,11 @@ public sealed class EventLog(int capacity, int nrFrames)
         return list;
     }
 
-    /// <summary>The last <paramref name="count"/> entries concerning <paramref name="frame"/> that the ring holds, oldest first.</summary>
+    /// <summary>
+    /// The last <paramref name="count"/> entries concerning <paramref name="frame"/>, oldest first:
+    /// those the ring holds, preceded by the frame's last unmap if the ring no longer holds it
+    /// (no other entry of the frame older than that unmap is kept, so the list has a gap after it).
+    /// </summary>
     public IReadOnlyList<LogEntry> ForFrame(int frame, int count = int.MaxValue)
     {
         var list = new List<LogEntry>();
@@ -601,6 +627,11 @@ public sealed class EventLog(int capacity, int nrFrames)
             {
                 list.Add(At(i));
             }
+        }
+        ref PinnedUnmap u = ref _lastUnmap[frame];
+        if (u.Seq != 0 && u.Seq - 1 < OldestKept && list.Count < count)
+        {
+            list.Add(new LogEntry(u.Seq - 1, u.T, u.Cpu, frame, u.Mm, u.Migration ? LogKind.MigrationEntry : LogKind.Unmap, u.Vpn, u.Who, u.Deferred, null));
         }
         list.Reverse();
         return list;
