@@ -36,6 +36,12 @@ public sealed record RunResult
     public required SortedDictionary<string, long> Interrupts { get; init; }
     /// <summary>Per lock class (summed over instances): acquisitions, contended ones, spin and hold time.</summary>
     public required SortedDictionary<string, LockStats> Locks { get; init; }
+    /// <summary>
+    /// System time by kernel path (what the step did: "fault+read", "direct reclaim", "kswapd
+    /// reclaim", ...), each with its spinning and IPI-wait parts; "irq: IPI handlers" is the
+    /// receivers' interrupt time. The entries sum to system_s (timer ticks aside).
+    /// </summary>
+    public required SortedDictionary<string, PathStats> SystemByPath { get; init; }
     /// <summary>All interrupts in each simulated second.</summary>
     public required long[] InterruptsPerSecond { get; init; }
     /// <summary>The coherence oracle's findings (null when the oracle was off).</summary>
@@ -129,8 +135,15 @@ public sealed record RunResult
         {
             AddLock("mapping->tree_lock", f.TreeLock);
         }
+        var paths = new SortedDictionary<string, PathStats>(StringComparer.Ordinal);
+        foreach (var (what, p) in sim.Sched.SystemByPath)
+        {
+            paths[what] = new PathStats { SystemS = p.SysNs / ns, SpinS = p.SpinNs / ns, IpiWaitS = p.IpiWaitNs / ns, Steps = p.Steps };
+        }
+        paths["irq: IPI handlers"] = new PathStats { SystemS = irq / ns };
         return new RunResult
         {
+            SystemByPath = paths,
             Policy = sim.Config.PolicyName,
             Workload = sim.Config.Workload,
             Machine = sim.Config.Machine,
@@ -184,6 +197,15 @@ public static class FlushCauseNames
         FlushCause.NumaPteUpdates => "numa_pte_updates",
         _ => "other",
     };
+}
+
+/// <summary>System time of one kernel path over a run, with its spinning and IPI-wait parts.</summary>
+public sealed record PathStats
+{
+    public double SystemS { get; init; }
+    public double SpinS { get; init; }
+    public double IpiWaitS { get; init; }
+    public long Steps { get; init; }
 }
 
 /// <summary>Contention of one class of spinlock over a run.</summary>

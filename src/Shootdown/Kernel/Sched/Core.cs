@@ -33,6 +33,9 @@ public sealed record SchedParams
 /// </summary>
 public sealed class Scheduler
 {
+    /// <summary>System time of the tasks' steps by what the step did (its <see cref="Exec.What"/>): the breakdown results report.</summary>
+    public Dictionary<string, PathTime> SystemByPath { get; } = new(StringComparer.Ordinal);
+
     private readonly Engine.Engine _engine;
     private readonly Cpu[] _cpus;
     private readonly CostModel _c;
@@ -243,6 +246,15 @@ public sealed class Scheduler
             throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");
         }
         Trace?.Step(cpu.Id, cur.Comm, ex.What, start, end, ex.User, ex.Spin, ex.IpiWait);
+        if (!SystemByPath.TryGetValue(ex.What, out PathTime? path))
+        {
+            SystemByPath[ex.What] = path = new PathTime();
+        }
+        path.SysNs += ex.Sys;
+        path.SpinNs += ex.Spin;
+        path.IpiWaitNs += ex.IpiWait;
+        path.Steps++;
+        cur.What = ex.What;
         cpu.UserNs += ex.User;
         cpu.SysNs += ex.Sys;
         cpu.SpinNs += ex.Spin;
@@ -284,4 +296,13 @@ public sealed class Scheduler
             _series.Add(Series.TimerTicks, to, ticks);
         }
     }
+}
+
+/// <summary>System time of one kind of step, with the parts of it spent spinning and waiting for IPI acknowledgements.</summary>
+public sealed class PathTime
+{
+    public long SysNs;
+    public long SpinNs;
+    public long IpiWaitNs;
+    public long Steps;
 }

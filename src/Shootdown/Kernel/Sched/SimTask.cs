@@ -79,6 +79,9 @@ public abstract class SimTask
     internal int[]? MigrateList;
 
 
+    /// <summary>What the task's last step did (<see cref="Exec.What"/>); the next step starts from it.</summary>
+    internal string What = "run";
+
     /// <summary>The process body, started by the scheduler on the task's first step.</summary>
     internal IEnumerator<Yield>? Body;
 
@@ -119,7 +122,7 @@ public sealed class Exec
         Task = task;
         Start = start;
         User = Sys = Spin = IpiWait = 0;
-        What = "run";
+        What = task.What; // a step resumed after a yield goes on with what the last one did
         FlushCause = Observe.FlushCause.Other;
     }
 
