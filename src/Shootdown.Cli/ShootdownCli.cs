@@ -63,6 +63,7 @@ public static class ShootdownCli
         root.Subcommands.Add(BuildConfig());
         root.Subcommands.Add(BuildMachines());
         root.Subcommands.Add(SweepCli.Build());
+        root.Subcommands.Add(SensitivityCli.Build());
         try
         {
             ParseResult parse = root.Parse(args);
@@ -236,7 +237,7 @@ public static class ShootdownCli
     private static readonly Option<string> InputOpt = new("--input") { Description = "Comma-separated time-series CSVs written by `run --timeseries`", Required = true };
     private static readonly Option<string?> LabelsOpt = new("--labels") { Description = "Comma-separated legend labels (default: file names)" };
     private static readonly Option<string> OutOpt = new("--out") { Description = "Directory for the PNG and SVG files", DefaultValueFactory = _ => "plots" };
-    private static readonly Option<bool> FullOpt = new("--full") { Description = "Run the machine at full size (64 GiB, 640 GiB read) instead of the default scale" };
+    private static readonly Option<bool> FullOpt = new("--full") { Description = "Run each machine at full size (gorman-4node: 64 GiB, 640 GiB read per policy) instead of its default scale" };
 
     private static Command BuildCompare()
     {
@@ -276,35 +277,55 @@ public static class ShootdownCli
         return cmd;
     }
 
+    private static readonly Option<string?> ReproMachineOpt = new("--machine") { Description = $"Reproduce one machine only ({string.Join(", ", ReproductionSpec.All.Select(s => s.Machine))}) [default: each in turn]" };
+    private static readonly Option<string?> ReproScaleOpt = new("--scale") { Description = $"Divide memory and file sizes by N (1/N) [default: {string.Join(", ", ReproductionSpec.All.Select(s => $"1/{s.DefaultScale} for {s.Machine}"))}]" };
+
     private static Command BuildReproduce()
     {
-        var cmd = new Command("reproduce", "Reproduce the seed's 4-node comparison and set it beside the published figures");
-        foreach (Option o in new Option[] { ScaleOpt, SeedOpt, RepeatOpt, FullOpt, CompareFormatOpt, ProgressOpt, CostOpt })
+        var cmd = new Command("reproduce", "Reproduce the seed's comparison on its 4-node and 1-node machines and set it beside the published figures");
+        foreach (Option o in new Option[] { ReproMachineOpt, ReproScaleOpt, SeedOpt, RepeatOpt, FullOpt, CompareFormatOpt, ProgressOpt, CostOpt })
         {
             cmd.Options.Add(o);
         }
         cmd.SetAction(pr =>
         {
             string format = CompareFormat(pr);
-            RunConfig cfg = ConfigFrom(pr, Reproduction.Policies);
-            int repeat = ParseRepeat(pr, cfg.Seed);
+            IReadOnlyList<ReproductionSpec> specs = pr.GetValue(ReproMachineOpt) is { } m
+                ? [ReproductionSpec.For(m) ?? throw new ConfigException($"reproduce has no reproduction of machine '{ParseArg.Clip(m)}'; allowed: {string.Join(", ", ReproductionSpec.All.Select(s => s.Machine))} (default: each in turn)")]
+                : ReproductionSpec.All;
+            int? scale = pr.GetValue(ReproScaleOpt) is { } sc ? RunConfig.ParseScale(sc) : null;
             if (pr.GetValue(FullOpt))
             {
-                if (Given(pr, ScaleOpt) && cfg.ScaleDivisor != 1)
+                if (scale is { } s && s != 1)
                 {
-                    throw new ConfigException($"--full runs the machine at full size, --scale 1/{cfg.ScaleDivisor} asks for less; give one of them");
+                    throw new ConfigException($"--full runs the machine at full size, --scale 1/{s} asks for less; give one of them");
                 }
-                cfg = RunConfig.Create(scaleDivisor: 1, policy: cfg.PolicyName, seed: cfg.Seed) with { Costs = cfg.Costs };
+                scale = 1;
             }
-            Comparison c = CompareWithProgress(cfg, Reproduction.Policies, repeat, format == "table" || pr.GetValue(ProgressOpt));
-            var rep = new Reproduction(c);
-            Console.Out.Write(format switch
+            var cfgs = specs.Select(spec => ConfigFrom(pr, spec.Policies, spec.Machine, scale ?? spec.DefaultScale)).ToArray();
+            int repeat = ParseRepeat(pr, cfgs[0].Seed);
+            var sets = cfgs.Zip(specs, (c, s) => (c, s.Policies)).ToArray();
+            IReadOnlyList<Comparison> cs = WithProgress(format == "table" || pr.GetValue(ProgressOpt), $"{sets.Sum(x => x.Policies.Count) * repeat} runs", sets.Sum(x => x.Policies.Count) * repeat,
+                progress => Comparison.RunMany(sets, repeat, progress: progress));
+            var reps = specs.Select((s, i) => new Reproduction(s, cs[i])).ToArray();
+            switch (format)
             {
-                "json" => c.ToJson() + "\n",
-                "csv" => c.ToCsv(),
-                _ => Header(cfg, repeat) + c.ToText() + "\n" + rep.ToText(),
-            });
-            return rep.AllWithin ? ExitOk : ExitOutOfTolerance;
+                case "json":
+                    var root = new System.Text.Json.Nodes.JsonObject
+                    {
+                        ["all_within"] = reps.All(r => r.AllWithin),
+                        ["reproductions"] = new System.Text.Json.Nodes.JsonArray(reps.Select(r => (System.Text.Json.Nodes.JsonNode?)r.ToJsonNode()).ToArray()),
+                    };
+                    Console.Out.Write(root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+                    break;
+                case "csv":
+                    Console.Out.Write(string.Concat(reps.Select((r, i) => r.ToCsv(header: i == 0))));
+                    break;
+                default:
+                    Console.Out.Write(string.Join("\n", reps.Select((r, i) => Header(cfgs[i], repeat) + r.Comparison.ToText() + "\n" + r.ToText())));
+                    break;
+            }
+            return reps.All(r => r.AllWithin) ? ExitOk : ExitOutOfTolerance;
         });
         return cmd;
     }
@@ -420,21 +441,29 @@ public static class ShootdownCli
         return n;
     }
 
-    private static Comparison CompareWithProgress(RunConfig cfg, IReadOnlyList<string> policies, int repeat, bool show, Func<RunConfig, RunOutputs?>? outputsFor = null)
+    private static Comparison CompareWithProgress(RunConfig cfg, IReadOnlyList<string> policies, int repeat, bool show, Func<RunConfig, RunOutputs?>? outputsFor = null) =>
+        WithProgress(show, $"{policies.Count * repeat} runs", policies.Count * repeat,
+            progress => Comparison.Run(cfg, policies, repeat, progress: progress, outputsFor: outputsFor));
+
+    /// <summary>
+    /// Does <paramref name="work"/> under a progress bar on stderr (when <paramref name="show"/> and
+    /// stderr is a terminal); the work reports (done, total) through the callback it is given.
+    /// </summary>
+    internal static T WithProgress<T>(bool show, string label, int total, Func<Action<int, int>?, T> work)
     {
         if (!show || Console.IsErrorRedirected)
         {
-            return Comparison.Run(cfg, policies, repeat, outputsFor: outputsFor);
+            return work(null);
         }
-        Comparison? result = null;
+        T? result = default;
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         console.Progress()
             .AutoClear(true)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var task = ctx.AddTask($"{policies.Count * repeat} runs", maxValue: policies.Count * repeat);
-                result = Comparison.Run(cfg, policies, repeat, progress: (done, _) => task.Value = done, outputsFor: outputsFor);
+                var task = ctx.AddTask(label, maxValue: total);
+                result = work((done, _) => task.Value = done);
             });
         return result!;
     }
@@ -451,7 +480,7 @@ public static class ShootdownCli
     }
 
     /// <summary>The run configuration from the machine, workload, policy and cost options; <paramref name="policies"/>[0] is the run's policy.</summary>
-    internal static RunConfig ConfigFrom(ParseResult pr, IReadOnlyList<string> policies)
+    internal static RunConfig ConfigFrom(ParseResult pr, IReadOnlyList<string> policies, string? machine = null, int? scaleDivisor = null)
     {
         int? nodes = ParseInt(pr, NodesOpt, 1, 4096);
         int? cpus = ParseInt(pr, CpusOpt, 1, 4096);
@@ -496,11 +525,11 @@ public static class ShootdownCli
             oracle: oracle,
             stopOnViolation: pr.GetResult(StopOpt) is not null,
             stopOnKind: pr.GetValue(StopOpt),
-            machine: pr.GetValue(MachineOpt) ?? "gorman-4node",
+            machine: machine ?? pr.GetValue(MachineOpt) ?? "gorman-4node",
             nodes: nodes,
             cpusPerNode: cpus,
             memoryBytes: mem is null ? null : RunConfig.ParseBytes(mem),
-            scaleDivisor: RunConfig.ParseScale(pr.GetValue(ScaleOpt) ?? "1/16"),
+            scaleDivisor: scaleDivisor ?? RunConfig.ParseScale(pr.GetValue(ScaleOpt) ?? "1/16"),
             workload: pr.GetValue(WorkloadOpt) ?? "lru-file-mmap-read",
             policy: policies[0],
             seed: ParseArg.Unsigned(pr.GetValue(SeedOpt) ?? "1", "--seed"),

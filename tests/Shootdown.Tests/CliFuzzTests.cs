@@ -43,7 +43,7 @@ public class CliFuzzTests
     public void InvalidCommandLinesAreOneLineAndExit2()
     {
         var gen = Gen.Select(
-            Gen.OneOf("run", "compare", "reproduce", "plot", "policies", "workloads", "runn"),
+            Gen.OneOf("run", "compare", "reproduce", "sensitivity", "plot", "policies", "workloads", "runn"),
             Gen.OneOf(Invalid),
             Gen.OneOf(Valid),
             Gen.OneOf(Valid),

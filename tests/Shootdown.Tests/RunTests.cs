@@ -113,6 +113,24 @@ public class RunTests
 /// Pins a small run's results. An optimisation must not change them; a deliberate model change that
 /// does must update these numbers and say so in its commit message.
 /// </summary>
+public class SystemBreakdownTests
+{
+    [Fact]
+    public void SystemTimeByPathSumsToTheSystemTime()
+    {
+        RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 4, policy: "vanilla"));
+        double sum = r.SystemByPath.Values.Sum(p => p.SystemS);
+        Assert.Equal(r.SystemS, sum, 6);
+        Assert.True(r.SystemByPath["direct reclaim"].SystemS > 0);
+        Assert.True(r.SystemByPath["kswapd reclaim"].SystemS > 0);
+        Assert.Equal(r.IrqS, r.SystemByPath["irq: IPI handlers"].SystemS, 9);
+        Assert.Equal(r.SpinS, r.SystemByPath.Values.Sum(p => p.SpinS), 6);
+        Assert.Equal(r.IpiWaitS, r.SystemByPath.Values.Sum(p => p.IpiWaitS), 6);
+        // Every path's parts are inside its total.
+        Assert.All(r.SystemByPath.Values, p => Assert.True(p.SpinS + p.IpiWaitS <= p.SystemS + 1e-9));
+    }
+}
+
 public class PinnedResultTests
 {
     [Fact]

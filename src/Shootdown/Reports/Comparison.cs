@@ -108,34 +108,59 @@ public sealed class Comparison
     /// Runs every (policy, seed) pair; independent runs go in parallel on the host's cores and the
     /// results are put back in a fixed order, so they equal a sequential run's.
     /// </summary>
-    public static Comparison Run(RunConfig template, IReadOnlyList<string> policies, int repeat, int parallelism = 0, Action<int, int>? progress = null, Func<RunConfig, RunOutputs?>? outputsFor = null)
+    public static Comparison Run(RunConfig template, IReadOnlyList<string> policies, int repeat, int parallelism = 0, Action<int, int>? progress = null, Func<RunConfig, RunOutputs?>? outputsFor = null) =>
+        RunMany([(template, policies)], repeat, parallelism, progress, outputsFor)[0];
+
+    /// <summary>
+    /// Several comparisons at once (e.g. one per machine, or one per perturbed cost model): every
+    /// (set, policy, seed) run goes into one pool, so the host's cores stay busy across sets. The
+    /// results are put back in a fixed order and equal a sequential run's.
+    /// </summary>
+    public static IReadOnlyList<Comparison> RunMany(IReadOnlyList<(RunConfig Template, IReadOnlyList<string> Policies)> sets, int repeat, int parallelism = 0, Action<int, int>? progress = null, Func<RunConfig, RunOutputs?>? outputsFor = null)
     {
         if (repeat <= 0)
         {
             throw new ConfigException($"--repeat must be a positive integer, got {repeat}");
         }
-        var jobs = new List<(int P, int S, RunConfig Cfg)>();
-        for (int p = 0; p < policies.Count; p++)
+        var jobs = new List<(int Set, int P, RunConfig Cfg)>();
+        for (int k = 0; k < sets.Count; k++)
         {
-            for (int s = 0; s < repeat; s++)
+            var (template, policies) = sets[k];
+            for (int p = 0; p < policies.Count; p++)
             {
-                jobs.Add((p, s, template with { PolicyName = policies[p], Seed = template.Seed + (ulong)s }));
+                for (int s = 0; s < repeat; s++)
+                {
+                    jobs.Add((k, p, template with { PolicyName = policies[p], Seed = template.Seed + (ulong)s }));
+                }
             }
         }
         var results = new RunResult[jobs.Count];
         int done = 0;
         var opts = new ParallelOptions { MaxDegreeOfParallelism = parallelism > 0 ? parallelism : Environment.ProcessorCount };
-        Parallel.For(0, jobs.Count, opts, i =>
+        try
         {
-            results[i] = Runner.Run(jobs[i].Cfg, outputs: outputsFor?.Invoke(jobs[i].Cfg));
-            progress?.Invoke(Interlocked.Increment(ref done), jobs.Count);
-        });
-        var list = new List<PolicyRuns>();
-        for (int p = 0; p < policies.Count; p++)
-        {
-            list.Add(new PolicyRuns(policies[p], jobs.Select((j, i) => (j, i)).Where(x => x.j.P == p).Select(x => results[x.i]).ToArray()));
+            Parallel.For(0, jobs.Count, opts, i =>
+            {
+                results[i] = Runner.Run(jobs[i].Cfg, outputs: outputsFor?.Invoke(jobs[i].Cfg));
+                progress?.Invoke(Interlocked.Increment(ref done), jobs.Count);
+            });
         }
-        return new Comparison(list);
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            // A run's own error (e.g. a SimulationException), not the wrapper: the CLI reports it as it would for one run.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+        var comparisons = new List<Comparison>();
+        for (int k = 0; k < sets.Count; k++)
+        {
+            var list = new List<PolicyRuns>();
+            for (int p = 0; p < sets[k].Policies.Count; p++)
+            {
+                list.Add(new PolicyRuns(sets[k].Policies[p], jobs.Select((j, i) => (j, i)).Where(x => x.j.Set == k && x.j.P == p).Select(x => results[x.i]).ToArray()));
+            }
+            comparisons.Add(new Comparison(list));
+        }
+        return comparisons;
     }
 
     public static double DeltaPct(double value, double baseline) => baseline == 0 ? 0 : (value - baseline) / baseline * 100;
@@ -196,15 +221,14 @@ public sealed class Comparison
     /// JSON: {"baseline": entry, "results": [entry, ...]}; an entry holds the fields of its first
     /// run (as `shootdown run` prints them), plus "mean"/"stddev" per metric and the seeds used.
     /// </summary>
-    public string ToJson()
+    public string ToJson() => ToJsonNode().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+
+    /// <summary>The object <see cref="ToJson"/> prints.</summary>
+    public JsonObject ToJsonNode() => new()
     {
-        var root = new JsonObject
-        {
-            ["baseline"] = Entry(Baseline),
-            ["results"] = new JsonArray(Results.Select(Entry).ToArray<JsonNode?>()),
-        };
-        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-    }
+        ["baseline"] = Entry(Baseline),
+        ["results"] = new JsonArray(Results.Select(Entry).ToArray<JsonNode?>()),
+    };
 
     private JsonObject Entry(PolicyRuns pr)
     {

@@ -88,8 +88,44 @@ public sealed class Fault(Sim sim)
             FinishFault(ex, vma, file, from, to, writeIndex, stash, need);
             return VmFault.Done;
         }
-        wait = AfterAllocation(ex, slow, vma, file, from, to, writeIndex, stash, need);
+        PendingFault pf = task.PendingFault ??= NewPendingFault();
+        pf.Ex = ex;
+        pf.Slow = slow;
+        pf.Vma = vma;
+        pf.File = file;
+        pf.From = from;
+        pf.To = to;
+        pf.WriteIndex = writeIndex;
+        pf.Stash = stash;
+        pf.Allocated = need;
+        wait = pf.Process.Start();
         return VmFault.Done;
+    }
+
+    /// <summary>
+    /// A task's fault waiting for the allocator's slow path: what <see cref="FinishFault"/> needs,
+    /// and the task's <see cref="AfterAllocation"/> as a reusable process (one per task: a fault
+    /// that must wait allocates nothing).
+    /// </summary>
+    internal sealed class PendingFault
+    {
+        public Exec Ex = null!;
+        public IEnumerable<Yield> Slow = [];
+        public Vma Vma = null!;
+        public AddressSpace File = null!;
+        public long From;
+        public long To;
+        public long WriteIndex;
+        public int[] Stash = [];
+        public int Allocated;
+        public ReusableProcess Process = null!;
+    }
+
+    private PendingFault NewPendingFault()
+    {
+        var pf = new PendingFault();
+        pf.Process = new ReusableProcess(() => AfterAllocation(pf));
+        return pf;
     }
 
     /// <summary>
@@ -125,14 +161,20 @@ public sealed class Fault(Sim sim)
         return migration;
     }
 
-    private IEnumerable<Yield> AfterAllocation(Exec ex, IEnumerable<Yield> slow, Vma vma, AddressSpace file, long from, long to, long writeIndex, int[] stash, int allocated)
+    /// <summary>The rest of a fault whose allocation took the slow path: run it, then finish the fault (one call per turn).</summary>
+    private IEnumerable<Yield> AfterAllocation(PendingFault pf)
     {
-        foreach (Yield y in slow)
+        while (true)
         {
-            yield return y;
+            foreach (Yield y in pf.Slow)
+            {
+                yield return y;
+            }
+            Exec ex = pf.Ex;
+            ex.What = "fault";
+            FinishFault(ex, pf.Vma, pf.File, pf.From, pf.To, pf.WriteIndex, pf.Stash, pf.Allocated);
+            yield return ReusableProcess.PassEnd;
         }
-        ex.What = "fault";
-        FinishFault(ex, vma, file, from, to, writeIndex, stash, allocated);
     }
 
     /// <summary>The pages are allocated: read the missing ones into the page cache and map the window.</summary>

@@ -27,39 +27,80 @@ public sealed class PageAlloc(Sim sim)
         ex.Sys += sim.Costs.PageAllocNs; // get_page_from_freelist's walk of the zonelist
         int have = 0;
         GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: true);
-        return have >= need ? null : AllocPagesSlowpath(ex, task, zonelist, need, dest, have);
+        if (have >= need)
+        {
+            return null;
+        }
+        SlowpathArgs a = task.AllocSlowpath ??= NewSlowpathArgs();
+        a.Ex = ex;
+        a.Task = task;
+        a.Zonelist = zonelist;
+        a.Need = need;
+        a.Dest = dest;
+        a.Have = have;
+        return a.Process.Start();
     }
 
-    private IEnumerable<Yield> AllocPagesSlowpath(Exec ex, SimTask task, int[] zonelist, int need, int[] dest, int have)
+    /// <summary>The arguments of a task's __alloc_pages_slowpath call, and the task's slow path as a reusable process (one per task: a call allocates nothing).</summary>
+    internal sealed class SlowpathArgs
     {
-        int fruitless = 0;
+        public Exec Ex = null!;
+        public SimTask Task = null!;
+        public int[] Zonelist = [];
+        public int Need;
+        public int[] Dest = [];
+        public int Have;
+        public ReusableProcess Process = null!;
+    }
+
+    private SlowpathArgs NewSlowpathArgs()
+    {
+        var a = new SlowpathArgs();
+        a.Process = new ReusableProcess(() => AllocPagesSlowpath(a));
+        return a;
+    }
+
+    /// <summary>__alloc_pages_slowpath, one call per turn (arguments in <paramref name="a"/>).</summary>
+    private IEnumerable<Yield> AllocPagesSlowpath(SlowpathArgs a)
+    {
         while (true)
         {
-            foreach (int n in zonelist)
+            Exec ex = a.Ex;
+            SimTask task = a.Task;
+            int[] zonelist = a.Zonelist;
+            int need = a.Need;
+            int[] dest = a.Dest;
+            int have = a.Have;
+            int fruitless = 0;
+            while (true)
             {
-                WakeupKswapd(ex.Now, sim.Memory.Zones[n]); // wake_all_kswapds
+                foreach (int n in zonelist)
+                {
+                    WakeupKswapd(ex.Now, sim.Memory.Zones[n]); // wake_all_kswapds
+                }
+                GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: false);
+                if (have >= need)
+                {
+                    break; // got them: return
+                }
+                // __alloc_pages_direct_reclaim
+                foreach (Yield y in sim.Vmscan.TryToFreePages(ex, task, zonelist[0]))
+                {
+                    yield return y;
+                }
+                fruitless = task.Sc!.NrReclaimed == 0 ? fruitless + 1 : 0;
+                if (fruitless > MaxFruitlessReclaims)
+                {
+                    throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {zonelist[0]})");
+                }
+                if (fruitless > 0 && ex.Now > ex.Start)
+                {
+                    // should_alloc_retry → wait_iff_congested: give other CPUs (kswapd, reclaimers
+                    // about to put pages back) a chance before the next attempt.
+                    yield return Yield.Resched;
+                }
             }
-            GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: false);
-            if (have >= need)
-            {
-                yield break;
-            }
-            // __alloc_pages_direct_reclaim
-            foreach (Yield y in sim.Vmscan.TryToFreePages(ex, task, zonelist[0]))
-            {
-                yield return y;
-            }
-            fruitless = task.Sc!.NrReclaimed == 0 ? fruitless + 1 : 0;
-            if (fruitless > MaxFruitlessReclaims)
-            {
-                throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {zonelist[0]})");
-            }
-            if (fruitless > 0 && ex.Now > ex.Start)
-            {
-                // should_alloc_retry → wait_iff_congested: give other CPUs (kswapd, reclaimers
-                // about to put pages back) a chance before the next attempt.
-                yield return Yield.Resched;
-            }
+            yield return ReusableProcess.PassEnd;
         }
     }
 

@@ -43,6 +43,22 @@ public sealed class ScanControl
 
     /// <summary>Dirty pages of the isolated batch not under writeback (nr_unqueued_dirty).</summary>
     public int NrUnqueuedDirty;
+
+    // The arguments of the reclaim call in progress, which the processes below read at each call:
+    // the step accumulator, the reclaiming task, the zonelist (direct reclaim) and the zone.
+    internal Exec Ex = null!;
+    internal SimTask Task = null!;
+    internal int[] Zonelist = [];
+    internal Zone Zone = null!;
+
+    // The task's reclaim functions as reusable processes (one each per task, built with the
+    // ScanControl): a call allocates nothing, where an iterator method allocates per call.
+    internal ReusableProcess TryToFreePagesProc = null!;
+    internal ReusableProcess DoTryToFreePagesProc = null!;
+    internal ReusableProcess ShrinkZonesProc = null!;
+    internal ReusableProcess ShrinkLruvecProc = null!;
+    internal ReusableProcess BalancePgdatProc = null!;
+    internal ReusableProcess KswapdShrinkZoneProc = null!;
 }
 
 /// <summary>
@@ -50,7 +66,9 @@ public sealed class ScanControl
 /// do_try_to_free_pages → shrink_zones → shrink_zone → shrink_lruvec → shrink_list →
 /// shrink_inactive_list / shrink_active_list → shrink_page_list) and kswapd's balance_pgdat →
 /// kswapd_shrink_zone → shrink_zone. Reclaim is written as processes (iterators) that yield where
-/// the kernel may reschedule; the file LRU only (no swap: anonymous memory is not simulated, so
+/// the kernel may reschedule — each function a <see cref="ReusableProcess"/> of the reclaiming
+/// task, whose arguments are set in its <see cref="ScanControl"/>, so that reclaim allocates
+/// nothing per call, per zone or per batch; the file LRU only (no swap: anonymous memory is not simulated, so
 /// get_scan_count always scans file pages).
 /// </summary>
 public sealed class Vmscan(Sim sim)
@@ -62,7 +80,20 @@ public sealed class Vmscan(Sim sim)
     /// <summary>When kswapd was first woken: the start of the steady (reclaiming) phase; -1 before.</summary>
     public long FirstKswapdWake { get; internal set; } = -1;
 
-    private ScanControl ScOf(SimTask task) => task.Sc ??= new ScanControl(Scm);
+    private ScanControl ScOf(SimTask task) => task.Sc ??= NewScanControl();
+
+    /// <summary>A task's scan_control with its reclaim functions as reusable processes.</summary>
+    private ScanControl NewScanControl()
+    {
+        var sc = new ScanControl(Scm);
+        sc.TryToFreePagesProc = new ReusableProcess(() => TryToFreePages(sc));
+        sc.DoTryToFreePagesProc = new ReusableProcess(() => DoTryToFreePages(sc));
+        sc.ShrinkZonesProc = new ReusableProcess(() => ShrinkZones(sc));
+        sc.ShrinkLruvecProc = new ReusableProcess(() => ShrinkLruvec(sc));
+        sc.BalancePgdatProc = new ReusableProcess(() => BalancePgdat(sc));
+        sc.KswapdShrinkZoneProc = new ReusableProcess(() => KswapdShrinkZone(sc));
+        return sc;
+    }
 
     // ---- direct reclaim ------------------------------------------------------------------------
 
@@ -73,56 +104,80 @@ public sealed class Vmscan(Sim sim)
     /// </summary>
     public IEnumerable<Yield> TryToFreePages(Exec ex, SimTask task, int node)
     {
-        sim.VmStat.Inc(VmEvent.allocstall); // __alloc_pages_direct_reclaim
-        ex.What = "direct reclaim";
-        sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
         ScanControl sc = ScOf(task);
-        sc.Kswapd = false;
-        sc.NrToReclaim = Scm;
-        sc.NrReclaimed = 0;
-        foreach (Yield y in DoTryToFreePages(ex, sc, sim.Zonelists[node]))
-        {
-            yield return y;
-        }
-        sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, sc.NrReclaimed);
+        sc.Ex = ex;
+        sc.Task = task;
+        sc.Zonelist = sim.Zonelists[node];
+        return sc.TryToFreePagesProc.Start();
     }
 
-    /// <summary>do_try_to_free_pages: shrink every zone of the zonelist at rising priority until the target is met.</summary>
-    private IEnumerable<Yield> DoTryToFreePages(Exec ex, ScanControl sc, int[] zonelist)
+    /// <summary>try_to_free_pages, one call per turn (arguments: <see cref="ScanControl.Ex"/>, Task, Zonelist).</summary>
+    private IEnumerable<Yield> TryToFreePages(ScanControl sc)
     {
-        sc.Priority = DefPriority;
-        do
+        while (true)
         {
-            sc.NrScanned = 0;
-            foreach (Yield y in ShrinkZones(ex, sc, zonelist))
+            Exec ex = sc.Ex;
+            SimTask task = sc.Task;
+            sim.VmStat.Inc(VmEvent.allocstall); // __alloc_pages_direct_reclaim
+            ex.What = "direct reclaim";
+            sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
+            sc.Kswapd = false;
+            sc.NrToReclaim = Scm;
+            sc.NrReclaimed = 0;
+            foreach (Yield y in sc.DoTryToFreePagesProc.Start()) // do_try_to_free_pages(zonelist, sc)
             {
                 yield return y;
             }
-            if (sc.NrReclaimed >= sc.NrToReclaim)
-            {
-                break;
-            }
+            sim.Trace?.DirectReclaimEnd(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, sc.NrReclaimed);
+            yield return ReusableProcess.PassEnd;
         }
-        while (--sc.Priority >= 0);
+    }
+
+    /// <summary>do_try_to_free_pages: shrink every zone of the zonelist at rising priority until the target is met.</summary>
+    private static IEnumerable<Yield> DoTryToFreePages(ScanControl sc)
+    {
+        while (true)
+        {
+            sc.Priority = DefPriority;
+            do
+            {
+                sc.NrScanned = 0;
+                foreach (Yield y in sc.ShrinkZonesProc.Start()) // shrink_zones(zonelist, sc)
+                {
+                    yield return y;
+                }
+                if (sc.NrReclaimed >= sc.NrToReclaim)
+                {
+                    break;
+                }
+            }
+            while (--sc.Priority >= 0);
+            yield return ReusableProcess.PassEnd;
+        }
     }
 
     /// <summary>
     /// shrink_zones: every zone of the zonelist (zone_reclaim_mode = 0), skipping those that look
     /// unreclaimable below DEF_PRIORITY. 4.0 does not stop early when enough was reclaimed.
     /// </summary>
-    private IEnumerable<Yield> ShrinkZones(Exec ex, ScanControl sc, int[] zonelist)
+    private IEnumerable<Yield> ShrinkZones(ScanControl sc)
     {
-        foreach (int node in zonelist)
+        while (true)
         {
-            Zone z = sim.Memory.Zones[node];
-            if (sc.Priority != DefPriority && !ZoneReclaimable(z))
+            foreach (int node in sc.Zonelist)
             {
-                continue;
+                Zone z = sim.Memory.Zones[node];
+                if (sc.Priority != DefPriority && !ZoneReclaimable(z))
+                {
+                    continue;
+                }
+                sc.Zone = z;
+                foreach (Yield y in ShrinkZone(sc)) // shrink_zone(zone, sc)
+                {
+                    yield return y;
+                }
             }
-            foreach (Yield y in ShrinkZone(ex, sc, z))
-            {
-                yield return y;
-            }
+            yield return ReusableProcess.PassEnd;
         }
     }
 
@@ -130,7 +185,7 @@ public sealed class Vmscan(Sim sim)
     public static bool ZoneReclaimable(Zone z) => z.PagesScanned < (z.InactiveFile.Count + z.ActiveFile.Count) * 6;
 
     /// <summary>shrink_zone: the root memcg's lruvec only (should_continue_reclaim is false for order 0).</summary>
-    private IEnumerable<Yield> ShrinkZone(Exec ex, ScanControl sc, Zone z) => ShrinkLruvec(ex, sc, z);
+    private static IEnumerable<Yield> ShrinkZone(ScanControl sc) => sc.ShrinkLruvecProc.Start(); // shrink_lruvec(lruvec of sc.Zone, sc)
 
     /// <summary>
     /// shrink_lruvec: get_scan_count gives nr[] = list size &gt;&gt; priority for the two file lists;
@@ -138,43 +193,53 @@ public sealed class Vmscan(Sim sim)
     /// DEF_PRIORITY sets scan_adjusted and scans the whole nr[]; otherwise (kswapd, lower
     /// priorities) the loop stops once nr_to_reclaim is reclaimed, since the anon lists are empty.
     /// </summary>
-    private IEnumerable<Yield> ShrinkLruvec(Exec ex, ScanControl sc, Zone z)
+    private IEnumerable<Yield> ShrinkLruvec(ScanControl sc)
     {
-        GetScanCount(sc, z, out long nrInactive, out long nrActive);
-        bool scanAdjusted = !sc.Kswapd && sc.Priority == DefPriority;
-        long nrReclaimed = 0;
-        while (nrInactive > 0 || nrActive > 0)
+        while (true)
         {
-            if (nrInactive > 0)
+            Exec ex = sc.Ex;
+            Zone z = sc.Zone;
+            GetScanCount(sc, z, out long nrInactive, out long nrActive);
+            bool scanAdjusted = !sc.Kswapd && sc.Priority == DefPriority;
+            long nrReclaimed = 0;
+            while (nrInactive > 0 || nrActive > 0)
             {
-                long n = Math.Min(nrInactive, Scm);
-                nrInactive -= n;
-                foreach (Yield y in ShrinkInactiveList(ex, sc, z, (int)n))
+                if (nrInactive > 0)
                 {
-                    yield return y;
+                    long n = Math.Min(nrInactive, Scm);
+                    nrInactive -= n;
+                    // shrink_list of LRU_INACTIVE_FILE: shrink_inactive_list, whose shrink_page_list
+                    // may reschedule before its tail, and which reschedules when done.
+                    if (ShrinkInactiveList(ex, sc, z, (int)n))
+                    {
+                        yield return Yield.Resched;
+                        ShrinkInactiveListEnd(ex, sc, z);
+                        yield return Yield.Resched;
+                    }
+                    nrReclaimed += sc.LastReclaimed;
                 }
-                nrReclaimed += sc.LastReclaimed;
-            }
-            if (nrActive > 0)
-            {
-                long n = Math.Min(nrActive, Scm);
-                nrActive -= n;
-                if (InactiveFileIsLow(z))
+                if (nrActive > 0)
                 {
-                    ShrinkActiveList(ex, sc.PageList, z, (int)n); // shrink_list of LRU_ACTIVE_FILE
+                    long n = Math.Min(nrActive, Scm);
+                    nrActive -= n;
+                    if (InactiveFileIsLow(z))
+                    {
+                        ShrinkActiveList(ex, sc.PageList, z, (int)n); // shrink_list of LRU_ACTIVE_FILE
+                    }
                 }
+                if (nrReclaimed < sc.NrToReclaim || scanAdjusted)
+                {
+                    continue;
+                }
+                break; // nr_anon == 0: nothing to rebalance
             }
-            if (nrReclaimed < sc.NrToReclaim || scanAdjusted)
+            sc.NrReclaimed += nrReclaimed;
+            if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkLruvec)
             {
-                continue;
+                ex.FlushCause = FlushCause.Reclaim;
+                sim.Policy.TryToUnmapFlush(ex);
             }
-            break; // nr_anon == 0: nothing to rebalance
-        }
-        sc.NrReclaimed += nrReclaimed;
-        if (sim.Policy.FlushSite == UnmapFlushSite.ShrinkLruvec)
-        {
-            ex.FlushCause = FlushCause.Reclaim;
-            sim.Policy.TryToUnmapFlush(ex);
+            yield return ReusableProcess.PassEnd;
         }
     }
 
@@ -199,12 +264,14 @@ public sealed class Vmscan(Sim sim)
     private static bool InactiveFileIsLow(Zone z) => z.ActiveFile.Count > z.InactiveFile.Count;
 
     /// <summary>
-    /// shrink_inactive_list: drain this CPU's pagevec, isolate up to <paramref name="nrToScan"/>
-    /// pages from the tail under the LRU lock, shrink_page_list them, put the survivors back under
-    /// the lock, and note ZONE_DIRTY when the batch was nothing but dirty pages not yet queued for
-    /// writeback. The result is in <see cref="ScanControl.LastReclaimed"/>.
+    /// shrink_inactive_list, up to the cond_resched of shrink_page_list's loop: drain this CPU's
+    /// pagevec, isolate up to <paramref name="nrToScan"/> pages from the tail under the LRU lock and
+    /// run shrink_page_list's loop over them. Returns false if nothing was isolated (the function
+    /// returns at once); otherwise the caller ends the step and calls
+    /// <see cref="ShrinkInactiveListEnd"/>, then ends the step again. The result is in
+    /// <see cref="ScanControl.LastReclaimed"/>.
     /// </summary>
-    private IEnumerable<Yield> ShrinkInactiveList(Exec ex, ScanControl sc, Zone z, int nrToScan)
+    private bool ShrinkInactiveList(Exec ex, ScanControl sc, Zone z, int nrToScan)
     {
         sc.LastReclaimed = 0;
         ex.What = sc.Kswapd ? "kswapd reclaim" : "direct reclaim";
@@ -215,11 +282,21 @@ public sealed class Vmscan(Sim sim)
         sim.Series.Add(sc.Kswapd ? Series.PgscanKswapd : Series.PgscanDirect, ex.Now, nrTaken);
         if (nrTaken == 0)
         {
-            yield break;
+            return false;
         }
         // shrink_page_list: its loop may reschedule (cond_resched) before the tail flushes and frees.
         ShrinkPageList(ex, sc, z);
-        yield return Yield.Resched;
+        return true;
+    }
+
+    /// <summary>
+    /// The rest of shrink_inactive_list, after shrink_page_list's cond_resched: the tail of
+    /// shrink_page_list (flush, free), put the survivors back under the lock, and note ZONE_DIRTY
+    /// when the batch was nothing but dirty pages not yet queued for writeback.
+    /// </summary>
+    private void ShrinkInactiveListEnd(Exec ex, ScanControl sc, Zone z)
+    {
+        int nrTaken = sc.NrTaken;
         ShrinkPageListTail(ex, sc);
         long nrReclaimed = sc.NrFree;
         sim.VmStat.Add(sc.Kswapd ? VmEvent.pgsteal_kswapd : VmEvent.pgsteal_direct, nrReclaimed);
@@ -232,7 +309,6 @@ public sealed class Vmscan(Sim sim)
         }
         sim.Trace?.LruShrinkInactive(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, z.Node, nrTaken, nrReclaimed, sc.Priority);
         sc.LastReclaimed = nrReclaimed;
-        yield return Yield.Resched;
     }
 
     /// <summary>
@@ -249,7 +325,9 @@ public sealed class Vmscan(Sim sim)
         sc.Priority = priority;
         sc.NrToReclaim = sc.Kswapd ? Math.Max(Scm, z.WmarkHigh) : Scm;
         sc.NrReclaimed = 0;
-        return ShrinkLruvec(ex, sc, z);
+        sc.Ex = ex;
+        sc.Zone = z;
+        return sc.ShrinkLruvecProc.Start();
     }
 
     /// <summary>
@@ -265,7 +343,17 @@ public sealed class Vmscan(Sim sim)
         sc.Priority = DefPriority;
         sc.NrToReclaim = Scm;
         sc.NrReclaimed = 0;
-        return ShrinkInactiveList(ex, sc, sim.Memory.Zones[node], nrToScan);
+        return ShrinkInactiveListSteps(ex, sc, sim.Memory.Zones[node], nrToScan);
+    }
+
+    private IEnumerable<Yield> ShrinkInactiveListSteps(Exec ex, ScanControl sc, Zone z, int nrToScan)
+    {
+        if (ShrinkInactiveList(ex, sc, z, nrToScan))
+        {
+            yield return Yield.Resched;
+            ShrinkInactiveListEnd(ex, sc, z);
+            yield return Yield.Resched;
+        }
     }
 
     /// <summary>isolate_lru_pages under the LRU lock (spin_lock_irq), from the tail of the inactive file list.</summary>
@@ -523,34 +611,47 @@ public sealed class Vmscan(Sim sim)
     /// </summary>
     public IEnumerable<Yield> BalancePgdat(Exec ex, SimTask kswapd, int node)
     {
-        Zone z = sim.Memory.Zones[node];
         ScanControl sc = ScOf(kswapd);
-        sc.Kswapd = true;
-        sc.Priority = DefPriority;
-        do
+        sc.Ex = ex;
+        sc.Task = kswapd;
+        sc.Zone = sim.Memory.Zones[node];
+        return sc.BalancePgdatProc.Start();
+    }
+
+    /// <summary>balance_pgdat, one call per turn (arguments: <see cref="ScanControl.Ex"/>, Zone).</summary>
+    private static IEnumerable<Yield> BalancePgdat(ScanControl sc)
+    {
+        while (true)
         {
-            sc.NrReclaimed = 0;
-            if (KswapdBalanced(z))
+            Zone z = sc.Zone;
+            sc.Kswapd = true;
+            sc.Priority = DefPriority;
+            do
             {
-                z.ZoneDirty = false; // balance_pgdat clears ZONE_DIRTY of a zone it finds balanced
-                break; // no zone needs balancing (end_zone not found)
+                sc.NrReclaimed = 0;
+                if (KswapdBalanced(z))
+                {
+                    z.ZoneDirty = false; // balance_pgdat clears ZONE_DIRTY of a zone it finds balanced
+                    break; // no zone needs balancing (end_zone not found)
+                }
+                sc.NrScanned = 0;
+                bool raisePriority = true;
+                foreach (Yield y in sc.KswapdShrinkZoneProc.Start()) // kswapd_shrink_zone(zone, sc)
+                {
+                    yield return y;
+                }
+                if (sc.ZoneShrinkDone)
+                {
+                    raisePriority = false;
+                }
+                if (raisePriority || sc.NrReclaimed == 0)
+                {
+                    sc.Priority--;
+                }
             }
-            sc.NrScanned = 0;
-            bool raisePriority = true;
-            foreach (Yield y in KswapdShrinkZone(ex, sc, z))
-            {
-                yield return y;
-            }
-            if (sc.ZoneShrinkDone)
-            {
-                raisePriority = false;
-            }
-            if (raisePriority || sc.NrReclaimed == 0)
-            {
-                sc.Priority--;
-            }
+            while (sc.Priority >= 1 && !KswapdBalanced(z));
+            yield return ReusableProcess.PassEnd;
         }
-        while (sc.Priority >= 1 && !KswapdBalanced(z));
     }
 
     /// <summary>
@@ -564,23 +665,29 @@ public sealed class Vmscan(Sim sim)
     /// high + balance_gap needs nothing; otherwise one shrink_zone. Done (no priority raise) if it
     /// scanned at least nr_to_reclaim. A reclaimable zone found balanced loses ZONE_DIRTY.
     /// </summary>
-    private IEnumerable<Yield> KswapdShrinkZone(Exec ex, ScanControl sc, Zone z)
+    private IEnumerable<Yield> KswapdShrinkZone(ScanControl sc)
     {
-        sc.NrToReclaim = Math.Max(Scm, z.WmarkHigh);
-        long balanceGap = Math.Min(z.WmarkLow, (z.Frames + 99) / 100); // KSWAPD_ZONE_BALANCE_GAP_RATIO
-        if (z.WatermarkOk(z.WmarkHigh + balanceGap))
+        while (true)
         {
-            sc.ZoneShrinkDone = true;
-            yield break;
+            Zone z = sc.Zone;
+            sc.NrToReclaim = Math.Max(Scm, z.WmarkHigh);
+            long balanceGap = Math.Min(z.WmarkLow, (z.Frames + 99) / 100); // KSWAPD_ZONE_BALANCE_GAP_RATIO
+            if (z.WatermarkOk(z.WmarkHigh + balanceGap))
+            {
+                sc.ZoneShrinkDone = true;
+                yield return ReusableProcess.PassEnd; // return true
+                continue;
+            }
+            foreach (Yield y in ShrinkZone(sc))
+            {
+                yield return y;
+            }
+            if (ZoneReclaimable(z) && z.Balanced)
+            {
+                z.ZoneDirty = false;
+            }
+            sc.ZoneShrinkDone = sc.NrScanned >= sc.NrToReclaim;
+            yield return ReusableProcess.PassEnd;
         }
-        foreach (Yield y in ShrinkZone(ex, sc, z))
-        {
-            yield return y;
-        }
-        if (ZoneReclaimable(z) && z.Balanced)
-        {
-            z.ZoneDirty = false;
-        }
-        sc.ZoneShrinkDone = sc.NrScanned >= sc.NrToReclaim;
     }
 }

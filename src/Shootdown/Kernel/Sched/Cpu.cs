@@ -95,14 +95,23 @@ public sealed class Cpu
     /// <summary>When an interrupt arriving at <paramref name="t"/> can run.</summary>
     public long IrqEnabledAt(long t)
     {
-        for (int i = 0; i < IrqOffCount; i++)
+        // The intervals are added in time order and do not overlap (a step's time only moves
+        // forward): binary search for the last one starting at or before t.
+        int lo = 0, hi = IrqOffCount - 1, found = -1;
+        while (lo <= hi)
         {
-            if (t >= IrqOffStart[i] && t < IrqOffEnd[i])
+            int mid = (lo + hi) >>> 1;
+            if (IrqOffStart[mid] <= t)
             {
-                return IrqOffEnd[i];
+                found = mid;
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
             }
         }
-        return t;
+        return found >= 0 && t < IrqOffEnd[found] ? IrqOffEnd[found] : t;
     }
 
     /// <summary>The per-CPU lru_add_pvec.</summary>

@@ -68,6 +68,12 @@ public abstract class SimTask
     /// <summary>The task's scan_control while it reclaims (kswapd's balance_pgdat or direct reclaim), reused.</summary>
     public ScanControl? Sc { get; set; }
 
+    /// <summary>The task's __alloc_pages_slowpath call (its arguments and reusable process), created on its first slow allocation.</summary>
+    internal PageAlloc.SlowpathArgs? AllocSlowpath;
+
+    /// <summary>The task's fault waiting for the allocator's slow path, created on the first such fault.</summary>
+    internal Fault.PendingFault? PendingFault;
+
     /// <summary>The task's per-fault page stash (pages allocated for a fault-around window).</summary>
     internal int[] AllocStash = new int[16];
 
@@ -146,4 +152,63 @@ public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
 
     /// <summary>Writes a struct page (or another tracked line) outside any lock: its line comes to this CPU.</summary>
     public void TakeLine(ref short owner, int memNode) => Sys += Lines.Take(ref owner, Cpu.Id, memNode);
+}
+
+/// <summary>
+/// A kernel path that a task runs again and again (direct reclaim, kswapd's balance_pgdat and the
+/// functions under them, the allocator's slow path), as one long-lived iterator per task: its body
+/// is an endless loop, each turn one call of the kernel function, ending with
+/// <see cref="PassEnd"/>. <see cref="Start"/> returns the object itself as the process of the next
+/// call — its yields up to the end of the turn — so a call allocates nothing, where calling an
+/// iterator method allocates its state object every time (once per 32-page batch in reclaim). The
+/// body reads the call's arguments from fields its owner set before <see cref="Start"/>.
+/// </summary>
+public sealed class ReusableProcess(Func<IEnumerable<Yield>> body) : IEnumerable<Yield>, IEnumerator<Yield>
+{
+    /// <summary>Ends one turn of a body's loop; never passed on to the caller.</summary>
+    public const Yield PassEnd = (Yield)(-1);
+
+    private IEnumerator<Yield>? _process;
+    private bool _inPass;
+
+    /// <summary>Starts the next call. A call left unfinished (a test that stopped early) is abandoned: the body starts afresh.</summary>
+    public IEnumerable<Yield> Start()
+    {
+        if (_process is null || _inPass)
+        {
+            _process = body().GetEnumerator();
+        }
+        _inPass = true;
+        return this;
+    }
+
+    public Yield Current => _process!.Current;
+
+    public bool MoveNext()
+    {
+        if (!_inPass)
+        {
+            return false;
+        }
+        _process!.MoveNext(); // the body loops forever
+        if (_process.Current == PassEnd)
+        {
+            _inPass = false;
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Nothing to release: the process outlives the call.</summary>
+    public void Dispose()
+    {
+    }
+
+    public IEnumerator<Yield> GetEnumerator() => this;
+
+    object System.Collections.IEnumerator.Current => Current;
+
+    void System.Collections.IEnumerator.Reset() => throw new NotSupportedException();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => this;
 }

@@ -27,7 +27,10 @@ public sealed class X86TlbFlush : IArchTlb
     private readonly CostModel _c;
     private readonly VmStat _vmstat;
     private readonly TimeSeries _series;
-    private readonly NumaDistance _distance;
+    private readonly int _nodes;
+
+    /// <summary>IPI latency from a sender's node to a receiver's (row-major): same node, or the remote latency scaled by their distance.</summary>
+    private readonly long[] _ipiLatency;
     private readonly int _ceiling;
     private readonly FlushTlbInfo _info = new();
     private readonly SmpCallFunc _flushTlbFunc;
@@ -41,7 +44,15 @@ public sealed class X86TlbFlush : IArchTlb
     /// <param name="distance">NUMA distances: a remote IPI's latency scales with its nodes' distance.</param>
     public X86TlbFlush(Cpu[] cpus, List<MmStruct> mms, CostModel costs, VmStat vmstat, TimeSeries series, int flushCeiling, NumaDistance distance)
     {
-        _distance = distance;
+        _nodes = distance.Nodes;
+        _ipiLatency = new long[_nodes * _nodes];
+        for (int from = 0; from < _nodes; from++)
+        {
+            for (int to = 0; to < _nodes; to++)
+            {
+                _ipiLatency[from * _nodes + to] = from == to ? costs.IpiLatencySameNodeNs : distance.Scale(costs.IpiLatencyRemoteNodeNs, from, to);
+            }
+        }
         _cpus = cpus;
         _mms = mms;
         _c = costs;
@@ -330,7 +341,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             Cpu r = _cpus[c];
             post += _c.IpiSendNs;
-            long latency = r.Node == sender.Node ? _c.IpiLatencySameNodeNs : _distance.Scale(_c.IpiLatencyRemoteNodeNs, sender.Node, r.Node);
+            long latency = _ipiLatency[sender.Node * _nodes + r.Node];
             long delivered = post + latency;
             // Busy while its last step runs (even one that ends in sleep or exit) or while it has a
             // task to run: then the IPI waits for interrupts to be on and the handler delays the

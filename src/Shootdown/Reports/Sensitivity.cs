@@ -1,0 +1,295 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Shootdown.Hardware;
+
+namespace Shootdown.Reports;
+
+/// <summary>
+/// One constant of the cost model perturbed: its baseline value and the values below and above.
+/// A side is null when it cannot run (the value breaks a constraint between constants); its note
+/// says why. A side equal to the baseline (rounding, or clamped to the constant's range) is not run
+/// again: its figures are the baseline's.
+/// </summary>
+public sealed record Perturbation(string Constant, long Baseline, long? Low, long? High, string? LowNote, string? HighNote)
+{
+    public string Key => CostModel.SnakeCase(Constant);
+}
+
+/// <summary>How one figure moved with one constant: the figure at the low and high values and its change (null: not run).</summary>
+public sealed record FigureChange(Perturbation Perturbation, double? FigureLow, double? FigureHigh, double? ChangeLow, double? ChangeHigh)
+{
+    public string Constant => Perturbation.Constant;
+
+    /// <summary>The larger absolute change of the two sides (what the tornado sorts by).</summary>
+    public double Swing => Math.Max(Math.Abs(ChangeLow ?? 0), Math.Abs(ChangeHigh ?? 0));
+}
+
+/// <summary>One figure of the reproduction, its baseline value and every constant's effect on it, the largest swing first.</summary>
+public sealed record FigureSensitivity(string Figure, bool IsPercentage, double Baseline, IReadOnlyList<FigureChange> Changes)
+{
+    /// <summary>"%" for figures whose changes are in percent of the baseline, "pt" for figures that are percentages (changes in points).</summary>
+    public string ChangeUnit => IsPercentage ? "pt" : "%";
+}
+
+/// <summary>
+/// `shootdown sensitivity`: the whole reproduction of a machine rerun with each cost constant at
+/// (1 − delta) and (1 + delta) times its value (integer constants rounded, kept within
+/// <see cref="CostModel.Range"/>); for each reproduced figure, how far each constant moves it,
+/// sorted by the larger of the two movements (a tornado). Runs are deterministic: the same
+/// configuration gives the same report, whatever the parallelism.
+/// </summary>
+public sealed class Sensitivity
+{
+    private Sensitivity(RunConfig baseConfig, ReproductionSpec spec, double delta, IReadOnlyList<Perturbation> perturbations,
+        IReadOnlyList<(string Constant, string Reason)> skipped, Reproduction baseline, IReadOnlyList<FigureSensitivity> figures)
+    {
+        BaseConfig = baseConfig;
+        Spec = spec;
+        Delta = delta;
+        Perturbations = perturbations;
+        Skipped = skipped;
+        Baseline = baseline;
+        Figures = figures;
+    }
+
+    /// <summary>The configuration of the baseline runs (its policy is the spec's first; the others differ only in policy).</summary>
+    public RunConfig BaseConfig { get; }
+
+    public ReproductionSpec Spec { get; }
+
+    public double Delta { get; }
+
+    public IReadOnlyList<Perturbation> Perturbations { get; }
+
+    /// <summary>Constants not perturbed, and why (0 at baseline: ±delta of 0 is 0).</summary>
+    public IReadOnlyList<(string Constant, string Reason)> Skipped { get; }
+
+    public Reproduction Baseline { get; }
+
+    public IReadOnlyList<FigureSensitivity> Figures { get; }
+
+    /// <summary>The runs <see cref="Run"/> makes: one per policy for the baseline and for each distinct perturbed value.</summary>
+    public static int CountRuns(ReproductionSpec spec, IReadOnlyList<Perturbation> perturbations) =>
+        spec.Policies.Count * (1 + perturbations.SelectMany(p => new[] { p.Low, p.High }.Where(v => v is { } x && x != p.Baseline).Select(v => (p.Constant, v))).Distinct().Count());
+
+    private static long Value(CostModel costs, string name) =>
+        Convert.ToInt64(typeof(CostModel).GetProperty(name)!.GetValue(costs), CultureInfo.InvariantCulture);
+
+    /// <summary>The perturbed values of each constant (skipping those that are 0 at baseline); throws <see cref="ConfigException"/> for unknown names.</summary>
+    public static (IReadOnlyList<Perturbation> Perturbations, IReadOnlyList<(string Constant, string Reason)> Skipped) Plan(
+        CostModel costs, IReadOnlyList<string> constants, double delta)
+    {
+        if (!(delta > 0 && delta < 1))
+        {
+            throw new ConfigException($"--delta must be a number between 0 and 1 (exclusive), got {delta.ToString(CultureInfo.InvariantCulture)}");
+        }
+        var list = new List<Perturbation>();
+        var skipped = new List<(string, string)>();
+        foreach (string c in constants)
+        {
+            string name = CostModel.Canonical(c) ?? throw CostModel.Unknown(c);
+            long v = Value(costs, name);
+            if (v == 0)
+            {
+                skipped.Add((name, $"0 at baseline (±{delta * 100:0.##}% of 0 is 0)"));
+                continue;
+            }
+            var (low, lowNote) = Side(costs, name, v, 1 - delta);
+            var (high, highNote) = Side(costs, name, v, 1 + delta);
+            list.Add(new Perturbation(name, v, low, high, lowNote, highNote));
+        }
+        return (list, skipped);
+    }
+
+    private static (long? Value, string? Note) Side(CostModel costs, string name, long v, double factor)
+    {
+        var (min, max) = CostModel.Range(name);
+        double exact = Math.Round(v * factor, MidpointRounding.AwayFromZero);
+        long value = (long)Math.Clamp(exact, min, max);
+        string? note = value != exact ? $"clamped to {min}..{max}" : value == v ? "rounds to the baseline" : null;
+        try
+        {
+            costs.With(name, value).Validate();
+        }
+        catch (ConfigException e)
+        {
+            return (null, $"{value}: {e.Message}");
+        }
+        return (value, note);
+    }
+
+    /// <summary>
+    /// Runs the baseline reproduction and one per perturbed value (<paramref name="jobs"/> runs at
+    /// once), and computes every figure's changes. <paramref name="progress"/> gets (done, total) runs.
+    /// </summary>
+    public static Sensitivity Run(RunConfig baseConfig, ReproductionSpec spec, IReadOnlyList<string> constants, double delta, int jobs, Action<int, int>? progress = null)
+    {
+        var (perturbations, skipped) = Plan(baseConfig.Costs, constants, delta);
+        var sets = new List<(RunConfig, IReadOnlyList<string>)> { (baseConfig with { PolicyName = spec.Policies[0] }, spec.Policies) };
+        var index = new Dictionary<(string, long), int>();
+        foreach (Perturbation p in perturbations)
+        {
+            foreach (long? side in new[] { p.Low, p.High })
+            {
+                if (side is { } v && v != p.Baseline && !index.ContainsKey((p.Constant, v)))
+                {
+                    index[(p.Constant, v)] = sets.Count;
+                    sets.Add((baseConfig with { PolicyName = spec.Policies[0], Costs = baseConfig.Costs.With(p.Constant, v) }, spec.Policies));
+                }
+            }
+        }
+        IReadOnlyList<Comparison> runs = Comparison.RunMany(sets, repeat: 1, parallelism: jobs, progress: progress);
+        var reps = runs.Select(c => new Reproduction(spec, c)).ToArray();
+        Reproduction baseline = reps[0];
+        var figures = new List<FigureSensitivity>();
+        for (int i = 0; i < spec.Checks.Count; i++)
+        {
+            ReproductionCheck check = spec.Checks[i];
+            double b = baseline.Rows()[i].Simulated;
+            double? FigureAt(Perturbation p, long? side) =>
+                side is not { } v ? null : v == p.Baseline ? b : reps[index[(p.Constant, v)]].Rows()[i].Simulated;
+            double? Change(double? f) =>
+                f is not { } x ? null : check.IsPercentage ? x - b : x == b ? 0 : b == 0 ? null : (x - b) / Math.Abs(b) * 100;
+            var changes = perturbations.Select(p =>
+            {
+                double? lo = FigureAt(p, p.Low), hi = FigureAt(p, p.High);
+                return new FigureChange(p, lo, hi, Change(lo), Change(hi));
+            }).OrderByDescending(c => c.Swing).ThenBy(c => c.Constant, StringComparer.Ordinal).ToArray();
+            figures.Add(new FigureSensitivity(check.Name, check.IsPercentage, b, changes));
+        }
+        return new Sensitivity(baseConfig with { PolicyName = spec.Policies[0] }, spec, delta, perturbations, skipped, baseline, figures);
+    }
+
+    private static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
+
+    private static string Pct(double? v, string unit) => v is { } x ? x.ToString("+0.00;-0.00;0.00", CultureInfo.InvariantCulture) + unit : "-";
+
+    private string DeltaPct => (Delta * 100).ToString("0.##", CultureInfo.InvariantCulture);
+
+    /// <summary>The text report: the configuration, one tornado block per figure, the constants not run and how to replay.</summary>
+    public string ToText(string machineArg)
+    {
+        var sb = new StringBuilder();
+        int scale = BaseConfig.ScaleDivisor;
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"Sensitivity of the reproduction on {BaseConfig.Machine} ({BaseConfig.Workload}, {BaseConfig.Nodes}x{BaseConfig.CpusPerNode} CPUs, {RunConfig.FormatBytes(BaseConfig.MemoryBytes)} at scale 1/{scale}, seed {BaseConfig.Seed}; policies {string.Join(", ", Spec.Policies)})");
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"to each cost constant at -{DeltaPct}% and +{DeltaPct}%: {Perturbations.Count} constants, {CountRuns(Spec, Perturbations)} runs.");
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"Figures as `reproduce` reports them (time and CPU seconds x{scale}); changes in percent of the baseline figure, in points (pt) for figures that are percentages.");
+        int w = Math.Max(24, Perturbations.Select(p => p.Constant.Length).DefaultIfEmpty(0).Max() + 2);
+        foreach (FigureSensitivity f in Figures)
+        {
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{f.Figure}: {F(f.Baseline)} at baseline");
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"  {"constant".PadRight(w)}{"baseline",12}{"-" + DeltaPct + "%",12}{"figure",14}{"change",10}{"+" + DeltaPct + "%",12}{"figure",14}{"change",10}{"swing",10}");
+            var unmoved = new List<string>();
+            foreach (FigureChange c in f.Changes)
+            {
+                if (c.Swing == 0 && (c.ChangeLow is not null || c.ChangeHigh is not null))
+                {
+                    unmoved.Add(c.Constant);
+                    continue;
+                }
+                Perturbation p = c.Perturbation;
+                sb.AppendLine(CultureInfo.InvariantCulture,
+                    $"  {c.Constant.PadRight(w)}{p.Baseline,12}{(p.Low is { } lo ? lo.ToString(CultureInfo.InvariantCulture) : "-"),12}{(c.FigureLow is { } fl ? F(fl) : "-"),14}{Pct(c.ChangeLow, f.ChangeUnit),10}{(p.High is { } hi ? hi.ToString(CultureInfo.InvariantCulture) : "-"),12}{(c.FigureHigh is { } fh ? F(fh) : "-"),14}{Pct(c.ChangeHigh, f.ChangeUnit),10}{c.Swing.ToString("0.00", CultureInfo.InvariantCulture) + f.ChangeUnit,10}");
+            }
+            if (unmoved.Count > 0)
+            {
+                sb.AppendLine(CultureInfo.InvariantCulture, $"  no change: {string.Join(", ", unmoved)}");
+            }
+        }
+        sb.AppendLine();
+        foreach (Perturbation p in Perturbations)
+        {
+            foreach (var (sign, value, note) in new[] { ("-", p.Low, p.LowNote), ("+", p.High, p.HighNote) })
+            {
+                if (note is not null)
+                {
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"{p.Constant} {sign}{DeltaPct}%: {(value is null ? "not run, " : "")}{note}");
+                }
+            }
+        }
+        foreach (var (constant, reason) in Skipped)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"skipped {constant}: {reason}");
+        }
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"Replay: shootdown {(ReproductionSpec.For(BaseConfig.Machine) is not null && !MachineSpec.IsFile(machineArg) ? "reproduce --machine" : $"compare --workload {BaseConfig.Workload} --policies {string.Join(',', Spec.Policies)} --machine")} {machineArg} --scale 1/{scale} --seed {BaseConfig.Seed} [--cost NAME=VALUE, a value above]; --format json records the full base configuration.");
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// JSON: the base configuration (as `shootdown config --format json` prints it; the other policies
+    /// differ only in policy_name), the policies, delta, the perturbations, the skipped constants and
+    /// every figure with its tornado.
+    /// </summary>
+    public string ToJson()
+    {
+        static JsonNode? N(double? v) => v is { } x ? JsonValue.Create(x) : null;
+        static JsonNode? L(long? v) => v is { } x ? JsonValue.Create(x) : null;
+        var root = new JsonObject
+        {
+            ["machine"] = BaseConfig.Machine,
+            ["workload"] = BaseConfig.Workload,
+            ["scale_divisor"] = BaseConfig.ScaleDivisor,
+            ["seed"] = BaseConfig.Seed,
+            ["policies"] = new JsonArray(Spec.Policies.Select(p => (JsonNode?)JsonValue.Create(p)).ToArray()),
+            ["delta"] = Delta,
+            ["base_config"] = JsonNode.Parse(ConfigFile.ToJson(BaseConfig)),
+            ["perturbations"] = new JsonArray(Perturbations.Select(p => (JsonNode?)new JsonObject
+            {
+                ["constant"] = p.Constant,
+                ["key"] = p.Key,
+                ["baseline"] = p.Baseline,
+                ["low"] = L(p.Low),
+                ["high"] = L(p.High),
+                ["low_note"] = p.LowNote,
+                ["high_note"] = p.HighNote,
+            }).ToArray()),
+            ["skipped"] = new JsonArray(Skipped.Select(s => (JsonNode?)new JsonObject { ["constant"] = s.Constant, ["reason"] = s.Reason }).ToArray()),
+            ["figures"] = new JsonArray(Figures.Select(f => (JsonNode?)new JsonObject
+            {
+                ["figure"] = f.Figure,
+                ["baseline"] = f.Baseline,
+                ["change_unit"] = f.IsPercentage ? "points" : "percent",
+                ["constants"] = new JsonArray(f.Changes.Select(c => (JsonNode?)new JsonObject
+                {
+                    ["constant"] = c.Constant,
+                    ["low"] = L(c.Perturbation.Low),
+                    ["high"] = L(c.Perturbation.High),
+                    ["figure_low"] = N(c.FigureLow),
+                    ["figure_high"] = N(c.FigureHigh),
+                    ["change_low"] = N(c.ChangeLow),
+                    ["change_high"] = N(c.ChangeHigh),
+                    ["swing"] = c.Swing,
+                }).ToArray()),
+            }).ToArray()),
+        };
+        return root.ToJsonString(JsonOptions);
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+
+    /// <summary>CSV: one row per (figure, constant) in tornado order; empty cells for sides not run.</summary>
+    public string ToCsv()
+    {
+        static string D(double? v) => v is { } x ? x.ToString("R", CultureInfo.InvariantCulture) : "";
+        static string L(long? v) => v is { } x ? x.ToString(CultureInfo.InvariantCulture) : "";
+        var sb = new StringBuilder("machine,figure,figure_baseline,constant,constant_baseline,constant_low,constant_high,figure_low,figure_high,change_low,change_high,change_unit,swing\n");
+        foreach (FigureSensitivity f in Figures)
+        {
+            foreach (FigureChange c in f.Changes)
+            {
+                Perturbation p = c.Perturbation;
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"{BaseConfig.Machine},{f.Figure},{D(f.Baseline)},{c.Constant},{p.Baseline},{L(p.Low)},{L(p.High)},{D(c.FigureLow)},{D(c.FigureHigh)},{D(c.ChangeLow)},{D(c.ChangeHigh)},{(f.IsPercentage ? "points" : "percent")},{D(c.Swing)}\n");
+            }
+        }
+        return sb.ToString();
+    }
+}
