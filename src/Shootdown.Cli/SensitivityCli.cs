@@ -97,7 +97,7 @@ internal static class SensitivityCli
         string[] items = list.Split(',', StringSplitOptions.TrimEntries);
         if (items.Any(string.IsNullOrEmpty))
         {
-            throw new ConfigException($"malformed --constants '{ParseArg.Clip(list)}'; expected a comma-separated list such as IpiSendNs,page_zero_ns");
+            throw new ConfigException($"malformed --constants '{ParseArg.Clip(list)}'; expected a comma-separated list such as IpiSendNs,clear_page_ns");
         }
         var names = new List<string>();
         foreach (string item in items)

@@ -9,7 +9,7 @@ namespace Shootdown.Tests;
 [Collection("console")]
 public class SensitivityTests
 {
-    private static readonly string[] Tiny = ["sensitivity", "--machine", "tiny", "--scale", "1/16", "--constants", "IpiSendNs,page_zero_ns"];
+    private static readonly string[] Tiny = ["sensitivity", "--machine", "tiny", "--scale", "1/16", "--constants", "IpiSendNs,clear_page_ns"];
 
     [Fact]
     public void PlanRoundsClampsAndSkips()
@@ -61,7 +61,7 @@ public class SensitivityTests
         Assert.Equal("tiny", root.GetProperty("base_config").GetProperty("machine").GetString());
         Assert.Equal(60, root.GetProperty("base_config").GetProperty("costs").GetProperty("ipi_send_ns").GetInt64());
         var ps = root.GetProperty("perturbations").EnumerateArray().ToArray();
-        Assert.Equal(["IpiSendNs", "PageZeroNs"], ps.Select(p => p.GetProperty("constant").GetString()));
+        Assert.Equal(["IpiSendNs", "ClearPageNs"], ps.Select(p => p.GetProperty("constant").GetString()));
         Assert.Equal((30, 90), (ps[0].GetProperty("low").GetInt64(), ps[0].GetProperty("high").GetInt64()));
         var figures = root.GetProperty("figures").EnumerateArray().ToArray();
         Assert.Equal(16, figures.Length);
@@ -90,7 +90,7 @@ public class SensitivityTests
     [Fact]
     public void AConstantZeroAtBaselineIsSkippedAndSaidSo()
     {
-        string m = TestKit.TempFile("z.toml", "name = \"zero\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[costs]\nipi_send_ns = 0\n");
+        string m = TestKit.TempFile("z.toml", "name = \"zero\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nipi_send_ns = 0\n");
         var (code, stdout, stderr) = CliTests.Cli("sensitivity", "--machine", m, "--scale", "1/4", "--constants", "IpiSendNs,TickNs");
         Assert.True(code == 0, stderr);
         Assert.Contains("skipped IpiSendNs: 0 at baseline (±50% of 0 is 0)", stdout, StringComparison.Ordinal);
@@ -120,10 +120,10 @@ public class SensitivityTests
     {
         RunConfig cfg = RunConfig.Create(machine: "tiny", scaleDivisor: 16);
         ReproductionSpec spec = ReproductionSpec.FiguresOnly("tiny") with { Policies = ["vanilla", "rfc-pfn32"], Checks = [ReproductionCheck.Unpublished("vanilla", "elapsed_s"), ReproductionCheck.Faster("rfc-pfn32", "vanilla", double.NaN, double.NegativeInfinity, double.PositiveInfinity, "")] };
-        Sensitivity a = Sensitivity.Run(cfg, spec, ["PageZeroNs", "IpiSendNs", "CopyPageNs"], 0.25, jobs: 2);
-        Sensitivity b = Sensitivity.Run(cfg, spec, ["PageZeroNs", "IpiSendNs", "CopyPageNs"], 0.25, jobs: 1);
+        Sensitivity a = Sensitivity.Run(cfg, spec, ["ClearPageNs", "IpiSendNs", "CopyPageNs"], 0.25, jobs: 2);
+        Sensitivity b = Sensitivity.Run(cfg, spec, ["ClearPageNs", "IpiSendNs", "CopyPageNs"], 0.25, jobs: 1);
         Assert.Equal(a.ToJson(), b.ToJson());
-        Assert.Equal((15000L, 25000L), (a.Perturbations[0].Low!.Value, a.Perturbations[0].High!.Value));
+        Assert.Equal((450L, 750L), (a.Perturbations[0].Low!.Value, a.Perturbations[0].High!.Value)); // ClearPageNs 600 at ±25%
         foreach (FigureSensitivity f in a.Figures)
         {
             Assert.Equal(f.Changes.OrderByDescending(c => c.Swing).ThenBy(c => c.Constant, StringComparer.Ordinal).Select(c => c.Constant), f.Changes.Select(c => c.Constant));
