@@ -63,7 +63,7 @@ public sealed class Sim
         Engine.Advancing += SampleUpTo;
 
         // Hardware-facing layers first, then generic mm, then the scheduler that runs it all.
-        X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling, distance);
+        X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling, distance) { Lines = Lines };
         Arch = X86;
         Policy = policy ?? PolicyRegistry.Create(config.PolicyName, config.Policy);
         Policy.Bind(Arch, nrCpus, VmStat);

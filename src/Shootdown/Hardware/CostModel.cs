@@ -167,6 +167,7 @@ public sealed record CostModel
         nameof(TlbEntries) => (1, 1 << 20),
         nameof(TlbWays) => (1, 1 << 10),
         nameof(TickNs) or nameof(SchedSliceNs) => (1_000, MaxNs),
+        nameof(DramLocalNs) => (1, MaxNs), // clear_page scales by the remote/local DRAM ratio
         _ => (0, MaxNs),
     };
 

@@ -114,6 +114,9 @@ public sealed class Cpu
         return found >= 0 && t < IrqOffEnd[found] ? IrqOffEnd[found] : t;
     }
 
+    /// <summary>The CPU that last wrote this CPU's call_single_queue head (-1: none; <see cref="CacheLines"/>).</summary>
+    public int CallSingleQueueOwner = -1;
+
     /// <summary>The per-CPU lru_add_pvec.</summary>
     public readonly int[] Pagevec = new int[PagevecSize];
     public int PagevecCount;

@@ -42,6 +42,9 @@ public sealed class X86TlbFlush : IArchTlb
     /// <param name="series">Where interrupts per interval go.</param>
     /// <param name="flushCeiling">tlb_single_page_flush_ceiling (33 in 4.0).</param>
     /// <param name="distance">NUMA distances: a remote IPI's latency scales with its nodes' distance.</param>
+    /// <summary>The cache-line model (set by the composition root).</summary>
+    public CacheLines Lines { get; set; } = null!;
+
     public X86TlbFlush(Cpu[] cpus, List<MmStruct> mms, CostModel costs, VmStat vmstat, TimeSeries series, int flushCeiling, NumaDistance distance)
     {
         _nodes = distance.Nodes;
@@ -340,7 +343,9 @@ public sealed class X86TlbFlush : IArchTlb
                 continue;
             }
             Cpu r = _cpus[c];
-            post += _c.IpiSendNs;
+            // llist_add of the csd to the receiver's call_single_queue: the queue head's line comes
+            // from whoever wrote it last (the receiver draining it, or another sender).
+            post += _c.IpiSendNs + Lines.Take(ref r.CallSingleQueueOwner, sender.Id);
             long latency = _ipiLatency[sender.Node * _nodes + r.Node];
             long delivered = post + latency;
             // Busy while its last step runs (even one that ends in sleep or exit) or while it has a
@@ -350,8 +355,12 @@ public sealed class X86TlbFlush : IArchTlb
             bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
             long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
-            long handler = _c.IrqEntryExitNs + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info) : func(r, handled, info));
-            long ack = handled + handler + latency;
+            // The handler drains its queue (llist_del_all: the head's line back from the sender),
+            // reads the csd and the flush info on the sender's stack (one more line from the
+            // sender), and csd_unlock writes the csd, which the sender's csd_lock_wait re-reads.
+            long lines = Lines.Take(ref r.CallSingleQueueOwner, r.Id) + Lines.Transfer(sender.Id, r.Id);
+            long handler = _c.IrqEntryExitNs + lines + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info) : func(r, handled, info));
+            long ack = handled + handler + latency + Lines.Transfer(r.Id, sender.Id);
             if (ack > lastAck)
             {
                 lastAck = ack;
