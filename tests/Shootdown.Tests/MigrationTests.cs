@@ -7,6 +7,8 @@ using Shootdown.Reports;
 namespace Shootdown.Tests;
 
 /// <summary>mm/migrate.c and NUMA balancing: the migration path, its flushes per policy, the hinting fault, and whole runs.</summary>
+/// <remarks>In the "console" collection: some tests run the CLI in process, which redirects Console.Out/Error (tests of other classes doing the same must not run at the same time).</remarks>
+[Collection("console")]
 public class MigrationTests
 {
     [Theory]
