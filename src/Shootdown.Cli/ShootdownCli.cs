@@ -66,7 +66,9 @@ public static class ShootdownCli
         root.Subcommands.Add(SensitivityCli.Build());
         try
         {
-            ParseResult parse = root.Parse(args);
+            // No response files: "@PATH" is an argument like any other (System.CommandLine would read
+            // PATH and crash on a directory; a run's configuration file is --config FILE).
+            ParseResult parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
             if (parse.Errors.Count > 0)
             {
                 return Fail(args, ExitBadInput, ParseError(root, parse));

@@ -31,6 +31,22 @@ public class CliTests
     }
 
     [Theory]
+    [InlineData("@.")]
+    [InlineData("@/")]
+    [InlineData("@/etc")]
+    [InlineData("@/etc/hostname")]
+    public void AnAtArgumentIsNotAResponseFile(string token)
+    {
+        // Found by RandomTokensNeverCrash: System.CommandLine read "@PATH" as a response file and
+        // crashed (exit 1) when PATH was a directory; now it is an unknown command like any other.
+        var (code, stdout, stderr) = Cli(token);
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.StartsWith($"shootdown: unknown command '{token}'", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd('\n').Split('\n'));
+    }
+
+    [Theory]
     [InlineData("unknown machine preset 'nope'", "run", "--machine", "nope")]
     [InlineData("unknown workload 'w'", "run", "--workload", "w")]
     [InlineData("unknown policy 'p'", "run", "--policy", "p")]
