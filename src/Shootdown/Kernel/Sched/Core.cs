@@ -246,9 +246,16 @@ public sealed class Scheduler
             throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");
         }
         Trace?.Step(cpu.Id, cur.Comm, ex.What, start, end, ex.User, ex.Spin, ex.IpiWait);
-        if (!SystemByPath.TryGetValue(ex.What, out PathTime? path))
+        // The task's path object is kept while its label stays the same (step labels are
+        // literals), so a step does no dictionary look-up in the common case.
+        PathTime? path = cur.Path;
+        if (path is null || !ReferenceEquals(cur.What, ex.What))
         {
-            SystemByPath[ex.What] = path = new PathTime();
+            if (!SystemByPath.TryGetValue(ex.What, out path))
+            {
+                SystemByPath[ex.What] = path = new PathTime();
+            }
+            cur.Path = path;
         }
         path.SysNs += ex.Sys;
         path.SpinNs += ex.Spin;

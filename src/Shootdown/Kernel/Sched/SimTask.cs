@@ -88,6 +88,9 @@ public abstract class SimTask
     /// <summary>What the task's last step did (<see cref="Exec.What"/>); the next step starts from it.</summary>
     internal string What = "run";
 
+    /// <summary>The breakdown entry of <see cref="What"/> (the scheduler's cache of its look-up).</summary>
+    internal PathTime? Path;
+
     /// <summary>The process body, started by the scheduler on the task's first step.</summary>
     internal IEnumerator<Yield>? Body;
 
