@@ -201,6 +201,35 @@ public sealed record CostModel
     }
 
     /// <summary>Checks the constants that depend on each other; throws <see cref="ConfigException"/>.</summary>
+    /// <summary>A kernel-path constant's physical basis, the value it is estimated from, and where that comes from; the search may move it within half to twice the basis.</summary>
+    public sealed record Bound(long Basis, string Source)
+    {
+        /// <summary>Half to twice the basis: the bounds `calibrate` searches within and the defaults must lie in.</summary>
+        public (long Min, long Max) Range => (Math.Max(1, Basis / 2), Basis * 2);
+    }
+
+    /// <summary>
+    /// Every kernel-path constant `calibrate` may move, with its basis (README, "Cost model"). The
+    /// defaults are the search's result and lie within the bounds (a test checks).
+    /// </summary>
+    public static IReadOnlyDictionary<string, Bound> Bounds { get; } = new Dictionary<string, Bound>
+    {
+        [nameof(IrqEntryExitNs)] = new(300, "estimate: interrupt entry/exit with smp_call_function bookkeeping, a few hundred cycles"),
+        [nameof(FaultEntryNs)] = new(1000, "estimate: a minor fault's exception, VMA lookup and handle_mm_fault, ~1 us on 2015 x86"),
+        [nameof(MapPtePerPageNs)] = new(40, "estimate: one PTE store and rmap/refcount atomics on cached lines"),
+        [nameof(PageAllocNs)] = new(150, "estimate: per-CPU free list pop and page preparation on cached lines"),
+        [nameof(ZoneLockPerPageNs)] = new(30, "estimate: buddy list work per page on cached lines"),
+        [nameof(ReadpageHoleNs)] = new(300, "estimate: block map lookup of a hole, page flags and accounting"),
+        [nameof(PageCacheInsertNs)] = new(150, "estimate: radix tree insert on cached nodes"),
+        [nameof(LruPerPageNs)] = new(80, "estimate: LRU list_move and flag updates on cached lines"),
+        [nameof(LockAcquireNs)] = new(20, "locked read-modify-write on a cached line, ~20 cycles"),
+        [nameof(ScanPageNs)] = new(160, "estimate: trylock_page, flag checks and one rmap walk on cached lines"),
+        [nameof(UnmapPageNs)] = new(160, "estimate: try_to_unmap_one without its flush on cached lines"),
+        [nameof(RemoveMappingNs)] = new(150, "estimate: radix tree delete on cached nodes"),
+        [nameof(PageFreeNs)] = new(80, "estimate: per-CPU free list push on cached lines"),
+        [nameof(ContextSwitchNs)] = new(1500, "estimate: kernel side of a context switch, 1-2 us"),
+    };
+
     public void Validate()
     {
         foreach (string n in Names)

@@ -98,28 +98,27 @@ public sealed class SpinLock(string name, int dataLines = 1)
         long line = lines.Transfer(before >= 0 ? _cpu[before] : _lastCpu, cpu);
         long candidate = t + costs.LockAcquireNs + line;
         long hold = holdNs + line * DataLines;
+        // Contended: the requester spins behind every booking that ends after t, up to the first
+        // gap its hold fits in. The hand-off to it costs one line transfer plus the re-reads of
+        // the other spinners: a ticket lock's release invalidates every waiter's copy and they
+        // re-read it one at a time, the next owner on average half-way through (Boyd-Wickizer et
+        // al. 2012: hand-off time linear in the number of waiters). Who spins at that release is
+        // not known yet when this request books (later requests have not come), so the queue the
+        // requester found on arrival stands for the queue it leaves behind: in a stationary
+        // first-come-first-served queue the two have the same distribution.
         bool waited = false;
-        int queued = -1;
+        int ahead = 0;
         for (; cur >= 0; cur = _next[cur])
         {
             if (candidate + hold <= _start[cur])
             {
                 break; // fits in the gap before this booking
             }
-            if (queued < 0)
-            {
-                // Holders and waiters booked from here on (counted once, bounded).
-                queued = 0;
-                for (int q = cur; q >= 0 && queued < 64; q = _next[q])
-                {
-                    queued++;
-                }
-            }
+            ahead++;
             line = lines.Transfer(_cpu[cur], cpu);
             hold = holdNs + line * DataLines;
-            candidate = Math.Max(candidate, _end[cur] + line + line * queued);
+            candidate = Math.Max(candidate, _end[cur] + line + line * (ahead - 1) / 2);
             waited = true;
-            queued--;
         }
         if (waited)
         {

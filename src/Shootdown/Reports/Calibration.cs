@@ -1,0 +1,278 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Shootdown.Hardware;
+
+namespace Shootdown.Reports;
+
+/// <summary>One evaluated point of the search: the constant moved (null for the start), its value, the loss and the checks within.</summary>
+public sealed record CalibrationStep(int Index, string? Constant, long? Value, double Loss, int Within, int Checks, bool Accepted);
+
+/// <summary>
+/// `shootdown calibrate`: a reproducible search for the kernel-path constants (the ones that are the
+/// same on every machine) within their documented bounds, <see cref="CostModel.Bounds"/>: half to
+/// twice each constant's physical basis. Every evaluation runs the whole reproduction of every
+/// machine (<see cref="ReproductionSpec.All"/>) with the candidate constants and the machines' own
+/// hardware constants, and scores it by <see cref="Loss"/>: for each check outside its range, the
+/// distance to the range in units of the range's half-width, squared, summed over both machines.
+/// The search is coordinate descent on a logarithmic grid: for each constant in turn, the value one
+/// step down and one step up (clamped to the bounds) are tried and the better one kept if it lowers
+/// the loss; a sweep over all constants that changes nothing halves the step (in log space), from a
+/// factor of √2 down to 2^(1/8). Deterministic: the same options give the same trajectory.
+/// </summary>
+public sealed class Calibration
+{
+    private Calibration(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> searchScales, ulong seed, IReadOnlyList<string> constants,
+        IReadOnlyDictionary<string, long> start, IReadOnlyDictionary<string, long> best, IReadOnlyList<CalibrationStep> steps,
+        IReadOnlyList<Reproduction> final)
+    {
+        Specs = specs;
+        SearchScales = searchScales;
+        Seed = seed;
+        Constants = constants;
+        Start = start;
+        Best = best;
+        Steps = steps;
+        Final = final;
+    }
+
+    public IReadOnlyList<ReproductionSpec> Specs { get; }
+
+    /// <summary>Scale divisor of each machine's runs during the search (the final check runs at the specs' own scales).</summary>
+    public IReadOnlyList<int> SearchScales { get; }
+
+    public ulong Seed { get; }
+
+    /// <summary>The constants searched, in search order.</summary>
+    public IReadOnlyList<string> Constants { get; }
+
+    public IReadOnlyDictionary<string, long> Start { get; }
+
+    public IReadOnlyDictionary<string, long> Best { get; }
+
+    public IReadOnlyList<CalibrationStep> Steps { get; }
+
+    /// <summary>The best constants' reproductions at each machine's default scale.</summary>
+    public IReadOnlyList<Reproduction> Final { get; }
+
+    /// <summary>
+    /// The search's score of reproductions: per check outside its range, (distance to the range /
+    /// half the range's width)², summed. 0 when every check holds.
+    /// </summary>
+    public static double Loss(IEnumerable<Reproduction> reps)
+    {
+        double loss = 0;
+        foreach (Reproduction r in reps)
+        {
+            foreach (var (check, row) in r.Spec.Checks.Zip(r.Rows()))
+            {
+                if (row.Within || !check.HasPublished)
+                {
+                    continue;
+                }
+                double half = (check.Max - check.Min) / 2;
+                double d = row.Simulated < check.Min ? check.Min - row.Simulated : row.Simulated - check.Max;
+                loss += half > 0 ? (d / half) * (d / half) : 1;
+            }
+        }
+        return loss;
+    }
+
+    private static IReadOnlyList<Reproduction> Evaluate(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> scales, ulong seed,
+        IReadOnlyList<IReadOnlyDictionary<string, long>> points, int jobs)
+    {
+        var sets = new List<(RunConfig, IReadOnlyList<string>)>();
+        foreach (var point in points)
+        {
+            for (int m = 0; m < specs.Count; m++)
+            {
+                RunConfig cfg = RunConfig.Create(machine: specs[m].Machine, scaleDivisor: scales[m], workload: ReproductionSpec.Workload, policy: specs[m].Policies[0], seed: seed);
+                CostModel costs = cfg.Costs;
+                foreach (var (name, value) in point)
+                {
+                    costs = costs.With(name, value);
+                }
+                costs.Validate();
+                sets.Add((cfg with { Costs = costs }, specs[m].Policies));
+            }
+        }
+        IReadOnlyList<Comparison> runs = Comparison.RunMany(sets, repeat: 1, parallelism: jobs);
+        var reps = new Reproduction[runs.Count];
+        for (int i = 0; i < runs.Count; i++)
+        {
+            reps[i] = new Reproduction(specs[i % specs.Count], runs[i]);
+        }
+        return reps;
+    }
+
+    /// <summary>The default searched constants: every kernel-path constant with bounds, in the cost table's order.</summary>
+    public static IReadOnlyList<string> DefaultConstants => CostModel.Bounds.Keys.ToArray();
+
+    /// <summary>
+    /// Runs the search from <paramref name="costs"/>' values of <paramref name="constants"/>;
+    /// <paramref name="searchScaleFactor"/> multiplies each machine's scale divisor during the search
+    /// (1 = the specs' scales). At most <paramref name="maxEvaluations"/> points are evaluated.
+    /// <paramref name="progress"/> gets each step as it is taken.
+    /// </summary>
+    public static Calibration Run(IReadOnlyList<ReproductionSpec> specs, ulong seed, IReadOnlyList<string> constants, int searchScaleFactor,
+        int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null)
+    {
+        if (searchScaleFactor < 1)
+        {
+            throw new ConfigException($"--search-scale-factor must be a positive integer, got {searchScaleFactor}");
+        }
+        if (maxEvaluations < 1)
+        {
+            throw new ConfigException($"--max-evaluations must be a positive integer, got {maxEvaluations}");
+        }
+        var names = constants.Select(c => CostModel.Canonical(c) ?? throw CostModel.Unknown(c)).ToArray();
+        foreach (string n in names)
+        {
+            if (!CostModel.Bounds.ContainsKey(n))
+            {
+                throw new ConfigException($"cost constant {n} has no documented bounds (a hardware constant, or one the search does not move); searchable: {string.Join(", ", CostModel.Bounds.Keys)}");
+            }
+        }
+        int[] scales = specs.Select(s => checked(s.DefaultScale * searchScaleFactor)).ToArray();
+        var defaults = new CostModel();
+        var current = names.ToDictionary(n => n, n => Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(defaults), CultureInfo.InvariantCulture));
+        var start = new Dictionary<string, long>(current);
+        var steps = new List<CalibrationStep>();
+        (int within, int total) Count(IReadOnlyList<Reproduction> reps) => (reps.Sum(r => r.Rows().Count(x => x.Within)), reps.Sum(r => r.Rows().Count));
+        var first = Evaluate(specs, scales, seed, [current], jobs);
+        double currentLoss = Loss(first);
+        var (w0, t0) = Count(first);
+        var step0 = new CalibrationStep(0, null, null, currentLoss, w0, t0, true);
+        steps.Add(step0);
+        progress?.Invoke(step0);
+        double logStep = Math.Log(2) / 2; // a factor of sqrt(2)
+        int evaluations = 1;
+        while (logStep >= Math.Log(2) / 8 - 1e-12 && evaluations < maxEvaluations)
+        {
+            bool moved = false;
+            foreach (string n in names)
+            {
+                if (evaluations >= maxEvaluations)
+                {
+                    break;
+                }
+                var (min, max) = CostModel.Bounds[n].Range;
+                long v = current[n];
+                var candidates = new[] { Math.Exp(-logStep), Math.Exp(logStep) }
+                    .Select(f => Math.Clamp((long)Math.Round(v * f, MidpointRounding.AwayFromZero), min, max))
+                    .Where(x => x != v).Distinct().Take(maxEvaluations - evaluations).ToArray();
+                if (candidates.Length == 0)
+                {
+                    continue;
+                }
+                var points = candidates.Select(x => (IReadOnlyDictionary<string, long>)new Dictionary<string, long>(current) { [n] = x }).ToArray();
+                IReadOnlyList<Reproduction> reps = Evaluate(specs, scales, seed, points, jobs);
+                evaluations += candidates.Length;
+                int bestIdx = -1;
+                double bestLoss = currentLoss;
+                var results = new List<(long Value, double Loss, int Within, int Total)>();
+                for (int i = 0; i < candidates.Length; i++)
+                {
+                    var slice = reps.Skip(i * specs.Count).Take(specs.Count).ToArray();
+                    double l = Loss(slice);
+                    var (w, t) = Count(slice);
+                    results.Add((candidates[i], l, w, t));
+                    if (l < bestLoss - 1e-9)
+                    {
+                        bestLoss = l;
+                        bestIdx = i;
+                    }
+                }
+                for (int i = 0; i < results.Count; i++)
+                {
+                    var s = new CalibrationStep(steps.Count, n, results[i].Value, results[i].Loss, results[i].Within, results[i].Total, i == bestIdx);
+                    steps.Add(s);
+                    progress?.Invoke(s);
+                }
+                if (bestIdx >= 0)
+                {
+                    current[n] = candidates[bestIdx];
+                    currentLoss = bestLoss;
+                    moved = true;
+                }
+            }
+            if (!moved)
+            {
+                logStep /= 2;
+            }
+        }
+        IReadOnlyList<Reproduction> final = Evaluate(specs, specs.Select(s => s.DefaultScale).ToArray(), seed, [current], jobs);
+        return new Calibration(specs, scales, seed, names, start, current, steps, final);
+    }
+
+    private static string F(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
+
+    /// <summary>The `--cost` arguments that replay the best point.</summary>
+    public string CostArguments => string.Join(" ", Constants.Where(n => Best[n] != Start[n]).Select(n => $"--cost {CostModel.SnakeCase(n)}={Best[n]}"));
+
+    public string ToText()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, seed {Seed}.");
+        sb.AppendLine("Loss: per check outside its range, (distance / half the range)^2, summed over both machines.");
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{"step",5}  {"constant",-22}{"value",10}{"loss",12}{"within",10}  kept");
+        foreach (CalibrationStep s in Steps)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"{s.Index,5}  {(s.Constant ?? "(start)"),-22}{(s.Value is { } v ? v.ToString(CultureInfo.InvariantCulture) : "-"),10}{F(s.Loss),12}{$"{s.Within}/{s.Checks}",10}  {(s.Accepted ? "yes" : "")}");
+        }
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{"constant",-22}{"start",10}{"best",10}{"bounds",20}");
+        foreach (string n in Constants)
+        {
+            var (min, max) = CostModel.Bounds[n].Range;
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{n,-22}{Start[n],10}{Best[n],10}{$"{min}..{max}",20}");
+        }
+        sb.AppendLine();
+        foreach (Reproduction r in Final)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"At the best constants, scale 1/{r.Scale}:");
+            sb.Append(r.ToText());
+            sb.AppendLine();
+        }
+        string replay = $"Loss at the specs' scales: {F(Loss(Final))}; replay: shootdown reproduce {CostArguments}";
+        sb.AppendLine(replay.TrimEnd());
+        return sb.ToString();
+    }
+
+    public string ToJson()
+    {
+        var root = new JsonObject
+        {
+            ["machines"] = new JsonArray(Specs.Select(s => (JsonNode?)JsonValue.Create(s.Machine)).ToArray()),
+            ["search_scale_divisors"] = new JsonArray(SearchScales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+            ["seed"] = Seed,
+            ["constants"] = new JsonArray(Constants.Select(n => (JsonNode?)new JsonObject
+            {
+                ["constant"] = n,
+                ["key"] = CostModel.SnakeCase(n),
+                ["basis"] = CostModel.Bounds[n].Basis,
+                ["min"] = CostModel.Bounds[n].Range.Min,
+                ["max"] = CostModel.Bounds[n].Range.Max,
+                ["start"] = Start[n],
+                ["best"] = Best[n],
+            }).ToArray()),
+            ["steps"] = new JsonArray(Steps.Select(s => (JsonNode?)new JsonObject
+            {
+                ["index"] = s.Index,
+                ["constant"] = s.Constant,
+                ["value"] = s.Value,
+                ["loss"] = s.Loss,
+                ["within"] = s.Within,
+                ["checks"] = s.Checks,
+                ["kept"] = s.Accepted,
+            }).ToArray()),
+            ["final_loss"] = Loss(Final),
+            ["final"] = new JsonArray(Final.Select(r => (JsonNode?)r.ToJsonNode()).ToArray()),
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+}
