@@ -48,7 +48,7 @@ public sealed class Sim
         Lines = new CacheLines(config.Nodes, config.CpusPerNode, distance, Costs);
         Exec = new Exec(Costs, Lines);
         long framesPerNode = config.MemoryBytes / MachineSpec.PageSize / config.Nodes;
-        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(config.MemoryBytes));
+        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(config.MemoryBytes), config.NrCpus);
         Zonelists = new int[config.Nodes][];
         for (int n = 0; n < config.Nodes; n++)
         {
@@ -245,7 +245,7 @@ public sealed class Sim
         Zone z = Memory.Zones[node];
         for (int i = 0; i < count; i++)
         {
-            int f = z.PopFree();
+            int f = Memory.AllocBootPage(z);
             Memory.Pages[f].Flags = PageFlags.Unevictable | PageFlags.Uptodate;
             long vpn = 0x400 + i;
             mm.PageTable.Set(vpn, Pte.Make(f, Pte.Present | Pte.Accessed | Pte.Write | Pte.Dirty));

@@ -284,7 +284,7 @@ public class KernelTests
         Assert.True(sim.VmStat[VmEvent.pgscan_direct] >= 64 + steal);
         Assert.Equal(steal, task.Sc!.NrReclaimed);
         Assert.Equal(64 - steal, file.PageCache.Count);
-        int reclaimed = frames.Count(f => (sim.Memory.Pages[f].Flags & PageFlags.Buddy) != 0);
+        int reclaimed = frames.Count(f => (sim.Memory.Pages[f].Flags & PageFlags.Free) != 0);
         Assert.Equal(steal, reclaimed);
         Assert.Equal(64 - steal, z.InactiveFile.Count);
         Assert.Equal(0, z.NrIsolatedFile);
@@ -364,7 +364,7 @@ public class KernelTests
 
         Assert.Equal(32, sim.VmStat[VmEvent.nr_vmscan_write]);
         Assert.Equal(32, sim.VmStat[VmEvent.pgsteal_kswapd]);
-        Assert.All(frames.Take(32), f => Assert.NotEqual(PageFlags.None, sim.Memory.Pages[f].Flags & PageFlags.Buddy));
+        Assert.All(frames.Take(32), f => Assert.NotEqual(PageFlags.None, sim.Memory.Pages[f].Flags & PageFlags.Free));
         Assert.Equal(0, sim.VmStat[VmEvent.pgrotated]);
         Assert.Empty(sim.Oracle!.Violations); // each write ended before the free: the backing store has the stores
     }

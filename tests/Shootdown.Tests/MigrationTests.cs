@@ -127,7 +127,7 @@ public class MigrationTests
             Assert.Equal(1, b.Sim.Memory.Pages[f].MapCount);
             Assert.True((b.Sim.Memory.Pages[f].Flags & PageFlags.Lru) != 0);
             Assert.Equal(contents[i], b.Sim.Oracle!.ContentOf(f));
-            Assert.True((b.Sim.Memory.Pages[old[i]].Flags & PageFlags.Buddy) != 0, "old frame freed");
+            Assert.True((b.Sim.Memory.Pages[old[i]].Flags & PageFlags.Free) != 0, "old frame freed");
         }
         Assert.Equal(0, b.Sim.Memory.Zones[0].NrIsolatedFile);
     }
@@ -174,7 +174,7 @@ public class MigrationTests
         {
             for (int i = 0; i < 64; i++)
             {
-                if ((b.Sim.Memory.Pages[old[i]].Flags & PageFlags.Buddy) == 0)
+                if ((b.Sim.Memory.Pages[old[i]].Flags & PageFlags.Free) == 0)
                 {
                     continue;
                 }

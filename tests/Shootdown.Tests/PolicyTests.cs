@@ -268,7 +268,7 @@ public class PolicyTests
             {
                 for (int i = 0; i < sc.NrFree; i++)
                 {
-                    if ((Sim.Memory.Pages[sc.FreePages[i]].Flags & PageFlags.Buddy) != 0)
+                    if ((Sim.Memory.Pages[sc.FreePages[i]].Flags & PageFlags.Free) != 0)
                     {
                         FreedBeforeFlush++;
                     }

@@ -86,7 +86,7 @@ public class SafetyTests
         SimTask task = sim.UserTasks[0];
         using IEnumerator<Yield> reclaim = sim.Vmscan.TryToFreePages(reclaimer, task, 0).GetEnumerator();
         int steps = 0;
-        while (reclaim.MoveNext() && (mem.Pages[f].Flags & Kernel.Mm.PageFlags.Buddy) == 0)
+        while (reclaim.MoveNext() && (mem.Pages[f].Flags & Kernel.Mm.PageFlags.Free) == 0)
         {
             Assert.True(++steps < 100);
         }
@@ -145,7 +145,7 @@ public class SafetyTests
         Assert.Equal(1, sim.VmStat[Observe.VmEvent.nr_vmscan_write]);
         storeLanded = sim.Mmu.Touch(writer, mm, vpn, write: true) == Hardware.Mmu.Access.Hit;
         Assert.True(shrink.MoveNext()); // end of shrink_page_list: flush, then free
-        Assert.NotEqual(Kernel.Mm.PageFlags.None, mem.Pages[f].Flags & Kernel.Mm.PageFlags.Buddy);
+        Assert.NotEqual(Kernel.Mm.PageFlags.None, mem.Pages[f].Flags & Kernel.Mm.PageFlags.Free);
         return sim.Oracle.LostWrites;
     }
 

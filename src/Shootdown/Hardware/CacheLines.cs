@@ -59,6 +59,10 @@ public sealed class CacheLines
     /// <summary>A line of memory on <paramref name="memNode"/> that no cache holds, read by a CPU of <paramref name="cpuNode"/>.</summary>
     public long Dram(int cpuNode, int memNode) => _dram[cpuNode * Nodes + memNode];
 
+    /// <summary>Reads a tracked line without taking it: the transfer from its owner's cache, or DRAM of <paramref name="memNode"/> if no cache has it.</summary>
+    public long Read(short owner, int cpu, int memNode) =>
+        owner == cpu ? 0 : owner < 0 ? _dram[_nodeOfCpu[cpu] * Nodes + memNode] : Transfer(owner, cpu);
+
     /// <summary>
     /// Writes a tracked line: returns the transfer cost and makes <paramref name="cpu"/> its owner.
     /// A line with no owner yet is read from DRAM of <paramref name="memNode"/>.

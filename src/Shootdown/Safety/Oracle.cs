@@ -291,7 +291,7 @@ public sealed class Oracle
         }
         Vma? vma = mm.FindVma(vpn);
         ref Page p = ref _sim.Memory.Pages[frame];
-        bool freed = (p.Flags & PageFlags.Buddy) != 0;
+        bool freed = (p.Flags & PageFlags.Free) != 0;
         bool reused = !freed && (vma?.File is null || p.Mapping != vma.File.Id || p.Index != vma.PgOff + (vpn - vma.Start));
         if (freed || reused)
         {

@@ -7,13 +7,13 @@ namespace Shootdown.Kernel.Mm;
 /// </summary>
 public struct Page
 {
-    /// <summary>page->index: the page's offset in its file.</summary>
+    /// <summary>page->index: the page's offset in its file; for a free page in the buddy allocator (PageBuddy), its order (page_private).</summary>
     public long Index;
     /// <summary>page->mapping: the owning file's id, or -1.</summary>
     public int Mapping;
     /// <summary>page->_mapcount + 1: number of PTEs mapping the frame.</summary>
     public int MapCount;
-    /// <summary>page->lru links (frame numbers, -1 = none).</summary>
+    /// <summary>page->lru links (frame numbers, -1 = none): the LRU list, or while the page is free its buddy free list or per-CPU list.</summary>
     public int LruNext;
     public int LruPrev;
     public PageFlags Flags;
@@ -30,7 +30,7 @@ public sealed class Memory
     /// <summary>Every frame's struct page, indexed by frame number.</summary>
     public readonly Page[] Pages;
 
-    public Memory(int nodes, long framesPerNode, long minFreeKbytes)
+    public Memory(int nodes, long framesPerNode, long minFreeKbytes, int nrCpus = 1)
     {
         if (framesPerNode <= 0)
         {
@@ -57,13 +57,122 @@ public sealed class Memory
         for (int z = 0; z < nodes; z++)
         {
             long min = Math.Max(1, minPagesTotal * framesPerNode / total);
-            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2);
-            for (int f = Zones[z].FirstFrame + FramesPerNode - 1; f >= Zones[z].FirstFrame; f--)
-            {
-                Pages[f].Flags = PageFlags.Buddy;
-                Zones[z].PushFree(f);
-            }
+            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2, nrCpus);
+            InitFreeArea(Zones[z]);
         }
+    }
+
+    /// <summary>
+    /// Boot: every frame of the zone goes to the buddy allocator as the largest aligned blocks that
+    /// fit (what freeing all of memmap at boot coalesces into).
+    /// </summary>
+    private void InitFreeArea(Zone z)
+    {
+        int idx = 0;
+        while (idx < z.Frames)
+        {
+            int order = Zone.MaxOrder - 1;
+            while ((idx & ((1 << order) - 1)) != 0 || idx + (1 << order) > z.Frames)
+            {
+                order--;
+            }
+            for (int i = 0; i < 1 << order; i++)
+            {
+                Pages[z.FirstFrame + idx + i].Flags = PageFlags.Free;
+            }
+            FreeListAdd(z, order, z.FirstFrame + idx, tail: true);
+            z.NrFree += 1 << order;
+            idx += 1 << order;
+        }
+    }
+
+    // ---- Buddy free lists (zone->free_area[order], one migrate type) -----------------------------
+
+    /// <summary>list_add (or list_add_tail) of a free block's first page to free_area[order]; marks it PageBuddy with its order.</summary>
+    public void FreeListAdd(Zone z, int order, int frame, bool tail)
+    {
+        ref Page p = ref Pages[frame];
+        p.Flags |= PageFlags.Buddy;
+        p.Index = order;
+        if (tail)
+        {
+            int t = z.FreeTail[order];
+            p.LruNext = -1;
+            p.LruPrev = t;
+            if (t >= 0)
+            {
+                Pages[t].LruNext = frame;
+            }
+            else
+            {
+                z.FreeHead[order] = frame;
+            }
+            z.FreeTail[order] = frame;
+        }
+        else
+        {
+            int h = z.FreeHead[order];
+            p.LruPrev = -1;
+            p.LruNext = h;
+            if (h >= 0)
+            {
+                Pages[h].LruPrev = frame;
+            }
+            else
+            {
+                z.FreeTail[order] = frame;
+            }
+            z.FreeHead[order] = frame;
+        }
+        z.NrFreeArea[order]++;
+    }
+
+    /// <summary>list_del of a free block from free_area[order] and rmv_page_order.</summary>
+    public void FreeListDel(Zone z, int order, int frame)
+    {
+        ref Page p = ref Pages[frame];
+        int prev = p.LruPrev, next = p.LruNext;
+        if (prev >= 0)
+        {
+            Pages[prev].LruNext = next;
+        }
+        else
+        {
+            z.FreeHead[order] = next;
+        }
+        if (next >= 0)
+        {
+            Pages[next].LruPrev = prev;
+        }
+        else
+        {
+            z.FreeTail[order] = prev;
+        }
+        p.LruNext = p.LruPrev = -1;
+        p.Flags &= ~PageFlags.Buddy;
+        p.Index = 0;
+        z.NrFreeArea[order]--;
+    }
+
+    /// <summary>Takes a page straight from the buddy allocator at boot (no per-CPU list, no cost): the first block of the lowest order, split as expand() does.</summary>
+    public int AllocBootPage(Zone z)
+    {
+        for (int order = 0; order < Zone.MaxOrder; order++)
+        {
+            int f = z.FreeHead[order];
+            if (f < 0)
+            {
+                continue;
+            }
+            FreeListDel(z, order, f);
+            for (int o = order - 1; o >= 0; o--)
+            {
+                FreeListAdd(z, o, f + (1 << o), tail: false);
+            }
+            z.NrFree--;
+            return f;
+        }
+        throw new SimulationException($"node {z.Node} has no free page at boot");
     }
 
     public int FramesPerNode { get; }
@@ -204,24 +313,74 @@ public struct LruList
 /// <summary>One node's ZONE_NORMAL: free pages, watermarks, file LRU lists and their locks.</summary>
 public sealed class Zone
 {
-    private readonly int[] _free;
-    private int _nrFree;
+    /// <summary>MAX_ORDER: free blocks of 2^0 .. 2^10 pages.</summary>
+    public const int MaxOrder = 11;
 
-    public Zone(int node, int firstFrame, int frames, long min, long low, long high)
+    public Zone(int node, int firstFrame, int frames, long min, long low, long high, int nrCpus = 1)
     {
         Frames = frames;
         Node = node;
         FirstFrame = firstFrame;
-        _free = new int[frames];
         WmarkMin = min;
         WmarkLow = low;
         WmarkHigh = high;
+        Array.Fill(FreeHead, -1);
+        Array.Fill(FreeTail, -1);
+        PcpHead = new int[nrCpus];
+        PcpTail = new int[nrCpus];
+        PcpCount = new int[nrCpus];
+        Array.Fill(PcpHead, -1);
+        Array.Fill(PcpTail, -1);
+        PcpBatch = BatchSize(frames);
+        PcpHigh = 6 * PcpBatch;
         // lru_lock guards the lruvec: the list heads, lru_size counters and reclaim_stat (three
         // lines), and each list operation writes the neighbouring page's links (a fourth).
         LruLock = new SpinLock($"lru_lock/{node}", dataLines: 4);
-        // zone->lock guards free_area (the lists and nr_free) and the zone's counters.
+        // zone->lock guards free_area (the lists' heads and nr_free) and the zone's counters; the
+        // struct pages the buddy work touches are charged one by one (PageAlloc).
         Lock = new SpinLock($"zone->lock/{node}", dataLines: 2);
     }
+
+    /// <summary>
+    /// zone_batchsize of Linux 4.0: a 1/1024 of the zone, at most 512 KiB worth, a quarter of
+    /// that, rounded to 2^n - 1 (31 on every zone of 128 MiB or more); pcp->high is 6 x batch.
+    /// </summary>
+    public static int BatchSize(long managedPages)
+    {
+        long batch = managedPages / 1024;
+        if (batch * 4096 > 512 * 1024)
+        {
+            batch = 512 * 1024 / 4096;
+        }
+        batch /= 4;
+        if (batch < 1)
+        {
+            batch = 1;
+        }
+        long b = batch + batch / 2;
+        long pow = 1;
+        while (pow * 2 <= b)
+        {
+            pow *= 2;
+        }
+        return (int)Math.Max(1, pow - 1);
+    }
+
+    /// <summary>free_area[order] list heads and tails (first frames of free blocks; -1 = empty).</summary>
+    public readonly int[] FreeHead = new int[MaxOrder];
+    public readonly int[] FreeTail = new int[MaxOrder];
+
+    /// <summary>free_area[order].nr_free: blocks of that order.</summary>
+    public readonly long[] NrFreeArea = new long[MaxOrder];
+
+    /// <summary>Per-CPU pagesets (struct per_cpu_pages, one list): head, tail and count per CPU.</summary>
+    public readonly int[] PcpHead;
+    public readonly int[] PcpTail;
+    public readonly int[] PcpCount;
+
+    /// <summary>pcp->batch and pcp->high (zone_batchsize, pageset_set_batch).</summary>
+    public int PcpBatch { get; }
+    public int PcpHigh { get; }
 
     public int Node { get; }
 
@@ -233,7 +392,8 @@ public sealed class Zone
 
     public long WmarkHigh { get; }
 
-    public long NrFree => _nrFree;
+    /// <summary>NR_FREE_PAGES: pages in the buddy allocator (not those on per-CPU lists).</summary>
+    public long NrFree;
 
     public LruList InactiveFile = LruList.Empty;
     public LruList ActiveFile = LruList.Empty;
@@ -261,13 +421,9 @@ public sealed class Zone
     /// </summary>
     public bool ZoneDirty;
 
-    public void PushFree(int frame) => _free[_nrFree++] = frame;
-
-    public int PopFree() => _free[--_nrFree];
-
     /// <summary>zone_watermark_ok for an order-0 allocation.</summary>
-    public bool WatermarkOk(long mark) => _nrFree > mark;
+    public bool WatermarkOk(long mark) => NrFree > mark;
 
     /// <summary>zone_balanced: kswapd's goal, free pages above the high watermark.</summary>
-    public bool Balanced => _nrFree > WmarkHigh;
+    public bool Balanced => NrFree > WmarkHigh;
 }

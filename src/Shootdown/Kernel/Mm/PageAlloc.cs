@@ -3,7 +3,16 @@ using Shootdown.Kernel.Sched;
 namespace Shootdown.Kernel.Mm;
 
 /// <summary>
-/// mm/page_alloc.c, order-0 only. The fast path (get_page_from_freelist) walks the zonelist of the
+/// mm/page_alloc.c for order-0 pages: the buddy allocator (free_area[0..MAX_ORDER-1] per zone,
+/// one migrate type) behind per-CPU pagesets (pcp lists of pcp->batch/pcp->high pages). An
+/// allocation takes the head of this CPU's pcp list, refilled by rmqueue_bulk (pcp->batch pages
+/// under zone->lock) when empty; a free puts the page on the pcp list and, once pcp->count reaches
+/// pcp->high, free_pcppages_bulk returns pcp->batch pages from the list's cold end to the buddy
+/// lists under zone->lock, merging each with its free buddies (__free_one_page). The struct pages
+/// this touches — buddies, split halves, free-list neighbours — come from wherever their lines
+/// last were (CacheLines), so the work under zone->lock grows with remote and cold memory.
+/// Watermarks count buddy pages only (NR_FREE_PAGES), not pages on pcp lists.
+/// The fast path (get_page_from_freelist) walks the zonelist of the
 /// chosen node (that node first, then the others; zone_reclaim_mode = 0 as on a 4-socket machine
 /// with node distance 21) taking pages from zones above their low watermark. The slow path
 /// (__alloc_pages_slowpath) wakes every zone's kswapd that is not balanced and retries at the min
@@ -89,6 +98,22 @@ public sealed class PageAlloc(Sim sim)
                     yield return y;
                 }
                 fruitless = task.Sc!.NrReclaimed == 0 ? fruitless + 1 : 0;
+                if (fruitless == 0)
+                {
+                    // The rest of __alloc_pages_direct_reclaim: try again; if that fails, pages
+                    // may sit on per-CPU lists — drain them all and try once more.
+                    ex = a.Ex;
+                    GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: false);
+                    if (have < need)
+                    {
+                        DrainAllPages(ex);
+                        GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: false);
+                    }
+                    if (have >= need)
+                    {
+                        break;
+                    }
+                }
                 if (fruitless > MaxFruitlessReclaims)
                 {
                     throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {zonelist[0]})");
@@ -112,26 +137,250 @@ public sealed class PageAlloc(Sim sim)
         {
             Zone z = mem.Zones[node];
             long mark = useLow ? z.WmarkLow : z.WmarkMin;
-            int taken = 0;
-            long lines = 0; // struct pages last written by the CPU that freed them
             while (have < need && z.WatermarkOk(mark))
             {
-                int f = z.PopFree();
-                mem.Pages[f].Flags = PageFlags.None;
-                lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, node);
+                int f = BufferedRmqueue(ex, z);
+                if (f < 0)
+                {
+                    break; // the zone's buddy lists and this CPU's pcp list are empty
+                }
                 dest[have++] = f;
-                taken++;
-            }
-            if (taken > 0)
-            {
-                ex.Sys += taken * sim.Costs.PageAllocNs;
-                ex.LockHold(z.Lock, taken * sim.Costs.ZoneLockPerPageNs + lines);
             }
             if (have >= need)
             {
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// buffered_rmqueue for order 0: the head of this CPU's pcp list, after rmqueue_bulk refilled
+    /// it under zone->lock if it was empty; then prep_new_page writes the struct page. -1 if the zone
+    /// has nothing left.
+    /// </summary>
+    private int BufferedRmqueue(Exec ex, Zone z)
+    {
+        Memory mem = sim.Memory;
+        int cpu = ex.Cpu.Id;
+        if (z.PcpCount[cpu] == 0)
+        {
+            long lines = 0;
+            int n = RmqueueBulk(z, cpu, z.PcpBatch, ref lines);
+            if (n == 0)
+            {
+                return -1;
+            }
+            ex.LockHold(z.Lock, n * sim.Costs.ZoneLockPerPageNs + lines);
+        }
+        int f = PcpPopHead(z, cpu);
+        ref Page p = ref mem.Pages[f];
+        p.Flags = PageFlags.None;
+        ex.Sys += sim.Costs.PageAllocNs + sim.Lines.Take(ref p.Owner, cpu, z.Node);
+        return f;
+    }
+
+    /// <summary>
+    /// rmqueue_bulk: up to <paramref name="count"/> pages from the buddy lists onto
+    /// <paramref name="cpu"/>'s pcp list, in the order taken (__rmqueue_smallest: the first block
+    /// of the lowest order that has one, split by expand). Adds the line transfers to
+    /// <paramref name="lines"/>; the caller holds zone->lock.
+    /// </summary>
+    private int RmqueueBulk(Zone z, int cpu, int count, ref long lines)
+    {
+        Memory mem = sim.Memory;
+        Page[] pages = mem.Pages;
+        int node = z.Node;
+        int i = 0;
+        for (; i < count; i++)
+        {
+            int order = 0;
+            while (order < Zone.MaxOrder && z.FreeHead[order] < 0)
+            {
+                order++;
+            }
+            if (order == Zone.MaxOrder)
+            {
+                break;
+            }
+            int f = z.FreeHead[order];
+            // list_del: the block's struct page and its successor's (the list's new head).
+            lines += sim.Lines.Take(ref pages[f].Owner, cpu, node);
+            int next = pages[f].LruNext;
+            if (next >= 0)
+            {
+                lines += sim.Lines.Take(ref pages[next].Owner, cpu, node);
+            }
+            mem.FreeListDel(z, order, f);
+            // expand: the upper halves go back on the lower orders' lists (list_add at the head:
+            // each half's struct page and the old head's).
+            for (int o = order - 1; o >= 0; o--)
+            {
+                int half = f + (1 << o);
+                lines += sim.Lines.Take(ref pages[half].Owner, cpu, node);
+                int head = z.FreeHead[o];
+                if (head >= 0)
+                {
+                    lines += sim.Lines.Take(ref pages[head].Owner, cpu, node);
+                }
+                mem.FreeListAdd(z, o, half, tail: false);
+            }
+            PcpAddTail(z, cpu, f);
+        }
+        z.NrFree -= i;
+        return i;
+    }
+
+    /// <summary>
+    /// free_pcppages_bulk: <paramref name="count"/> pages from the cold end (tail) of
+    /// <paramref name="cpu"/>'s pcp list back to the buddy lists; the caller holds zone->lock. Resets
+    /// NR_PAGES_SCANNED, as 4.0's does.
+    /// </summary>
+    private void FreePcppagesBulk(Zone z, int cpu, int count, ref long lines)
+    {
+        int i = 0;
+        for (; i < count && z.PcpTail[cpu] >= 0; i++)
+        {
+            int f = z.PcpTail[cpu];
+            PcpDel(z, cpu, f);
+            FreeOnePage(z, f, cpu, ref lines);
+        }
+        z.NrFree += i;
+        z.PagesScanned = 0;
+    }
+
+    /// <summary>
+    /// __free_one_page for order 0: merge with the buddy while it is free at the same order
+    /// (page_is_buddy reads the buddy's struct page; a merge takes it off its list), then put the
+    /// block at the head of its order's list — or at the tail when the buddy of the next larger
+    /// block is free too, so it is less likely to be split again soon (Linux 3.2+, 6dda9d55bf54).
+    /// </summary>
+    private void FreeOnePage(Zone z, int frame, int cpu, ref long lines)
+    {
+        Memory mem = sim.Memory;
+        Page[] pages = mem.Pages;
+        int node = z.Node;
+        int idx = frame - z.FirstFrame;
+        int order = 0;
+        int buddyIdx = -1;
+        while (order < Zone.MaxOrder - 1)
+        {
+            buddyIdx = idx ^ (1 << order);
+            if (buddyIdx >= z.Frames)
+            {
+                buddyIdx = -1;
+                break;
+            }
+            int b = z.FirstFrame + buddyIdx;
+            if ((pages[b].Flags & PageFlags.Buddy) == 0 || pages[b].Index != order)
+            {
+                lines += sim.Lines.Read(pages[b].Owner, cpu, node);
+                break;
+            }
+            // A merge: the buddy's line comes here, and list_del writes its neighbours.
+            lines += sim.Lines.Take(ref pages[b].Owner, cpu, node);
+            int prev = pages[b].LruPrev, next = pages[b].LruNext;
+            if (prev >= 0)
+            {
+                lines += sim.Lines.Take(ref pages[prev].Owner, cpu, node);
+            }
+            if (next >= 0)
+            {
+                lines += sim.Lines.Take(ref pages[next].Owner, cpu, node);
+            }
+            mem.FreeListDel(z, order, b);
+            idx &= buddyIdx;
+            order++;
+            buddyIdx = -1;
+        }
+        int head = z.FirstFrame + idx;
+        lines += sim.Lines.Take(ref pages[head].Owner, cpu, node);
+        bool tail = false;
+        if (order < Zone.MaxOrder - 2 && buddyIdx >= 0)
+        {
+            int combined = buddyIdx & idx;
+            int higherBuddy = combined ^ (1 << (order + 1));
+            if (higherBuddy < z.Frames)
+            {
+                ref Page hb = ref pages[z.FirstFrame + higherBuddy];
+                lines += sim.Lines.Read(hb.Owner, cpu, node);
+                tail = (hb.Flags & PageFlags.Buddy) != 0 && hb.Index == order + 1;
+            }
+        }
+        int old = tail ? z.FreeTail[order] : z.FreeHead[order];
+        if (old >= 0)
+        {
+            lines += sim.Lines.Take(ref pages[old].Owner, cpu, node);
+        }
+        mem.FreeListAdd(z, order, head, tail);
+    }
+
+    // ---- per-CPU lists (pcp->lists, one migrate type) ------------------------------------------
+
+    private void PcpAddTail(Zone z, int cpu, int f)
+    {
+        Page[] pages = sim.Memory.Pages;
+        int t = z.PcpTail[cpu];
+        pages[f].LruPrev = t;
+        pages[f].LruNext = -1;
+        if (t >= 0)
+        {
+            pages[t].LruNext = f;
+        }
+        else
+        {
+            z.PcpHead[cpu] = f;
+        }
+        z.PcpTail[cpu] = f;
+        z.PcpCount[cpu]++;
+    }
+
+    private void PcpAddHead(Zone z, int cpu, int f)
+    {
+        Page[] pages = sim.Memory.Pages;
+        int h = z.PcpHead[cpu];
+        pages[f].LruPrev = -1;
+        pages[f].LruNext = h;
+        if (h >= 0)
+        {
+            pages[h].LruPrev = f;
+        }
+        else
+        {
+            z.PcpTail[cpu] = f;
+        }
+        z.PcpHead[cpu] = f;
+        z.PcpCount[cpu]++;
+    }
+
+    private void PcpDel(Zone z, int cpu, int f)
+    {
+        Page[] pages = sim.Memory.Pages;
+        int prev = pages[f].LruPrev, next = pages[f].LruNext;
+        if (prev >= 0)
+        {
+            pages[prev].LruNext = next;
+        }
+        else
+        {
+            z.PcpHead[cpu] = next;
+        }
+        if (next >= 0)
+        {
+            pages[next].LruPrev = prev;
+        }
+        else
+        {
+            z.PcpTail[cpu] = prev;
+        }
+        pages[f].LruNext = pages[f].LruPrev = -1;
+        z.PcpCount[cpu]--;
+    }
+
+    private int PcpPopHead(Zone z, int cpu)
+    {
+        int f = z.PcpHead[cpu];
+        PcpDel(z, cpu, f);
+        return f;
     }
 
     /// <summary>wakeup_kswapd: nothing to do if the zone is balanced or kswapd already runs.</summary>
@@ -153,37 +402,106 @@ public sealed class PageAlloc(Sim sim)
     }
 
     /// <summary>
-    /// Returns pages to the buddy allocator of their nodes (free_hot_cold_page_list); a free
-    /// resets the zone's NR_PAGES_SCANNED (free_pcppages_bulk).
+    /// free_hot_cold_page_list of <paramref name="count"/> frames: each to this CPU's pcp list of
+    /// its zone, at the cold end when <paramref name="cold"/> (reclaim's shrink_page_list frees its
+    /// batch cold in 4.0), else at the hot end; a list that reaches pcp->high gives pcp->batch pages
+    /// back to the buddy allocator under zone->lock (free_pcppages_bulk).
     /// </summary>
-    public void FreePages(Exec ex, int[] frames, int count) => FreePages(ex, frames.AsSpan(0, count));
+    public void FreePages(Exec ex, int[] frames, int count, bool cold = false) => FreePages(ex, frames.AsSpan(0, count), cold);
 
     /// <summary>free_hot_cold_page_list of <paramref name="frames"/>.</summary>
-    public void FreePages(Exec ex, ReadOnlySpan<int> frames)
+    public void FreePages(Exec ex, ReadOnlySpan<int> frames, bool cold = false)
     {
-        int count = frames.Length;
         Memory mem = sim.Memory;
-        int i = 0;
-        while (i < count)
+        int cpu = ex.Cpu.Id;
+        foreach (int f in frames)
         {
-            int node = mem.NodeOf(frames[i]);
-            Zone z = mem.Zones[node];
-            int j = i;
-            long lines = 0;
-            while (j < count && mem.NodeOf(frames[j]) == node)
+            Zone z = mem.Zones[mem.NodeOf(f)];
+            ref Page p = ref mem.Pages[f];
+            ex.Sys += sim.Costs.PageFreeNs + sim.Lines.Take(ref p.Owner, cpu, z.Node);
+            p.Flags = PageFlags.Free;
+            p.Mapping = -1;
+            p.MapCount = 0;
+            if (cold)
             {
-                int f = frames[j];
-                lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, node);
-                mem.Pages[f].Flags = PageFlags.Buddy;
-                mem.Pages[f].Mapping = -1;
-                mem.Pages[f].MapCount = 0;
-                z.PushFree(f);
-                j++;
+                PcpAddTail(z, cpu, f);
             }
-            ex.Sys += (j - i) * sim.Costs.PageFreeNs;
-            ex.LockHold(z.Lock, (j - i) * sim.Costs.ZoneLockPerPageNs + lines);
-            z.PagesScanned = 0;
-            i = j;
+            else
+            {
+                PcpAddHead(z, cpu, f);
+            }
+            if (z.PcpCount[cpu] >= z.PcpHigh)
+            {
+                long lines = 0;
+                int batch = z.PcpBatch;
+                FreePcppagesBulk(z, cpu, batch, ref lines);
+                ex.LockHold(z.Lock, batch * sim.Costs.ZoneLockPerPageNs + lines);
+            }
         }
+    }
+
+    /// <summary>CPUs with pages on a pcp list of any zone (drain_all_pages' cpus_with_pcps).</summary>
+    private Hardware.Cpumask CpusWithPcps(int self)
+    {
+        _cpusWithPcps ??= new Hardware.Cpumask(sim.Cpus.Length);
+        _cpusWithPcps.ClearAll();
+        foreach (Zone z in sim.Memory.Zones)
+        {
+            for (int c = 0; c < z.PcpCount.Length; c++)
+            {
+                if (z.PcpCount[c] > 0 && c != self)
+                {
+                    _cpusWithPcps.Set(c);
+                }
+            }
+        }
+        return _cpusWithPcps;
+    }
+
+    private Hardware.Cpumask? _cpusWithPcps;
+    private long _drainEventTime;
+    private Kernel.Arch.SmpCallFunc? _drainLocalPages;
+
+    /// <summary>
+    /// drain_all_pages(NULL) as 4.0's __alloc_pages_direct_reclaim calls it when the allocation
+    /// after a successful reclaim still fails: on_each_cpu_mask over the CPUs that have pcp pages,
+    /// waiting for all (an IPI to each other CPU, whose handler drain_local_pages frees every pcp
+    /// list it has under each zone's lock), then the same on this CPU with interrupts off.
+    /// </summary>
+    public void DrainAllPages(Exec ex)
+    {
+        int self = ex.Cpu.Id;
+        Hardware.Cpumask mask = CpusWithPcps(self);
+        _drainLocalPages ??= new Kernel.Arch.SmpCallFunc((r, t, _) => DrainPages(r.Id, t, out long _) - t);
+        _drainEventTime = ex.EventTime;
+        if (mask.AnyBut(self))
+        {
+            sim.X86.SmpCallFunctionMany(ex, mask, _drainLocalPages, null, tlb: false);
+        }
+        long t0 = ex.Now;
+        _drainEventTime = ex.EventTime;
+        long end = DrainPages(self, t0, out long spin);
+        ex.Sys += end - t0;
+        ex.Spin += spin;
+        ex.Cpu.AddIrqOff(t0, end);
+    }
+
+    /// <summary>drain_pages(cpu) from time <paramref name="t"/>: every zone's pcp list of the CPU back to the buddy lists under the zone's lock. Returns when it is done.</summary>
+    private long DrainPages(int cpu, long t, out long spinNs)
+    {
+        spinNs = 0;
+        foreach (Zone z in sim.Memory.Zones)
+        {
+            int count = z.PcpCount[cpu];
+            if (count == 0)
+            {
+                continue;
+            }
+            long lines = 0;
+            FreePcppagesBulk(z, cpu, count, ref lines);
+            t = z.Lock.Hold(_drainEventTime, t, cpu, count * sim.Costs.ZoneLockPerPageNs + lines, sim.Lines, sim.Costs, out long spin);
+            spinNs += spin;
+        }
+        return t;
     }
 }

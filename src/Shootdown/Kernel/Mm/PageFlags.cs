@@ -13,12 +13,17 @@ public enum PageFlags : ushort
     Lru = 1 << 5,
     Uptodate = 1 << 6,
     Unevictable = 1 << 7,
-    /// <summary>In the buddy allocator (PageBuddy).</summary>
+    /// <summary>PageBuddy: the first page of a free block in the buddy allocator (its order in page->index here).</summary>
     Buddy = 1 << 8,
     /// <summary>Taken off the LRU by isolate_lru_pages; owned by one reclaimer.</summary>
     Isolated = 1 << 9,
     /// <summary>PG_reclaim: reclaim met the page dirty or under writeback; rotate it to the inactive tail when writeback ends.</summary>
     Reclaim = 1 << 10,
+    /// <summary>
+    /// Free: in the buddy allocator (the head of a block or inside one) or on a per-CPU list. Not a
+    /// kernel flag — the kernel knows a free page by its zero reference count; the oracle asks it.
+    /// </summary>
+    Free = 1 << 11,
 }
 
 /// <summary>x86 PTE bits as the simulator stores them: flags in the low bits, the frame above.</summary>

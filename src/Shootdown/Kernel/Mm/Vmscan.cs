@@ -494,7 +494,7 @@ public sealed class Vmscan(Sim sim)
                 oracle.PageFreed(ex, sc.FreePages[i], p.Mapping, p.Index);
             }
         }
-        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree);
+        sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree, cold: true); // free_hot_cold_page_list(&free_pages, true)
     }
 
     /// <summary>

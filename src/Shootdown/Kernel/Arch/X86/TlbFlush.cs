@@ -329,7 +329,13 @@ public sealed class X86TlbFlush : IArchTlb
     /// waits for the slowest acknowledgement. A busy receiver's handler time delays its next step; an
     /// idle one's only occupies it (it delays a task woken there meanwhile).
     /// </summary>
-    public void SmpCallFunctionMany(Exec ex, Cpumask mask, SmpCallFunc func, FlushTlbInfo info)
+    public void SmpCallFunctionMany(Exec ex, Cpumask mask, SmpCallFunc func, FlushTlbInfo info) => SmpCallFunctionMany(ex, mask, func, info, tlb: true);
+
+    /// <summary>
+    /// smp_call_function_many for any function: <paramref name="tlb"/> false for calls that are no
+    /// TLB flush (drain_all_pages), which count as call-function interrupts but not as TLB IPIs.
+    /// </summary>
+    public void SmpCallFunctionMany(Exec ex, Cpumask mask, SmpCallFunc func, FlushTlbInfo? info, bool tlb)
     {
         Cpu sender = ex.Cpu;
         long t0 = ex.Now;
@@ -359,7 +365,7 @@ public sealed class X86TlbFlush : IArchTlb
             // reads the csd and the flush info on the sender's stack (one more line from the
             // sender), and csd_unlock writes the csd, which the sender's csd_lock_wait re-reads.
             long lines = Lines.Take(ref r.CallSingleQueueOwner, r.Id) + Lines.Transfer(sender.Id, r.Id);
-            long handler = _c.IrqEntryExitNs + lines + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info) : func(r, handled, info));
+            long handler = _c.IrqEntryExitNs + lines + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info!) : func(r, handled, info!));
             long ack = handled + handler + latency + Lines.Transfer(r.Id, sender.Id);
             if (ack > lastAck)
             {
@@ -376,9 +382,12 @@ public sealed class X86TlbFlush : IArchTlb
             r.SysNs += handler;
             r.IrqNs += handler;
             r.CallFunctionIrqs++;
-            IpisByCause[(int)ex.FlushCause]++;
             _series.Add(Series.Interrupts, delivered, 1);
-            _series.Add(Series.TlbIpis, delivered, 1);
+            if (tlb)
+            {
+                IpisByCause[(int)ex.FlushCause]++;
+                _series.Add(Series.TlbIpis, delivered, 1);
+            }
             trace?.Ipi(sender.Id, post, r.Id, handled, handler);
         }
         long wait = Math.Max(lastAck, post) - t0;
