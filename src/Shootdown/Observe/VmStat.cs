@@ -27,6 +27,7 @@ public enum VmEvent
     numa_hint_faults,
     numa_hint_faults_local,
     numa_pages_migrated,
+    pgscan_direct_throttle,
 }
 
 /// <summary>

@@ -27,6 +27,11 @@ public sealed class KswapdTask : SimTask
             // kswapd_try_to_sleep: a balanced node lets kswapd sleep until wakeup_kswapd.
             if (Vmscan.KswapdBalanced(z))
             {
+                // prepare_kswapd_sleep: no task may stay throttled while kswapd sleeps.
+                if (z.PfmemallocWait.Count > 0)
+                {
+                    sim.Vmscan.WakePfmemallocWaiters(ex.Now, z);
+                }
                 ex.What = "kswapd sleep";
                 sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, Node);
                 yield return Yield.Sleep;

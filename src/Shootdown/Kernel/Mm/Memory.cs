@@ -366,6 +366,15 @@ public sealed class Zone
         return (int)Math.Max(1, pow - 1);
     }
 
+    /// <summary>pgdat->pfmemalloc_wait: direct reclaimers throttled until kswapd brings the node's free pages above half its min watermark.</summary>
+    public readonly List<Sched.SimTask> PfmemallocWait = [];
+
+    /// <summary>
+    /// pfmemalloc_watermark_ok for the node of this zone (one zone per node): free pages above half
+    /// the min watermark (the reserve of PF_MEMALLOC allocations).
+    /// </summary>
+    public bool PfmemallocWatermarkOk => NrFree > WmarkMin / 2;
+
     /// <summary>free_area[order] list heads and tails (first frames of free blocks; -1 = empty).</summary>
     public readonly int[] FreeHead = new int[MaxOrder];
     public readonly int[] FreeTail = new int[MaxOrder];

@@ -97,7 +97,7 @@ public sealed class PageAlloc(Sim sim)
                 {
                     yield return y;
                 }
-                fruitless = task.Sc!.NrReclaimed == 0 ? fruitless + 1 : 0;
+                fruitless = task.Sc!.NrReclaimed == 0 && !task.Sc.Throttled ? fruitless + 1 : 0;
                 if (fruitless == 0)
                 {
                     // The rest of __alloc_pages_direct_reclaim: try again; if that fails, pages

@@ -20,6 +20,9 @@ public sealed class ScanControl
 
     /// <summary>current_is_kswapd().</summary>
     public bool Kswapd;
+
+    /// <summary>try_to_free_pages returned after throttle_direct_reclaim (1, "progress", with nothing reclaimed).</summary>
+    public bool Throttled;
     public int Priority;
     public long NrToReclaim;
     public long NrReclaimed;
@@ -119,6 +122,28 @@ public sealed class Vmscan(Sim sim)
             Exec ex = sc.Ex;
             SimTask task = sc.Task;
             sim.VmStat.Inc(VmEvent.allocstall); // __alloc_pages_direct_reclaim
+            sc.Throttled = false;
+            sc.NrReclaimed = 0;
+            // throttle_direct_reclaim: a user task whose first node (ZONE_NORMAL or lower) is
+            // below half its min watermark waits, asleep, until kswapd has brought it back
+            // (wait_event_killable on pgdat->pfmemalloc_wait; page cache allocations may enter
+            // the filesystem). Then try_to_free_pages returns 1 without reclaiming.
+            Zone first = sim.Memory.Zones[sc.Zonelist[0]];
+            if (task.Mm is not null && !PfmemallocWatermarkOk(ex.Now, first))
+            {
+                sim.VmStat.Inc(VmEvent.pgscan_direct_throttle);
+                ex.What = "throttled";
+                do
+                {
+                    first.PfmemallocWait.Add(task);
+                    yield return Yield.Sleep;
+                    ex = sc.Ex = sim.Exec;
+                }
+                while (!PfmemallocWatermarkOk(ex.Now, first));
+                sc.Throttled = true;
+                yield return ReusableProcess.PassEnd;
+                continue;
+            }
             ex.What = "direct reclaim";
             sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
             sc.Kswapd = false;
@@ -619,7 +644,7 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>balance_pgdat, one call per turn (arguments: <see cref="ScanControl.Ex"/>, Zone).</summary>
-    private static IEnumerable<Yield> BalancePgdat(ScanControl sc)
+    private IEnumerable<Yield> BalancePgdat(ScanControl sc)
     {
         while (true)
         {
@@ -644,6 +669,11 @@ public sealed class Vmscan(Sim sim)
                 {
                     raisePriority = false;
                 }
+                // Throttled direct reclaimers may go on once the node is above its reserve.
+                if (z.PfmemallocWait.Count > 0 && z.PfmemallocWatermarkOk)
+                {
+                    WakePfmemallocWaiters(sc.Ex.Now, z);
+                }
                 if (raisePriority || sc.NrReclaimed == 0)
                 {
                     sc.Priority--;
@@ -659,6 +689,31 @@ public sealed class Vmscan(Sim sim)
     /// reclaimable at all (an unreclaimable zone counts as balanced, so kswapd sleeps).
     /// </summary>
     public static bool KswapdBalanced(Zone z) => z.Balanced || !ZoneReclaimable(z);
+
+    /// <summary>pfmemalloc_watermark_ok: if the node is below the reserve, kswapd must be awake (it is woken).</summary>
+    private bool PfmemallocWatermarkOk(long now, Zone z)
+    {
+        bool ok = z.PfmemallocWatermarkOk;
+        if (!ok)
+        {
+            SimTask k = sim.Kswapd[z.Node];
+            if (k.State == TaskState.Sleeping)
+            {
+                sim.Sched.Wake(k, now);
+            }
+        }
+        return ok;
+    }
+
+    /// <summary>wake_up(&amp;pgdat->pfmemalloc_wait): every throttled task becomes runnable (each re-checks the watermark).</summary>
+    public void WakePfmemallocWaiters(long now, Zone z)
+    {
+        foreach (SimTask t in z.PfmemallocWait)
+        {
+            sim.Sched.Wake(t, now);
+        }
+        z.PfmemallocWait.Clear();
+    }
 
     /// <summary>
     /// kswapd_shrink_zone: nr_to_reclaim = max(SWAP_CLUSTER_MAX, high_wmark_pages); a zone above
