@@ -36,7 +36,7 @@ public class KernelFidelityTests
         AddressSpace file = sim.CreateFile("cache", pages);
         for (int i = 0; i < pages; i++)
         {
-            int f = z.PopFree();
+            int f = z.AllocBootPage();
             sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
             sim.Memory.Pages[f].Mapping = file.Id;
             sim.Memory.Pages[f].Index = i;
@@ -168,7 +168,7 @@ public class KernelFidelityTests
         var frames = new int[2];
         for (int i = 0; i < 2; i++)
         {
-            int f = frames[i] = z.PopFree();
+            int f = frames[i] = z.AllocBootPage();
             sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
             sim.Memory.Pages[f].Mapping = file.Id;
             sim.Memory.Pages[f].Index = i;
@@ -197,7 +197,7 @@ public class KernelFidelityTests
         AddressSpace file = sim.CreateFile("pv", 8);
         for (int i = 0; i < 8; i++)
         {
-            int f = z.PopFree();
+            int f = z.AllocBootPage();
             sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
             sim.Memory.Pages[f].Mapping = file.Id;
             sim.Memory.Pages[f].Index = i;
@@ -211,7 +211,7 @@ public class KernelFidelityTests
         Assert.Equal(8, sim.VmStat[VmEvent.pgscan_direct]);
         Assert.Equal(8, sim.VmStat[VmEvent.pgsteal_direct]);
 
-        sim.Swap.LruCacheAdd(ex, z.PopFree());
+        sim.Swap.LruCacheAdd(ex, z.AllocBootPage());
         sim.Vmscan.ShrinkActiveList(ex, new int[32], z, 32);
         Assert.Equal(0, sim.Cpus[0].PagevecCount);
     }
@@ -253,7 +253,7 @@ public class KernelFidelityTests
         // The three rmap users share rmap_walk: a page mapped by two mms is seen in both by each.
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
         AddressSpace file = sim.CreateFile("shared", 4);
-        int f = sim.Memory.Zones[0].PopFree();
+        int f = sim.Memory.Zones[0].AllocBootPage();
         sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
         sim.Memory.Pages[f].Mapping = file.Id;
         sim.Memory.Pages[f].Index = 1;

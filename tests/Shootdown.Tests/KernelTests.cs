@@ -21,7 +21,7 @@ public class KernelTests
         var vma = new Vma(mm, 0x1000, 1024, file, 0, writable: true, shared: true);
         mm.Vmas.Add(vma);
         file.IMmap.Add(vma);
-        int f = sim.Memory.Zones[0].PopFree();
+        int f = sim.Memory.Zones[0].AllocBootPage();
         sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
         sim.Memory.Pages[f].Mapping = file.Id;
         sim.Memory.Pages[f].Index = index;
@@ -38,7 +38,7 @@ public class KernelTests
         var frames = new int[n];
         for (int i = 0; i < n; i++)
         {
-            int f = z.PopFree();
+            int f = z.AllocBootPage();
             frames[i] = f;
             sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
             sim.Memory.Pages[f].Mapping = file.Id;
@@ -179,11 +179,11 @@ public class KernelTests
         // Leave each zone just above its low watermark.
         while (z0.NrFree > z0.WmarkLow + 1)
         {
-            z0.PopFree();
+            z0.AllocBootPage();
         }
         while (z1.NrFree > z1.WmarkLow + 1)
         {
-            z1.PopFree();
+            z1.AllocBootPage();
         }
         Exec ex = ExecOn(sim, 0);
         int[] dest = new int[64];
@@ -196,11 +196,11 @@ public class KernelTests
         Assert.Equal(TaskState.Runnable, sim.Kswapd[1].State);
         while (z0.NrFree > z0.WmarkMin)
         {
-            z0.PopFree();
+            z0.AllocBootPage();
         }
         while (z1.NrFree > z1.WmarkMin)
         {
-            z1.PopFree();
+            z1.AllocBootPage();
         }
         // Below min with nothing to reclaim: direct reclaim after direct reclaim, then out of memory.
         IEnumerable<Yield>? stall = sim.PageAlloc.AllocPages(ex, ex.Task, 0, 1, dest);
@@ -264,7 +264,7 @@ public class KernelTests
         var frames = new int[64];
         for (int i = 0; i < 64; i++)
         {
-            int f = z.PopFree();
+            int f = z.AllocBootPage();
             frames[i] = f;
             sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
             sim.Memory.Pages[f].Mapping = file.Id;
@@ -327,7 +327,7 @@ public class KernelTests
         UnmappedFilePages(sim, z, 64, dirty: _ => true);
         while (z.NrFree > z.WmarkMin)
         {
-            z.PopFree(); // memory is short, so kswapd keeps going
+            z.AllocBootPage(); // memory is short, so kswapd keeps going
         }
         SimTask kswapd = sim.Kswapd[0];
         Exec ex = ExecOn(sim, 0, task: kswapd);
@@ -350,7 +350,7 @@ public class KernelTests
         int[] frames = UnmappedFilePages(sim, z, 64, dirty: _ => true, syncIo: true);
         while (z.NrFree > z.WmarkMin)
         {
-            z.PopFree();
+            z.AllocBootPage();
         }
         z.ZoneDirty = true; // as a batch of nothing but dirty pages leaves it
         SimTask kswapd = sim.Kswapd[0];
@@ -377,7 +377,7 @@ public class KernelTests
         var frames = new int[40];
         for (int i = 0; i < 40; i++)
         {
-            int f = frames[i] = z.PopFree();
+            int f = frames[i] = z.AllocBootPage();
             sim.Memory.Pages[f].Flags = PageFlags.Uptodate | PageFlags.Referenced;
             sim.Memory.LruAddHead(z, f, active: true);
         }
@@ -410,7 +410,7 @@ public class KernelTests
         Assert.Equal(PageFlags.Referenced | PageFlags.Active, sim.Memory.Pages[frames[1]].Flags & (PageFlags.Referenced | PageFlags.Active));
 
         // A page still in this CPU's lru_add pagevec is marked active and reaches the active list at the drain.
-        int fresh = z.PopFree();
+        int fresh = z.AllocBootPage();
         sim.Memory.Pages[fresh].Flags = PageFlags.Uptodate;
         sim.Swap.LruCacheAdd(ex, fresh);
         sim.Swap.MarkPageAccessed(ex, fresh);
@@ -418,7 +418,7 @@ public class KernelTests
         Assert.Equal(PageFlags.Active, sim.Memory.Pages[fresh].Flags & (PageFlags.Referenced | PageFlags.Active | PageFlags.Lru));
         sim.Swap.LruAddDrain(ex);
         Assert.Equal(fresh, z.ActiveFile.Head);
-        Assert.Throws<InvalidOperationException>(() => sim.Memory.LruDel(z, z.PopFree()));
+        Assert.Throws<InvalidOperationException>(() => sim.Memory.LruDel(z, z.AllocBootPage()));
     }
 
     [Fact]
@@ -473,8 +473,9 @@ public class KernelTests
         // A lock never taken: its word and the data it guards come from DRAM.
         Assert.Equal(c.LockAcquireNs + c.DramLocalNs + 1000 + c.DramLocalNs, end1);
         l.Hold(0, 10, 1, 1000, lines, c, out long spin2);
-        // Waits for the holder, then the ticket hand-off across sockets with one waiter in the queue.
-        Assert.Equal(end1 + 2 * c.CacheLineRemoteNodeNs - 10 - c.LockAcquireNs, spin2);
+        // Waits for the holder, then the ticket hand-off across sockets: one transfer, no other
+        // waiter re-reading the line.
+        Assert.Equal(end1 + c.CacheLineRemoteNodeNs - 10 - c.LockAcquireNs, spin2);
         // A request after both holds is uncontended, but the line is on the other socket now.
         long t3 = 100_000;
         long end3 = l.Hold(t3, t3, 0, 10, lines, c, out long spin3);
@@ -484,5 +485,25 @@ public class KernelTests
         long end4 = l.Hold(200_000, 200_000, 0, 10, lines, c, out _);
         Assert.Equal(200_000 + c.LockAcquireNs + 10, end4);
         Assert.Equal(1, l.Contended);
+    }
+
+    [Fact]
+    public void ATicketHandOffGrowsWithTheQueueTheWaiterFound()
+    {
+        CostModel c = CostModel.Xeon2015;
+        var lines = new CacheLines(4, 1, NumaDistance.Uniform(4), c); // one CPU per node
+        var l = new Kernel.SpinLock("t", dataLines: 0);
+        long end0 = l.Hold(0, 0, 0, 1000, lines, c, out _);
+        // CPU 1 finds one booking ahead: its hand-off is one remote transfer.
+        long end1 = l.Hold(0, 1, 1, 1000, lines, c, out _);
+        Assert.Equal(end0 + c.CacheLineRemoteNodeNs + 1000, end1);
+        // CPU 2 finds two ahead; CPU 3 three: each further waiter adds half a transfer (the next
+        // owner re-reads the line half-way through the spinners' re-reads on average).
+        long end2 = l.Hold(0, 2, 2, 1000, lines, c, out _);
+        Assert.Equal(end1 + c.CacheLineRemoteNodeNs + c.CacheLineRemoteNodeNs / 2 + 1000, end2);
+        long end3 = l.Hold(0, 3, 3, 1000, lines, c, out long spin3);
+        Assert.Equal(end2 + c.CacheLineRemoteNodeNs + c.CacheLineRemoteNodeNs + 1000, end3);
+        Assert.Equal(end2 + 2 * c.CacheLineRemoteNodeNs - 3 - c.LockAcquireNs, spin3);
+        Assert.Equal(3, l.Contended);
     }
 }

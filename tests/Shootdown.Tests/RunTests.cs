@@ -75,7 +75,8 @@ public class RunTests
         long loc = r.Interrupts["LOC"];
         Assert.InRange(loc, busy * 250 * 0.9, busy * 250 * 1.1 + 8);
         Assert.Equal(r.TlbIpis, r.Interrupts["TLB"]);
-        Assert.Equal(r.Interrupts["LOC"] + r.Interrupts["TLB"], r.InterruptsPerSecond.Sum());
+        // Call-function IPIs that are no TLB flush (drain_all_pages) count too.
+        Assert.Equal(r.Interrupts["LOC"] + r.Interrupts["TLB"] + r.Interrupts["CAL"], r.InterruptsPerSecond.Sum());
     }
 
     [Fact]

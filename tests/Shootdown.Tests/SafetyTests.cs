@@ -136,7 +136,7 @@ public class SafetyTests
         Assert.Equal(Hardware.Mmu.Access.Hit, sim.Mmu.Touch(writer, mm, vpn, write: true));
         while (z.NrFree > z.WmarkMin)
         {
-            z.PopFree(); // memory is short, so kswapd reclaims
+            z.AllocBootPage(); // memory is short, so kswapd reclaims
         }
         z.ZoneDirty = true; // as a batch of nothing but dirty pages leaves it
 

@@ -84,7 +84,7 @@ public sealed record RunResult
             irq += c.IrqNs;
             tlb += c.TlbShootdowns;
             loc += c.TimerTicks;
-            cal += c.CallFunctionIrqs;
+            cal += c.CallFunctionIrqs - c.OtherCallFunctionIrqs; // the TLB-flushing ones
             calShown += Observe.ProcFiles.CalShown(c);
         }
         long elapsed = sim.LastExit;

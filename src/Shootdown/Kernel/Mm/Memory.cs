@@ -57,7 +57,7 @@ public sealed class Memory
         for (int z = 0; z < nodes; z++)
         {
             long min = Math.Max(1, minPagesTotal * framesPerNode / total);
-            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2, nrCpus);
+            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2, nrCpus) { Memory = this };
             InitFreeArea(Zones[z]);
         }
     }
@@ -365,6 +365,12 @@ public sealed class Zone
         }
         return (int)Math.Max(1, pow - 1);
     }
+
+    /// <summary>The memory this zone is part of.</summary>
+    public Memory Memory { get; init; } = null!;
+
+    /// <summary>A page taken straight from the buddy allocator without cost (boot-time set-up, tests): <see cref="Mm.Memory.AllocBootPage"/>.</summary>
+    public int AllocBootPage() => Memory.AllocBootPage(this);
 
     /// <summary>pgdat->pfmemalloc_wait: direct reclaimers throttled until kswapd brings the node's free pages above half its min watermark.</summary>
     public readonly List<Sched.SimTask> PfmemallocWait = [];

@@ -65,8 +65,11 @@ public sealed class Cpu
     /// <summary>irq_tlb_count, /proc/interrupts "TLB: TLB shootdowns": every run of x86's flush_tlb_func.</summary>
     public long TlbShootdowns;
 
-    /// <summary>irq_call_count: every call-function IPI received (TLB flushes are the only ones simulated).</summary>
+    /// <summary>irq_call_count: every call-function IPI received (TLB flushes, and drain_all_pages).</summary>
     public long CallFunctionIrqs;
+
+    /// <summary>Of <see cref="CallFunctionIrqs"/>, those for no TLB flush (drain_all_pages).</summary>
+    public long OtherCallFunctionIrqs;
 
     /// <summary>/proc/interrupts "LOC: Local timer interrupts".</summary>
     public long TimerTicks;

@@ -388,6 +388,10 @@ public sealed class X86TlbFlush : IArchTlb
                 IpisByCause[(int)ex.FlushCause]++;
                 _series.Add(Series.TlbIpis, delivered, 1);
             }
+            else
+            {
+                r.OtherCallFunctionIrqs++;
+            }
             trace?.Ipi(sender.Id, post, r.Id, handled, handler);
         }
         long wait = Math.Max(lastAck, post) - t0;
