@@ -331,8 +331,9 @@ public sealed class Zone
         PcpCount = new int[nrCpus];
         Array.Fill(PcpHead, -1);
         Array.Fill(PcpTail, -1);
-        PcpBatch = BatchSize(frames);
-        PcpHigh = 6 * PcpBatch;
+        int batch = BatchSize(frames);
+        PcpBatch = Math.Max(1, batch); // pageset_set_batch: high 6 x batch, batch at least 1
+        PcpHigh = 6 * batch;
         // lru_lock guards the lruvec: the list heads, lru_size counters and reclaim_stat (three
         // lines), and each list operation writes the neighbouring page's links (a fourth).
         LruLock = new SpinLock($"lru_lock/{node}", dataLines: 4);
@@ -343,7 +344,8 @@ public sealed class Zone
 
     /// <summary>
     /// zone_batchsize of Linux 4.0: a 1/1024 of the zone, at most 512 KiB worth, a quarter of
-    /// that, rounded to 2^n - 1 (31 on every zone of 128 MiB or more); pcp->high is 6 x batch.
+    /// that (at least 1), rounded down to 2^n - 1 (31 on zones of 512 MiB or more; 0 below 8 MiB);
+    /// pcp->high is 6 x that and pcp->batch at least 1.
     /// </summary>
     public static int BatchSize(long managedPages)
     {
@@ -363,7 +365,7 @@ public sealed class Zone
         {
             pow *= 2;
         }
-        return (int)Math.Max(1, pow - 1);
+        return (int)(pow - 1);
     }
 
     /// <summary>The memory this zone is part of.</summary>
