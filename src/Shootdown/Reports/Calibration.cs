@@ -136,7 +136,10 @@ public sealed class Calibration
             string n = CostModel.Canonical(c) ?? throw CostModel.Unknown(c);
             if (!CostModel.Bounds.ContainsKey(n))
             {
-                throw new ConfigException($"cost constant {n} has no documented bounds (a hardware constant, or one the search does not move); searchable: {string.Join(", ", CostModel.Bounds.Keys)}");
+                string why = CostModel.IsHardware(n)
+                    ? "is a hardware constant (each machine file gives it, with its source); the search moves kernel-path constants only"
+                    : "has no documented bounds, so the search does not move it";
+                throw new ConfigException($"cost constant {n} {why}; searchable: {string.Join(", ", CostModel.Bounds.Keys)}");
             }
             if (names.Contains(n))
             {
