@@ -41,7 +41,7 @@ internal static class CalibrateCli
             // Refuse constants without bounds and a search scale a machine cannot run at before any run.
             var (_, scales) = Calibration.Plan(specs, names, n, max);
             string where = string.Join(", ", specs.Zip(scales, (s, d) => $"{s.Machine} 1/{d}"));
-            Calibration result = WithStatus(f == "table" || pr.GetValue(progress), $"calibrate ({where})", max,
+            Calibration result = WithStatus(f == "table" || pr.GetValue(progress), $"calibrate {where}", max,
                 onStep => Calibration.Run(specs, sd, names, n, max, j, onStep));
             Console.Out.Write(f switch
             {
@@ -85,8 +85,8 @@ internal static class CalibrateCli
 
     /// <summary>
     /// Does <paramref name="work"/> under a status line on stderr (when <paramref name="show"/> and
-    /// stderr is a terminal): the evaluations done of at most <paramref name="maxEvaluations"/>, the
-    /// step's constant and value and the best loss so far; the final check follows the last step.
+    /// stderr is a terminal): the evaluations done of at most <paramref name="maxEvaluations"/> and
+    /// the best loss so far; the final check follows the last step.
     /// </summary>
     private static T WithStatus<T>(bool show, string label, int maxEvaluations, Func<Action<CalibrationStep>?, T> work)
     {
@@ -107,9 +107,7 @@ internal static class CalibrateCli
                 {
                     best = Math.Min(best, s.Loss);
                     task.Value = s.Index + 1;
-                    string step = s.Constant is null ? "start" : $"{s.Constant}={s.Value}";
-                    task.Description = Markup.Escape(
-                        $"{label}: {s.Index + 1}/{maxEvaluations} evaluated, {step} loss {s.Loss.ToString("0.###", CultureInfo.InvariantCulture)}, best {best.ToString("0.###", CultureInfo.InvariantCulture)}");
+                    task.Description = Markup.Escape($"{label}: {s.Index + 1}/{maxEvaluations}, best loss {best.ToString("0.###", CultureInfo.InvariantCulture)}");
                 });
             });
         return result!;
