@@ -13,7 +13,7 @@ public sealed record CalibrationStep(int Index, string? Constant, long? Value, d
 /// `shootdown calibrate`: a reproducible search for the kernel-path constants (the ones that are the
 /// same on every machine) within their documented bounds, <see cref="CostModel.Bounds"/>: half to
 /// twice each constant's physical basis. Every evaluation runs the whole reproduction of every
-/// machine (<see cref="ReproductionSpec.All"/>) with the candidate constants and the machines' own
+/// machine given (`calibrate`'s default: <see cref="ReproductionSpec.All"/>) with the candidate constants and the machines' own
 /// hardware constants, and scores it by <see cref="Loss"/>: for each check outside its range, the
 /// distance to the range in units of the range's half-width, squared, summed over the machines.
 /// The search is coordinate descent on a logarithmic grid: for each constant in turn, the value one
