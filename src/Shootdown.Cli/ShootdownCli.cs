@@ -64,6 +64,7 @@ public static class ShootdownCli
         root.Subcommands.Add(BuildMachines());
         root.Subcommands.Add(SweepCli.Build());
         root.Subcommands.Add(SensitivityCli.Build());
+        root.Subcommands.Add(CalibrateCli.Build());
         try
         {
             // No response files: "@PATH" is an argument like any other (System.CommandLine would read

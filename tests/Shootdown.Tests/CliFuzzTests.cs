@@ -24,6 +24,7 @@ public class CliFuzzTests
         ["--policies", "vanilla,,x"], ["--frobnicate"], ["--trace", "/proc/shootdown-fuzz"],
         ["--vmstat", "/proc/shootdown-fuzz"], ["--plot", "/etc/hostname"], ["--input", "/nonexistent.csv"],
         ["--machine", "/nonexistent/m.toml"], ["--config", "/nonexistent/c.toml"],
+        ["--max-evaluations", "0"], ["--search-scale-factor", "0"],
     ];
 
     private static readonly string[][] Valid =
@@ -43,7 +44,7 @@ public class CliFuzzTests
     public void InvalidCommandLinesAreOneLineAndExit2()
     {
         var gen = Gen.Select(
-            Gen.OneOf("run", "compare", "reproduce", "sensitivity", "plot", "policies", "workloads", "runn"),
+            Gen.OneOf("run", "compare", "reproduce", "sensitivity", "calibrate", "plot", "policies", "workloads", "runn"),
             Gen.OneOf(Invalid),
             Gen.OneOf(Valid),
             Gen.OneOf(Valid),

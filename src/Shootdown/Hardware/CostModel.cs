@@ -200,17 +200,17 @@ public sealed record CostModel
         return copy;
     }
 
-    /// <summary>Checks the constants that depend on each other; throws <see cref="ConfigException"/>.</summary>
     /// <summary>A kernel-path constant's physical basis, the value it is estimated from, and where that comes from; the search may move it within half to twice the basis.</summary>
     public sealed record Bound(long Basis, string Source)
     {
-        /// <summary>Half to twice the basis: the bounds `calibrate` searches within and the defaults must lie in.</summary>
-        public (long Min, long Max) Range => (Math.Max(1, Basis / 2), Basis * 2);
+        /// <summary>Half to twice the basis, inclusive (half rounded up, so an odd basis's minimum is not below half): the bounds `calibrate` searches within and the defaults must lie in.</summary>
+        public (long Min, long Max) Range => (Math.Max(1, (Basis + 1) / 2), Basis * 2);
     }
 
     /// <summary>
-    /// Every kernel-path constant `calibrate` may move, with its basis (README, "Cost model"). The
-    /// defaults are the search's result and lie within the bounds (a test checks).
+    /// Every kernel-path constant `calibrate` may move, with its basis (README, "Cost model",
+    /// "Calibrating the kernel-path constants"). Hardware constants are not here: each machine file
+    /// gives them with their sources. The defaults lie within the bounds (a test checks).
     /// </summary>
     public static IReadOnlyDictionary<string, Bound> Bounds { get; } = new Dictionary<string, Bound>
     {
@@ -230,6 +230,7 @@ public sealed record CostModel
         [nameof(ContextSwitchNs)] = new(1500, "estimate: kernel side of a context switch, 1-2 us"),
     };
 
+    /// <summary>Checks the constants that depend on each other; throws <see cref="ConfigException"/>.</summary>
     public void Validate()
     {
         foreach (string n in Names)

@@ -13,9 +13,9 @@ public sealed record CalibrationStep(int Index, string? Constant, long? Value, d
 /// `shootdown calibrate`: a reproducible search for the kernel-path constants (the ones that are the
 /// same on every machine) within their documented bounds, <see cref="CostModel.Bounds"/>: half to
 /// twice each constant's physical basis. Every evaluation runs the whole reproduction of every
-/// machine (<see cref="ReproductionSpec.All"/>) with the candidate constants and the machines' own
+/// machine given (`calibrate`'s default: <see cref="ReproductionSpec.All"/>) with the candidate constants and the machines' own
 /// hardware constants, and scores it by <see cref="Loss"/>: for each check outside its range, the
-/// distance to the range in units of the range's half-width, squared, summed over both machines.
+/// distance to the range in units of the range's half-width, squared, summed over the machines.
 /// The search is coordinate descent on a logarithmic grid: for each constant in turn, the value one
 /// step down and one step up (clamped to the bounds) are tried and the better one kept if it lowers
 /// the loss; a sweep over all constants that changes nothing halves the step (in log space), from a
@@ -110,14 +110,18 @@ public sealed class Calibration
     public static IReadOnlyList<string> DefaultConstants => CostModel.Bounds.Keys.ToArray();
 
     /// <summary>
-    /// Runs the search from <paramref name="costs"/>' values of <paramref name="constants"/>;
-    /// <paramref name="searchScaleFactor"/> multiplies each machine's scale divisor during the search
-    /// (1 = the specs' scales). At most <paramref name="maxEvaluations"/> points are evaluated.
-    /// <paramref name="progress"/> gets each step as it is taken.
+    /// Checks the search's options before any run (the CLI calls it before its progress display):
+    /// at least one machine, a positive scale factor and evaluation budget, known constants that
+    /// have bounds, each named once, and a search scale each machine can run at. Returns the
+    /// constants' canonical names and each machine's scale divisor during the search.
     /// </summary>
-    public static Calibration Run(IReadOnlyList<ReproductionSpec> specs, ulong seed, IReadOnlyList<string> constants, int searchScaleFactor,
-        int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null)
+    public static (IReadOnlyList<string> Constants, IReadOnlyList<int> SearchScales) Plan(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<string> constants,
+        int searchScaleFactor, int maxEvaluations)
     {
+        if (specs.Count == 0)
+        {
+            throw new ConfigException("calibrate needs at least one machine to reproduce");
+        }
         if (searchScaleFactor < 1)
         {
             throw new ConfigException($"--search-scale-factor must be a positive integer, got {searchScaleFactor}");
@@ -126,21 +130,65 @@ public sealed class Calibration
         {
             throw new ConfigException($"--max-evaluations must be a positive integer, got {maxEvaluations}");
         }
-        var names = constants.Select(c => CostModel.Canonical(c) ?? throw CostModel.Unknown(c)).ToArray();
-        foreach (string n in names)
+        var names = new List<string>();
+        foreach (string c in constants)
         {
+            string n = CostModel.Canonical(c) ?? throw CostModel.Unknown(c);
             if (!CostModel.Bounds.ContainsKey(n))
             {
-                throw new ConfigException($"cost constant {n} has no documented bounds (a hardware constant, or one the search does not move); searchable: {string.Join(", ", CostModel.Bounds.Keys)}");
+                string why = CostModel.IsHardware(n)
+                    ? "is a hardware constant (each machine file gives it, with its source); the search moves kernel-path constants only"
+                    : "has no documented bounds, so the search does not move it";
+                throw new ConfigException($"cost constant {n} {why}; searchable: {string.Join(", ", CostModel.Bounds.Keys)}");
+            }
+            if (names.Contains(n))
+            {
+                throw new ConfigException($"cost constant {n} appears twice in the constants to search");
+            }
+            names.Add(n);
+        }
+        var scales = new int[specs.Count];
+        for (int m = 0; m < specs.Count; m++)
+        {
+            long scale = (long)specs[m].DefaultScale * searchScaleFactor;
+            if (scale > RunConfig.MaxScaleDivisor)
+            {
+                throw new ConfigException($"--search-scale-factor {searchScaleFactor} would run {specs[m].Machine} at 1/{scale}; N of 1/N is at most {RunConfig.MaxScaleDivisor}");
+            }
+            scales[m] = (int)scale;
+            try
+            {
+                RunConfig.Create(machine: specs[m].Machine, scaleDivisor: scales[m], workload: ReproductionSpec.Workload, policy: specs[m].Policies[0]);
+            }
+            catch (ConfigException e)
+            {
+                throw new ConfigException($"--search-scale-factor {searchScaleFactor} runs {specs[m].Machine} at 1/{scales[m]}: {e.Message}", e.Key);
             }
         }
-        int[] scales = specs.Select(s => checked(s.DefaultScale * searchScaleFactor)).ToArray();
+        return (names, scales);
+    }
+
+    /// <summary>
+    /// Runs the search from the default values (<see cref="CostModel"/>'s initialisers, the same on
+    /// every machine) of <paramref name="constants"/>, each machine with its own hardware constants;
+    /// <paramref name="searchScaleFactor"/> multiplies each machine's scale divisor during the search
+    /// (1 = the specs' scales). At most <paramref name="maxEvaluations"/> points are evaluated during
+    /// the search (the start included), then the best point once more at the specs' own scales
+    /// (reusing the search's runs when the factor is 1). <paramref name="jobs"/> runs go at once
+    /// (0: one per host core); the result does not depend on it. <paramref name="progress"/> gets each
+    /// step as it is taken. Throws <see cref="ConfigException"/> for what <see cref="Plan"/> refuses.
+    /// </summary>
+    public static Calibration Run(IReadOnlyList<ReproductionSpec> specs, ulong seed, IReadOnlyList<string> constants, int searchScaleFactor,
+        int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null)
+    {
+        var (names, scales) = Plan(specs, constants, searchScaleFactor, maxEvaluations);
         var defaults = new CostModel();
         var current = names.ToDictionary(n => n, n => Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(defaults), CultureInfo.InvariantCulture));
         var start = new Dictionary<string, long>(current);
         var steps = new List<CalibrationStep>();
         (int within, int total) Count(IReadOnlyList<Reproduction> reps) => (reps.Sum(r => r.Rows().Count(x => x.Within)), reps.Sum(r => r.Rows().Count));
         var first = Evaluate(specs, scales, seed, [current], jobs);
+        IReadOnlyList<Reproduction> currentReps = first;
         double currentLoss = Loss(first);
         var (w0, t0) = Count(first);
         var step0 = new CalibrationStep(0, null, null, currentLoss, w0, t0, true);
@@ -194,6 +242,7 @@ public sealed class Calibration
                 {
                     current[n] = candidates[bestIdx];
                     currentLoss = bestLoss;
+                    currentReps = reps.Skip(bestIdx * specs.Count).Take(specs.Count).ToArray();
                     moved = true;
                 }
             }
@@ -202,7 +251,9 @@ public sealed class Calibration
                 logStep /= 2;
             }
         }
-        IReadOnlyList<Reproduction> final = Evaluate(specs, specs.Select(s => s.DefaultScale).ToArray(), seed, [current], jobs);
+        IReadOnlyList<Reproduction> final = searchScaleFactor == 1
+            ? currentReps // the search ran at the specs' scales: the same runs, deterministic
+            : Evaluate(specs, specs.Select(s => s.DefaultScale).ToArray(), seed, [current], jobs);
         return new Calibration(specs, scales, seed, names, start, current, steps, final);
     }
 
@@ -211,12 +262,31 @@ public sealed class Calibration
     /// <summary>The `--cost` arguments that replay the best point.</summary>
     public string CostArguments => string.Join(" ", Constants.Where(n => Best[n] != Start[n]).Select(n => $"--cost {CostModel.SnakeCase(n)}={Best[n]}"));
 
+    /// <summary>
+    /// The `reproduce` command line(s) that replay <see cref="Final"/>: one for every machine when the
+    /// search covered <see cref="ReproductionSpec.All"/>, else one per machine (--machine); the seed
+    /// always, as `reproduce` defaults to 1.
+    /// </summary>
+    public IReadOnlyList<string> ReplayCommands
+    {
+        get
+        {
+            string tail = $"--seed {Seed}{(CostArguments.Length > 0 ? " " + CostArguments : "")}";
+            return Specs.Select(s => s.Machine).SequenceEqual(ReproductionSpec.All.Select(s => s.Machine))
+                ? [$"shootdown reproduce {tail}"]
+                : Specs.Select(s => $"shootdown reproduce --machine {s.Machine} {tail}").ToArray();
+        }
+    }
+
+    /// <summary>Whether every check of every machine holds at the best constants, at the specs' scales (`calibrate` exits 5 otherwise).</summary>
+    public bool AllWithin => Final.All(r => r.AllWithin);
+
     public string ToText()
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, seed {Seed}.");
-        sb.AppendLine("Loss: per check outside its range, (distance / half the range)^2, summed over both machines.");
+        sb.AppendLine("Loss: per check outside its range, (distance / half the range)^2, summed over the machines.");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"step",5}  {"constant",-22}{"value",10}{"loss",12}{"within",10}  kept");
         foreach (CalibrationStep s in Steps)
@@ -238,8 +308,20 @@ public sealed class Calibration
             sb.Append(r.ToText());
             sb.AppendLine();
         }
-        string replay = $"Loss at the specs' scales: {F(Loss(Final))}; replay: shootdown reproduce {CostArguments}";
-        sb.AppendLine(replay.TrimEnd());
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"Loss at the reproduce scales: {F(Loss(Final))}; {Final.Sum(r => r.Rows().Count(x => x.Within))} of {Final.Sum(r => r.Rows().Count)} checks within. Replay: {string.Join("; ", ReplayCommands)}");
+        return sb.ToString();
+    }
+
+    /// <summary>CSV: one row per step, index,constant,value,loss,within,checks,kept (the start: empty constant and value).</summary>
+    public string ToCsv()
+    {
+        var sb = new StringBuilder("index,constant,value,loss,within,checks,kept\n");
+        foreach (CalibrationStep s in Steps)
+        {
+            sb.Append(CultureInfo.InvariantCulture,
+                $"{s.Index},{s.Constant},{(s.Value is { } v ? v.ToString(CultureInfo.InvariantCulture) : "")},{s.Loss.ToString("R", CultureInfo.InvariantCulture)},{s.Within},{s.Checks},{(s.Accepted ? "true" : "false")}\n");
+        }
         return sb.ToString();
     }
 
@@ -271,6 +353,8 @@ public sealed class Calibration
                 ["kept"] = s.Accepted,
             }).ToArray()),
             ["final_loss"] = Loss(Final),
+            ["all_within"] = AllWithin,
+            ["replay"] = new JsonArray(ReplayCommands.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()),
             ["final"] = new JsonArray(Final.Select(r => (JsonNode?)r.ToJsonNode()).ToArray()),
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
