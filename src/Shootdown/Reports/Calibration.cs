@@ -17,8 +17,8 @@ public sealed record CalibrationStep(int Index, string? Constant, long? Value, d
 /// hardware constants, and scores it by <see cref="Loss"/>: for each check outside its range, the
 /// distance to the range in units of the range's half-width, squared, summed over the machines.
 /// The search is coordinate descent on a logarithmic grid: for each constant in turn, the value one
-/// step down and one step up (clamped to the bounds) are tried and the better one kept if it lowers
-/// the loss; a sweep over all constants that changes nothing halves the step (in log space), from a
+/// step down and one step up (clamped to the bounds) are tried and the better one kept if it puts
+/// more checks within their ranges, or as many with a lower loss; a sweep over all constants that changes nothing halves the step (in log space), from a
 /// factor of √2 down to 2^(1/8). Deterministic: the same options give the same trajectory.
 /// </summary>
 public sealed class Calibration
@@ -76,7 +76,7 @@ public sealed class Calibration
                 loss += half > 0 ? (d / half) * (d / half) : 1;
             }
         }
-        return loss;
+        return double.IsNaN(loss) ? double.PositiveInfinity : loss;
     }
 
     private static IReadOnlyList<Reproduction> Evaluate(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> scales, ulong seed,
@@ -191,6 +191,7 @@ public sealed class Calibration
         IReadOnlyList<Reproduction> currentReps = first;
         double currentLoss = Loss(first);
         var (w0, t0) = Count(first);
+        int currentWithin = w0;
         var step0 = new CalibrationStep(0, null, null, currentLoss, w0, t0, true);
         steps.Add(step0);
         progress?.Invoke(step0);
@@ -219,6 +220,7 @@ public sealed class Calibration
                 evaluations += candidates.Length;
                 int bestIdx = -1;
                 double bestLoss = currentLoss;
+                int bestWithin = currentWithin;
                 var results = new List<(long Value, double Loss, int Within, int Total)>();
                 for (int i = 0; i < candidates.Length; i++)
                 {
@@ -226,9 +228,12 @@ public sealed class Calibration
                     double l = Loss(slice);
                     var (w, t) = Count(slice);
                     results.Add((candidates[i], l, w, t));
-                    if (l < bestLoss - 1e-9)
+                    // More checks within first; the loss breaks ties (a move that gains on one
+                    // machine's far-off figures must not cost the other machine a check).
+                    if (w > bestWithin || (w == bestWithin && l < bestLoss - 1e-9))
                     {
                         bestLoss = l;
+                        bestWithin = w;
                         bestIdx = i;
                     }
                 }
@@ -242,6 +247,7 @@ public sealed class Calibration
                 {
                     current[n] = candidates[bestIdx];
                     currentLoss = bestLoss;
+                    currentWithin = bestWithin;
                     currentReps = reps.Skip(bestIdx * specs.Count).Take(specs.Count).ToArray();
                     moved = true;
                 }
@@ -286,7 +292,7 @@ public sealed class Calibration
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, seed {Seed}.");
-        sb.AppendLine("Loss: per check outside its range, (distance / half the range)^2, summed over the machines.");
+        sb.AppendLine("Kept: a step that puts more checks within, or as many with a lower loss. Loss: per check outside its range, (distance / half the range)^2, summed over the machines.");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"step",5}  {"constant",-22}{"value",10}{"loss",12}{"within",10}  kept");
         foreach (CalibrationStep s in Steps)
