@@ -252,7 +252,7 @@ public sealed class PageAlloc(Sim sim)
     /// __free_one_page for order 0: merge with the buddy while it is free at the same order
     /// (page_is_buddy reads the buddy's struct page; a merge takes it off its list), then put the
     /// block at the head of its order's list — or at the tail when the buddy of the next larger
-    /// block is free too, so it is less likely to be split again soon (Linux 3.2+, 6dda9d55bf54).
+    /// block is free too, so it is less likely to be split again soon (2.6.35, 6dda9d55bf54: "reduce fragmentation in buddy allocator by adding buddies that are merging to the tail").
     /// </summary>
     private void FreeOnePage(Zone z, int frame, int cpu, ref long lines)
     {
