@@ -169,8 +169,9 @@ public sealed class Calibration
     }
 
     /// <summary>
-    /// Runs the search from the default values (<see cref="CostModel"/>'s initialisers, the same on
-    /// every machine) of <paramref name="constants"/>, each machine with its own hardware constants;
+    /// Runs the search from the bases (<see cref="CostModel.Bounds"/>; the defaults in
+    /// <see cref="CostModel"/> are a search's result) of <paramref name="constants"/>, the same on
+    /// every machine, each machine with its own hardware constants;
     /// <paramref name="searchScaleFactor"/> multiplies each machine's scale divisor during the search
     /// (1 = the specs' scales). At most <paramref name="maxEvaluations"/> points are evaluated during
     /// the search (the start included), then the best point once more at the specs' own scales
@@ -182,8 +183,9 @@ public sealed class Calibration
         int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null)
     {
         var (names, scales) = Plan(specs, constants, searchScaleFactor, maxEvaluations);
-        var defaults = new CostModel();
-        var current = names.ToDictionary(n => n, n => Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(defaults), CultureInfo.InvariantCulture));
+        // From each constant's basis, not from the defaults: the defaults are a search's result, and
+        // the search must be replayable from what it started with.
+        var current = names.ToDictionary(n => n, n => CostModel.Bounds[n].Basis);
         var start = new Dictionary<string, long>(current);
         var steps = new List<CalibrationStep>();
         (int within, int total) Count(IReadOnlyList<Reproduction> reps) => (reps.Sum(r => r.Rows().Count(x => x.Within)), reps.Sum(r => r.Rows().Count));
