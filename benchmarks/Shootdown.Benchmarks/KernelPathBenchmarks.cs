@@ -43,7 +43,7 @@ public class KernelPathBenchmarks
         _frames = new int[Pages];
         for (int i = 0; i < Pages; i++)
         {
-            int f = z.PopFree();
+            int f = z.AllocBootPage();
             _frames[i] = f;
             ref Page p = ref _sim.Memory.Pages[f];
             p.Flags = PageFlags.Uptodate | (referenced ? PageFlags.Referenced : 0);
