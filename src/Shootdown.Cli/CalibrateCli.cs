@@ -88,28 +88,21 @@ internal static class CalibrateCli
     /// stderr is a terminal): the evaluations done of at most <paramref name="maxEvaluations"/> and
     /// the best loss so far; the final check follows the last step.
     /// </summary>
-    private static T WithStatus<T>(bool show, string label, int maxEvaluations, Func<Action<CalibrationStep>?, T> work)
-    {
-        if (!show || Console.IsErrorRedirected)
-        {
-            return work(null);
-        }
-        T? result = default;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-        console.Progress()
-            .AutoClear(true)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new ElapsedTimeColumn())
-            .Start(ctx =>
+    private static T WithStatus<T>(bool show, string label, int maxEvaluations, Func<Action<CalibrationStep>?, T> work) =>
+        ShootdownCli.UnderProgressBar(show, Markup.Escape(label), maxEvaluations,
+            [new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new ElapsedTimeColumn()],
+            task =>
             {
-                var task = ctx.AddTask(Markup.Escape(label), maxValue: maxEvaluations);
+                if (task is null)
+                {
+                    return work(null);
+                }
                 double best = double.PositiveInfinity;
-                result = work(s =>
+                return work(s =>
                 {
                     best = Math.Min(best, s.Loss);
                     task.Value = s.Index + 1;
                     task.Description = Markup.Escape($"{label}: {s.Index + 1}/{maxEvaluations}, best loss {best.ToString("0.###", CultureInfo.InvariantCulture)}");
                 });
             });
-        return result!;
-    }
 }

@@ -452,7 +452,17 @@ public static class ShootdownCli
     /// Does <paramref name="work"/> under a progress bar on stderr (when <paramref name="show"/> and
     /// stderr is a terminal); the work reports (done, total) through the callback it is given.
     /// </summary>
-    internal static T WithProgress<T>(bool show, string label, int total, Func<Action<int, int>?, T> work)
+    internal static T WithProgress<T>(bool show, string label, int total, Func<Action<int, int>?, T> work) =>
+        UnderProgressBar(show, label, total,
+            [new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn()],
+            task => work(task is null ? null : (done, _) => task.Value = done));
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with a progress task of <paramref name="total"/> steps shown on
+    /// stderr in <paramref name="columns"/> — or with none (null) when <paramref name="show"/> is
+    /// false or stderr is not a terminal.
+    /// </summary>
+    internal static T UnderProgressBar<T>(bool show, string label, double total, ProgressColumn[] columns, Func<ProgressTask?, T> work)
     {
         if (!show || Console.IsErrorRedirected)
         {
@@ -462,12 +472,8 @@ public static class ShootdownCli
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         console.Progress()
             .AutoClear(true)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask(label, maxValue: total);
-                result = work((done, _) => task.Value = done);
-            });
+            .Columns(columns)
+            .Start(ctx => result = work(ctx.AddTask(label, maxValue: total)));
         return result!;
     }
 

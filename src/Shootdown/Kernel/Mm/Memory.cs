@@ -91,44 +91,57 @@ public sealed class Memory
     /// <summary>list_add (or list_add_tail) of a free block's first page to free_area[order]; marks it PageBuddy with its order.</summary>
     public void FreeListAdd(Zone z, int order, int frame, bool tail)
     {
-        ref Page p = ref Pages[frame];
-        p.Flags |= PageFlags.Buddy;
-        p.Index = order;
-        if (tail)
-        {
-            int t = z.FreeTail[order];
-            p.LruNext = -1;
-            p.LruPrev = t;
-            if (t >= 0)
-            {
-                Pages[t].LruNext = frame;
-            }
-            else
-            {
-                z.FreeHead[order] = frame;
-            }
-            z.FreeTail[order] = frame;
-        }
-        else
-        {
-            int h = z.FreeHead[order];
-            p.LruPrev = -1;
-            p.LruNext = h;
-            if (h >= 0)
-            {
-                Pages[h].LruPrev = frame;
-            }
-            else
-            {
-                z.FreeTail[order] = frame;
-            }
-            z.FreeHead[order] = frame;
-        }
+        Pages[frame].Flags |= PageFlags.Buddy;
+        Pages[frame].Index = order;
+        ListAdd(ref z.FreeHead[order], ref z.FreeTail[order], frame, tail);
         z.NrFreeArea[order]++;
     }
 
     /// <summary>list_del of a free block from free_area[order] and rmv_page_order.</summary>
     public void FreeListDel(Zone z, int order, int frame)
+    {
+        ListDel(ref z.FreeHead[order], ref z.FreeTail[order], frame);
+        Pages[frame].Flags &= ~PageFlags.Buddy;
+        Pages[frame].Index = 0;
+        z.NrFreeArea[order]--;
+    }
+
+    /// <summary>list_add / list_add_tail on a list of free pages linked through page->lru (a free_area list or a per-CPU list).</summary>
+    public void ListAdd(ref int head, ref int tail, int frame, bool atTail)
+    {
+        ref Page p = ref Pages[frame];
+        if (atTail)
+        {
+            p.LruNext = -1;
+            p.LruPrev = tail;
+            if (tail >= 0)
+            {
+                Pages[tail].LruNext = frame;
+            }
+            else
+            {
+                head = frame;
+            }
+            tail = frame;
+        }
+        else
+        {
+            p.LruPrev = -1;
+            p.LruNext = head;
+            if (head >= 0)
+            {
+                Pages[head].LruPrev = frame;
+            }
+            else
+            {
+                tail = frame;
+            }
+            head = frame;
+        }
+    }
+
+    /// <summary>list_del from a list of free pages linked through page->lru.</summary>
+    public void ListDel(ref int head, ref int tail, int frame)
     {
         ref Page p = ref Pages[frame];
         int prev = p.LruPrev, next = p.LruNext;
@@ -138,7 +151,7 @@ public sealed class Memory
         }
         else
         {
-            z.FreeHead[order] = next;
+            head = next;
         }
         if (next >= 0)
         {
@@ -146,12 +159,9 @@ public sealed class Memory
         }
         else
         {
-            z.FreeTail[order] = prev;
+            tail = prev;
         }
         p.LruNext = p.LruPrev = -1;
-        p.Flags &= ~PageFlags.Buddy;
-        p.Index = 0;
-        z.NrFreeArea[order]--;
     }
 
     /// <summary>Takes a page straight from the buddy allocator at boot (no per-CPU list, no cost): the first block of the lowest order, split as expand() does.</summary>

@@ -318,61 +318,19 @@ public sealed class PageAlloc(Sim sim)
 
     private void PcpAddTail(Zone z, int cpu, int f)
     {
-        Page[] pages = sim.Memory.Pages;
-        int t = z.PcpTail[cpu];
-        pages[f].LruPrev = t;
-        pages[f].LruNext = -1;
-        if (t >= 0)
-        {
-            pages[t].LruNext = f;
-        }
-        else
-        {
-            z.PcpHead[cpu] = f;
-        }
-        z.PcpTail[cpu] = f;
+        sim.Memory.ListAdd(ref z.PcpHead[cpu], ref z.PcpTail[cpu], f, atTail: true);
         z.PcpCount[cpu]++;
     }
 
     private void PcpAddHead(Zone z, int cpu, int f)
     {
-        Page[] pages = sim.Memory.Pages;
-        int h = z.PcpHead[cpu];
-        pages[f].LruPrev = -1;
-        pages[f].LruNext = h;
-        if (h >= 0)
-        {
-            pages[h].LruPrev = f;
-        }
-        else
-        {
-            z.PcpTail[cpu] = f;
-        }
-        z.PcpHead[cpu] = f;
+        sim.Memory.ListAdd(ref z.PcpHead[cpu], ref z.PcpTail[cpu], f, atTail: false);
         z.PcpCount[cpu]++;
     }
 
     private void PcpDel(Zone z, int cpu, int f)
     {
-        Page[] pages = sim.Memory.Pages;
-        int prev = pages[f].LruPrev, next = pages[f].LruNext;
-        if (prev >= 0)
-        {
-            pages[prev].LruNext = next;
-        }
-        else
-        {
-            z.PcpHead[cpu] = next;
-        }
-        if (next >= 0)
-        {
-            pages[next].LruPrev = prev;
-        }
-        else
-        {
-            z.PcpTail[cpu] = prev;
-        }
-        pages[f].LruNext = pages[f].LruPrev = -1;
+        sim.Memory.ListDel(ref z.PcpHead[cpu], ref z.PcpTail[cpu], f);
         z.PcpCount[cpu]--;
     }
 
