@@ -15,9 +15,11 @@ namespace Shootdown.Hardware;
 public sealed class CacheLines
 {
     private readonly int[] _nodeOfCpu;
-    private readonly NumaDistance _distance;
     private readonly CostModel _c;
     private readonly long[] _dram;
+
+    /// <summary>A modified line's transfer between a CPU of node a and one of node b (row-major), same node or scaled by distance.</summary>
+    private readonly long[] _line;
 
     public CacheLines(int nodes, int cpusPerNode, NumaDistance distance, CostModel costs)
     {
@@ -26,15 +28,16 @@ public sealed class CacheLines
         {
             _nodeOfCpu[c] = c / cpusPerNode;
         }
-        _distance = distance;
         _c = costs;
         Nodes = nodes;
         _dram = new long[nodes * nodes];
+        _line = new long[nodes * nodes];
         for (int a = 0; a < nodes; a++)
         {
             for (int b = 0; b < nodes; b++)
             {
                 _dram[a * nodes + b] = a == b ? costs.DramLocalNs : distance.Scale(costs.DramRemoteNodeNs, a, b);
+                _line[a * nodes + b] = a == b ? costs.CacheLineSameNodeNs : distance.Scale(costs.CacheLineRemoteNodeNs, a, b);
             }
         }
     }
@@ -52,8 +55,7 @@ public sealed class CacheLines
         {
             return _dram[_nodeOfCpu[cpu] * Nodes + _nodeOfCpu[cpu]];
         }
-        int a = _nodeOfCpu[owner], b = _nodeOfCpu[cpu];
-        return a == b ? _c.CacheLineSameNodeNs : _distance.Scale(_c.CacheLineRemoteNodeNs, a, b);
+        return _line[_nodeOfCpu[owner] * Nodes + _nodeOfCpu[cpu]];
     }
 
     /// <summary>A line of memory on <paramref name="memNode"/> that no cache holds, read by a CPU of <paramref name="cpuNode"/>.</summary>
