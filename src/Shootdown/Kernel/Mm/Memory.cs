@@ -180,6 +180,7 @@ public sealed class Memory
                 FreeListAdd(z, o, f + (1 << o), tail: false);
             }
             z.NrFree--;
+            Pages[f].Flags &= ~PageFlags.Free; // allocated: the caller sets what it needs
             return f;
         }
         throw new SimulationException($"node {z.Node} has no free page at boot");
