@@ -163,6 +163,7 @@ public class PageAllocTests
         Assert.Contains(reader, z.PfmemallocWait);
         Assert.NotEqual(TaskState.Sleeping, sim.Kswapd[0].State); // kswapd was woken
         Assert.Equal(0, sim.VmStat[VmEvent.pgscan_direct]);
+        Assert.Equal(0, sim.VmStat[VmEvent.allocstall]); // counted by do_try_to_free_pages, never reached
         // Woken while still below the reserve, it sleeps again.
         reader.State = TaskState.Runnable;
         z.PfmemallocWait.Clear();

@@ -121,7 +121,6 @@ public sealed class Vmscan(Sim sim)
         {
             Exec ex = sc.Ex;
             SimTask task = sc.Task;
-            sim.VmStat.Inc(VmEvent.allocstall); // __alloc_pages_direct_reclaim
             sc.Throttled = false;
             sc.NrReclaimed = 0;
             // throttle_direct_reclaim: a user task whose first node (ZONE_NORMAL or lower) is
@@ -144,11 +143,11 @@ public sealed class Vmscan(Sim sim)
                 yield return ReusableProcess.PassEnd;
                 continue;
             }
+            sim.VmStat.Inc(VmEvent.allocstall); // do_try_to_free_pages, global reclaim: a throttled task never gets here
             ex.What = "direct reclaim";
             sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
             sc.Kswapd = false;
             sc.NrToReclaim = Scm;
-            sc.NrReclaimed = 0;
             foreach (Yield y in sc.DoTryToFreePagesProc.Start()) // do_try_to_free_pages(zonelist, sc)
             {
                 yield return y;
