@@ -5,8 +5,9 @@ namespace Shootdown.Hardware;
 /// changes which operations happen, never what an operation costs.
 /// Sources (README, "Sources"): bracketed names are public postings and commits; "estimate" = a
 /// hardware figure without a public source we could check; "seed" = derived from the seed's
-/// published figures ([RFC 2/4], linux-mm, 15 Apr 2015); "own" = our own estimate, chosen inside the
-/// published range where one exists and fitted once against the seed's vanilla run (README, "Cost model").
+/// published figures ([RFC 2/4], linux-mm, 15 Apr 2015). Kernel-path constants are estimates of the
+/// operation on cached data (their basis in <see cref="Bounds"/>), set by `calibrate` within half to
+/// twice that basis (README, "Cost model"); none is fitted outside those bounds.
 /// </summary>
 public sealed record CostModel
 {
@@ -89,7 +90,7 @@ public sealed record CostModel
     // One set for every machine: what the kernel's code costs running on cached data. Time spent
     // moving lines between CPUs and sockets is not in these; the cache-line model adds it.
 
-    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (~0.2-0.5 us).</summary>
+    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (basis 300 ns, a few hundred cycles; <see cref="Bounds"/>).</summary>
     public long IrqEntryExitNs { get; init; } = 212;
 
     // ---- Faults and the page cache --------------------------------------------------------------
@@ -130,7 +131,7 @@ public sealed record CostModel
     /// <summary>Freeing one page to the per-CPU lists.</summary>
     public long PageFreeNs { get; init; } = 80;
 
-    /// <summary>Submitting one page's writeback I/O.</summary>
+    /// <summary>Submitting one page's writeback I/O: building and queueing one bio through the block layer (estimate, ~1-3 us; no published figure found).</summary>
     public long WritebackSubmitNs { get; init; } = 2000;
 
     // ---- Scheduler ----------------------------------------------------------------------------------

@@ -52,8 +52,9 @@ public sealed class SpinLock(string name, int dataLines = 1)
     /// (<see cref="CostModel.LockAcquireNs"/>), the lock word's cache line coming from the previous
     /// holder's CPU, any wait, then the hold — which also pulls the guarded data's hot line (list
     /// head, tree root, counters) from the previous holder. A contended hand-off of a ticket lock
-    /// grows with the queue: after a release every waiter re-reads the line, one transfer at a time, before
-    /// the next ticket's owner sees its turn (Boyd-Wickizer et al., "Non-scalable locks
+    /// grows with the queue: after a release every waiter re-reads the line, one transfer at a time,
+    /// and the next ticket's owner sees its turn on average half-way through, so the hand-off is one
+    /// transfer plus half a transfer per other waiter (Boyd-Wickizer et al., "Non-scalable locks
     /// are dangerous", Linux Symposium 2012). <paramref name="spinNs"/> is the time spent waiting for
     /// other holders (0 for an uncontended acquisition).
     /// </summary>
