@@ -81,6 +81,7 @@ public sealed class Sim
         Migrate = new Migrate(this);
         NumaBalancing = new NumaBalancing(this);
         Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched);
+        X86.ResolveArrivalsWith(Engine, Sched.ChargeLateIpiWait);
         if (config.OracleOn)
         {
             Oracle = new Safety.Oracle(this)

@@ -11,6 +11,9 @@ public enum EventKind
 
     /// <summary>A block I/O completed (argument: the request's id). Owned by the block layer (writeback).</summary>
     IoComplete = 2,
+
+    /// <summary>An IPI reaches a CPU whose state at that moment was not simulated when it was sent (argument: the pending IPI's id). Owned by the x86 IPI transport.</summary>
+    IpiArrive = 3,
 }
 
 /// <summary>

@@ -292,6 +292,24 @@ public sealed class Scheduler
         _engine.Schedule(end, EventKind.CpuStepEnd, cpu.Id);
     }
 
+    /// <summary>
+    /// Charges <paramref name="cpu"/> a wait for IPI acknowledgements that its step, labelled
+    /// <paramref name="what"/>, did not assume (a receiver had interrupts off): system time spent
+    /// spinning in csd_lock_wait, which delays the CPU's next step.
+    /// </summary>
+    public void ChargeLateIpiWait(Cpu cpu, string what, long ns)
+    {
+        cpu.IrqDebtNs += ns;
+        cpu.SysNs += ns;
+        cpu.IpiWaitNs += ns;
+        if (!SystemByPath.TryGetValue(what, out PathTime? path))
+        {
+            SystemByPath[what] = path = new PathTime();
+        }
+        path.SysNs += ns;
+        path.IpiWaitNs += ns;
+    }
+
     /// <summary>Local timer interrupts at HZ on a busy CPU (NOHZ idle: none when idle).</summary>
     private void AccountTicks(Cpu cpu, long from, long to)
     {
