@@ -126,6 +126,65 @@ public class KernelTests
     }
 
     [Fact]
+    public void AnIpiArrivingAfterTheReceiversComputedStepIsResolvedAtItsArrival()
+    {
+        // The receiver's last computed step ends before the IPI arrives: its state then is not
+        // known when the IPI is sent. The sender's step assumes it is taken on arrival; the event at
+        // the arrival finds the receiver's next step spinning with interrupts off and charges the
+        // sender the rest of the wait (and delays its next step by it).
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        MmStruct mm = sim.CreateMm();
+        Cpu r = sim.Cpus[1];
+        r.ActiveMm = mm.Id;
+        TestKit.Busy(sim, 1);
+        r.StepEnd = 10; // busy, but its step is over before the IPI arrives
+        mm.CpuMask.Set(1);
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
+        long back = c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 0);
+        long delivered = c.IpiSendNs + c.DramLocalNs + c.IpiLatencySameNodeNs;
+        Assert.Equal(delivered + handler + back, ex.IpiWait); // as if taken on arrival
+        Assert.Equal(1, sim.X86.DeferredIpis);
+        Assert.Equal(0, sim.Cpus[0].IrqDebtNs);
+
+        // The receiver's next step (simulated before the arrival) spins on lru_lock with interrupts off.
+        r.IrqOffCount = 0;
+        r.AddIrqOff(20, 40_000);
+        r.StepEnd = 100_000;
+        Assert.True(sim.Engine.Step());
+        long late = 40_000 + handler + back - (delivered + handler + back);
+        Assert.Equal(late, sim.Cpus[0].IrqDebtNs);
+        Assert.Equal(late, sim.Cpus[0].IpiWaitNs);
+        Assert.Equal(late, sim.X86.LateWaitNs);
+        Assert.Equal(1, sim.X86.DeferredIpisIrqOff);
+        Assert.Equal(handler, r.IrqDebtNs);
+    }
+
+    [Fact]
+    public void AnIpiArrivingAfterTheReceiversComputedStepCostsNothingMoreWhenInterruptsAreOn()
+    {
+        Sim sim = SmallSim();
+        MmStruct mm = sim.CreateMm();
+        Cpu r = sim.Cpus[5];
+        r.ActiveMm = mm.Id;
+        TestKit.Busy(sim, 5);
+        r.StepEnd = 10;
+        mm.CpuMask.Set(5);
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        long assumed = ex.IpiWait;
+        r.IrqOffCount = 0;
+        r.StepEnd = 100_000; // its next step keeps interrupts on
+        Assert.True(sim.Engine.Step());
+        Assert.Equal(0, sim.Cpus[0].IrqDebtNs);
+        Assert.Equal(0, sim.X86.LateWaitNs);
+        Assert.Equal(0, sim.X86.DeferredIpisIrqOff);
+        Assert.True(assumed > 0);
+    }
+
+    [Fact]
     public void LazyCpuLeavesTheMmInsteadOfFlushing()
     {
         Sim sim = SmallSim();
