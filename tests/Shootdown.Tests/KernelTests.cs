@@ -565,4 +565,93 @@ public class KernelTests
         Assert.Equal(end2 + 2 * c.CacheLineRemoteNodeNs - 3 - c.LockAcquireNs, spin3);
         Assert.Equal(3, l.Contended);
     }
+
+    [Fact]
+    public void ALockCalendarKeepsManyOutOfOrderBookingsApartAndInOrder()
+    {
+        // Steps of many CPUs book one lock over the same stretch of the future, in no particular
+        // order: every booking must land in a gap of its own (no two holds overlap), as the
+        // reference schedule below computes it, whatever the order the requests came in.
+        CostModel c = CostModel.Xeon2015 with { LockAcquireNs = 0 };
+        var lines = new CacheLines(1, 1, NumaDistance.Uniform(1), c); // one CPU: no line costs
+        var l = new Kernel.SpinLock("t", dataLines: 0, capacity: 2);
+        var rng = new Random(7);
+        var holds = new List<(long Start, long End)>();
+        for (int i = 0; i < 3000; i++)
+        {
+            long now = i * 50; // event time creeps forward; requests land up to 100 us ahead of it
+            long t = now + rng.Next(0, 100_000);
+            long hold = rng.Next(1, 400);
+            long end = l.Hold(now, t, 0, hold, lines, c, out long spin);
+            long start = end - hold;
+            Assert.True(start >= t);
+            Assert.True(spin >= 0 && spin <= start - t);
+            holds.Add((start, end));
+        }
+        // No two holds overlap, and a hold that waited starts right where an earlier one ended.
+        var sorted = holds.OrderBy(h => h.Start).ToList();
+        for (int i = 1; i < sorted.Count; i++)
+        {
+            Assert.True(sorted[i].Start >= sorted[i - 1].End, $"holds {sorted[i - 1]} and {sorted[i]} overlap");
+        }
+        Assert.True(l.Contended > 0);
+        Assert.True(l.MaxLive > 100);
+    }
+
+    [Fact]
+    public void TryToUnmapHoldsThePteLockAcrossItsShootdown()
+    {
+        // Vanilla's try_to_unmap_one sends its IPI and waits for it with the page-table page's lock
+        // held: page_referenced on another page of that page-table page, asked for meanwhile, spins
+        // until the shootdown is over. A page of another page-table page does not wait.
+        Sim sim = SmallSim();
+        var (mm, vma, f) = MapOnePage(sim, 0, Pte.Accessed);
+        long vpnNear = vma.VpnOf(1), vpnFar = vma.VpnOf(RadixMap.LeafSize);
+        int near = MapAnother(sim, vma, 1), far = MapAnother(sim, vma, RadixMap.LeafSize);
+        Assert.Equal(vpnNear >> RadixMap.LeafShift, vma.VpnOf(0) >> RadixMap.LeafShift);
+        Assert.NotEqual(vpnFar >> RadixMap.LeafShift, vma.VpnOf(0) >> RadixMap.LeafShift);
+        sim.Cpus[5].ActiveMm = mm.Id; // the reader runs on CPU 5, on the other node
+        TestKit.Busy(sim, 5);
+        mm.CpuMask.Set(5);
+
+        Exec unmapper = ExecOn(sim, 0);
+        sim.Rmap.TryToUnmap(unmapper, f, batchFlush: true);
+        long unmapEnd = unmapper.Now;
+        Assert.True(unmapper.IpiWait > 0);
+
+        Exec referencer = ExecOn(sim, 1, t: 1000); // while the unmapper waits for the acknowledgement
+        sim.Rmap.PageReferenced(referencer, near, out _);
+        Assert.True(referencer.Spin > 0, $"page_referenced did not wait for the PTE lock: unmap ended {unmapEnd}, referencer at {referencer.Now}, ptls {mm.LivePtls.Count()} acq {string.Join(",", mm.LivePtls.Select(p => p.Acquisitions))}");
+        Assert.True(referencer.Now > unmapEnd);
+
+        Exec other = ExecOn(sim, 2, t: 1000);
+        sim.Rmap.PageReferenced(other, far, out _);
+        Assert.Equal(0, other.Spin);
+        Assert.True(other.Now < unmapEnd);
+        Assert.Equal(2, sim.Mms.Sum(m => m.LivePtls.Count()));
+    }
+
+    [Fact]
+    public void APteLockGoesWithItsEmptiedPageTablePage()
+    {
+        Sim sim = SmallSim();
+        var (mm, _, f) = MapOnePage(sim, 0, Pte.Accessed);
+        Exec ex = ExecOn(sim, 0);
+        sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+        Assert.Empty(mm.LivePtls); // the page-table page emptied: its lock is gone, its counts kept
+        Assert.Equal(1, mm.PtlAcquisitions);
+    }
+
+    /// <summary>Maps file page <paramref name="index"/> of <paramref name="vma"/>'s file to a new frame; returns the frame.</summary>
+    private static int MapAnother(Sim sim, Vma vma, long index)
+    {
+        int f = sim.Memory.Zones[0].AllocBootPage();
+        sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+        sim.Memory.Pages[f].Mapping = vma.File!.Id;
+        sim.Memory.Pages[f].Index = index;
+        vma.File.PageCache.Set(index, (uint)(f + 1));
+        vma.Mm.PageTable.Set(vma.VpnOf(index), Pte.Make(f, Pte.Present | Pte.Accessed));
+        sim.Memory.Pages[f].MapCount = 1;
+        return f;
+    }
 }

@@ -10,24 +10,20 @@ namespace Shootdown.Kernel;
 /// which the caller accounts as system time. Intervals that ended before the current event time
 /// can no longer matter (events run in time order) and are dropped.
 /// </summary>
-public sealed class SpinLock(string name, int dataLines = 1)
+public sealed class SpinLock(string name, int dataLines = 1, int capacity = 16)
 {
-    // Booked holds [start, end), sorted and non-overlapping, as a doubly linked list over pooled
-    // slots. Bookings that ended before the current event time are dropped from the head. A
-    // search starts from the slot of the previous booking (requests of one step come in time
-    // order, so the right place is usually a few links away) — no array shifting per booking.
-    private long[] _start = new long[16];
-    private long[] _end = new long[16];
-    private int[] _cpu = new int[16];
+    // Booked holds [start, end), sorted and non-overlapping (so sorted by end too), live in
+    // [_lo, _hi) of parallel arrays. Bookings that ended before the current event time are dropped
+    // from the front by moving _lo; a request finds its place by binary search on the ends (many
+    // CPUs' steps book into the same stretch of the future, so a linear walk from the last place
+    // would cross many bookings), and an insertion shifts the bookings after it (requests come
+    // mostly after the others, so few move).
+    private long[] _start = new long[capacity];
+    private long[] _end = new long[capacity];
+    private int[] _cpu = new int[capacity];
     private int _lastCpu = -1;
-    private int[] _next = new int[16];
-    private int[] _prev = new int[16];
-    private int _free = -1;
-    private int _used;
-    private int _head = -1;
-    private int _tail = -1;
-    private int _finger = -1;
-    private int _live;
+    private int _lo;
+    private int _hi;
 
     public string Name { get; } = name;
 
@@ -60,43 +56,29 @@ public sealed class SpinLock(string name, int dataLines = 1)
     /// </summary>
     public long Hold(long now, long t, int cpu, long holdNs, CacheLines lines, CostModel costs, out long spinNs)
     {
-        while (_head >= 0 && _end[_head] <= now)
+        long[] ends = _end;
+        while (_lo < _hi && ends[_lo] <= now)
         {
-            int dead = _head;
-            _lastCpu = _cpu[dead];
-            _head = _next[dead];
-            if (_head >= 0)
+            _lastCpu = _cpu[_lo];
+            _lo++;
+        }
+        Acquisitions++;
+        // The first booking that ends after t.
+        int a = _lo, b = _hi;
+        while (a < b)
+        {
+            int mid = (a + b) >>> 1;
+            if (ends[mid] <= t)
             {
-                _prev[_head] = -1;
+                a = mid + 1;
             }
             else
             {
-                _tail = -1;
-            }
-            if (_finger == dead)
-            {
-                _finger = _head;
-            }
-            _next[dead] = _free;
-            _free = dead;
-            _live--;
-        }
-        Acquisitions++;
-        // Find the first booking that ends after t, starting from the finger.
-        int cur = _finger >= 0 ? _finger : _head;
-        if (cur >= 0)
-        {
-            while (_prev[cur] >= 0 && _end[_prev[cur]] > t)
-            {
-                cur = _prev[cur];
-            }
-            while (cur >= 0 && _end[cur] <= t)
-            {
-                cur = _next[cur];
+                b = mid;
             }
         }
-        int before = cur >= 0 ? _prev[cur] : _tail;
-        long line = lines.Transfer(before >= 0 ? _cpu[before] : _lastCpu, cpu);
+        int cur = a;
+        long line = lines.Transfer(cur > _lo ? _cpu[cur - 1] : _lastCpu, cpu);
         long candidate = t + costs.LockAcquireNs + line;
         long hold = holdNs + line * DataLines;
         // Contended: the requester spins behind every booking that ends after t, up to the first
@@ -109,7 +91,7 @@ public sealed class SpinLock(string name, int dataLines = 1)
         // first-come-first-served queue the two have the same distribution.
         bool waited = false;
         int ahead = 0;
-        for (; cur >= 0; cur = _next[cur])
+        for (; cur < _hi; cur++)
         {
             if (candidate + hold <= _start[cur])
             {
@@ -118,7 +100,7 @@ public sealed class SpinLock(string name, int dataLines = 1)
             ahead++;
             line = lines.Transfer(_cpu[cur], cpu);
             hold = holdNs + line * DataLines;
-            candidate = Math.Max(candidate, _end[cur] + line + line * (ahead - 1) / 2);
+            candidate = Math.Max(candidate, ends[cur] + line + line * (ahead - 1) / 2);
             waited = true;
         }
         if (waited)
@@ -126,10 +108,10 @@ public sealed class SpinLock(string name, int dataLines = 1)
             Contended++;
         }
         HoldNs += hold;
-        _finger = InsertBefore(cur, candidate, candidate + hold, cpu);
-        if (++_live > MaxLive)
+        Insert(cur, candidate, candidate + hold, cpu);
+        if (_hi - _lo > MaxLive)
         {
-            MaxLive = _live;
+            MaxLive = _hi - _lo;
         }
         // The acquisition itself is not spinning: only waiting for a holder is.
         spinNs = waited ? candidate - t - costs.LockAcquireNs : 0;
@@ -137,50 +119,46 @@ public sealed class SpinLock(string name, int dataLines = 1)
         return candidate + hold;
     }
 
-    /// <summary>Links a new booking before slot <paramref name="at"/> (-1 = at the tail).</summary>
-    private int InsertBefore(int at, long start, long end, int cpu)
+    /// <summary>Puts a booking at index <paramref name="at"/>, moving the later ones up.</summary>
+    private void Insert(int at, long start, long end, int cpu)
     {
-        int slot;
-        if (_free >= 0)
+        if (_hi == _start.Length)
         {
-            slot = _free;
-            _free = _next[slot];
-        }
-        else
-        {
-            if (_used == _start.Length)
+            int live = _hi - _lo;
+            if (_lo > 0 && live <= _start.Length / 2)
             {
-                int n = _used * 2;
-                Array.Resize(ref _start, n);
-                Array.Resize(ref _end, n);
-                Array.Resize(ref _cpu, n);
-                Array.Resize(ref _next, n);
-                Array.Resize(ref _prev, n);
+                // Room at the front: move the live bookings down.
+                Array.Copy(_start, _lo, _start, 0, live);
+                Array.Copy(_end, _lo, _end, 0, live);
+                Array.Copy(_cpu, _lo, _cpu, 0, live);
             }
-            slot = _used++;
+            else
+            {
+                int n = _start.Length * 2;
+                var s = new long[n];
+                var e = new long[n];
+                var c = new int[n];
+                Array.Copy(_start, _lo, s, 0, live);
+                Array.Copy(_end, _lo, e, 0, live);
+                Array.Copy(_cpu, _lo, c, 0, live);
+                _start = s;
+                _end = e;
+                _cpu = c;
+            }
+            at -= _lo;
+            _hi = live;
+            _lo = 0;
         }
-        _start[slot] = start;
-        _end[slot] = end;
-        _cpu[slot] = cpu;
-        int before = at >= 0 ? _prev[at] : _tail;
-        _prev[slot] = before;
-        _next[slot] = at;
-        if (before >= 0)
+        int move = _hi - at;
+        if (move > 0)
         {
-            _next[before] = slot;
+            Array.Copy(_start, at, _start, at + 1, move);
+            Array.Copy(_end, at, _end, at + 1, move);
+            Array.Copy(_cpu, at, _cpu, at + 1, move);
         }
-        else
-        {
-            _head = slot;
-        }
-        if (at >= 0)
-        {
-            _prev[at] = slot;
-        }
-        else
-        {
-            _tail = slot;
-        }
-        return slot;
+        _start[at] = start;
+        _end[at] = end;
+        _cpu[at] = cpu;
+        _hi++;
     }
 }

@@ -135,6 +135,26 @@ public sealed record RunResult
         {
             AddLock("mapping->tree_lock", f.TreeLock);
         }
+        foreach (var mm in sim.Mms)
+        {
+            foreach (Kernel.SpinLock l in mm.LivePtls)
+            {
+                AddLock("ptl", l);
+            }
+            if (mm.PtlAcquisitions > 0)
+            {
+                locks.TryGetValue("ptl", out LockStats? st);
+                st ??= new LockStats();
+                locks["ptl"] = st with
+                {
+                    Acquisitions = st.Acquisitions + mm.PtlAcquisitions,
+                    Contended = st.Contended + mm.PtlContended,
+                    SpinS = st.SpinS + mm.PtlSpinNs / ns,
+                    HoldS = st.HoldS + mm.PtlHoldNs / ns,
+                    MaxQueued = Math.Max(st.MaxQueued, mm.PtlMaxQueued),
+                };
+            }
+        }
         var paths = new SortedDictionary<string, PathStats>(StringComparer.Ordinal);
         foreach (var (what, p) in sim.Sched.SystemByPath)
         {

@@ -72,6 +72,27 @@ public sealed class Filemap(Sim sim)
     /// </summary>
     public int MapPages(Exec ex, Vma vma, long from, long to, long writeIndex)
     {
+        // One page-table page at a time, under its PTE lock (do_fault_around's window lies in one
+        // page-table page; a longer range is split at their boundaries).
+        int mapped = 0;
+        while (from < to)
+        {
+            long vpn = vma.VpnOf(from);
+            long end = vpn < 0 ? to : Math.Min(to, from + (RadixMap.LeafSize - (vpn & (RadixMap.LeafSize - 1))));
+            long t0 = ex.Now;
+            int n = MapRange(ex, vma, from, end, writeIndex);
+            if (vpn >= 0 && vma.Mm.PageTable.LeafLive(vpn))
+            {
+                ex.LockAround(vma.Mm.Ptl(vpn), t0);
+            }
+            mapped += n;
+            from = end;
+        }
+        return mapped;
+    }
+
+    private int MapRange(Exec ex, Vma vma, long from, long to, long writeIndex)
+    {
         Memory mem = sim.Memory;
         AddressSpace file = vma.File!;
         MmStruct mm = vma.Mm;

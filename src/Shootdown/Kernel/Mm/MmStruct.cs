@@ -41,11 +41,50 @@ public sealed class MmStruct
     /// <summary>The CPU that last wrote this mm's page-table lines in a fault (-1: none yet; <see cref="Hardware.CacheLines"/>).</summary>
     public int PteOwner = -1;
 
-    /// <summary>
-    /// The CPU that last took the PTE lock of the page-table page reclaim is working in (split PTL;
-    /// reclaim walks a mm's oldest pages, which share one page-table page at a time).
-    /// </summary>
-    public int PtlOwner = -1;
+    // ---- split PTE locks ------------------------------------------------------------------------
+    // USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4 on x86-64): each page-table page has its own spinlock,
+    // taken with spin_lock (interrupts on) by every path that reads or writes its PTEs — page
+    // faults (do_fault_around/filemap_map_pages), page_referenced_one, try_to_unmap_one (which
+    // holds it across ptep_clear_flush, IPI wait included), page_mkclean_one, remove_migration_pte,
+    // change_pte_range. The simulator creates a page-table page's lock when it is first taken and
+    // drops it when the page-table page empties (its counts go to the totals below).
+
+    private SpinLock?[] _ptl = new SpinLock?[16];
+
+    /// <summary>Totals of the PTE locks already dropped.</summary>
+    public long PtlAcquisitions, PtlContended, PtlSpinNs, PtlHoldNs;
+
+    /// <summary>Most holds booked at once on one PTE lock of this mm.</summary>
+    public int PtlMaxQueued;
+
+    /// <summary>The PTE lock of the page-table page that maps <paramref name="vpn"/>.</summary>
+    public SpinLock Ptl(long vpn)
+    {
+        long d = vpn >> RadixMap.LeafShift;
+        if (d >= _ptl.Length)
+        {
+            Array.Resize(ref _ptl, (int)Math.Max(d + 1, _ptl.Length * 2L));
+        }
+        return _ptl[d] ??= new SpinLock("ptl", dataLines: 0, capacity: 2);
+    }
+
+    /// <summary>Drops the lock of <paramref name="vpn"/>'s page-table page if that page is gone (its last PTE was cleared).</summary>
+    public void PtlDropIfEmpty(long vpn)
+    {
+        long d = vpn >> RadixMap.LeafShift;
+        if (d < _ptl.Length && _ptl[d] is { } l && !PageTable.LeafLive(vpn))
+        {
+            PtlAcquisitions += l.Acquisitions;
+            PtlContended += l.Contended;
+            PtlSpinNs += l.SpinNs;
+            PtlHoldNs += l.HoldNs;
+            PtlMaxQueued = Math.Max(PtlMaxQueued, l.MaxLive);
+            _ptl[d] = null;
+        }
+    }
+
+    /// <summary>The PTE locks that exist now.</summary>
+    public IEnumerable<SpinLock> LivePtls => _ptl.OfType<SpinLock>();
 
     /// <summary>mm->tlb_flush_batched (Linux 4.13, 3ea277194daa): a deferred flush may be pending.</summary>
     public bool TlbFlushBatched;

@@ -22,15 +22,26 @@ public sealed class Mprotect(Sim sim)
         long changed = 0;
         for (long vpn = start; vpn < end; vpn++)
         {
-            uint pte = mm.PageTable.Get(vpn);
-            if (Pte.IsPresent(pte))
+            long t0 = ex.Now;
+            long leafEnd = LeafEnd(vpn, end);
+            bool live = mm.PageTable.LeafLive(vpn);
+            for (; vpn < leafEnd; vpn++)
             {
-                mm.PageTable.Update(vpn, (pte & ~Pte.Present) | Pte.ProtNone);
-                changed++;
+                uint pte = mm.PageTable.Get(vpn);
+                if (Pte.IsPresent(pte))
+                {
+                    mm.PageTable.Update(vpn, (pte & ~Pte.Present) | Pte.ProtNone);
+                    changed++;
+                }
+                ex.Sys += sim.Costs.MapPtePerPageNs;
             }
+            if (live)
+            {
+                ex.LockAround(mm.Ptl(leafEnd - 1), t0); // change_pte_range under the page-table page's lock
+            }
+            vpn--;
         }
         mm.PteEpoch++;
-        ex.Sys += (end - start) * sim.Costs.MapPtePerPageNs;
         sim.VmStat.Add(Observe.VmEvent.numa_pte_updates, changed);
         if (changed > 0)
         {
@@ -38,6 +49,9 @@ public sealed class Mprotect(Sim sim)
         }
         return changed;
     }
+
+    /// <summary>The end of the page-table page holding <paramref name="vpn"/>, or <paramref name="end"/> if sooner.</summary>
+    private static long LeafEnd(long vpn, long end) => Math.Min(end, (vpn | (RadixMap.LeafSize - 1)) + 1);
 
     public void ChangeProtection(Exec ex, Vma vma, bool writable)
     {
@@ -49,15 +63,26 @@ public sealed class Mprotect(Sim sim)
         {
             for (long vpn = vma.Start; vpn < vma.End; vpn++)
             {
-                uint pte = mm.PageTable.Get(vpn);
-                if (Pte.IsPresent(pte) && Pte.IsWrite(pte))
+                long t0 = ex.Now;
+                long leafEnd = LeafEnd(vpn, vma.End);
+                bool live = mm.PageTable.LeafLive(vpn);
+                for (; vpn < leafEnd; vpn++)
                 {
-                    mm.PageTable.Update(vpn, pte & ~Pte.Write);
-                    mm.PteEpoch++;
-                    changed = true;
+                    uint pte = mm.PageTable.Get(vpn);
+                    if (Pte.IsPresent(pte) && Pte.IsWrite(pte))
+                    {
+                        mm.PageTable.Update(vpn, pte & ~Pte.Write);
+                        mm.PteEpoch++;
+                        changed = true;
+                    }
+                    ex.Sys += sim.Costs.MapPtePerPageNs;
                 }
+                if (live)
+                {
+                    ex.LockAround(mm.Ptl(leafEnd - 1), t0); // change_pte_range under the page-table page's lock
+                }
+                vpn--;
             }
-            ex.Sys += (vma.End - vma.Start) * sim.Costs.MapPtePerPageNs;
         }
         vma.Writable = writable;
         if (changed)

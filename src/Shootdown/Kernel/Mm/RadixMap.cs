@@ -95,6 +95,13 @@ public sealed class RadixMap
         _dir[index >> LeafShift]![index & LeafMask] = value;
     }
 
+    /// <summary>Whether the leaf (page-table page) holding <paramref name="index"/> exists.</summary>
+    public bool LeafLive(long index)
+    {
+        long d = index >> LeafShift;
+        return (ulong)d < (ulong)_dir.Length && _dir[d] is not null;
+    }
+
     public void Clear(long index)
     {
         long d = index >> LeafShift;

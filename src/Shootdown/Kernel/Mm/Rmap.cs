@@ -79,19 +79,20 @@ public sealed class Rmap(Sim sim)
         }
     }
 
-    /// <summary>page_referenced_one: counts young PTEs and clears their accessed bit, notes VM_EXEC.</summary>
-    private struct PageReferencedOne(CacheLines lines, int cpu) : IRmapOne
+    /// <summary>page_referenced_one: under the PTE lock, counts young PTEs and clears their accessed bit, notes VM_EXEC.</summary>
+    private struct PageReferencedOne(Exec ex) : IRmapOne
     {
         public int Referenced;
         public bool VmExec;
-        public long LineNs;
 
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
             // The PTE's line was last written by the CPU that faulted the mapping in; it holds
             // PtesPerLine PTEs, and reclaim walks pages in about the order they were faulted, so
             // one transfer serves that many pages.
-            LineNs += lines.Transfer(vma.Mm.PteOwner, cpu) / Pte.PtesPerLine + lines.Take(ref vma.Mm.PtlOwner, cpu);
+            long t0 = ex.Now;
+            ex.Sys += ex.Lines.Transfer(vma.Mm.PteOwner, ex.Cpu.Id) / Pte.PtesPerLine;
+            ex.LockAround(vma.Mm.Ptl(vpn), t0);
             if (Pte.IsYoung(pte))
             {
                 vma.Mm.PageTable.Update(vpn, pte & ~Pte.Accessed);
@@ -109,13 +110,12 @@ public sealed class Rmap(Sim sim)
     /// </summary>
     public int PageReferenced(Exec ex, int frame, out bool vmExec)
     {
-        var one = new PageReferencedOne(sim.Lines, ex.Cpu.Id);
+        var one = new PageReferencedOne(ex);
         if (sim.Memory.Pages[frame].MapCount > 0)
         {
             IMmapLockRead(ex, frame);
             RmapWalk(frame, ref one);
         }
-        ex.Sys += one.LineNs;
         vmExec = one.VmExec;
         return one.Referenced;
     }
@@ -124,13 +124,16 @@ public sealed class Rmap(Sim sim)
     /// try_to_unmap_one: clears the PTE; with TTU_BATCH_FLUSH and the policy's should_defer_flush,
     /// the flush is recorded in the task's batch (set_tlb_ubc_flush_pending), otherwise flushed at
     /// once (ptep_clear_flush). A dirty PTE transfers its dirty bit to the page (set_page_dirty).
+    /// All of it under the PTE lock — an immediate flush's IPI wait included, so other CPUs
+    /// wanting that page-table page wait for the shootdown too.
     /// </summary>
     private struct TryToUnmapOne(Sim sim, Exec ex, bool batchFlush, bool migration) : IRmapOne
     {
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
             MmStruct mm = vma.Mm;
-            ex.Sys += sim.Costs.UnmapPageNs + sim.Lines.Take(ref mm.PtlOwner, ex.Cpu.Id); // the PTE lock's line
+            long t0 = ex.Now;
+            ex.Sys += sim.Costs.UnmapPageNs;
             // try_to_migrate_one leaves a migration entry that keeps the write and dirty bits.
             uint entry = migration ? Pte.Make(frame, Pte.Migration | (pte & (Pte.Write | Pte.Dirty))) : 0;
             bool deferred = sim.Rmap.ClearPteFlushOrDefer(ex, mm, vpn, pte, batchFlush, entry);
@@ -140,6 +143,8 @@ public sealed class Rmap(Sim sim)
             }
             sim.Memory.Pages[frame].MapCount--; // page_remove_rmap
             mm.RssFile--;
+            ex.LockAround(mm.Ptl(vpn), t0);
+            mm.PtlDropIfEmpty(vpn);
             sim.Oracle?.Unmapped(ex, frame, mm.Id, vpn, deferred, migration);
             return true;
         }
@@ -201,11 +206,13 @@ public sealed class Rmap(Sim sim)
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
             MmStruct mm = vma.Mm;
+            long t0 = ex.Now;
             mm.PageTable.Update(vpn, Pte.Make(newFrame, Pte.Present | (pte & (Pte.Write | Pte.Dirty))));
             mm.PteEpoch++;
             sim.Memory.Pages[newFrame].MapCount++;
             mm.RssFile++;
             ex.Sys += sim.Costs.MapPtePerPageNs;
+            ex.LockAround(mm.Ptl(vpn), t0);
             return true;
         }
     }
@@ -230,9 +237,11 @@ public sealed class Rmap(Sim sim)
         {
             if ((pte & (Pte.Write | Pte.Dirty)) != 0)
             {
+                long t0 = ex.Now;
                 vma.Mm.PageTable.Update(vpn, pte & ~(Pte.Write | Pte.Dirty));
                 vma.Mm.PteEpoch++;
                 sim.Arch.FlushTlbPage(ex, vma.Mm, vpn);
+                ex.LockAround(vma.Mm.Ptl(vpn), t0);
                 Cleaned++;
             }
             return true;

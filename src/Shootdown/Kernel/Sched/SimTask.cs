@@ -153,6 +153,21 @@ public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
         Cpu.AddIrqOff(t, end);
     }
 
+    /// <summary>
+    /// Charges a plain spinlock section (spin_lock ... spin_unlock, interrupts on) whose work the
+    /// caller has charged since <paramref name="t0"/>: adds the acquisition, the lock word's line and
+    /// any wait for another holder (spinning). The work inside was timed as if the lock had been
+    /// free at <paramref name="t0"/>; after a wait it ran later by the wait, which moves only the
+    /// instants of what it did (an IPI sent inside), not their costs.
+    /// </summary>
+    public void LockAround(Kernel.SpinLock l, long t0)
+    {
+        long work = Now - t0;
+        long end = l.Hold(EventTime, t0, Cpu.Id, work, Lines, Costs, out long spin);
+        Sys += end - t0 - work;
+        Spin += spin;
+    }
+
     /// <summary>Writes a struct page (or another tracked line) outside any lock: its line comes to this CPU.</summary>
     public void TakeLine(ref short owner, int memNode) => Sys += Lines.Take(ref owner, Cpu.Id, memNode);
 }
