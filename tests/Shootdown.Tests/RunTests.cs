@@ -130,6 +130,18 @@ public class SystemBreakdownTests
         // Every path's parts are inside its total.
         Assert.All(r.SystemByPath.Values, p => Assert.True(p.SpinS + p.IpiWaitS <= p.SystemS + 1e-9));
     }
+
+    [Fact]
+    public void IpisResolvedAtArrivalAreCountedAndTheirLateWaitIsPartOfTheIpiWait()
+    {
+        RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        IpiArrivalStats a = r.IpisResolvedAtArrival;
+        Assert.True(a.Ipis > 0, "no IPI reached a CPU whose state at the arrival was unknown");
+        Assert.InRange(a.FoundInterruptsOff, 1, a.Ipis);
+        Assert.True(a.LateWaitS > 0 && a.LateWaitS < r.IpiWaitS);
+        Assert.True(a.Ipis <= r.TlbIpis + r.Interrupts["CAL"]);
+        Assert.Contains("\"ipis_resolved_at_arrival\":{\"ipis\":", r.ToJson().Replace(" ", "").Replace("\n", ""), StringComparison.Ordinal);
+    }
 }
 
 public class PinnedResultTests

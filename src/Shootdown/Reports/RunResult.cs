@@ -30,6 +30,8 @@ public sealed record RunResult
     public required double SpinS { get; init; }
     public required double IpiWaitS { get; init; }
     public required double IrqS { get; init; }
+    /// <summary>IPIs to a busy CPU whose state at their arrival was not simulated yet when they were sent, resolved by an event at the arrival.</summary>
+    public required IpiArrivalStats IpisResolvedAtArrival { get; init; }
     public required double SteadyStartS { get; init; }
     public required double SteadyEndS { get; init; }
     public required SortedDictionary<string, long> Vmstat { get; init; }
@@ -183,6 +185,12 @@ public sealed record RunResult
             SpinS = spin / ns,
             IpiWaitS = ipiWait / ns,
             IrqS = irq / ns,
+            IpisResolvedAtArrival = new IpiArrivalStats
+            {
+                Ipis = sim.X86.DeferredIpis,
+                FoundInterruptsOff = sim.X86.DeferredIpisIrqOff,
+                LateWaitS = sim.X86.LateWaitNs / ns,
+            },
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
             Vmstat = v.ToDictionary(),
@@ -229,6 +237,19 @@ public sealed record PathStats
 }
 
 /// <summary>Contention of one class of spinlock over a run.</summary>
+/// <summary>The "ipis_resolved_at_arrival" object of a run's JSON.</summary>
+public sealed record IpiArrivalStats
+{
+    /// <summary>IPIs sent to a busy CPU whose state at the arrival was not simulated yet.</summary>
+    public long Ipis { get; init; }
+
+    /// <summary>Of those, the ones that found the receiver with interrupts off (spinning on or holding an irq-safe lock).</summary>
+    public long FoundInterruptsOff { get; init; }
+
+    /// <summary>Sender wait beyond what the senders' steps assumed (included in ipi_wait_s and system_s).</summary>
+    public double LateWaitS { get; init; }
+}
+
 public sealed record LockStats
 {
     public long Acquisitions { get; init; }
