@@ -125,6 +125,23 @@ public class KernelTests
         Assert.Equal(50_000 + c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1) + c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 0), ex.IpiWait);
     }
 
+    /// <summary>
+    /// A one-page flush from CPU 0 to busy CPU <paramref name="cpu"/>, whose last computed step ends
+    /// (at 10 ns) before the IPI arrives; returns the sender's step.
+    /// </summary>
+    private static Exec FlushToAReceiverWhoseStepIsOver(Sim sim, int cpu)
+    {
+        MmStruct mm = sim.CreateMm();
+        Cpu r = sim.Cpus[cpu];
+        r.ActiveMm = mm.Id;
+        TestKit.Busy(sim, cpu);
+        r.StepEnd = 10;
+        mm.CpuMask.Set(cpu);
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        return ex;
+    }
+
     [Fact]
     public void AnIpiArrivingAfterTheReceiversComputedStepIsResolvedAtItsArrival()
     {
@@ -134,14 +151,8 @@ public class KernelTests
         // sender the rest of the wait (and delays its next step by it).
         Sim sim = SmallSim();
         CostModel c = sim.Costs;
-        MmStruct mm = sim.CreateMm();
         Cpu r = sim.Cpus[1];
-        r.ActiveMm = mm.Id;
-        TestKit.Busy(sim, 1);
-        r.StepEnd = 10; // busy, but its step is over before the IPI arrives
-        mm.CpuMask.Set(1);
-        Exec ex = ExecOn(sim, 0);
-        sim.Arch.FlushTlbPage(ex, mm, 3);
+        Exec ex = FlushToAReceiverWhoseStepIsOver(sim, 1);
         long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
         long back = c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 0);
         long delivered = c.IpiSendNs + c.DramLocalNs + c.IpiLatencySameNodeNs;
@@ -166,15 +177,8 @@ public class KernelTests
     public void AnIpiArrivingAfterTheReceiversComputedStepCostsNothingMoreWhenInterruptsAreOn()
     {
         Sim sim = SmallSim();
-        MmStruct mm = sim.CreateMm();
         Cpu r = sim.Cpus[5];
-        r.ActiveMm = mm.Id;
-        TestKit.Busy(sim, 5);
-        r.StepEnd = 10;
-        mm.CpuMask.Set(5);
-        Exec ex = ExecOn(sim, 0);
-        sim.Arch.FlushTlbPage(ex, mm, 3);
-        long assumed = ex.IpiWait;
+        long assumed = FlushToAReceiverWhoseStepIsOver(sim, 5).IpiWait;
         r.IrqOffCount = 0;
         r.StepEnd = 100_000; // its next step keeps interrupts on
         Assert.True(sim.Engine.Step());

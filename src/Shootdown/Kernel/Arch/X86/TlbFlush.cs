@@ -424,7 +424,7 @@ public sealed class X86TlbFlush : IArchTlb
     // ---- IPIs resolved at their arrival --------------------------------------------------------------
 
     /// <summary>One IPI whose receiver's state at arrival was unknown when it was sent.</summary>
-    private struct PendingIpi
+    private struct PendingIpi : IFreeListed
     {
         public int Group;
         public int Receiver;
@@ -433,10 +433,12 @@ public sealed class X86TlbFlush : IArchTlb
         /// <summary>From the handler's end to the sender seeing the acknowledgement: the way back and the csd line.</summary>
         public long Back;
         public int NextFree;
+
+        readonly int IFreeListed.NextFree => NextFree;
     }
 
     /// <summary>The deferred IPIs of one smp_call_function_many call: the sender waits for the last acknowledgement.</summary>
-    private struct WaitGroup
+    private struct WaitGroup : IFreeListed
     {
         public int Sender;
         public string What;
@@ -446,6 +448,8 @@ public sealed class X86TlbFlush : IArchTlb
         public long Ack;
         public int Remaining;
         public int NextFree;
+
+        readonly int IFreeListed.NextFree => NextFree;
     }
 
     private PendingIpi[] _pending = new PendingIpi[64];
@@ -479,42 +483,39 @@ public sealed class X86TlbFlush : IArchTlb
         engine.On(Engine.EventKind.IpiArrive, OnIpiArrive);
     }
 
+    /// <summary>A pooled slot's link to the next free one.</summary>
+    private interface IFreeListed
+    {
+        int NextFree { get; }
+    }
+
+    /// <summary>A free slot of <paramref name="slots"/>: the head of its free list, or a new one (the array doubles when full).</summary>
+    private static int Rent<T>(ref T[] slots, ref int used, ref int free)
+        where T : struct, IFreeListed
+    {
+        if (free >= 0)
+        {
+            int s = free;
+            free = slots[s].NextFree;
+            return s;
+        }
+        if (used == slots.Length)
+        {
+            Array.Resize(ref slots, used * 2);
+        }
+        return used++;
+    }
+
     private int NewWaitGroup(int sender, string what)
     {
-        int g;
-        if (_groupsFree >= 0)
-        {
-            g = _groupsFree;
-            _groupsFree = _groups[g].NextFree;
-        }
-        else
-        {
-            if (_groupsUsed == _groups.Length)
-            {
-                Array.Resize(ref _groups, _groupsUsed * 2);
-            }
-            g = _groupsUsed++;
-        }
+        int g = Rent(ref _groups, ref _groupsUsed, ref _groupsFree);
         _groups[g] = new WaitGroup { Sender = sender, What = what, Ack = 0, Remaining = 0, NextFree = -1 };
         return g;
     }
 
     private void DeferIpi(int group, int receiver, long post, long delivered, long handler, long back)
     {
-        int i;
-        if (_pendingFree >= 0)
-        {
-            i = _pendingFree;
-            _pendingFree = _pending[i].NextFree;
-        }
-        else
-        {
-            if (_pendingUsed == _pending.Length)
-            {
-                Array.Resize(ref _pending, _pendingUsed * 2);
-            }
-            i = _pendingUsed++;
-        }
+        int i = Rent(ref _pending, ref _pendingUsed, ref _pendingFree);
         _pending[i] = new PendingIpi { Group = group, Receiver = receiver, Post = post, Handler = handler, Back = back, NextFree = -1 };
         _groups[group].Remaining++;
         DeferredIpis++;
