@@ -138,6 +138,7 @@ public class CalibrationTests
         Assert.Equal(64, c.Final[0].Scale); // factor 1: the final check is the search's own runs at the spec's scale
         Assert.Equal(kept[^1], Calibration.Loss(c.Final), 9);
         Assert.Equal("--cost fault_entry_ns=2000 --cost scan_page_ns=80", c.CostArguments);
+        AssertReplayRunsTheBestPoint(c);
     }
 
     [Fact]
@@ -146,8 +147,27 @@ public class CalibrationTests
         Calibration c = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs"], searchScaleFactor: 4, maxEvaluations: 1, jobs: 1);
         Assert.Single(c.Steps);
         Assert.Equal(c.Start, c.Best);
-        Assert.Equal("", c.CostArguments);
-        Assert.Equal(["shootdown reproduce --machine tiny --seed 3"], c.ReplayCommands);
+        // The search ran LockAcquireNs at its basis (20), the default is the earlier search's 24:
+        // the replay must say so, or `reproduce` would run another point.
+        Assert.Equal("--cost lock_acquire_ns=20", c.CostArguments);
+        Assert.Equal(["shootdown reproduce --machine tiny --seed 3 --cost lock_acquire_ns=20"], c.ReplayCommands);
+        AssertReplayRunsTheBestPoint(c);
+    }
+
+    /// <summary>What the replay's `--cost` arguments leave each searched constant at is its best value.</summary>
+    private static void AssertReplayRunsTheBestPoint(Calibration c)
+    {
+        var args = c.CostArguments.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Where(a => a != "--cost").Select(a => a.Split('=')).ToDictionary(a => a[0], a => long.Parse(a[1], System.Globalization.CultureInfo.InvariantCulture));
+        CostModel replay = CostModel.Xeon2015;
+        foreach (var (key, value) in args)
+        {
+            replay = replay.With(key, value);
+        }
+        foreach (string n in c.Constants)
+        {
+            Assert.Equal(c.Best[n], Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(replay), System.Globalization.CultureInfo.InvariantCulture));
+        }
     }
 
     private static void AssertWithinBounds(Calibration c)

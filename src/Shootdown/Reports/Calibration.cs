@@ -267,8 +267,16 @@ public sealed class Calibration
 
     private static string F(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
 
-    /// <summary>The `--cost` arguments that replay the best point.</summary>
-    public string CostArguments => string.Join(" ", Constants.Where(n => Best[n] != Start[n]).Select(n => $"--cost {CostModel.SnakeCase(n)}={Best[n]}"));
+    /// <summary>
+    /// The `--cost` arguments that replay the best point: every searched constant whose best value
+    /// differs from the default `reproduce` would run with (the search starts from the bases, which
+    /// need not be the defaults, so a constant the search left at its basis may still need one).
+    /// </summary>
+    public string CostArguments => string.Join(" ", Constants.Where(n => Best[n] != Default(n)).Select(n => $"--cost {CostModel.SnakeCase(n)}={Best[n]}"));
+
+    /// <summary>A kernel-path constant's default value (every machine has the same).</summary>
+    private static long Default(string name) =>
+        Convert.ToInt64(typeof(CostModel).GetProperty(name)!.GetValue(CostModel.Xeon2015), CultureInfo.InvariantCulture);
 
     /// <summary>
     /// The `reproduce` command line(s) that replay <see cref="Final"/>: one for every machine when the
