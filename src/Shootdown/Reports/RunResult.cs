@@ -236,7 +236,6 @@ public sealed record PathStats
     public long Steps { get; init; }
 }
 
-/// <summary>Contention of one class of spinlock over a run.</summary>
 /// <summary>The "ipis_resolved_at_arrival" object of a run's JSON.</summary>
 public sealed record IpiArrivalStats
 {
@@ -250,6 +249,7 @@ public sealed record IpiArrivalStats
     public double LateWaitS { get; init; }
 }
 
+/// <summary>Contention of one class of spinlock over a run.</summary>
 public sealed record LockStats
 {
     public long Acquisitions { get; init; }

@@ -141,9 +141,11 @@ public sealed class Filemap(Sim sim)
         uint pte = mm.PageTable.Get(vpn);
         ex.Sys += sim.Costs.FaultEntryNs;
         sim.VmStat.Inc(Observe.VmEvent.pgfault);
+        long t0 = ex.Now;
         mm.PageTable.Update(vpn, pte | Pte.Write | Pte.Dirty | Pte.Accessed);
         sim.Writeback.SetPageDirty(Pte.Frame(pte));
         ex.Cpu.Tlb.FlushOne(mm.Id, vpn); // the faulting access dropped the read-only entry
+        ex.LockAround(mm.Ptl(vpn), t0); // handle_pte_fault holds the PTE lock through do_wp_page
         return true;
     }
 }

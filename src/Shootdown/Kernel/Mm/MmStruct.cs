@@ -43,11 +43,13 @@ public sealed class MmStruct
 
     // ---- split PTE locks ------------------------------------------------------------------------
     // USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4 on x86-64): each page-table page has its own spinlock,
-    // taken with spin_lock (interrupts on) by every path that reads or writes its PTEs — page
-    // faults (do_fault_around/filemap_map_pages), page_referenced_one, try_to_unmap_one (which
+    // taken with spin_lock (interrupts on) by the paths that read or write its PTEs — page faults
+    // (do_fault_around/filemap_map_pages, do_wp_page), page_referenced_one, try_to_unmap_one (which
     // holds it across ptep_clear_flush, IPI wait included), page_mkclean_one, remove_migration_pte,
-    // change_pte_range. The simulator creates a page-table page's lock when it is first taken and
-    // drops it when the page-table page empties (its counts go to the totals below).
+    // change_pte_range; not modelled in do_numa_page and zap_pte_range. The simulator creates a
+    // page-table page's lock when it is first taken and drops it when the page-table page empties
+    // (its counts go to the totals below; Linux keeps the page-table page, so a booking another CPU
+    // made in the future is forgotten with it — rare: the page emptied).
 
     private SpinLock?[] _ptl = new SpinLock?[16];
 

@@ -554,11 +554,19 @@ public sealed class X86TlbFlush : IArchTlb
         g.Ack = Math.Max(g.Ack, handled + p.Handler + p.Back);
         if (--g.Remaining == 0)
         {
-            long late = g.Ack - g.StepAck;
+            // The sender's calls follow one another: a late acknowledgement of one delays the
+            // next ones too, so each is charged only the part of its late wait that the sender
+            // has not already been charged (the union of the late intervals, per sender).
+            Cpu sender = _cpus[g.Sender];
+            long late = g.Ack - Math.Max(g.StepAck, sender.LateAckUntil);
+            if (g.Ack > sender.LateAckUntil)
+            {
+                sender.LateAckUntil = g.Ack;
+            }
             if (late > 0)
             {
                 LateWaitNs += late;
-                _chargeLateWait!(_cpus[g.Sender], g.What, late);
+                _chargeLateWait!(sender, g.What, late);
             }
             g.What = null!;
             g.NextFree = _groupsFree;
