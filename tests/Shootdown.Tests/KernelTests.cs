@@ -208,26 +208,6 @@ public class KernelTests
     }
 
     [Fact]
-    public void AnIpiArrivingWhileTheReceiverRunsTheHandlersItOwesWaitsForThem()
-    {
-        // Review finding: a receiver's step begins with the handlers it owes (interrupts off); an
-        // IPI arriving then is taken after them, not on arrival.
-        Sim sim = SmallSim();
-        CostModel c = sim.Costs;
-        MmStruct mm = sim.CreateMm();
-        Cpu r = sim.Cpus[1];
-        r.ActiveMm = mm.Id;
-        TestKit.Busy(sim, 1);
-        r.StepStart = 30_000; // its step's own work begins after 30 us of owed handlers
-        mm.CpuMask.Set(1);
-        Exec ex = ExecOn(sim, 0);
-        sim.Arch.FlushTlbPage(ex, mm, 3);
-        long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
-        long back = c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 0);
-        Assert.Equal(30_000 + handler + back, ex.IpiWait);
-    }
-
-    [Fact]
     public void AnIpiArrivingAfterTheReceiversComputedStepCostsNothingMoreWhenInterruptsAreOn()
     {
         Sim sim = SmallSim();

@@ -223,7 +223,6 @@ public sealed class Scheduler
         // Interrupt handlers ran first: those taken while idle occupy the CPU until they end, those
         // taken while a task ran delay its next step.
         long start = Math.Max(t, cpu.IrqBusyUntil) + cpu.IrqDebtNs;
-        cpu.StepStart = start;
         cpu.IrqDebtNs = 0;
         Exec ex = _ex;
         ex.Reset(cpu, cur, t, start);

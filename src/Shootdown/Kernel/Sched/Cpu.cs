@@ -49,12 +49,6 @@ public sealed class Cpu
     /// <summary>When the step computed last on this CPU ends: before it the CPU is busy, after it idle unless a new step starts.</summary>
     public long StepEnd;
 
-    /// <summary>
-    /// When that step's own work began: from its event time until then the CPU ran the interrupt
-    /// handlers it owed (<see cref="IrqDebtNs"/>, <see cref="IrqBusyUntil"/>), with interrupts off.
-    /// </summary>
-    public long StepStart;
-
     /// <summary>Up to when this CPU, as a sender, has been charged late IPI acknowledgements (X86TlbFlush).</summary>
     public long LateAckUntil;
 
@@ -107,11 +101,6 @@ public sealed class Cpu
     /// <summary>When an interrupt arriving at <paramref name="t"/> can run.</summary>
     public long IrqEnabledAt(long t)
     {
-        // Handlers owed from before the step run first, with interrupts off.
-        if (t < StepStart)
-        {
-            t = StepStart;
-        }
         // The intervals are added in time order and do not overlap (a step's time only moves
         // forward): binary search for the last one starting at or before t.
         int lo = 0, hi = IrqOffCount - 1, found = -1;
