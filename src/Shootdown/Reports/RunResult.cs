@@ -115,19 +115,20 @@ public sealed record RunResult
             }
         }
         var locks = new SortedDictionary<string, LockStats>(StringComparer.Ordinal);
-        void AddLock(string cls, Kernel.SpinLock l)
+        void Add(string cls, long acquisitions, long contended, long spinNs, long holdNs, int maxQueued)
         {
             locks.TryGetValue(cls, out LockStats? st);
             st ??= new LockStats();
             locks[cls] = st with
             {
-                Acquisitions = st.Acquisitions + l.Acquisitions,
-                Contended = st.Contended + l.Contended,
-                SpinS = st.SpinS + l.SpinNs / ns,
-                HoldS = st.HoldS + l.HoldNs / ns,
-                MaxQueued = Math.Max(st.MaxQueued, l.MaxLive),
+                Acquisitions = st.Acquisitions + acquisitions,
+                Contended = st.Contended + contended,
+                SpinS = st.SpinS + spinNs / ns,
+                HoldS = st.HoldS + holdNs / ns,
+                MaxQueued = Math.Max(st.MaxQueued, maxQueued),
             };
         }
+        void AddLock(string cls, Kernel.SpinLock l) => Add(cls, l.Acquisitions, l.Contended, l.SpinNs, l.HoldNs, l.MaxLive);
         foreach (var z in sim.Memory.Zones)
         {
             AddLock("lru_lock", z.LruLock);
@@ -145,16 +146,7 @@ public sealed record RunResult
             }
             if (mm.PtlAcquisitions > 0)
             {
-                locks.TryGetValue("ptl", out LockStats? st);
-                st ??= new LockStats();
-                locks["ptl"] = st with
-                {
-                    Acquisitions = st.Acquisitions + mm.PtlAcquisitions,
-                    Contended = st.Contended + mm.PtlContended,
-                    SpinS = st.SpinS + mm.PtlSpinNs / ns,
-                    HoldS = st.HoldS + mm.PtlHoldNs / ns,
-                    MaxQueued = Math.Max(st.MaxQueued, mm.PtlMaxQueued),
-                };
+                Add("ptl", mm.PtlAcquisitions, mm.PtlContended, mm.PtlSpinNs, mm.PtlHoldNs, mm.PtlMaxQueued); // locks already dropped
             }
         }
         var paths = new SortedDictionary<string, PathStats>(StringComparer.Ordinal);

@@ -20,7 +20,7 @@ public sealed class Mprotect(Sim sim)
     {
         MmStruct mm = vma.Mm;
         long changed = 0;
-        for (long vpn = start; vpn < end; vpn++)
+        for (long vpn = start; vpn < end;)
         {
             long t0 = ex.Now;
             long leafEnd = LeafEnd(vpn, end);
@@ -39,7 +39,6 @@ public sealed class Mprotect(Sim sim)
             {
                 ex.LockAround(mm.Ptl(leafEnd - 1), t0); // change_pte_range under the page-table page's lock
             }
-            vpn--;
         }
         mm.PteEpoch++;
         sim.VmStat.Add(Observe.VmEvent.numa_pte_updates, changed);
@@ -61,7 +60,7 @@ public sealed class Mprotect(Sim sim)
         bool changed = false;
         if (!writable)
         {
-            for (long vpn = vma.Start; vpn < vma.End; vpn++)
+            for (long vpn = vma.Start; vpn < vma.End;)
             {
                 long t0 = ex.Now;
                 long leafEnd = LeafEnd(vpn, vma.End);
@@ -81,7 +80,6 @@ public sealed class Mprotect(Sim sim)
                 {
                     ex.LockAround(mm.Ptl(leafEnd - 1), t0); // change_pte_range under the page-table page's lock
                 }
-                vpn--;
             }
         }
         vma.Writable = writable;
