@@ -74,9 +74,13 @@ public class RunTests
         double busy = r.UserS + r.SystemS;
         long loc = r.Interrupts["LOC"];
         Assert.InRange(loc, busy * 250 * 0.9, busy * 250 * 1.1 + 8);
-        Assert.Equal(r.TlbIpis, r.Interrupts["TLB"]);
+        // irq_tlb_count counts flush_tlb_func runs: one per TLB IPI, plus one per request that rode
+        // on another IPI (generic_exec_single); vanilla sends every flush with flush_tlb_func.
+        Assert.True(r.IpiRequestsCoalesced > 0);
+        Assert.InRange(r.Interrupts["TLB"], r.TlbIpis + 1, r.TlbIpis + r.IpiRequestsCoalesced);
         // Call-function IPIs that are no TLB flush (drain_all_pages) count too.
-        Assert.Equal(r.Interrupts["LOC"] + r.Interrupts["TLB"] + r.Interrupts["CAL"], r.InterruptsPerSecond.Sum());
+        Assert.True(r.CallFunctionInterrupts > r.TlbIpis);
+        Assert.Equal(r.Interrupts["LOC"] + r.CallFunctionInterrupts, r.InterruptsPerSecond.Sum());
     }
 
     [Fact]
@@ -153,13 +157,15 @@ public class PinnedResultTests
         // Re-pinned by issue 12's cost model (physical kernel-path constants chosen by `calibrate`
         // within their bounds, the cache-line model, the buddy allocator with per-CPU lists,
         // drain_all_pages, throttle_direct_reclaim), then by IPIs resolved at their arrival and the
-        // split PTE locks, then late IPI waits charged once per sender (review): see the README.
-        Assert.Equal(1.268269516, r.ElapsedS);
-        Assert.Equal(2.828916159, r.SystemS);
-        Assert.Equal(400633, r.TlbIpis);
-        Assert.Equal(590784, r.PagesReclaimed);
-        Assert.Equal(486693, r.Vmstat["pgscan_direct"]);
-        Assert.Equal(224, r.DirectReclaimStalls);
+        // split PTE locks, then late IPI waits charged once per sender (review), then requests to
+        // one CPU riding on a pending IPI (generic_exec_single): see the README.
+        Assert.Equal(1.270670155, r.ElapsedS);
+        Assert.Equal(2.834846216, r.SystemS);
+        Assert.Equal(399892, r.TlbIpis);
+        Assert.Equal(2205, r.IpiRequestsCoalesced);
+        Assert.Equal(590666, r.PagesReclaimed);
+        Assert.Equal(489802, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(206, r.DirectReclaimStalls);
     }
 
     [Theory]

@@ -39,8 +39,10 @@ public static class ProcFiles
 
     /// <summary>
     /// The CAL column as x86's arch_show_interrupts computes it: irq_call_count - irq_tlb_count.
-    /// 4.3's batched flush counts irq_tlb_count for the local flush too (no call-function IPI), so
-    /// the kernel's unsigned difference can wrap; shown here as 0 instead.
+    /// 4.3's batched flush counts irq_tlb_count for the local flush too (no call-function IPI), and
+    /// a request that rode on another IPI's interrupt (generic_exec_single) runs flush_tlb_func
+    /// without an interrupt of its own, so the kernel's unsigned difference can wrap; shown here as
+    /// 0 instead.
     /// </summary>
     public static long CalShown(Cpu c) => Math.Max(0, c.CallFunctionIrqs - c.TlbShootdowns);
 

@@ -32,6 +32,10 @@ public sealed record RunResult
     public required double IrqS { get; init; }
     /// <summary>IPIs to a busy CPU whose state at their arrival was not simulated yet when they were sent, resolved by an event at the arrival.</summary>
     public required IpiArrivalStats IpisResolvedAtArrival { get; init; }
+    /// <summary>Call-function requests (TLB flushes, pcp drains) to one CPU that found its call_single_queue pending and sent no IPI: 4.0's generic_exec_single; the pending IPI's handler ran them.</summary>
+    public required long IpiRequestsCoalesced { get; init; }
+    /// <summary>irq_call_count summed over CPUs: call-function interrupts taken (TLB flushes and others), what /proc/stat's interrupt total adds to the timer ticks here.</summary>
+    public required long CallFunctionInterrupts { get; init; }
     public required double SteadyStartS { get; init; }
     public required double SteadyEndS { get; init; }
     public required SortedDictionary<string, long> Vmstat { get; init; }
@@ -76,7 +80,7 @@ public sealed record RunResult
     public static RunResult From(Sim sim, double wallSeconds)
     {
         const double ns = 1e9;
-        long user = 0, sys = 0, spin = 0, ipiWait = 0, irq = 0, tlb = 0, loc = 0, cal = 0, calShown = 0;
+        long user = 0, sys = 0, spin = 0, ipiWait = 0, irq = 0, tlb = 0, loc = 0, cal = 0, calShown = 0, calls = 0;
         foreach (var c in sim.Cpus)
         {
             user += c.UserNs;
@@ -88,6 +92,7 @@ public sealed record RunResult
             loc += c.TimerTicks;
             cal += c.CallFunctionIrqs - c.OtherCallFunctionIrqs; // the TLB-flushing ones
             calShown += Observe.ProcFiles.CalShown(c);
+            calls += c.CallFunctionIrqs;
         }
         long elapsed = sim.LastExit;
         long steadyFrom = sim.FirstKswapdWake >= 0 ? sim.FirstKswapdWake : 0;
@@ -183,6 +188,8 @@ public sealed record RunResult
                 FoundInterruptsOff = sim.X86.DeferredIpisIrqOff,
                 LateWaitS = sim.X86.LateWaitNs / ns,
             },
+            IpiRequestsCoalesced = sim.X86.CoalescedRequests,
+            CallFunctionInterrupts = calls,
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
             Vmstat = v.ToDictionary(),

@@ -52,6 +52,24 @@ public sealed class Cpu
     /// <summary>Up to when this CPU, as a sender, has been charged late IPI acknowledgements (X86TlbFlush).</summary>
     public long LateAckUntil;
 
+    // This CPU's call_single_queue as generic_exec_single sees it (X86TlbFlush). The latest
+    // call-function IPI sent here (one that found the queue empty) was queued at FlyPost and
+    // arrives at FlyDelivered; the latest whose handling is known was queued at WinPost, its
+    // handler drains the queue at WinDrain and has run every request queued so far at WinRunEnd.
+    // Serials name the IPIs (0: none yet).
+
+    public long FlyPost;
+    public long FlyDelivered;
+    public int FlySerial;
+    public long WinPost;
+    public long WinDrain;
+    public long WinRunEnd;
+    public int WinSerial;
+    public int IpiSerials;
+
+    /// <summary>Whether the CPU was idle when the IPI of <see cref="WinSerial"/> was handled (its handlers then occupy it instead of delaying a step).</summary>
+    public bool WinIdle;
+
     public long UserNs;
 
     public long SysNs;

@@ -327,7 +327,10 @@ public sealed class X86TlbFlush : IArchTlb
     /// mask but the sender, posted one after another; each receiver takes it when its interrupts
     /// are on (not while it spins on or holds an irq-safe lock) and runs the handler; the sender
     /// waits for the slowest acknowledgement. A busy receiver's handler time delays its next step; an
-    /// idle one's only occupies it (it delays a task woken there meanwhile).
+    /// idle one's only occupies it (it delays a task woken there meanwhile). A mask with one other
+    /// CPU takes 4.0's fast path, smp_call_function_single: generic_exec_single sends the IPI only if
+    /// the receiver's call_single_queue was empty; otherwise the request waits in the queue for the
+    /// interrupt already on its way, whose handler runs every request queued (llist_del_all).
     /// </summary>
     public void SmpCallFunctionMany(Exec ex, Cpumask mask, SmpCallFunc func, FlushTlbInfo info) => SmpCallFunctionMany(ex, mask, func, info, tlb: true);
 
@@ -343,7 +346,18 @@ public sealed class X86TlbFlush : IArchTlb
         long post = t0;
         long lastAck = t0;
         int group = -1;
-        for (int c = mask.NextSet(0); c >= 0; c = mask.NextSet(c + 1))
+        int first = mask.NextSet(0);
+        if (first == sender.Id)
+        {
+            first = mask.NextSet(first + 1);
+        }
+        int second = first < 0 ? -1 : mask.NextSet(first + 1);
+        if (second == sender.Id)
+        {
+            second = mask.NextSet(second + 1);
+        }
+        bool single = first >= 0 && second < 0;
+        for (int c = first; c >= 0; c = mask.NextSet(c + 1))
         {
             if (c == sender.Id)
             {
@@ -352,8 +366,37 @@ public sealed class X86TlbFlush : IArchTlb
             Cpu r = _cpus[c];
             // llist_add of the csd to the receiver's call_single_queue: the queue head's line comes
             // from whoever wrote it last (the receiver draining it, or another sender).
-            post += _c.IpiSendNs + Lines.Take(ref r.CallSingleQueueOwner, sender.Id);
+            long queued = post + Lines.Take(ref r.CallSingleQueueOwner, sender.Id);
             long latency = _ipiLatency[sender.Node * _nodes + r.Node];
+            long back = latency + Lines.Transfer(r.Id, sender.Id);
+            if (single && QueuedBehind(r, queued) is int onto and not 0)
+            {
+                // generic_exec_single: the queue was not empty, so no IPI — the interrupt already
+                // on its way runs this request after the ones before it (the csd and the flush
+                // info read from the sender, then the function), with no entry and exit of its own.
+                post = queued;
+                CoalescedRequests++;
+                bool known = onto == r.WinSerial;
+                long start = known ? r.WinRunEnd : r.FlyDelivered;
+                long work = Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, start, info!) : func(r, start, info!));
+                r.SysNs += work;
+                r.IrqNs += work;
+                if (known)
+                {
+                    RunQueued(r, work, start);
+                    trace?.Ipi(sender.Id, post, r.Id, start, work);
+                    lastAck = Math.Max(lastAck, start + work + back);
+                }
+                else
+                {
+                    // Its carrier is resolved at its arrival: so is this request, just after it.
+                    group = group < 0 ? NewWaitGroup(sender.Id, ex.What) : group;
+                    DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true);
+                    lastAck = Math.Max(lastAck, start + work + back);
+                }
+                continue;
+            }
+            post = queued + _c.IpiSendNs;
             long delivered = post + latency;
             // Busy while its last step runs (even one that ends in sleep or exit) or while it has a
             // task to run: then the IPI waits for interrupts to be on and the handler delays the
@@ -368,26 +411,31 @@ public sealed class X86TlbFlush : IArchTlb
             // The handler drains its queue (llist_del_all: the head's line back from the sender),
             // reads the csd and the flush info on the sender's stack (one more line from the
             // sender), and csd_unlock writes the csd, which the sender's csd_lock_wait re-reads.
-            long lines = Lines.Take(ref r.CallSingleQueueOwner, r.Id) + Lines.Transfer(sender.Id, r.Id);
-            long handler = _c.IrqEntryExitNs + lines + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info!) : func(r, handled, info!));
-            long back = latency + Lines.Transfer(r.Id, sender.Id);
+            long entry = _c.IrqEntryExitNs + Lines.Take(ref r.CallSingleQueueOwner, r.Id);
+            long work2 = Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info!) : func(r, handled, info!));
+            long handler = entry + work2;
             long ack = handled + handler + back;
             if (ack > lastAck)
             {
                 lastAck = ack;
             }
+            int serial = ++r.IpiSerials;
+            if (queued >= r.FlyPost)
+            {
+                r.FlyPost = queued;
+                r.FlyDelivered = delivered;
+                r.FlySerial = serial;
+            }
             if (deferred)
             {
                 // The step goes on as if the receiver took the IPI on arrival; the event charges the
                 // sender whatever longer wait the receiver's interrupts-off time causes.
-                if (group < 0)
-                {
-                    group = NewWaitGroup(sender.Id, ex.What);
-                }
-                DeferIpi(group, r.Id, post, delivered, handler, back);
+                group = group < 0 ? NewWaitGroup(sender.Id, ex.What) : group;
+                DeferIpi(group, r.Id, queued, delivered, work2, entry, back, serial, single, tlb ? (int)ex.FlushCause : -1, coalesced: false);
             }
             else
             {
+                OpenWindow(r, serial, queued, handled, handled + handler, idle);
                 if (idle)
                 {
                     r.IrqBusyUntil = handled + handler;
@@ -400,17 +448,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             r.SysNs += handler;
             r.IrqNs += handler;
-            r.CallFunctionIrqs++;
-            _series.Add(Series.Interrupts, delivered, 1);
-            if (tlb)
-            {
-                IpisByCause[(int)ex.FlushCause]++;
-                _series.Add(Series.TlbIpis, delivered, 1);
-            }
-            else
-            {
-                r.OtherCallFunctionIrqs++;
-            }
+            CountIpi(r, delivered, tlb ? (int)ex.FlushCause : -1, 1);
         }
         long wait = Math.Max(lastAck, post) - t0;
         ex.Sys += wait;
@@ -421,17 +459,94 @@ public sealed class X86TlbFlush : IArchTlb
         }
     }
 
+    /// <summary>Counts (or, with -1, uncounts) a call-function interrupt on <paramref name="r"/> arriving at <paramref name="delivered"/>; <paramref name="cause"/> is the TLB flush's cause, or -1 for a call that is no TLB flush.</summary>
+    private void CountIpi(Cpu r, long delivered, int cause, int n)
+    {
+        r.CallFunctionIrqs += n;
+        _series.Add(Series.Interrupts, delivered, n);
+        if (cause >= 0)
+        {
+            IpisByCause[cause] += n;
+            _series.Add(Series.TlbIpis, delivered, n);
+        }
+        else
+        {
+            r.OtherCallFunctionIrqs += n;
+        }
+    }
+
+    /// <summary>
+    /// The IPI a request queued on <paramref name="r"/> at <paramref name="t"/> would ride on, because
+    /// the receiver's call_single_queue is not empty then: the latest IPI with known handling if
+    /// queued no later and not drained yet, else the latest sent if queued no later and not arrived
+    /// yet (its handling is resolved at its arrival). 0: the queue is empty.
+    /// </summary>
+    private static int QueuedBehind(Cpu r, long t)
+    {
+        if (r.WinSerial > 0 && r.WinPost <= t && t < r.WinDrain)
+        {
+            return r.WinSerial;
+        }
+        if (r.FlySerial > 0 && r.FlySerial != r.WinSerial && r.FlyPost <= t && t < r.FlyDelivered)
+        {
+            return r.FlySerial;
+        }
+        return 0;
+    }
+
+    /// <summary>The handling of IPI <paramref name="serial"/> (queued at <paramref name="post"/>, draining the queue at <paramref name="drain"/>) became known.</summary>
+    private static void OpenWindow(Cpu r, int serial, long post, long drain, long runEnd, bool idle)
+    {
+        if (post >= r.WinPost || r.WinSerial == 0)
+        {
+            r.WinSerial = serial;
+            r.WinPost = post;
+            r.WinDrain = drain;
+            r.WinRunEnd = runEnd;
+            r.WinIdle = idle;
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> of a request in the handler of the receiver's known IPI, from <paramref name="start"/>.</summary>
+    private static void RunQueued(Cpu r, long work, long start)
+    {
+        long end = start + work;
+        r.WinRunEnd = Math.Max(r.WinRunEnd, end);
+        if (r.WinIdle)
+        {
+            r.IrqBusyUntil = Math.Max(r.IrqBusyUntil, end);
+        }
+        else
+        {
+            r.IrqDebtNs += work;
+        }
+    }
+
+    /// <summary>Requests that found their receiver's call_single_queue pending and so sent no IPI (generic_exec_single).</summary>
+    public long CoalescedRequests { get; private set; }
+
     // ---- IPIs resolved at their arrival --------------------------------------------------------------
 
-    /// <summary>One IPI whose receiver's state at arrival was unknown when it was sent.</summary>
+    /// <summary>One IPI (or a request riding on one) whose receiver's state at arrival was unknown when it was sent.</summary>
     private struct PendingIpi : IFreeListed
     {
         public int Group;
         public int Receiver;
         public long Post;
-        public long Handler;
+        /// <summary>The request's own work in the handler: reading the csd and info, the function.</summary>
+        public long Work;
+        /// <summary>Interrupt entry and exit and the queue drain (0 for a request riding on another IPI).</summary>
+        public long Entry;
         /// <summary>From the handler's end to the sender seeing the acknowledgement: the way back and the csd line.</summary>
         public long Back;
+        /// <summary>The IPI's serial on its receiver, or the one it rides on.</summary>
+        public int Serial;
+        /// <summary>A request to one CPU (generic_exec_single: it sends no IPI if the queue is not empty).</summary>
+        public bool Single;
+        /// <summary>A request riding on another IPI (no interrupt of its own).</summary>
+        public bool Coalesced;
+        /// <summary>The TLB flush's cause, or -1 for a call that is no TLB flush.</summary>
+        public int Cause;
         public int NextFree;
 
         readonly int IFreeListed.NextFree => NextFree;
@@ -513,12 +628,15 @@ public sealed class X86TlbFlush : IArchTlb
         return g;
     }
 
-    private void DeferIpi(int group, int receiver, long post, long delivered, long handler, long back)
+    private void DeferIpi(int group, int receiver, long post, long delivered, long work, long entry, long back, int serial, bool single, int cause, bool coalesced)
     {
         int i = Rent(ref _pending, ref _pendingUsed, ref _pendingFree);
-        _pending[i] = new PendingIpi { Group = group, Receiver = receiver, Post = post, Handler = handler, Back = back, NextFree = -1 };
+        _pending[i] = new PendingIpi { Group = group, Receiver = receiver, Post = post, Work = work, Entry = entry, Back = back, Serial = serial, Single = single, Cause = cause, Coalesced = coalesced, NextFree = -1 };
         _groups[group].Remaining++;
-        DeferredIpis++;
+        if (!coalesced)
+        {
+            DeferredIpis++;
+        }
         _engine!.Schedule(delivered, Engine.EventKind.IpiArrive, i);
     }
 
@@ -537,21 +655,49 @@ public sealed class X86TlbFlush : IArchTlb
         Cpu r = _cpus[p.Receiver];
         bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
         long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
-        if (idle)
+        long start, end;
+        if (p.Single && r.WinSerial > 0 && (p.Coalesced || r.WinSerial != p.Serial) && r.WinPost <= p.Post && p.Post < r.WinDrain)
         {
-            r.IrqBusyUntil = handled + p.Handler;
+            // Queued while the queue still held an earlier IPI's request (that IPI, resolved by
+            // now, drains it later than this one was queued): generic_exec_single sent no IPI, and
+            // that handler runs this request after the ones before it. (A request known to ride on
+            // an IPI arriving at the same instant comes here just after that IPI was resolved.)
+            if (!p.Coalesced)
+            {
+                CountIpi(r, delivered, p.Cause, -1);
+                CoalescedRequests++;
+                DeferredIpis--;
+                r.SysNs -= p.Entry;
+                r.IrqNs -= p.Entry;
+            }
+            start = r.WinRunEnd;
+            end = start + p.Work;
+            RunQueued(r, p.Work, start);
         }
         else
         {
-            r.IrqDebtNs += p.Handler;
-            if (handled > delivered)
+            start = handled;
+            end = start + p.Work + p.Entry;
+            if (!p.Coalesced)
             {
-                DeferredIpisIrqOff++;
+                OpenWindow(r, p.Serial, p.Post, handled, end, idle);
+                if (!idle && handled > delivered)
+                {
+                    DeferredIpisIrqOff++;
+                }
+            }
+            if (idle)
+            {
+                r.IrqBusyUntil = Math.Max(r.IrqBusyUntil, end);
+            }
+            else
+            {
+                r.IrqDebtNs += p.Work + p.Entry;
             }
         }
-        Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, handled, p.Handler);
+        Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, start, end - start);
         ref WaitGroup g = ref _groups[p.Group];
-        g.Ack = Math.Max(g.Ack, handled + p.Handler + p.Back);
+        g.Ack = Math.Max(g.Ack, end + p.Back);
         if (--g.Remaining == 0)
         {
             // The sender's calls follow one another: a late acknowledgement of one delays the
