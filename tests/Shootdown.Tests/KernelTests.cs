@@ -171,6 +171,30 @@ public class KernelTests
         Assert.Equal(late, sim.X86.LateWaitNs);
         Assert.Equal(1, sim.X86.DeferredIpisIrqOff);
         Assert.Equal(handler, r.IrqDebtNs);
+        // rusage: the late wait is the sender's task's system time, the handler the receiver's.
+        Assert.Equal(late, sim.UserTasks[0].SysNs);
+        Assert.Equal(handler, sim.UserTasks[1].SysNs);
+    }
+
+    [Fact]
+    public void AHandlerIsChargedToTheTaskItInterruptedAndToNoTaskOnAnIdleCpu()
+    {
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        MmStruct mm = sim.CreateMm();
+        foreach (int cpu in new[] { 1, 3 })
+        {
+            sim.Cpus[cpu].ActiveMm = mm.Id;
+            mm.CpuMask.Set(cpu);
+        }
+        TestKit.Busy(sim, 1); // CPU 1 runs its user task; CPU 3 is idle
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        long h1 = sim.Cpus[1].IrqNs, h3 = sim.Cpus[3].IrqNs;
+        Assert.True(h1 > c.IrqEntryExitNs && h3 > c.IrqEntryExitNs);
+        Assert.Equal(h1, sim.UserTasks[1].SysNs);
+        Assert.Equal(0, sim.UserTasks[3].SysNs);
+        Assert.Equal(h1 + h3, sim.Cpus[1].SysNs + sim.Cpus[3].SysNs);
     }
 
     [Fact]

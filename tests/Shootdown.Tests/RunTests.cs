@@ -84,6 +84,18 @@ public class RunTests
     }
 
     [Fact]
+    public void BenchmarkTimeIsTheReadersCpuTimeAsTimeReportsIt()
+    {
+        // mmtests records User and System with /usr/bin/time around the benchmark: the readers'
+        // rusage, without kswapd (a kernel thread) and without handlers that ran on idle CPUs.
+        RunResult r = Runner.Run(Tiny());
+        Assert.Equal(r.UserS, r.BenchmarkUserS, 9); // kswapd has no user time
+        double kswapd = r.SystemByPath.Where(p => p.Key.StartsWith("kswapd", StringComparison.Ordinal)).Sum(p => p.Value.SystemS);
+        Assert.True(kswapd > 0);
+        Assert.InRange(r.SystemS - r.BenchmarkSystemS, kswapd - 1e-9, kswapd + r.IrqS + 1e-9);
+    }
+
+    [Fact]
     public void SameSeedSameJson()
     {
         RunResult a = Runner.Run(Tiny(seed: 5));

@@ -17,7 +17,7 @@ public sealed record ReproductionCheck(string Name, Func<Reproduction, double> S
     double Min, double Max, string Target, bool IsPercentage, double? Tolerance = null)
 {
     /// <summary>Time and CPU seconds scale with the machine's size; rates do not.</summary>
-    public static bool ScalesWithSize(string metric) => metric is "elapsed_s" or "user_s" or "system_s";
+    public static bool ScalesWithSize(string metric) => metric is "elapsed_s" or "user_s" or "system_s" or "benchmark_system_s";
 
     /// <summary>A policy's metric within ±<paramref name="tolerance"/> (a fraction) of a published figure.</summary>
     public static ReproductionCheck Figure(PublishedFigure f) =>
@@ -64,7 +64,7 @@ public sealed record ReproductionSpec(string Machine, string Title, int DefaultS
     [
         .. Reproduction.Published.Select(ReproductionCheck.Figure),
         ReproductionCheck.Faster("rfc-pfn32", "vanilla", 26.9, 20, 33, "seed, RFC 2/4: 161.08 -> 117.73 s"),
-        new("rfc-pfn32 system time lower (%)", r => (1 - r.Mean("rfc-pfn32", "system_s") / r.Mean("vanilla", "system_s")) * 100, 32.0,
+        new("rfc-pfn32 system time lower (%)", r => (1 - r.Mean("rfc-pfn32", "benchmark_system_s") / r.Mean("vanilla", "benchmark_system_s")) * 100, 32.0,
             "seed, RFC 2/4: 5990.12 -> 4072.56 s", 25, 40, "25..40", true),
         new("rfc-pfn32 user time vs vanilla (%)", r => (r.Mean("rfc-pfn32", "user_s") / r.Mean("vanilla", "user_s") - 1) * 100, 5.5,
             "seed, RFC 2/4: 571.38 -> 602.93 s", -10, 10, "±10", true),
@@ -81,8 +81,8 @@ public sealed record ReproductionSpec(string Machine, string Title, int DefaultS
     [
         ReproductionCheck.InRange("vanilla", "elapsed_s", 22.50, 18, 32, "RFC 2/4 22.50; v5 2/3 27.32; v6 2/4 25.43"),
         ReproductionCheck.InRange("rfc-pfn32", "elapsed_s", 19.60, 15, 28, "RFC 2/4 19.60; v5 2/3 (32 PFNs) 23.14"),
-        ReproductionCheck.InRange("vanilla", "system_s", 109.15, 80, 140, "v5 2/3"),
-        ReproductionCheck.InRange("rfc-pfn32", "system_s", 83.78, 60, 110, "v5 2/3"),
+        ReproductionCheck.InRange("vanilla", "benchmark_system_s", 109.15, 80, 140, "v5 2/3"),
+        ReproductionCheck.InRange("rfc-pfn32", "benchmark_system_s", 83.78, 60, 110, "v5 2/3"),
         ReproductionCheck.InRange("vanilla", "user_s", 59.14, 45, 75, "v5 2/3"),
         ReproductionCheck.InRange("vanilla", "interrupts_per_s", 500_000, 375_000, 625_000, "~500K: RFC 2/4, v5 2/3, v6 2/4"),
         ReproductionCheck.InRange("rfc-pfn32", "interrupts_per_s", 45_000, 30_000, 70_000, "~45K, seed series"),
@@ -115,16 +115,22 @@ public sealed class Reproduction
     /// <summary>The policies of the 4-node reproduction.</summary>
     public static readonly string[] Policies = ["vanilla", "rfc-pfn32", "rfc-pfn-page", "linux-4.3"];
 
-    /// <summary>The seed's figures ("[RFC PATCH 0/4] TLB flush multiple pages with a single IPI" and patches 2 and 3, Mel Gorman, linux-mm, 15 Apr 2015); tolerances are the project's own targets.</summary>
+    /// <summary>
+    /// The seed's figures ("[RFC PATCH 0/4] TLB flush multiple pages with a single IPI" and patches 2
+    /// and 3, Mel Gorman, linux-mm, 15 Apr 2015); tolerances are the project's own targets. Its User
+    /// and System rows are what mmtests' run-mmtests.sh records with `/usr/bin/time -f "%U user %S
+    /// system %e elapsed" ./run-single-test.sh`: the benchmark's processes only, so the simulated
+    /// figure beside System is `benchmark_system_s` (kswapd's time is not in it).
+    /// </summary>
     public static readonly PublishedFigure[] Published =
     [
         new("vanilla", "elapsed_s", 161.08, 0.25, "seed, 4.0 vanilla", true),
         new("vanilla", "user_s", 571.38, 0.10, "seed, 4.0 vanilla", true),
-        new("vanilla", "system_s", 5990.12, 0.25, "seed, 4.0 vanilla", true),
+        new("vanilla", "benchmark_system_s", 5990.12, 0.25, "seed, 4.0 vanilla", true),
         new("vanilla", "interrupts_per_s", 900_000, 0.25, "seed cover letter", false),
         new("rfc-pfn32", "elapsed_s", 117.73, 0.25, "seed, RFC batch of 32 PFNs", true),
         new("rfc-pfn32", "user_s", 602.93, 0.10, "seed, RFC batch of 32 PFNs", true),
-        new("rfc-pfn32", "system_s", 4072.56, 0.25, "seed, RFC batch of 32 PFNs", true),
+        new("rfc-pfn32", "benchmark_system_s", 4072.56, 0.25, "seed, RFC batch of 32 PFNs", true),
         new("rfc-pfn32", "interrupts_per_s", 180_000, 0.25, "seed, patch 2 changelog", false),
         new("rfc-pfn-page", "interrupts_per_s", 60_000, 0.25, "seed cover letter (full series)", false),
     ];
@@ -159,6 +165,7 @@ public sealed class Reproduction
         "elapsed_s" => r.ElapsedS,
         "user_s" => r.UserS,
         "system_s" => r.SystemS,
+        "benchmark_system_s" => r.BenchmarkSystemS,
         "interrupts_per_s" => r.InterruptsPerS,
         _ => throw new ArgumentException(metric),
     };

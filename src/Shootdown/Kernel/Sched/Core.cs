@@ -262,6 +262,8 @@ public sealed class Scheduler
         path.IpiWaitNs += ex.IpiWait;
         path.Steps++;
         cur.What = ex.What;
+        cur.UserNs += ex.User;
+        cur.SysNs += ex.Sys;
         cpu.UserNs += ex.User;
         cpu.SysNs += ex.Sys;
         cpu.SpinNs += ex.Spin;
@@ -293,12 +295,16 @@ public sealed class Scheduler
     }
 
     /// <summary>
-    /// Charges <paramref name="cpu"/> a wait for IPI acknowledgements that its step, labelled
-    /// <paramref name="what"/>, did not assume (a receiver had interrupts off): system time spent
+    /// Charges <paramref name="cpu"/> (and <paramref name="task"/>, whose step it was) a wait for IPI
+    /// acknowledgements that its step, labelled <paramref name="what"/>, did not assume (a receiver had interrupts off): system time spent
     /// spinning in csd_lock_wait, which delays the CPU's next step.
     /// </summary>
-    public void ChargeLateIpiWait(Cpu cpu, string what, long ns)
+    public void ChargeLateIpiWait(Cpu cpu, SimTask? task, string what, long ns)
     {
+        if (task is not null)
+        {
+            task.SysNs += ns;
+        }
         cpu.IrqDebtNs += ns;
         cpu.SysNs += ns;
         cpu.IpiWaitNs += ns;

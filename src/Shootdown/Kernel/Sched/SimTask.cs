@@ -62,6 +62,16 @@ public abstract class SimTask
     /// <summary>Whether the run waits for this task to exit (user tasks; not kernel threads).</summary>
     public bool IsUserTask { get; internal set; }
 
+    /// <summary>CPU time charged to this task (getrusage's ru_utime): its steps' user time.</summary>
+    public long UserNs;
+
+    /// <summary>
+    /// System time charged to this task (ru_stime): its steps' system time, late IPI waits, and the
+    /// interrupt handlers that ran while it was on its CPU (4.0's tick accounting adds hardirq
+    /// time to the interrupted task's stime).
+    /// </summary>
+    public long SysNs;
+
     /// <summary>task->tlb_ubc: the deferred-flush batch of a reclaiming task (policies that batch).</summary>
     public TlbUnmapBatch? Batch { get; internal set; }
 

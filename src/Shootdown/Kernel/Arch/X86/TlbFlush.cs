@@ -390,7 +390,7 @@ public sealed class X86TlbFlush : IArchTlb
                 else
                 {
                     // Its carrier is resolved at its arrival: so is this request, just after it.
-                    group = group < 0 ? NewWaitGroup(sender.Id, ex.What) : group;
+                    group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
                     DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true);
                     lastAck = Math.Max(lastAck, start + work + back);
                 }
@@ -430,7 +430,7 @@ public sealed class X86TlbFlush : IArchTlb
             {
                 // The step goes on as if the receiver took the IPI on arrival; the event charges the
                 // sender whatever longer wait the receiver's interrupts-off time causes.
-                group = group < 0 ? NewWaitGroup(sender.Id, ex.What) : group;
+                group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
                 DeferIpi(group, r.Id, queued, delivered, work2, entry, back, serial, single, tlb ? (int)ex.FlushCause : -1, coalesced: false);
             }
             else
@@ -443,6 +443,7 @@ public sealed class X86TlbFlush : IArchTlb
                 else
                 {
                     r.IrqDebtNs += handler;
+                    ChargeInterrupted(r, handler);
                 }
                 trace?.Ipi(sender.Id, post, r.Id, handled, handler);
             }
@@ -519,6 +520,16 @@ public sealed class X86TlbFlush : IArchTlb
         else
         {
             r.IrqDebtNs += work;
+            ChargeInterrupted(r, work);
+        }
+    }
+
+    /// <summary>Handler time of an interrupt a busy CPU took: the task running there pays it as system time (4.0's tick accounting charges hardirq time to the interrupted task's stime).</summary>
+    private static void ChargeInterrupted(Cpu r, long ns)
+    {
+        if (r.Current is { } t)
+        {
+            t.SysNs += ns;
         }
     }
 
@@ -556,6 +567,8 @@ public sealed class X86TlbFlush : IArchTlb
     private struct WaitGroup : IFreeListed
     {
         public int Sender;
+        /// <summary>The sender's task (whose rusage the wait goes to).</summary>
+        public SimTask? Task;
         public string What;
         /// <summary>When the sender's step took its wait to end (every receiver taking the IPI on arrival).</summary>
         public long StepAck;
@@ -574,7 +587,7 @@ public sealed class X86TlbFlush : IArchTlb
     private int _groupsUsed;
     private int _groupsFree = -1;
     private Engine.Engine? _engine;
-    private Action<Cpu, string, long>? _chargeLateWait;
+    private Action<Cpu, SimTask?, string, long>? _chargeLateWait;
 
     /// <summary>IPIs sent to a busy CPU whose state at their arrival was not simulated yet.</summary>
     public long DeferredIpis { get; private set; }
@@ -591,7 +604,7 @@ public sealed class X86TlbFlush : IArchTlb
     /// part of its wait its step did not assume. Without this (unit tests driving one call), such
     /// a receiver is taken to have interrupts on.
     /// </summary>
-    public void ResolveArrivalsWith(Engine.Engine engine, Action<Cpu, string, long> chargeLateWait)
+    public void ResolveArrivalsWith(Engine.Engine engine, Action<Cpu, SimTask?, string, long> chargeLateWait)
     {
         _engine = engine;
         _chargeLateWait = chargeLateWait;
@@ -621,10 +634,10 @@ public sealed class X86TlbFlush : IArchTlb
         return used++;
     }
 
-    private int NewWaitGroup(int sender, string what)
+    private int NewWaitGroup(int sender, SimTask task, string what)
     {
         int g = Rent(ref _groups, ref _groupsUsed, ref _groupsFree);
-        _groups[g] = new WaitGroup { Sender = sender, What = what, Ack = 0, Remaining = 0, NextFree = -1 };
+        _groups[g] = new WaitGroup { Sender = sender, Task = task, What = what, Ack = 0, Remaining = 0, NextFree = -1 };
         return g;
     }
 
@@ -693,6 +706,7 @@ public sealed class X86TlbFlush : IArchTlb
             else
             {
                 r.IrqDebtNs += p.Work + p.Entry;
+                ChargeInterrupted(r, p.Work + p.Entry);
             }
         }
         Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, start, end - start);
@@ -712,9 +726,10 @@ public sealed class X86TlbFlush : IArchTlb
             if (late > 0)
             {
                 LateWaitNs += late;
-                _chargeLateWait!(sender, g.What, late);
+                _chargeLateWait!(sender, g.Task, g.What, late);
             }
             g.What = null!;
+            g.Task = null;
             g.NextFree = _groupsFree;
             _groupsFree = p.Group;
         }
