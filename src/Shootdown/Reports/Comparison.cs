@@ -39,6 +39,7 @@ public sealed class Comparison
         new("elapsed_s", "Elapsed (s)", r => r.ElapsedS),
         new("user_s", "User CPU (s)", r => r.UserS),
         new("system_s", "System CPU (s)", r => r.SystemS),
+        new("benchmark_system_s", "  System CPU of the benchmark (s)", r => r.BenchmarkSystemS),
         new("interrupts_per_s", "Interrupts/sec", r => r.InterruptsPerS, "0"),
         new("tlb_ipis", "TLB IPIs", r => r.TlbIpis, "0"),
         new("tlb_ipis_per_s", "TLB IPIs/sec", r => r.TlbIpisPerS, "0"),
