@@ -129,6 +129,19 @@ public class KernelTests
     /// A one-page flush from CPU 0 to busy CPU <paramref name="cpu"/>, whose last computed step ends
     /// (at 10 ns) before the IPI arrives; returns the sender's step.
     /// </summary>
+    /// <summary>A fresh mm loaded and running on each of <paramref name="cpus"/> (busy with their user tasks, interrupts on).</summary>
+    private static MmStruct MmRunningOn(Sim sim, params int[] cpus)
+    {
+        MmStruct mm = sim.CreateMm();
+        foreach (int cpu in cpus)
+        {
+            sim.Cpus[cpu].ActiveMm = mm.Id;
+            TestKit.Busy(sim, cpu);
+            mm.CpuMask.Set(cpu);
+        }
+        return mm;
+    }
+
     private static Exec FlushToAReceiverWhoseStepIsOver(Sim sim, int cpu)
     {
         MmStruct mm = sim.CreateMm();
@@ -208,12 +221,9 @@ public class KernelTests
         // IPI, and the first's handler runs it right after the first.
         Sim sim = SmallSim();
         CostModel c = sim.Costs;
-        MmStruct mm = sim.CreateMm();
+        MmStruct mm = MmRunningOn(sim, 1);
         Cpu r = sim.Cpus[1];
-        r.ActiveMm = mm.Id;
-        TestKit.Busy(sim, 1);
         r.StepEnd = 10;
-        mm.CpuMask.Set(1);
         Exec ex = ExecOn(sim, 0);
         sim.Arch.FlushTlbPage(ex, mm, 3);
         long firstAck = ex.Now;
@@ -246,11 +256,8 @@ public class KernelTests
         // CPU 0's IPI to CPU 1 is still on its way: one interrupt runs both requests.
         Sim sim = SmallSim();
         CostModel c = sim.Costs;
-        MmStruct mm = sim.CreateMm();
+        MmStruct mm = MmRunningOn(sim, 1); // a step known to run long, with interrupts on
         Cpu r = sim.Cpus[1];
-        r.ActiveMm = mm.Id;
-        TestKit.Busy(sim, 1); // a step known to run long, with interrupts on
-        mm.CpuMask.Set(1);
         Exec a = ExecOn(sim, 0);
         sim.Arch.FlushTlbPage(a, mm, 3);
         Exec b = ExecOn(sim, 2, t: 100); // queued at about 100 + one line: before the IPI arrives
@@ -269,11 +276,8 @@ public class KernelTests
     public void ARequestQueuedAfterTheHandlerDrainedTheQueueSendsItsOwnIpi()
     {
         Sim sim = SmallSim();
-        MmStruct mm = sim.CreateMm();
+        MmStruct mm = MmRunningOn(sim, 1);
         Cpu r = sim.Cpus[1];
-        r.ActiveMm = mm.Id;
-        TestKit.Busy(sim, 1);
-        mm.CpuMask.Set(1);
         Exec a = ExecOn(sim, 0);
         sim.Arch.FlushTlbPage(a, mm, 3);
         Exec b = ExecOn(sim, 2, t: a.Now); // the first handler is done by then
@@ -288,13 +292,7 @@ public class KernelTests
         // smp_call_function_many with more than one target sends to every CPU of the mask in 4.0,
         // whatever their queues hold.
         Sim sim = SmallSim();
-        MmStruct mm = sim.CreateMm();
-        foreach (int cpu in new[] { 1, 3 })
-        {
-            sim.Cpus[cpu].ActiveMm = mm.Id;
-            TestKit.Busy(sim, cpu);
-            mm.CpuMask.Set(cpu);
-        }
+        MmStruct mm = MmRunningOn(sim, 1, 3);
         Exec a = ExecOn(sim, 0);
         sim.Arch.FlushTlbPage(a, mm, 3);
         Exec b = ExecOn(sim, 2, t: 100);
