@@ -175,6 +175,7 @@ public class PinnedResultTests
         Assert.Equal(2.834846216, r.SystemS);
         Assert.Equal(399892, r.TlbIpis);
         Assert.Equal(2205, r.IpiRequestsCoalesced);
+        Assert.Equal(1.666050381, r.BenchmarkSystemS);
         Assert.Equal(590666, r.PagesReclaimed);
         Assert.Equal(489802, r.Vmstat["pgscan_direct"]);
         Assert.Equal(206, r.DirectReclaimStalls);

@@ -61,6 +61,9 @@ public sealed class Cpu
     public long FlyPost;
     public long FlyDelivered;
     public int FlySerial;
+
+    /// <summary>When the IPI of <see cref="FlySerial"/> is assumed to have run every request queued so far (its handler taken on arrival): the start a request riding on it assumes until the arrival resolves it.</summary>
+    public long FlyRunEnd;
     public long WinPost;
     public long WinDrain;
     public long WinRunEnd;

@@ -377,7 +377,7 @@ public sealed class X86TlbFlush : IArchTlb
                 post = queued;
                 CoalescedRequests++;
                 bool known = onto == r.WinSerial;
-                long start = known ? r.WinRunEnd : r.FlyDelivered;
+                long start = known ? r.WinRunEnd : r.FlyRunEnd;
                 long work = Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, start, info!) : func(r, start, info!));
                 r.SysNs += work;
                 r.IrqNs += work;
@@ -389,7 +389,9 @@ public sealed class X86TlbFlush : IArchTlb
                 }
                 else
                 {
-                    // Its carrier is resolved at its arrival: so is this request, just after it.
+                    // Its carrier is resolved at its arrival: so is this request, just after it
+                    // (and after the requests that rode on it before).
+                    r.FlyRunEnd = start + work;
                     group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
                     DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true);
                     lastAck = Math.Max(lastAck, start + work + back);
@@ -425,6 +427,7 @@ public sealed class X86TlbFlush : IArchTlb
                 r.FlyPost = queued;
                 r.FlyDelivered = delivered;
                 r.FlySerial = serial;
+                r.FlyRunEnd = handled + handler;
             }
             if (deferred)
             {
@@ -480,7 +483,8 @@ public sealed class X86TlbFlush : IArchTlb
     /// The IPI a request queued on <paramref name="r"/> at <paramref name="t"/> would ride on, because
     /// the receiver's call_single_queue is not empty then: the latest IPI with known handling if
     /// queued no later and not drained yet, else the latest sent if queued no later and not arrived
-    /// yet (its handling is resolved at its arrival). 0: the queue is empty.
+    /// yet (its handling is resolved at its arrival) and no known handler took its request. 0: the
+    /// queue is empty.
     /// </summary>
     private static int QueuedBehind(Cpu r, long t)
     {
@@ -488,16 +492,29 @@ public sealed class X86TlbFlush : IArchTlb
         {
             return r.WinSerial;
         }
-        if (r.FlySerial > 0 && r.FlySerial != r.WinSerial && r.FlyPost <= t && t < r.FlyDelivered)
+        // The IPI on its way holds a request only if no known handler took it first (a call to
+        // several CPUs sends its IPI even behind a pending one).
+        bool flyTaken = r.WinSerial > 0 && r.WinPost <= r.FlyPost && r.FlyPost < r.WinDrain;
+        if (r.FlySerial > 0 && r.FlySerial != r.WinSerial && !flyTaken && r.FlyPost <= t && t < r.FlyDelivered)
         {
             return r.FlySerial;
         }
         return 0;
     }
 
-    /// <summary>The handling of IPI <paramref name="serial"/> (queued at <paramref name="post"/>, draining the queue at <paramref name="drain"/>) became known.</summary>
+    /// <summary>
+    /// The handling of IPI <paramref name="serial"/> (queued at <paramref name="post"/>, draining the
+    /// queue at <paramref name="drain"/>) became known. If its request was queued while the known
+    /// window's IPI had not drained the queue yet (a call to several CPUs sends anyway), that
+    /// earlier handler took it, this IPI's handler finds the queue empty, and the earlier window
+    /// stays the one later requests may ride on.
+    /// </summary>
     private static void OpenWindow(Cpu r, int serial, long post, long drain, long runEnd, bool idle)
     {
+        if (r.WinSerial > 0 && r.WinPost <= post && post < r.WinDrain)
+        {
+            return;
+        }
         if (post >= r.WinPost || r.WinSerial == 0)
         {
             r.WinSerial = serial;
@@ -689,15 +706,27 @@ public sealed class X86TlbFlush : IArchTlb
         }
         else
         {
-            start = handled;
-            end = start + p.Work + p.Entry;
-            if (!p.Coalesced)
+            long entry = p.Entry;
+            int serial = p.Serial;
+            if (p.Coalesced)
             {
-                OpenWindow(r, p.Serial, p.Post, handled, end, idle);
-                if (!idle && handled > delivered)
-                {
-                    DeferredIpisIrqOff++;
-                }
+                // Its carrier's request was taken by an earlier handler that drained the queue
+                // before this one was queued (the carrier, resolved first, found so): the queue was
+                // empty, and generic_exec_single sent this request its own IPI.
+                CoalescedRequests--;
+                DeferredIpis++;
+                CountIpi(r, delivered, p.Cause, 1);
+                entry = _c.IrqEntryExitNs;
+                r.SysNs += entry;
+                r.IrqNs += entry;
+                serial = ++r.IpiSerials;
+            }
+            start = handled;
+            end = start + p.Work + entry;
+            OpenWindow(r, serial, p.Post, handled, end, idle);
+            if (!idle && handled > delivered)
+            {
+                DeferredIpisIrqOff++;
             }
             if (idle)
             {
@@ -705,8 +734,8 @@ public sealed class X86TlbFlush : IArchTlb
             }
             else
             {
-                r.IrqDebtNs += p.Work + p.Entry;
-                ChargeInterrupted(r, p.Work + p.Entry);
+                r.IrqDebtNs += p.Work + entry;
+                ChargeInterrupted(r, p.Work + entry);
             }
         }
         Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, start, end - start);
