@@ -329,7 +329,7 @@ public sealed class X86TlbFlush : IArchTlb
     /// waits for the slowest acknowledgement. A busy receiver's handler time delays its next step; an
     /// idle one's only occupies it (it delays a task woken there meanwhile). A mask with one other
     /// CPU takes 4.0's fast path, smp_call_function_single: generic_exec_single sends the IPI only if
-    /// the receiver's call_single_queue was empty; otherwise the request waits in the queue for the
+    /// the receiver's call_single_queue was empty (the lock-less queue of 6897fc22ea01, 3.14); otherwise the request waits in the queue for the
     /// interrupt already on its way, whose handler runs every request queued (llist_del_all).
     /// </summary>
     public void SmpCallFunctionMany(Exec ex, Cpumask mask, SmpCallFunc func, FlushTlbInfo info) => SmpCallFunctionMany(ex, mask, func, info, tlb: true);
@@ -385,7 +385,6 @@ public sealed class X86TlbFlush : IArchTlb
                 {
                     RunQueued(r, work, start);
                     trace?.Ipi(sender.Id, post, r.Id, start, work);
-                    lastAck = Math.Max(lastAck, start + work + back);
                 }
                 else
                 {
@@ -394,8 +393,8 @@ public sealed class X86TlbFlush : IArchTlb
                     r.FlyRunEnd = start + work;
                     group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
                     DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true);
-                    lastAck = Math.Max(lastAck, start + work + back);
                 }
+                lastAck = Math.Max(lastAck, start + work + back);
                 continue;
             }
             post = queued + _c.IpiSendNs;
