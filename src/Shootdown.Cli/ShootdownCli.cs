@@ -24,6 +24,7 @@ public static class ShootdownCli
     private static readonly Option<bool> ProgressOpt = new("--progress") { Description = "Show a progress bar on stderr even with --format json" };
     private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "PFN list length of the RFC policies (rfc-pfn32, rfc-pfn-page) [default: 32 for rfc-pfn32; a page's worth, (4096 - cpumask - 8) / 8, for rfc-pfn-page]" };
     private static readonly Option<string?> ScmOpt = new("--swap-cluster-max") { Description = "SWAP_CLUSTER_MAX: pages per shrink_page_list batch (kernel: 32)" };
+    private static readonly Option<string?> CpuSpeedOpt = new("--cpu-speed") { Description = "Run each CPU's own work F times as fast (F < 1: slower): divides the kernel-path constants and the core's own hardware ones (page walk, INVLPG, CR3 write, clear/copy page, the user loop) by F, before any --cost; IPIs, cache-line transfers, DRAM and I/O keep their cost. An experiment, e.g. 1.76 for threads that have their cores to themselves" };
     private static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable; NAME as in the README's cost table or its snake_case key, e.g. clear_page_ns)", AllowMultipleArgumentsPerToken = false };
     private static readonly Option<string?> TraceOpt = new("--trace") { Description = "Write an ftrace text trace (trace-cmd report layout) to FILE" };
     private static readonly Option<string> TraceEventsOpt = new("--trace-events") { Description = "Trace events to keep, e.g. tlb:*,vmscan:*", DefaultValueFactory = _ => "*" };
@@ -128,7 +129,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
@@ -188,7 +189,7 @@ public static class ShootdownCli
         {
             return ConfigFrom(pr, [pr.GetValue(PolicyOpt)!]);
         }
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, CpuSpeedOpt })
         {
             if (Given(pr, o))
             {
@@ -212,7 +213,7 @@ public static class ShootdownCli
     {
         var cmd = new Command("config", "Print the resolved configuration of `run` (the same options, or --config FILE) as TOML or JSON, without running");
         var fmt = new Option<string>("--format") { Description = "toml or json", DefaultValueFactory = _ => "toml" };
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, OracleOpt, StopOpt, fmt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, CpuSpeedOpt, OracleOpt, StopOpt, fmt })
         {
             cmd.Options.Add(o);
         }
@@ -245,7 +246,7 @@ public static class ShootdownCli
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, OracleOpt, PlotOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -286,7 +287,7 @@ public static class ShootdownCli
     private static Command BuildReproduce()
     {
         var cmd = new Command("reproduce", "Reproduce the seed's comparison on its 4-node and 1-node machines and set it beside the published figures");
-        foreach (Option o in new Option[] { ReproMachineOpt, ReproScaleOpt, SeedOpt, RepeatOpt, FullOpt, CompareFormatOpt, ProgressOpt, CostOpt })
+        foreach (Option o in new Option[] { ReproMachineOpt, ReproScaleOpt, SeedOpt, RepeatOpt, FullOpt, CompareFormatOpt, ProgressOpt, CostOpt, CpuSpeedOpt })
         {
             cmd.Options.Add(o);
         }
@@ -544,6 +545,14 @@ public static class ShootdownCli
             seed: ParseArg.Unsigned(pr.GetValue(SeedOpt) ?? "1", "--seed"),
             policyParams: pp);
         CostModel costs = cfg.Costs;
+        if (pr.GetValue(CpuSpeedOpt) is { } speedArg)
+        {
+            if (!double.TryParse(speedArg.Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double speed))
+            {
+                throw new ConfigException($"--cpu-speed must be a number in {CostModel.MinCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}..{CostModel.MaxCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}, got '{ParseArg.Clip(speedArg)}'");
+            }
+            costs = costs.WithCpuSpeed(speed);
+        }
         foreach (string kv in pr.GetValue(CostOpt) ?? [])
         {
             int eq = kv.IndexOf('=', StringComparison.Ordinal);

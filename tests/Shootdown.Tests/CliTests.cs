@@ -1,4 +1,5 @@
 using Shootdown.Cli;
+using Shootdown.Hardware;
 
 namespace Shootdown.Tests;
 
@@ -60,6 +61,8 @@ public class CliTests
     [InlineData("memory too small", "run", "--machine", "tiny", "--memory", "1MiB")]
     [InlineData("unknown --format 'xml'", "run", "--format", "xml")]
     [InlineData("unknown cost constant 'Nope'", "run", "--cost", "Nope=3")]
+    [InlineData("--cpu-speed must be a number in 0.1..10, got 'fast'", "run", "--cpu-speed", "fast")]
+    [InlineData("--cpu-speed must be in 0.1..10, got 0", "compare", "--cpu-speed", "0")]
     [InlineData("--seed must be an integer in 0..18446744073709551615, got 'abc'", "run", "--seed", "abc")]
     [InlineData("matches no event", "run", "--trace-events", "nope:*")]
     [InlineData("needs at least 3 CPUs", "run", "--workload", "lru-file-mmap-write", "--machine", "tiny", "--cpus-per-node", "2")]
@@ -146,6 +149,21 @@ public class CliTests
         Assert.Equal(2, cfg.GetProperty("cpus_per_node").GetInt32());
         Assert.Equal(64L << 20, cfg.GetProperty("memory_bytes").GetInt64());
         Assert.Equal(70, cfg.GetProperty("costs").GetProperty("ipi_send_ns").GetInt64());
+    }
+
+    [Fact]
+    public void CpuSpeedScalesTheCoreBeforeCostOverrides()
+    {
+        var (code, stdout, err) = Cli("config", "--machine", "gorman-1node", "--cpu-speed", "2", "--cost", "FaultEntryNs=999", "--format", "json");
+        Assert.True(code == 0, err);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        var costs = doc.RootElement.GetProperty("costs");
+        CostModel c = CostModel.Xeon2015;
+        Assert.Equal(999, costs.GetProperty("fault_entry_ns").GetInt64()); // --cost wins
+        Assert.Equal(c.ClearPageNs / 2, costs.GetProperty("clear_page_ns").GetInt64());
+        Assert.Equal(1400, costs.GetProperty("user_read_page_ns").GetInt64()); // the machine file's 2800, halved
+        Assert.Equal(c.IpiLatencySameNodeNs, costs.GetProperty("ipi_latency_same_node_ns").GetInt64());
+        Assert.Equal(c.CacheLineSameNodeNs, costs.GetProperty("cache_line_same_node_ns").GetInt64());
     }
 
     private static readonly string Big = new('x', 100_000);

@@ -124,3 +124,50 @@ public class CpumaskTests
         Assert.False(a.AnyBut(3));
     }
 }
+
+public class CpuSpeedTests
+{
+    [Fact]
+    public void ScalesTheCoresOwnWorkAndNothingElse()
+    {
+        CostModel c = CostModel.Xeon2015;
+        CostModel fast = c.WithCpuSpeed(2);
+        foreach (string n in CostModel.Names)
+        {
+            long before = Value(c, n), after = Value(fast, n);
+            if (CostModel.CoreBoundNames.Contains(n))
+            {
+                Assert.True(after == (before + 1) / 2 || after == before / 2, $"{n}: {before} -> {after}");
+            }
+            else
+            {
+                Assert.True(after == before, $"{n} is not the core's own work but moved: {before} -> {after}");
+            }
+        }
+        // The kernel paths all scale; the interconnect, memory and devices do not.
+        Assert.Contains(nameof(CostModel.FaultEntryNs), CostModel.CoreBoundNames);
+        Assert.Contains(nameof(CostModel.ClearPageNs), CostModel.CoreBoundNames);
+        Assert.DoesNotContain(nameof(CostModel.IpiLatencyRemoteNodeNs), CostModel.CoreBoundNames);
+        Assert.DoesNotContain(nameof(CostModel.CacheLineRemoteNodeNs), CostModel.CoreBoundNames);
+        Assert.DoesNotContain(nameof(CostModel.DramLocalNs), CostModel.CoreBoundNames);
+        Assert.DoesNotContain(nameof(CostModel.TickNs), CostModel.CoreBoundNames);
+        Assert.Equal(425, c.WithCpuSpeed(8).UserReadPageNs); // 3400 / 8
+        Assert.Equal(c, c.WithCpuSpeed(1));
+        Assert.Equal(2 * c.FaultEntryNs, c.WithCpuSpeed(0.5).FaultEntryNs);
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.05)]
+    [InlineData(11.0)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void RefusesSpeedsOutOfRange(double speed)
+    {
+        var e = Assert.Throws<ConfigException>(() => CostModel.Xeon2015.WithCpuSpeed(speed));
+        Assert.Contains("--cpu-speed must be in 0.1..10", e.Message, StringComparison.Ordinal);
+    }
+
+    private static long Value(CostModel c, string n) =>
+        Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(c), System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -201,6 +201,45 @@ public sealed record CostModel
         return copy;
     }
 
+    /// <summary>
+    /// The constants of work a CPU does within its own core, which its speed sets (clock, IPC, and
+    /// whether a hyperthread sibling shares the core): every kernel-path constant but the
+    /// scheduler's periods (<see cref="SchedSliceNs"/>, <see cref="TickNs"/>), and the hardware ones
+    /// of the core itself — page walk, INVLPG, CR3 write, clearing and copying a page, the readers'
+    /// user loop and store. Not the uncore, the interconnect or devices: IPI posting and delivery,
+    /// cache-line transfers, DRAM, I/O.
+    /// </summary>
+    public static IReadOnlyList<string> CoreBoundNames { get; } = Names
+        .Where(n => !IsHardware(n) && n is not (nameof(SchedSliceNs) or nameof(TickNs)))
+        .Concat([nameof(PageWalkNs), nameof(InvlpgNs), nameof(FullFlushNs), nameof(ClearPageNs), nameof(CopyPageNs), nameof(UserReadPageNs), nameof(UserStoreNs)])
+        .ToArray();
+
+    /// <summary>Slowest and fastest relative CPU speed <see cref="WithCpuSpeed"/> takes.</summary>
+    public const double MinCpuSpeed = 0.1, MaxCpuSpeed = 10;
+
+    /// <summary>
+    /// A copy whose CPUs run their own work <paramref name="speed"/> times as fast: each of
+    /// <see cref="CoreBoundNames"/> divided by it (rounded to the nearest ns; a non-zero constant
+    /// stays at least 1 ns). An experiment — "what if each thread had its core to itself" — like
+    /// `--cost`, not a machine description.
+    /// </summary>
+    public CostModel WithCpuSpeed(double speed)
+    {
+        if (!double.IsFinite(speed) || speed < MinCpuSpeed || speed > MaxCpuSpeed)
+        {
+            throw new ConfigException($"--cpu-speed must be in {MinCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}..{MaxCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}, got {speed.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        }
+        CostModel copy = this with { };
+        foreach (string n in CoreBoundNames)
+        {
+            var prop = typeof(CostModel).GetProperty(n)!;
+            long v = Convert.ToInt64(prop.GetValue(this), System.Globalization.CultureInfo.InvariantCulture);
+            long scaled = v == 0 ? 0 : Math.Max(1, (long)Math.Round(v / speed, MidpointRounding.AwayFromZero));
+            prop.SetValue(copy, scaled);
+        }
+        return copy;
+    }
+
     /// <summary>A kernel-path constant's physical basis, the value it is estimated from, and where that comes from; the search may move it within half to twice the basis.</summary>
     public sealed record Bound(long Basis, string Source)
     {
