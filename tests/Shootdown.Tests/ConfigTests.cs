@@ -16,6 +16,7 @@ public class ConfigTests
     [InlineData("run", "--machine", "tiny", "--scale", "1/4", "--policy", "rfc-pfn32", "--batch-size", "16", "--cost", "ipi_send_ns=70", "--seed", "5")]
     [InlineData("run", "--machine", "tiny", "--scale", "1/4", "--workload", "lru-file-mmap-write", "--policy", "linux-4.3", "--swap-cluster-max", "16", "--flush-ceiling", "8")]
     [InlineData("run", "--machine", "tiny", "--nodes", "2", "--memory", "128MiB", "--scale", "1/2", "--cost", "TlbEntries=1024", "--cost", "TlbWays=8")]
+    [InlineData("run", "--machine", "tiny", "--scale", "1/4", "--cpu-speed", "1.76", "--cost", "ClearPageNs=500")]
     public void RunConfigOfARunsJsonReproducesItByteForByte(params string[] args)
     {
         var (code, first, err) = CliTests.Cli([.. args, "--format", "json"]);
@@ -91,6 +92,9 @@ public class ConfigTests
         var (code, _, err) = CliTests.Cli("run", "--config", file, "--policy", "linux-4.3");
         Assert.Equal(2, code);
         Assert.Contains($"--config replays '{file}' as written; drop --policy", err, StringComparison.Ordinal);
+        (code, _, err) = CliTests.Cli("run", "--config", file, "--cpu-speed", "2");
+        Assert.Equal(2, code);
+        Assert.Contains($"--config replays '{file}' as written; drop --cpu-speed", err, StringComparison.Ordinal);
         (code, _, err) = CliTests.Cli("run", "--config", "/nonexistent/c.toml");
         Assert.Equal(2, code);
         Assert.Contains("cannot read --config '/nonexistent/c.toml'", err, StringComparison.Ordinal);
