@@ -547,11 +547,7 @@ public static class ShootdownCli
         CostModel costs = cfg.Costs;
         if (pr.GetValue(CpuSpeedOpt) is { } speedArg)
         {
-            if (!double.TryParse(speedArg.Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double speed))
-            {
-                throw new ConfigException($"--cpu-speed must be a number in {CostModel.MinCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}..{CostModel.MaxCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}, got '{ParseArg.Clip(speedArg)}'");
-            }
-            costs = costs.WithCpuSpeed(speed);
+            costs = costs.WithCpuSpeed(ParseCpuSpeed(speedArg));
         }
         foreach (string kv in pr.GetValue(CostOpt) ?? [])
         {
@@ -575,6 +571,18 @@ public static class ShootdownCli
             cfg = cfg with { WorkloadParams = cfg.WorkloadParams with { StorePercent = stores } };
         }
         return cfg;
+    }
+
+    /// <summary>--cpu-speed's value: a finite number in CostModel's range; the message echoes what was typed.</summary>
+    internal static double ParseCpuSpeed(string arg)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        if (!double.TryParse(arg.Trim(), System.Globalization.NumberStyles.Float, inv, out double speed)
+            || !double.IsFinite(speed) || speed < CostModel.MinCpuSpeed || speed > CostModel.MaxCpuSpeed)
+        {
+            throw new ConfigException($"--cpu-speed must be a number in {CostModel.MinCpuSpeed.ToString(inv)}..{CostModel.MaxCpuSpeed.ToString(inv)}, got '{ParseArg.Clip(arg)}'");
+        }
+        return speed;
     }
 
     private static int? ParseInt(ParseResult pr, Option<string?> o, int min, int max) =>
