@@ -89,7 +89,7 @@ public class ReproductionTests
         Assert.Equal(rep.AllWithin, rows.All(r => r.Within));
         string text = rep.ToText();
         Assert.Contains("18..32", text, StringComparison.Ordinal);
-        Assert.Contains("RFC 2/4 22.50 (a 4-CPU run); v5 2/3 27.32; v6 2/4 25.43", text, StringComparison.Ordinal);
+        Assert.Contains("RFC 2/4 22.50 (run with 4 CPUs, inferred); v5 2/3 27.32; v6 2/4 25.43", text, StringComparison.Ordinal);
         Assert.Contains($"of {rows.Count} checks within tolerance", text, StringComparison.Ordinal);
     }
 

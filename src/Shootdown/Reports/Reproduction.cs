@@ -76,21 +76,22 @@ public sealed record ReproductionSpec(string Machine, string Title, int DefaultS
     /// The seed series' 1-node machine ("1-node machine with 8G RAM"): [RFC 2/4] (15 Apr 2015),
     /// [v5 2/3] (8 Jun 2015) and [v6 2/4] report it beside the 4-node machine; the published figures
     /// differ between postings (kernels 4.0, 4.1-rc6), hence ranges rather than tolerances. They
-    /// come from two runs of the machine: [RFC 2/4]'s with 4 CPUs (2.9 CPUs busy; its interrupt
-    /// sentence recurs word for word in v5 and v6) and v5/v6's with 8 (README, "The single-socket
-    /// figures come from two runs"); the checks are issue 12's, which take both as one machine.
+    /// come from two runs of the machine: [RFC 2/4]'s with 4 CPUs, inferred from its 2.9 CPUs busy
+    /// (its interrupt sentence recurs word for word in v5 and v6), and v5/v6's with 8 (README, "The
+    /// single-socket figures come from two runs"); the checks are issue 12's, which take both as
+    /// one machine.
     /// </summary>
     public static ReproductionSpec Gorman1Node { get; } = new("gorman-1node", "Seed series' comparison on the 1-node machine", 8, ["vanilla", "rfc-pfn32", "linux-4.3"],
     [
-        ReproductionCheck.InRange("vanilla", "elapsed_s", 22.50, 18, 32, "RFC 2/4 22.50 (a 4-CPU run); v5 2/3 27.32; v6 2/4 25.43"),
-        ReproductionCheck.InRange("rfc-pfn32", "elapsed_s", 19.60, 15, 28, "RFC 2/4 19.60 (a 4-CPU run); v5 2/3 (32 PFNs) 23.14"),
-        ReproductionCheck.InRange("vanilla", "benchmark_system_s", 109.15, 80, 140, "v5 2/3 (8 CPUs)"),
-        ReproductionCheck.InRange("rfc-pfn32", "benchmark_system_s", 83.78, 60, 110, "v5 2/3 (8 CPUs)"),
-        ReproductionCheck.InRange("vanilla", "user_s", 59.14, 45, 75, "v5 2/3 (8 CPUs)"),
-        ReproductionCheck.InRange("vanilla", "interrupts_per_s", 500_000, 375_000, 625_000, "~500K: RFC 2/4's 4-CPU run (the sentence recurs in v5 2/3, v6 2/4)"),
-        ReproductionCheck.InRange("rfc-pfn32", "interrupts_per_s", 45_000, 30_000, 70_000, "~45K: RFC 2/4's 4-CPU run (recurs in v5, v6)"),
-        ReproductionCheck.Faster("rfc-pfn32", "vanilla", 12.9, 8, 25, "RFC 2/4 (4 CPUs): 22.50 -> 19.60 s"),
-        ReproductionCheck.Faster("linux-4.3", "vanilla", 19.0, 10, 28, "v6 2/4 (8 CPUs, full flush): 25.43 -> 20.59 s"),
+        ReproductionCheck.InRange("vanilla", "elapsed_s", 22.50, 18, 32, "RFC 2/4 22.50 (run with 4 CPUs, inferred); v5 2/3 27.32; v6 2/4 25.43"),
+        ReproductionCheck.InRange("rfc-pfn32", "elapsed_s", 19.60, 15, 28, "RFC 2/4 19.60 (run with 4 CPUs, inferred); v5 2/3 (32 PFNs) 23.14"),
+        ReproductionCheck.InRange("vanilla", "benchmark_system_s", 109.15, 80, 140, "v5 2/3 (run with 8 CPUs, inferred)"),
+        ReproductionCheck.InRange("rfc-pfn32", "benchmark_system_s", 83.78, 60, 110, "v5 2/3 (run with 8 CPUs, inferred)"),
+        ReproductionCheck.InRange("vanilla", "user_s", 59.14, 45, 75, "v5 2/3 (run with 8 CPUs, inferred)"),
+        ReproductionCheck.InRange("vanilla", "interrupts_per_s", 500_000, 375_000, 625_000, "~500K: RFC 2/4's run with 4 CPUs, inferred (the sentence recurs in v5 2/3, v6 2/4)"),
+        ReproductionCheck.InRange("rfc-pfn32", "interrupts_per_s", 45_000, 30_000, 70_000, "~45K: RFC 2/4's run with 4 CPUs, inferred (recurs in v5, v6)"),
+        ReproductionCheck.Faster("rfc-pfn32", "vanilla", 12.9, 8, 25, "RFC 2/4 (4 CPUs, inferred): 22.50 -> 19.60 s"),
+        ReproductionCheck.Faster("linux-4.3", "vanilla", 19.0, 10, 28, "v6 2/4 (8 CPUs, inferred; full flush): 25.43 -> 20.59 s"),
     ]);
 
     /// <summary>Every machine `reproduce` covers, in the order it runs them.</summary>
