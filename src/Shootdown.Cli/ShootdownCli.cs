@@ -172,7 +172,7 @@ public static class ShootdownCli
             }
             else
             {
-                Tables.PrintRun(r);
+                Tables.PrintRun(r, pr.GetValue(ConfigOpt) is null ? CostNote(pr.GetValue(MachineOpt) ?? "gorman-4node", cfg) : "");
             }
             return r.Safety is { Stopped: true } ? ExitStoppedByViolation : ExitOk;
         });
@@ -274,7 +274,7 @@ public static class ShootdownCli
             {
                 "json" => c.ToJson() + "\n",
                 "csv" => c.ToCsv(),
-                _ => Header(cfg, repeat) + c.ToText(),
+                _ => Header(cfg, repeat, CostNote(pr.GetValue(MachineOpt) ?? "gorman-4node", cfg)) + c.ToText(),
             });
             return 0;
         });
@@ -326,7 +326,7 @@ public static class ShootdownCli
                     Console.Out.Write(string.Concat(reps.Select((r, i) => r.ToCsv(header: i == 0))));
                     break;
                 default:
-                    Console.Out.Write(string.Join("\n", reps.Select((r, i) => Header(cfgs[i], repeat) + r.Comparison.ToText() + "\n" + r.ToText())));
+                    Console.Out.Write(string.Join("\n", reps.Select((r, i) => Header(cfgs[i], repeat, CostNote(specs[i].Machine, cfgs[i])) + r.Comparison.ToText() + "\n" + r.ToText())));
                     break;
             }
             return reps.All(r => r.AllWithin) ? ExitOk : ExitOutOfTolerance;
@@ -422,8 +422,19 @@ public static class ShootdownCli
         return cmd;
     }
 
-    private static string Header(RunConfig cfg, int repeat) =>
-        $"{cfg.Workload} on {cfg.Machine}: {cfg.Nodes}x{cfg.CpusPerNode} CPUs, {RunConfig.FormatBytes(cfg.MemoryBytes)} (scale 1/{cfg.ScaleDivisor}), seed {cfg.Seed}{(repeat > 1 ? $"..{cfg.Seed + (ulong)repeat - 1}" : "")}\n\n";
+    private static string Header(RunConfig cfg, int repeat, string costNote = "") =>
+        $"{cfg.Workload} on {cfg.Machine}: {cfg.Nodes}x{cfg.CpusPerNode} CPUs, {RunConfig.FormatBytes(cfg.MemoryBytes)} (scale 1/{cfg.ScaleDivisor}), seed {cfg.Seed}{(repeat > 1 ? $"..{cfg.Seed + (ulong)repeat - 1}" : "")}\n{(costNote.Length > 0 ? costNote + "\n" : "")}\n";
+
+    /// <summary>
+    /// The cost constants a run sets differently from its machine's own (by --cost or --cpu-speed),
+    /// for the human tables, which would otherwise look like a default run's; "" when there are none.
+    /// </summary>
+    internal static string CostNote(string machine, RunConfig cfg)
+    {
+        var diffs = CostModel.Differences(MachineSpec.Resolve(machine).Costs, cfg.Costs);
+        return diffs.Count == 0 ? ""
+            : $"cost constants set for this run (the machine's -> this run's): {string.Join(", ", diffs.Select(d => $"{d.Name} {d.From} -> {d.To}"))}";
+    }
 
     private static string CompareFormat(ParseResult pr)
     {

@@ -9,7 +9,8 @@ internal static class Tables
 {
     private static string F(double v, string fmt = "0.00") => v.ToString(fmt, CultureInfo.InvariantCulture);
 
-    public static void PrintRun(RunResult r)
+    /// <summary>The run's table; <paramref name="costNote"/> (the constants the run changed, if any) goes under it.</summary>
+    public static void PrintRun(RunResult r, string costNote = "")
     {
         var c = r.Config;
         var t = new Table().Border(TableBorder.Rounded)
@@ -39,5 +40,9 @@ internal static class Tables
         t.AddRow("host wall time (s)", F(r.WallS));
         t.AddRow("simulated pages / host s", F(r.SimPagesPerWallS, "N0"));
         AnsiConsole.Write(t);
+        if (costNote.Length > 0)
+        {
+            Console.Out.WriteLine(costNote);
+        }
     }
 }

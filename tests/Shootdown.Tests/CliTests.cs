@@ -169,6 +169,21 @@ public class CliTests
         Assert.Equal(c.CacheLineSameNodeNs, costs.GetProperty("cache_line_same_node_ns").GetInt64());
     }
 
+    [Fact]
+    public void TablesNameTheConstantsARunChanged()
+    {
+        var (code, plain, err) = Cli("run", "--machine", "tiny", "--scale", "1/8");
+        Assert.True(code == 0, err);
+        Assert.DoesNotContain("cost constants set for this run", plain, StringComparison.Ordinal);
+        (code, string changed, err) = Cli("run", "--machine", "tiny", "--scale", "1/8", "--cost", "ClearPageNs=500");
+        Assert.True(code == 0, err);
+        Assert.Contains("cost constants set for this run (the machine's -> this run's): ClearPageNs 600 -> 500\n", changed, StringComparison.Ordinal);
+        (code, string compared, err) = Cli("compare", "--machine", "tiny", "--scale", "1/8", "--policies", "vanilla", "--cpu-speed", "2");
+        Assert.True(code == 0, err);
+        Assert.Contains("FaultEntryNs 841 -> 421", compared, StringComparison.Ordinal);
+        Assert.DoesNotContain("IpiSendNs", compared, StringComparison.Ordinal);
+    }
+
     private static readonly string Big = new('x', 100_000);
 
     /// <summary>The cases of issue 14, each tried as a new user would: one line naming the value and what is allowed, exit 2, nothing simulated.</summary>

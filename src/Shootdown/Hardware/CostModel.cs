@@ -201,6 +201,14 @@ public sealed record CostModel
         return copy;
     }
 
+    /// <summary>The value of the constant <paramref name="name"/> (as in this file, or its snake_case key).</summary>
+    public long Get(string name) =>
+        Convert.ToInt64(typeof(CostModel).GetProperty(Canonical(name) ?? throw Unknown(name))!.GetValue(this), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The constants whose values differ between <paramref name="from"/> and <paramref name="to"/>, in declaration order.</summary>
+    public static IReadOnlyList<(string Name, long From, long To)> Differences(CostModel from, CostModel to) =>
+        Names.Select(n => (n, from.Get(n), to.Get(n))).Where(d => d.Item2 != d.Item3).ToArray();
+
     /// <summary>
     /// The constants of work a CPU does within its own core, which its speed sets (clock, IPC, and
     /// whether a hyperthread sibling shares the core): every kernel-path constant but the
@@ -233,7 +241,7 @@ public sealed record CostModel
         foreach (string n in CoreBoundNames)
         {
             var prop = typeof(CostModel).GetProperty(n)!;
-            long v = Convert.ToInt64(prop.GetValue(this), System.Globalization.CultureInfo.InvariantCulture);
+            long v = Get(n);
             long scaled = v == 0 ? 0 : Math.Max(1, (long)Math.Round(v / speed, MidpointRounding.AwayFromZero));
             prop.SetValue(copy, scaled);
         }
