@@ -92,9 +92,7 @@ public class KernelTests
         // debt of whatever ran there next, possibly milliseconds later.
         Sim sim = SmallSim();
         CostModel c = sim.Costs;
-        MmStruct mm = sim.CreateMm();
-        sim.Cpus[5].ActiveMm = mm.Id;
-        mm.CpuMask.Set(5);
+        MmStruct mm = MmLoadedOn(sim, 5);
         Assert.Null(sim.Cpus[5].Current);
         Exec ex = ExecOn(sim, 0);
         sim.Arch.FlushTlbPage(ex, mm, 77);
@@ -128,11 +126,21 @@ public class KernelTests
     /// <summary>A fresh mm loaded and running on each of <paramref name="cpus"/> (busy with their user tasks, interrupts on).</summary>
     private static MmStruct MmRunningOn(Sim sim, params int[] cpus)
     {
+        MmStruct mm = MmLoadedOn(sim, cpus);
+        foreach (int cpu in cpus)
+        {
+            TestKit.Busy(sim, cpu);
+        }
+        return mm;
+    }
+
+    /// <summary>A new mm loaded on <paramref name="cpus"/> (their active mm, in its cpumask), which stay idle.</summary>
+    private static MmStruct MmLoadedOn(Sim sim, params int[] cpus)
+    {
         MmStruct mm = sim.CreateMm();
         foreach (int cpu in cpus)
         {
             sim.Cpus[cpu].ActiveMm = mm.Id;
-            TestKit.Busy(sim, cpu);
             mm.CpuMask.Set(cpu);
         }
         return mm;
@@ -194,12 +202,7 @@ public class KernelTests
     {
         Sim sim = SmallSim();
         CostModel c = sim.Costs;
-        MmStruct mm = sim.CreateMm();
-        foreach (int cpu in new[] { 1, 3 })
-        {
-            sim.Cpus[cpu].ActiveMm = mm.Id;
-            mm.CpuMask.Set(cpu);
-        }
+        MmStruct mm = MmLoadedOn(sim, 1, 3);
         TestKit.Busy(sim, 1); // CPU 1 runs its user task; CPU 3 is idle
         Exec ex = ExecOn(sim, 0);
         sim.Arch.FlushTlbPage(ex, mm, 3);
