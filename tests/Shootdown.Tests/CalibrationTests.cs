@@ -24,7 +24,7 @@ public class CalibrationTests
             Assert.True(min >= (bound.Basis + 1) / 2 && min * 2 >= bound.Basis && max == bound.Basis * 2, $"{name}: {min}..{max} is not half to twice {bound.Basis}");
             var (allowedMin, allowedMax) = CostModel.Range(name);
             Assert.True(min >= allowedMin && max <= allowedMax, $"{name}: bounds {min}..{max} outside the constant's range {allowedMin}..{allowedMax}");
-            long value = Convert.ToInt64(typeof(CostModel).GetProperty(name)!.GetValue(defaults), CultureInfo.InvariantCulture);
+            long value = defaults.Get(name);
             Assert.True(value >= min && value <= max, $"{name} = {value} is outside its bounds {min}..{max}");
         }
         Assert.Equal(CostModel.Bounds.Keys, Calibration.DefaultConstants);
@@ -166,7 +166,7 @@ public class CalibrationTests
         }
         foreach (string n in c.Constants)
         {
-            Assert.Equal(c.Best[n], Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(replay), System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(c.Best[n], replay.Get(n));
         }
     }
 

@@ -176,5 +176,5 @@ public class CpuSpeedTests
     }
 
     private static long Value(CostModel c, string n) =>
-        Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(c), System.Globalization.CultureInfo.InvariantCulture);
+        c.Get(n);
 }

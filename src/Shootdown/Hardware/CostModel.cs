@@ -285,7 +285,7 @@ public sealed record CostModel
     {
         foreach (string n in Names)
         {
-            long v = Convert.ToInt64(typeof(CostModel).GetProperty(n)!.GetValue(this), System.Globalization.CultureInfo.InvariantCulture);
+            long v = Get(n);
             var (min, max) = Range(n);
             if (v < min || v > max)
             {

@@ -275,8 +275,7 @@ public sealed class Calibration
     public string CostArguments => string.Join(" ", Constants.Where(n => Best[n] != Default(n)).Select(n => $"--cost {CostModel.SnakeCase(n)}={Best[n]}"));
 
     /// <summary>A kernel-path constant's default value (every machine has the same).</summary>
-    private static long Default(string name) =>
-        Convert.ToInt64(typeof(CostModel).GetProperty(name)!.GetValue(CostModel.Xeon2015), CultureInfo.InvariantCulture);
+    private static long Default(string name) => CostModel.Xeon2015.Get(name);
 
     /// <summary>
     /// The `reproduce` command line(s) that replay <see cref="Final"/>: one for every machine when the

@@ -74,8 +74,7 @@ public sealed class Sensitivity
     public static int CountRuns(ReproductionSpec spec, IReadOnlyList<Perturbation> perturbations) =>
         spec.Policies.Count * (1 + perturbations.SelectMany(p => new[] { p.Low, p.High }.Where(v => v is { } x && x != p.Baseline).Select(v => (p.Constant, v))).Distinct().Count());
 
-    private static long Value(CostModel costs, string name) =>
-        Convert.ToInt64(typeof(CostModel).GetProperty(name)!.GetValue(costs), CultureInfo.InvariantCulture);
+    private static long Value(CostModel costs, string name) => costs.Get(name);
 
     /// <summary>The perturbed values of each constant (skipping those that are 0 at baseline); throws <see cref="ConfigException"/> for unknown names.</summary>
     public static (IReadOnlyList<Perturbation> Perturbations, IReadOnlyList<(string Constant, string Reason)> Skipped) Plan(
