@@ -48,7 +48,8 @@ public sealed class Sim
         Lines = new CacheLines(config.Nodes, config.CpusPerNode, distance, Costs);
         Exec = new Exec(Costs, Lines);
         long framesPerNode = config.MemoryBytes / MachineSpec.PageSize / config.Nodes;
-        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(config.MemoryBytes), config.NrCpus);
+        // The kernel sizes its batches and watermarks for the full-size machine (Zone.SizingScale).
+        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(config.MemoryBytes * config.ScaleDivisor), config.NrCpus, config.ScaleDivisor);
         Zonelists = new int[config.Nodes][];
         for (int n = 0; n < config.Nodes; n++)
         {

@@ -65,6 +65,56 @@ public class KernelFidelityTests
     }
 
     [Fact]
+    public void AScaledRunSizesTheKernelsBatchesForTheFullSizeMachine()
+    {
+        // A 1/N run has 1/N of the frames, but pcp->batch, the watermarks and reclaim's scan
+        // targets are those of the full-size zone: before, a 1/16 run's direct reclaim scanned
+        // 1/16 of what the full-size machine's does per call, and its watermarks were 4 times
+        // closer together.
+        var full = new Memory(4, (64L << 30) / 4096 / 4, Memory.MinFreeKbytes(64L << 30), nrCpus: 2);
+        var scaled = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 16));
+        for (int n = 0; n < 4; n++)
+        {
+            Zone z = scaled.Memory.Zones[n];
+            Assert.Equal(16, z.SizingScale);
+            Assert.Equal(full.Zones[n].Frames / 16, z.Frames);
+            Assert.Equal((full.Zones[n].WmarkMin, full.Zones[n].WmarkLow, full.Zones[n].WmarkHigh), (z.WmarkMin, z.WmarkLow, z.WmarkHigh));
+            Assert.Equal((31, 186), (z.PcpBatch, z.PcpHigh));
+        }
+        // The same machine unscaled in the old way (its memory given as 4 GiB) has a quarter of the
+        // watermarks and a batch of 31 as well.
+        var small = new Sim(RunConfig.Create(machine: "gorman-4node", memoryBytes: 4L << 30, scaleDivisor: 1));
+        Assert.Equal(512, small.Memory.Zones[0].WmarkMin);
+
+        // Direct reclaim at DEF_PRIORITY scans (size x N) >> 12: 16 times the unscaled target.
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
+        Zone z0 = sim.Memory.Zones[0];
+        AddressSpace file = sim.CreateFile("cache", 20_000);
+        for (int i = 0; i < 20_000; i++)
+        {
+            int f = z0.AllocBootPage();
+            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+            sim.Memory.Pages[f].Mapping = file.Id;
+            sim.Memory.Pages[f].Index = i;
+            file.PageCache.Set(i, (uint)(f + 1));
+            sim.Memory.LruAddHead(z0, f, active: false);
+        }
+        SimTask reader = sim.UserTasks[0];
+        TestKit.RunToEnd(sim.Vmscan.ShrinkLruvec(TestKit.ExecOn(sim, 0), reader, 0, Vmscan.DefPriority));
+        Assert.Equal(20_000 * 16 >> 12, sim.VmStat[VmEvent.pgscan_direct]);
+    }
+
+    [Fact]
+    public void AScaledZoneKeepsAtMostASixteenthOfItsFramesAsMinWatermark()
+    {
+        // At a scale where the full-size watermark would not fit, min is 1/16 of the zone.
+        var sim = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 4096));
+        Zone z = sim.Memory.Zones[0];
+        Assert.Equal(z.Frames / 16, z.WmarkMin);
+        Assert.True(z.WmarkHigh < z.Frames / 8);
+    }
+
+    [Fact]
     public void KswapdStopsAtItsTargetOfTheHighWatermark()
     {
         // Defect 1: kswapd's shrink_lruvec stops once nr_reclaimed >= nr_to_reclaim =

@@ -30,8 +30,20 @@ public sealed class Memory
     /// <summary>Every frame's struct page, indexed by frame number.</summary>
     public readonly Page[] Pages;
 
-    public Memory(int nodes, long framesPerNode, long minFreeKbytes, int nrCpus = 1)
+    /// <summary>
+    /// <paramref name="minFreeKbytes"/> is the machine's min_free_kbytes. <paramref name="sizingScale"/>
+    /// N is the run's 1/N scale: the zones hold 1/N of the machine's frames, but the quantities the
+    /// kernel derives from a zone's size — pcp->batch, the watermarks (give
+    /// <paramref name="minFreeKbytes"/> of the full-size machine) and reclaim's scan targets, size
+    /// &gt;&gt; priority — are the full-size zone's, so that a scaled run does per call what the
+    /// full-size machine does and only runs for less time (see <see cref="Zone.SizingScale"/>).
+    /// </summary>
+    public Memory(int nodes, long framesPerNode, long minFreeKbytes, int nrCpus = 1, int sizingScale = 1)
     {
+        if (sizingScale < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sizingScale), "the sizing scale is 1/N with N >= 1");
+        }
         if (framesPerNode <= 0)
         {
             throw new ConfigException("memory per node must be positive");
@@ -56,8 +68,10 @@ public sealed class Memory
         long minPagesTotal = minFreeKbytes / 4;
         for (int z = 0; z < nodes; z++)
         {
-            long min = Math.Max(1, minPagesTotal * framesPerNode / total);
-            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2, nrCpus) { Memory = this };
+            // A scaled zone keeps the full-size zone's watermarks in pages, up to 1/16 of its
+            // frames (so that a very small scale still leaves the zone usable).
+            long min = Math.Max(1, Math.Min(minPagesTotal * framesPerNode / total, sizingScale > 1 ? framesPerNode / 16 : long.MaxValue));
+            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2, nrCpus, sizingScale) { Memory = this };
             InitFreeArea(Zones[z]);
         }
     }
@@ -327,9 +341,10 @@ public sealed class Zone
     /// <summary>MAX_ORDER: free blocks of 2^0 .. 2^10 pages.</summary>
     public const int MaxOrder = 11;
 
-    public Zone(int node, int firstFrame, int frames, long min, long low, long high, int nrCpus = 1)
+    public Zone(int node, int firstFrame, int frames, long min, long low, long high, int nrCpus = 1, int sizingScale = 1)
     {
         Frames = frames;
+        SizingScale = sizingScale;
         Node = node;
         FirstFrame = firstFrame;
         WmarkMin = min;
@@ -342,7 +357,7 @@ public sealed class Zone
         PcpCount = new int[nrCpus];
         Array.Fill(PcpHead, -1);
         Array.Fill(PcpTail, -1);
-        int batch = BatchSize(frames);
+        int batch = BatchSize((long)frames * sizingScale);
         PcpBatch = Math.Max(1, batch); // pageset_set_batch: high 6 x batch, batch at least 1
         PcpHigh = 6 * batch;
         // lru_lock guards the lruvec: the list heads, lru_size counters and reclaim_stat (three
@@ -407,6 +422,14 @@ public sealed class Zone
     public readonly int[] PcpCount;
 
     /// <summary>pcp->batch and pcp->high (zone_batchsize, pageset_set_batch).</summary>
+    /// <summary>
+    /// N of the run's 1/N scale: the zone has 1/N of the full-size zone's frames, and the kernel's
+    /// size-derived quantities (pcp->batch, the watermarks, reclaim's scan targets) are computed
+    /// for N times as many — the full-size zone's — so that a scaled run reclaims, allocates and
+    /// wakes kswapd in the same batches as the full-size machine.
+    /// </summary>
+    public int SizingScale { get; }
+
     public int PcpBatch { get; }
     public int PcpHigh { get; }
 

@@ -274,8 +274,10 @@ public sealed class Vmscan(Sim sim)
     private void GetScanCount(ScanControl sc, Zone z, out long nrInactive, out long nrActive)
     {
         long inactive = z.InactiveFile.Count, active = z.ActiveFile.Count;
-        nrInactive = inactive >> sc.Priority;
-        nrActive = active >> sc.Priority;
+        // size >> priority of the full-size zone (Zone.SizingScale), at most the whole list.
+        int n = z.SizingScale;
+        nrInactive = Math.Min(inactive, inactive * n >> sc.Priority);
+        nrActive = Math.Min(active, active * n >> sc.Priority);
         // force_scan is used only on a second pass, when size >> priority was 0 for every list.
         if (nrInactive == 0 && nrActive == 0 && sc.Kswapd && !ZoneReclaimable(z))
         {
