@@ -49,7 +49,7 @@ public sealed class Sim
         Exec = new Exec(Costs, Lines);
         long framesPerNode = config.MemoryBytes / MachineSpec.PageSize / config.Nodes;
         // The kernel sizes its batches and watermarks for the full-size machine (Zone.SizingScale).
-        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(config.MemoryBytes * config.ScaleDivisor), config.NrCpus, config.ScaleDivisor);
+        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(checked(config.MemoryBytes * config.ScaleDivisor)), config.NrCpus, config.ScaleDivisor);
         Zonelists = new int[config.Nodes][];
         for (int n = 0; n < config.Nodes; n++)
         {

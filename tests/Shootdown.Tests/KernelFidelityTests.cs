@@ -82,9 +82,13 @@ public class KernelFidelityTests
             Assert.Equal((31, 186), (z.PcpBatch, z.PcpHigh));
         }
         // The same machine unscaled in the old way (its memory given as 4 GiB) has a quarter of the
-        // watermarks and a batch of 31 as well.
+        // watermarks.
         var small = new Sim(RunConfig.Create(machine: "gorman-4node", memoryBytes: 4L << 30, scaleDivisor: 1));
         Assert.Equal(512, small.Memory.Zones[0].WmarkMin);
+        // At 1/64 a zone of 256 MiB would get zone_batchsize 15 (high 90); it keeps the full size's 31.
+        var s64 = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 64));
+        Assert.Equal(15, Zone.BatchSize(s64.Memory.Zones[0].Frames));
+        Assert.Equal((31, 186), (s64.Memory.Zones[0].PcpBatch, s64.Memory.Zones[0].PcpHigh));
 
         // Direct reclaim at DEF_PRIORITY scans (size x N) >> 12: 16 times the unscaled target.
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
@@ -107,11 +111,34 @@ public class KernelFidelityTests
     [Fact]
     public void AScaledZoneKeepsAtMostASixteenthOfItsFramesAsMinWatermark()
     {
-        // At a scale where the full-size watermark would not fit, min is 1/16 of the zone.
+        // At a scale where the full-size watermark would not fit, min is 1/16 of the zone, and
+        // every CPU's pcp list at pcp->high together at most a quarter of it.
         var sim = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 4096));
         Zone z = sim.Memory.Zones[0];
         Assert.Equal(z.Frames / 16, z.WmarkMin);
         Assert.True(z.WmarkHigh < z.Frames / 8);
+        Assert.Equal(1, z.PcpBatch); // as small as pcp->batch gets
+        var s256 = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 256));
+        Zone y = s256.Memory.Zones[0];
+        Assert.Equal(14, y.PcpBatch); // 16384 frames / (4 x 6 x 48 CPUs), not the full size's 31
+        Assert.True((long)y.PcpHigh * s256.Cpus.Length <= y.Frames / 4);
+    }
+
+    [Fact]
+    public void ZoneReclaimableComparesWithTheFullSizeZone()
+    {
+        // A scaled zone's scans are full-size, so zone_reclaimable compares them with 6x the
+        // full-size zone's reclaimable pages (before: 6x the scaled zone's, 16 times too few).
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
+        Zone z = sim.Memory.Zones[0];
+        for (int i = 0; i < 1000; i++)
+        {
+            sim.Memory.LruAddHead(z, z.AllocBootPage(), active: false);
+        }
+        z.PagesScanned = 6 * 1000 * 15;
+        Assert.True(Vmscan.ZoneReclaimable(z));
+        z.PagesScanned = 6 * 1000 * 16;
+        Assert.False(Vmscan.ZoneReclaimable(z));
     }
 
     [Fact]

@@ -358,6 +358,12 @@ public sealed class Zone
         Array.Fill(PcpHead, -1);
         Array.Fill(PcpTail, -1);
         int batch = BatchSize((long)frames * sizingScale);
+        if (sizingScale > 1)
+        {
+            // At a scale so small that every CPU's list at pcp->high would hold more than a quarter
+            // of the zone (frames a full-size zone never misses), a smaller batch.
+            batch = (int)Math.Min(batch, Math.Max(1, frames / (4L * 6 * nrCpus)));
+        }
         PcpBatch = Math.Max(1, batch); // pageset_set_batch: high 6 x batch, batch at least 1
         PcpHigh = 6 * batch;
         // lru_lock guards the lruvec: the list heads, lru_size counters and reclaim_stat (three
@@ -421,16 +427,19 @@ public sealed class Zone
     public readonly int[] PcpTail;
     public readonly int[] PcpCount;
 
-    /// <summary>pcp->batch and pcp->high (zone_batchsize, pageset_set_batch).</summary>
     /// <summary>
     /// N of the run's 1/N scale: the zone has 1/N of the full-size zone's frames, and the kernel's
-    /// size-derived quantities (pcp->batch, the watermarks, reclaim's scan targets) are computed
-    /// for N times as many — the full-size zone's — so that a scaled run reclaims, allocates and
-    /// wakes kswapd in the same batches as the full-size machine.
+    /// size-derived quantities (pcp->batch, the watermarks, reclaim's scan targets,
+    /// zone_reclaimable's threshold, kswapd's balance gap) are computed for N times as many — the
+    /// full-size zone's — so that a scaled run reclaims, allocates and wakes kswapd in the same
+    /// batches as the full-size machine.
     /// </summary>
     public int SizingScale { get; }
 
+    /// <summary>pcp->batch and pcp->high (zone_batchsize, pageset_set_batch).</summary>
     public int PcpBatch { get; }
+
+    /// <summary>pcp->high: 6 x pcp->batch.</summary>
     public int PcpHigh { get; }
 
     public int Node { get; }

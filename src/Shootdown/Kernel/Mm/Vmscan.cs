@@ -205,14 +205,18 @@ public sealed class Vmscan(Sim sim)
         }
     }
 
-    /// <summary>zone_reclaimable: fewer pages scanned since the last free than 6x the reclaimable ones.</summary>
-    public static bool ZoneReclaimable(Zone z) => z.PagesScanned < (z.InactiveFile.Count + z.ActiveFile.Count) * 6;
+    /// <summary>
+    /// zone_reclaimable: fewer pages scanned since the last free than 6x the reclaimable ones — of
+    /// the full-size zone (x <see cref="Zone.SizingScale"/>), since scans are sized for it too.
+    /// </summary>
+    public static bool ZoneReclaimable(Zone z) => z.PagesScanned < (z.InactiveFile.Count + z.ActiveFile.Count) * 6 * z.SizingScale;
 
     /// <summary>shrink_zone: the root memcg's lruvec only (should_continue_reclaim is false for order 0).</summary>
     private static IEnumerable<Yield> ShrinkZone(ScanControl sc) => sc.ShrinkLruvecProc.Start(); // shrink_lruvec(lruvec of sc.Zone, sc)
 
     /// <summary>
-    /// shrink_lruvec: get_scan_count gives nr[] = list size &gt;&gt; priority for the two file lists;
+    /// shrink_lruvec: get_scan_count gives nr[] = list size &gt;&gt; priority for the two file lists
+    /// (of the full-size list: (size x <see cref="Zone.SizingScale"/>) &gt;&gt; priority, at most the list);
     /// they are scanned SWAP_CLUSTER_MAX at a time, inactive then active. Global direct reclaim at
     /// DEF_PRIORITY sets scan_adjusted and scans the whole nr[]; otherwise (kswapd, lower
     /// priorities) the loop stops once nr_to_reclaim is reclaimed, since the anon lists are empty.
@@ -268,7 +272,8 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>
-    /// get_scan_count with no swap (SCAN_FILE): size &gt;&gt; priority of each file list; if that is 0
+    /// get_scan_count with no swap (SCAN_FILE): size &gt;&gt; priority of each file list (the full-size
+    /// list's, (size x <see cref="Zone.SizingScale"/>) &gt;&gt; priority, at most the whole list); if that is 0
     /// for both, kswapd on a zone that looks unreclaimable forces min(size, SWAP_CLUSTER_MAX).
     /// </summary>
     private void GetScanCount(ScanControl sc, Zone z, out long nrInactive, out long nrActive)
@@ -727,7 +732,7 @@ public sealed class Vmscan(Sim sim)
         {
             Zone z = sc.Zone;
             sc.NrToReclaim = Math.Max(Scm, z.WmarkHigh);
-            long balanceGap = Math.Min(z.WmarkLow, (z.Frames + 99) / 100); // KSWAPD_ZONE_BALANCE_GAP_RATIO
+            long balanceGap = Math.Min(z.WmarkLow, ((long)z.Frames * z.SizingScale + 99) / 100); // KSWAPD_ZONE_BALANCE_GAP_RATIO, of the full-size zone
             if (z.WatermarkOk(z.WmarkHigh + balanceGap))
             {
                 sc.ZoneShrinkDone = true;
