@@ -22,6 +22,12 @@ public sealed record RunConfig
     /// <summary>Memory of the simulated machine after scaling, in bytes.</summary>
     public long MemoryBytes { get; init; }
 
+    /// <summary>
+    /// Memory of node 0 in ZONE_DMA32 after scaling, in bytes (the machine's dma32_memory / N; 0:
+    /// one zone per node; node 0's whole memory or more: node 0 is one ZONE_DMA32).
+    /// </summary>
+    public long Dma32Bytes { get; init; }
+
     /// <summary>N of --scale 1/N: memory and file sizes are divided by N, CPUs are not.</summary>
     public int ScaleDivisor { get; init; } = 1;
 
@@ -80,6 +86,7 @@ public sealed record RunConfig
             CpusPerNode = c,
             NumaDistance = n == m.Nodes ? m.Distance : NumaDistance.Uniform(n),
             MemoryBytes = mem / scaleDivisor,
+            Dma32Bytes = m.Dma32Bytes / scaleDivisor,
             ScaleDivisor = scaleDivisor,
             Workload = workload,
             PolicyName = policy,
@@ -116,6 +123,10 @@ public sealed record RunConfig
         if (n * (long)c > 4096)
         {
             throw new ConfigException($"{n * (long)c} CPUs is more than the simulator's limit of 4096", "nodes");
+        }
+        if (Dma32Bytes < 0 || Dma32Bytes > MaxMemoryBytes)
+        {
+            throw new ConfigException($"dma32_bytes must be in 0..{MaxMemoryBytes} (1 PiB), got {Dma32Bytes}", "dma32_bytes");
         }
         if (ScaleDivisor <= 0 || ScaleDivisor > MaxScaleDivisor)
         {

@@ -48,12 +48,15 @@ public sealed class Sim
         Lines = new CacheLines(config.Nodes, config.CpusPerNode, distance, Costs);
         Exec = new Exec(Costs, Lines);
         long framesPerNode = config.MemoryBytes / MachineSpec.PageSize / config.Nodes;
-        // The kernel sizes its batches and watermarks for the full-size machine (Zone.SizingScale).
-        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(checked(config.MemoryBytes * config.ScaleDivisor)), config.NrCpus, config.ScaleDivisor);
+        // The kernel sizes its batches and watermarks for the full-size machine (Zone.SizingScale);
+        // node 0's memory below 4 GiB is its ZONE_DMA32.
+        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(checked(config.MemoryBytes * config.ScaleDivisor)), config.NrCpus,
+            config.ScaleDivisor, config.Dma32Bytes / MachineSpec.PageSize);
         Zonelists = new int[config.Nodes][];
         for (int n = 0; n < config.Nodes; n++)
         {
-            Zonelists[n] = Enumerable.Range(0, config.Nodes).Select(i => (n + i) % config.Nodes).ToArray();
+            // Node order (4.0 on 64-bit): the nodes in turn, each node's zones highest first.
+            Zonelists[n] = Enumerable.Range(0, config.Nodes).SelectMany(i => Memory.NodeZones[(n + i) % config.Nodes].Reverse()).ToArray();
         }
         VmStat = new VmStat();
         // The headline rates (steady-phase interrupts/s, interrupts per second) come from fixed
@@ -244,7 +247,7 @@ public sealed class Sim
     public long[] MapHotPages(MmStruct mm, int node, int count)
     {
         var vpns = new long[count];
-        Zone z = Memory.Zones[node];
+        Zone z = Memory.TopZone(node);
         for (int i = 0; i < count; i++)
         {
             int f = Memory.AllocBootPage(z);
@@ -334,9 +337,14 @@ public sealed class Sim
         Series.SetGauges(t, Memory.Zones, runnable);
         if (Trace is not null)
         {
-            foreach (Zone z in Memory.Zones)
+            for (int n = 0; n < Memory.NodeZones.Length; n++)
             {
-                Trace.Counter($"free pages node {z.Node}", t, z.NrFree);
+                long free = 0;
+                foreach (int zi in Memory.NodeZones[n])
+                {
+                    free += Memory.Zones[zi].NrFree;
+                }
+                Trace.Counter($"free pages node {n}", t, free);
             }
             if (t >= Series.IntervalNs)
             {

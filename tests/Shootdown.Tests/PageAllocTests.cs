@@ -176,7 +176,7 @@ public class PageAllocTests
         sim.PageAlloc.DrainAllPages(kex);
         Assert.True(z.PfmemallocWatermarkOk);
         reader.State = TaskState.Sleeping;
-        sim.Vmscan.WakePfmemallocWaiters(kex.Now, z);
+        sim.Vmscan.WakePfmemallocWaiters(kex.Now, z.Node);
         Assert.Empty(z.PfmemallocWait);
         Assert.NotEqual(TaskState.Sleeping, reader.State);
         // Woken with the watermark met: try_to_free_pages returns without reclaiming.

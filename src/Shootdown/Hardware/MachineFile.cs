@@ -9,7 +9,7 @@ namespace Shootdown.Hardware;
 /// </summary>
 public static class MachineFile
 {
-    private static readonly string[] Keys = ["name", "description", "nodes", "cpus_per_node", "memory", "numa_distance", "hardware", "costs"];
+    private static readonly string[] Keys = ["name", "description", "nodes", "cpus_per_node", "memory", "dma32_memory", "numa_distance", "hardware", "costs"];
 
     public static MachineSpec Load(string path) => Parse(ConfigFile.ReadText(path, "machine file"), path);
 
@@ -58,6 +58,20 @@ public static class MachineFile
             catch (ConfigException e) when (e.Key is null && !e.Message.StartsWith(source, StringComparison.Ordinal))
             {
                 throw new ConfigException(e.Message, "memory");
+            }
+            long dma32 = 0;
+            if (o.ContainsKey("dma32_memory"))
+            {
+                try
+                {
+                    dma32 = o["dma32_memory"] is JsonValue dv && dv.GetValueKind() == JsonValueKind.String
+                        ? RunConfig.ParseBytes(dv.GetValue<string>())
+                        : Int("dma32_memory", 0, RunConfig.MaxMemoryBytes);
+                }
+                catch (ConfigException e) when (e.Key is null && !e.Message.StartsWith(source, StringComparison.Ordinal))
+                {
+                    throw new ConfigException(e.Message, "dma32_memory");
+                }
             }
             NumaDistance distance = NumaDistance.Uniform(nodes);
             if (o["numa_distance"] is { } d)
@@ -119,7 +133,7 @@ public static class MachineFile
                     throw new ConfigException(e.Message, "hardware." + ek["costs.".Length..]);
                 }
             }
-            return new MachineSpec(name, description, nodes, cpus, memory, costs, distance);
+            return new MachineSpec(name, description, nodes, cpus, memory, costs, distance) { Dma32Bytes = dma32 };
         }
         catch (ConfigException e) when (!e.Message.StartsWith(source, StringComparison.Ordinal))
         {

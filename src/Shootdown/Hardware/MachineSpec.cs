@@ -7,6 +7,12 @@ namespace Shootdown.Hardware;
 /// </summary>
 public sealed record MachineSpec(string Name, string Description, int Nodes, int CpusPerNode, long MemoryBytes, CostModel Costs, NumaDistance Distance)
 {
+    /// <summary>
+    /// Memory of node 0 in ZONE_DMA32 (physical memory below 4 GiB on x86-64; the machine file's
+    /// dma32_memory), the rest of node 0 in ZONE_NORMAL. 0: one zone per node.
+    /// </summary>
+    public long Dma32Bytes { get; init; }
+
     public int NrCpus => Nodes * CpusPerNode;
 
     public int NodeOf(int cpu) => cpu / CpusPerNode;

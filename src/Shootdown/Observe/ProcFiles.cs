@@ -65,7 +65,7 @@ public static class ProcFiles
     /// <summary>One row per interval: counts within it, and gauges sampled at its start (free pages per node).</summary>
     public static string TimeSeriesCsv(TimeSeries ts, Kernel.Mm.Zone[] zones, long endNs)
     {
-        int nodes = zones.Length;
+        int nodes = zones[^1].Node + 1;
         var sb = new StringBuilder(string.Join(',', TimeSeriesColumns));
         for (int n = 0; n < nodes; n++)
         {
@@ -86,7 +86,16 @@ public static class ProcFiles
             {
                 sb.Append(',').Append(ts.FreeAt(b, n).ToString(CultureInfo.InvariantCulture));
             }
-            sb.Append(CultureInfo.InvariantCulture, $",{zones[0].WmarkMin},{zones[0].WmarkLow},{zones[0].WmarkHigh}\n");
+            // Node 0's watermarks, summed over its zones like its free pages.
+            long min = 0, low = 0, high = 0;
+            foreach (Kernel.Mm.Zone z in zones)
+            {
+                if (z.Node == 0)
+                {
+                    (min, low, high) = (min + z.WmarkMin, low + z.WmarkLow, high + z.WmarkHigh);
+                }
+            }
+            sb.Append(CultureInfo.InvariantCulture, $",{min},{low},{high}\n");
         }
         return sb.ToString();
     }

@@ -81,10 +81,10 @@ public sealed class TimeSeries
             Array.Resize(ref _runnable, n);
             Array.Resize(ref _free, n);
         }
-        var f = new long[zones.Length];
-        for (int i = 0; i < zones.Length; i++)
+        var f = new long[zones[^1].Node + 1];
+        foreach (Kernel.Mm.Zone z in zones)
         {
-            f[i] = zones[i].NrFree;
+            f[z.Node] += z.NrFree; // a node's zones together (node 0 may have ZONE_DMA32 and ZONE_NORMAL)
         }
         _free[b] = f;
         _runnable[b] = runnable;

@@ -80,7 +80,7 @@ public abstract class MigrationWorkload : Workload
     /// <summary>The machine's nodes; at least 2, or a <see cref="ConfigException"/>.</summary>
     protected int RequireNodes(Sim sim)
     {
-        int nodes = sim.Memory.Zones.Length;
+        int nodes = sim.Memory.NodeZones.Length;
         if (nodes < 2)
         {
             throw new ConfigException($"{Name} needs at least 2 NUMA nodes; the machine has {nodes}");

@@ -21,16 +21,15 @@ public sealed class KswapdTask : SimTask
     protected internal override IEnumerable<Yield> Run(Sim sim)
     {
         Exec ex = sim.Exec;
-        Zone z = sim.Memory.Zones[Node];
         while (true)
         {
             // kswapd_try_to_sleep: a balanced node lets kswapd sleep until wakeup_kswapd.
-            if (Vmscan.KswapdBalanced(z))
+            if (sim.Vmscan.NodeBalanced(Node))
             {
                 // prepare_kswapd_sleep: no task may stay throttled while kswapd sleeps.
-                if (z.PfmemallocWait.Count > 0)
+                if (sim.Memory.PfmemallocWaitOf(Node).Count > 0)
                 {
-                    sim.Vmscan.WakePfmemallocWaiters(ex.Now, z);
+                    sim.Vmscan.WakePfmemallocWaiters(ex.Now, Node);
                 }
                 ex.What = "kswapd sleep";
                 sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, Node);

@@ -34,11 +34,14 @@ public sealed class Memory
     /// <paramref name="minFreeKbytes"/> is the machine's min_free_kbytes. <paramref name="sizingScale"/>
     /// N is the run's 1/N scale: the zones hold 1/N of the machine's frames, but the quantities the
     /// kernel derives from a zone's size — pcp->batch, the watermarks (give
-    /// <paramref name="minFreeKbytes"/> of the full-size machine) and reclaim's scan targets, size
-    /// &gt;&gt; priority — are the full-size zone's, so that a scaled run does per call what the
-    /// full-size machine does and only runs for less time (see <see cref="Zone.SizingScale"/>).
+    /// <paramref name="minFreeKbytes"/> of the full-size machine), lowmem_reserve and reclaim's
+    /// scan targets, size &gt;&gt; priority — are the full-size zone's, so that a scaled run does per
+    /// call what the full-size machine does and only runs for less time (see
+    /// <see cref="Zone.SizingScale"/>). <paramref name="dma32Frames"/> of node 0's frames (0: none)
+    /// form a ZONE_DMA32 below its ZONE_NORMAL, as the physical memory below 4 GiB does on x86-64;
+    /// if they are all of node 0, node 0 has that one zone.
     /// </summary>
-    public Memory(int nodes, long framesPerNode, long minFreeKbytes, int nrCpus = 1, int sizingScale = 1)
+    public Memory(int nodes, long framesPerNode, long minFreeKbytes, int nrCpus = 1, int sizingScale = 1, long dma32Frames = 0)
     {
         if (sizingScale < 1)
         {
@@ -62,19 +65,75 @@ public sealed class Memory
             Pages[i].LruNext = Pages[i].LruPrev = -1;
             Pages[i].Owner = -1;
         }
-        Zones = new Zone[nodes];
         // Watermarks as Linux 4.0 sets them (mm/page_alloc.c): min_free_kbytes is shared between
-        // zones in proportion to their size; low = min * 5/4, high = min * 3/2.
+        // zones in proportion to their size; low = min * 5/4, high = min * 3/2. Node 0 may have a
+        // ZONE_DMA32 below ZONE_NORMAL.
         long minPagesTotal = minFreeKbytes / 4;
-        for (int z = 0; z < nodes; z++)
+        var zones = new List<Zone>();
+        NodeZones = new int[nodes][];
+        _split = new int[nodes];
+        for (int node = 0; node < nodes; node++)
         {
-            // A scaled zone keeps the full-size zone's watermarks in pages, up to 1/16 of its
-            // frames (so that a very small scale still leaves the zone usable).
-            long min = Math.Max(1, Math.Min(minPagesTotal * framesPerNode / total, sizingScale > 1 ? framesPerNode / 16 : long.MaxValue));
-            Zones[z] = new Zone(z, z * FramesPerNode, FramesPerNode, min, min + min / 4, min + min / 2, nrCpus, sizingScale) { Memory = this };
-            InitFreeArea(Zones[z]);
+            int first = node * FramesPerNode;
+            var parts = node == 0 && dma32Frames > 0 && dma32Frames < framesPerNode
+                ? new[] { (first, (int)dma32Frames, true), (first + (int)dma32Frames, FramesPerNode - (int)dma32Frames, false) }
+                : new[] { (first, FramesPerNode, node == 0 && dma32Frames >= framesPerNode) };
+            _split[node] = parts.Length == 2 ? parts[1].Item1 : int.MaxValue;
+            NodeZones[node] = new int[parts.Length];
+            for (int k = 0; k < parts.Length; k++)
+            {
+                var (ff, frames, dma32) = parts[k];
+                // A scaled zone keeps the full-size zone's watermarks in pages, up to 1/16 of its
+                // frames (so that a very small scale still leaves the zone usable).
+                long min = Math.Max(1, Math.Min(minPagesTotal * frames / total, sizingScale > 1 ? frames / 16 : long.MaxValue));
+                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale) { Memory = this, Index = zones.Count, IsDma32 = dma32 };
+                NodeZones[node][k] = zones.Count;
+                zones.Add(z);
+                InitFreeArea(z);
+            }
+        }
+        Zones = zones.ToArray();
+        // lowmem_reserve (sysctl_lowmem_reserve_ratio 256 for ZONE_DMA32): a ZONE_DMA32 keeps the
+        // full-size ZONE_NORMAL's managed pages / 256 from allocations that could use Normal.
+        foreach (int[] nz in NodeZones)
+        {
+            if (nz.Length == 2)
+            {
+                Zones[nz[0]].LowmemReserve = (long)Zones[nz[1]].Frames * sizingScale / 256;
+            }
         }
     }
+
+    private readonly int[] _split;
+
+    /// <summary>Each node's zones, lowest first (ZONE_DMA32, then ZONE_NORMAL; one zone on most nodes).</summary>
+    public int[][] NodeZones { get; }
+
+    /// <summary>The zone a frame belongs to.</summary>
+    public Zone ZoneOf(int frame)
+    {
+        int node = frame / FramesPerNode;
+        int[] nz = NodeZones[node];
+        return Zones[nz.Length == 1 || frame < _split[node] ? nz[0] : nz[1]];
+    }
+
+    /// <summary>pfmemalloc_watermark_ok over the node's zones: their free pages above half their min watermarks.</summary>
+    public bool NodeReserveOk(int node)
+    {
+        long free = 0, reserve = 0;
+        foreach (int zi in NodeZones[node])
+        {
+            free += Zones[zi].NrFree;
+            reserve += Zones[zi].WmarkMin;
+        }
+        return free > reserve / 2;
+    }
+
+    /// <summary>pgdat->pfmemalloc_wait (kept on the node's lowest zone).</summary>
+    public List<Sched.SimTask> PfmemallocWaitOf(int node) => Zones[NodeZones[node][0]].PfmemallocWait;
+
+    /// <summary>The node's highest zone (its ZONE_NORMAL): where a node's tests and boot pages go.</summary>
+    public Zone TopZone(int node) => Zones[NodeZones[node][^1]];
 
     /// <summary>
     /// Boot: every frame of the zone goes to the buddy allocator as the largest aligned blocks that
@@ -350,6 +409,7 @@ public sealed class Zone
         WmarkMin = min;
         WmarkLow = low;
         WmarkHigh = high;
+        AllocBatch = high - low;
         Array.Fill(FreeHead, -1);
         Array.Fill(FreeTail, -1);
         PcpHead = new int[nrCpus];
@@ -443,6 +503,21 @@ public sealed class Zone
     public int PcpHigh { get; }
 
     public int Node { get; }
+
+    /// <summary>Index in Memory.Zones.</summary>
+    public int Index { get; init; }
+
+    /// <summary>ZONE_DMA32 (node 0's memory below 4 GiB), else ZONE_NORMAL.</summary>
+    public bool IsDma32 { get; init; }
+
+    /// <summary>lowmem_reserve[ZONE_NORMAL]: pages a Normal-class allocation must leave here.</summary>
+    public long LowmemReserve { get; set; }
+
+    /// <summary>NR_ALLOC_BATCH: allocations left in this zone's fair share (high - low per round).</summary>
+    public long AllocBatch;
+
+    /// <summary>ZONE_FAIR_DEPLETED.</summary>
+    public bool FairDepleted;
 
     public int FirstFrame { get; }
 

@@ -58,7 +58,7 @@ public sealed class Migrate(Sim sim)
         {
             return false;
         }
-        Zone z = mem.Zones[mem.NodeOf(frame)];
+        Zone z = mem.ZoneOf(frame);
         ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);
         mem.LruDel(z, frame);
         p.Flags |= PageFlags.Isolated;
@@ -71,7 +71,7 @@ public sealed class Migrate(Sim sim)
     {
         Memory mem = sim.Memory;
         ref Page p = ref mem.Pages[frame];
-        Zone z = mem.Zones[mem.NodeOf(frame)];
+        Zone z = mem.ZoneOf(frame);
         if ((p.Flags & PageFlags.Isolated) != 0)
         {
             p.Flags &= ~PageFlags.Isolated;
@@ -207,11 +207,11 @@ public sealed class Migrate(Sim sim)
         ref Page n = ref mem.Pages[dst];
         sim.Rmap.RemoveMigrationPtes(ex, old, dst);
         WakeWaiters(ex, old);
-        Zone oz = mem.Zones[mem.NodeOf(old)];
+        Zone oz = mem.ZoneOf(old);
         oz.NrIsolatedFile--;
         sim.Oracle?.MigrationFreed(ex, old);
         sim.PageAlloc.FreePages(ex, new ReadOnlySpan<int>(in old));
-        Zone nz = mem.Zones[mem.NodeOf(dst)];
+        Zone nz = mem.ZoneOf(dst);
         ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs);
         mem.LruAddHead(nz, dst, (n.Flags & PageFlags.Active) != 0);
         sim.VmStat.Inc(VmEvent.pgmigrate_success);

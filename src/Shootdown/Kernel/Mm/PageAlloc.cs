@@ -93,7 +93,7 @@ public sealed class PageAlloc(Sim sim)
                     break; // got them: return
                 }
                 // __alloc_pages_direct_reclaim
-                foreach (Yield y in sim.Vmscan.TryToFreePages(ex, task, zonelist[0]))
+                foreach (Yield y in sim.Vmscan.TryToFreePages(ex, task, sim.Memory.Zones[zonelist[0]].Node))
                 {
                     yield return y;
                 }
@@ -129,27 +129,77 @@ public sealed class PageAlloc(Sim sim)
         }
     }
 
-    /// <summary>get_page_from_freelist: take pages from each zone of the zonelist above the low (or min) watermark.</summary>
+    /// <summary>
+    /// get_page_from_freelist, page by page: the first zone of the zonelist above its low (or min)
+    /// watermark — plus, for a ZONE_DMA32 serving a Normal-class allocation, its lowmem_reserve.
+    /// The fast path (<paramref name="useLow"/>) is ALLOC_FAIR: it takes only the preferred node's
+    /// zones whose NR_ALLOC_BATCH is not used up, and if that finds nothing it refills the node's
+    /// batches (reset_alloc_batches, when a zone was skipped) and scans the zonelist again without
+    /// fairness, remote zones included.
+    /// </summary>
     private void GetPageFromFreelist(Exec ex, int[] zonelist, int need, int[] dest, ref int have, bool useLow)
     {
         Memory mem = sim.Memory;
-        foreach (int node in zonelist)
+        int prefNode = mem.Zones[zonelist[0]].Node;
+        while (have < need)
         {
-            Zone z = mem.Zones[node];
-            long mark = useLow ? z.WmarkLow : z.WmarkMin;
-            while (have < need && z.WatermarkOk(mark))
+            bool fair = useLow;
+            int f = -1;
+            while (true)
             {
-                int f = BufferedRmqueue(ex, z);
-                if (f < 0)
+                int skipped = 0;
+                foreach (int zi in zonelist)
                 {
-                    break; // the zone's buddy lists and this CPU's pcp list are empty
+                    Zone z = mem.Zones[zi];
+                    if (fair)
+                    {
+                        if (z.Node != prefNode)
+                        {
+                            break;
+                        }
+                        if (z.FairDepleted)
+                        {
+                            skipped++;
+                            continue;
+                        }
+                    }
+                    long mark = (useLow ? z.WmarkLow : z.WmarkMin) + (z.IsDma32 ? z.LowmemReserve : 0);
+                    if (!z.WatermarkOk(mark))
+                    {
+                        continue;
+                    }
+                    f = BufferedRmqueue(ex, z);
+                    if (f >= 0)
+                    {
+                        break;
+                    }
                 }
-                dest[have++] = f;
+                if (f >= 0 || !fair)
+                {
+                    break;
+                }
+                fair = false;
+                if (skipped > 0)
+                {
+                    ResetAllocBatches(prefNode);
+                }
             }
-            if (have >= need)
+            if (f < 0)
             {
                 return;
             }
+            dest[have++] = f;
+        }
+    }
+
+    /// <summary>reset_alloc_batches: every zone of the node gets its fair share (high - low) again.</summary>
+    private void ResetAllocBatches(int node)
+    {
+        foreach (int zi in sim.Memory.NodeZones[node])
+        {
+            Zone z = sim.Memory.Zones[zi];
+            z.AllocBatch = z.WmarkHigh - z.WmarkLow;
+            z.FairDepleted = false;
         }
     }
 
@@ -173,6 +223,10 @@ public sealed class PageAlloc(Sim sim)
             ex.LockHold(z.Lock, n * sim.Costs.ZoneLockPerPageNs + lines);
         }
         int f = PcpPopHead(z, cpu);
+        if (--z.AllocBatch <= 0)
+        {
+            z.FairDepleted = true; // NR_ALLOC_BATCH used up: ZONE_FAIR_DEPLETED
+        }
         ref Page p = ref mem.Pages[f];
         p.Flags = PageFlags.None;
         ex.Sys += sim.Costs.PageAllocNs + sim.Lines.Take(ref p.Owner, cpu, z.Node);
@@ -374,7 +428,7 @@ public sealed class PageAlloc(Sim sim)
         int cpu = ex.Cpu.Id;
         foreach (int f in frames)
         {
-            Zone z = mem.Zones[mem.NodeOf(f)];
+            Zone z = mem.ZoneOf(f);
             ref Page p = ref mem.Pages[f];
             ex.Sys += sim.Costs.PageFreeNs + sim.Lines.Take(ref p.Owner, cpu, z.Node);
             p.Flags = PageFlags.Free;

@@ -93,7 +93,7 @@ public sealed class PageWriteback
         {
             return;
         }
-        mem.LruMoveToInactiveTail(mem.Zones[mem.NodeOf(frame)], frame);
+        mem.LruMoveToInactiveTail(mem.ZoneOf(frame), frame);
         sim.VmStat.Inc(Observe.VmEvent.pgrotated);
     }
 

@@ -28,11 +28,11 @@ public sealed class Swap(Sim sim)
         int i = 0;
         while (i < n)
         {
-            int node = mem.NodeOf(cpu.Pagevec[i]);
-            Zone z = mem.Zones[node];
+            Zone z = mem.ZoneOf(cpu.Pagevec[i]);
+            int node = z.Node;
             int j = i;
             long lines = 0;
-            while (j < n && mem.NodeOf(cpu.Pagevec[j]) == node)
+            while (j < n && mem.ZoneOf(cpu.Pagevec[j]) == z)
             {
                 int f = cpu.Pagevec[j];
                 lines += sim.Lines.Take(ref mem.Pages[f].Owner, cpu.Id, node);
@@ -64,7 +64,7 @@ public sealed class Swap(Sim sim)
         }
         if ((p.Flags & PageFlags.Lru) != 0)
         {
-            Zone z = mem.Zones[mem.NodeOf(frame)];
+            Zone z = mem.ZoneOf(frame);
             mem.LruDel(z, frame);
             mem.LruAddHead(z, frame, active: true);
             ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);

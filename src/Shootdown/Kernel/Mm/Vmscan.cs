@@ -134,7 +134,7 @@ public sealed class Vmscan(Sim sim)
                 ex.What = "throttled";
                 do
                 {
-                    first.PfmemallocWait.Add(task);
+                    sim.Memory.PfmemallocWaitOf(first.Node).Add(task);
                     yield return Yield.Sleep;
                     ex = sc.Ex = sim.Exec;
                 }
@@ -188,9 +188,9 @@ public sealed class Vmscan(Sim sim)
     {
         while (true)
         {
-            foreach (int node in sc.Zonelist)
+            foreach (int zi in sc.Zonelist)
             {
-                Zone z = sim.Memory.Zones[node];
+                Zone z = sim.Memory.Zones[zi];
                 if (sc.Priority != DefPriority && !ZoneReclaimable(z))
                 {
                     continue;
@@ -351,7 +351,7 @@ public sealed class Vmscan(Sim sim)
     internal IEnumerable<Yield> ShrinkLruvec(Exec ex, SimTask task, int node, int priority)
     {
         ScanControl sc = ScOf(task);
-        Zone z = sim.Memory.Zones[node];
+        Zone z = sim.Memory.TopZone(node);
         sc.Kswapd = task is KswapdTask;
         sc.Priority = priority;
         sc.NrToReclaim = sc.Kswapd ? Math.Max(Scm, z.WmarkHigh) : Scm;
@@ -374,7 +374,7 @@ public sealed class Vmscan(Sim sim)
         sc.Priority = DefPriority;
         sc.NrToReclaim = Scm;
         sc.NrReclaimed = 0;
-        return ShrinkInactiveListSteps(ex, sc, sim.Memory.Zones[node], nrToScan);
+        return ShrinkInactiveListSteps(ex, sc, sim.Memory.TopZone(node), nrToScan);
     }
 
     private IEnumerable<Yield> ShrinkInactiveListSteps(Exec ex, ScanControl sc, Zone z, int nrToScan)
@@ -645,49 +645,93 @@ public sealed class Vmscan(Sim sim)
         ScanControl sc = ScOf(kswapd);
         sc.Ex = ex;
         sc.Task = kswapd;
-        sc.Zone = sim.Memory.Zones[node];
+        sc.Zone = sim.Memory.TopZone(node);
         return sc.BalancePgdatProc.Start();
     }
 
-    /// <summary>balance_pgdat, one call per turn (arguments: <see cref="ScanControl.Ex"/>, Zone).</summary>
+    /// <summary>
+    /// balance_pgdat, one call per turn (arguments: <see cref="ScanControl.Ex"/>, Zone = the node's
+    /// top zone). Each pass finds end_zone — the highest zone of the node below its high watermark
+    /// — and runs kswapd_shrink_zone on the zones from the lowest up to it; the priority drops
+    /// unless some zone's shrink met its target; it stops when every zone is balanced.
+    /// </summary>
     private IEnumerable<Yield> BalancePgdat(ScanControl sc)
     {
         while (true)
         {
-            Zone z = sc.Zone;
+            int node = sc.Zone.Node;
+            int[] nz = sim.Memory.NodeZones[node];
             sc.Kswapd = true;
             sc.Priority = DefPriority;
             do
             {
                 sc.NrReclaimed = 0;
-                if (KswapdBalanced(z))
+                int end = -1;
+                for (int k = nz.Length - 1; k >= 0; k--)
                 {
+                    Zone z = sim.Memory.Zones[nz[k]];
+                    if (sc.Priority != DefPriority && !ZoneReclaimable(z))
+                    {
+                        continue;
+                    }
+                    if (!KswapdBalanced(z))
+                    {
+                        end = k;
+                        break;
+                    }
                     z.ZoneDirty = false; // balance_pgdat clears ZONE_DIRTY of a zone it finds balanced
-                    break; // no zone needs balancing (end_zone not found)
+                }
+                if (end < 0)
+                {
+                    break; // no zone needs balancing
                 }
                 sc.NrScanned = 0;
                 bool raisePriority = true;
-                foreach (Yield y in sc.KswapdShrinkZoneProc.Start()) // kswapd_shrink_zone(zone, sc)
+                for (int k = 0; k <= end; k++)
                 {
-                    yield return y;
+                    Zone z = sim.Memory.Zones[nz[k]];
+                    if (sc.Priority != DefPriority && !ZoneReclaimable(z))
+                    {
+                        continue;
+                    }
+                    sc.Zone = z;
+                    foreach (Yield y in sc.KswapdShrinkZoneProc.Start()) // kswapd_shrink_zone(zone, sc)
+                    {
+                        yield return y;
+                    }
+                    if (sc.ZoneShrinkDone)
+                    {
+                        raisePriority = false;
+                    }
                 }
-                if (sc.ZoneShrinkDone)
-                {
-                    raisePriority = false;
-                }
+                sc.Zone = sim.Memory.TopZone(node);
                 // Throttled direct reclaimers may go on once the node is above its reserve.
-                if (z.PfmemallocWait.Count > 0 && z.PfmemallocWatermarkOk)
+                if (sim.Memory.PfmemallocWaitOf(node).Count > 0 && sim.Memory.NodeReserveOk(node))
                 {
-                    WakePfmemallocWaiters(sc.Ex.Now, z);
+                    WakePfmemallocWaiters(sc.Ex.Now, node);
                 }
                 if (raisePriority || sc.NrReclaimed == 0)
                 {
                     sc.Priority--;
                 }
             }
-            while (sc.Priority >= 1 && !KswapdBalanced(z));
+            while (sc.Priority >= 1 && !NodeBalanced(node));
+            sc.Zone = sim.Memory.TopZone(node);
             yield return ReusableProcess.PassEnd;
         }
+    }
+
+    /// <summary>pgdat_balanced for order 0: every zone of the node balanced (or unreclaimable).</summary>
+    public bool NodeBalanced(int node)
+    {
+        foreach (int zi in sim.Memory.NodeZones[node])
+        {
+            if (!KswapdBalanced(sim.Memory.Zones[zi]))
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>
@@ -699,7 +743,7 @@ public sealed class Vmscan(Sim sim)
     /// <summary>pfmemalloc_watermark_ok: if the node is below the reserve, kswapd must be awake (it is woken).</summary>
     private bool PfmemallocWatermarkOk(long now, Zone z)
     {
-        bool ok = z.PfmemallocWatermarkOk;
+        bool ok = sim.Memory.NodeReserveOk(z.Node);
         if (!ok)
         {
             SimTask k = sim.Kswapd[z.Node];
@@ -712,13 +756,14 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>wake_up(&amp;pgdat->pfmemalloc_wait): every throttled task becomes runnable (each re-checks the watermark).</summary>
-    public void WakePfmemallocWaiters(long now, Zone z)
+    public void WakePfmemallocWaiters(long now, int node)
     {
-        foreach (SimTask t in z.PfmemallocWait)
+        List<SimTask> wait = sim.Memory.PfmemallocWaitOf(node);
+        foreach (SimTask t in wait)
         {
             sim.Sched.Wake(t, now);
         }
-        z.PfmemallocWait.Clear();
+        wait.Clear();
     }
 
     /// <summary>
@@ -733,7 +778,7 @@ public sealed class Vmscan(Sim sim)
             Zone z = sc.Zone;
             sc.NrToReclaim = Math.Max(Scm, z.WmarkHigh);
             long balanceGap = Math.Min(z.WmarkLow, ((long)z.Frames * z.SizingScale + 99) / 100); // KSWAPD_ZONE_BALANCE_GAP_RATIO, of the full-size zone
-            if (z.WatermarkOk(z.WmarkHigh + balanceGap))
+            if (z.WatermarkOk(z.WmarkHigh + balanceGap + (z.IsDma32 ? z.LowmemReserve : 0)))
             {
                 sc.ZoneShrinkDone = true;
                 yield return ReusableProcess.PassEnd; // return true
