@@ -71,24 +71,27 @@ public class KernelFidelityTests
         // targets are those of the full-size zone: before, a 1/16 run's direct reclaim scanned
         // 1/16 of what the full-size machine's does per call, and its watermarks were 4 times
         // closer together.
-        var full = new Memory(4, (64L << 30) / 4096 / 4, Memory.MinFreeKbytes(64L << 30), nrCpus: 2);
+        var full = new Memory(4, (64L << 30) / 4096 / 4, Memory.MinFreeKbytes(64L << 30), nrCpus: 2, dma32Frames: (3L << 30) / 4096);
         var scaled = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 16));
-        for (int n = 0; n < 4; n++)
+        Assert.Equal(5, scaled.Memory.Zones.Length); // node 0: ZONE_DMA32 and ZONE_NORMAL
+        for (int i = 0; i < 5; i++)
         {
-            Zone z = scaled.Memory.Zones[n];
+            Zone z = scaled.Memory.Zones[i];
             Assert.Equal(16, z.SizingScale);
-            Assert.Equal(full.Zones[n].Frames / 16, z.Frames);
-            Assert.Equal((full.Zones[n].WmarkMin, full.Zones[n].WmarkLow, full.Zones[n].WmarkHigh), (z.WmarkMin, z.WmarkLow, z.WmarkHigh));
+            Assert.Equal(full.Zones[i].Frames / 16, z.Frames);
+            Assert.Equal((full.Zones[i].WmarkMin, full.Zones[i].WmarkLow, full.Zones[i].WmarkHigh), (z.WmarkMin, z.WmarkLow, z.WmarkHigh));
             Assert.Equal((31, 186), (z.PcpBatch, z.PcpHigh));
+            Assert.Equal(full.Zones[i].LowmemReserve, z.LowmemReserve);
         }
         // The same machine unscaled in the old way (its memory given as 4 GiB) has a quarter of the
         // watermarks.
         var small = new Sim(RunConfig.Create(machine: "gorman-4node", memoryBytes: 4L << 30, scaleDivisor: 1));
-        Assert.Equal(512, small.Memory.Zones[0].WmarkMin);
+        Assert.Equal(512, small.Memory.TopZone(1).WmarkMin);
         // At 1/64 a zone of 256 MiB would get zone_batchsize 15 (high 90); it keeps the full size's 31.
         var s64 = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 64));
-        Assert.Equal(15, Zone.BatchSize(s64.Memory.Zones[0].Frames));
-        Assert.Equal((31, 186), (s64.Memory.Zones[0].PcpBatch, s64.Memory.Zones[0].PcpHigh));
+        Zone z64 = s64.Memory.TopZone(1);
+        Assert.Equal(15, Zone.BatchSize(z64.Frames));
+        Assert.Equal((31, 186), (z64.PcpBatch, z64.PcpHigh));
 
         // Direct reclaim at DEF_PRIORITY scans (size x N) >> 12: 16 times the unscaled target.
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
@@ -119,7 +122,7 @@ public class KernelFidelityTests
         Assert.True(z.WmarkHigh < z.Frames / 8);
         Assert.Equal(1, z.PcpBatch); // as small as pcp->batch gets
         var s256 = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 256));
-        Zone y = s256.Memory.Zones[0];
+        Zone y = s256.Memory.TopZone(1);
         Assert.Equal(14, y.PcpBatch); // 16384 frames / (4 x 6 x 48 CPUs), not the full size's 31
         Assert.True((long)y.PcpHigh * s256.Cpus.Length <= y.Frames / 4);
     }
