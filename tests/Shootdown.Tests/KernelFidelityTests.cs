@@ -28,10 +28,10 @@ internal sealed class DeadMmCountingVanilla() : Vanilla(new PolicyParams())
 /// </summary>
 public class KernelFidelityTests
 {
-    /// <summary>A 2 x 4 machine with 4 GiB (no workload started) whose node 0 holds <paramref name="pages"/> clean, unmapped page-cache pages on its inactive list.</summary>
-    private static Sim WithInactivePages(int pages, string policy = "vanilla")
+    /// <summary>A 2 x 4 machine with 4 GiB (no workload started; at 1/<paramref name="scaleDivisor"/>) whose node 0 holds <paramref name="pages"/> clean, unmapped page-cache pages on its inactive list.</summary>
+    private static Sim WithInactivePages(int pages, string policy = "vanilla", int scaleDivisor = 1)
     {
-        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1, policy: policy));
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: scaleDivisor, policy: policy));
         Zone z = sim.Memory.Zones[0];
         AddressSpace file = sim.CreateFile("cache", pages);
         for (int i = 0; i < pages; i++)
@@ -94,18 +94,7 @@ public class KernelFidelityTests
         Assert.Equal((31, 186), (z64.PcpBatch, z64.PcpHigh));
 
         // Direct reclaim at DEF_PRIORITY scans (size x N) >> 12: 16 times the unscaled target.
-        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
-        Zone z0 = sim.Memory.Zones[0];
-        AddressSpace file = sim.CreateFile("cache", 20_000);
-        for (int i = 0; i < 20_000; i++)
-        {
-            int f = z0.AllocBootPage();
-            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
-            sim.Memory.Pages[f].Mapping = file.Id;
-            sim.Memory.Pages[f].Index = i;
-            file.PageCache.Set(i, (uint)(f + 1));
-            sim.Memory.LruAddHead(z0, f, active: false);
-        }
+        Sim sim = WithInactivePages(20_000, scaleDivisor: 16);
         SimTask reader = sim.UserTasks[0];
         TestKit.RunToEnd(sim.Vmscan.ShrinkLruvec(TestKit.ExecOn(sim, 0), reader, 0, Vmscan.DefPriority));
         Assert.Equal(20_000 * 16 >> 12, sim.VmStat[VmEvent.pgscan_direct]);
