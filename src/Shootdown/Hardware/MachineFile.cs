@@ -48,31 +48,22 @@ public static class MachineFile
             string description = o.ContainsKey("description") ? Str("description") : "";
             int nodes = (int)Int("nodes", 1, 4096);
             int cpus = (int)Int("cpus_per_node", 1, 4096);
-            long memory;
-            try
-            {
-                memory = o["memory"] is JsonValue mv && mv.GetValueKind() == JsonValueKind.String
-                    ? RunConfig.ParseBytes(mv.GetValue<string>())
-                    : Int("memory", 1, RunConfig.MaxMemoryBytes);
-            }
-            catch (ConfigException e) when (e.Key is null && !e.Message.StartsWith(source, StringComparison.Ordinal))
-            {
-                throw new ConfigException(e.Message, "memory");
-            }
-            long dma32 = 0;
-            if (o.ContainsKey("dma32_memory"))
+            // A size ("8GiB") or a byte count, its errors naming the key.
+            long Bytes(string key, long min)
             {
                 try
                 {
-                    dma32 = o["dma32_memory"] is JsonValue dv && dv.GetValueKind() == JsonValueKind.String
-                        ? RunConfig.ParseBytes(dv.GetValue<string>())
-                        : Int("dma32_memory", 0, RunConfig.MaxMemoryBytes);
+                    return o[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String
+                        ? RunConfig.ParseBytes(v.GetValue<string>())
+                        : Int(key, min, RunConfig.MaxMemoryBytes);
                 }
                 catch (ConfigException e) when (e.Key is null && !e.Message.StartsWith(source, StringComparison.Ordinal))
                 {
-                    throw new ConfigException(e.Message, "dma32_memory");
+                    throw new ConfigException(e.Message, key);
                 }
             }
+            long memory = Bytes("memory", 1);
+            long dma32 = o.ContainsKey("dma32_memory") ? Bytes("dma32_memory", 0) : 0;
             NumaDistance distance = NumaDistance.Uniform(nodes);
             if (o["numa_distance"] is { } d)
             {
