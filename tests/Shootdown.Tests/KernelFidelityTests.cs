@@ -81,7 +81,7 @@ public class KernelFidelityTests
             Assert.Equal(full.Zones[i].Frames / 16, z.Frames);
             Assert.Equal((full.Zones[i].WmarkMin, full.Zones[i].WmarkLow, full.Zones[i].WmarkHigh), (z.WmarkMin, z.WmarkLow, z.WmarkHigh));
             Assert.Equal((31, 186), (z.PcpBatch, z.PcpHigh));
-            Assert.Equal(full.Zones[i].LowmemReserve, z.LowmemReserve);
+            Assert.Equal(full.Zones[i].LowmemReserve / 16, z.LowmemReserve); // a share of the zone: scaled
         }
         // The same machine unscaled in the old way (its memory given as 4 GiB) has a quarter of the
         // watermarks.

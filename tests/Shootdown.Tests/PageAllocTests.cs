@@ -174,7 +174,7 @@ public class PageAllocTests
         Exec kex = TestKit.ExecOn(sim, 1, task: sim.Kswapd[0]);
         sim.PageAlloc.FreePages(kex, taken.ToArray(), taken.Count, cold: true);
         sim.PageAlloc.DrainAllPages(kex);
-        Assert.True(z.PfmemallocWatermarkOk);
+        Assert.True(sim.Memory.NodeReserveOk(z.Node));
         reader.State = TaskState.Sleeping;
         sim.Vmscan.WakePfmemallocWaiters(kex.Now, z.Node);
         Assert.Empty(z.PfmemallocWait);

@@ -25,8 +25,9 @@ public class ZoneTests
         Assert.Equal(zones[1].FirstFrame, zones[0].FirstFrame + zones[0].Frames);
         // Node order, highest zone first: Normal, then DMA32.
         Assert.Equal([1, 0], sim.Zonelists[0]);
-        // lowmem_reserve_ratio 256: DMA32 keeps the full-size Normal zone's pages / 256.
-        Assert.Equal((long)zones[1].Frames * 8 / 256, zones[0].LowmemReserve);
+        // lowmem_reserve_ratio 256: DMA32 keeps the Normal zone's pages / 256 (a share of the zone,
+        // so it scales with it, where the watermarks are the full-size zone's).
+        Assert.Equal(zones[1].Frames / 256, zones[0].LowmemReserve);
         // min_free_kbytes of 8 GiB (11585 kB = 2896 pages) shared in proportion to the zones' sizes.
         Assert.Equal(2896L * 3 / 8, zones[0].WmarkMin);
         Assert.Equal(2896L * 5 / 8, zones[1].WmarkMin);

@@ -185,12 +185,12 @@ public sealed class Tracer : IDisposable
         }
     }
 
-    public void LruShrinkInactive(long t, int cpu, string comm, int pid, int nid, long scanned, long reclaimed, int priority)
+    public void LruShrinkInactive(long t, int cpu, string comm, int pid, int nid, long scanned, long reclaimed, int priority, bool dma32 = false)
     {
         if (ShrinkInactiveOn && InWindow(t))
         {
             _ftrace?.Line(t, cpu, comm, pid, "mm_vmscan_lru_shrink_inactive",
-                $"nid={nid} zid=2 nr_scanned={scanned} nr_reclaimed={reclaimed} priority={priority} flags=RECLAIM_WB_FILE|RECLAIM_WB_ASYNC");
+                $"nid={nid} zid={(dma32 ? 1 : 2)} nr_scanned={scanned} nr_reclaimed={reclaimed} priority={priority} flags=RECLAIM_WB_FILE|RECLAIM_WB_ASYNC");
         }
     }
 

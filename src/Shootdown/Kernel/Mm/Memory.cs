@@ -22,7 +22,8 @@ public struct Page
 }
 
 /// <summary>
-/// Physical memory: an array of struct page (integer frame numbers), and one zone per node. Frames of node n are the contiguous range
+/// Physical memory: an array of struct page (integer frame numbers), and each node's zones (one, or
+/// node 0's ZONE_DMA32 and ZONE_NORMAL). Frames of node n are the contiguous range
 /// [n * FramesPerNode, (n + 1) * FramesPerNode), so a frame's node is a division, not a lookup.
 /// </summary>
 public sealed class Memory
@@ -93,13 +94,16 @@ public sealed class Memory
             }
         }
         Zones = zones.ToArray();
-        // lowmem_reserve (sysctl_lowmem_reserve_ratio 256 for ZONE_DMA32): a ZONE_DMA32 keeps the
-        // full-size ZONE_NORMAL's managed pages / 256 from allocations that could use Normal.
+        // lowmem_reserve (sysctl_lowmem_reserve_ratio 256 for ZONE_DMA32): a ZONE_DMA32 keeps
+        // ZONE_NORMAL's managed pages / 256 from allocations that could use Normal. Unlike the
+        // watermarks it scales with the zones: it only shifts the marks a Normal-class allocation
+        // and kswapd test in DMA32 (the bands between them stay full-size), and what it sets aside
+        // is a share of the zone (1.7% on the presets), not a batch.
         foreach (int[] nz in NodeZones)
         {
             if (nz.Length == 2)
             {
-                Zones[nz[0]].LowmemReserve = (long)Zones[nz[1]].Frames * sizingScale / 256;
+                Zones[nz[0]].LowmemReserve = Zones[nz[1]].Frames / 256;
             }
         }
     }
@@ -394,7 +398,7 @@ public struct LruList
     public static LruList Empty => new() { Head = -1, Tail = -1 };
 }
 
-/// <summary>One node's ZONE_NORMAL: free pages, watermarks, file LRU lists and their locks.</summary>
+/// <summary>A zone (a node's ZONE_NORMAL, or node 0's ZONE_DMA32): free pages, watermarks, file LRU lists and their locks.</summary>
 public sealed class Zone
 {
     /// <summary>MAX_ORDER: free blocks of 2^0 .. 2^10 pages.</summary>
@@ -469,11 +473,6 @@ public sealed class Zone
     /// <summary>pgdat->pfmemalloc_wait: direct reclaimers throttled until kswapd brings the node's free pages above half its min watermark.</summary>
     public readonly List<Sched.SimTask> PfmemallocWait = [];
 
-    /// <summary>
-    /// pfmemalloc_watermark_ok for the node of this zone (one zone per node): free pages above half
-    /// the min watermark (the reserve of PF_MEMALLOC allocations).
-    /// </summary>
-    public bool PfmemallocWatermarkOk => NrFree > WmarkMin / 2;
 
     /// <summary>free_area[order] list heads and tails (first frames of free blocks; -1 = empty).</summary>
     public readonly int[] FreeHead = new int[MaxOrder];

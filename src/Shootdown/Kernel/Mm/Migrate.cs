@@ -46,8 +46,8 @@ public sealed class Migrate(Sim sim)
 
     private readonly Dictionary<int, List<SimTask>> _waiters = [];
     private readonly Stack<List<SimTask>> _spareLists = new();
-    private readonly long[] _ratelimitWindowEnd = new long[sim.Memory.Zones.Length];
-    private readonly long[] _ratelimitPages = new long[sim.Memory.Zones.Length];
+    private readonly long[] _ratelimitWindowEnd = new long[sim.Memory.NodeZones.Length];
+    private readonly long[] _ratelimitPages = new long[sim.Memory.NodeZones.Length];
 
     /// <summary>isolate_lru_page: takes the page off its LRU list for migration; false if it is on none (isolated elsewhere, or in a pagevec).</summary>
     public bool IsolateLruPage(Exec ex, int frame)

@@ -116,7 +116,7 @@ public sealed class PageAlloc(Sim sim)
                 }
                 if (fruitless > MaxFruitlessReclaims)
                 {
-                    throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {zonelist[0]})");
+                    throw new SimulationException($"out of memory: {task.Comm} cannot reclaim any page (node {sim.Memory.Zones[zonelist[0]].Node})");
                 }
                 if (fruitless > 0 && ex.Now > ex.Start)
                 {

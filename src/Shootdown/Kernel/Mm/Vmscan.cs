@@ -10,6 +10,9 @@ namespace Shootdown.Kernel.Mm;
 /// </summary>
 public sealed class ScanControl
 {
+    /// <summary>kswapd_shrink_zone: the zone's lowmem_reserve[end_zone] (its reserve if a higher zone of the node is the one being balanced, else 0).</summary>
+    public long KswapdReserve;
+
     public ScanControl(int swapClusterMax)
     {
         PageList = new int[swapClusterMax];
@@ -338,7 +341,7 @@ public sealed class Vmscan(Sim sim)
         {
             z.ZoneDirty = true;
         }
-        sim.Trace?.LruShrinkInactive(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, z.Node, nrTaken, nrReclaimed, sc.Priority);
+        sim.Trace?.LruShrinkInactive(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, z.Node, nrTaken, nrReclaimed, sc.Priority, z.IsDma32);
         sc.LastReclaimed = nrReclaimed;
     }
 
@@ -636,9 +639,10 @@ public sealed class Vmscan(Sim sim)
     // ---- kswapd --------------------------------------------------------------------------------
 
     /// <summary>
-    /// balance_pgdat (4.0, order 0, one zone per node): starting at DEF_PRIORITY, kswapd_shrink_zone
-    /// the zone while it is below its high watermark; lower the priority when a pass scanned less
-    /// than its target or reclaimed nothing; stop when balanced or at priority 0.
+    /// balance_pgdat (4.0, order 0): starting at DEF_PRIORITY, find end_zone (the highest zone of
+    /// the node below its high watermark), kswapd_shrink_zone each zone from the lowest up to it
+    /// (nr_scanned reset per zone); lower the priority when no zone scanned its target or nothing
+    /// was reclaimed; stop when the node is balanced or at priority 0.
     /// </summary>
     public IEnumerable<Yield> BalancePgdat(Exec ex, SimTask kswapd, int node)
     {
@@ -685,7 +689,6 @@ public sealed class Vmscan(Sim sim)
                 {
                     break; // no zone needs balancing
                 }
-                sc.NrScanned = 0;
                 bool raisePriority = true;
                 for (int k = 0; k <= end; k++)
                 {
@@ -695,6 +698,9 @@ public sealed class Vmscan(Sim sim)
                         continue;
                     }
                     sc.Zone = z;
+                    sc.NrScanned = 0; // per zone, as 4.0's balance_pgdat resets it before each kswapd_shrink_zone
+                    // classzone_idx = end_zone: a lower zone keeps its lowmem_reserve from the test.
+                    sc.KswapdReserve = k < end && z.IsDma32 ? z.LowmemReserve : 0;
                     foreach (Yield y in sc.KswapdShrinkZoneProc.Start()) // kswapd_shrink_zone(zone, sc)
                     {
                         yield return y;
@@ -778,7 +784,7 @@ public sealed class Vmscan(Sim sim)
             Zone z = sc.Zone;
             sc.NrToReclaim = Math.Max(Scm, z.WmarkHigh);
             long balanceGap = Math.Min(z.WmarkLow, ((long)z.Frames * z.SizingScale + 99) / 100); // KSWAPD_ZONE_BALANCE_GAP_RATIO, of the full-size zone
-            if (z.WatermarkOk(z.WmarkHigh + balanceGap + (z.IsDma32 ? z.LowmemReserve : 0)))
+            if (z.WatermarkOk(z.WmarkHigh + balanceGap + sc.KswapdReserve))
             {
                 sc.ZoneShrinkDone = true;
                 yield return ReusableProcess.PassEnd; // return true
@@ -788,7 +794,7 @@ public sealed class Vmscan(Sim sim)
             {
                 yield return y;
             }
-            if (ZoneReclaimable(z) && z.Balanced)
+            if (ZoneReclaimable(z) && z.WatermarkOk(z.WmarkHigh + sc.KswapdReserve))
             {
                 z.ZoneDirty = false;
             }
