@@ -72,6 +72,15 @@ public static class ProcFiles
             sb.Append(CultureInfo.InvariantCulture, $",free_pages_node{n}");
         }
         sb.Append(",wmark_min,wmark_low,wmark_high\n");
+        // Node 0's watermarks, summed over its zones like its free pages.
+        long min = 0, low = 0, high = 0;
+        foreach (Kernel.Mm.Zone z in zones)
+        {
+            if (z.Node == 0)
+            {
+                (min, low, high) = (min + z.WmarkMin, low + z.WmarkLow, high + z.WmarkHigh);
+            }
+        }
         int buckets = (int)Math.Min(ts.Buckets, (endNs + ts.IntervalNs - 1) / ts.IntervalNs);
         for (int b = 0; b < buckets; b++)
         {
@@ -85,15 +94,6 @@ public static class ProcFiles
             for (int n = 0; n < nodes; n++)
             {
                 sb.Append(',').Append(ts.FreeAt(b, n).ToString(CultureInfo.InvariantCulture));
-            }
-            // Node 0's watermarks, summed over its zones like its free pages.
-            long min = 0, low = 0, high = 0;
-            foreach (Kernel.Mm.Zone z in zones)
-            {
-                if (z.Node == 0)
-                {
-                    (min, low, high) = (min + z.WmarkMin, low + z.WmarkLow, high + z.WmarkHigh);
-                }
             }
             sb.Append(CultureInfo.InvariantCulture, $",{min},{low},{high}\n");
         }

@@ -87,7 +87,7 @@ public sealed class Memory
                 // A scaled zone keeps the full-size zone's watermarks in pages, up to 1/16 of its
                 // frames (so that a very small scale still leaves the zone usable).
                 long min = Math.Max(1, Math.Min(minPagesTotal * frames / total, sizingScale > 1 ? frames / 16 : long.MaxValue));
-                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale) { Memory = this, Index = zones.Count, IsDma32 = dma32 };
+                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale) { Memory = this, IsDma32 = dma32 };
                 NodeZones[node][k] = zones.Count;
                 zones.Add(z);
                 InitFreeArea(z);
@@ -413,7 +413,7 @@ public sealed class Zone
         WmarkMin = min;
         WmarkLow = low;
         WmarkHigh = high;
-        AllocBatch = high - low;
+        ResetAllocBatch();
         Array.Fill(FreeHead, -1);
         Array.Fill(FreeTail, -1);
         PcpHead = new int[nrCpus];
@@ -503,8 +503,6 @@ public sealed class Zone
 
     public int Node { get; }
 
-    /// <summary>Index in Memory.Zones.</summary>
-    public int Index { get; init; }
 
     /// <summary>ZONE_DMA32 (node 0's memory below 4 GiB), else ZONE_NORMAL.</summary>
     public bool IsDma32 { get; init; }
@@ -517,6 +515,13 @@ public sealed class Zone
 
     /// <summary>ZONE_FAIR_DEPLETED.</summary>
     public bool FairDepleted;
+
+    /// <summary>reset_alloc_batches for this zone: NR_ALLOC_BATCH back to its fair share (high - low), ZONE_FAIR_DEPLETED cleared.</summary>
+    public void ResetAllocBatch()
+    {
+        AllocBatch = WmarkHigh - WmarkLow;
+        FairDepleted = false;
+    }
 
     public int FirstFrame { get; }
 

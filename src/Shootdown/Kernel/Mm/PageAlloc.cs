@@ -163,7 +163,7 @@ public sealed class PageAlloc(Sim sim)
                             continue;
                         }
                     }
-                    long mark = (useLow ? z.WmarkLow : z.WmarkMin) + (z.IsDma32 ? z.LowmemReserve : 0);
+                    long mark = (useLow ? z.WmarkLow : z.WmarkMin) + z.LowmemReserve; // 0 but in a ZONE_DMA32 below a Normal zone
                     if (!z.WatermarkOk(mark))
                     {
                         continue;
@@ -197,9 +197,7 @@ public sealed class PageAlloc(Sim sim)
     {
         foreach (int zi in sim.Memory.NodeZones[node])
         {
-            Zone z = sim.Memory.Zones[zi];
-            z.AllocBatch = z.WmarkHigh - z.WmarkLow;
-            z.FairDepleted = false;
+            sim.Memory.Zones[zi].ResetAllocBatch();
         }
     }
 

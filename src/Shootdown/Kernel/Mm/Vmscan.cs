@@ -700,7 +700,7 @@ public sealed class Vmscan(Sim sim)
                     sc.Zone = z;
                     sc.NrScanned = 0; // per zone, as 4.0's balance_pgdat resets it before each kswapd_shrink_zone
                     // classzone_idx = end_zone: a lower zone keeps its lowmem_reserve from the test.
-                    sc.KswapdReserve = k < end && z.IsDma32 ? z.LowmemReserve : 0;
+                    sc.KswapdReserve = k < end ? z.LowmemReserve : 0;
                     foreach (Yield y in sc.KswapdShrinkZoneProc.Start()) // kswapd_shrink_zone(zone, sc)
                     {
                         yield return y;
@@ -710,7 +710,6 @@ public sealed class Vmscan(Sim sim)
                         raisePriority = false;
                     }
                 }
-                sc.Zone = sim.Memory.TopZone(node);
                 // Throttled direct reclaimers may go on once the node is above its reserve.
                 if (sim.Memory.PfmemallocWaitOf(node).Count > 0 && sim.Memory.NodeReserveOk(node))
                 {
@@ -722,7 +721,6 @@ public sealed class Vmscan(Sim sim)
                 }
             }
             while (sc.Priority >= 1 && !NodeBalanced(node));
-            sc.Zone = sim.Memory.TopZone(node);
             yield return ReusableProcess.PassEnd;
         }
     }
