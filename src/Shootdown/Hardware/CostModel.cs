@@ -65,6 +65,10 @@ public sealed record CostModel
     [Hardware]
     public long DramRemoteNodeNs { get; init; } = 200;
 
+    /// <summary>Last-level cache of one socket, in bytes (a 12-core 2015 Xeon E7 v3 has 30 MB: E7-4830 v3, ark.intel.com); what a socket's cache holds before a line it has not touched again is evicted (<see cref="CacheLines"/>). 0: unlimited.</summary>
+    [Hardware]
+    public long LlcBytes { get; init; } = 30L << 20;
+
     // ---- Memory bandwidth and the user's loop --------------------------------------------------
     /// <summary>clear_page of 4 KiB on the local node (rep stos at ~5-10 GB/s per core); a remote node's page takes longer by the ratio of the DRAM latencies.</summary>
     [Hardware]
@@ -169,6 +173,7 @@ public sealed record CostModel
         nameof(TlbWays) => (1, 1 << 10),
         nameof(TickNs) or nameof(SchedSliceNs) => (1_000, MaxNs),
         nameof(DramLocalNs) => (1, MaxNs), // clear_page scales by the remote/local DRAM ratio
+        nameof(LlcBytes) => (0, 1L << 40),
         _ => (0, MaxNs),
     };
 

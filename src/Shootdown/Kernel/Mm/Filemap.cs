@@ -49,7 +49,7 @@ public sealed class Filemap(Sim sim)
             // The filesystem's readpage of a hole: block-map lookup, then clear_page of the frame,
             // on whichever node the allocator found it.
             ex.Sys += sim.Costs.ReadpageHoleNs + sim.Lines.ClearPage(ex.Cpu.Node, mem.NodeOf(f));
-            ex.TakeLine(ref mem.Pages[f].Owner, mem.NodeOf(f));
+            ex.TakeLine(ref mem.Pages[f], mem.NodeOf(f));
             ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs);
             file.PageCache.Set(i, (uint)(f + 1));
             sim.Oracle?.PageRead(f, file.Id, i);
@@ -116,7 +116,8 @@ public sealed class Filemap(Sim sim)
                 sim.Writeback.SetPageDirty(f);
             }
             mm.PageTable.Set(vpn, Pte.Make(f, flags));
-            ex.TakeLine(ref mem.Pages[f].Owner, mem.NodeOf(f)); // page_add_file_rmap
+            ex.TakeLine(ref mem.Pages[f], mem.NodeOf(f)); // page_add_file_rmap
+            mem.Pages[f].PteStamp = sim.Lines.Clock(ex.Cpu.Node); // the PTE's line, written here
             mem.Pages[f].MapCount++;
             mm.RssFile++;
             mapped++;

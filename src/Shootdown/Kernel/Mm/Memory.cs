@@ -19,6 +19,10 @@ public struct Page
     public PageFlags Flags;
     /// <summary>The CPU whose cache last wrote this struct page's line (-1: none; <see cref="Hardware.CacheLines"/>).</summary>
     public short Owner;
+    /// <summary>The owner's socket's cache fill clock when it last wrote this line (<see cref="Hardware.CacheLines"/>): whether the line is still cached.</summary>
+    public uint Stamp;
+    /// <summary>The faulting CPU's socket clock when it wrote the PTE mapping this frame (fault-around): whether that PTE line is still cached when reclaim reads it.</summary>
+    public uint PteStamp;
 }
 
 /// <summary>

@@ -227,7 +227,7 @@ public sealed class PageAlloc(Sim sim)
         }
         ref Page p = ref mem.Pages[f];
         p.Flags = PageFlags.None;
-        ex.Sys += sim.Costs.PageAllocNs + sim.Lines.Take(ref p.Owner, cpu, z.Node);
+        ex.Sys += sim.Costs.PageAllocNs + sim.Lines.Take(ref p, cpu, z.Node);
         return f;
     }
 
@@ -256,11 +256,11 @@ public sealed class PageAlloc(Sim sim)
             }
             int f = z.FreeHead[order];
             // list_del: the block's struct page and its successor's (the list's new head).
-            lines += sim.Lines.Take(ref pages[f].Owner, cpu, node);
+            lines += sim.Lines.Take(ref pages[f], cpu, node);
             int next = pages[f].LruNext;
             if (next >= 0)
             {
-                lines += sim.Lines.Take(ref pages[next].Owner, cpu, node);
+                lines += sim.Lines.Take(ref pages[next], cpu, node);
             }
             mem.FreeListDel(z, order, f);
             // expand: the upper halves go back on the lower orders' lists (list_add at the head:
@@ -268,11 +268,11 @@ public sealed class PageAlloc(Sim sim)
             for (int o = order - 1; o >= 0; o--)
             {
                 int half = f + (1 << o);
-                lines += sim.Lines.Take(ref pages[half].Owner, cpu, node);
+                lines += sim.Lines.Take(ref pages[half], cpu, node);
                 int head = z.FreeHead[o];
                 if (head >= 0)
                 {
-                    lines += sim.Lines.Take(ref pages[head].Owner, cpu, node);
+                    lines += sim.Lines.Take(ref pages[head], cpu, node);
                 }
                 mem.FreeListAdd(z, o, half, tail: false);
             }
@@ -325,19 +325,19 @@ public sealed class PageAlloc(Sim sim)
             int b = z.FirstFrame + buddyIdx;
             if ((pages[b].Flags & PageFlags.Buddy) == 0 || pages[b].Index != order)
             {
-                lines += sim.Lines.Read(pages[b].Owner, cpu, node);
+                lines += sim.Lines.Read(in pages[b], cpu, node);
                 break;
             }
             // A merge: the buddy's line comes here, and list_del writes its neighbours.
-            lines += sim.Lines.Take(ref pages[b].Owner, cpu, node);
+            lines += sim.Lines.Take(ref pages[b], cpu, node);
             int prev = pages[b].LruPrev, next = pages[b].LruNext;
             if (prev >= 0)
             {
-                lines += sim.Lines.Take(ref pages[prev].Owner, cpu, node);
+                lines += sim.Lines.Take(ref pages[prev], cpu, node);
             }
             if (next >= 0)
             {
-                lines += sim.Lines.Take(ref pages[next].Owner, cpu, node);
+                lines += sim.Lines.Take(ref pages[next], cpu, node);
             }
             mem.FreeListDel(z, order, b);
             idx &= buddyIdx;
@@ -345,7 +345,7 @@ public sealed class PageAlloc(Sim sim)
             buddyIdx = -1;
         }
         int head = z.FirstFrame + idx;
-        lines += sim.Lines.Take(ref pages[head].Owner, cpu, node);
+        lines += sim.Lines.Take(ref pages[head], cpu, node);
         bool tail = false;
         if (order < Zone.MaxOrder - 2 && buddyIdx >= 0)
         {
@@ -354,14 +354,14 @@ public sealed class PageAlloc(Sim sim)
             if (higherBuddy < z.Frames)
             {
                 ref Page hb = ref pages[z.FirstFrame + higherBuddy];
-                lines += sim.Lines.Read(hb.Owner, cpu, node);
+                lines += sim.Lines.Read(in hb, cpu, node);
                 tail = (hb.Flags & PageFlags.Buddy) != 0 && hb.Index == order + 1;
             }
         }
         int old = tail ? z.FreeTail[order] : z.FreeHead[order];
         if (old >= 0)
         {
-            lines += sim.Lines.Take(ref pages[old].Owner, cpu, node);
+            lines += sim.Lines.Take(ref pages[old], cpu, node);
         }
         mem.FreeListAdd(z, order, head, tail);
     }
@@ -428,7 +428,7 @@ public sealed class PageAlloc(Sim sim)
         {
             Zone z = mem.ZoneOf(f);
             ref Page p = ref mem.Pages[f];
-            ex.Sys += sim.Costs.PageFreeNs + sim.Lines.Take(ref p.Owner, cpu, z.Node);
+            ex.Sys += sim.Costs.PageFreeNs + sim.Lines.Take(ref p, cpu, z.Node);
             p.Flags = PageFlags.Free;
             p.Mapping = -1;
             p.MapCount = 0;

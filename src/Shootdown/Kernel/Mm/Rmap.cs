@@ -80,7 +80,7 @@ public sealed class Rmap(Sim sim)
     }
 
     /// <summary>page_referenced_one: under the PTE lock, counts young PTEs and clears their accessed bit, notes VM_EXEC.</summary>
-    private struct PageReferencedOne(Exec ex) : IRmapOne
+    private struct PageReferencedOne(Exec ex, Page[] pages) : IRmapOne
     {
         public int Referenced;
         public bool VmExec;
@@ -89,9 +89,10 @@ public sealed class Rmap(Sim sim)
         {
             // The PTE's line was last written by the CPU that faulted the mapping in; it holds
             // PtesPerLine PTEs, and reclaim walks pages in about the order they were faulted, so
-            // one transfer serves that many pages.
+            // one transfer (or, once that CPU's cache has evicted it, one DRAM read) serves that
+            // many pages.
             long t0 = ex.Now;
-            ex.Sys += ex.Lines.Transfer(vma.Mm.PteOwner, ex.Cpu.Id) / Pte.PtesPerLine;
+            ex.Sys += ex.Lines.PteLine(vma.Mm.PteOwner, pages[frame].PteStamp, ex.Cpu.Id) / Pte.PtesPerLine;
             ex.LockAround(vma.Mm.Ptl(vpn), t0);
             if (Pte.IsYoung(pte))
             {
@@ -110,7 +111,7 @@ public sealed class Rmap(Sim sim)
     /// </summary>
     public int PageReferenced(Exec ex, int frame, out bool vmExec)
     {
-        var one = new PageReferencedOne(ex);
+        var one = new PageReferencedOne(ex, sim.Memory.Pages);
         if (sim.Memory.Pages[frame].MapCount > 0)
         {
             IMmapLockRead(ex, frame);

@@ -35,7 +35,7 @@ public sealed class Swap(Sim sim)
             while (j < n && mem.ZoneOf(cpu.Pagevec[j]) == z)
             {
                 int f = cpu.Pagevec[j];
-                lines += sim.Lines.Take(ref mem.Pages[f].Owner, cpu.Id, node);
+                lines += sim.Lines.Take(ref mem.Pages[f], cpu.Id, node);
                 mem.LruAddHead(z, f, active: (mem.Pages[f].Flags & PageFlags.Active) != 0);
                 j++;
             }

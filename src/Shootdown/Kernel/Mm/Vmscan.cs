@@ -404,7 +404,7 @@ public sealed class Vmscan(Sim sim)
                 break;
             }
             mem.Pages[f].Flags |= PageFlags.Isolated;
-            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
+            lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             sc.PageList[n++] = f;
         }
         ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines);
@@ -423,14 +423,14 @@ public sealed class Vmscan(Sim sim)
         {
             int f = sc.Keep[i];
             mem.Pages[f].Flags &= ~PageFlags.Isolated;
-            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
+            lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             mem.LruAddHead(z, f, active: false);
         }
         for (int i = 0; i < sc.NrActivate; i++)
         {
             int f = sc.Activate[i];
             mem.Pages[f].Flags &= ~PageFlags.Isolated;
-            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
+            lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             mem.LruAddHead(z, f, active: true);
         }
         ex.LockHold(z.LruLock, back * sim.Costs.LruPerPageNs + lines);
@@ -457,7 +457,7 @@ public sealed class Vmscan(Sim sim)
             {
                 break;
             }
-            lines += sim.Lines.Take(ref mem.Pages[f].Owner, ex.Cpu.Id, z.Node);
+            lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             hold[n++] = f;
         }
         ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines);

@@ -179,7 +179,7 @@ public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
     }
 
     /// <summary>Writes a struct page (or another tracked line) outside any lock: its line comes to this CPU.</summary>
-    public void TakeLine(ref short owner, int memNode) => Sys += Lines.Take(ref owner, Cpu.Id, memNode);
+    public void TakeLine(ref Mm.Page page, int memNode) => Sys += Lines.Take(ref page, Cpu.Id, memNode);
 }
 
 /// <summary>

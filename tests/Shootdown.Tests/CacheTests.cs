@@ -1,0 +1,151 @@
+using System.Text.Json;
+using Shootdown.Hardware;
+using Shootdown.Kernel.Mm;
+using Shootdown.Reports;
+
+namespace Shootdown.Tests;
+
+/// <summary>
+/// Finite caches: a socket's last-level cache holds <see cref="CostModel.LlcBytes"/>; a struct
+/// page or PTE line its owner has not written again since its socket filled more lines than that
+/// is evicted and comes from DRAM.
+/// </summary>
+public class CacheTests
+{
+    /// <summary>Two sockets with one CPU each and a cache of <paramref name="llcLines"/> lines.</summary>
+    private static CacheLines TwoSockets(long llcLines, out CostModel c)
+    {
+        c = CostModel.Xeon2015 with { LlcBytes = llcLines * 64 };
+        return new CacheLines(2, 1, NumaDistance.Uniform(2), c);
+    }
+
+    /// <summary>Fills <paramref name="node"/>'s cache with the lines of <paramref name="pages"/> cleared pages.</summary>
+    private static void Clear(CacheLines lines, int node, int pages)
+    {
+        for (int i = 0; i < pages; i++)
+        {
+            lines.ClearPage(node, node);
+        }
+    }
+
+    [Fact]
+    public void ALineStaysInItsOwnersCacheUntilTheSocketHasFilledTheCache()
+    {
+        CacheLines lines = TwoSockets(64 * 1024, out CostModel c); // 1,024 pages' worth
+        var p = new Page { Owner = -1 };
+        Assert.Equal(c.DramLocalNs, lines.Take(ref p, 0, 0)); // never touched: DRAM
+        Assert.Equal(0, lines.Take(ref p, 0, 0)); // in this CPU's cache now
+        Clear(lines, 0, 1000);
+        Assert.Equal(0, lines.Read(in p, 0, 0)); // 1,000 pages later it is still there
+        Assert.Equal(c.CacheLineRemoteNodeNs, lines.Read(in p, 1, 0)); // and another socket gets it from there
+        Clear(lines, 0, 100);
+        // 1,100 pages of fills since CPU 0 wrote it: evicted. Its own CPU reads local DRAM, the
+        // other socket remote DRAM.
+        Assert.Equal(c.DramLocalNs, lines.Read(in p, 0, 0));
+        Assert.Equal(c.DramRemoteNodeNs, lines.Read(in p, 1, 0));
+        // Writing it again brings it back and restarts its life in the cache.
+        Assert.Equal(c.DramLocalNs, lines.Take(ref p, 0, 0));
+        Assert.Equal(0, lines.Read(in p, 0, 0));
+    }
+
+    [Fact]
+    public void AnotherSocketsFillsDoNotEvictALine()
+    {
+        CacheLines lines = TwoSockets(64 * 1024, out CostModel c);
+        var p = new Page { Owner = -1 };
+        lines.Take(ref p, 0, 0);
+        Clear(lines, 1, 10_000);
+        Assert.Equal(0, lines.Read(in p, 0, 0));
+        // A line that moves to the other socket lives by that socket's clock.
+        Assert.Equal(c.CacheLineRemoteNodeNs, lines.Take(ref p, 1, 0));
+        Clear(lines, 1, 2000);
+        Assert.Equal(c.DramLocalNs, lines.Read(in p, 0, 0)); // evicted: from node 0's DRAM, where the struct page is
+        Assert.Equal(c.DramRemoteNodeNs, lines.Read(in p, 1, 0));
+    }
+
+    [Fact]
+    public void EveryLineFetchedFillsTheCacheToo()
+    {
+        CacheLines lines = TwoSockets(16 * 16, out CostModel c); // 256 lines
+        var old = new Page { Owner = -1 };
+        lines.Take(ref old, 0, 0);
+        var others = new Page[300];
+        for (int i = 0; i < others.Length; i++)
+        {
+            others[i].Owner = -1;
+            lines.Take(ref others[i], 0, 0); // 300 lines from DRAM, no page cleared
+        }
+        Assert.Equal(c.DramLocalNs, lines.Read(in old, 0, 0));
+        Assert.Equal(0, lines.Read(in others[299], 0, 0));
+    }
+
+    [Fact]
+    public void UnlimitedCachesEvictNothing()
+    {
+        CacheLines lines = TwoSockets(0, out CostModel c);
+        var p = new Page { Owner = -1 };
+        lines.Take(ref p, 0, 0);
+        Clear(lines, 0, 1_000_000);
+        Assert.Equal(0, lines.Read(in p, 0, 0));
+        Assert.Equal(c.CacheLineRemoteNodeNs, lines.Read(in p, 1, 0));
+    }
+
+    [Fact]
+    public void APteLineComesFromItsCacheOrFromDramOfItsPageTablesNode()
+    {
+        CacheLines lines = TwoSockets(64 * 1024, out CostModel c);
+        uint stamp = lines.Clock(0); // CPU 0 faults the page in and writes the PTE
+        Assert.Equal(c.CacheLineRemoteNodeNs, lines.PteLine(0, stamp, 1));
+        Assert.Equal(0, lines.PteLine(0, stamp, 0));
+        Clear(lines, 0, 2000);
+        Assert.Equal(c.DramRemoteNodeNs, lines.PteLine(0, stamp, 1)); // the page table is on node 0
+        Assert.Equal(c.DramLocalNs, lines.PteLine(0, stamp, 0));
+    }
+
+    [Fact]
+    public void CopyingAPageFillsTheCacheWithBothPages()
+    {
+        CacheLines lines = TwoSockets(16 * 64, out CostModel c); // 1,024 lines: 8 copies
+        var p = new Page { Owner = -1 };
+        lines.Take(ref p, 0, 0);
+        for (int i = 0; i < 7; i++)
+        {
+            Assert.Equal(c.CopyPageNs, lines.CopyPage(0));
+        }
+        Assert.Equal(0, lines.Read(in p, 0, 0));
+        lines.CopyPage(0);
+        lines.CopyPage(0);
+        Assert.Equal(c.DramLocalNs, lines.Read(in p, 0, 0));
+    }
+
+    [Fact]
+    public void MachineFilesDescribeTheirCachesAndRunsRecordThem()
+    {
+        Assert.Equal(30L << 20, MachineSpec.Resolve("gorman-4node").Costs.LlcBytes);
+        Assert.Equal(20L << 20, MachineSpec.Resolve("gorman-1node").Costs.LlcBytes);
+        Assert.Equal(37_486_592, MachineSpec.Resolve("cascadelake-2s").Costs.LlcBytes);
+        string file = TestKit.TempFile("m.toml", "name = \"m\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nllc_bytes = 8388608\n");
+        Assert.Equal(8L << 20, MachineSpec.Resolve(file).Costs.LlcBytes);
+        string bad = TestKit.TempFile("b.toml", "name = \"b\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nllc_bytes = -1\n");
+        var e = Assert.Throws<ConfigException>(() => MachineSpec.Resolve(bad));
+        Assert.Contains("llc_bytes", e.Message);
+        RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 4));
+        using var doc = JsonDocument.Parse(r.ToJson());
+        Assert.Equal(30L << 20, doc.RootElement.GetProperty("config").GetProperty("costs").GetProperty("llc_bytes").GetInt64());
+    }
+
+    [Fact]
+    public void EvictedStructPagesAndPteLinesCostReclaimDramReads()
+    {
+        // The same run with unlimited caches and with a cache so small that every line reclaim
+        // touches an LRU cycle after the read has been evicted: the second spends more system
+        // time, all of it in the paths that touch old lines, and the user loop does not change.
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 64);
+        RunResult unlimited = Runner.Run(cfg with { Costs = cfg.Costs with { LlcBytes = 0 } });
+        RunResult small = Runner.Run(cfg with { Costs = cfg.Costs with { LlcBytes = 64 * 1024 } });
+        RunResult preset = Runner.Run(cfg);
+        Assert.True(small.SystemS > unlimited.SystemS * 1.02, $"{small.SystemS} vs {unlimited.SystemS}");
+        Assert.True(preset.SystemS > unlimited.SystemS, $"{preset.SystemS} vs {unlimited.SystemS}");
+        Assert.Equal(unlimited.UserS, small.UserS, 2);
+    }
+}
