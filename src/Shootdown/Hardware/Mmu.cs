@@ -68,6 +68,7 @@ public sealed class Mmu(Sim sim)
         if (np != pte)
         {
             mm.PageTable.Update(vpn, np);
+            sim.Memory.PteWritten(Pte.Frame(np), ex.Cpu.Id, sim.Lines); // the walker's locked write of the accessed/dirty bit
         }
         byte flags = (byte)((Pte.IsWrite(np) ? Tlb.EntryWritable : 0) | (Pte.IsDirty(np) ? Tlb.EntryDirty : 0));
         if (slot >= 0)

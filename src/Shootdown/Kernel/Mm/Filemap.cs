@@ -117,13 +117,16 @@ public sealed class Filemap(Sim sim)
             }
             mm.PageTable.Set(vpn, Pte.Make(f, flags));
             ex.TakeLine(ref mem.Pages[f], mem.NodeOf(f)); // page_add_file_rmap
-            mem.Pages[f].PteStamp = sim.Lines.Clock(ex.Cpu.Node); // the PTE's line, written here
+            mem.PteWritten(f, ex.Cpu.Id, sim.Lines);
             mem.Pages[f].MapCount++;
             mm.RssFile++;
             mapped++;
         }
         ex.Sys += mapped * sim.Costs.MapPtePerPageNs;
-        mm.PteOwner = ex.Cpu.Id;
+        if (mm.PageTableNode < 0)
+        {
+            mm.PageTableNode = ex.Cpu.Node;
+        }
         return mapped;
     }
 

@@ -21,8 +21,6 @@ public struct Page
     public short Owner;
     /// <summary>The owner's socket's cache fill clock when it last wrote this line (<see cref="Hardware.CacheLines"/>): whether the line is still cached.</summary>
     public uint Stamp;
-    /// <summary>The faulting CPU's socket clock when it wrote the PTE mapping this frame (fault-around): whether that PTE line is still cached when reclaim reads it.</summary>
-    public uint PteStamp;
 }
 
 /// <summary>
@@ -34,6 +32,25 @@ public sealed class Memory
 {
     /// <summary>Every frame's struct page, indexed by frame number.</summary>
     public readonly Page[] Pages;
+
+    /// <summary>
+    /// The line of the PTE that maps each frame: the CPU that last wrote it (installed the mapping,
+    /// set its accessed or dirty bit, or cleared the accessed bit in reclaim; -1: none) and that
+    /// CPU's socket clock then (<see cref="Hardware.CacheLines"/>). Kept beside struct page, not in
+    /// it, so that struct page stays 32 bytes. A frame mapped by several mms has one record: the
+    /// last writer's.
+    /// </summary>
+    public readonly short[] PteWriter;
+
+    /// <inheritdoc cref="PteWriter"/>
+    public readonly uint[] PteStamp;
+
+    /// <summary>Records that <paramref name="cpu"/> wrote the PTE line mapping <paramref name="frame"/> now.</summary>
+    public void PteWritten(int frame, int cpu, Hardware.CacheLines lines)
+    {
+        PteWriter[frame] = (short)cpu;
+        PteStamp[frame] = lines.StampNow(cpu);
+    }
 
     /// <summary>
     /// <paramref name="minFreeKbytes"/> is the machine's min_free_kbytes. <paramref name="sizingScale"/>
@@ -64,11 +81,14 @@ public sealed class Memory
         FramesPerNode = (int)framesPerNode;
         int n = (int)total;
         Pages = new Page[n];
+        PteWriter = new short[n];
+        PteStamp = new uint[n];
         for (int i = 0; i < n; i++)
         {
             Pages[i].Mapping = -1;
             Pages[i].LruNext = Pages[i].LruPrev = -1;
             Pages[i].Owner = -1;
+            PteWriter[i] = -1;
         }
         // Watermarks as Linux 4.0 sets them (mm/page_alloc.c): min_free_kbytes is shared between
         // zones in proportion to their size; low = min * 5/4, high = min * 3/2. Node 0 may have a

@@ -38,8 +38,8 @@ public sealed class MmStruct
     /// <summary>mm->mm_users: threads using the mm; the last one's exit tears it down (exit_mmap).</summary>
     public int Users;
 
-    /// <summary>The CPU that last wrote this mm's page-table lines in a fault (-1: none yet; <see cref="Hardware.CacheLines"/>).</summary>
-    public int PteOwner = -1;
+    /// <summary>The node whose memory holds this mm's page tables: the node of its first fault's CPU (-1: none yet; <see cref="Hardware.CacheLines.PteLine"/>).</summary>
+    public int PageTableNode = -1;
 
     // ---- split PTE locks ------------------------------------------------------------------------
     // USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4 on x86-64): each page-table page has its own spinlock,

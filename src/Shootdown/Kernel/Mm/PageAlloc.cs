@@ -325,7 +325,7 @@ public sealed class PageAlloc(Sim sim)
             int b = z.FirstFrame + buddyIdx;
             if ((pages[b].Flags & PageFlags.Buddy) == 0 || pages[b].Index != order)
             {
-                lines += sim.Lines.Read(in pages[b], cpu, node);
+                lines += sim.Lines.Read(ref pages[b], cpu, node);
                 break;
             }
             // A merge: the buddy's line comes here, and list_del writes its neighbours.
@@ -354,7 +354,7 @@ public sealed class PageAlloc(Sim sim)
             if (higherBuddy < z.Frames)
             {
                 ref Page hb = ref pages[z.FirstFrame + higherBuddy];
-                lines += sim.Lines.Read(in hb, cpu, node);
+                lines += sim.Lines.Read(ref hb, cpu, node);
                 tail = (hb.Flags & PageFlags.Buddy) != 0 && hb.Index == order + 1;
             }
         }

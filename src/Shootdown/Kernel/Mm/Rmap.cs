@@ -80,23 +80,24 @@ public sealed class Rmap(Sim sim)
     }
 
     /// <summary>page_referenced_one: under the PTE lock, counts young PTEs and clears their accessed bit, notes VM_EXEC.</summary>
-    private struct PageReferencedOne(Exec ex, Page[] pages) : IRmapOne
+    private struct PageReferencedOne(Exec ex, Memory mem) : IRmapOne
     {
         public int Referenced;
         public bool VmExec;
 
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
-            // The PTE's line was last written by the CPU that faulted the mapping in; it holds
-            // PtesPerLine PTEs, and reclaim walks pages in about the order they were faulted, so
-            // one transfer (or, once that CPU's cache has evicted it, one DRAM read) serves that
-            // many pages.
+            // The PTE's line was last written by the CPU that faulted the mapping in or set its
+            // accessed bit (or by the reclaimer that cleared it); it holds PtesPerLine PTEs, and
+            // reclaim walks pages in about the order they were faulted, so one transfer (or, once
+            // that CPU's cache has evicted it, one DRAM read) serves that many pages.
             long t0 = ex.Now;
-            ex.Sys += ex.Lines.PteLine(vma.Mm.PteOwner, pages[frame].PteStamp, ex.Cpu.Id) / Pte.PtesPerLine;
+            ex.Sys += ex.Lines.PteLine(mem.PteWriter[frame], mem.PteStamp[frame], vma.Mm.PageTableNode, ex.Cpu.Id) / Pte.PtesPerLine;
             ex.LockAround(vma.Mm.Ptl(vpn), t0);
             if (Pte.IsYoung(pte))
             {
                 vma.Mm.PageTable.Update(vpn, pte & ~Pte.Accessed);
+                mem.PteWritten(frame, ex.Cpu.Id, ex.Lines);
                 Referenced++;
                 VmExec |= vma.Exec;
             }
@@ -111,7 +112,7 @@ public sealed class Rmap(Sim sim)
     /// </summary>
     public int PageReferenced(Exec ex, int frame, out bool vmExec)
     {
-        var one = new PageReferencedOne(ex, sim.Memory.Pages);
+        var one = new PageReferencedOne(ex, sim.Memory);
         if (sim.Memory.Pages[frame].MapCount > 0)
         {
             IMmapLockRead(ex, frame);
@@ -209,6 +210,7 @@ public sealed class Rmap(Sim sim)
             MmStruct mm = vma.Mm;
             long t0 = ex.Now;
             mm.PageTable.Update(vpn, Pte.Make(newFrame, Pte.Present | (pte & (Pte.Write | Pte.Dirty))));
+            sim.Memory.PteWritten(newFrame, ex.Cpu.Id, sim.Lines);
             mm.PteEpoch++;
             sim.Memory.Pages[newFrame].MapCount++;
             mm.RssFile++;
