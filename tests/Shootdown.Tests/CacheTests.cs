@@ -19,6 +19,14 @@ public class CacheTests
         return new CacheLines(2, 1, NumaDistance.Uniform(2), c);
     }
 
+    /// <summary>A struct page line <paramref name="cpu"/> has just written (from DRAM of node 0).</summary>
+    private static Page WrittenBy(CacheLines lines, int cpu)
+    {
+        var p = new Page { Owner = -1 };
+        lines.Take(ref p, cpu, 0);
+        return p;
+    }
+
     /// <summary>Fills <paramref name="node"/>'s cache with the lines of <paramref name="pages"/> cleared pages.</summary>
     private static void Clear(CacheLines lines, int node, int pages)
     {
@@ -53,8 +61,7 @@ public class CacheTests
     public void AnotherSocketsFillsDoNotEvictALine()
     {
         CacheLines lines = TwoSockets(64 * 1024, out CostModel c);
-        var p = new Page { Owner = -1 };
-        lines.Take(ref p, 0, 0);
+        Page p = WrittenBy(lines, 0);
         Clear(lines, 1, 10_000);
         Assert.Equal(0, lines.Read(ref p, 0, 0));
         // A line that moves to the other socket lives by that socket's clock.
@@ -68,8 +75,7 @@ public class CacheTests
     public void EveryLineFetchedFillsTheCacheToo()
     {
         CacheLines lines = TwoSockets(16 * 16, out CostModel c); // 256 lines
-        var old = new Page { Owner = -1 };
-        lines.Take(ref old, 0, 0);
+        Page old = WrittenBy(lines, 0);
         var others = new Page[300];
         for (int i = 0; i < others.Length; i++)
         {
@@ -84,8 +90,7 @@ public class CacheTests
     public void UnlimitedCachesEvictNothing()
     {
         CacheLines lines = TwoSockets(0, out CostModel c);
-        var p = new Page { Owner = -1 };
-        lines.Take(ref p, 0, 0);
+        Page p = WrittenBy(lines, 0);
         Clear(lines, 0, 1_000_000);
         Assert.Equal(0, lines.Read(ref p, 0, 0));
         Assert.Equal(c.CacheLineRemoteNodeNs, lines.Read(ref p, 1, 0));
@@ -111,8 +116,7 @@ public class CacheTests
         // One line holds eight PTEs of pages reclaim walks in order: eight PTE reads from DRAM
         // fill one line.
         CacheLines lines = TwoSockets(16 * 16, out _); // 256 lines
-        var p = new Page { Owner = -1 };
-        lines.Take(ref p, 0, 0);
+        Page p = WrittenBy(lines, 0);
         for (int i = 0; i < 8 * 250; i++)
         {
             lines.PteLine(-1, 0, 0, 0);
@@ -129,8 +133,7 @@ public class CacheTests
     public void AnEvictedLineReadBackOnItsOwnersSocketIsCachedAgain()
     {
         CacheLines lines = TwoSockets(64 * 1024, out CostModel c);
-        var p = new Page { Owner = -1 };
-        lines.Take(ref p, 0, 0);
+        Page p = WrittenBy(lines, 0);
         Clear(lines, 0, 2000);
         Assert.Equal(c.DramLocalNs, lines.Read(ref p, 0, 0));
         Assert.Equal(0, lines.Read(ref p, 0, 0));
@@ -146,8 +149,7 @@ public class CacheTests
     {
         CostModel c = CostModel.Xeon2015 with { LlcBytes = 16 * 16 * 64 }; // 256 lines
         var lines = new CacheLines(1, 2, NumaDistance.Uniform(1), c); // CPUs 0 and 1 on one socket
-        var old = new Page { Owner = -1 };
-        lines.Take(ref old, 0, 0);
+        Page old = WrittenBy(lines, 0);
         var ping = new Page { Owner = -1 };
         for (int i = 0; i < 1000; i++)
         {
@@ -161,8 +163,7 @@ public class CacheTests
     public void ACacheSmallerThanOneStampUnitStillHoldsTheLineJustWritten()
     {
         CacheLines lines = TwoSockets(1, out _); // 64 bytes
-        var p = new Page { Owner = -1 };
-        lines.Take(ref p, 0, 0);
+        Page p = WrittenBy(lines, 0);
         Assert.Equal(0, lines.Read(ref p, 0, 0));
     }
 
@@ -170,8 +171,7 @@ public class CacheTests
     public void CopyingAPageFillsTheCacheWithBothPages()
     {
         CacheLines lines = TwoSockets(16 * 64, out CostModel c); // 1,024 lines: 8 copies
-        var p = new Page { Owner = -1 };
-        lines.Take(ref p, 0, 0);
+        Page p = WrittenBy(lines, 0);
         for (int i = 0; i < 7; i++)
         {
             Assert.Equal(c.CopyPageNs, lines.CopyPage(0));
