@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Shootdown.Hardware;
 using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
 using Shootdown.Reports;
 
 namespace Shootdown.Tests;
@@ -177,8 +178,7 @@ public class CacheTests
             Assert.Equal(c.CopyPageNs, lines.CopyPage(0));
         }
         Assert.Equal(0, lines.Read(ref p, 0, 0));
-        lines.CopyPage(0);
-        lines.CopyPage(0);
+        lines.CopyPage(0); // the eighth copy: 1,024 lines since the write
         Assert.Equal(c.DramLocalNs, lines.Read(ref p, 0, 0));
     }
 
@@ -196,6 +196,44 @@ public class CacheTests
         RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 4));
         using var doc = JsonDocument.Parse(r.ToJson());
         Assert.Equal(30L << 20, doc.RootElement.GetProperty("config").GetProperty("costs").GetProperty("llc_bytes").GetInt64());
+    }
+
+    [Fact]
+    public void EveryPteWriteRecordsItsWriterAndItsSocketsClock()
+    {
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 16)); // CPUs 0-3 node 0, 4-7 node 1
+        Memory mem = sim.Memory;
+        var (mm, vma, f) = KernelTests.MapOnePage(sim, 2, 0); // present, not young, never written by a CPU
+        long vpn = vma.VpnOf(2);
+        Assert.Equal(-1, mem.PteWriter[f]);
+        // The walker on CPU 5 sets the accessed bit: a locked write of the PTE's line.
+        Assert.Equal(Mmu.Access.Filled, sim.Mmu.Touch(TestKit.ExecOn(sim, 5), mm, vpn, write: false));
+        Assert.Equal(5, mem.PteWriter[f]);
+        Assert.Equal(sim.Lines.StampNow(5), mem.PteStamp[f]);
+        // Node 1 fills its cache; page_referenced on CPU 1 reads the line from DRAM, clears the bit and owns it.
+        for (int i = 0; i < 100_000; i++)
+        {
+            sim.Lines.ClearPage(1, 1);
+        }
+        for (int i = 0; i < 1000; i++)
+        {
+            sim.Lines.ClearPage(0, 0);
+        }
+        uint stampOf5 = mem.PteStamp[f];
+        Exec reclaimer = TestKit.ExecOn(sim, 1);
+        Assert.Equal(1, sim.Rmap.PageReferenced(reclaimer, f, out _));
+        Assert.Equal(1, mem.PteWriter[f]);
+        Assert.Equal(sim.Lines.StampNow(1), mem.PteStamp[f]);
+        Assert.NotEqual(stampOf5, mem.PteStamp[f]);
+        // Another look with the bit clear reads the line and writes nothing.
+        Assert.Equal(0, sim.Rmap.PageReferenced(TestKit.ExecOn(sim, 6), f, out _));
+        Assert.Equal(1, mem.PteWriter[f]);
+        // do_wp_page on CPU 2 makes the PTE writable and dirty; page_mkclean on CPU 7 cleans it.
+        mm.PageTable.Update(vpn, mm.PageTable.Get(vpn) & ~(Pte.Write | Pte.Dirty));
+        Assert.True(sim.Filemap.WpPage(TestKit.ExecOn(sim, 2), vma, vpn));
+        Assert.Equal(2, mem.PteWriter[f]);
+        Assert.Equal(1, sim.Rmap.PageMkclean(TestKit.ExecOn(sim, 7), f));
+        Assert.Equal(7, mem.PteWriter[f]);
     }
 
     [Fact]

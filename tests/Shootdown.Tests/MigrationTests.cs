@@ -275,6 +275,7 @@ public class MigrationTests
         uint pte = mm.PageTable.Get(vma.Start);
         Assert.True(Pte.IsPresent(pte) && !Pte.IsProtNone(pte));
         Assert.Equal(0, sim.Memory.NodeOf(Pte.Frame(pte)));
+        Assert.Equal(0, sim.Memory.PteWriter[Pte.Frame(pte)]); // remove_migration_pte on CPU 0 wrote the new PTE
         Assert.NotEqual(Hardware.Mmu.Access.Fault, sim.Mmu.Touch(ex, mm, vma.Start, write: false));
         Assert.Equal(flushes, sim.VmStat[VmEvent.nr_tlb_remote_flush] - flushesBefore);
         Assert.Equal(flushes, sim.X86.IpisByCause[(int)FlushCause.Migration]);

@@ -146,17 +146,20 @@ public sealed class Fault(Sim sim)
         {
             sim.VmStat.Inc(VmEvent.numa_hint_faults_local);
             mm.PageTable.Update(vpn, restored);
+            sim.Memory.PteWritten(frame, ex.Cpu.Id, sim.Lines);
             return null;
         }
         bool protNone = sim.Policy.NumaMigrateProtNone;
         if (!protNone)
         {
             mm.PageTable.Update(vpn, restored);
+            sim.Memory.PteWritten(frame, ex.Cpu.Id, sim.Lines);
         }
         IEnumerable<Yield>? migration = sim.Migrate.MigrateMisplacedPage(ex, task, frame, node);
         if (migration is null && protNone)
         {
             mm.PageTable.Update(vpn, restored); // out_map: the page stays, make it present again
+            sim.Memory.PteWritten(frame, ex.Cpu.Id, sim.Lines);
         }
         return migration;
     }

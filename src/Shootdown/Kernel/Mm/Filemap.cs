@@ -147,6 +147,7 @@ public sealed class Filemap(Sim sim)
         sim.VmStat.Inc(Observe.VmEvent.pgfault);
         long t0 = ex.Now;
         mm.PageTable.Update(vpn, pte | Pte.Write | Pte.Dirty | Pte.Accessed);
+        sim.Memory.PteWritten(Pte.Frame(pte), ex.Cpu.Id, sim.Lines);
         sim.Writeback.SetPageDirty(Pte.Frame(pte));
         ex.Cpu.Tlb.FlushOne(mm.Id, vpn); // the faulting access dropped the read-only entry
         ex.LockAround(mm.Ptl(vpn), t0); // handle_pte_fault holds the PTE lock through do_wp_page

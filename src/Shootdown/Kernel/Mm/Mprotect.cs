@@ -31,6 +31,7 @@ public sealed class Mprotect(Sim sim)
                 if (Pte.IsPresent(pte))
                 {
                     mm.PageTable.Update(vpn, (pte & ~Pte.Present) | Pte.ProtNone);
+                    sim.Memory.PteWritten(Pte.Frame(pte), ex.Cpu.Id, sim.Lines);
                     changed++;
                 }
                 ex.Sys += sim.Costs.MapPtePerPageNs;
@@ -71,6 +72,7 @@ public sealed class Mprotect(Sim sim)
                     if (Pte.IsPresent(pte) && Pte.IsWrite(pte))
                     {
                         mm.PageTable.Update(vpn, pte & ~Pte.Write);
+                        sim.Memory.PteWritten(Pte.Frame(pte), ex.Cpu.Id, sim.Lines);
                         mm.PteEpoch++;
                         changed = true;
                     }

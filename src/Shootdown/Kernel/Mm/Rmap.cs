@@ -242,6 +242,7 @@ public sealed class Rmap(Sim sim)
             {
                 long t0 = ex.Now;
                 vma.Mm.PageTable.Update(vpn, pte & ~(Pte.Write | Pte.Dirty));
+                sim.Memory.PteWritten(frame, ex.Cpu.Id, sim.Lines);
                 vma.Mm.PteEpoch++;
                 sim.Arch.FlushTlbPage(ex, vma.Mm, vpn);
                 ex.LockAround(vma.Mm.Ptl(vpn), t0);
