@@ -35,7 +35,8 @@ public sealed class Memory
 
     /// <summary>
     /// The line of the PTE that maps each frame: the CPU that last wrote it (installed the mapping,
-    /// set its accessed or dirty bit, or cleared the accessed bit in reclaim; -1: none) and that
+    /// set or cleared its accessed, dirty or write bit, made it PROT_NONE or present again; -1:
+    /// none) and that
     /// CPU's socket clock then (<see cref="Hardware.CacheLines"/>). Kept beside struct page, not in
     /// it, so that struct page stays 32 bytes. A frame mapped by several mms has one record: the
     /// last writer's.
