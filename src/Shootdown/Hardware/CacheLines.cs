@@ -18,9 +18,9 @@ namespace Shootdown.Hardware;
 /// <c>copy_page</c>), which is most of it (lock words and IPI queues are not counted; user data is
 /// the page just cleared). A struct page or PTE line carries the clock of its owner's socket at its
 /// last write; once that socket has filled more lines than its cache holds, the line has been
-/// evicted and comes from DRAM of its node (an LRU cache: lines the kernel keeps touching — lock words, list heads, the pages being
-/// worked on — stay; a struct page last written when its page was read, a whole LRU cycle ago, does
-/// not). The cache is the machine's: a scaled run keeps it at full size, so what a path touches
+/// evicted and comes from DRAM of its node (an LRU cache: lines the kernel keeps touching — lock
+/// words, list heads, the pages being worked on — stay; a struct page last written when its page
+/// was read, a whole LRU cycle ago, does not). The cache is the machine's: a scaled run keeps it at full size, so what a path touches
 /// within a few milliseconds hits as on the full-size machine and what it touched a memory-cycle
 /// ago misses on both.
 /// </para>
@@ -87,9 +87,6 @@ public sealed class CacheLines
         }
         return _line[_nodeOfCpu[owner] * Nodes + _nodeOfCpu[cpu]];
     }
-
-    /// <summary>A line of memory on <paramref name="memNode"/> that no cache holds, read by a CPU of <paramref name="cpuNode"/>.</summary>
-    public long Dram(int cpuNode, int memNode) => _dram[cpuNode * Nodes + memNode];
 
     /// <summary>The fill clock of <paramref name="node"/>'s cache, as a stamp.</summary>
     public uint Clock(int node) => (uint)(_fills[node] >> StampShift);
@@ -158,8 +155,9 @@ public sealed class CacheLines
     /// <summary>
     /// A reclaimer's read of the PTE that maps a page: its line (PtesPerLine PTEs) was last written
     /// by <paramref name="writer"/> at <paramref name="stamp"/> and lies in a page table on
-    /// <paramref name="tableNode"/> (-1: unknown, taken as this CPU's). Returns what bringing the whole line costs; the caller charges
-    /// the page its share, and the fill clock advances by that share (an eighth of a line).
+    /// <paramref name="tableNode"/> (-1: unknown, taken as this CPU's). Returns what bringing the
+    /// whole line costs; the caller charges the page its share, and the fill clock advances by that
+    /// share (an eighth of a line).
     /// </summary>
     public long PteLine(int writer, uint stamp, int tableNode, int cpu) => Fetch(writer, stamp, cpu, tableNode < 0 ? _nodeOfCpu[cpu] : tableNode, 1, out _);
 

@@ -36,10 +36,9 @@ public sealed class Memory
     /// <summary>
     /// The line of the PTE that maps each frame: the CPU that last wrote it (installed the mapping,
     /// set or cleared its accessed, dirty or write bit, made it PROT_NONE or present again; -1:
-    /// none) and that
-    /// CPU's socket clock then (<see cref="Hardware.CacheLines"/>). Kept beside struct page, not in
-    /// it, so that struct page stays 32 bytes. A frame mapped by several mms has one record: the
-    /// last writer's.
+    /// none) and that CPU's socket clock then (<see cref="Hardware.CacheLines"/>). Kept beside
+    /// struct page, not in it, so that struct page stays 32 bytes. A frame mapped by several mms has
+    /// one record: the last writer's.
     /// </summary>
     public readonly short[] PteWriter;
 
@@ -498,7 +497,6 @@ public sealed class Zone
     /// <summary>pgdat->pfmemalloc_wait: direct reclaimers throttled until kswapd brings the node's free pages above half its min watermark.</summary>
     public readonly List<Sched.SimTask> PfmemallocWait = [];
 
-
     /// <summary>free_area[order] list heads and tails (first frames of free blocks; -1 = empty).</summary>
     public readonly int[] FreeHead = new int[MaxOrder];
     public readonly int[] FreeTail = new int[MaxOrder];
@@ -527,7 +525,6 @@ public sealed class Zone
     public int PcpHigh { get; }
 
     public int Node { get; }
-
 
     /// <summary>ZONE_DMA32 (node 0's memory below 4 GiB), else ZONE_NORMAL.</summary>
     public bool IsDma32 { get; init; }
