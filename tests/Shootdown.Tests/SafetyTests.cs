@@ -141,7 +141,9 @@ public class SafetyTests
         z.ZoneDirty = true; // as a batch of nothing but dirty pages leaves it
 
         using IEnumerator<Yield> shrink = sim.Vmscan.ShrinkInactiveList(reclaim, kswapd, 0, 32).GetEnumerator();
-        Assert.True(shrink.MoveNext()); // isolate + shrink_page_list: unmap, pageout
+        Assert.True(shrink.MoveNext()); // isolate
+        Assert.Equal(0, sim.VmStat[Observe.VmEvent.nr_vmscan_write]);
+        Assert.True(shrink.MoveNext()); // shrink_page_list's loop, one page per step: unmap, pageout
         Assert.Equal(1, sim.VmStat[Observe.VmEvent.nr_vmscan_write]);
         storeLanded = sim.Mmu.Touch(writer, mm, vpn, write: true) == Hardware.Mmu.Access.Hit;
         Assert.True(shrink.MoveNext()); // end of shrink_page_list: flush, then free

@@ -239,10 +239,16 @@ public sealed class Vmscan(Sim sim)
                 {
                     long n = Math.Min(nrInactive, Scm);
                     nrInactive -= n;
-                    // shrink_list of LRU_INACTIVE_FILE: shrink_inactive_list, whose shrink_page_list
-                    // may reschedule before its tail, and which reschedules when done.
+                    // shrink_list of LRU_INACTIVE_FILE: shrink_inactive_list isolates the batch;
+                    // shrink_page_list's loop calls cond_resched before each page, so each page is
+                    // a step of its own; the tail and the putback end with one more.
                     if (ShrinkInactiveList(ex, sc, z, (int)n))
                     {
+                        for (int i = 0; i < sc.NrTaken; i++)
+                        {
+                            yield return Yield.Resched; // shrink_page_list's cond_resched
+                            ShrinkPageListOne(ex, sc, z, i);
+                        }
                         yield return Yield.Resched;
                         ShrinkInactiveListEnd(ex, sc, z);
                         yield return Yield.Resched;
@@ -298,12 +304,12 @@ public sealed class Vmscan(Sim sim)
     private static bool InactiveFileIsLow(Zone z) => z.ActiveFile.Count > z.InactiveFile.Count;
 
     /// <summary>
-    /// shrink_inactive_list, up to the cond_resched of shrink_page_list's loop: drain this CPU's
-    /// pagevec, isolate up to <paramref name="nrToScan"/> pages from the tail under the LRU lock and
-    /// run shrink_page_list's loop over them. Returns false if nothing was isolated (the function
-    /// returns at once); otherwise the caller ends the step and calls
-    /// <see cref="ShrinkInactiveListEnd"/>, then ends the step again. The result is in
-    /// <see cref="ScanControl.LastReclaimed"/>.
+    /// shrink_inactive_list, up to the first cond_resched of shrink_page_list's loop: drain this
+    /// CPU's pagevec and isolate up to <paramref name="nrToScan"/> pages from the tail under the LRU
+    /// lock. Returns false if nothing was isolated (the function returns at once); otherwise the
+    /// caller runs shrink_page_list's loop a page per step (<see cref="ShrinkPageListOne"/> after
+    /// each cond_resched), ends the step once more and calls <see cref="ShrinkInactiveListEnd"/>,
+    /// then ends the step again. The result is in <see cref="ScanControl.LastReclaimed"/>.
     /// </summary>
     private bool ShrinkInactiveList(Exec ex, ScanControl sc, Zone z, int nrToScan)
     {
@@ -318,8 +324,7 @@ public sealed class Vmscan(Sim sim)
         {
             return false;
         }
-        // shrink_page_list: its loop may reschedule (cond_resched) before the tail flushes and frees.
-        ShrinkPageList(ex, sc, z);
+        ShrinkPageListBegin(sc);
         return true;
     }
 
@@ -367,8 +372,9 @@ public sealed class Vmscan(Sim sim)
     /// <summary>
     /// One shrink_inactive_list of <paramref name="node"/>'s zone by <paramref name="task"/> (with
     /// kswapd's rules if it is kswapd) at DEF_PRIORITY, on its own, for tests and benchmarks that
-    /// drive reclaim a step at a time: the first step isolates and runs shrink_page_list up to its
-    /// cond_resched, the second flushes (where the policy does), frees and puts back.
+    /// drive reclaim a step at a time: the first step isolates, each of the next ones runs
+    /// shrink_page_list's loop for one page (after its cond_resched), the last flushes (where the
+    /// policy does), frees and puts back.
     /// </summary>
     internal IEnumerable<Yield> ShrinkInactiveList(Exec ex, SimTask task, int node, int nrToScan)
     {
@@ -384,6 +390,11 @@ public sealed class Vmscan(Sim sim)
     {
         if (ShrinkInactiveList(ex, sc, z, nrToScan))
         {
+            for (int i = 0; i < sc.NrTaken; i++)
+            {
+                yield return Yield.Resched;
+                ShrinkPageListOne(ex, sc, z, i);
+            }
             yield return Yield.Resched;
             ShrinkInactiveListEnd(ex, sc, z);
             yield return Yield.Resched;
@@ -531,74 +542,80 @@ public sealed class Vmscan(Sim sim)
         sim.PageAlloc.FreePages(ex, sc.FreePages, sc.NrFree, cold: true); // free_hot_cold_page_list(&free_pages, true)
     }
 
-    /// <summary>
-    /// shrink_page_list's loop: decide each isolated page's fate; unmap the ones to reclaim
-    /// (try_to_unmap with TTU_BATCH_FLUSH: the policy flushes or defers), write dirty ones or leave
-    /// them to the flusher, take clean ones out of the page cache. The caller ends the step after it
-    /// (the loop's cond_resched, where other CPUs may use entries whose flush was deferred), then
-    /// runs <see cref="ShrinkPageListTail"/>.
-    /// </summary>
-    private void ShrinkPageList(Exec ex, ScanControl sc, Zone z)
+    /// <summary>shrink_page_list's lists, empty before its loop.</summary>
+    private static void ShrinkPageListBegin(ScanControl sc)
     {
-        Memory mem = sim.Memory;
         sc.NrFree = sc.NrKeep = sc.NrActivate = 0;
         sc.NrUnqueuedDirty = 0;
-        for (int i = 0; i < sc.NrTaken; i++)
+    }
+
+    /// <summary>
+    /// One turn of shrink_page_list's loop, over the <paramref name="i"/>-th isolated page, after
+    /// the loop's cond_resched (4.0 calls it at the top of every turn; the caller ends the step
+    /// before each page, where other CPUs may use entries whose flush was deferred): decide the
+    /// page's fate; unmap it if it is to be reclaimed (try_to_unmap with TTU_BATCH_FLUSH: the
+    /// policy flushes or defers), write it if dirty or leave it to the flusher, take a clean one
+    /// out of the page cache. A step per page keeps a vanilla shootdown's sender, which waits for
+    /// its IPI holding the PTE lock, from running ahead of the receivers' simulated time: its
+    /// receivers' states at the IPI's arrival are mostly known when it sends. After the last page
+    /// the caller ends the step again and runs <see cref="ShrinkPageListTail"/>.
+    /// </summary>
+    private void ShrinkPageListOne(Exec ex, ScanControl sc, Zone z, int i)
+    {
+        Memory mem = sim.Memory;
+        int f = sc.PageList[i];
+        ex.Sys += sim.Costs.ScanPageNs;
+        // sc->nr_scanned counts each page, and a mapped page twice ("double the slab pressure
+        // for mapped and swapcache pages"): what kswapd_shrink_zone compares with its target.
+        sc.NrScanned += mem.Pages[f].MapCount > 0 ? 2 : 1;
+        PageFlags flags = mem.Pages[f].Flags;
+        if ((flags & PageFlags.Dirty) != 0 && (flags & PageFlags.Writeback) == 0)
         {
-            int f = sc.PageList[i];
-            ex.Sys += sim.Costs.ScanPageNs;
-            // sc->nr_scanned counts each page, and a mapped page twice ("double the slab pressure
-            // for mapped and swapcache pages"): what kswapd_shrink_zone compares with its target.
-            sc.NrScanned += mem.Pages[f].MapCount > 0 ? 2 : 1;
-            PageFlags flags = mem.Pages[f].Flags;
-            if ((flags & PageFlags.Dirty) != 0 && (flags & PageFlags.Writeback) == 0)
-            {
-                sc.NrUnqueuedDirty++; // page_check_dirty_writeback
-            }
-            if ((flags & PageFlags.Locked) != 0)
-            {
-                sc.Keep[sc.NrKeep++] = f; // trylock_page failed
-                continue;
-            }
-            if ((flags & PageFlags.Writeback) != 0)
-            {
-                // Under writeback: mark it so end_page_writeback rotates it to the tail.
-                mem.Pages[f].Flags |= PageFlags.Reclaim;
-                sc.Keep[sc.NrKeep++] = f;
-                continue;
-            }
-            PageRef r = PageCheckReferences(ex, f);
-            if (r == PageRef.Activate)
-            {
-                sc.Activate[sc.NrActivate++] = f;
-                continue;
-            }
-            if (r == PageRef.Keep)
-            {
-                sc.Keep[sc.NrKeep++] = f;
-                continue;
-            }
+            sc.NrUnqueuedDirty++; // page_check_dirty_writeback
+        }
+        if ((flags & PageFlags.Locked) != 0)
+        {
+            sc.Keep[sc.NrKeep++] = f; // trylock_page failed
+            return;
+        }
+        if ((flags & PageFlags.Writeback) != 0)
+        {
+            // Under writeback: mark it so end_page_writeback rotates it to the tail.
+            mem.Pages[f].Flags |= PageFlags.Reclaim;
+            sc.Keep[sc.NrKeep++] = f;
+            return;
+        }
+        PageRef r = PageCheckReferences(ex, f);
+        if (r == PageRef.Activate)
+        {
+            sc.Activate[sc.NrActivate++] = f;
+            return;
+        }
+        if (r == PageRef.Keep)
+        {
+            sc.Keep[sc.NrKeep++] = f;
+            return;
+        }
+        if (mem.Pages[f].MapCount > 0)
+        {
+            ex.FlushCause = FlushCause.Reclaim;
+            sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
             if (mem.Pages[f].MapCount > 0)
             {
-                ex.FlushCause = FlushCause.Reclaim;
-                sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
-                if (mem.Pages[f].MapCount > 0)
-                {
-                    sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
-                    continue;
-                }
+                sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
+                return;
             }
-            if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0 && !Pageout(ex, sc, z, f, r))
-            {
-                sc.Keep[sc.NrKeep++] = f;
-                continue;
-            }
-            // __remove_mapping under mapping->tree_lock.
-            AddressSpace file = sim.Files[mem.Pages[f].Mapping];
-            ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs);
-            file.PageCache.Clear(mem.Pages[f].Index);
-            sc.FreePages[sc.NrFree++] = f;
         }
+        if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0 && !Pageout(ex, sc, z, f, r))
+        {
+            sc.Keep[sc.NrKeep++] = f;
+            return;
+        }
+        // __remove_mapping under mapping->tree_lock.
+        AddressSpace file = sim.Files[mem.Pages[f].Mapping];
+        ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs);
+        file.PageCache.Clear(mem.Pages[f].Index);
+        sc.FreePages[sc.NrFree++] = f;
     }
 
     /// <summary>
