@@ -158,6 +158,19 @@ public class SystemBreakdownTests
         Assert.True(a.Ipis <= r.TlbIpis + r.Interrupts["CAL"]);
         Assert.Contains("\"ipis_resolved_at_arrival\":{\"ipis\":", r.ToJson().Replace(" ", "").Replace("\n", ""), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void IpisFoundWithInterruptsOffIncludeBothResolutionsAndTheirDelayIsPartOfTheWait()
+    {
+        RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        IrqOffStats off = r.IpisFoundInterruptsOff;
+        // Those resolved at their arrival are some of them; the ones sent to a CPU whose step was
+        // already simulated are the others.
+        Assert.True(off.Ipis > r.IpisResolvedAtArrival.FoundInterruptsOff, $"{off.Ipis} found interrupts off, {r.IpisResolvedAtArrival.FoundInterruptsOff} of them resolved at arrival");
+        Assert.True(off.Ipis <= r.TlbIpis + r.Interrupts["CAL"]);
+        Assert.True(off.DelayS > 0 && off.DelayS < r.IpiWaitS);
+        Assert.Contains("\"ipis_found_interrupts_off\":{\"ipis\":", r.ToJson().Replace(" ", "").Replace("\n", ""), StringComparison.Ordinal);
+    }
 }
 
 public class PinnedResultTests

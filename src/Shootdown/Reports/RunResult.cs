@@ -40,6 +40,8 @@ public sealed record RunResult
     public required double BenchmarkSystemS { get; init; }
     /// <summary>IPIs to a busy CPU whose state at their arrival was not simulated yet when they were sent, resolved by an event at the arrival.</summary>
     public required IpiArrivalStats IpisResolvedAtArrival { get; init; }
+    /// <summary>Call-function IPIs (all of them, however resolved) whose busy receiver had interrupts off at the arrival, and how long their handlers waited for interrupts to come on.</summary>
+    public required IrqOffStats IpisFoundInterruptsOff { get; init; }
     /// <summary>Call-function requests (TLB flushes, pcp drains) to one CPU that found its call_single_queue pending and sent no IPI: 4.0's generic_exec_single; the pending IPI's handler ran them.</summary>
     public required long IpiRequestsCoalesced { get; init; }
     /// <summary>irq_call_count summed over CPUs: call-function interrupts taken (TLB flushes and others), what /proc/stat's interrupt total adds to the timer ticks here.</summary>
@@ -204,6 +206,11 @@ public sealed record RunResult
                 FoundInterruptsOff = sim.X86.DeferredIpisIrqOff,
                 LateWaitS = sim.X86.LateWaitNs / ns,
             },
+            IpisFoundInterruptsOff = new IrqOffStats
+            {
+                Ipis = sim.X86.IrqOffIpis,
+                DelayS = sim.X86.IrqOffDelayNs / ns,
+            },
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
             CallFunctionInterrupts = calls,
             SteadyStartS = steadyFrom / ns,
@@ -262,6 +269,16 @@ public sealed record IpiArrivalStats
 
     /// <summary>Sender wait beyond what the senders' steps assumed (included in ipi_wait_s and system_s).</summary>
     public double LateWaitS { get; init; }
+}
+
+/// <summary>The "ipis_found_interrupts_off" object of a run's JSON.</summary>
+public sealed record IrqOffStats
+{
+    /// <summary>IPIs that reached a busy CPU spinning on or holding an irq-safe lock (lru_lock, zone->lock, tree_lock).</summary>
+    public long Ipis { get; init; }
+
+    /// <summary>Their handlers' total wait for interrupts to come on: part of the senders' IPI waits.</summary>
+    public double DelayS { get; init; }
 }
 
 /// <summary>Contention of one class of spinlock over a run.</summary>

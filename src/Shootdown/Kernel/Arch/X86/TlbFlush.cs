@@ -408,6 +408,11 @@ public sealed class X86TlbFlush : IArchTlb
             bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
             bool deferred = !idle && delivered >= r.StepEnd && _engine is not null;
             long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
+            if (!deferred && handled > delivered && !idle)
+            {
+                IrqOffIpis++;
+                IrqOffDelayNs += handled - delivered;
+            }
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
             // The handler drains its queue (llist_del_all: the head's line back from the sender),
             // reads the csd and the flush info on the sender's stack (one more line from the
@@ -611,6 +616,12 @@ public sealed class X86TlbFlush : IArchTlb
     /// <summary>Of <see cref="DeferredIpis"/>, those that found the receiver with interrupts off.</summary>
     public long DeferredIpisIrqOff { get; private set; }
 
+    /// <summary>IPIs (however resolved) that reached a busy receiver with interrupts off.</summary>
+    public long IrqOffIpis { get; private set; }
+
+    /// <summary>Their handlers' total wait for the receivers' interrupts to come on.</summary>
+    public long IrqOffDelayNs { get; private set; }
+
     /// <summary>Sender wait beyond what the senders' steps assumed, in total.</summary>
     public long LateWaitNs { get; private set; }
 
@@ -726,6 +737,8 @@ public sealed class X86TlbFlush : IArchTlb
             if (!idle && handled > delivered)
             {
                 DeferredIpisIrqOff++;
+                IrqOffIpis++;
+                IrqOffDelayNs += handled - delivered;
             }
             if (idle)
             {
