@@ -40,7 +40,7 @@ public sealed record RunResult
     public required double BenchmarkSystemS { get; init; }
     /// <summary>IPIs to a busy CPU whose state at their arrival was not simulated yet when they were sent, resolved by an event at the arrival.</summary>
     public required IpiArrivalStats IpisResolvedAtArrival { get; init; }
-    /// <summary>Call-function IPIs (all of them, however resolved) whose busy receiver had interrupts off at the arrival, and how long their handlers waited for interrupts to come on.</summary>
+    /// <summary>Call-function IPIs (all of them, however resolved) whose busy receiver had interrupts off at the arrival, and how long their handlers waited for interrupts to come on (summed over receivers).</summary>
     public required IrqOffStats IpisFoundInterruptsOff { get; init; }
     /// <summary>Call-function requests (TLB flushes, pcp drains) to one CPU that found its call_single_queue pending and sent no IPI: 4.0's generic_exec_single; the pending IPI's handler ran them.</summary>
     public required long IpiRequestsCoalesced { get; init; }
@@ -209,6 +209,7 @@ public sealed record RunResult
             IpisFoundInterruptsOff = new IrqOffStats
             {
                 Ipis = sim.X86.IrqOffIpis,
+                AtSend = sim.X86.IrqOffIpisAtSend,
                 DelayS = sim.X86.IrqOffDelayNs / ns,
             },
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
@@ -277,7 +278,10 @@ public sealed record IrqOffStats
     /// <summary>IPIs that reached a busy CPU spinning on or holding an irq-safe lock (lru_lock, zone->lock, tree_lock).</summary>
     public long Ipis { get; init; }
 
-    /// <summary>Their handlers' total wait for interrupts to come on: part of the senders' IPI waits.</summary>
+    /// <summary>Of those, the ones whose receiver's state at the arrival was known when they were sent (the others are ipis_resolved_at_arrival's found_interrupts_off).</summary>
+    public long AtSend { get; init; }
+
+    /// <summary>Their handlers' wait for interrupts to come on, summed over receivers. A sender waits for its slowest receiver only, so with several receivers held off in one call (batched flushes, drain_all_pages) the sum exceeds what the senders waited.</summary>
     public double DelayS { get; init; }
 }
 

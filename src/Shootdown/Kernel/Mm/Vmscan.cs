@@ -72,7 +72,10 @@ public sealed class ScanControl
 /// do_try_to_free_pages → shrink_zones → shrink_zone → shrink_lruvec → shrink_list →
 /// shrink_inactive_list / shrink_active_list → shrink_page_list) and kswapd's balance_pgdat →
 /// kswapd_shrink_zone → shrink_zone. Reclaim is written as processes (iterators) that yield where
-/// the kernel may reschedule — each function a <see cref="ReusableProcess"/> of the reclaiming
+/// the kernel may reschedule (shrink_page_list's cond_resched before each page), and at two more
+/// step boundaries with no kernel counterpart — after the last page, before the tail, and after the
+/// putback — where the model may preempt one short step earlier than the kernel's next point;
+/// each function a <see cref="ReusableProcess"/> of the reclaiming
 /// task, whose arguments are set in its <see cref="ScanControl"/>, so that reclaim allocates
 /// nothing per call, per zone or per batch; the file LRU only (no swap: anonymous memory is not simulated, so
 /// get_scan_count always scans file pages).
@@ -241,7 +244,9 @@ public sealed class Vmscan(Sim sim)
                     nrInactive -= n;
                     // shrink_list of LRU_INACTIVE_FILE: shrink_inactive_list isolates the batch;
                     // shrink_page_list's loop calls cond_resched before each page, so each page is
-                    // a step of its own; the tail and the putback end with one more.
+                    // a step of its own. The tail (flush, free) and the putback are one more step,
+                    // between two step boundaries the kernel has no cond_resched at (the class
+                    // comment).
                     if (ShrinkInactiveList(ex, sc, z, (int)n))
                     {
                         for (int i = 0; i < sc.NrTaken; i++)
@@ -329,7 +334,7 @@ public sealed class Vmscan(Sim sim)
     }
 
     /// <summary>
-    /// The rest of shrink_inactive_list, after shrink_page_list's cond_resched: the tail of
+    /// The rest of shrink_inactive_list, after shrink_page_list's loop: the tail of
     /// shrink_page_list (flush, free), put the survivors back under the lock, and note ZONE_DIRTY
     /// when the batch was nothing but dirty pages not yet queued for writeback.
     /// </summary>

@@ -411,6 +411,7 @@ public sealed class X86TlbFlush : IArchTlb
             if (!deferred && handled > delivered && !idle)
             {
                 IrqOffIpis++;
+                IrqOffIpisAtSend++;
                 IrqOffDelayNs += handled - delivered;
             }
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
@@ -619,7 +620,10 @@ public sealed class X86TlbFlush : IArchTlb
     /// <summary>IPIs (however resolved) that reached a busy receiver with interrupts off.</summary>
     public long IrqOffIpis { get; private set; }
 
-    /// <summary>Their handlers' total wait for the receivers' interrupts to come on.</summary>
+    /// <summary>Of <see cref="IrqOffIpis"/>, those whose receiver's state was known at the send.</summary>
+    public long IrqOffIpisAtSend { get; private set; }
+
+    /// <summary>Their handlers' total wait for the receivers' interrupts to come on, summed over receivers.</summary>
     public long IrqOffDelayNs { get; private set; }
 
     /// <summary>Sender wait beyond what the senders' steps assumed, in total.</summary>
