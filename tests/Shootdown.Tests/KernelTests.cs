@@ -560,6 +560,34 @@ public class KernelTests
     }
 
     [Fact]
+    public void ShrinkPageListTakesAStepPerPage()
+    {
+        // 4.0's shrink_page_list calls cond_resched at the top of its loop, before each page:
+        // isolation is one step, each page one more (its removal from the page cache in its own
+        // step), then the tail (flush, free) and the putback.
+        Sim sim = SmallSim();
+        Zone z = sim.Memory.Zones[0];
+        int[] frames = UnmappedFilePages(sim, z, 64, dirty: _ => false);
+        AddressSpace file = sim.Files[sim.Memory.Pages[frames[0]].Mapping];
+        Exec ex = ExecOn(sim, 0);
+        using IEnumerator<Yield> steps = sim.Vmscan.ShrinkInactiveList(ex, sim.UserTasks[0], 0, 32).GetEnumerator();
+        Assert.True(steps.MoveNext()); // drain and isolate
+        Assert.Equal(32, z.NrIsolatedFile);
+        Assert.Equal(64, file.PageCache.Count);
+        for (int done = 1; done <= 32; done++)
+        {
+            Assert.True(steps.MoveNext());
+            Assert.Equal(64 - done, file.PageCache.Count); // one page per step
+            Assert.Equal(0, sim.VmStat[VmEvent.pgsteal_direct]); // none freed before the tail
+        }
+        Assert.True(steps.MoveNext()); // the tail and the putback
+        Assert.Equal(32, sim.VmStat[VmEvent.pgsteal_direct]);
+        Assert.Equal(0, z.NrIsolatedFile);
+        Assert.All(frames.Take(32), f => Assert.NotEqual(PageFlags.None, sim.Memory.Pages[f].Flags & PageFlags.Free));
+        Assert.False(steps.MoveNext());
+    }
+
+    [Fact]
     public void DirtyPagesAreLeftToTheFlusherAndRotatedToTheTailWhenWritten()
     {
         Sim sim = SmallSim();
