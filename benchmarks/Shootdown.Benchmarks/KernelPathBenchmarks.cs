@@ -128,7 +128,8 @@ public class KernelPathBenchmarks
         while (reclaimed < Pages - 64)
         {
             NextStep();
-            foreach (Yield _ in _sim.Vmscan.TryToFreePages(_ex, _task, 0))
+            using var reclaim = new ProcessRunner(_sim.Vmscan.TryToFreePages(_ex, _task, 0));
+            while (reclaim.MoveNext())
             {
                 NextStep();
             }
@@ -144,7 +145,7 @@ public class KernelPathBenchmarks
         _task = _sim.UserTasks[0];
         _ex = _sim.Exec; // the reader's process charges the simulation's step accumulator
         _ex.Reset(_sim.Cpus[0], _task, 0, 0);
-        _body = _task.Run(_sim).GetEnumerator();
+        _body = new ProcessRunner(_task.Run(_sim));
     }
 
     private IEnumerator<Yield> _body = null!;

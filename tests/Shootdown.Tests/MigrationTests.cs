@@ -139,7 +139,7 @@ public class MigrationTests
         b.Populate(1);
         Exec ex = b.On(3, b.Migrator);
         int[] list = b.Isolate(ex, 1);
-        using IEnumerator<Yield> migration = b.MigrateTo(ex, list, 1).GetEnumerator();
+        using IEnumerator<Yield> migration = new ProcessRunner(b.MigrateTo(ex, list, 1));
         Assert.True(TestKit.Step(migration)); // unmapped: the migration entry stands
         long vpn = b.Vma.VpnOf(0);
         uint entry = b.Mm.PageTable.Get(vpn);
@@ -170,7 +170,8 @@ public class MigrationTests
         Exec ex = b.On(3, b.Migrator);
         int[] old = b.Isolate(ex, 64);
         int stale = 0;
-        foreach (Yield _ in b.MigrateTo(ex, (int[])old.Clone(), 1))
+        using var migration = new ProcessRunner(b.MigrateTo(ex, (int[])old.Clone(), 1));
+        while (migration.MoveNext())
         {
             for (int i = 0; i < 64; i++)
             {

@@ -156,7 +156,7 @@ public class PageAllocTests
         }
         SimTask reader = sim.UserTasks[0];
         Exec ex = TestKit.ExecOn(sim, 0, task: reader);
-        using IEnumerator<Yield> reclaim = sim.Vmscan.TryToFreePages(ex, reader, 0).GetEnumerator();
+        using IEnumerator<Yield> reclaim = new ProcessRunner(sim.Vmscan.TryToFreePages(ex, reader, 0));
         Assert.True(reclaim.MoveNext());
         Assert.Equal(Yield.Sleep, reclaim.Current); // throttled: asleep on pfmemalloc_wait
         Assert.Equal(1, sim.VmStat[VmEvent.pgscan_direct_throttle]);
@@ -197,9 +197,7 @@ public class PageAllocTests
         }
         SimTask kswapd = sim.Kswapd[1];
         Exec ex = TestKit.ExecOn(sim, 0, task: kswapd);
-        foreach (Yield _ in sim.Vmscan.TryToFreePages(ex, kswapd, 0))
-        {
-        }
+        TestKit.RunToEnd(sim.Vmscan.TryToFreePages(ex, kswapd, 0));
         Assert.Equal(0, sim.VmStat[VmEvent.pgscan_direct_throttle]);
         Assert.False(kswapd.Sc!.Throttled);
     }

@@ -84,7 +84,7 @@ public class SafetyTests
 
         mem.LruAddHead(z, f, active: false);
         SimTask task = sim.UserTasks[0];
-        using IEnumerator<Yield> reclaim = sim.Vmscan.TryToFreePages(reclaimer, task, 0).GetEnumerator();
+        using IEnumerator<Yield> reclaim = new ProcessRunner(sim.Vmscan.TryToFreePages(reclaimer, task, 0));
         int steps = 0;
         while (reclaim.MoveNext() && (mem.Pages[f].Flags & Kernel.Mm.PageFlags.Free) == 0)
         {

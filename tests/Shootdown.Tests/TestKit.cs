@@ -13,7 +13,8 @@ internal static class TestKit
         {
             return 0;
         }
-        foreach (Yield _ in process)
+        using var runner = new ProcessRunner(process); // with the processes it calls (Yield.Call)
+        while (runner.MoveNext())
         {
             Assert.True(++n < maxSteps, "the process did not end");
         }

@@ -50,10 +50,7 @@ public sealed class RandomAccessThread(int pid, string comm, MmStruct mm, Cpu cp
                     VmFault r = sim.Fault.HandleMmFault(ex, this, vma, i, write, out IEnumerable<Yield>? wait);
                     if (wait is not null)
                     {
-                        foreach (Yield y in wait)
-                        {
-                            yield return y;
-                        }
+                        yield return Process.Call(wait);
                         ex.What = "random access";
                     }
                     if (r == VmFault.Sigsegv)
@@ -163,10 +160,7 @@ public sealed class MigrateBounce : MigrationWorkload
                         list[n++] = Pte.Frame(pte);
                     }
                 }
-                foreach (Yield y in sim.Migrate.MigratePages(ex, this, list, n, to, MigrateMode.Sync, MigrateReason.Syscall))
-                {
-                    yield return y;
-                }
+                yield return Process.Call(sim.Migrate.MigratePages(ex, this, list, n, to, MigrateMode.Sync, MigrateReason.Syscall));
                 from = to;
                 yield return Yield.Resched;
             }
@@ -239,10 +233,7 @@ public sealed class NumaMigrate : MigrationWorkload
                     sim.Fault.HandleMmFault(ex, this, vma, i, write: true, out IEnumerable<Yield>? wait);
                     if (wait is not null)
                     {
-                        foreach (Yield y in wait)
-                        {
-                            yield return y;
-                        }
+                        yield return Process.Call(wait);
                     }
                     sim.Mmu.Touch(ex, Mm!, vpn, write: true);
                 }

@@ -79,10 +79,7 @@ public sealed class HotSetThread : SimTask
                     VmFault r = sim.Fault.HandleMmFault(ex, this, vma, i, write, out IEnumerable<Yield>? wait);
                     if (wait is not null)
                     {
-                        foreach (Yield y in wait)
-                        {
-                            yield return y;
-                        }
+                        yield return Process.Call(wait);
                     }
                     if (r == VmFault.Sigsegv || sim.Mmu.Touch(ex, mm, vpn, write) == Mmu.Access.Fault)
                     {

@@ -29,10 +29,7 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
                 sim.Fault.HandleMmFault(ex, this, vma, pos, write: false, out IEnumerable<Yield>? wait);
                 if (wait is not null)
                 {
-                    foreach (Yield y in wait)
-                    {
-                        yield return y;
-                    }
+                    yield return Process.Call(wait);
                 }
             }
             pos = ReadWindow(sim, ex, pos, Math.Min(pos + vma.FaultAroundPages, size));

@@ -169,10 +169,7 @@ public sealed class Fault(Sim sim)
     {
         while (true)
         {
-            foreach (Yield y in pf.Slow)
-            {
-                yield return y;
-            }
+            yield return Process.Call(pf.Slow);
             Exec ex = pf.Ex;
             ex.What = "fault";
             FinishFault(ex, pf.Vma, pf.File, pf.From, pf.To, pf.WriteIndex, pf.Stash, pf.Allocated);

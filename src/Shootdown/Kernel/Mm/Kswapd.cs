@@ -37,10 +37,7 @@ public sealed class KswapdTask : SimTask
                 continue;
             }
             sim.Trace?.KswapdWake(ex.Now, ex.Cpu.Id, Comm, Pid, Node);
-            foreach (Yield y in sim.Vmscan.BalancePgdat(ex, this, Node))
-            {
-                yield return y;
-            }
+            yield return Process.Call(sim.Vmscan.BalancePgdat(ex, this, Node));
             if (ex.Now == ex.Start)
             {
                 // Nothing to isolate (every page is in a pagevec or isolated by others): give way.

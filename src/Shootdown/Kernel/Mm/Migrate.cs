@@ -123,10 +123,7 @@ public sealed class Migrate(Sim sim)
                     IEnumerable<Yield>? slow = sim.PageAlloc.AllocPages(ex, task, node, 1, task.AllocStash);
                     if (slow is not null)
                     {
-                        foreach (Yield y in slow)
-                        {
-                            yield return y;
-                        }
+                        yield return Process.Call(slow);
                         ex.FlushCause = FlushCause.Migration;
                     }
                     mem.Pages[page].Flags |= PageFlags.Locked;

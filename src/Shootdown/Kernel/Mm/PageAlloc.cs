@@ -93,10 +93,7 @@ public sealed class PageAlloc(Sim sim)
                     break; // got them: return
                 }
                 // __alloc_pages_direct_reclaim
-                foreach (Yield y in sim.Vmscan.TryToFreePages(ex, task, sim.Memory.Zones[zonelist[0]].Node))
-                {
-                    yield return y;
-                }
+                yield return Process.Call(sim.Vmscan.TryToFreePages(ex, task, sim.Memory.Zones[zonelist[0]].Node));
                 fruitless = task.Sc!.NrReclaimed == 0 && !task.Sc.Throttled ? fruitless + 1 : 0;
                 if (fruitless == 0)
                 {

@@ -232,7 +232,7 @@ public sealed class Scheduler
             _arch.SwitchMm(ex, cur);
         }
         cpu.Prev = cur;
-        cur.Body ??= _body(cur).GetEnumerator();
+        cur.Body ??= new ProcessRunner(_body(cur).GetEnumerator());
         bool alive = cur.Body.MoveNext();
         if (!alive)
         {

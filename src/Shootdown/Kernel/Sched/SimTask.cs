@@ -18,6 +18,102 @@ public enum Yield
 
     /// <summary>schedule() in TASK_INTERRUPTIBLE: the step ends and the task sleeps until woken.</summary>
     Sleep,
+
+    /// <summary>
+    /// Not a step end: runs the process <see cref="Process.Call"/> set as a call, in the same step;
+    /// the caller resumes when it ends (<see cref="ProcessRunner"/>). Yielded as
+    /// <c>yield return Process.Call(sub);</c>, it does what <c>foreach (var y in sub) yield return y;</c>
+    /// does, but each later step resumes the callee directly, not through every caller.
+    /// </summary>
+    Call,
+}
+
+/// <summary>Sub-process calls (<see cref="Yield.Call"/>).</summary>
+public static class Process
+{
+    [ThreadStatic]
+    private static IEnumerator<Yield>? _pending;
+
+    /// <summary>Makes <paramref name="sub"/> the process to call; yield what this returns.</summary>
+    public static Yield Call(IEnumerable<Yield> sub)
+    {
+        _pending = sub.GetEnumerator();
+        return Yield.Call;
+    }
+
+    /// <summary>The process a <see cref="Yield.Call"/> just asked for (each simulation runs on one thread, so nothing runs between the yield and this).</summary>
+    internal static IEnumerator<Yield> TakePending()
+    {
+        IEnumerator<Yield> p = _pending ?? throw new InvalidOperationException("Yield.Call without Process.Call");
+        _pending = null;
+        return p;
+    }
+}
+
+/// <summary>
+/// Runs a process and the processes it calls (<see cref="Yield.Call"/>) as one: a stack of
+/// enumerators whose top is resumed directly, so a step deep in nested kernel paths costs one
+/// MoveNext, not one per enclosing caller. A callee that ends is popped and its caller resumed in
+/// the same step, as a <c>foreach</c> over it would. It yields only step ends.
+/// </summary>
+public sealed class ProcessRunner : IEnumerator<Yield>
+{
+    private IEnumerator<Yield>[] _stack = new IEnumerator<Yield>[8];
+    private int _depth;
+
+    public ProcessRunner(IEnumerator<Yield> root)
+    {
+        _stack[0] = root;
+        _depth = 1;
+    }
+
+    public ProcessRunner(IEnumerable<Yield> root)
+        : this(root.GetEnumerator())
+    {
+    }
+
+    public Yield Current { get; private set; }
+
+    object System.Collections.IEnumerator.Current => Current;
+
+    public bool MoveNext()
+    {
+        while (_depth > 0)
+        {
+            IEnumerator<Yield> top = _stack[_depth - 1];
+            if (!top.MoveNext())
+            {
+                top.Dispose();
+                _stack[--_depth] = null!;
+                continue; // a callee ended: its caller goes on (the root ending ends the process)
+            }
+            Yield y = top.Current;
+            if (y != Yield.Call)
+            {
+                Current = y;
+                return true;
+            }
+            if (_depth == _stack.Length)
+            {
+                Array.Resize(ref _stack, _depth * 2);
+            }
+            IEnumerator<Yield> callee = Process.TakePending(); // before the push: a refused call leaves the stack as it was
+            _stack[_depth++] = callee;
+        }
+        return false;
+    }
+
+    /// <summary>Disposes every process still on the stack, innermost first.</summary>
+    public void Dispose()
+    {
+        while (_depth > 0)
+        {
+            _stack[--_depth].Dispose();
+            _stack[_depth] = null!;
+        }
+    }
+
+    void System.Collections.IEnumerator.Reset() => throw new NotSupportedException();
 }
 
 /// <summary>
@@ -27,7 +123,8 @@ public enum Yield
 /// yields where the step ends (<see cref="Yield.Resched"/>) or where it sleeps
 /// (<see cref="Yield.Sleep"/>); when it returns, the task exits (do_exit). Kernel paths that can
 /// end a step (direct reclaim, kswapd's balance_pgdat) are iterators too, called with
-/// <c>foreach (var y in Path(...)) yield return y;</c> — the only protocol a workload follows.
+/// <c>yield return Process.Call(Path(...));</c> (<see cref="ProcessRunner"/> resumes the innermost
+/// directly) or, equivalently but more slowly, <c>foreach (var y in Path(...)) yield return y;</c>.
 /// </summary>
 public abstract class SimTask
 {
@@ -101,8 +198,8 @@ public abstract class SimTask
     /// <summary>The breakdown entry of <see cref="What"/> (the scheduler's cache of its look-up).</summary>
     internal PathTime? Path;
 
-    /// <summary>The process body, started by the scheduler on the task's first step.</summary>
-    internal IEnumerator<Yield>? Body;
+    /// <summary>The process body with the processes it calls, started by the scheduler on the task's first step.</summary>
+    internal ProcessRunner? Body;
 
     /// <summary>Index of the task's timer (schedule_timeout), -1 until it first sleeps on one.</summary>
     internal int TimerId = -1;
