@@ -23,7 +23,9 @@ public enum Yield
     /// Not a step end: runs the process <see cref="Process.Call"/> set as a call, in the same step;
     /// the caller resumes when it ends (<see cref="ProcessRunner"/>). Yielded as
     /// <c>yield return Process.Call(sub);</c>, it does what <c>foreach (var y in sub) yield return y;</c>
-    /// does, but each later step resumes the callee directly, not through every caller.
+    /// does, but each later step resumes the callee directly, not through every caller. A process
+    /// that calls must run under a <see cref="ProcessRunner"/> (the scheduler's for every task; tests
+    /// wrap the processes they drive in one): a <c>foreach</c> relay passes the call on to it.
     /// </summary>
     Call,
 }
