@@ -32,7 +32,7 @@ public class SafetyTests
 {
     /// <summary>
     /// The first seed (of 1..40) on which linux-4.3 lets a store through after mprotect returned on
-    /// <see cref="ProtectRun"/>. About half the seeds race (see <see cref="ProtectSeedsWanted"/>); which
+    /// <see cref="ProtectRun"/> (seed 1 today). About a fifth of the seeds race (see <see cref="ProtectSeedsWanted"/>); which
     /// ones moves with every change of the cost model, so the tests look for one rather than pin it.
     /// </summary>
     private static readonly Lazy<ulong> RacingProtectSeedLazy = new(() =>
