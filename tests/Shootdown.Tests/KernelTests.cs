@@ -588,6 +588,37 @@ public class KernelTests
     }
 
     [Fact]
+    public void AMappedPageIsUnmappedInAStepOfItsOwn()
+    {
+        // A mapped page to be reclaimed takes two steps: its references are checked in the first,
+        // which ends at a sync point (no kernel preemption point), and try_to_unmap — where a
+        // vanilla flush sends its IPI — starts the second. A referenced one takes one step.
+        Sim sim = SmallSim();
+        Zone z = sim.Memory.Zones[0];
+        var (_, _, young) = MapOnePage(sim, 0, Pte.Accessed); // its young PTE keeps it (PAGEREF_KEEP)
+        var (_, _, idle) = MapOnePage(sim, 0, 0);
+        sim.Memory.LruAddHead(z, young, active: false);
+        sim.Memory.LruAddHead(z, idle, active: false); // the younger of the two: isolated second
+        Exec ex = ExecOn(sim, 0);
+        using IEnumerator<Yield> steps = sim.Vmscan.ShrinkInactiveList(ex, sim.UserTasks[0], 0, 32).GetEnumerator();
+        Assert.True(steps.MoveNext()); // isolate
+        Assert.Equal(Yield.Resched, steps.Current);
+        Assert.True(steps.MoveNext()); // the young page: kept, in one step
+        Assert.Equal(Yield.Resched, steps.Current);
+        Assert.Equal(1, sim.Memory.Pages[young].MapCount);
+        Assert.True(steps.MoveNext()); // the idle page's references checked
+        Assert.Equal(Yield.Sync, steps.Current);
+        Assert.Equal(1, sim.Memory.Pages[idle].MapCount); // not unmapped yet
+        Assert.True(steps.MoveNext()); // try_to_unmap and __remove_mapping
+        Assert.Equal(Yield.Resched, steps.Current);
+        Assert.Equal(0, sim.Memory.Pages[idle].MapCount);
+        Assert.True(steps.MoveNext()); // the tail (free) and the putback
+        Assert.Equal(PageFlags.Free, sim.Memory.Pages[idle].Flags & PageFlags.Free);
+        Assert.Equal(1, sim.Memory.Pages[young].MapCount);
+        Assert.False(steps.MoveNext());
+    }
+
+    [Fact]
     public void DirtyPagesAreLeftToTheFlusherAndRotatedToTheTailWhenWritten()
     {
         Sim sim = SmallSim();

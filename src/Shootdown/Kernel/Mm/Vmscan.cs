@@ -50,6 +50,9 @@ public sealed class ScanControl
     /// <summary>Dirty pages of the isolated batch not under writeback (nr_unqueued_dirty).</summary>
     public int NrUnqueuedDirty;
 
+    /// <summary>page_check_references' verdict on the mapped page between its two steps (Vmscan.ShrinkPageListOne, then ShrinkPageListUnmap).</summary>
+    internal Vmscan.PageRef UnmapRef;
+
     // The arguments of the reclaim call in progress, which the processes below read at each call:
     // the step accumulator, the reclaiming task, the zonelist (direct reclaim) and the zone.
     internal Exec Ex = null!;
@@ -243,7 +246,11 @@ public sealed class Vmscan(Sim sim)
                         for (int i = 0; i < sc.NrTaken; i++)
                         {
                             yield return Yield.Resched; // shrink_page_list's cond_resched
-                            ShrinkPageListOne(ex, sc, z, i);
+                            if (ShrinkPageListOne(ex, sc, z, i))
+                            {
+                                yield return Yield.Sync; // the simulation catches up before the unmap's IPI
+                                ShrinkPageListUnmap(ex, sc, z, i);
+                            }
                         }
                         yield return Yield.Resched;
                         ShrinkInactiveListEnd(ex, sc, z);
@@ -389,7 +396,11 @@ public sealed class Vmscan(Sim sim)
             for (int i = 0; i < sc.NrTaken; i++)
             {
                 yield return Yield.Resched;
-                ShrinkPageListOne(ex, sc, z, i);
+                if (ShrinkPageListOne(ex, sc, z, i))
+                {
+                    yield return Yield.Sync;
+                    ShrinkPageListUnmap(ex, sc, z, i);
+                }
             }
             yield return Yield.Resched;
             ShrinkInactiveListEnd(ex, sc, z);
@@ -488,7 +499,7 @@ public sealed class Vmscan(Sim sim)
         return deactivated;
     }
 
-    private enum PageRef
+    internal enum PageRef
     {
         Activate,
         Keep,
@@ -549,14 +560,14 @@ public sealed class Vmscan(Sim sim)
     /// One turn of shrink_page_list's loop, over the <paramref name="i"/>-th isolated page, after
     /// the loop's cond_resched (4.0 calls it at the top of every turn; the caller ends the step
     /// before each page, where other CPUs may use entries whose flush was deferred): decide the
-    /// page's fate; unmap it if it is to be reclaimed (try_to_unmap with TTU_BATCH_FLUSH: the
-    /// policy flushes or defers), write it if dirty or leave it to the flusher, take a clean one
-    /// out of the page cache. A step per page keeps a vanilla shootdown's sender, which waits for
-    /// its IPI holding the PTE lock, from running ahead of the receivers' simulated time: its
-    /// receivers' states at the IPI's arrival are mostly known when it sends. After the last page
-    /// the caller ends the step again and runs <see cref="ShrinkPageListTail"/>.
+    /// page's fate and, for a page not mapped, finish it (<see cref="ShrinkPageListFree"/>).
+    /// Returns true for a mapped page to be reclaimed: the caller then ends the step with
+    /// <see cref="Yield.Sync"/> — no kernel preemption point — and unmaps it in the next
+    /// (<see cref="ShrinkPageListUnmap"/>). The page stays isolated in between, so no other path
+    /// takes it, as the kernel's page lock keeps them off. After the last page the caller ends the
+    /// step again and runs <see cref="ShrinkPageListTail"/>.
     /// </summary>
-    private void ShrinkPageListOne(Exec ex, ScanControl sc, Zone z, int i)
+    private bool ShrinkPageListOne(Exec ex, ScanControl sc, Zone z, int i)
     {
         Memory mem = sim.Memory;
         int f = sc.PageList[i];
@@ -572,42 +583,70 @@ public sealed class Vmscan(Sim sim)
         if ((flags & PageFlags.Locked) != 0)
         {
             sc.Keep[sc.NrKeep++] = f; // trylock_page failed
-            return;
+            return false;
         }
         if ((flags & PageFlags.Writeback) != 0)
         {
             // Under writeback: mark it so end_page_writeback rotates it to the tail.
             mem.Pages[f].Flags |= PageFlags.Reclaim;
             sc.Keep[sc.NrKeep++] = f;
-            return;
+            return false;
         }
         PageRef r = PageCheckReferences(ex, f);
         if (r == PageRef.Activate)
         {
             sc.Activate[sc.NrActivate++] = f;
-            return;
+            return false;
         }
         if (r == PageRef.Keep)
         {
             sc.Keep[sc.NrKeep++] = f;
-            return;
+            return false;
         }
         if (mem.Pages[f].MapCount > 0)
         {
-            ex.FlushCause = FlushCause.Reclaim;
-            sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
-            if (mem.Pages[f].MapCount > 0)
-            {
-                sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
-                return;
-            }
+            sc.UnmapRef = r;
+            return true;
         }
+        ShrinkPageListFree(ex, sc, z, f, r);
+        return false;
+    }
+
+    /// <summary>
+    /// The rest of shrink_page_list's turn for a mapped page (<see cref="ShrinkPageListOne"/>
+    /// returned true), in a step of its own: try_to_unmap with TTU_BATCH_FLUSH (the policy flushes
+    /// or defers), then <see cref="ShrinkPageListFree"/>. The step starts right before the unmap,
+    /// so when a vanilla sender's IPI arrives its receivers have mostly been simulated up to that
+    /// time: their state there (interrupts off or on) is known when it sends, and its wait —
+    /// spent holding the PTE lock — is charged where the kernel spends it, not after the step.
+    /// </summary>
+    private void ShrinkPageListUnmap(Exec ex, ScanControl sc, Zone z, int i)
+    {
+        Memory mem = sim.Memory;
+        int f = sc.PageList[i];
+        ex.FlushCause = FlushCause.Reclaim;
+        sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+        if (mem.Pages[f].MapCount > 0)
+        {
+            sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
+            return;
+        }
+        ShrinkPageListFree(ex, sc, z, f, sc.UnmapRef);
+    }
+
+    /// <summary>
+    /// The end of shrink_page_list's turn for a page no longer mapped: write it if dirty or leave
+    /// it to the flusher, take a clean one out of the page cache (__remove_mapping under
+    /// mapping->tree_lock) and put it on the free list.
+    /// </summary>
+    private void ShrinkPageListFree(Exec ex, ScanControl sc, Zone z, int f, PageRef r)
+    {
+        Memory mem = sim.Memory;
         if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0 && !Pageout(ex, sc, z, f, r))
         {
             sc.Keep[sc.NrKeep++] = f;
             return;
         }
-        // __remove_mapping under mapping->tree_lock.
         AddressSpace file = sim.Files[mem.Pages[f].Mapping];
         ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs);
         file.PageCache.Clear(mem.Pages[f].Index);

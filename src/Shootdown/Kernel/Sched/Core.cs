@@ -179,7 +179,8 @@ public sealed class Scheduler
         Cpu cpu = _cpus[id];
         cpu.EventPending = false;
         SimTask? cur = cpu.Current;
-        if (cur is not null && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t - cpu.SliceStart >= _c.SchedSliceNs))
+        bool sync = cur?.Body?.Current == Yield.Sync; // the task goes on: no preemption point
+        if (cur is not null && !sync && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t - cpu.SliceStart >= _c.SchedSliceNs))
         {
             // Preempted: back to a run queue — with spreading, a task whose slice ended moves on to
             // the next CPU it may use.
@@ -197,7 +198,10 @@ public sealed class Scheduler
             }
             cur = null;
         }
-        cpu.NeedResched = false;
+        if (!sync)
+        {
+            cpu.NeedResched = false;
+        }
         bool switched = false;
         if (cur is null)
         {
@@ -240,7 +244,7 @@ public sealed class Scheduler
             _doExit(ex, cur);
         }
         long end = ex.Now;
-        if (end <= t && alive && cur.Body.Current == Yield.Resched)
+        if (end <= t && alive && cur.Body.Current is Yield.Resched or Yield.Sync)
         {
             // A process that stays runnable must let time pass, or the CPU would spin at one instant.
             throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");

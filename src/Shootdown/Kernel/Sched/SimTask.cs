@@ -20,6 +20,16 @@ public enum Yield
     Sleep,
 
     /// <summary>
+    /// Not a kernel preemption point: the step ends only so that the simulation catches up — the
+    /// other CPUs' steps up to this time are computed before the next step starts — and the task
+    /// keeps its CPU (no preemption, a pending need_resched waits for the next
+    /// <see cref="Resched"/>). A step is computed when it starts, so work it does after an IPI it
+    /// sends cannot see its receivers' state at the arrival unless they have been simulated that
+    /// far; a sync point right before the send makes that the usual case.
+    /// </summary>
+    Sync,
+
+    /// <summary>
     /// Not a step end: runs the process <see cref="Process.Call"/> set as a call, in the same step;
     /// the caller resumes when it ends (<see cref="ProcessRunner"/>). Yielded as
     /// <c>yield return Process.Call(sub);</c>, it does what <c>foreach (var y in sub) yield return y;</c>
