@@ -587,35 +587,67 @@ public class KernelTests
         Assert.False(steps.MoveNext());
     }
 
-    [Fact]
-    public void AMappedPageIsUnmappedInAStepOfItsOwn()
+    /// <summary>
+    /// Three mapped pages on the inactive list, isolated in this order: one with a young PTE, one
+    /// idle page of an mm that no other CPU caches, one idle page of an mm that CPU 1 caches.
+    /// Runs shrink_inactive_list on CPU 0 and returns each step's yield, with the mapcounts of the
+    /// three pages after it.
+    /// </summary>
+    private static List<(Yield Yield, int Young, int Local, int Remote)> ReclaimThreeMappedPages(string policy)
     {
-        // A mapped page to be reclaimed takes two steps: its references are checked in the first,
-        // which ends at a sync point (no kernel preemption point), and try_to_unmap — where a
-        // vanilla flush sends its IPI — starts the second. A referenced one takes one step.
-        Sim sim = SmallSim();
+        Sim sim = SmallSim(policy);
         Zone z = sim.Memory.Zones[0];
         var (_, _, young) = MapOnePage(sim, 0, Pte.Accessed); // its young PTE keeps it (PAGEREF_KEEP)
-        var (_, _, idle) = MapOnePage(sim, 0, 0);
-        sim.Memory.LruAddHead(z, young, active: false);
-        sim.Memory.LruAddHead(z, idle, active: false); // the younger of the two: isolated second
+        var (_, _, local) = MapOnePage(sim, 0, 0);
+        var (remoteMm, _, remote) = MapOnePage(sim, 0, 0);
+        remoteMm.CpuMask.Set(1);
+        sim.Cpus[1].ActiveMm = remoteMm.Id;
+        foreach (int f in new[] { young, local, remote })
+        {
+            sim.Memory.LruAddHead(z, f, active: false); // isolation starts from the oldest: young
+        }
         Exec ex = ExecOn(sim, 0);
-        using IEnumerator<Yield> steps = sim.Vmscan.ShrinkInactiveList(ex, sim.UserTasks[0], 0, 32).GetEnumerator();
-        Assert.True(steps.MoveNext()); // isolate
-        Assert.Equal(Yield.Resched, steps.Current);
-        Assert.True(steps.MoveNext()); // the young page: kept, in one step
-        Assert.Equal(Yield.Resched, steps.Current);
-        Assert.Equal(1, sim.Memory.Pages[young].MapCount);
-        Assert.True(steps.MoveNext()); // the idle page's references checked
-        Assert.Equal(Yield.Sync, steps.Current);
-        Assert.Equal(1, sim.Memory.Pages[idle].MapCount); // not unmapped yet
-        Assert.True(steps.MoveNext()); // try_to_unmap and __remove_mapping
-        Assert.Equal(Yield.Resched, steps.Current);
-        Assert.Equal(0, sim.Memory.Pages[idle].MapCount);
-        Assert.True(steps.MoveNext()); // the tail (free) and the putback
-        Assert.Equal(PageFlags.Free, sim.Memory.Pages[idle].Flags & PageFlags.Free);
-        Assert.Equal(1, sim.Memory.Pages[young].MapCount);
-        Assert.False(steps.MoveNext());
+        var steps = new List<(Yield, int, int, int)>();
+        using var run = sim.Vmscan.ShrinkInactiveList(ex, sim.UserTasks[0], 0, 32).GetEnumerator();
+        while (run.MoveNext())
+        {
+            Page[] p = sim.Memory.Pages;
+            steps.Add((run.Current, p[young].MapCount, p[local].MapCount, p[remote].MapCount));
+        }
+        return steps;
+    }
+
+    [Fact]
+    public void AnUnmapThatShootsDownAtOnceStartsAStepOfItsOwn()
+    {
+        // Vanilla: the page another CPU caches takes two steps — its references are checked in the
+        // first, which ends at a sync point (no kernel preemption point), and try_to_unmap, which
+        // sends the IPI, starts the second. The others take one step each.
+        Assert.Equal(
+            [
+                (Yield.Resched, 1, 1, 1), // isolation
+                (Yield.Resched, 1, 1, 1), // the young page, kept
+                (Yield.Resched, 1, 0, 1), // the local page, unmapped with a local flush
+                (Yield.Sync, 1, 0, 1),    // the remote page's references
+                (Yield.Resched, 1, 0, 0), // its unmap and shootdown
+                (Yield.Resched, 1, 0, 0), // the tail and the putback
+            ],
+            ReclaimThreeMappedPages("vanilla"));
+    }
+
+    [Fact]
+    public void ADeferredFlushNeedsNoSyncPoint()
+    {
+        // rfc-pfn32 defers the remote page's flush to the end of shrink_page_list: one step per page.
+        Assert.Equal(
+            [
+                (Yield.Resched, 1, 1, 1),
+                (Yield.Resched, 1, 1, 1),
+                (Yield.Resched, 1, 0, 1),
+                (Yield.Resched, 1, 0, 0),
+                (Yield.Resched, 1, 0, 0),
+            ],
+            ReclaimThreeMappedPages("rfc-pfn32"));
     }
 
     [Fact]

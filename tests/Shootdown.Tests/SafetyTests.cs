@@ -142,10 +142,8 @@ public class SafetyTests
 
         using IEnumerator<Yield> shrink = sim.Vmscan.ShrinkInactiveList(reclaim, kswapd, 0, 32).GetEnumerator();
         Assert.True(shrink.MoveNext()); // isolate
-        Assert.True(shrink.MoveNext()); // shrink_page_list's turn for the page: its references checked
-        Assert.Equal(Yield.Sync, shrink.Current); // a mapped page: the step ends before the unmap
         Assert.Equal(0, sim.VmStat[Observe.VmEvent.nr_vmscan_write]);
-        Assert.True(shrink.MoveNext()); // the unmap, then pageout
+        Assert.True(shrink.MoveNext()); // shrink_page_list's loop, one page per step: unmap, pageout
         Assert.Equal(1, sim.VmStat[Observe.VmEvent.nr_vmscan_write]);
         storeLanded = sim.Mmu.Touch(writer, mm, vpn, write: true) == Hardware.Mmu.Access.Hit;
         Assert.True(shrink.MoveNext()); // end of shrink_page_list: flush, then free

@@ -183,6 +183,37 @@ public sealed class Rmap(Sim sim)
         return deferred;
     }
 
+    /// <summary>
+    /// Whether reclaim's try_to_unmap of <paramref name="frame"/> on this step's CPU would send a
+    /// shootdown at once: the policy keeps no per-task batch (<see cref="FlushPolicy.UsesBatch"/>;
+    /// the batching policies defer every flush that would reach another CPU) and a PTE mapping the
+    /// page that a CPU can cache belongs to an mm on another CPU. Not kernel code, and it charges
+    /// nothing: reclaim ends the step before such an unmap (<see cref="Sched.Yield.Sync"/>) so that
+    /// the simulation has caught up with the receivers when the IPI is sent. It does not call the
+    /// policy's should_defer_flush, which runs once per unmapped PTE, as in the kernel.
+    /// </summary>
+    public bool UnmapWouldShootDown(Exec ex, int frame)
+    {
+        if (sim.Policy.UsesBatch)
+        {
+            return false;
+        }
+        var one = new WouldShootDownOne(ex.Cpu.Id);
+        RmapWalk(frame, ref one);
+        return one.Found;
+    }
+
+    private struct WouldShootDownOne(int cpu) : IRmapOne
+    {
+        public bool Found;
+
+        public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
+        {
+            Found = Pte.IsAccessible(pte, flushPending: false) && vma.Mm.CpuMask.AnyBut(cpu);
+            return !Found;
+        }
+    }
+
     /// <summary>try_to_unmap(page, TTU_UNMAP | <paramref name="batchFlush"/>): every PTE mapping <paramref name="frame"/>.</summary>
     public void TryToUnmap(Exec ex, int frame, bool batchFlush)
     {

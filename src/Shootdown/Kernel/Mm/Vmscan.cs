@@ -77,8 +77,9 @@ public sealed class ScanControl
 /// kswapd_shrink_zone → shrink_zone. Reclaim is written as processes (iterators) that yield where
 /// the kernel may reschedule (shrink_page_list's cond_resched before each page), and at two more
 /// step boundaries with no kernel counterpart — after the last page, before the tail, and after the
-/// putback — where the model may preempt one short step earlier than the kernel's next point;
-/// each function a <see cref="ReusableProcess"/> of the reclaiming
+/// putback — where the model may preempt one short step earlier than the kernel's next point —
+/// and, before an unmap that sends a shootdown at once, at a sync point that preempts nothing
+/// (<see cref="Yield.Sync"/>); each function a <see cref="ReusableProcess"/> of the reclaiming
 /// task, whose arguments are set in its <see cref="ScanControl"/>, so that reclaim allocates
 /// nothing per call, per zone or per batch; the file LRU only (no swap: anonymous memory is not simulated, so
 /// get_scan_count always scans file pages).
@@ -248,7 +249,7 @@ public sealed class Vmscan(Sim sim)
                             yield return Yield.Resched; // shrink_page_list's cond_resched
                             if (ShrinkPageListOne(ex, sc, z, i))
                             {
-                                yield return Yield.Sync; // the simulation catches up before the unmap's IPI
+                                yield return Yield.Sync; // the simulation catches up before the unmap's shootdown
                                 ShrinkPageListUnmap(ex, sc, z, i);
                             }
                         }
@@ -560,12 +561,13 @@ public sealed class Vmscan(Sim sim)
     /// One turn of shrink_page_list's loop, over the <paramref name="i"/>-th isolated page, after
     /// the loop's cond_resched (4.0 calls it at the top of every turn; the caller ends the step
     /// before each page, where other CPUs may use entries whose flush was deferred): decide the
-    /// page's fate and, for a page not mapped, finish it (<see cref="ShrinkPageListFree"/>).
-    /// Returns true for a mapped page to be reclaimed: the caller then ends the step with
-    /// <see cref="Yield.Sync"/> — no kernel preemption point — and unmaps it in the next
-    /// (<see cref="ShrinkPageListUnmap"/>). The page stays isolated in between, so no other path
-    /// takes it, as the kernel's page lock keeps them off. After the last page the caller ends the
-    /// step again and runs <see cref="ShrinkPageListTail"/>.
+    /// page's fate and, if it is to be reclaimed, go on with <see cref="ShrinkPageListUnmap"/> —
+    /// unless unmapping it would send a shootdown at once (<see cref="Rmap.UnmapWouldShootDown"/>:
+    /// vanilla, another CPU caches the mm). Then it returns true, and the caller ends the step
+    /// with <see cref="Yield.Sync"/> — no kernel preemption point — and runs the unmap as the next
+    /// step. The page stays isolated in between, so no other path takes it, as the kernel's page
+    /// lock keeps them off. After the last page the caller ends the step again and runs
+    /// <see cref="ShrinkPageListTail"/>.
     /// </summary>
     private bool ShrinkPageListOne(Exec ex, ScanControl sc, Zone z, int i)
     {
@@ -603,46 +605,40 @@ public sealed class Vmscan(Sim sim)
             sc.Keep[sc.NrKeep++] = f;
             return false;
         }
-        if (mem.Pages[f].MapCount > 0)
+        sc.UnmapRef = r;
+        if (mem.Pages[f].MapCount > 0 && sim.Rmap.UnmapWouldShootDown(ex, f))
         {
-            sc.UnmapRef = r;
             return true;
         }
-        ShrinkPageListFree(ex, sc, z, f, r);
+        ShrinkPageListUnmap(ex, sc, z, i);
         return false;
     }
 
     /// <summary>
-    /// The rest of shrink_page_list's turn for a mapped page (<see cref="ShrinkPageListOne"/>
-    /// returned true), in a step of its own: try_to_unmap with TTU_BATCH_FLUSH (the policy flushes
-    /// or defers), then <see cref="ShrinkPageListFree"/>. The step starts right before the unmap,
-    /// so when a vanilla sender's IPI arrives its receivers have mostly been simulated up to that
-    /// time: their state there (interrupts off or on) is known when it sends, and its wait —
-    /// spent holding the PTE lock — is charged where the kernel spends it, not after the step.
+    /// The rest of shrink_page_list's turn for a page to reclaim: try_to_unmap with TTU_BATCH_FLUSH
+    /// if it is mapped (the policy flushes or defers), then write it if dirty or leave it to the
+    /// flusher, or take a clean one out of the page cache (__remove_mapping under
+    /// mapping->tree_lock) for the free list. When the unmap sends a shootdown at once, this is a
+    /// step of its own that starts right before it, so when the IPI arrives its receivers have
+    /// mostly been simulated up to that time: their state there (interrupts off or on) is known
+    /// when it is sent, and the sender's wait — spent holding the PTE lock — is charged where the
+    /// kernel spends it, not after the step.
     /// </summary>
     private void ShrinkPageListUnmap(Exec ex, ScanControl sc, Zone z, int i)
     {
         Memory mem = sim.Memory;
         int f = sc.PageList[i];
-        ex.FlushCause = FlushCause.Reclaim;
-        sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
         if (mem.Pages[f].MapCount > 0)
         {
-            sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
-            return;
+            ex.FlushCause = FlushCause.Reclaim;
+            sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+            if (mem.Pages[f].MapCount > 0)
+            {
+                sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked
+                return;
+            }
         }
-        ShrinkPageListFree(ex, sc, z, f, sc.UnmapRef);
-    }
-
-    /// <summary>
-    /// The end of shrink_page_list's turn for a page no longer mapped: write it if dirty or leave
-    /// it to the flusher, take a clean one out of the page cache (__remove_mapping under
-    /// mapping->tree_lock) and put it on the free list.
-    /// </summary>
-    private void ShrinkPageListFree(Exec ex, ScanControl sc, Zone z, int f, PageRef r)
-    {
-        Memory mem = sim.Memory;
-        if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0 && !Pageout(ex, sc, z, f, r))
+        if ((mem.Pages[f].Flags & PageFlags.Dirty) != 0 && !Pageout(ex, sc, z, f, sc.UnmapRef))
         {
             sc.Keep[sc.NrKeep++] = f;
             return;
