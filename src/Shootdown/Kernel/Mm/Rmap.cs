@@ -131,11 +131,25 @@ public sealed class Rmap(Sim sim)
     /// </summary>
     private struct TryToUnmapOne(Sim sim, Exec ex, bool batchFlush, bool migration) : IRmapOne
     {
+        /// <summary>SWAP_FAIL: reclaim found a young PTE and left the page mapped.</summary>
+        public bool Failed;
+
         public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
         {
             MmStruct mm = vma.Mm;
             long t0 = ex.Now;
             ex.Sys += sim.Costs.UnmapPageNs;
+            if (!migration && Pte.IsYoung(pte))
+            {
+                // 4.0's try_to_unmap_one without TTU_IGNORE_ACCESS (reclaim): a PTE referenced
+                // since page_referenced is cleared of its accessed bit (ptep_clear_flush_young,
+                // no flush on x86) and the page stays mapped; shrink_page_list activates it.
+                mm.PageTable.Update(vpn, pte & ~Pte.Accessed);
+                sim.Memory.PteWritten(frame, ex.Cpu.Id, ex.Lines);
+                ex.LockAround(mm.Ptl(vpn), t0);
+                Failed = true;
+                return false;
+            }
             // try_to_migrate_one leaves a migration entry that keeps the write and dirty bits.
             uint entry = migration ? Pte.Make(frame, Pte.Migration | (pte & (Pte.Write | Pte.Dirty))) : 0;
             bool deferred = sim.Rmap.ClearPteFlushOrDefer(ex, mm, vpn, pte, batchFlush, entry);
@@ -186,10 +200,11 @@ public sealed class Rmap(Sim sim)
     /// <summary>
     /// Whether reclaim's try_to_unmap of <paramref name="frame"/> on this step's CPU would send a
     /// shootdown at once: the policy keeps no per-task batch (<see cref="FlushPolicy.UsesBatch"/>;
-    /// the batching policies defer every flush that would reach another CPU) and a PTE mapping the
-    /// page that a CPU can cache belongs to an mm on another CPU. Not kernel code, and it charges
-    /// nothing: reclaim ends the step before such an unmap (<see cref="Sched.Yield.Sync"/>) so that
-    /// the simulation has caught up with the receivers when the IPI is sent. It does not call the
+    /// the batching policies defer the flushes that would reach another CPU, but for the RFC's
+    /// flush of a full PFN list, which gets no sync point) and a PTE mapping the page that a CPU
+    /// can cache belongs to an mm on another CPU. Not kernel code, and it charges nothing: reclaim
+    /// ends the step before such an unmap (<see cref="Sched.Yield.Sync"/>) so that the receivers
+    /// have mostly been simulated up to the IPI's arrival when it is sent. It does not call the
     /// policy's should_defer_flush, which runs once per unmapped PTE, as in the kernel.
     /// </summary>
     public bool UnmapWouldShootDown(Exec ex, int frame)
@@ -214,12 +229,17 @@ public sealed class Rmap(Sim sim)
         }
     }
 
-    /// <summary>try_to_unmap(page, TTU_UNMAP | <paramref name="batchFlush"/>): every PTE mapping <paramref name="frame"/>.</summary>
-    public void TryToUnmap(Exec ex, int frame, bool batchFlush)
+    /// <summary>
+    /// try_to_unmap(page, TTU_UNMAP | <paramref name="batchFlush"/>): every PTE mapping
+    /// <paramref name="frame"/>. Returns false for SWAP_FAIL — a PTE was young (referenced since
+    /// page_referenced cleared it), so the walk stopped there and the page stays mapped.
+    /// </summary>
+    public bool TryToUnmap(Exec ex, int frame, bool batchFlush)
     {
         var one = new TryToUnmapOne(sim, ex, batchFlush, migration: false);
         IMmapLockRead(ex, frame);
         RmapWalk(frame, ref one);
+        return !one.Failed;
     }
 
     /// <summary>

@@ -239,9 +239,9 @@ public sealed class Vmscan(Sim sim)
                     nrInactive -= n;
                     // shrink_list of LRU_INACTIVE_FILE: shrink_inactive_list isolates the batch;
                     // shrink_page_list's loop calls cond_resched before each page, so each page is
-                    // a step of its own. The tail (flush, free) and the putback are one more step,
-                    // between two step boundaries the kernel has no cond_resched at (the class
-                    // comment).
+                    // a step of its own — two, with a sync point before an unmap that shoots down
+                    // at once. The tail (flush, free) and the putback are one more step, between
+                    // two step boundaries the kernel has no cond_resched at (the class comment).
                     if (ShrinkInactiveList(ex, sc, z, (int)n))
                     {
                         for (int i = 0; i < sc.NrTaken; i++)
@@ -312,7 +312,8 @@ public sealed class Vmscan(Sim sim)
     /// CPU's pagevec and isolate up to <paramref name="nrToScan"/> pages from the tail under the LRU
     /// lock. Returns false if nothing was isolated (the function returns at once); otherwise the
     /// caller runs shrink_page_list's loop a page per step (<see cref="ShrinkPageListOne"/> after
-    /// each cond_resched), ends the step once more and calls <see cref="ShrinkInactiveListEnd"/>,
+    /// each cond_resched, and <see cref="ShrinkPageListUnmap"/> after a sync point where it asks
+    /// for one), ends the step once more and calls <see cref="ShrinkInactiveListEnd"/>,
     /// then ends the step again. The result is in <see cref="ScanControl.LastReclaimed"/>.
     /// </summary>
     private bool ShrinkInactiveList(Exec ex, ScanControl sc, Zone z, int nrToScan)
@@ -377,8 +378,9 @@ public sealed class Vmscan(Sim sim)
     /// One shrink_inactive_list of <paramref name="node"/>'s zone by <paramref name="task"/> (with
     /// kswapd's rules if it is kswapd) at DEF_PRIORITY, on its own, for tests and benchmarks that
     /// drive reclaim a step at a time: the first step isolates, each of the next ones runs
-    /// shrink_page_list's loop for one page (after its cond_resched), the last flushes (where the
-    /// policy does), frees and puts back.
+    /// shrink_page_list's loop for one page (after its cond_resched; a page whose unmap shoots
+    /// down at once takes two, split at a sync point), the last flushes (where the policy does),
+    /// frees and puts back.
     /// </summary>
     internal IEnumerable<Yield> ShrinkInactiveList(Exec ex, SimTask task, int node, int nrToScan)
     {
@@ -565,8 +567,11 @@ public sealed class Vmscan(Sim sim)
     /// unless unmapping it would send a shootdown at once (<see cref="Rmap.UnmapWouldShootDown"/>:
     /// vanilla, another CPU caches the mm). Then it returns true, and the caller ends the step
     /// with <see cref="Yield.Sync"/> — no kernel preemption point — and runs the unmap as the next
-    /// step. The page stays isolated in between, so no other path takes it, as the kernel's page
-    /// lock keeps them off. After the last page the caller ends the step again and runs
+    /// step. In between the page stays isolated, off the LRU, so no other reclaimer, migration or
+    /// the flusher takes it; other CPUs may still act on its PTEs, as in the kernel, whose page
+    /// lock does not keep them off — its owner may exit (exit_mmap zaps the PTE) or touch it again
+    /// (the PTE turns young, and try_to_unmap fails) — so the unmap step looks at the page afresh.
+    /// After the last page the caller ends the step again and runs
     /// <see cref="ShrinkPageListTail"/>.
     /// </summary>
     private bool ShrinkPageListOne(Exec ex, ScanControl sc, Zone z, int i)
@@ -616,7 +621,8 @@ public sealed class Vmscan(Sim sim)
 
     /// <summary>
     /// The rest of shrink_page_list's turn for a page to reclaim: try_to_unmap with TTU_BATCH_FLUSH
-    /// if it is mapped (the policy flushes or defers), then write it if dirty or leave it to the
+    /// if it is mapped (the policy flushes or defers; a young PTE fails it, SWAP_FAIL, and the page
+    /// is activated; a PTE left mapped keeps it, SWAP_AGAIN), then write it if dirty or leave it to the
     /// flusher, or take a clean one out of the page cache (__remove_mapping under
     /// mapping->tree_lock) for the free list. When the unmap sends a shootdown at once, this is a
     /// step of its own that starts right before it, so when the IPI arrives its receivers have
@@ -631,7 +637,11 @@ public sealed class Vmscan(Sim sim)
         if (mem.Pages[f].MapCount > 0)
         {
             ex.FlushCause = FlushCause.Reclaim;
-            sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+            if (!sim.Rmap.TryToUnmap(ex, f, batchFlush: true))
+            {
+                sc.Activate[sc.NrActivate++] = f; // SWAP_FAIL: activate_locked
+                return;
+            }
             if (mem.Pages[f].MapCount > 0)
             {
                 sc.Keep[sc.NrKeep++] = f; // SWAP_AGAIN: keep_locked

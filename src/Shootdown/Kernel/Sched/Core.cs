@@ -244,9 +244,12 @@ public sealed class Scheduler
             _doExit(ex, cur);
         }
         long end = ex.Now;
-        if (end <= t && alive && cur.Body.Current is Yield.Resched or Yield.Sync)
+        // The step after a sync point finishes what the step before began and then reaches a
+        // cond_resched, so it may take no time (reclaim's unmap of a page whose owner exited
+        // meanwhile); any other step that stays runnable must let time pass, or the CPU would
+        // spin at one instant.
+        if (end <= t && alive && cur.Body.Current is Yield.Resched or Yield.Sync && !(sync && cur.Body.Current == Yield.Resched))
         {
-            // A process that stays runnable must let time pass, or the CPU would spin at one instant.
             throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");
         }
         Trace?.Step(cpu.Id, cur.Comm, ex.What, start, end, ex.User, ex.Spin, ex.IpiWait);
