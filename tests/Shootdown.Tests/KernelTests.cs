@@ -483,7 +483,7 @@ public class KernelTests
     public void TryToUnmapClearsThePteAndShootsDownTheOtherCpu()
     {
         Sim sim = SmallSim();
-        var (mm, vma, f) = MapOnePage(sim, 5, Pte.Accessed);
+        var (mm, vma, f) = MapOnePage(sim, 5, 0); // an old PTE, as page_referenced leaves it
         sim.Cpus[3].ActiveMm = mm.Id;
         mm.CpuMask.Set(3);
         sim.Cpus[3].Tlb.Fill(mm.Id, vma.VpnOf(5), f, 0);
@@ -496,12 +496,29 @@ public class KernelTests
     }
 
     [Fact]
+    public void TryToUnmapFailsOnAYoungPteAndClearsItsAccessedBit()
+    {
+        // 4.0's try_to_unmap_one without TTU_IGNORE_ACCESS: a PTE referenced since page_referenced
+        // cleared it is not unmapped (SWAP_FAIL); its accessed bit is cleared, with no flush.
+        Sim sim = SmallSim();
+        var (mm, vma, f) = MapOnePage(sim, 5, Pte.Accessed);
+        mm.CpuMask.Set(3);
+        Exec ex = ExecOn(sim, 0);
+        Assert.False(sim.Rmap.TryToUnmap(ex, f, batchFlush: true));
+        Assert.Equal(Pte.Make(f, Pte.Present), mm.PageTable.Get(vma.VpnOf(5)));
+        Assert.Equal(1, sim.Memory.Pages[f].MapCount);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        Assert.True(sim.Rmap.TryToUnmap(ex, f, batchFlush: true)); // now old: unmapped
+        Assert.Equal(0, sim.Memory.Pages[f].MapCount);
+    }
+
+    [Fact]
     public void DirtyPteMakesThePageDirtyOnUnmap()
     {
         Sim sim = SmallSim();
-        var (_, _, f) = MapOnePage(sim, 1, Pte.Accessed | Pte.Write | Pte.Dirty);
+        var (_, _, f) = MapOnePage(sim, 1, Pte.Write | Pte.Dirty); // dirty, its accessed bit cleared by page_referenced
         Exec ex = ExecOn(sim, 0);
-        sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+        Assert.True(sim.Rmap.TryToUnmap(ex, f, batchFlush: true));
         Assert.True((sim.Memory.Pages[f].Flags & PageFlags.Dirty) != 0);
     }
 
@@ -909,7 +926,7 @@ public class KernelTests
         // held: page_referenced on another page of that page-table page, asked for meanwhile, spins
         // until the shootdown is over. A page of another page-table page does not wait.
         Sim sim = SmallSim();
-        var (mm, vma, f) = MapOnePage(sim, 0, Pte.Accessed);
+        var (mm, vma, f) = MapOnePage(sim, 0, 0); // an old PTE, as page_referenced leaves it
         long vpnNear = vma.VpnOf(1), vpnFar = vma.VpnOf(RadixMap.LeafSize);
         int near = MapAnother(sim, vma, 1), far = MapAnother(sim, vma, RadixMap.LeafSize);
         Assert.Equal(vpnNear >> RadixMap.LeafShift, vma.VpnOf(0) >> RadixMap.LeafShift);
@@ -939,9 +956,9 @@ public class KernelTests
     public void APteLockGoesWithItsEmptiedPageTablePage()
     {
         Sim sim = SmallSim();
-        var (mm, _, f) = MapOnePage(sim, 0, Pte.Accessed);
+        var (mm, _, f) = MapOnePage(sim, 0, 0);
         Exec ex = ExecOn(sim, 0);
-        sim.Rmap.TryToUnmap(ex, f, batchFlush: true);
+        Assert.True(sim.Rmap.TryToUnmap(ex, f, batchFlush: true));
         Assert.Empty(mm.LivePtls); // the page-table page emptied: its lock is gone, its counts kept
         Assert.Equal(1, mm.PtlAcquisitions);
     }

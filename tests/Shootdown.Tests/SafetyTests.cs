@@ -74,7 +74,8 @@ public class SafetyTests
         reclaimer.Reset(sim.Cpus[0], sim.UserTasks[0], 2_000, 2_000);
 
         Assert.Equal(Hardware.Mmu.Access.Filled, sim.Mmu.Touch(writer, mm, vpn, write: true)); // cached, dirty, writable
-        sim.Rmap.TryToUnmap(reclaimer, f, batchFlush: true);
+        Assert.Equal(1, sim.Rmap.PageReferenced(reclaimer, f, out _)); // shrink_page_list's page_referenced clears the accessed bit; the writer keeps its entry
+        Assert.True(sim.Rmap.TryToUnmap(reclaimer, f, batchFlush: true));
         Assert.True(sim.UserTasks[0].Batch!.FlushRequired); // the flush is deferred
         sim.Writeback.ClearPageDirtyForIo(reclaimer, f);
         sim.Writeback.StartWriteback(reclaimer, f); // the flusher captures the page: no PTE left to clean
