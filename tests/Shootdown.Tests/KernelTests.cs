@@ -510,6 +510,7 @@ public class KernelTests
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
         Assert.True(sim.Rmap.TryToUnmap(ex, f, batchFlush: true)); // now old: unmapped
         Assert.Equal(0, sim.Memory.Pages[f].MapCount);
+        Assert.Equal(1, sim.VmStat[VmEvent.nr_tlb_remote_flush]); // CPU 3 caches the mm: this one shoots down
     }
 
     [Fact]

@@ -89,8 +89,9 @@ public class SyncPointTests
     [Fact]
     public void APteReferencedBetweenTheStepsFailsTheUnmap()
     {
-        // CPU 1 reads the page after page_referenced cleared its accessed bit: its TLB misses and
-        // the walk sets the bit again. 4.0's try_to_unmap_one (no TTU_IGNORE_ACCESS) clears it and
+        // CPU 1 reads the page between the two steps, after page_referenced cleared its accessed
+        // bit (in the simulation's order of execution; in simulated time the touch may fall inside
+        // the first step): its TLB misses and the walk sets the bit again. 4.0's try_to_unmap_one (no TTU_IGNORE_ACCESS) clears it and
         // returns SWAP_FAIL: the page stays mapped, no IPI is sent, and it is activated.
         var (sim, mm, vpn, f) = ActBetweenTheSteps((s, m, v) =>
         {
@@ -101,6 +102,8 @@ public class SyncPointTests
         Page p = sim.Memory.Pages[f];
         Assert.Equal(1, p.MapCount);
         Assert.Equal(PageFlags.Active, p.Flags & PageFlags.Active);
+        Assert.Equal(PageFlags.None, p.Flags & PageFlags.Referenced); // page_check_references cleared it; activate_locked does not set it
+        Assert.Equal(1, sim.VmStat[VmEvent.pgactivate]);
         Assert.False(Pte.IsYoung(mm.PageTable.Get(vpn)));
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
         Assert.Equal(0, sim.VmStat[VmEvent.pgsteal_direct]);

@@ -127,7 +127,8 @@ public sealed class Rmap(Sim sim)
     /// the flush is recorded in the task's batch (set_tlb_ubc_flush_pending), otherwise flushed at
     /// once (ptep_clear_flush). A dirty PTE transfers its dirty bit to the page (set_page_dirty).
     /// All of it under the PTE lock — an immediate flush's IPI wait included, so other CPUs
-    /// wanting that page-table page wait for the shootdown too.
+    /// wanting that page-table page wait for the shootdown too. For reclaim (not migration) a
+    /// young PTE fails instead (SWAP_FAIL): its accessed bit is cleared and the walk stops.
     /// </summary>
     private struct TryToUnmapOne(Sim sim, Exec ex, bool batchFlush, bool migration) : IRmapOne
     {
@@ -143,7 +144,9 @@ public sealed class Rmap(Sim sim)
             {
                 // 4.0's try_to_unmap_one without TTU_IGNORE_ACCESS (reclaim): a PTE referenced
                 // since page_referenced is cleared of its accessed bit (ptep_clear_flush_young,
-                // no flush on x86) and the page stays mapped; shrink_page_list activates it.
+                // no flush on x86) and the page stays mapped; shrink_page_list activates it. The
+                // PTE's line comes from the CPU whose page walk set the bit.
+                ex.Sys += ex.Lines.PteLine(sim.Memory.PteWriter[frame], sim.Memory.PteStamp[frame], mm.PageTableNode, ex.Cpu.Id);
                 mm.PageTable.Update(vpn, pte & ~Pte.Accessed);
                 sim.Memory.PteWritten(frame, ex.Cpu.Id, ex.Lines);
                 ex.LockAround(mm.Ptl(vpn), t0);

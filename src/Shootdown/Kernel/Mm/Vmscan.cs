@@ -570,7 +570,10 @@ public sealed class Vmscan(Sim sim)
     /// step. In between the page stays isolated, off the LRU, so no other reclaimer, migration or
     /// the flusher takes it; other CPUs may still act on its PTEs, as in the kernel, whose page
     /// lock does not keep them off — its owner may exit (exit_mmap zaps the PTE) or touch it again
-    /// (the PTE turns young, and try_to_unmap fails) — so the unmap step looks at the page afresh.
+    /// after a TLB miss (the PTE turns young, and try_to_unmap fails) — so the unmap step looks at
+    /// the page afresh. Unlike 4.0, whose fault path skips or waits for a locked page, the model's
+    /// (Filemap) may also map it into another mm meanwhile. Only vanilla has this window: the
+    /// batching policies check and unmap in one step.
     /// After the last page the caller ends the step again and runs
     /// <see cref="ShrinkPageListTail"/>.
     /// </summary>

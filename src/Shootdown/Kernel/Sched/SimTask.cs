@@ -133,8 +133,9 @@ public sealed class ProcessRunner : IEnumerator<Yield>
 /// — a C# iterator, as SimPy writes processes as generators. <see cref="Run"/> is the task's whole
 /// life: it performs state changes and charges their cost to the step's <see cref="Exec"/>, and
 /// yields where the step ends (<see cref="Yield.Resched"/>, or <see cref="Yield.Sync"/> where the
-/// kernel has no preemption point) or where it sleeps (<see cref="Yield.Sleep"/>); when it returns, the task exits (do_exit). Kernel paths that can
-/// end a step (direct reclaim, kswapd's balance_pgdat) are iterators too, called with
+/// kernel has no preemption point) or where it sleeps (<see cref="Yield.Sleep"/>); when it
+/// returns, the task exits (do_exit). Kernel paths that can end a step (direct reclaim, kswapd's
+/// balance_pgdat) are iterators too, called with
 /// <c>yield return Process.Call(Path(...));</c> (<see cref="ProcessRunner"/> resumes the innermost
 /// directly) or, equivalently but more slowly, <c>foreach (var y in Path(...)) yield return y;</c>.
 /// </summary>
