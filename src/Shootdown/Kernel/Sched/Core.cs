@@ -244,11 +244,12 @@ public sealed class Scheduler
             _doExit(ex, cur);
         }
         long end = ex.Now;
-        // The step after a sync point finishes what the step before began and then reaches a
-        // cond_resched, so it may take no time (reclaim's unmap of a page whose owner exited
-        // meanwhile); any other step that stays runnable must let time pass, or the CPU would
-        // spin at one instant.
-        if (end <= t && alive && cur.Body.Current is Yield.Resched or Yield.Sync && !(sync && cur.Body.Current == Yield.Resched))
+        // A step that stays runnable must let time pass, or the CPU would spin at one instant —
+        // but for the step after a sync point that ends at a cond_resched: it finishes what the
+        // step before began (reclaim's unmap, which finds nothing to do if the page's owner exited
+        // meanwhile), so it cannot spin.
+        bool mayTakeNoTime = sync && cur.Body.Current == Yield.Resched;
+        if (end <= t && alive && !mayTakeNoTime && cur.Body.Current is Yield.Resched or Yield.Sync)
         {
             throw new InvalidOperationException($"{cur.Comm} made a step of no duration at {t} ns");
         }
