@@ -611,9 +611,20 @@ public class KernelTests
     /// Runs shrink_inactive_list on CPU 0 and returns each step's yield, with the mapcounts of the
     /// three pages after it.
     /// </summary>
-    private static List<(Yield Yield, int Young, int Local, int Remote)> ReclaimThreeMappedPages(string policy)
+    private static List<(Yield Yield, int Young, int Local, int Remote)> ReclaimThreeMappedPages(string policy, int pfnsQueued = 0)
     {
         Sim sim = SmallSim(policy);
+        if (pfnsQueued > 0)
+        {
+            // PFNs earlier unmaps left in the task's batch, for CPU 1, not yet flushed.
+            TlbUnmapBatch b = sim.UserTasks[0].Batch!;
+            for (int i = 0; i < pfnsQueued; i++)
+            {
+                b.Pfns[b.Count++] = i;
+            }
+            b.CpuMask.Set(1);
+            b.FlushRequired = true;
+        }
         Zone z = sim.Memory.Zones[0];
         var (_, _, young) = MapOnePage(sim, 0, Pte.Accessed); // its young PTE keeps it (PAGEREF_KEEP)
         var (_, _, local) = MapOnePage(sim, 0, 0);
@@ -666,6 +677,26 @@ public class KernelTests
                 (Yield.Resched, 1, 0, 0),
             ],
             ReclaimThreeMappedPages("rfc-pfn32"));
+    }
+
+    [Fact]
+    public void AnRfcUnmapThatFillsThePfnListStartsAStepOfItsOwn()
+    {
+        // rfc-pfn32 with 31 PFNs queued: the local page adds none (no other CPU to flush), the
+        // remote page's PFN fills the list, which try_to_unmap_one flushes at once, holding the
+        // PTE lock — so, as for vanilla's shootdown, the unmap starts a step of its own.
+        Assert.Equal(
+            [
+                (Yield.Resched, 1, 1, 1),
+                (Yield.Resched, 1, 1, 1),
+                (Yield.Resched, 1, 0, 1),
+                (Yield.Sync, 1, 0, 1),
+                (Yield.Resched, 1, 0, 0),
+                (Yield.Resched, 1, 0, 0),
+            ],
+            ReclaimThreeMappedPages("rfc-pfn32", pfnsQueued: 31));
+        // One PFN short of that, the list is flushed at the end of shrink_page_list: no sync point.
+        Assert.DoesNotContain(ReclaimThreeMappedPages("rfc-pfn32", pfnsQueued: 30), s => s.Yield == Yield.Sync);
     }
 
     [Fact]

@@ -202,23 +202,35 @@ public sealed class Rmap(Sim sim)
 
     /// <summary>
     /// Whether reclaim's try_to_unmap of <paramref name="frame"/> on this step's CPU would send a
-    /// shootdown at once: the policy keeps no per-task batch (<see cref="FlushPolicy.UsesBatch"/>;
-    /// the batching policies defer the flushes that would reach another CPU, but for the RFC's
-    /// flush of a full PFN list, which gets no sync point) and a PTE mapping the page that a CPU
-    /// can cache belongs to an mm on another CPU. Not kernel code, and it charges nothing: reclaim
-    /// ends the step before such an unmap (<see cref="Sched.Yield.Sync"/>) so that the receivers
-    /// have mostly been simulated up to the IPI's arrival when it is sent. It does not call the
-    /// policy's should_defer_flush, which runs once per unmapped PTE, as in the kernel.
+    /// shootdown at once, from inside try_to_unmap_one, holding the PTE lock: under a policy that
+    /// keeps no per-task batch (<see cref="FlushPolicy.UsesBatch"/>), when a PTE mapping the page
+    /// that a CPU can cache belongs to an mm on another CPU (ptep_clear_flush); under the RFC's
+    /// PFN list (<see cref="FlushPolicy.HasPfnList"/>), when the PTEs it would defer fill the
+    /// task's list, which set_tlb_ubc_flush_pending then flushes at once. The other batching
+    /// policies defer every such flush to the end of shrink_page_list, outside the PTE lock. Not
+    /// kernel code, and it charges nothing: reclaim ends the step before such an unmap
+    /// (<see cref="Sched.Yield.Sync"/>) so that the receivers have mostly been simulated up to the
+    /// IPI's arrival when it is sent. It does not call the policy's should_defer_flush, which runs
+    /// once per unmapped PTE, as in the kernel; it repeats its test (TTU_BATCH_FLUSH and another
+    /// CPU in the mm's cpumask).
     /// </summary>
     public bool UnmapWouldShootDown(Exec ex, int frame)
     {
-        if (sim.Policy.UsesBatch)
+        FlushPolicy policy = sim.Policy;
+        if (!policy.UsesBatch)
+        {
+            var one = new WouldShootDownOne(ex.Cpu.Id);
+            RmapWalk(frame, ref one);
+            return one.Found;
+        }
+        if (!policy.HasPfnList)
         {
             return false;
         }
-        var one = new WouldShootDownOne(ex.Cpu.Id);
-        RmapWalk(frame, ref one);
-        return one.Found;
+        TlbUnmapBatch b = ex.Task.Batch!;
+        var fill = new WouldFillPfnListOne(ex.Cpu.Id);
+        RmapWalk(frame, ref fill);
+        return fill.Deferred > 0 && b.Count + fill.Deferred >= b.Capacity;
     }
 
     private struct WouldShootDownOne(int cpu) : IRmapOne
@@ -229,6 +241,28 @@ public sealed class Rmap(Sim sim)
         {
             Found = Pte.IsAccessible(pte, flushPending: false) && vma.Mm.CpuMask.AnyBut(cpu);
             return !Found;
+        }
+    }
+
+    /// <summary>
+    /// Counts the PTEs reclaim's try_to_unmap would defer under the RFC (each appends its PFN to
+    /// the list, accessible or not), up to a young PTE, where the walk fails (SWAP_FAIL) first.
+    /// </summary>
+    private struct WouldFillPfnListOne(int cpu) : IRmapOne
+    {
+        public int Deferred;
+
+        public bool RmapOne(int frame, Vma vma, long vpn, uint pte)
+        {
+            if (Pte.IsYoung(pte))
+            {
+                return false;
+            }
+            if (vma.Mm.CpuMask.AnyBut(cpu))
+            {
+                Deferred++;
+            }
+            return true;
         }
     }
 
