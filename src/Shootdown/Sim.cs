@@ -36,7 +36,7 @@ public sealed class Sim
     {
         Config = config;
         config.Costs.Validate();
-        Costs = config.Costs;
+        Costs = config.Costs.AtCoreClock();
         Rng = new Rng(config.Seed);
         int nrCpus = config.NrCpus;
         Cpus = new Cpu[nrCpus];

@@ -185,7 +185,7 @@ public class CacheTests
     [Fact]
     public void MachineFilesDescribeTheirCachesAndRunsRecordThem()
     {
-        Assert.Equal(30L << 20, MachineSpec.Resolve("gorman-4node").Costs.LlcBytes);
+        Assert.Equal(18L << 20, MachineSpec.Resolve("gorman-4node").Costs.LlcBytes);
         Assert.Equal(20L << 20, MachineSpec.Resolve("gorman-1node").Costs.LlcBytes);
         Assert.Equal(37_486_592, MachineSpec.Resolve("cascadelake-2s").Costs.LlcBytes);
         string file = TestKit.TempFile("m.toml", "name = \"m\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nllc_bytes = 8388608\n");

@@ -188,8 +188,8 @@ public class CliTests
 
     /// <summary>The cases of issue 14, each tried as a new user would: one line naming the value and what is allowed, exit 2, nothing simulated.</summary>
     [Theory]
-    [InlineData("TlbEntries=1000 with TlbWays=12 gives 83.33 sets", "run", "--cost", "TlbEntries=1000")]
-    [InlineData("TlbEntries=1536 with TlbWays=7 gives", "run", "--cost", "TlbWays=7")]
+    [InlineData("TlbEntries=1000 with TlbWays=4 gives 250 sets", "run", "--cost", "TlbEntries=1000")]
+    [InlineData("TlbEntries=512 with TlbWays=7 gives", "run", "--cost", "TlbWays=7")]
     [InlineData("--cost TlbEntries must be in 1..1048576, got 0", "run", "--cost", "TlbEntries=0")]
     [InlineData("--cost TickNs must be in 1000..1000000000, got 0", "run", "--cost", "TickNs=0")]
     [InlineData("--cost IpiLatencyRemoteNodeNs must be in 0..1000000000, got 9223372036854775807", "run", "--cost", "IpiLatencyRemoteNodeNs=9223372036854775807")]

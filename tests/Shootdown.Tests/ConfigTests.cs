@@ -61,7 +61,7 @@ public class ConfigTests
     [InlineData("machine = \"tiny\"\nnodez = 3\n", "x.toml:2: key 'nodez': unknown key; allowed here: machine, nodes")]
     [InlineData("machine = \"tiny\"\n[costs]\nipi_send_ns = \"x\"\n", "x.toml:3: key 'costs.ipi_send_ns': expected an integer")]
     [InlineData("machine = \"tiny\"\n\n[costs]\ntick_ns = 0\n", "x.toml:4: key 'costs.tick_ns': cost constant TickNs must be in 1000..1000000000, got 0")]
-    [InlineData("machine = \"tiny\"\n[costs]\nnope_ns = 1\n", "x.toml:3: key 'costs.nope_ns': unknown key; allowed here: tlb_entries")]
+    [InlineData("machine = \"tiny\"\n[costs]\nnope_ns = 1\n", "x.toml:3: key 'costs.nope_ns': unknown key; allowed here: core_clock_mhz")]
     [InlineData("machine = \"tiny\"\nseed = \n", "x.toml:2: not valid TOML")]
     [InlineData("machine = \"nope\"\n", "x.toml:1: key 'machine': unknown machine preset 'nope'")]
     [InlineData("machine = \"tiny\"\npolicy_name = \"x\"\n", "x.toml:2: key 'policy_name': unknown policy 'x'")]

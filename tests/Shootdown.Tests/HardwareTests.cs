@@ -1,5 +1,6 @@
 using Shootdown.Engine;
 using Shootdown.Hardware;
+using Shootdown.Reports;
 
 namespace Shootdown.Tests;
 
@@ -177,4 +178,57 @@ public class CpuSpeedTests
 
     private static long Value(CostModel c, string n) =>
         c.Get(n);
+}
+
+public class CoreClockTests
+{
+    [Fact]
+    public void AMachinesClockScalesTheKernelPathsAndNothingElse()
+    {
+        CostModel c = CostModel.Xeon2015;
+        Assert.Equal(CostModel.ReferenceCoreClockMhz, c.CoreClockMhz);
+        Assert.Same(c, c.AtCoreClock()); // the reference clock: the model as stated
+        CostModel half = (c with { CoreClockMhz = CostModel.ReferenceCoreClockMhz / 2 }).AtCoreClock();
+        foreach (string n in CostModel.Names)
+        {
+            long before = c.Get(n), after = half.Get(n);
+            if (CostModel.KernelPathNames.Contains(n))
+            {
+                Assert.True(after == 2 * before, $"{n}: {before} -> {after}");
+            }
+            else if (n != nameof(CostModel.CoreClockMhz))
+            {
+                Assert.True(after == before, $"{n} is no kernel path but moved: {before} -> {after}");
+            }
+        }
+        // Every kernel path but the scheduler's periods; no hardware constant, not even the core's
+        // own (a machine file gives those for its core).
+        Assert.Equal(
+            CostModel.CoreBoundNames.Where(n => !CostModel.IsHardware(n)).Order(StringComparer.Ordinal),
+            CostModel.KernelPathNames.Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(nameof(CostModel.SchedSliceNs), CostModel.KernelPathNames);
+        Assert.DoesNotContain(nameof(CostModel.TickNs), CostModel.KernelPathNames);
+        Assert.Equal(1529, (c with { CoreClockMhz = 1870 }).AtCoreClock().FaultEntryNs); // 841 x 3400 / 1870 = 1529.1
+    }
+
+    [Fact]
+    public void AMachineFilesClockReachesTheSimulationAndSlowsItsKernel()
+    {
+        string Machine(string clock) =>
+            TestKit.TempFile($"clock{clock}.toml", $"name = \"m\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\ncore_clock_mhz = {clock}\n");
+        MachineSpec slow = MachineSpec.Resolve(Machine("1700"));
+        Assert.Equal(1700, slow.Costs.CoreClockMhz);
+        Assert.Equal(CostModel.Xeon2015.FaultEntryNs, slow.Costs.FaultEntryNs); // stated for the reference core
+        var sim = new Sim(RunConfig.Create(machine: Machine("1700"), scaleDivisor: 1));
+        Assert.Equal(2 * CostModel.Xeon2015.FaultEntryNs, sim.Costs.FaultEntryNs); // what the kernel pays here
+        Assert.Equal(CostModel.Xeon2015.DramLocalNs, sim.Costs.DramLocalNs);
+        // The same run at half the clock spends more system time; user time, set by the machine's
+        // own loop, does not move.
+        RunResult atRef = Runner.Run(RunConfig.Create(machine: Machine("3400"), scaleDivisor: 1));
+        RunResult atHalf = Runner.Run(RunConfig.Create(machine: Machine("1700"), scaleDivisor: 1));
+        Assert.True(atHalf.SystemS > 1.3 * atRef.SystemS, $"{atHalf.SystemS} vs {atRef.SystemS}");
+        var e = Assert.Throws<ConfigException>(() => MachineSpec.Resolve(Machine("50")));
+        Assert.Contains("CoreClockMhz must be in 100..10000", e.Message, StringComparison.Ordinal);
+        Assert.Contains("core_clock_mhz", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -15,7 +15,19 @@ public class MachineTests
         Assert.Equal(["cascadelake-2s", "gorman-1node", "gorman-4node", "small-2node", "tiny"], MachineSpec.PresetNames);
         MachineSpec g = MachineSpec.Preset("gorman-4node");
         Assert.Equal((4, 12, 64L << 30), (g.Nodes, g.CpusPerNode, g.MemoryBytes));
-        Assert.Equal(CostModel.Xeon2015, g.Costs);
+        // Its processors, Xeon E7-4807s, differ from the defaults in the core and its caches only.
+        Assert.Equal(
+            CostModel.Xeon2015 with
+            {
+                CoreClockMhz = 1870,
+                TlbEntries = 512,
+                TlbWays = 4,
+                PageWalkNs = 21,
+                InvlpgNs = 124,
+                FullFlushNs = 58,
+                LlcBytes = 18L << 20,
+            },
+            g.Costs);
         Assert.Equal(NumaDistance.Uniform(4), g.Distance);
         MachineSpec c = MachineSpec.Preset("cascadelake-2s");
         Assert.Equal((2, 48, 128L << 30), (c.Nodes, c.CpusPerNode, c.MemoryBytes));

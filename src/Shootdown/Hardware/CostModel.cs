@@ -13,7 +13,25 @@ public sealed record CostModel
 {
     // ================================ Hardware ===================================================
     // What describes a machine: machine files set these ([hardware]); each preset cites its values.
-    // The defaults are those of the seed's 4-socket 2015 Xeon (gorman-4node).
+    // The defaults: a core at the reference clock with a 2015 4-socket Xeon's TLB, caches, memory
+    // and interconnect; gorman-4node sets its own core (Xeon E7-4807), the other presets start here.
+
+    // ---- The core ------------------------------------------------------------------------------
+    /// <summary>
+    /// Base clock of the machine's cores, in MHz. The kernel-path constants below are stated for a
+    /// core at <see cref="ReferenceCoreClockMhz"/> (3.4 GHz, Ivy Bridge class, with its hyperthread
+    /// sibling busy, as in every reproduced run); a machine whose cores run at another clock has them
+    /// scaled by the ratio (<see cref="AtCoreClock"/>): the same instructions take longer at a lower
+    /// clock. The core's own hardware constants (page walk, INVLPG, CR3 write, clear and copy, the
+    /// user's loop) are each machine's own values, given for its core, and are not scaled; nor are
+    /// IPIs, cache-line transfers, DRAM or I/O, which the uncore, the interconnect and devices set.
+    /// The default is the reference clock.
+    /// </summary>
+    [Hardware]
+    public long CoreClockMhz { get; init; } = ReferenceCoreClockMhz;
+
+    /// <summary>The core clock the kernel-path constants are stated for (see <see cref="CoreClockMhz"/>).</summary>
+    public const long ReferenceCoreClockMhz = 3400;
 
     // ---- TLB and page walk -------------------------------------------------------------------
     /// <summary>Second-level dTLB entries of a 2015 Xeon (estimate: "~1,536 second-level entries").</summary>
@@ -148,7 +166,7 @@ public sealed record CostModel
     /// <summary>Local timer interrupt period: HZ=250 of a 2015 distribution kernel.</summary>
     public long TickNs { get; init; } = 4_000_000;
 
-    /// <summary>The published constants of a 2015 4-socket Xeon (gorman-4node).</summary>
+    /// <summary>The defaults: the kernel-path constants (stated for a core at the reference clock) and the default hardware (see the Hardware section).</summary>
     public static CostModel Xeon2015 { get; } = new();
 
     /// <summary>Whether a constant describes hardware (a machine file may set it) rather than a kernel path.</summary>
@@ -174,6 +192,7 @@ public sealed record CostModel
         nameof(TickNs) or nameof(SchedSliceNs) => (1_000, MaxNs),
         nameof(DramLocalNs) => (1, MaxNs), // clear_page scales by the remote/local DRAM ratio
         nameof(LlcBytes) => (0, 1L << 40),
+        nameof(CoreClockMhz) => (100, 10_000),
         _ => (0, MaxNs),
     };
 
@@ -215,6 +234,14 @@ public sealed record CostModel
         Names.Select(n => (n, from.Get(n), to.Get(n))).Where(d => d.Item2 != d.Item3).ToArray();
 
     /// <summary>
+    /// The kernel-path constants a core's clock scales: every one but the scheduler's periods
+    /// (<see cref="SchedSliceNs"/>, <see cref="TickNs"/>), which are set in time, not in work.
+    /// </summary>
+    public static IReadOnlyList<string> KernelPathNames { get; } = Names
+        .Where(n => !IsHardware(n) && n is not (nameof(SchedSliceNs) or nameof(TickNs)))
+        .ToArray();
+
+    /// <summary>
     /// The constants of work a CPU does within its own core, which its speed sets (clock, IPC, and
     /// whether a hyperthread sibling shares the core): every kernel-path constant but the
     /// scheduler's periods (<see cref="SchedSliceNs"/>, <see cref="TickNs"/>), and the hardware ones
@@ -222,8 +249,7 @@ public sealed record CostModel
     /// user loop and store. Not the uncore, the interconnect or devices: IPI posting and delivery,
     /// cache-line transfers, DRAM, I/O.
     /// </summary>
-    public static IReadOnlyList<string> CoreBoundNames { get; } = Names
-        .Where(n => !IsHardware(n) && n is not (nameof(SchedSliceNs) or nameof(TickNs)))
+    public static IReadOnlyList<string> CoreBoundNames { get; } = KernelPathNames
         .Concat([nameof(PageWalkNs), nameof(InvlpgNs), nameof(FullFlushNs), nameof(ClearPageNs), nameof(CopyPageNs), nameof(UserReadPageNs), nameof(UserStoreNs)])
         .ToArray();
 
@@ -248,6 +274,31 @@ public sealed record CostModel
             var prop = typeof(CostModel).GetProperty(n)!;
             long v = Get(n);
             long scaled = v == 0 ? 0 : Math.Max(1, (long)Math.Round(v / speed, MidpointRounding.AwayFromZero));
+            prop.SetValue(copy, scaled);
+        }
+        return copy;
+    }
+
+    /// <summary>
+    /// The constants a simulation of this machine uses: the kernel-path constants, stated for a
+    /// core at <see cref="ReferenceCoreClockMhz"/>, multiplied by the reference clock over
+    /// <see cref="CoreClockMhz"/> (rounded to the nearest ns; a non-zero constant stays at least
+    /// 1 ns). The hardware constants are the machine's own and stay. The same model when the
+    /// clock is the reference one.
+    /// </summary>
+    public CostModel AtCoreClock()
+    {
+        if (CoreClockMhz == ReferenceCoreClockMhz)
+        {
+            return this;
+        }
+        double factor = (double)ReferenceCoreClockMhz / CoreClockMhz;
+        CostModel copy = this with { };
+        foreach (string n in KernelPathNames)
+        {
+            var prop = typeof(CostModel).GetProperty(n)!;
+            long v = Get(n);
+            long scaled = v == 0 ? 0 : Math.Max(1, (long)Math.Round(v * factor, MidpointRounding.AwayFromZero));
             prop.SetValue(copy, scaled);
         }
         return copy;
