@@ -652,17 +652,19 @@ public class KernelTests
         // Vanilla: the page another CPU caches takes two steps — its references are checked in the
         // first, which ends at a sync point (no kernel preemption point), and try_to_unmap, which
         // sends the IPI, starts the second. The others take one step each.
-        Assert.Equal(
-            [
-                (Yield.Resched, 1, 1, 1), // isolation
-                (Yield.Resched, 1, 1, 1), // the young page, kept
-                (Yield.Resched, 1, 0, 1), // the local page, unmapped with a local flush
-                (Yield.Sync, 1, 0, 1),    // the remote page's references
-                (Yield.Resched, 1, 0, 0), // its unmap and shootdown
-                (Yield.Resched, 1, 0, 0), // the tail and the putback
-            ],
-            ReclaimThreeMappedPages("vanilla"));
+        Assert.Equal(RemotePageInTwoSteps, ReclaimThreeMappedPages("vanilla"));
     }
+
+    /// <summary>The steps of <see cref="ReclaimThreeMappedPages"/> when the remote page's unmap shoots down at once.</summary>
+    private static readonly (Yield Yield, int Young, int Local, int Remote)[] RemotePageInTwoSteps =
+    [
+        (Yield.Resched, 1, 1, 1), // isolation
+        (Yield.Resched, 1, 1, 1), // the young page, kept
+        (Yield.Resched, 1, 0, 1), // the local page, unmapped with a local flush
+        (Yield.Sync, 1, 0, 1),    // the remote page's references
+        (Yield.Resched, 1, 0, 0), // its unmap and shootdown
+        (Yield.Resched, 1, 0, 0), // the tail and the putback
+    ];
 
     [Fact]
     public void ADeferredFlushNeedsNoSyncPoint()
@@ -685,16 +687,7 @@ public class KernelTests
         // rfc-pfn32 with 31 PFNs queued: the local page adds none (no other CPU to flush), the
         // remote page's PFN fills the list, which try_to_unmap_one flushes at once, holding the
         // PTE lock — so, as for vanilla's shootdown, the unmap starts a step of its own.
-        Assert.Equal(
-            [
-                (Yield.Resched, 1, 1, 1),
-                (Yield.Resched, 1, 1, 1),
-                (Yield.Resched, 1, 0, 1),
-                (Yield.Sync, 1, 0, 1),
-                (Yield.Resched, 1, 0, 0),
-                (Yield.Resched, 1, 0, 0),
-            ],
-            ReclaimThreeMappedPages("rfc-pfn32", pfnsQueued: 31));
+        Assert.Equal(RemotePageInTwoSteps, ReclaimThreeMappedPages("rfc-pfn32", pfnsQueued: 31));
         // One PFN short of that, the list is flushed at the end of shrink_page_list: no sync point.
         Assert.DoesNotContain(ReclaimThreeMappedPages("rfc-pfn32", pfnsQueued: 30), s => s.Yield == Yield.Sync);
     }
