@@ -115,6 +115,20 @@ public static class ConfigFile
         {
             throw new ConfigException($"{source}:{e.Line}: not valid TOML: {FirstSentence(e.Message)}");
         }
+        catch (ArgumentException)
+        {
+            // Tomlyn's lexer throws this, not a TomlException, when a string's backslash ends the
+            // text: wording its error, it formats the end-of-text marker as a character. Found by
+            // ConfigTests.ParsersOnlyEverThrowConfigExceptions.
+            throw new ConfigException($"{source}:{LineOfLastBackslash(text)}: not valid TOML: a string ends in an escape that names no character");
+        }
+    }
+
+    /// <summary>The line of the last backslash (1-based), where Tomlyn's lexer gave up; 1 if none.</summary>
+    private static int LineOfLastBackslash(string text)
+    {
+        int at = text.LastIndexOf('\\');
+        return at < 0 ? 1 : 1 + text.AsSpan(0, at).Count('\n');
     }
 
     /// <summary>"could not be converted to System.Int64" → "expected an integer".</summary>
@@ -154,6 +168,14 @@ public static class ConfigFile
     public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
 
     /// <summary>Builds a config from a parsed file: the preset's values, overlaid with the file's keys.</summary>
+    /// <summary>Whether a costs table names every constant but <see cref="CostModel.CoreClockMhz"/> (a run's JSON from before that key).</summary>
+    private static bool IsCompleteWithoutCoreClock(JsonObject costs)
+    {
+        string clock = CostModel.SnakeCase(nameof(CostModel.CoreClockMhz));
+        return !costs.ContainsKey(clock)
+            && CostModel.Names.Where(n => n != nameof(CostModel.CoreClockMhz)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
+    }
+
     private static RunConfig FromNode(JsonObject root, string source, Func<string, int?> lineOf)
     {
         JsonObject user = root["config"] is JsonObject c ? c : root;
@@ -187,6 +209,15 @@ public static class ConfigFile
             throw new ConfigException($"{Where(key)}: {e.Message}");
         }
         var merged = JsonSerializer.SerializeToNode(preset, RunResult.JsonOptions)!.AsObject();
+        if (user["costs"] is JsonObject userCosts && IsCompleteWithoutCoreClock(userCosts))
+        {
+            // A run's configuration written before machines had a core clock: every constant but
+            // that one. Its cores ran at the reference clock, whatever the preset says now.
+            userCosts = userCosts.DeepClone().AsObject();
+            userCosts["core_clock_mhz"] = CostModel.ReferenceCoreClockMhz;
+            user = user.DeepClone().AsObject();
+            user["costs"] = userCosts;
+        }
         Overlay(merged, user, typeof(RunConfig), "", Where);
         string? nrCpus = user["nr_cpus"]?.ToJsonString();
         merged.Remove("nr_cpus");

@@ -209,6 +209,27 @@ public class CoreClockTests
         Assert.DoesNotContain(nameof(CostModel.SchedSliceNs), CostModel.KernelPathNames);
         Assert.DoesNotContain(nameof(CostModel.TickNs), CostModel.KernelPathNames);
         Assert.Equal(1529, (c with { CoreClockMhz = 1870 }).AtCoreClock().FaultEntryNs); // 841 x 3400 / 1870 = 1529.1
+        // A slow clock keeps every constant within its range.
+        CostModel slowest = (c.With("ContextSwitchNs", CostModel.MaxNs) with { CoreClockMhz = 100 }).AtCoreClock();
+        Assert.Equal(CostModel.MaxNs, slowest.ContextSwitchNs);
+        slowest.Validate();
+    }
+
+    [Fact]
+    public void ARunsConfigurationFromBeforeTheClockReplaysAtTheReferenceClock()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "gorman-4node", scaleDivisor: 64);
+        Assert.Equal(1870, cfg.Costs.CoreClockMhz);
+        Assert.Equal(cfg, ConfigFile.FromJson(ConfigFile.ToJson(cfg), "now.json"));
+        // The JSON of a run made before the key existed: every constant but the clock.
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
+        Assert.True(node["costs"]!.AsObject().Remove("core_clock_mhz"));
+        RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
+        Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz }, old.Costs);
+        // A configuration that sets a few constants keeps the machine's clock.
+        RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\nipi_send_ns = 90\n", "p.toml");
+        Assert.Equal(1870, partial.Costs.CoreClockMhz);
+        Assert.Equal(90, partial.Costs.IpiSendNs);
     }
 
     [Fact]

@@ -298,7 +298,8 @@ public sealed record CostModel
         {
             var prop = typeof(CostModel).GetProperty(n)!;
             long v = Get(n);
-            long scaled = v == 0 ? 0 : Math.Max(1, (long)Math.Round(v * factor, MidpointRounding.AwayFromZero));
+            // At most a constant's range (one simulated second): a slow clock times a large value stays within it.
+            long scaled = v == 0 ? 0 : Math.Clamp((long)Math.Round(v * factor, MidpointRounding.AwayFromZero), 1, Range(n).Max);
             prop.SetValue(copy, scaled);
         }
         return copy;

@@ -207,7 +207,8 @@ public sealed class Rmap(Sim sim)
     /// that a CPU can cache belongs to an mm on another CPU (ptep_clear_flush); under the RFC's
     /// PFN list (<see cref="FlushPolicy.HasPfnList"/>), when the PTEs it would defer fill the
     /// task's list, which set_tlb_ubc_flush_pending then flushes at once. The other batching
-    /// policies defer every such flush to the end of shrink_page_list, outside the PTE lock. Not
+    /// policies flush later, outside the PTE lock (before pageout, at the end of shrink_page_list
+    /// or, for the RFC's list, of shrink_lruvec). Not
     /// kernel code, and it charges nothing: reclaim ends the step before such an unmap
     /// (<see cref="Sched.Yield.Sync"/>) so that the receivers have mostly been simulated up to the
     /// IPI's arrival when it is sent. It does not call the policy's should_defer_flush, which runs
