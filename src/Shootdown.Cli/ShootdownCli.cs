@@ -432,9 +432,20 @@ public static class ShootdownCli
     internal static string CostNote(string machine, RunConfig cfg)
     {
         var diffs = CostModel.Differences(MachineSpec.Resolve(machine).Costs, cfg.Costs);
-        return diffs.Count == 0 ? ""
+        string clock = ClockNote(cfg.Costs);
+        string set = diffs.Count == 0 ? ""
             : $"cost constants set for this run (the machine's -> this run's): {string.Join(", ", diffs.Select(d => $"{d.Name} {d.From} -> {d.To}"))}";
+        return clock.Length == 0 ? set : set.Length == 0 ? clock : clock + "\n" + set;
     }
+
+    /// <summary>
+    /// For cores at another clock than the one the kernel-path constants are stated for: the factor
+    /// the run applies to them (the tables and --cost show the stated values); "" at the reference clock.
+    /// </summary>
+    internal static string ClockNote(CostModel costs) =>
+        costs.CoreClockMhz == CostModel.ReferenceCoreClockMhz ? ""
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"cores at {costs.CoreClockMhz} MHz: kernel-path constants x{(double)CostModel.ReferenceCoreClockMhz / costs.CoreClockMhz:0.00} (stated for {CostModel.ReferenceCoreClockMhz} MHz)");
 
     private static string CompareFormat(ParseResult pr)
     {

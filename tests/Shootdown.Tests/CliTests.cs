@@ -175,6 +175,13 @@ public class CliTests
         var (code, plain, err) = Cli("run", "--machine", "tiny", "--scale", "1/8");
         Assert.True(code == 0, err);
         Assert.DoesNotContain("cost constants set for this run", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("kernel-path constants x", plain, StringComparison.Ordinal);
+        // Cores at another clock: the table says by how much the run scales the kernel paths.
+        string slow = TestKit.TempFile("slow.toml", "name = \"slow\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\ncore_clock_mhz = 1700\n");
+        (code, string clocked, err) = Cli("run", "--machine", slow, "--scale", "1/1");
+        Assert.True(code == 0, err);
+        Assert.Contains("cores at 1700 MHz: kernel-path constants x2.00 (stated for 3400 MHz)\n", clocked, StringComparison.Ordinal);
+        Assert.DoesNotContain("cost constants set for this run", clocked, StringComparison.Ordinal);
         (code, string changed, err) = Cli("run", "--machine", "tiny", "--scale", "1/8", "--cost", "ClearPageNs=500");
         Assert.True(code == 0, err);
         Assert.Contains("cost constants set for this run (the machine's -> this run's): ClearPageNs 600 -> 500\n", changed, StringComparison.Ordinal);
