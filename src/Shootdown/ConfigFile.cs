@@ -167,7 +167,6 @@ public static class ConfigFile
     /// </summary>
     public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
 
-    /// <summary>Builds a config from a parsed file: the preset's values, overlaid with the file's keys.</summary>
     /// <summary>Whether a costs table names every constant but <see cref="CostModel.CoreClockMhz"/> (a run's JSON from before that key).</summary>
     private static bool IsCompleteWithoutCoreClock(JsonObject costs)
     {
@@ -176,6 +175,7 @@ public static class ConfigFile
             && CostModel.Names.Where(n => n != nameof(CostModel.CoreClockMhz)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
     }
 
+    /// <summary>Builds a config from a parsed file: the preset's values, overlaid with the file's keys.</summary>
     private static RunConfig FromNode(JsonObject root, string source, Func<string, int?> lineOf)
     {
         JsonObject user = root["config"] is JsonObject c ? c : root;

@@ -268,13 +268,23 @@ public sealed record CostModel
         {
             throw new ConfigException($"--cpu-speed must be in {MinCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}..{MaxCpuSpeed.ToString(System.Globalization.CultureInfo.InvariantCulture)}, got {speed.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
         }
+        return Scaled(CoreBoundNames, v => v / speed, clampToRange: false);
+    }
+
+    /// <summary>
+    /// A copy with each of <paramref name="names"/> set to <paramref name="scale"/> of its value,
+    /// rounded half away from zero; a non-zero constant stays at least 1 ns and, with
+    /// <paramref name="clampToRange"/>, at most its <see cref="Range"/> (otherwise
+    /// <see cref="Validate"/> refuses a value past it).
+    /// </summary>
+    private CostModel Scaled(IReadOnlyList<string> names, Func<long, double> scale, bool clampToRange)
+    {
         CostModel copy = this with { };
-        foreach (string n in CoreBoundNames)
+        foreach (string n in names)
         {
-            var prop = typeof(CostModel).GetProperty(n)!;
             long v = Get(n);
-            long scaled = v == 0 ? 0 : Math.Max(1, (long)Math.Round(v / speed, MidpointRounding.AwayFromZero));
-            prop.SetValue(copy, scaled);
+            long scaled = v == 0 ? 0 : Math.Max(1, (long)Math.Round(scale(v), MidpointRounding.AwayFromZero));
+            typeof(CostModel).GetProperty(n)!.SetValue(copy, clampToRange ? Math.Min(scaled, Range(n).Max) : scaled);
         }
         return copy;
     }
@@ -293,16 +303,8 @@ public sealed record CostModel
             return this;
         }
         double factor = (double)ReferenceCoreClockMhz / CoreClockMhz;
-        CostModel copy = this with { };
-        foreach (string n in KernelPathNames)
-        {
-            var prop = typeof(CostModel).GetProperty(n)!;
-            long v = Get(n);
-            // At most a constant's range (one simulated second): a slow clock times a large value stays within it.
-            long scaled = v == 0 ? 0 : Math.Clamp((long)Math.Round(v * factor, MidpointRounding.AwayFromZero), 1, Range(n).Max);
-            prop.SetValue(copy, scaled);
-        }
-        return copy;
+        // At most a constant's range (one simulated second): a slow clock times a large value stays within it.
+        return Scaled(KernelPathNames, v => v * factor, clampToRange: true);
     }
 
     /// <summary>A kernel-path constant's physical basis, the value it is estimated from, and where that comes from; the search may move it within half to twice the basis.</summary>
