@@ -208,7 +208,7 @@ public class CoreClockTests
             CostModel.KernelPathNames.Order(StringComparer.Ordinal));
         Assert.DoesNotContain(nameof(CostModel.SchedSliceNs), CostModel.KernelPathNames);
         Assert.DoesNotContain(nameof(CostModel.TickNs), CostModel.KernelPathNames);
-        Assert.Equal(1529, (c with { CoreClockMhz = 1870 }).AtCoreClock().FaultEntryNs); // 841 x 3400 / 1870 = 1529.1
+        Assert.Equal(1818, (c with { CoreClockMhz = 1870 }).AtCoreClock().FaultEntryNs); // 1000 x 3400 / 1870 = 1818.2
         // A slow clock keeps every constant within its range.
         CostModel slowest = (c.With("ContextSwitchNs", CostModel.MaxNs) with { CoreClockMhz = 100 }).AtCoreClock();
         Assert.Equal(CostModel.MaxNs, slowest.ContextSwitchNs);
