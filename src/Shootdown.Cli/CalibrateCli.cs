@@ -20,8 +20,9 @@ internal static class CalibrateCli
         var jobs = new Option<string>("--jobs") { Description = "Runs at once on the host's cores (the result does not depend on it)", DefaultValueFactory = _ => Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture) };
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv (csv: one row per step)", DefaultValueFactory = _ => "table" };
         var progress = new Option<bool>("--progress") { Description = "Show the search's progress on stderr even with --format json or csv" };
+        var start = new Option<string>("--start") { Description = "Start the search from each constant's basis, or from its default (to go on from the search behind the defaults): bases or defaults", DefaultValueFactory = _ => "bases" };
         var cmd = new Command("calibrate", "Search the kernel-path cost constants, within half to twice their basis, for the values that best meet `reproduce`'s checks on every machine");
-        foreach (Option o in new Option[] { machine, constants, factor, maxEvaluations, seed, jobs, format, progress })
+        foreach (Option o in new Option[] { machine, constants, factor, maxEvaluations, seed, jobs, format, progress, start })
         {
             cmd.Options.Add(o);
         }
@@ -32,6 +33,13 @@ internal static class CalibrateCli
             {
                 throw new ConfigException($"unknown --format '{ParseArg.Clip(f)}'; allowed: table, json, csv");
             }
+            string st = pr.GetValue(start)!;
+            CalibrationStart from = st switch
+            {
+                "bases" => CalibrationStart.Bases,
+                "defaults" => CalibrationStart.Defaults,
+                _ => throw new ConfigException($"unknown --start '{ParseArg.Clip(st)}'; allowed: bases, defaults"),
+            };
             IReadOnlyList<ReproductionSpec> specs = ParseMachines(pr.GetValue(machine) ?? []);
             IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? SensitivityCli.ParseConstants(cs) : Calibration.DefaultConstants;
             int n = (int)ParseArg.Integer(pr.GetValue(factor)!, "--search-scale-factor", 1, RunConfig.MaxScaleDivisor);
@@ -42,7 +50,7 @@ internal static class CalibrateCli
             var (_, scales) = Calibration.Plan(specs, names, n, max);
             string where = string.Join(", ", specs.Zip(scales, (s, d) => $"{s.Machine} 1/{d}"));
             Calibration result = WithStatus(f == "table" || pr.GetValue(progress), $"calibrate {where}", max,
-                onStep => Calibration.Run(specs, sd, names, n, max, j, onStep));
+                onStep => Calibration.Run(specs, sd, names, n, max, j, onStep, from));
             Console.Out.Write(f switch
             {
                 "json" => result.ToJson() + "\n",

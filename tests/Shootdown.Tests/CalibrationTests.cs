@@ -147,11 +147,40 @@ public class CalibrationTests
         Calibration c = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs"], searchScaleFactor: 4, maxEvaluations: 1, jobs: 1);
         Assert.Single(c.Steps);
         Assert.Equal(c.Start, c.Best);
-        // The search ran LockAcquireNs at its basis (20), the default is the earlier search's 24:
+        // The search ran LockAcquireNs at its basis (20), the default is the earlier search's 28:
         // the replay must say so, or `reproduce` would run another point.
         Assert.Equal("--cost lock_acquire_ns=20", c.CostArguments);
         Assert.Equal(["shootdown reproduce --machine tiny --seed 3 --cost lock_acquire_ns=20"], c.ReplayCommands);
         AssertReplayRunsTheBestPoint(c);
+    }
+
+    [Fact]
+    public void ASearchFromTheDefaultsStartsAtThemAndItsReplayNeedsNoCostForTheUnmoved()
+    {
+        // LockAcquireNs's default (28) differs from its basis (20), so the two starts differ.
+        Assert.NotEqual(CostModel.Bounds["LockAcquireNs"].Basis, CostModel.Xeon2015.LockAcquireNs);
+        Calibration c = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs", "ScanPageNs"], searchScaleFactor: 4, maxEvaluations: 3, jobs: 2,
+            startFrom: CalibrationStart.Defaults);
+        Assert.Equal(CalibrationStart.Defaults, c.StartFrom);
+        Assert.Equal(CostModel.Xeon2015.LockAcquireNs, c.Start["LockAcquireNs"]);
+        Assert.Equal(CostModel.Xeon2015.ScanPageNs, c.Start["ScanPageNs"]);
+        // The first constant's candidates are its default divided and multiplied by sqrt(2).
+        long d = CostModel.Xeon2015.LockAcquireNs;
+        Assert.Equal([(long)Math.Round(d / Math.Sqrt(2), MidpointRounding.AwayFromZero), (long)Math.Round(d * Math.Sqrt(2), MidpointRounding.AwayFromZero)],
+            c.Steps.Skip(1).Select(s => s.Value!.Value));
+        AssertWithinBounds(c);
+        AssertReplayRunsTheBestPoint(c);
+        foreach (string n in c.Constants)
+        {
+            // Only what moved from the defaults needs a --cost to replay.
+            Assert.Equal(c.Best[n] != c.Start[n], c.CostArguments.Contains(CostModel.SnakeCase(n) + "=", StringComparison.Ordinal));
+        }
+        using var doc = JsonDocument.Parse(c.ToJson());
+        Assert.Equal("defaults", doc.RootElement.GetProperty("start_from").GetString());
+        Assert.Contains("from their defaults;", c.ToText(), StringComparison.Ordinal);
+        Calibration fromBases = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs", "ScanPageNs"], searchScaleFactor: 4, maxEvaluations: 1, jobs: 1);
+        Assert.Equal("bases", JsonDocument.Parse(fromBases.ToJson()).RootElement.GetProperty("start_from").GetString());
+        Assert.Equal(CostModel.Bounds["LockAcquireNs"].Basis, fromBases.Start["LockAcquireNs"]);
     }
 
     /// <summary>What the replay's `--cost` arguments leave each searched constant at is its best value.</summary>
@@ -187,7 +216,7 @@ public class CalibrationTests
     [Fact]
     public void TheCommandRunsOneMachineAndExitsByItsFinalChecks()
     {
-        var (code, stdout, stderr) = CliTests.Cli("calibrate", "--machine", "gorman-1node", "--constants", "IrqEntryExitNs", "--max-evaluations", "2", "--search-scale-factor", "16", "--format", "json");
+        var (code, stdout, stderr) = CliTests.Cli("calibrate", "--machine", "gorman-1node", "--constants", "IrqEntryExitNs", "--max-evaluations", "2", "--search-scale-factor", "16", "--start", "defaults", "--format", "json");
         Assert.True(code is ShootdownCli.ExitOk or ShootdownCli.ExitOutOfTolerance, stderr);
         using var doc = JsonDocument.Parse(stdout);
         var root = doc.RootElement;
@@ -201,6 +230,8 @@ public class CalibrationTests
         Assert.Equal(all ? ShootdownCli.ExitOk : ShootdownCli.ExitOutOfTolerance, code);
         var constant = root.GetProperty("constants").EnumerateArray().Single();
         Assert.Equal(("irq_entry_exit_ns", 150, 600), (constant.GetProperty("key").GetString(), constant.GetProperty("min").GetInt64(), constant.GetProperty("max").GetInt64()));
+        Assert.Equal("defaults", root.GetProperty("start_from").GetString());
+        Assert.Equal(CostModel.Xeon2015.IrqEntryExitNs, constant.GetProperty("start").GetInt64());
     }
 
     [Theory]
@@ -215,6 +246,7 @@ public class CalibrationTests
     [InlineData("--jobs must be in 1..1024, got 0", "calibrate", "--jobs", "0")]
     [InlineData("--seed must be an integer in 0..18446744073709551615, got 'x'", "calibrate", "--seed", "x")]
     [InlineData("unknown --format 'xml'; allowed: table, json, csv", "calibrate", "--format", "xml")]
+    [InlineData("unknown --start 'here'; allowed: bases, defaults", "calibrate", "--start", "here")]
     [InlineData("calibrate has no reproduction of machine 'tiny'; allowed: gorman-4node, gorman-1node", "calibrate", "--machine", "tiny")]
     [InlineData("machine gorman-1node appears twice in --machine", "calibrate", "--machine", "gorman-1node", "--machine", "gorman-4node,gorman-1node")]
     [InlineData("malformed --machine 'gorman-1node,'", "calibrate", "--machine", "gorman-1node,")]

@@ -6,6 +6,13 @@ using Shootdown.Hardware;
 
 namespace Shootdown.Reports;
 
+/// <summary>Where `calibrate` starts: each constant's basis (a search replayable from what it started with), or its default (resuming the search behind the defaults).</summary>
+public enum CalibrationStart
+{
+    Bases,
+    Defaults,
+}
+
 /// <summary>One evaluated point of the search: the constant moved (null for the start), its value, the loss and the checks within.</summary>
 public sealed record CalibrationStep(int Index, string? Constant, long? Value, double Loss, int Within, int Checks, bool Accepted);
 
@@ -24,10 +31,11 @@ public sealed record CalibrationStep(int Index, string? Constant, long? Value, d
 public sealed class Calibration
 {
     private Calibration(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> searchScales, ulong seed, IReadOnlyList<string> constants,
-        IReadOnlyDictionary<string, long> start, IReadOnlyDictionary<string, long> best, IReadOnlyList<CalibrationStep> steps,
+        CalibrationStart startFrom, IReadOnlyDictionary<string, long> start, IReadOnlyDictionary<string, long> best, IReadOnlyList<CalibrationStep> steps,
         IReadOnlyList<Reproduction> final)
     {
         Specs = specs;
+        StartFrom = startFrom;
         SearchScales = searchScales;
         Seed = seed;
         Constants = constants;
@@ -46,6 +54,9 @@ public sealed class Calibration
 
     /// <summary>The constants searched, in search order.</summary>
     public IReadOnlyList<string> Constants { get; }
+
+    /// <summary>Whether the search started from the bases or from the defaults.</summary>
+    public CalibrationStart StartFrom { get; }
 
     public IReadOnlyDictionary<string, long> Start { get; }
 
@@ -170,7 +181,9 @@ public sealed class Calibration
 
     /// <summary>
     /// Runs the search from the bases (<see cref="CostModel.Bounds"/>; the defaults in
-    /// <see cref="CostModel"/> are a search's result) of <paramref name="constants"/>, the same on
+    /// <see cref="CostModel"/> are a search's result) of <paramref name="constants"/>, or from their
+    /// defaults with <paramref name="startFrom"/> = <see cref="CalibrationStart.Defaults"/> (to go on
+    /// from where the search behind the defaults stopped), the same on
     /// every machine, each machine with its own hardware constants;
     /// <paramref name="searchScaleFactor"/> multiplies each machine's scale divisor during the search
     /// (1 = the specs' scales). At most <paramref name="maxEvaluations"/> points are evaluated during
@@ -180,12 +193,13 @@ public sealed class Calibration
     /// step as it is taken. Throws <see cref="ConfigException"/> for what <see cref="Plan"/> refuses.
     /// </summary>
     public static Calibration Run(IReadOnlyList<ReproductionSpec> specs, ulong seed, IReadOnlyList<string> constants, int searchScaleFactor,
-        int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null)
+        int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null, CalibrationStart startFrom = CalibrationStart.Bases)
     {
         var (names, scales) = Plan(specs, constants, searchScaleFactor, maxEvaluations);
-        // From each constant's basis, not from the defaults: the defaults are a search's result, and
-        // the search must be replayable from what it started with.
-        var current = names.ToDictionary(n => n, n => CostModel.Bounds[n].Basis);
+        // By default from each constant's basis, not from the defaults: the defaults are a search's
+        // result, and the search must be replayable from what it started with. From the defaults it
+        // goes on from that result (each default lies within its bounds: a test checks).
+        var current = names.ToDictionary(n => n, n => startFrom == CalibrationStart.Defaults ? Default(n) : CostModel.Bounds[n].Basis);
         var start = new Dictionary<string, long>(current);
         var steps = new List<CalibrationStep>();
         (int within, int total) Count(IReadOnlyList<Reproduction> reps) => (reps.Sum(r => r.Rows().Count(x => x.Within)), reps.Sum(r => r.Rows().Count));
@@ -262,8 +276,11 @@ public sealed class Calibration
         IReadOnlyList<Reproduction> final = searchScaleFactor == 1
             ? currentReps // the search ran at the specs' scales: the same runs, deterministic
             : Evaluate(specs, specs.Select(s => s.DefaultScale).ToArray(), seed, [current], jobs);
-        return new Calibration(specs, scales, seed, names, start, current, steps, final);
+        return new Calibration(specs, scales, seed, names, startFrom, start, current, steps, final);
     }
+
+    /// <summary>"bases" or "defaults", as `--start` takes it.</summary>
+    public string StartName => StartFrom == CalibrationStart.Defaults ? "defaults" : "bases";
 
     private static string F(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
 
@@ -300,7 +317,7 @@ public sealed class Calibration
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, seed {Seed}.");
+            $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}, from their {StartName}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, seed {Seed}.");
         sb.AppendLine("Kept: a step that puts more checks within, or as many with a lower loss. Loss: per check outside its range, (distance / half the range)^2, summed over the machines.");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"step",5}  {"constant",-22}{"value",10}{"loss",12}{"within",10}  kept");
@@ -347,6 +364,7 @@ public sealed class Calibration
             ["machines"] = new JsonArray(Specs.Select(s => (JsonNode?)JsonValue.Create(s.Machine)).ToArray()),
             ["search_scale_divisors"] = new JsonArray(SearchScales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
             ["seed"] = Seed,
+            ["start_from"] = StartName,
             ["constants"] = new JsonArray(Constants.Select(n => (JsonNode?)new JsonObject
             {
                 ["constant"] = n,
