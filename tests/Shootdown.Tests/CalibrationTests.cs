@@ -213,10 +213,13 @@ public class CalibrationTests
         }
     }
 
-    [Fact]
-    public void TheCommandRunsOneMachineAndExitsByItsFinalChecks()
+    [Theory]
+    [InlineData(null, "bases")]
+    [InlineData("defaults", "defaults")]
+    public void TheCommandRunsOneMachineAndExitsByItsFinalChecks(string? startOption, string startFrom)
     {
-        var (code, stdout, stderr) = CliTests.Cli("calibrate", "--machine", "gorman-1node", "--constants", "IrqEntryExitNs", "--max-evaluations", "2", "--search-scale-factor", "16", "--start", "defaults", "--format", "json");
+        string[] args = ["calibrate", "--machine", "gorman-1node", "--constants", "IrqEntryExitNs", "--max-evaluations", "2", "--search-scale-factor", "16", "--format", "json"];
+        var (code, stdout, stderr) = CliTests.Cli(startOption is null ? args : [.. args, "--start", startOption]);
         Assert.True(code is ShootdownCli.ExitOk or ShootdownCli.ExitOutOfTolerance, stderr);
         using var doc = JsonDocument.Parse(stdout);
         var root = doc.RootElement;
@@ -230,8 +233,9 @@ public class CalibrationTests
         Assert.Equal(all ? ShootdownCli.ExitOk : ShootdownCli.ExitOutOfTolerance, code);
         var constant = root.GetProperty("constants").EnumerateArray().Single();
         Assert.Equal(("irq_entry_exit_ns", 150, 600), (constant.GetProperty("key").GetString(), constant.GetProperty("min").GetInt64(), constant.GetProperty("max").GetInt64()));
-        Assert.Equal("defaults", root.GetProperty("start_from").GetString());
-        Assert.Equal(CostModel.Xeon2015.IrqEntryExitNs, constant.GetProperty("start").GetInt64());
+        Assert.Equal(startFrom, root.GetProperty("start_from").GetString());
+        // Without --start the search starts from the basis (300); with --start defaults from the default (424).
+        Assert.Equal(startOption is null ? CostModel.Bounds["IrqEntryExitNs"].Basis : CostModel.Xeon2015.IrqEntryExitNs, constant.GetProperty("start").GetInt64());
     }
 
     [Theory]

@@ -286,8 +286,9 @@ public sealed class Calibration
 
     /// <summary>
     /// The `--cost` arguments that replay the best point: every searched constant whose best value
-    /// differs from the default `reproduce` would run with (the search starts from the bases, which
-    /// need not be the defaults, so a constant the search left at its basis may still need one).
+    /// differs from the default `reproduce` would run with (the search may start from the bases, the
+    /// default `--start`, which need not be the defaults, so a constant the search left at its basis
+    /// may still need one).
     /// </summary>
     public string CostArguments => string.Join(" ", Constants.Where(n => Best[n] != Default(n)).Select(n => $"--cost {CostModel.SnakeCase(n)}={Best[n]}"));
 
