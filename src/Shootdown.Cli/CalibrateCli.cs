@@ -33,13 +33,7 @@ internal static class CalibrateCli
             {
                 throw new ConfigException($"unknown --format '{ParseArg.Clip(f)}'; allowed: table, json, csv");
             }
-            string st = pr.GetValue(start)!;
-            CalibrationStart from = st switch
-            {
-                "bases" => CalibrationStart.Bases,
-                "defaults" => CalibrationStart.Defaults,
-                _ => throw new ConfigException($"unknown --start '{ParseArg.Clip(st)}'; allowed: bases, defaults"),
-            };
+            CalibrationStart from = Calibration.ParseStart(pr.GetValue(start)!);
             IReadOnlyList<ReproductionSpec> specs = ParseMachines(pr.GetValue(machine) ?? []);
             IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? SensitivityCli.ParseConstants(cs) : Calibration.DefaultConstants;
             int n = (int)ParseArg.Integer(pr.GetValue(factor)!, "--search-scale-factor", 1, RunConfig.MaxScaleDivisor);

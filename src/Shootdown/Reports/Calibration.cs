@@ -282,6 +282,14 @@ public sealed class Calibration
     /// <summary>"bases" or "defaults", as `--start` takes it.</summary>
     public string StartName => StartFrom == CalibrationStart.Defaults ? "defaults" : "bases";
 
+    /// <summary>The start `--start` names ("bases" or "defaults", as <see cref="StartName"/> prints it); throws <see cref="ConfigException"/> for anything else.</summary>
+    public static CalibrationStart ParseStart(string name) => name switch
+    {
+        "bases" => CalibrationStart.Bases,
+        "defaults" => CalibrationStart.Defaults,
+        _ => throw new ConfigException($"unknown --start '{ParseArg.Clip(name)}'; allowed: bases, defaults"),
+    };
+
     private static string F(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
 
     /// <summary>
