@@ -160,6 +160,53 @@ public class SystemBreakdownTests
     }
 
     [Fact]
+    public void TaskExitsSpanTheRunFromTheSteadyPhasesEndToItsEnd()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla");
+        RunResult r = Runner.Run(cfg);
+        TaskExitStats e = r.TaskExits;
+        // One reader per CPU, every one exited; the run ends with the last and its steady phase
+        // with the first; the readers do not all finish at the same instant.
+        Assert.Equal(cfg.Nodes * cfg.CpusPerNode, e.Exited);
+        Assert.Equal(r.ElapsedS, e.LastS);
+        Assert.Equal(r.SteadyEndS, e.FirstS);
+        Assert.True(e.FirstS < e.MedianS && e.MedianS < e.LastS, $"{e.FirstS} {e.MedianS} {e.LastS}");
+        Assert.Contains("\"task_exits\":{\"exited\":", r.ToJson().Replace(" ", "").Replace("\n", ""), StringComparison.Ordinal);
+    }
+
+    /// <summary>A task that only exists to have exited at a given time.</summary>
+    private sealed class ExitedTask(int pid, Cpu cpu, long exitedAt) : SimTask(pid, $"e{pid}", null, cpu)
+    {
+        public long At { get; } = exitedAt;
+
+        protected internal override IEnumerable<Yield> Run(Sim sim)
+        {
+            yield break;
+        }
+    }
+
+    [Theory]
+    [InlineData(new long[] { 5_000_000_000, 1_000_000_000, 3_000_000_000 }, 1.0, 3.0, 5.0)]
+    [InlineData(new long[] { 4_000_000_000, 1_000_000_000, 2_000_000_000, 8_000_000_000 }, 1.0, 3.0, 8.0)]
+    [InlineData(new long[] { 2_000_000_001 }, 2.000000001, 2.000000001, 2.000000001)]
+    public void TaskExitStatsTakeTheMiddleExitOrTheMeanOfTheTwoMiddleOnes(long[] exits, double first, double median, double last)
+    {
+        var cpu = new Cpu(0, 0, Hardware.CostModel.Xeon2015);
+        var tasks = exits.Select((at, i) => new ExitedTask(100 + i, cpu, at)).ToList();
+        var alive = new ExitedTask(99, cpu, -1);
+        foreach (ExitedTask t in tasks)
+        {
+            t.ExitedAt = t.At;
+        }
+        TaskExitStats s = TaskExitStats.Of(tasks.Append(alive));
+        Assert.Equal(exits.Length, s.Exited);
+        Assert.Equal(first, s.FirstS, 12);
+        Assert.Equal(median, s.MedianS, 12);
+        Assert.Equal(last, s.LastS, 12);
+        Assert.Equal(new TaskExitStats(), TaskExitStats.Of([alive]));
+    }
+
+    [Fact]
     public void IpisFoundWithInterruptsOffAreCountedOnceWhicheverWayTheyWereResolved()
     {
         RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));

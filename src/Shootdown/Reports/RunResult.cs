@@ -46,6 +46,8 @@ public sealed record RunResult
     public required long IpiRequestsCoalesced { get; init; }
     /// <summary>irq_call_count summed over CPUs: call-function interrupts taken (TLB flushes and others), what /proc/stat's interrupt total adds to the timer ticks here.</summary>
     public required long CallFunctionInterrupts { get; init; }
+    /// <summary>When the workload's tasks exited: the first, the median and the last (the run's end), and how many did.</summary>
+    public required TaskExitStats TaskExits { get; init; }
     public required double SteadyStartS { get; init; }
     public required double SteadyEndS { get; init; }
     public required SortedDictionary<string, long> Vmstat { get; init; }
@@ -214,6 +216,7 @@ public sealed record RunResult
             },
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
             CallFunctionInterrupts = calls,
+            TaskExits = TaskExitStats.Of(sim.UserTasks),
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
             Vmstat = v.ToDictionary(),
@@ -283,6 +286,41 @@ public sealed record IrqOffStats
 
     /// <summary>Their handlers' wait for interrupts to come on, summed over receivers. A sender waits for its slowest receiver only, so with several receivers held off in one call (batched flushes, drain_all_pages) the sum exceeds what the senders waited.</summary>
     public double DelayS { get; init; }
+}
+
+/// <summary>
+/// The "task_exits" object of a run's JSON: when the workload's tasks (the readers, the pmbench
+/// threads, ...) exited, in simulated seconds from the start. The run ends with the last; the
+/// steady phase ends with the first. Their spread is the run's tail, during which fewer tasks
+/// compete (README, "Most of the 4-node difference is the end of the run").
+/// </summary>
+public sealed record TaskExitStats
+{
+    /// <summary>Tasks that exited (all of the workload's, unless the run was stopped).</summary>
+    public int Exited { get; init; }
+
+    /// <summary>The first exit (0 when none exited).</summary>
+    public double FirstS { get; init; }
+
+    /// <summary>The median exit: the middle one of an odd count, the mean of the two middle ones of an even count.</summary>
+    public double MedianS { get; init; }
+
+    /// <summary>The last exit (0 when none exited).</summary>
+    public double LastS { get; init; }
+
+    /// <summary>The exit times of the tasks that exited.</summary>
+    public static TaskExitStats Of(IEnumerable<Kernel.Sched.SimTask> tasks)
+    {
+        long[] at = tasks.Where(t => t.ExitedAt >= 0).Select(t => t.ExitedAt).Order().ToArray();
+        if (at.Length == 0)
+        {
+            return new TaskExitStats();
+        }
+        const double ns = 1e9;
+        int mid = at.Length / 2;
+        double median = at.Length % 2 == 1 ? at[mid] / ns : (at[mid - 1] + at[mid]) / 2.0 / ns;
+        return new TaskExitStats { Exited = at.Length, FirstS = at[0] / ns, MedianS = median, LastS = at[^1] / ns };
+    }
 }
 
 /// <summary>Contention of one class of spinlock over a run.</summary>

@@ -280,6 +280,7 @@ public sealed class Scheduler
         if (!alive)
         {
             cur.State = TaskState.Exited;
+            cur.ExitedAt = end;
             cur.Body.Dispose();
             cpu.Current = null;
             if (cur.IsUserTask)
