@@ -18,7 +18,7 @@ internal static class Tables
         t.AddColumn("metric");
         t.AddColumn(new TableColumn("value").RightAligned());
         t.AddRow("elapsed (s)", F(r.ElapsedS));
-        t.AddRow("  tasks' exits: first / median (s)", $"{F(r.TaskExits.FirstS)} / {F(r.TaskExits.MedianS)}");
+        t.AddRow("  tasks' exits: first / median (s)", r.TaskExits.Exited == 0 ? "-" : $"{F(r.TaskExits.FirstS)} / {F(r.TaskExits.MedianS)}");
         t.AddRow("user CPU (s)", F(r.UserS));
         t.AddRow("system CPU (s)", F(r.SystemS));
         t.AddRow("  spinning on locks (s)", F(r.SpinS));

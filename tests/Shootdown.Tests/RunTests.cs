@@ -174,6 +174,20 @@ public class SystemBreakdownTests
         Assert.Contains("\"task_exits\":{\"exited\":", r.ToJson().Replace(" ", "").Replace("\n", ""), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("lru-file-mmap-write")]
+    [InlineData("mprotect-race")]
+    [InlineData("lru-file-mmap-read")]
+    public void TheRunEndsWithTheLatestExitNotTheLastMet(string workload)
+    {
+        // Exit steps are met in the order they start; in these workloads a later one can end
+        // sooner (exit_mmap's length goes with the mm), and the run ends with the latest end.
+        RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: workload));
+        Assert.True(r.TaskExits.Exited > 1);
+        Assert.Equal(r.TaskExits.LastS, r.ElapsedS);
+        Assert.True(r.TaskExits.FirstS <= r.SteadyEndS);
+    }
+
     /// <summary>A task that only exists to have exited at a given time.</summary>
     private sealed class ExitedTask(int pid, Cpu cpu, long exitedAt) : SimTask(pid, $"e{pid}", null, cpu)
     {

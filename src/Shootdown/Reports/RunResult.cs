@@ -292,7 +292,7 @@ public sealed record IrqOffStats
 /// The "task_exits" object of a run's JSON: when the workload's tasks (the readers, the pmbench
 /// threads, ...) exited, in simulated seconds from the start. The run ends with the last; the
 /// steady phase ends with the first. Their spread is the run's tail, during which fewer tasks
-/// compete (README, "Most of the 4-node difference is the end of the run").
+/// compete (README, "Part of the 4-node difference is the end of the run").
 /// </summary>
 public sealed record TaskExitStats
 {

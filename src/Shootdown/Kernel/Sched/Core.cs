@@ -286,11 +286,11 @@ public sealed class Scheduler
             if (cur.IsUserTask)
             {
                 LiveUserTasks--;
-                if (FirstExit < 0)
-                {
-                    FirstExit = end;
-                }
-                LastExit = end;
+                // Exits are met in the order their last steps start; a step that starts later can
+                // end sooner (exit_mmap's length goes with the mm's size), so the first and last
+                // exits are the earliest and the latest ends, not the first and last met.
+                FirstExit = FirstExit < 0 ? end : Math.Min(FirstExit, end);
+                LastExit = Math.Max(LastExit, end);
             }
         }
         else if (cur.Body.Current == Yield.Sleep)
