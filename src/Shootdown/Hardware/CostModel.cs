@@ -75,11 +75,11 @@ public sealed record CostModel
     [Hardware]
     public long CacheLineRemoteNodeNs { get; init; } = 150;
 
-    /// <summary>Load from local DRAM, no cache holding the line (4-socket Xeon E7-4800: 135 ns, Intel MLC, [IntelMLC2014]).</summary>
+    /// <summary>Load from local DRAM, no cache holding the line (4-socket Xeon E7-4800, Westmere-EX: 135 ns, Intel MLC, [IntelMLC2014]).</summary>
     [Hardware]
     public long DramLocalNs { get; init; } = 135;
 
-    /// <summary>Load from another socket's DRAM, one hop (4-socket Xeon E7-4800: 194-202 ns, [IntelMLC2014]).</summary>
+    /// <summary>Load from another socket's DRAM, one hop (4-socket Xeon E7-4800, Westmere-EX: 194-202 ns, [IntelMLC2014]).</summary>
     [Hardware]
     public long DramRemoteNodeNs { get; init; } = 200;
 
