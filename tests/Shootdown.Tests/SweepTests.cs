@@ -77,6 +77,34 @@ public class SweepTests
         Assert.Equal(8, runs.Select(r => r.Key).Distinct().Count());
     }
 
+    /// <summary>The repository's root: the directory above the test binaries that holds Shootdown.slnx.</summary>
+    private static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "Shootdown.slnx")))
+            {
+                return d.FullName;
+            }
+        }
+        throw new InvalidOperationException("Shootdown.slnx not found above " + AppContext.BaseDirectory);
+    }
+
+    [Fact]
+    public void EverySweepFileInTheRepositoryBuildsItsRuns()
+    {
+        string[] files = Directory.GetFiles(Path.Combine(RepoRoot(), "sweeps"), "*.toml");
+        Assert.NotEmpty(files);
+        foreach (string f in files)
+        {
+            Assert.NotEmpty(SweepFile.Load(f));
+        }
+        // The README's what-if of the cross-socket IPI delivery: two policies by three latencies.
+        IReadOnlyList<SweepRun> ipi = SweepFile.Load(Path.Combine(RepoRoot(), "sweeps", "gorman-4node-ipi-what-if.toml"));
+        Assert.Equal(new long[] { 1000, 1000, 1500, 1500, 2000, 2000 }, ipi.Select(r => r.Config.Costs.IpiLatencyRemoteNodeNs).Order());
+        Assert.All(ipi, r => Assert.Equal(16, r.Config.ScaleDivisor));
+    }
+
     [Theory]
     [InlineData("sweep.toml:3: key 'nope': unknown key", "[sweep]\nmachine = \"tiny\"\nnope = [1]\n")]
     [InlineData("sweep.toml:2: key 'costs.bogus_ns': unknown key", "[sweep]\ncosts.bogus_ns = [1, 2]\n")]
