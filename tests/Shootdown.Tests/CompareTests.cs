@@ -36,6 +36,10 @@ public class CompareTests
         double mean = results[1].GetProperty("mean").GetProperty("elapsed_s").GetDouble();
         Assert.Equal(c.Results[1].Runs.Average(r => r.ElapsedS), mean, 12);
         Assert.True(results[1].GetProperty("stddev").GetProperty("elapsed_s").GetDouble() >= 0);
+        // The median task's exit beside the last one's (elapsed): the run's tail, per policy.
+        double median = results[1].GetProperty("mean").GetProperty("median_exit_s").GetDouble();
+        Assert.Equal(c.Results[1].Runs.Average(r => r.TaskExits.MedianS), median, 12);
+        Assert.True(median > 0 && median <= mean, $"median exit {median}, elapsed {mean}");
     }
 
     [Fact]

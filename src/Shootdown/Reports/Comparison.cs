@@ -37,6 +37,7 @@ public sealed class Comparison
     public static readonly Metric[] Metrics =
     [
         new("elapsed_s", "Elapsed (s)", r => r.ElapsedS),
+        new("median_exit_s", "  Median task exit (s)", r => r.TaskExits.MedianS),
         new("user_s", "User CPU (s)", r => r.UserS),
         new("system_s", "System CPU (s)", r => r.SystemS),
         new("benchmark_system_s", "  System CPU of the benchmark (s)", r => r.BenchmarkSystemS),
