@@ -188,6 +188,10 @@ public class CacheTests
         Assert.Equal(18L << 20, MachineSpec.Resolve("gorman-4node").Costs.LlcBytes);
         Assert.Equal(20L << 20, MachineSpec.Resolve("gorman-1node").Costs.LlcBytes);
         Assert.Equal(37_486_592, MachineSpec.Resolve("cascadelake-2s").Costs.LlcBytes);
+        // What a miss costs is each machine's own too: one socket's DRAM attached to its processor
+        // (60 ns), the 4-socket E7's behind its memory buffers (135 ns).
+        Assert.Equal(60, MachineSpec.Resolve("gorman-1node").Costs.DramLocalNs);
+        Assert.Equal(135, MachineSpec.Resolve("gorman-4node").Costs.DramLocalNs);
         string file = TestKit.TempFile("m.toml", "name = \"m\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nllc_bytes = 8388608\n");
         Assert.Equal(8L << 20, MachineSpec.Resolve(file).Costs.LlcBytes);
         string bad = TestKit.TempFile("b.toml", "name = \"b\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nllc_bytes = -1\n");
