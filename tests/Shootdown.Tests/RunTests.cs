@@ -189,10 +189,8 @@ public class SystemBreakdownTests
     }
 
     /// <summary>A task that only exists to have exited at a given time.</summary>
-    private sealed class ExitedTask(int pid, Cpu cpu, long exitedAt) : SimTask(pid, $"e{pid}", null, cpu)
+    private sealed class ExitedTask(int pid, Cpu cpu) : SimTask(pid, $"e{pid}", null, cpu)
     {
-        public long At { get; } = exitedAt;
-
         protected internal override IEnumerable<Yield> Run(Sim sim)
         {
             yield break;
@@ -206,12 +204,8 @@ public class SystemBreakdownTests
     public void TaskExitStatsTakeTheMiddleExitOrTheMeanOfTheTwoMiddleOnes(long[] exits, double first, double median, double last)
     {
         var cpu = new Cpu(0, 0, Hardware.CostModel.Xeon2015);
-        var tasks = exits.Select((at, i) => new ExitedTask(100 + i, cpu, at)).ToList();
-        var alive = new ExitedTask(99, cpu, -1);
-        foreach (ExitedTask t in tasks)
-        {
-            t.ExitedAt = t.At;
-        }
+        var tasks = exits.Select((at, i) => new ExitedTask(100 + i, cpu) { ExitedAt = at }).ToList();
+        var alive = new ExitedTask(99, cpu);
         TaskExitStats s = TaskExitStats.Of(tasks.Append(alive));
         Assert.Equal(exits.Length, s.Exited);
         Assert.Equal(first, s.FirstS, 12);

@@ -80,11 +80,29 @@ public sealed class Scheduler
     /// <summary>User tasks that have not exited.</summary>
     public int LiveUserTasks { get; private set; }
 
-    /// <summary>When the first user task exited (end of the steady phase); -1 before.</summary>
-    public long FirstExit { get; private set; } = -1;
+    /// <summary>
+    /// When the first user task exited (end of the steady phase); -1 before. Exits are met in the
+    /// order their last steps start, and a step that starts later can end sooner (exit_mmap's
+    /// length goes with the mm), so this is the earliest <see cref="SimTask.ExitedAt"/>, not the
+    /// first exit met.
+    /// </summary>
+    public long FirstExit => ExitBound(earliest: true);
 
-    /// <summary>When the last user task exited (the test's elapsed time); -1 before.</summary>
-    public long LastExit { get; private set; } = -1;
+    /// <summary>When the last user task exited (the test's elapsed time): the latest <see cref="SimTask.ExitedAt"/>; -1 before.</summary>
+    public long LastExit => ExitBound(earliest: false);
+
+    private long ExitBound(bool earliest)
+    {
+        long bound = -1;
+        foreach (SimTask t in UserTasks)
+        {
+            if (t.ExitedAt >= 0 && (bound < 0 || (earliest ? t.ExitedAt < bound : t.ExitedAt > bound)))
+            {
+                bound = t.ExitedAt;
+            }
+        }
+        return bound;
+    }
 
     public List<SimTask> UserTasks { get; } = [];
 
@@ -286,11 +304,6 @@ public sealed class Scheduler
             if (cur.IsUserTask)
             {
                 LiveUserTasks--;
-                // Exits are met in the order their last steps start; a step that starts later can
-                // end sooner (exit_mmap's length goes with the mm's size), so the first and last
-                // exits are the earliest and the latest ends, not the first and last met.
-                FirstExit = FirstExit < 0 ? end : Math.Min(FirstExit, end);
-                LastExit = Math.Max(LastExit, end);
             }
         }
         else if (cur.Body.Current == Yield.Sleep)
