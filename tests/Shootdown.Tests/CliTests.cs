@@ -187,7 +187,7 @@ public class CliTests
         Assert.Contains("cost constants set for this run (the machine's -> this run's): ClearPageNs 600 -> 500\n", changed, StringComparison.Ordinal);
         (code, string compared, err) = Cli("compare", "--machine", "tiny", "--scale", "1/8", "--policies", "vanilla", "--cpu-speed", "2");
         Assert.True(code == 0, err);
-        Assert.Contains("FaultEntryNs 1000 -> 500", compared, StringComparison.Ordinal);
+        Assert.Contains("FaultEntryNs 1414 -> 707", compared, StringComparison.Ordinal);
         Assert.DoesNotContain("IpiSendNs", compared, StringComparison.Ordinal);
     }
 

@@ -208,7 +208,7 @@ public class CoreClockTests
             CostModel.KernelPathNames.Order(StringComparer.Ordinal));
         Assert.DoesNotContain(nameof(CostModel.SchedSliceNs), CostModel.KernelPathNames);
         Assert.DoesNotContain(nameof(CostModel.TickNs), CostModel.KernelPathNames);
-        Assert.Equal(1818, (c with { CoreClockMhz = 1870 }).AtCoreClock().FaultEntryNs); // 1000 x 3400 / 1870 = 1818.2
+        Assert.Equal(2571, (c with { CoreClockMhz = 1870 }).AtCoreClock().FaultEntryNs); // 1414 x 3400 / 1870 = 2570.9
         // A slow clock keeps every constant within its range.
         CostModel slowest = (c.With("ContextSwitchNs", CostModel.MaxNs) with { CoreClockMhz = 100 }).AtCoreClock();
         Assert.Equal(CostModel.MaxNs, slowest.ContextSwitchNs);
