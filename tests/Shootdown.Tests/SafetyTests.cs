@@ -32,7 +32,7 @@ public class SafetyTests
 {
     /// <summary>
     /// The first seed (of 1..40) on which linux-4.3 lets a store through after mprotect returned on
-    /// <see cref="ProtectRun"/> (seed 1 today). About a fifth of the seeds race (see <see cref="ProtectSeedsWanted"/>); which
+    /// <see cref="ProtectRun"/> (seed 9 today). About a fifth of the seeds race (see <see cref="ProtectSeedsWanted"/>); which
     /// ones moves with every change of the cost model, so the tests look for one rather than pin it.
     /// </summary>
     private static readonly Lazy<ulong> RacingProtectSeedLazy = new(() =>
@@ -539,12 +539,13 @@ public class SafetyTests
 
     /// <summary>
     /// Seeds of linux-4.3 on mprotect-race that must show a write_after_protect. Not every seed
-    /// does: of seeds 1-60, 13 report one or more and 47 none (counts 0-25 per seed; with
-    /// shrink_page_list a page per step — before, 21 of seeds 1-40), so a seed without one proves
-    /// nothing, and "every violation of the seed is real" would pass vacuously. The property
-    /// samples random seeds until <see cref="ProtectSeedsWanted"/> of them have shown a violation,
-    /// at most <see cref="ProtectSeedsTried"/> (with p = 0.22 per seed, fewer than 3 in 80 has
-    /// probability about 6e-7; even with p = 0.15, about 3e-4), and fails if fewer did.
+    /// does: of seeds 1-120, 23 report one or more and 97 none (counts 1-31 per seed; with the
+    /// kernel-path constants of 2026-11-30 — before, 13 of seeds 1-60, and 21 of seeds 1-40 before
+    /// shrink_page_list ran a page per step), so a seed without one proves nothing, and "every
+    /// violation of the seed is real" would pass vacuously. The property samples random seeds until
+    /// <see cref="ProtectSeedsWanted"/> of them have shown a violation, at most
+    /// <see cref="ProtectSeedsTried"/> (with p = 0.19 per seed, fewer than 3 in 80 has probability
+    /// about 1e-5; even with p = 0.125, about 2e-3), and fails if fewer did.
     /// </summary>
     private const int ProtectSeedsWanted = 3, ProtectSeedsTried = 80;
 
