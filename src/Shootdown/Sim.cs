@@ -83,6 +83,7 @@ public sealed class Sim
         Writeback = new PageWriteback(this);
         Mprotect = new Mprotect(this);
         Migrate = new Migrate(this);
+        Truncate = new Truncate(this);
         NumaBalancing = new NumaBalancing(this);
         Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched);
         X86.ResolveArrivalsWith(Engine, Sched.ChargeLateIpiWait);
@@ -180,6 +181,9 @@ public sealed class Sim
 
     public Migrate Migrate { get; }
 
+    /// <summary>mm/truncate.c: a removed file's page cache dropped.</summary>
+    public Truncate Truncate { get; }
+
     /// <summary>kernel/sched/fair.c's NUMA balancing scanner (task_numa_work), for tasks that opt in.</summary>
     public NumaBalancing NumaBalancing { get; }
 
@@ -274,6 +278,13 @@ public sealed class Sim
     {
         InitBatch(task);
         Sched.AddUserTask(task, startAt);
+    }
+
+    /// <summary>A user task that starts asleep, for another to wake (<see cref="Scheduler.Wake"/>); the run lasts until it exits too.</summary>
+    public void AddSleepingUserTask(SimTask task)
+    {
+        InitBatch(task);
+        Sched.AddUserTask(task, startAt: -1);
     }
 
     private void InitBatch(SimTask t)

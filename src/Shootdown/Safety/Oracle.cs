@@ -198,6 +198,12 @@ public sealed class Oracle
     public void Unmapped(Exec ex, int frame, int mm, long vpn, bool deferred, bool migration = false) =>
         Log.AddUnmap(ex.EventTime, ex.Cpu.Id, ex.Task.Pid, frame, mm, vpn, ex.Task.Comm, deferred, migration);
 
+    /// <summary>
+    /// truncate_inode_pages freed the frame of a removed file: its data goes with the file, so there
+    /// is no lost-write check; a later access through a stale entry is still an access after free.
+    /// </summary>
+    public void PageTruncated(Exec ex, int frame) => Log.Add(ex.EventTime, ex.Cpu.Id, frame, -1, LogKind.Free, who: ex.Task.Comm);
+
     /// <summary>Reclaim is freeing a clean page of (file, index): data newer than the backing store is lost.</summary>
     public void PageFreed(Exec ex, int frame, int file, long index)
     {

@@ -9,6 +9,8 @@ namespace Shootdown.Workloads;
 /// vm-scalability case-lru-file-mmap-read: one reader per CPU, each with its own sparse file of
 /// 10 x RAM / nr_cpu bytes (created with truncate, never written), mapped MAP_SHARED, PROT_READ and
 /// read word by word from start to end. Each read fault maps the 16-page fault-around window.
+/// When every reader has exited, the script removes the files (<see cref="RemoveFiles"/>): the
+/// test's elapsed time ends when that rm has dropped their page cache.
 /// </summary>
 public sealed class LruFileMmapRead : Workload
 {
@@ -35,18 +37,33 @@ public sealed class LruFileMmapRead : Workload
             throw new ConfigException($"memory too small for {Name}: each reader's file would be {filePages} pages");
         }
         long total = 0;
+        var files = new AddressSpace[nrCpus];
+        var rm = new RemoveFiles(sim.NextPid(), sim.Cpus[0], files) { AllowedCpus = Enumerable.Range(0, nrCpus).ToArray() };
+        int running = nrCpus;
         for (int c = 0; c < nrCpus; c++)
         {
             MmStruct mm = sim.CreateMm();
             AddressSpace file = sim.CreateFile($"lru-file-{c}", filePages);
+            files[c] = file;
             var vma = new Vma(mm, MapBase, filePages, file, 0, writable: false, shared: true) { FaultAroundPages = FaultAroundPages };
             mm.Vmas.Add(vma);
             file.IMmap.Add(vma);
             long[] hot = sim.MapHotPages(mm, sim.Cpus[c].Node, HotPages);
-            var reader = new StreamingReader(sim.NextPid(), $"usemem-{c}", mm, sim.Cpus[c], vma, hot);
+            // The case script's wait returns when the last reader has exited; then it runs rm.
+            var reader = new StreamingReader(sim.NextPid(), $"usemem-{c}", mm, sim.Cpus[c], vma, hot)
+            {
+                Reaped = t =>
+                {
+                    if (--running == 0)
+                    {
+                        sim.Sched.Wake(rm, t);
+                    }
+                },
+            };
             sim.AddUserTask(reader, startAt: sim.Rng.Next(20_000));
             total += filePages;
         }
+        sim.AddSleepingUserTask(rm);
         return total;
     }
 }

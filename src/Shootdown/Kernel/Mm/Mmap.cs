@@ -11,7 +11,8 @@ public sealed class Mmap(Sim sim)
     /// tlb_finish_mmu, whose flush is flush_tlb_mm_range(mm, 0, TLB_FLUSH_ALL): the exiting CPU,
     /// lazy since exit_mm, leave_mm()s, and every other CPU still in the mm's cpumask gets a full
     /// flush (or leaves it, if lazy). The VMAs leave their files' i_mmap, so reclaim no longer
-    /// finds the mm; the anonymous pages (text, stack) are freed after the flush.
+    /// finds the mm; the anonymous pages (text, stack) are freed after the flush, and the release of
+    /// the unmapped pages drains this CPU's lru_add pagevec first (free_pages_and_swap_cache).
     /// </summary>
     public void ExitMmap(Exec ex, MmStruct mm)
     {
@@ -45,6 +46,12 @@ public sealed class Mmap(Sim sim)
             ex.Sys += sim.Costs.MapPtePerPageNs;
         }
         sim.Arch.FlushTlbMm(ex, mm); // tlb_finish_mmu
+        // tlb_flush_mmu_free → free_pages_and_swap_cache: lru_add_drain() of this CPU's pagevec,
+        // then release_pages drops the mapping's references (the page cache keeps the file pages).
+        if (ex.Cpu.PagevecCount > 0)
+        {
+            sim.Swap.LruAddDrain(ex);
+        }
         sim.PageAlloc.FreePages(ex, anon.AsSpan(0, nrAnon));
     }
 }

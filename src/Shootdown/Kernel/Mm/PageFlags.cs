@@ -24,6 +24,11 @@ public enum PageFlags : ushort
     /// kernel flag — the kernel knows a free page by its zero reference count; the oracle asks it.
     /// </summary>
     Free = 1 << 11,
+    /// <summary>
+    /// Truncated while it waited in a CPU's lru_add pagevec: that pagevec holds its last reference,
+    /// and its drain frees it. Not a kernel flag — the kernel knows it by its reference count.
+    /// </summary>
+    Orphaned = 1 << 12,
 }
 
 /// <summary>x86 PTE bits as the simulator stores them: flags in the low bits, the frame above.</summary>

@@ -25,6 +25,24 @@ public sealed class Swap(Sim sim)
         Cpu cpu = ex.Cpu;
         Memory mem = sim.Memory;
         int n = cpu.PagevecCount;
+        // A page truncated while it waited here (PageFlags.Orphaned) had only this pagevec's
+        // reference left: __pagevec_lru_add puts it on its list and the pagevec's release takes it
+        // off again and frees it (release_pages). The model frees it at once, for the same costs.
+        int kept = 0;
+        for (int k = 0; k < n; k++)
+        {
+            int f = cpu.Pagevec[k];
+            if ((mem.Pages[f].Flags & PageFlags.Orphaned) == 0)
+            {
+                cpu.Pagevec[kept++] = f;
+                continue;
+            }
+            Zone tz = mem.ZoneOf(f);
+            ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node));
+            sim.Oracle?.PageTruncated(ex, f);
+            sim.PageAlloc.FreePages(ex, [f]);
+        }
+        n = cpu.PagevecCount = kept;
         int i = 0;
         while (i < n)
         {

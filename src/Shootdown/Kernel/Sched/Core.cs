@@ -106,13 +106,19 @@ public sealed class Scheduler
 
     public List<SimTask> UserTasks { get; } = [];
 
-    /// <summary>A user task that becomes runnable at <paramref name="startAt"/>; the run lasts until every user task exits.</summary>
+    /// <summary>
+    /// A user task that becomes runnable at <paramref name="startAt"/> (negative: it starts asleep
+    /// and another wakes it); the run lasts until every user task exits.
+    /// </summary>
     public void AddUserTask(SimTask task, long startAt)
     {
         task.IsUserTask = true;
         UserTasks.Add(task);
         LiveUserTasks++;
-        _starts.Add((task, startAt));
+        if (startAt >= 0)
+        {
+            _starts.Add((task, startAt));
+        }
     }
 
     /// <summary>Wakes the tasks added so far at their start times (called once, when the run starts).</summary>
@@ -305,6 +311,7 @@ public sealed class Scheduler
             {
                 LiveUserTasks--;
             }
+            cur.Reaped?.Invoke(end); // the parent's wait() returns
         }
         else if (cur.Body.Current == Yield.Sleep)
         {

@@ -172,6 +172,9 @@ public abstract class SimTask
     /// <summary>Whether the run waits for this task to exit (user tasks; not kernel threads).</summary>
     public bool IsUserTask { get; internal set; }
 
+    /// <summary>Called with the time when the task has exited (do_exit done; a waiting parent wakes then).</summary>
+    public Action<long>? Reaped { get; init; }
+
     /// <summary>When the task's last step ended in do_exit (ns; -1 while it lives).</summary>
     public long ExitedAt { get; internal set; } = -1;
 

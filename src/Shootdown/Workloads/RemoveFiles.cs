@@ -1,0 +1,25 @@
+using Shootdown.Hardware;
+using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
+
+namespace Shootdown.Workloads;
+
+/// <summary>
+/// The <c>rm</c> a vm-scalability case runs after its <c>wait</c> (case-lru-file-mmap-read ends
+/// with <c>rm</c> of its sparse files [vm-scalability]), inside the time mmtests measures
+/// (vmscale-bench times the whole case script [mmtests]). Each unlink drops the file's last link;
+/// with no user left, iput_final evicts the inode and truncate_inode_pages_final frees every page
+/// it still has cached — at the end of the run, most of memory — one CPU, file after file. The
+/// unlink system calls themselves and the fork/exec of rm (microseconds) are not charged.
+/// </summary>
+public sealed class RemoveFiles(int pid, Cpu cpu, IReadOnlyList<AddressSpace> files)
+: SimTask(pid, "rm", null, cpu)
+{
+    protected internal override IEnumerable<Yield> Run(Sim sim)
+    {
+        foreach (AddressSpace file in files)
+        {
+            yield return Process.Call(sim.Truncate.TruncateInodePagesFinal(file));
+        }
+    }
+}

@@ -1,0 +1,100 @@
+using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
+using Shootdown.Reports;
+
+namespace Shootdown.Tests;
+
+/// <summary>mm/truncate.c and the case script's rm that ends lru-file-mmap-read.</summary>
+public class TruncateTests
+{
+    [Fact]
+    public void TruncateFreesEveryPageLeavesHeldPagesToItsSecondPassAndOrphansAnotherCpusPagevec()
+    {
+        Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        Zone z = sim.Memory.Zones[0];
+        AddressSpace file = sim.CreateFile("removed", 64);
+        var frames = new int[40];
+        for (int i = 0; i < frames.Length; i++)
+        {
+            int f = frames[i] = z.AllocBootPage();
+            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
+            sim.Memory.Pages[f].Mapping = file.Id;
+            sim.Memory.Pages[f].Index = i;
+            file.PageCache.Set(i, (uint)(f + 1));
+            sim.Memory.LruAddHead(z, f, active: false);
+        }
+        // Page 5 is held by a reclaimer (isolated); page 7 still waits in CPU 3's lru_add pagevec.
+        sim.Memory.LruDel(z, frames[5]);
+        sim.Memory.Pages[frames[5]].Flags |= PageFlags.Isolated;
+        sim.Memory.LruDel(z, frames[7]);
+        sim.Swap.LruCacheAdd(TestKit.ExecOn(sim, 3), frames[7]);
+
+        SimTask task = sim.UserTasks[0];
+        using var runner = new ProcessRunner(sim.Truncate.TruncateInodePagesFinal(file));
+        int steps = 0;
+        bool slept = false;
+        while (true)
+        {
+            sim.Exec.Reset(sim.Cpus[0], task, steps * 100_000L, steps * 100_000L);
+            if (!runner.MoveNext())
+            {
+                break;
+            }
+            Assert.True(++steps < 100, "truncate did not end");
+            if (runner.Current == Yield.Sleep)
+            {
+                // lock_page waits: the reclaimer puts the page back on its list, then truncate takes it.
+                Assert.Equal(1, file.PageCache.Count);
+                slept = true;
+                sim.Memory.Pages[frames[5]].Flags &= ~PageFlags.Isolated;
+                sim.Memory.LruAddHead(z, frames[5], active: false);
+            }
+        }
+        Assert.True(slept, "the held page was not left to the second pass");
+        Assert.Equal(0, file.PageCache.Count);
+        Assert.Equal(0, z.InactiveFile.Count);
+        Assert.Equal(40, file.TreeLock.Acquisitions); // one delete_from_page_cache per page
+        Assert.All(frames.Where(f => f != frames[7]), f => Assert.Equal(PageFlags.Free, sim.Memory.Pages[f].Flags & PageFlags.Free));
+        Assert.Equal(39, sim.Truncate.PagesTruncated);
+        // Page 7's last reference is CPU 3's pagevec: freed when that pagevec drains.
+        Assert.Equal(PageFlags.Orphaned, sim.Memory.Pages[frames[7]].Flags & (PageFlags.Orphaned | PageFlags.Free | PageFlags.Lru));
+        sim.Swap.LruAddDrain(TestKit.ExecOn(sim, 3));
+        Assert.Equal(PageFlags.Free, sim.Memory.Pages[frames[7]].Flags & (PageFlags.Orphaned | PageFlags.Free | PageFlags.Lru));
+        Assert.Equal(0, z.InactiveFile.Count);
+    }
+
+    [Fact]
+    public void TruncateRefusesAPageStillMapped()
+    {
+        Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        var (_, vma, f) = KernelTests.MapOnePage(sim, 3, Pte.Accessed);
+        sim.Memory.LruAddHead(sim.Memory.ZoneOf(f), f, active: false);
+        sim.Exec.Reset(sim.Cpus[0], sim.UserTasks[0], 0, 0);
+        var e = Assert.Throws<InvalidOperationException>(() => TestKit.RunToEnd(sim.Truncate.TruncateInodePagesFinal(vma.File!)));
+        Assert.Contains("still mapped", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheCaseScriptsRmEndsTheRunWithEveryFilesPageCacheFreed()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla");
+        var sim = new Sim(cfg);
+        sim.Run();
+        RunResult r = RunResult.From(sim, 1);
+        SimTask rm = sim.UserTasks.Single(t => t.Comm == "rm");
+        long lastReader = sim.UserTasks.Where(t => t != rm).Max(t => t.ExitedAt);
+        // rm starts when the last reader has exited (the script's wait) and the test ends with it.
+        Assert.True(rm.ExitedAt > lastReader);
+        Assert.Equal(sim.LastExit, rm.ExitedAt);
+        Assert.Equal(rm.ExitedAt / 1e9, r.ElapsedS);
+        Assert.All(sim.Files, f => Assert.Equal(0, f.PageCache.Count));
+        Assert.All(sim.Memory.Zones, z => Assert.Equal(0, z.InactiveFile.Count + z.ActiveFile.Count));
+        Assert.All(sim.Cpus, c => Assert.Equal(0, c.PagevecCount)); // exit_mmap drained each reader's pagevec
+        Assert.True(sim.Truncate.PagesTruncated > sim.Memory.NrFrames / 2, $"{sim.Truncate.PagesTruncated} of {sim.Memory.NrFrames} frames truncated");
+        // rm's system time is the benchmark's (the case script's children are timed together).
+        Assert.True(rm.SysNs > 0);
+        Assert.True(r.SystemByPath["truncate"].SystemS * 1e9 >= rm.SysNs * 0.99);
+        long readersSys = sim.UserTasks.Where(t => t != rm).Sum(t => t.SysNs);
+        Assert.Equal((readersSys + rm.SysNs) / 1e9, r.BenchmarkSystemS, 6);
+    }
+}
