@@ -94,6 +94,10 @@ public class TruncateTests
         // rm's system time is the benchmark's (the case script's children are timed together).
         Assert.True(rm.SysNs > 0);
         Assert.True(r.SystemByPath["truncate"].SystemS * 1e9 >= rm.SysNs * 0.99);
+        Assert.Equal(sim.Truncate.PagesTruncated, r.Truncate!.Pages);
+        // rm's first step starts when the last reader has gone, after its context switch.
+        Assert.InRange(r.Truncate.StartS, lastReader / 1e9, (lastReader + sim.Costs.ContextSwitchNs) / 1e9);
+        Assert.Contains("\"truncate\":{\"pages\":", r.ToJson().Replace(" ", "").Replace("\n", ""), StringComparison.Ordinal);
         long readersSys = sim.UserTasks.Where(t => t != rm).Sum(t => t.SysNs);
         Assert.Equal((readersSys + rm.SysNs) / 1e9, r.BenchmarkSystemS, 6);
     }

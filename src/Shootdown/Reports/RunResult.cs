@@ -48,6 +48,8 @@ public sealed record RunResult
     public required long CallFunctionInterrupts { get; init; }
     /// <summary>When the workload's tasks exited: the first, the median and the last (the run's end), and how many did.</summary>
     public required TaskExitStats TaskExits { get; init; }
+    /// <summary>Page cache dropped when files were removed (lru-file-mmap-read's closing rm): pages freed and when it began; null when no file was removed.</summary>
+    public TruncateStats? Truncate { get; init; }
     public required double SteadyStartS { get; init; }
     public required double SteadyEndS { get; init; }
     public required SortedDictionary<string, long> Vmstat { get; init; }
@@ -217,6 +219,12 @@ public sealed record RunResult
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
             CallFunctionInterrupts = calls,
             TaskExits = TaskExitStats.Of(sim.UserTasks),
+            Truncate = sim.Truncate.StartedAt < 0 ? null : new TruncateStats
+            {
+                Pages = sim.Truncate.PagesTruncated,
+                StartS = sim.Truncate.StartedAt / ns,
+                SystemS = sim.Sched.SystemByPath.TryGetValue("truncate", out var tp) ? tp.SysNs / ns : 0,
+            },
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
             Vmstat = v.ToDictionary(),
@@ -321,6 +329,14 @@ public sealed record TaskExitStats
         double median = at.Length % 2 == 1 ? at[mid] / ns : (at[mid - 1] + at[mid]) / 2.0 / ns;
         return new TaskExitStats { Exited = at.Length, FirstS = at[0] / ns, MedianS = median, LastS = at[^1] / ns };
     }
+}
+
+/// <summary>truncate_inode_pages over a run: the pages it freed, when it began, and its system time.</summary>
+public sealed record TruncateStats
+{
+    public long Pages { get; init; }
+    public double StartS { get; init; }
+    public double SystemS { get; init; }
 }
 
 /// <summary>Contention of one class of spinlock over a run.</summary>

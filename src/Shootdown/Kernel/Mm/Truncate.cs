@@ -32,6 +32,9 @@ public sealed class Truncate(Sim sim)
     /// <summary>Pages truncate_inode_pages freed in this run.</summary>
     public long PagesTruncated { get; private set; }
 
+    /// <summary>When the run's first truncation began (ns; -1 if none did).</summary>
+    public long StartedAt { get; private set; } = -1;
+
     /// <summary>
     /// truncate_inode_pages_final(mapping): removes every cached page of <paramref name="file"/>,
     /// one pagevec per step (cond_resched after each).
@@ -43,6 +46,10 @@ public sealed class Truncate(Sim sim)
         // The first pass skips the pages reclaim holds (trylock_page fails, or, in the model, the
         // page sits isolated in a reclaimer's list, about to be locked).
         long index = 0;
+        if (StartedAt < 0)
+        {
+            StartedAt = sim.Exec.Now;
+        }
         while (true)
         {
             Exec ex = sim.Exec;
