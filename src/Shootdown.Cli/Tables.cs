@@ -19,6 +19,10 @@ internal static class Tables
         t.AddColumn(new TableColumn("value").RightAligned());
         t.AddRow("elapsed (s)", F(r.ElapsedS));
         t.AddRow("  tasks' exits: first / median (s)", r.TaskExits.Exited == 0 ? "-" : $"{F(r.TaskExits.FirstS)} / {F(r.TaskExits.MedianS)}");
+        if (r.Truncate is { } tr)
+        {
+            t.AddRow("  closing rm: from (s) / pages freed", $"{F(tr.StartS)} / {tr.Pages:N0}");
+        }
         t.AddRow("user CPU (s)", F(r.UserS));
         t.AddRow("system CPU (s)", F(r.SystemS));
         t.AddRow("  spinning on locks (s)", F(r.SpinS));
