@@ -101,4 +101,21 @@ public class TruncateTests
         long readersSys = sim.UserTasks.Where(t => t != rm).Sum(t => t.SysNs);
         Assert.Equal((readersSys + rm.SysNs) / 1e9, r.BenchmarkSystemS, 6);
     }
+
+    [Fact]
+    public void RmWokenOntoTheCpuItsLastReaderLeftRunsOneStepAtATime()
+    {
+        // On this machine the last reader exits on CPU 0, rm's CPU: the wake-up from that exit
+        // once gave CPU 0 a second chain of step events, and rm ran twice as fast as its work.
+        var sim = new Sim(RunConfig.Create(machine: "gorman-1node", cpusPerNode: 2, scaleDivisor: 32, policy: "vanilla"));
+        sim.Run();
+        SimTask rm = sim.UserTasks.Single(t => t.Comm == "rm");
+        SimTask last = sim.UserTasks.Where(t => t != rm).MaxBy(t => t.ExitedAt)!;
+        Assert.Equal(0, last.HomeCpu.Id);
+        RunResult r = RunResult.From(sim, 1);
+        double span = r.ElapsedS - r.Truncate!.StartS;
+        Assert.Equal(span, r.Truncate.SystemS, 6); // one task on one CPU: its system time is its span
+        long elapsed = sim.LastExit;
+        Assert.All(sim.Cpus, c => Assert.True(c.UserNs + c.SysNs <= elapsed, $"CPU {c.Id} busy {c.UserNs + c.SysNs} ns in {elapsed} ns"));
+    }
 }

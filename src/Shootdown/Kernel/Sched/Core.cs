@@ -311,7 +311,6 @@ public sealed class Scheduler
             {
                 LiveUserTasks--;
             }
-            cur.Reaped?.Invoke(end); // the parent's wait() returns
         }
         else if (cur.Body.Current == Yield.Sleep)
         {
@@ -321,6 +320,12 @@ public sealed class Scheduler
         cpu.StepEnd = end;
         cpu.EventPending = true;
         _engine.Schedule(end, EventKind.CpuStepEnd, cpu.Id);
+        if (!alive)
+        {
+            // The parent's wait() returns. Only now: a task it wakes onto this CPU must find the
+            // CPU's next event already scheduled, or the CPU would get a second one.
+            cur.Reaped?.Invoke(end);
+        }
     }
 
     /// <summary>
