@@ -1,3 +1,4 @@
+using Shootdown.Hardware;
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
 using Shootdown.Reports;
@@ -117,5 +118,36 @@ public class TruncateTests
         Assert.Equal(span, r.Truncate.SystemS, 6); // one task on one CPU: its system time is its span
         long elapsed = sim.LastExit;
         Assert.All(sim.Cpus, c => Assert.True(c.UserNs + c.SysNs <= elapsed, $"CPU {c.Id} busy {c.UserNs + c.SysNs} ns in {elapsed} ns"));
+    }
+}
+
+public class SparseTruncateTests
+{
+    [Fact]
+    public void SparseTruncateReadsEachFileOnceThenFreesItAllWithoutReclaim()
+    {
+        var sim = new Sim(RunConfig.Create(machine: "gorman-1node", scaleDivisor: 64, workload: "sparse-truncate"));
+        sim.Run();
+        RunResult r = RunResult.From(sim, 1);
+        long frames = sim.Memory.NrFrames;
+        int files = (int)Math.Min(Shootdown.Workloads.SparseTruncate.MaxFiles, frames / 2 / Shootdown.Workloads.SparseTruncate.FilePages);
+        Assert.Equal(files, sim.Files.Count);
+        Assert.Equal((long)files * Shootdown.Workloads.SparseTruncate.FilePages, r.PagesRead);
+        Assert.Equal(0, r.PagesReclaimed); // the files fit in half of memory
+        Assert.Equal(r.PagesRead, r.Truncate!.Pages); // every page read is truncated, none before
+        Assert.All(sim.Files, f => Assert.Equal(0, f.PageCache.Count));
+        // One CPU throughout: the readers and rm all ran on CPU 0.
+        Assert.All(sim.Cpus.Skip(1), c => Assert.Equal(0, c.UserNs + c.SysNs));
+        // The cost per page is the kernel-path constants' sum on cached lines (README, "What moved:
+        // the case script's closing rm"): 608 ns at 3.4 GHz, plus some DRAM lines.
+        double perPage = r.Truncate.SystemS / r.Truncate.Pages * 1e9;
+        Assert.InRange(perPage, 608, 800);
+    }
+
+    [Fact]
+    public void SparseTruncateRefusesAMachineTooSmallForOneFile()
+    {
+        var e = Assert.Throws<ConfigException>(() => new Sim(RunConfig.Create(machine: "tiny", memoryBytes: 4L << 20, workload: "sparse-truncate")));
+        Assert.Contains("memory too small for sparse-truncate", e.Message, StringComparison.Ordinal);
     }
 }

@@ -34,6 +34,7 @@ public static class WorkloadRegistry
         ("mprotect-race", () => new MprotectRace()),
         ("migrate-bounce", () => new MigrateBounce()),
         ("numa-migrate", () => new NumaMigrate()),
+        ("sparse-truncate", () => new SparseTruncate()),
     ];
 
     public static IReadOnlyList<string> Names { get; } = Entries.Select(e => e.Name).ToArray();
