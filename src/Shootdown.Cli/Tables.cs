@@ -22,6 +22,7 @@ internal static class Tables
         if (r.Truncate is { } tr)
         {
             t.AddRow("  closing rm: from (s) / pages freed", $"{F(tr.StartS)} / {tr.Pages:N0}");
+            t.AddRow("  closing rm: system time per page (ns)", tr.Pages == 0 ? "-" : F(tr.SystemS / tr.Pages * 1e9, "N0"));
         }
         t.AddRow("user CPU (s)", F(r.UserS));
         t.AddRow("system CPU (s)", F(r.SystemS));

@@ -175,6 +175,7 @@ public class CliTests
         var (code, plain, err) = Cli("run", "--machine", "tiny", "--scale", "1/8");
         Assert.True(code == 0, err);
         Assert.Matches(@"closing rm: from \(s\) / pages freed +│ +[0-9.]+ / [0-9,]+ │", plain); // lru-file-mmap-read's rm
+        Assert.Matches(@"closing rm: system time per page \(ns\) +│ +[0-9,]+ │", plain);
         Assert.DoesNotContain("cost constants set for this run", plain, StringComparison.Ordinal);
         Assert.DoesNotContain("kernel-path constants x", plain, StringComparison.Ordinal);
         // Cores at another clock: the table says by how much the run scales the kernel paths.
