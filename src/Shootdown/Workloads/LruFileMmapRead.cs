@@ -39,31 +39,28 @@ public sealed class LruFileMmapRead : Workload
         long total = 0;
         var files = new AddressSpace[nrCpus];
         var rm = new RemoveFiles(sim.NextPid(), sim.Cpus[0], files) { AllowedCpus = Enumerable.Range(0, nrCpus).ToArray() };
-        int running = nrCpus;
         for (int c = 0; c < nrCpus; c++)
         {
-            MmStruct mm = sim.CreateMm();
-            AddressSpace file = sim.CreateFile($"lru-file-{c}", filePages);
-            files[c] = file;
-            var vma = new Vma(mm, MapBase, filePages, file, 0, writable: false, shared: true) { FaultAroundPages = FaultAroundPages };
-            mm.Vmas.Add(vma);
-            file.IMmap.Add(vma);
-            long[] hot = sim.MapHotPages(mm, sim.Cpus[c].Node, HotPages);
-            // The case script's wait returns when the last reader has exited; then it runs rm.
-            var reader = new StreamingReader(sim.NextPid(), $"usemem-{c}", mm, sim.Cpus[c], vma, hot)
-            {
-                Reaped = t =>
-                {
-                    if (--running == 0)
-                    {
-                        sim.Sched.Wake(rm, t);
-                    }
-                },
-            };
-            sim.AddUserTask(reader, startAt: sim.Rng.Next(20_000));
+            files[c] = sim.CreateFile($"lru-file-{c}", filePages);
+            sim.AddUserTask(ReaderOf(sim, files[c], $"usemem-{c}", sim.Cpus[c], rm), startAt: sim.Rng.Next(20_000));
             total += filePages;
         }
         sim.AddSleepingUserTask(rm);
         return total;
+    }
+
+    /// <summary>
+    /// A usemem --readonly of <paramref name="file"/>: its own process, the whole file mapped
+    /// MAP_SHARED and read once, fault-around's window per fault; its exit counts towards the
+    /// script's wait before <paramref name="rm"/>.
+    /// </summary>
+    internal static StreamingReader ReaderOf(Sim sim, AddressSpace file, string comm, Cpu cpu, RemoveFiles rm)
+    {
+        MmStruct mm = sim.CreateMm();
+        var vma = new Vma(mm, MapBase, file.SizePages, file, 0, writable: false, shared: true) { FaultAroundPages = FaultAroundPages };
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        long[] hot = sim.MapHotPages(mm, cpu.Node, HotPages);
+        return new StreamingReader(sim.NextPid(), comm, mm, cpu, vma, hot) { Reaped = t => rm.ChildExited(sim, t) };
     }
 }

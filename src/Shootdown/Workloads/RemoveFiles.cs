@@ -15,6 +15,18 @@ namespace Shootdown.Workloads;
 public sealed class RemoveFiles(int pid, Cpu cpu, IReadOnlyList<AddressSpace> files)
 : SimTask(pid, "rm", null, cpu)
 {
+    /// <summary>The script's children still running: one reader per file.</summary>
+    private int _running = files.Count;
+
+    /// <summary>A reader has exited; the script's wait returns with the last, and rm starts.</summary>
+    public void ChildExited(Sim sim, long t)
+    {
+        if (--_running == 0)
+        {
+            sim.Sched.Wake(this, t);
+        }
+    }
+
     protected internal override IEnumerable<Yield> Run(Sim sim)
     {
         foreach (AddressSpace file in files)

@@ -36,27 +36,10 @@ public sealed class SparseTruncate : Workload
         Cpu cpu = sim.Cpus[0];
         var removed = new AddressSpace[files];
         var rm = new RemoveFiles(sim.NextPid(), cpu, removed);
-        int running = files;
         for (int i = 0; i < files; i++)
         {
-            MmStruct mm = sim.CreateMm();
-            AddressSpace file = sim.CreateFile($"sparse-{i}", FilePages);
-            removed[i] = file;
-            var vma = new Vma(mm, LruFileMmapRead.MapBase, FilePages, file, 0, writable: false, shared: true) { FaultAroundPages = LruFileMmapRead.FaultAroundPages };
-            mm.Vmas.Add(vma);
-            file.IMmap.Add(vma);
-            long[] hot = sim.MapHotPages(mm, cpu.Node, LruFileMmapRead.HotPages);
-            var reader = new StreamingReader(sim.NextPid(), $"reader-{i}", mm, cpu, vma, hot)
-            {
-                Reaped = t =>
-                {
-                    if (--running == 0)
-                    {
-                        sim.Sched.Wake(rm, t);
-                    }
-                },
-            };
-            sim.AddUserTask(reader, startAt: 0);
+            removed[i] = sim.CreateFile($"sparse-{i}", FilePages);
+            sim.AddUserTask(LruFileMmapRead.ReaderOf(sim, removed[i], $"reader-{i}", cpu, rm), startAt: 0);
         }
         sim.AddSleepingUserTask(rm);
         return (long)files * FilePages;
