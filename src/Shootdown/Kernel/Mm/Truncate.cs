@@ -26,9 +26,6 @@ namespace Shootdown.Kernel.Mm;
 /// </remarks>
 public sealed class Truncate(Sim sim)
 {
-    /// <summary>SWAP_CLUSTER_MAX: release_pages drops lru_lock after this many pages of one zone.</summary>
-    private const int LockBatch = 32;
-
     /// <summary>Pages truncate_inode_pages freed in this run.</summary>
     public long PagesTruncated { get; private set; }
 
@@ -147,8 +144,8 @@ public sealed class Truncate(Sim sim)
 
     /// <summary>
     /// release_pages of the pagevec: the last reference of each page goes; pages on an LRU list
-    /// leave it under their zone's lru_lock, taken once per run of one zone (at most
-    /// <see cref="LockBatch"/> pages). A page still in another CPU's lru_add pagevec keeps that
+    /// leave it under their zone's lru_lock, taken once per run of one zone (release_pages drops it
+    /// after SWAP_CLUSTER_MAX pages, which a pagevec of 14 never reaches). A page still in another CPU's lru_add pagevec keeps that
     /// pagevec's reference: it is freed when that pagevec drains (<see cref="Swap.LruAddDrain"/>).
     /// </summary>
     private void ReleasePages(Exec ex, int[] pvec, int n, int[] free)
@@ -169,7 +166,7 @@ public sealed class Truncate(Sim sim)
             Zone z = mem.ZoneOf(f);
             int run = 0;
             long lines = 0;
-            while (k < n && run < LockBatch && (mem.Pages[pvec[k]].Flags & PageFlags.Lru) != 0 && mem.ZoneOf(pvec[k]) == z)
+            while (k < n && (mem.Pages[pvec[k]].Flags & PageFlags.Lru) != 0 && mem.ZoneOf(pvec[k]) == z)
             {
                 int g = pvec[k];
                 if (run > 0)
