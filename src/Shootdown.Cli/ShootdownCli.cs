@@ -21,11 +21,11 @@ public static class ShootdownCli
     private static readonly Option<string?> CpusOpt = new("--cpus-per-node") { Description = "Override the preset's CPUs per node" };
     private static readonly Option<string?> MemoryOpt = new("--memory") { Description = "Override the preset's memory (e.g. 8GiB), before --scale" };
     private static readonly Option<string> FormatOpt = new("--format") { Description = "Output format: table or json", DefaultValueFactory = _ => "table" };
-    private static readonly Option<bool> ProgressOpt = new("--progress") { Description = "Show a progress bar on stderr even with --format json" };
+    internal static readonly Option<bool> ProgressOpt = new("--progress") { Description = "Show a progress bar on stderr even with --format json" };
     private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "PFN list length of the RFC policies (rfc-pfn32, rfc-pfn-page) [default: 32 for rfc-pfn32; a page's worth, (4096 - cpumask - 8) / 8, for rfc-pfn-page]" };
     private static readonly Option<string?> ScmOpt = new("--swap-cluster-max") { Description = "SWAP_CLUSTER_MAX: pages per shrink_page_list batch (kernel: 32)" };
-    private static readonly Option<string?> CpuSpeedOpt = new("--cpu-speed") { Description = "Run each CPU's own work F times as fast (F < 1: slower): divides the kernel-path constants and the core's own hardware ones (page walk, INVLPG, CR3 write, clear/copy page, the user loop) by F, before any --cost; IPIs, cache-line transfers, DRAM and I/O keep their cost. An experiment, e.g. 1.76 for threads that have their cores to themselves" };
-    private static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable; NAME as in the README's cost table or its snake_case key, e.g. clear_page_ns). Kernel-path constants are stated for a 3.4 GHz core: a run multiplies them by 3400 / core_clock_mhz (1870 on gorman-4node)", AllowMultipleArgumentsPerToken = false };
+    internal static readonly Option<string?> CpuSpeedOpt = new("--cpu-speed") { Description = "Run each CPU's own work F times as fast (F < 1: slower): divides the kernel-path constants and the core's own hardware ones (page walk, INVLPG, CR3 write, clear/copy page, the user loop) by F, before any --cost; IPIs, cache-line transfers, DRAM and I/O keep their cost. An experiment, e.g. 1.76 for threads that have their cores to themselves" };
+    internal static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable; NAME as in the README's cost table or its snake_case key, e.g. clear_page_ns). Kernel-path constants are stated for a 3.4 GHz core: a run multiplies them by 3400 / core_clock_mhz (1870 on gorman-4node)", AllowMultipleArgumentsPerToken = false };
     private static readonly Option<string?> TraceOpt = new("--trace") { Description = "Write an ftrace text trace (trace-cmd report layout) to FILE" };
     private static readonly Option<string> TraceEventsOpt = new("--trace-events") { Description = "Trace events to keep, e.g. tlb:*,vmscan:*", DefaultValueFactory = _ => "*" };
     private static readonly Option<string?> TraceWindowOpt = new("--trace-window") { Description = "Simulated time window to trace, FROM-TO in seconds (e.g. 2-2.5)" };
@@ -66,6 +66,7 @@ public static class ShootdownCli
         root.Subcommands.Add(SweepCli.Build());
         root.Subcommands.Add(SensitivityCli.Build());
         root.Subcommands.Add(CalibrateCli.Build());
+        root.Subcommands.Add(CrossCheckCli.Build());
         try
         {
             // No response files: "@PATH" is an argument like any other (System.CommandLine would read
@@ -566,7 +567,25 @@ public static class ShootdownCli
             policy: policies[0],
             seed: ParseArg.Unsigned(pr.GetValue(SeedOpt) ?? "1", "--seed"),
             policyParams: pp);
-        CostModel costs = cfg.Costs;
+        cfg = cfg with { Costs = CostsFrom(pr, cfg.Costs) };
+        if (ParseInt(pr, StorePercentOpt, 0, 100) is { } stores)
+        {
+            if (cfg.Workload is not ("migrate-bounce" or "numa-migrate"))
+            {
+                throw new ConfigException($"--store-percent sets the store share of migrate-bounce and numa-migrate; workload '{cfg.Workload}' takes none");
+            }
+            cfg = cfg with { WorkloadParams = cfg.WorkloadParams with { StorePercent = stores } };
+        }
+        return cfg;
+    }
+
+    /// <summary>
+    /// <paramref name="machine"/>'s costs with --cpu-speed (first) and every --cost applied, validated;
+    /// a bad name or value is a <see cref="ConfigException"/>.
+    /// </summary>
+    internal static CostModel CostsFrom(ParseResult pr, CostModel machine)
+    {
+        CostModel costs = machine;
         if (pr.GetValue(CpuSpeedOpt) is { } speedArg)
         {
             costs = costs.WithCpuSpeed(ParseCpuSpeed(speedArg));
@@ -583,16 +602,7 @@ public static class ShootdownCli
             costs = costs.With(name, ParseArg.Integer(kv[(eq + 1)..], $"--cost {name}", min, max));
         }
         costs.Validate();
-        cfg = cfg with { Costs = costs };
-        if (ParseInt(pr, StorePercentOpt, 0, 100) is { } stores)
-        {
-            if (cfg.Workload is not ("migrate-bounce" or "numa-migrate"))
-            {
-                throw new ConfigException($"--store-percent sets the store share of migrate-bounce and numa-migrate; workload '{cfg.Workload}' takes none");
-            }
-            cfg = cfg with { WorkloadParams = cfg.WorkloadParams with { StorePercent = stores } };
-        }
-        return cfg;
+        return costs;
     }
 
     /// <summary>--cpu-speed's value: a finite number in CostModel's range; the message echoes what was typed.</summary>

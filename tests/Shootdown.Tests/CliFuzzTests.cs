@@ -44,7 +44,7 @@ public class CliFuzzTests
     public void InvalidCommandLinesAreOneLineAndExit2()
     {
         var gen = Gen.Select(
-            Gen.OneOf("run", "compare", "reproduce", "sensitivity", "calibrate", "plot", "policies", "workloads", "runn"),
+            Gen.OneOf("run", "compare", "reproduce", "sensitivity", "calibrate", "crosscheck", "plot", "policies", "workloads", "runn"),
             Gen.OneOf(Invalid),
             Gen.OneOf(Valid),
             Gen.OneOf(Valid),

@@ -74,6 +74,10 @@ public class CliTests
     [InlineData("--interval '7ms' must divide a second", "run", "--timeseries", "/tmp/shootdown-test.csv", "--interval", "7ms")]
     [InlineData("does not exist", "run", "--trace", "/nonexistent-dir/t.txt")]
     [InlineData("--input file 'missing.csv' does not exist", "plot", "--input", "missing.csv")]
+    [InlineData("unknown --format 'xml'", "crosscheck", "--format", "xml")]
+    [InlineData("unknown cost constant", "crosscheck", "--cost", "nope=1")]
+    [InlineData("--jobs must be in 1..1024, got 0", "crosscheck", "--jobs", "0")]
+    [InlineData("--seed", "crosscheck", "--seed", "-1")]
     public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args) => AssertRefused(expected, args);
 
     /// <summary>Exit 2, one line on stderr holding <paramref name="expected"/>, no stack trace, nothing on stdout.</summary>

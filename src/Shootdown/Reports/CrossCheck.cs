@@ -1,0 +1,223 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Shootdown.Hardware;
+
+namespace Shootdown.Reports;
+
+/// <summary>
+/// One simulation a cross-check needs: a machine (optionally reshaped), a workload, a policy and a
+/// scale. <see cref="Key"/> names it for the checks that read it.
+/// </summary>
+public sealed record CrossCheckRun(string Key, string Machine, string Workload, string Policy, int Scale,
+    int? CpusPerNode = null, long? MemoryBytes = null)
+{
+    /// <summary>The run's configuration with <paramref name="seed"/> and the machine's costs passed through <paramref name="costs"/>.</summary>
+    public RunConfig Config(ulong seed, Func<CostModel, CostModel>? costs = null)
+    {
+        RunConfig cfg = RunConfig.Create(machine: Machine, cpusPerNode: CpusPerNode, memoryBytes: MemoryBytes,
+            scaleDivisor: Scale, workload: Workload, policy: Policy, seed: seed);
+        if (costs is not null)
+        {
+            CostModel c = costs(cfg.Costs);
+            c.Validate();
+            cfg = cfg with { Costs = c };
+        }
+        return cfg;
+    }
+}
+
+/// <summary>
+/// A published figure outside the seed's comparison, one the kernel-path constants were never
+/// searched against (`calibrate` sees only `reproduce`'s checks), set beside what the model
+/// predicts for it. The target is the published figure's range widened by the project's factor of
+/// 2 — what "within a factor of 2 of its physical basis" asks of a single constant, asked here of a
+/// whole path or ratio — unless a count allows a tighter one.
+/// </summary>
+public sealed record CrossCheckSpec(string Name, string Unit, double Published, double Min, double Max, string Target,
+    string Source, IReadOnlyList<string> Runs, Func<Func<string, RunResult>, double> Simulate);
+
+/// <summary>
+/// `shootdown crosscheck`: the model against published measurements that are not the seed's — a
+/// whole kernel path timed on its own, another patch's benchmark, another machine's profile — so a
+/// user sees where the model predicts and where it does not (README, "Cross-checks").
+/// </summary>
+public sealed class CrossCheck
+{
+    /// <summary>4 nodes x 30 CPUs, 512 GiB, at 1/128: the shape of [Yuanhan Liu 2014]'s 4-socket Ivy Bridge-EX.</summary>
+    public const int ProfileScale = 128;
+
+    /// <summary>Every run the built-in checks read.</summary>
+    public static IReadOnlyList<CrossCheckRun> Runs { get; } =
+    [
+        new("truncate", "gorman-1node", "sparse-truncate", "vanilla", 16),
+        new("migrate-4.3", "cascadelake-2s", "migrate-bounce", "linux-4.3", 16),
+        new("migrate-6.4", "cascadelake-2s", "migrate-bounce", "linux-6.4", 16),
+        new("profile-4x30", "gorman-4node", "lru-file-mmap-read", "vanilla", ProfileScale, CpusPerNode: 30, MemoryBytes: 512L << 30),
+    ];
+
+    /// <summary>
+    /// The built-in checks. Truncation: [Kara 2017] and [Gorman 2017] timed truncating and unlinking
+    /// cached 1024-page files (4.14, warm caches); `sparse-truncate` on the 3.4 GHz `gorman-1node`
+    /// runs the same test at the clock the kernel-path constants are stated for. Migration:
+    /// 7e12beb8ca2a's pmbench + migratepages test on a 2-socket Intel server. Profile: [Yuanhan Liu
+    /// 2014]'s perf profile of a page-cache read test under direct reclaim on 4 sockets x 30 CPUs
+    /// (3.15): shares of all cycles in spinlock contention on `zone->lock` and on `lru_lock`, set
+    /// beside each lock's spin time over the run's CPU time (user + system).
+    /// </summary>
+    public static IReadOnlyList<CrossCheckSpec> All { get; } =
+    [
+        new("truncate_inode_pages per page, 3.4 GHz", "ns", 246, 121, 500, "121..500 (x2 of 242..250)",
+            "Kara 2017: truncating cached 1024-page files, 242-250 ns/page (4.14-rc2)", ["truncate"], r => TruncateNsPerPage(r("truncate"))),
+        new("unlink of a cached file per page, 3.4 GHz", "ns", 145, 70, 298, "70..298 (x2 of 141..149)",
+            "Gorman 2017: unlinking cached 1024-page files, 141-149 ns/page (4.14)", ["truncate"], r => TruncateNsPerPage(r("truncate"))),
+        new("migrate-bounce TLB IPIs, linux-6.4 vs linux-4.3", "%", -99.1, -100, -98.1, "-100..-98.1 (±1 pt)",
+            "7e12beb8ca2a: TLB-flushing IPIs -99.1%", ["migrate-4.3", "migrate-6.4"],
+            r => (r("migrate-6.4").TlbIpis / (double)r("migrate-4.3").TlbIpis - 1) * 100),
+        new("migrate-bounce pages migrated/s, linux-6.4 / linux-4.3", "x", 3.917, 1.96, 7.83, "1.96..7.83 (x2)",
+            "7e12beb8ca2a: pages migrated per second +291.7%", ["migrate-4.3", "migrate-6.4"],
+            r => r("migrate-6.4").PagesMigratedPerS / r("migrate-4.3").PagesMigratedPerS),
+        new("zone->lock spinning, share of CPU time, 4 x 30 CPUs", "%", 52, 26, 100, "26..100 (x2)",
+            "Yuanhan Liu 2014: 33% free_pcppages_bulk + 19% get_page_from_freelist on zone->lock", ["profile-4x30"],
+            r => LockShare(r("profile-4x30"), "zone->lock")),
+        new("lru_lock spinning, share of CPU time, 4 x 30 CPUs", "%", 2.7, 1.35, 5.4, "1.35..5.4 (x2)",
+            "Yuanhan Liu 2014: 2.7% on lru_lock", ["profile-4x30"],
+            r => LockShare(r("profile-4x30"), "lru_lock")),
+    ];
+
+    /// <summary>The closing `rm`'s system time per page it freed, in ns.</summary>
+    public static double TruncateNsPerPage(RunResult r) =>
+        r.Truncate is { Pages: > 0 } t ? t.SystemS / t.Pages * 1e9
+            : throw new InvalidOperationException($"run of {r.Workload} on {r.Machine} truncated no page");
+
+    /// <summary>A lock's spin time as a percentage of the run's CPU time (user + system, every CPU).</summary>
+    public static double LockShare(RunResult r, string lockName) =>
+        r.Locks.TryGetValue(lockName, out LockStats? l) ? l.SpinS / (r.UserS + r.SystemS) * 100 : 0;
+
+    /// <summary>One check's outcome.</summary>
+    public sealed record Row(string Check, string Unit, double Published, double Simulated, double Ratio, string Target, bool Within, string Source);
+
+    public CrossCheck(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyDictionary<string, RunResult> results, IReadOnlyList<RunConfig> configs)
+    {
+        Configs = configs;
+        Rows = checks.Select(c =>
+        {
+            double sim = c.Simulate(key => results.TryGetValue(key, out RunResult? rr) ? rr : throw new ArgumentException($"cross-check '{c.Name}' reads run '{key}', which was not run"));
+            return new Row(c.Name, c.Unit, c.Published, sim, sim / c.Published, c.Target, sim >= c.Min && sim <= c.Max, c.Source);
+        }).ToArray();
+    }
+
+    /// <summary>The configurations that were run, in <see cref="Runs"/>' order.</summary>
+    public IReadOnlyList<RunConfig> Configs { get; }
+
+    public IReadOnlyList<Row> Rows { get; }
+
+    public bool AllWithin => Rows.All(r => r.Within);
+
+    /// <summary>
+    /// Runs every run <paramref name="checks"/> read (in parallel, at most <paramref name="jobs"/> at
+    /// once; 0 = one per host core) with <paramref name="seed"/> and evaluates the checks. Each run is
+    /// deterministic, so the report is the same whatever the parallelism.
+    /// </summary>
+    public static CrossCheck Run(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyList<CrossCheckRun> runs, ulong seed, int jobs = 0,
+        Func<CostModel, CostModel>? costs = null, Action<int, int>? progress = null)
+    {
+        var needed = checks.SelectMany(c => c.Runs).ToHashSet();
+        CrossCheckRun[] todo = runs.Where(r => needed.Contains(r.Key)).ToArray();
+        foreach (string k in needed.Where(k => todo.All(r => r.Key != k)))
+        {
+            throw new ArgumentException($"no cross-check run is named '{k}'");
+        }
+        RunConfig[] cfgs = todo.Select(r => r.Config(seed, costs)).ToArray();
+        var results = new RunResult[todo.Length];
+        int done = 0;
+        var opts = new ParallelOptions { MaxDegreeOfParallelism = jobs > 0 ? jobs : Environment.ProcessorCount };
+        Parallel.For(0, todo.Length, opts, i =>
+        {
+            results[i] = Runner.Run(cfgs[i]);
+            progress?.Invoke(Interlocked.Increment(ref done), todo.Length);
+        });
+        return new CrossCheck(checks, todo.Select((r, i) => (r.Key, results[i])).ToDictionary(x => x.Key, x => x.Item2), cfgs);
+    }
+
+    public string ToText()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("Cross-checks: published figures outside the seed's comparison, which no constant was searched against.");
+        sb.AppendLine("Runs (seed " + Configs[0].Seed.ToString(CultureInfo.InvariantCulture) + "):");
+        foreach (RunConfig c in Configs)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"  {c.Workload} on {c.Machine}, {c.Nodes}x{c.CpusPerNode} CPUs, {RunConfig.FormatBytes(c.MemoryBytes)} (scale 1/{c.ScaleDivisor}), policy {c.PolicyName}");
+        }
+        sb.AppendLine();
+        sb.AppendLine($"{"check",-60}{"published",11}{"simulated",11}{"ratio",8}  {"target",-28}match  source");
+        foreach (Row r in Rows)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"{r.Check + " (" + r.Unit + ")",-60}{r.Published,11:0.###}{r.Simulated,11:0.###}{r.Ratio,8:0.00}  {r.Target,-28}{(r.Within ? "yes" : "NO"),-5}  {r.Source}");
+        }
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{Rows.Count(r => r.Within)} of {Rows.Count} cross-checks within their targets.");
+        return sb.ToString();
+    }
+
+    public JsonObject ToJsonNode()
+    {
+        var runs = new JsonArray();
+        foreach (RunConfig c in Configs)
+        {
+            runs.Add(new JsonObject
+            {
+                ["machine"] = c.Machine,
+                ["nodes"] = c.Nodes,
+                ["cpus_per_node"] = c.CpusPerNode,
+                ["memory_bytes"] = c.MemoryBytes,
+                ["scale_divisor"] = c.ScaleDivisor,
+                ["workload"] = c.Workload,
+                ["policy"] = c.PolicyName,
+                ["seed"] = c.Seed,
+            });
+        }
+        var checks = new JsonArray();
+        foreach (Row r in Rows)
+        {
+            checks.Add(new JsonObject
+            {
+                ["check"] = r.Check,
+                ["unit"] = r.Unit,
+                ["published"] = r.Published,
+                ["simulated"] = r.Simulated,
+                ["ratio"] = r.Ratio,
+                ["target"] = r.Target,
+                ["within"] = r.Within,
+                ["source"] = r.Source,
+            });
+        }
+        return new JsonObject
+        {
+            ["all_within"] = AllWithin,
+            ["checks_within"] = Rows.Count(r => r.Within),
+            ["checks_total"] = Rows.Count,
+            ["checks"] = checks,
+            ["runs"] = runs,
+        };
+    }
+
+    /// <summary>check,unit,published,simulated,ratio,target,within,source (fields with commas quoted).</summary>
+    public string ToCsv()
+    {
+        var sb = new StringBuilder("check,unit,published,simulated,ratio,target,within,source\n");
+        foreach (Row r in Rows)
+        {
+            sb.Append(Csv(r.Check)).Append(',').Append(Csv(r.Unit)).Append(',')
+                .Append(r.Published.ToString("R", CultureInfo.InvariantCulture)).Append(',')
+                .Append(r.Simulated.ToString("R", CultureInfo.InvariantCulture)).Append(',')
+                .Append(r.Ratio.ToString("R", CultureInfo.InvariantCulture)).Append(',')
+                .Append(Csv(r.Target)).Append(',').Append(r.Within ? "true" : "false").Append(',').Append(Csv(r.Source)).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static string Csv(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+}

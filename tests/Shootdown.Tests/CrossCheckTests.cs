@@ -1,0 +1,91 @@
+using System.Text.Json.Nodes;
+using Shootdown.Reports;
+
+namespace Shootdown.Tests;
+
+public class CrossCheckTests
+{
+    private static readonly CrossCheckRun SmallTruncate = new("truncate", "gorman-1node", "sparse-truncate", "vanilla", 64);
+
+    private static CrossCheckSpec Truncate(double published, double min, double max) =>
+        new("truncate per page", "ns", published, min, max, $"{min}..{max}", "test", ["truncate"], r => CrossCheck.TruncateNsPerPage(r("truncate")));
+
+    [Fact]
+    public void ACheckReadsItsRunAndJudgesItsOwnRange()
+    {
+        // One run read by two checks: one whose range holds the simulated figure, one whose range
+        // lies above it. The figure is the rm's system time per page freed, as the run reports it.
+        CrossCheck c = CrossCheck.Run([Truncate(300, 1, 100_000), Truncate(300, 100_000, 200_000)], [SmallTruncate], seed: 1, jobs: 1);
+        Assert.Single(c.Configs);
+        RunResult r = Runner.Run(SmallTruncate.Config(1));
+        double perPage = r.Truncate!.SystemS / r.Truncate.Pages * 1e9;
+        Assert.True(r.Truncate.Pages > 0);
+        Assert.Equal(perPage, c.Rows[0].Simulated, 6);
+        Assert.Equal(perPage / 300, c.Rows[0].Ratio, 6);
+        Assert.True(c.Rows[0].Within);
+        Assert.False(c.Rows[1].Within);
+        Assert.False(c.AllWithin);
+    }
+
+    [Fact]
+    public void TheReportDoesNotDependOnParallelism()
+    {
+        CrossCheckRun[] runs = [SmallTruncate, SmallTruncate with { Key = "other", Policy = "rfc-pfn32" }];
+        CrossCheckSpec[] checks =
+        [
+            Truncate(300, 1, 100_000),
+            new("ratio", "x", 1, 0.5, 2, "", "test", ["truncate", "other"], r => CrossCheck.TruncateNsPerPage(r("other")) / CrossCheck.TruncateNsPerPage(r("truncate"))),
+        ];
+        string one = CrossCheck.Run(checks, runs, 3, jobs: 1).ToJsonNode().ToJsonString();
+        string two = CrossCheck.Run(checks, runs, 3, jobs: 2).ToJsonNode().ToJsonString();
+        Assert.Equal(one, two);
+        Assert.Contains("\"seed\":3", one, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ACheckOfARunThatIsNotDefinedIsRefused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => CrossCheck.Run(
+            [new("x", "ns", 1, 0, 2, "", "", ["nope"], r => r("nope").ElapsedS)], [SmallTruncate], 1));
+        Assert.Contains("'nope'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LockShareIsSpinOverCpuTime()
+    {
+        RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 1));
+        double cpu = r.UserS + r.SystemS;
+        foreach (var (name, l) in r.Locks)
+        {
+            Assert.Equal(l.SpinS / cpu * 100, CrossCheck.LockShare(r, name), 9);
+        }
+        Assert.Equal(0, CrossCheck.LockShare(r, "no such lock"));
+    }
+
+    [Fact]
+    public void EveryBuiltInCheckReadsABuiltInRunAndHasAPublishedFigureInItsRange()
+    {
+        var keys = CrossCheck.Runs.Select(r => r.Key).ToHashSet();
+        Assert.Equal(CrossCheck.Runs.Count, keys.Count);
+        foreach (CrossCheckSpec c in CrossCheck.All)
+        {
+            Assert.All(c.Runs, k => Assert.Contains(k, keys));
+            Assert.InRange(c.Published, c.Min, c.Max);
+            Assert.False(string.IsNullOrWhiteSpace(c.Source));
+        }
+        // Each run's configuration is valid as defined (a bad shape would fail here, not after the other runs).
+        Assert.All(CrossCheck.Runs, r => r.Config(1));
+    }
+
+    [Fact]
+    public void CsvQuotesFieldsWithCommas()
+    {
+        CrossCheck c = CrossCheck.Run([new("a, b", "ns", 1, 0, 1e9, "0..1e9", "x, \"y\"", ["truncate"], r => CrossCheck.TruncateNsPerPage(r("truncate")))], [SmallTruncate], 1, 1);
+        string[] lines = c.ToCsv().TrimEnd('\n').Split('\n');
+        Assert.Equal("check,unit,published,simulated,ratio,target,within,source", lines[0]);
+        Assert.StartsWith("\"a, b\",ns,1,", lines[1], StringComparison.Ordinal);
+        Assert.EndsWith(",0..1e9,true,\"x, \"\"y\"\"\"", lines[1], StringComparison.Ordinal);
+        JsonNode j = c.ToJsonNode();
+        Assert.Equal(1, (int)j["checks_within"]!);
+    }
+}
