@@ -32,7 +32,8 @@ internal static class CrossCheckCli
             int total = CrossCheck.Runs.Count;
             CrossCheck result = ShootdownCli.WithProgress(f == "table" || pr.GetValue(ShootdownCli.ProgressOpt), $"{total} runs", total,
                 progress => CrossCheck.Run(CrossCheck.All, CrossCheck.Runs, sd, j, c => ShootdownCli.CostsFrom(pr, c), progress));
-            string diffs = string.Join("\n", result.Configs.Select(c => ShootdownCli.CostNote(c.Machine, c)).Where(n => n.Length > 0 && !n.StartsWith("cores at", StringComparison.Ordinal)).Distinct());
+            // The same --cost and --cpu-speed apply to every run; a machine's own clock note is its business, not this run's.
+            string diffs = string.Join("\n", result.Configs.Select(c => ShootdownCli.SetNote(c.Machine, c)).Where(n => n.Length > 0).Distinct());
             Console.Out.Write(f switch
             {
                 "json" => result.ToJsonNode().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n",

@@ -432,11 +432,17 @@ public static class ShootdownCli
     /// </summary>
     internal static string CostNote(string machine, RunConfig cfg)
     {
-        var diffs = CostModel.Differences(MachineSpec.Resolve(machine).Costs, cfg.Costs);
         string clock = ClockNote(cfg.Costs);
-        string set = diffs.Count == 0 ? ""
-            : $"cost constants set for this run (the machine's -> this run's): {string.Join(", ", diffs.Select(d => $"{d.Name} {d.From} -> {d.To}"))}";
+        string set = SetNote(machine, cfg);
         return clock.Length == 0 ? set : set.Length == 0 ? clock : clock + "\n" + set;
+    }
+
+    /// <summary>The constants --cost or --cpu-speed set differently from the machine's own; "" when there are none.</summary>
+    internal static string SetNote(string machine, RunConfig cfg)
+    {
+        var diffs = CostModel.Differences(MachineSpec.Resolve(machine).Costs, cfg.Costs);
+        return diffs.Count == 0 ? ""
+            : $"cost constants set for this run (the machine's -> this run's): {string.Join(", ", diffs.Select(d => $"{d.Name} {d.From} -> {d.To}"))}";
     }
 
     /// <summary>

@@ -55,6 +55,8 @@ public class CrossCheckTests
     {
         RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 1));
         double cpu = r.UserS + r.SystemS;
+        Assert.NotEmpty(r.Locks);
+        Assert.Contains(r.Locks.Values, l => l.SpinS > 0);
         foreach (var (name, l) in r.Locks)
         {
             Assert.Equal(l.SpinS / cpu * 100, CrossCheck.LockShare(r, name), 9);
