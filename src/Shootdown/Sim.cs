@@ -76,6 +76,7 @@ public sealed class Sim
         PageAlloc = new PageAlloc(this);
         Swap = new Swap(this);
         Filemap = new Filemap(this);
+        Readahead = new Readahead(this);
         Fault = new Fault(this);
         Mmap = new Mmap(this);
         Exit = new Exit(this);
@@ -166,6 +167,9 @@ public sealed class Sim
     public Swap Swap { get; }
 
     public Filemap Filemap { get; }
+
+    /// <summary>mm/readahead.c: read(2)'s windows.</summary>
+    public Readahead Readahead { get; }
 
     public Fault Fault { get; }
 

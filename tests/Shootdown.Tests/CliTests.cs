@@ -114,7 +114,7 @@ public class CliTests
         var (code, stdout, _) = Cli("workloads");
         Assert.Equal(0, code);
         string[] lines = stdout.TrimEnd('\n').Split('\n');
-        Assert.Equal(["lru-file-mmap-read", "lru-file-mmap-write", "mprotect-race", "migrate-bounce", "numa-migrate", "sparse-truncate"], lines.Select(l => l.Split(' ')[0]));
+        Assert.Equal(["lru-file-mmap-read", "lru-file-readonce", "lru-file-mmap-write", "mprotect-race", "migrate-bounce", "numa-migrate", "sparse-truncate"], lines.Select(l => l.Split(' ')[0]));
     }
 
     [Fact]

@@ -149,8 +149,8 @@ public class CpuSpeedTests
         // core's own hardware work; not the APIC, the interconnect, memory or devices.
         string[] expected =
         [
-            "PageWalkNs", "InvlpgNs", "FullFlushNs", "ClearPageNs", "CopyPageNs", "UserReadPageNs", "UserStoreNs",
-            "IrqEntryExitNs", "FaultEntryNs", "MapPtePerPageNs", "PageAllocNs", "ZoneLockPerPageNs", "ReadpageHoleNs",
+            "PageWalkNs", "InvlpgNs", "FullFlushNs", "ClearPageNs", "CopyPageNs", "CopyToUserPageNs", "UserReadPageNs", "UserStoreNs",
+            "IrqEntryExitNs", "FaultEntryNs", "MapPtePerPageNs", "PageAllocNs", "ZoneLockPerPageNs", "ReadpageHoleNs", "ReadSyscallNs",
             "PageCacheInsertNs", "LruPerPageNs", "LockAcquireNs", "ScanPageNs", "UnmapPageNs", "RemoveMappingNs",
             "PageFreeNs", "WritebackSubmitNs", "ContextSwitchNs",
         ];

@@ -117,8 +117,8 @@ public sealed class Calibration
         return reps;
     }
 
-    /// <summary>The default searched constants: every kernel-path constant with bounds, in the cost table's order.</summary>
-    public static IReadOnlyList<string> DefaultConstants => CostModel.Bounds.Keys.ToArray();
+    /// <summary>The default searched constants: every kernel-path constant with bounds that the seed's comparison uses (not <see cref="CostModel.ReadPathNames"/>), in the cost table's order.</summary>
+    public static IReadOnlyList<string> DefaultConstants => CostModel.Bounds.Keys.Except(CostModel.ReadPathNames).ToArray();
 
     /// <summary>
     /// Checks the search's options before any run (the CLI calls it before its progress display):

@@ -27,8 +27,16 @@ public sealed class RemoveFiles(int pid, Cpu cpu, IReadOnlyList<AddressSpace> fi
         }
     }
 
+    /// <summary>How long the script sleeps between its <c>wait</c> and the <c>rm</c> (case-lru-file-readonce: <c>sleep 1</c>).</summary>
+    public long SleepFirstNs { get; init; }
+
     protected internal override IEnumerable<Yield> Run(Sim sim)
     {
+        if (SleepFirstNs > 0)
+        {
+            sim.Sched.WakeAt(this, sim.Exec.Now + SleepFirstNs);
+            yield return Yield.Sleep;
+        }
         foreach (AddressSpace file in files)
         {
             yield return Process.Call(sim.Truncate.TruncateInodePagesFinal(file));

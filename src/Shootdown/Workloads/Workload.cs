@@ -30,6 +30,7 @@ public static class WorkloadRegistry
     private static readonly (string Name, Func<Workload> Create)[] Entries =
     [
         ("lru-file-mmap-read", () => new LruFileMmapRead()),
+        ("lru-file-readonce", () => new LruFileReadonce()),
         ("lru-file-mmap-write", () => new LruFileMmapWrite()),
         ("mprotect-race", () => new MprotectRace()),
         ("migrate-bounce", () => new MigrateBounce()),

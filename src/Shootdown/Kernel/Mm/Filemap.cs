@@ -59,6 +59,21 @@ public sealed class Filemap(Sim sim)
     }
 
     /// <summary>
+    /// do_generic_file_read's work on one cached page of a read(2) (the system call itself is
+    /// <see cref="Hardware.CostModel.ReadSyscallNs"/>, charged by the caller): a reference on the
+    /// struct page, mark_page_accessed — a page read once is left PG_referenced on the inactive
+    /// list, so reclaim frees it at its first scan (page_check_references: PAGEREF_RECLAIM_CLEAN) —
+    /// and copy_page_to_iter into the user's buffer.
+    /// </summary>
+    public void CopyPageToUser(Exec ex, int frame)
+    {
+        Memory mem = sim.Memory;
+        ex.TakeLine(ref mem.Pages[frame], mem.NodeOf(frame));
+        sim.Swap.MarkPageAccessed(ex, frame);
+        ex.Sys += sim.Costs.CopyToUserPageNs;
+    }
+
+    /// <summary>
     /// filemap_map_pages: installs PTEs for the cached pages of [from, to). x86 user protections
     /// include _PAGE_ACCESSED, so a new PTE is young; it is writable only for a write fault on a
     /// shared writable mapping.

@@ -29,6 +29,13 @@ public enum PageFlags : ushort
     /// and its drain frees it. Not a kernel flag — the kernel knows it by its reference count.
     /// </summary>
     Orphaned = 1 << 12,
+    /// <summary>
+    /// PG_readahead: the page whose read starts the next asynchronous readahead (mm/readahead.c
+    /// marks the first page of the window's lookahead part). Linux 4.0 keeps it in PG_reclaim's
+    /// bit (PAGEFLAG(Readahead, reclaim)), which only pages under writeback use otherwise; the
+    /// model gives it its own bit, since no path here reads one for the other.
+    /// </summary>
+    Readahead = 1 << 13,
 }
 
 /// <summary>x86 PTE bits as the simulator stores them: flags in the low bits, the frame above.</summary>

@@ -1,0 +1,119 @@
+using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
+using Shootdown.Reports;
+
+namespace Shootdown.Tests;
+
+/// <summary>mm/readahead.c's windows, read(2)'s path and the lru-file-readonce workload.</summary>
+public class ReadaheadTests
+{
+    [Theory]
+    [InlineData(1, 32, 4)] // a one-page read: 4 pages (newsize <= max/32: x4)
+    [InlineData(2, 32, 4)] // 2 > max/32 = 1 but <= max/4: x2
+    [InlineData(3, 32, 8)] // rounded up to 4, then x2
+    [InlineData(16, 32, 32)] // above max/4: max
+    [InlineData(1, 128, 4)]
+    [InlineData(8, 128, 16)] // <= max/4: x2
+    public void InitialWindowFollowsGetInitRaSize(int req, int max, int expected) =>
+        Assert.Equal(expected, Readahead.InitRaSize(req, max));
+
+    [Fact]
+    public void ASequentialReaderRampsItsWindowTo32PagesAndReadsOneWindowAhead()
+    {
+        Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        AddressSpace file = sim.CreateFile("seq", 1000);
+        var ra = new FileRaState();
+        // The first read: start of file, a window of 4 with its mark on page 1.
+        Assert.Equal((0L, 4, 3), sim.Readahead.Ondemand(ra, file, 0, hitMarker: false));
+        // Reading the marked page 1 pushes the window forward and doubles it: [4, 12), marked at 4.
+        Assert.Equal((4L, 8, 8), sim.Readahead.Ondemand(ra, file, 1, hitMarker: true));
+        Assert.Equal((12L, 16, 16), sim.Readahead.Ondemand(ra, file, 4, hitMarker: true));
+        Assert.Equal((28L, 32, 32), sim.Readahead.Ondemand(ra, file, 12, hitMarker: true));
+        Assert.Equal((60L, 32, 32), sim.Readahead.Ondemand(ra, file, 28, hitMarker: true)); // capped at ra_pages
+        // A miss far from the window with no history nearby: a lone read of one page.
+        ra.PrevIndex = 100;
+        Assert.Equal((500L, 1, 0), sim.Readahead.Ondemand(ra, file, 500, hitMarker: false));
+        // A sequential miss (the previous page was read) restarts at the initial size.
+        ra.PrevIndex = 499;
+        Assert.Equal((500L, 4, 3), sim.Readahead.Ondemand(ra, file, 500, hitMarker: false));
+    }
+
+    [Fact]
+    public void AMarkWithoutMatchingStateResumesFromTheNextHole()
+    {
+        Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        AddressSpace file = sim.CreateFile("hole", 1000);
+        for (long i = 200; i < 210; i++)
+        {
+            file.PageCache.Set(i, 1); // pages 200..209 cached
+        }
+        var ra = new FileRaState { Start = 0, Size = 4, AsyncSize = 3 };
+        // page_cache_next_hole from 201 is 210: the old lookahead was 10 pages, plus the read; x2.
+        Assert.Equal((210L, 22, 22), sim.Readahead.Ondemand(ra, file, 200, hitMarker: true));
+    }
+
+    [Fact]
+    public void SubmitAndFinishReadTheMissingPagesOfAWindowAndMarkItsLookahead()
+    {
+        Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        AddressSpace file = sim.CreateFile("win", 100);
+        SimTask task = sim.UserTasks[0];
+        Exec ex = TestKit.ExecOn(sim, 0, task: task);
+        Assert.Null(sim.Readahead.Submit(ex, task, file, 4, 8, 8, out RaRequest req));
+        sim.Readahead.Finish(ex, task, file, req);
+        Assert.Equal(8, file.PageCache.Count);
+        for (long i = 4; i < 12; i++)
+        {
+            int f = file.FindPage(i);
+            Assert.True(f >= 0, $"page {i} not read in");
+            PageFlags want = i == 4 ? PageFlags.Uptodate | PageFlags.Readahead : PageFlags.Uptodate;
+            Assert.Equal(want, sim.Memory.Pages[f].Flags & (PageFlags.Uptodate | PageFlags.Readahead));
+        }
+        // Already cached: nothing is allocated, no mark is set.
+        Assert.Null(sim.Readahead.Submit(ex, task, file, 4, 8, 8, out RaRequest again));
+        Assert.Equal(0, again.Allocated);
+        // The window is clipped at the end of the file; a mark past the end is dropped.
+        Assert.Null(sim.Readahead.Submit(ex, task, file, 96, 32, 2, out RaRequest tail));
+        sim.Readahead.Finish(ex, task, file, tail);
+        Assert.Equal(12, file.PageCache.Count);
+        Assert.Equal(100, tail.End);
+        Assert.Equal(-1, tail.Marker);
+    }
+
+    [Fact]
+    public void ReadOncePagesAreReclaimedAtTheirFirstScanWithoutAFlush()
+    {
+        RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-readonce", policy: "vanilla"));
+        Assert.Equal(0, r.TlbIpis);
+        Assert.True(r.PagesReclaimed > r.PagesRead / 2, $"{r.PagesReclaimed} of {r.PagesRead} reclaimed");
+        // Read once: PG_referenced, never mapped, so page_check_references reclaims each at its
+        // first scan; nothing is activated or rotated.
+        long scanned = r.Vmstat["pgscan_direct"] + r.Vmstat["pgscan_kswapd"];
+        long stolen = r.Vmstat["pgsteal_direct"] + r.Vmstat["pgsteal_kswapd"];
+        Assert.Equal(scanned, stolen);
+        Assert.Equal(0, r.Vmstat["pgactivate"]);
+        Assert.Equal(0, r.Vmstat["pgfault"]);
+        Assert.Equal(r.PagesRead, r.Truncate!.Pages + r.PagesReclaimed); // every page read is freed by reclaim or by the closing rm
+        Assert.True(r.UserS < r.SystemS / 1000, $"user {r.UserS} s: dd's user loop is not charged, only its hot pages' TLB refills");
+    }
+
+    [Fact]
+    public void PoliciesAgreeOnAWorkloadThatMapsNothing()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-readonce", policy: "vanilla");
+        string vanilla = TestKit.WithoutWallTime(Runner.Run(cfg).ToJson());
+        string rfc = TestKit.WithoutWallTime(Runner.Run(cfg with { PolicyName = "rfc-pfn32" }).ToJson());
+        Assert.Equal(vanilla.Replace("\"vanilla\"", "\"rfc-pfn32\"", StringComparison.Ordinal), rfc.Replace("\"vanilla\"", "\"rfc-pfn32\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TheScriptSleepsASecondBeforeItsRm()
+    {
+        Sim? sim = null;
+        RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-readonce", policy: "vanilla"),
+            outputs: new RunOutputs { OnSim = s => sim = s });
+        long lastReader = sim!.UserTasks.Where(t => t.Comm.StartsWith("dd-", StringComparison.Ordinal)).Max(t => t.ExitedAt);
+        Assert.True(lastReader > 0);
+        Assert.True(r.Truncate!.StartS * 1e9 >= lastReader + 1e9, $"rm at {r.Truncate.StartS} s, last reader out at {lastReader / 1e9} s");
+    }
+}
