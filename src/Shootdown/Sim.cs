@@ -191,6 +191,18 @@ public sealed class Sim
     /// <summary>kernel/sched/fair.c's NUMA balancing scanner (task_numa_work), for tasks that opt in.</summary>
     public NumaBalancing NumaBalancing { get; }
 
+    /// <summary>The readers' throughputs so far, each its pages in KiB over its own run time, summed (vm-scalability's figure).</summary>
+    public double ReaderThroughputKbps { get; private set; }
+
+    /// <summary>A reader read <paramref name="pages"/> between <paramref name="startNs"/> and <paramref name="endNs"/>, and reports its KiB/s as usemem and dd do.</summary>
+    public void ReaderDone(long pages, long startNs, long endNs)
+    {
+        if (endNs > startNs)
+        {
+            ReaderThroughputKbps += pages * (MachineSpec.PageSize / 1024.0) / ((endNs - startNs) / 1e9);
+        }
+    }
+
     /// <summary>Pages the workload has finished with (faulted and read).</summary>
     public long PagesDone;
 

@@ -12,7 +12,7 @@ public class MachineTests
     [Fact]
     public void PresetsAreTheEmbeddedFiles()
     {
-        Assert.Equal(["cascadelake-2s", "gorman-1node", "gorman-4node", "small-2node", "tiny"], MachineSpec.PresetNames);
+        Assert.Equal(["brickland3", "cascadelake-2s", "gorman-1node", "gorman-4node", "small-2node", "tiny"], MachineSpec.PresetNames);
         MachineSpec g = MachineSpec.Preset("gorman-4node");
         Assert.Equal((4, 12, 64L << 30), (g.Nodes, g.CpusPerNode, g.MemoryBytes));
         // Its processors, Xeon E7-4807s, differ from the defaults in the core and its caches only.

@@ -107,13 +107,32 @@ public class ReadaheadTests
     }
 
     [Fact]
-    public void TheScriptSleepsASecondBeforeItsRm()
+    public void TheScriptSleepsASecondScaledWithTheRunBeforeItsRm()
     {
         Sim? sim = null;
         RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-readonce", policy: "vanilla"),
             outputs: new RunOutputs { OnSim = s => sim = s });
         long lastReader = sim!.UserTasks.Where(t => t.Comm.StartsWith("dd-", StringComparison.Ordinal)).Max(t => t.ExitedAt);
         Assert.True(lastReader > 0);
-        Assert.True(r.Truncate!.StartS * 1e9 >= lastReader + 1e9, $"rm at {r.Truncate.StartS} s, last reader out at {lastReader / 1e9} s");
+        long sleep = 1_000_000_000 / 16;
+        Assert.True(r.Truncate!.StartS * 1e9 >= lastReader + sleep, $"rm at {r.Truncate.StartS} s, last reader out at {lastReader / 1e9} s");
+        Assert.True(r.Truncate.StartS * 1e9 < lastReader + sleep + 1_000_000, "rm did not start when the sleep ended");
+    }
+
+    [Fact]
+    public void ThroughputSumsEachReadersKibPerSecondOverItsOwnRun()
+    {
+        Sim? sim = null;
+        RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-readonce", policy: "vanilla"),
+            outputs: new RunOutputs { OnSim = s => sim = s });
+        SimTask[] dd = sim!.UserTasks.Where(t => t.Comm.StartsWith("dd-", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(sim.Cpus.Length, dd.Length);
+        long pagesEach = r.PagesRead / dd.Length;
+        // Each dd starts within 20 us of time 0 and stops reading at or before its exit.
+        double atLeast = dd.Sum(t => pagesEach * 4.0 / (t.ExitedAt / 1e9));
+        double atMost = dd.Sum(t => pagesEach * 4.0 / ((t.ExitedAt - 20_000 - 5_000_000) / 1e9));
+        Assert.InRange(r.ThroughputKbps, atLeast, atMost);
+        // A workload without readers reports none.
+        Assert.Equal(0, Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 64, workload: "migrate-bounce", policy: "linux-4.3")).ThroughputKbps);
     }
 }

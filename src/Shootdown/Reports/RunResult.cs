@@ -24,6 +24,12 @@ public sealed record RunResult
     public required long PagesMigrated { get; init; }
     public required double PagesMigratedPerS { get; init; }
     public required long PagesRead { get; init; }
+    /// <summary>
+    /// vm-scalability's throughput (lkp-tests' stats/vm-scalability): each reader's KiB over its own
+    /// run — usemem's "bytes / usecs = KB/s", dd's "bytes copied, s" — summed over the readers;
+    /// 0 for workloads without readers.
+    /// </summary>
+    public required double ThroughputKbps { get; init; }
     public required long DirectReclaimStalls { get; init; }
     /// <summary>Share of reclaimed pages that kswapd (not direct reclaim) freed.</summary>
     public required double KswapdEfficiency { get; init; }
@@ -219,6 +225,7 @@ public sealed record RunResult
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
             CallFunctionInterrupts = calls,
             TaskExits = TaskExitStats.Of(sim.UserTasks),
+            ThroughputKbps = sim.ReaderThroughputKbps,
             Truncate = sim.Truncate.StartedAt < 0 ? null : new TruncateStats
             {
                 Pages = sim.Truncate.PagesTruncated,

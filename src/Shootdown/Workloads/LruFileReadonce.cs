@@ -10,7 +10,7 @@ namespace Shootdown.Workloads;
 /// case-lru-file-mmap-read) with read(2) — the page cache filled by readahead, nothing mapped.
 /// A page read once stays PG_referenced on the inactive list, so reclaim frees it at its first
 /// scan, without an unmap or a TLB flush: the flush policies have nothing to do here. After the
-/// readers' <c>wait</c> the script sleeps a second, then removes the files
+/// readers' <c>wait</c> the script sleeps a second (scaled with the run), then removes the files
 /// (<see cref="RemoveFiles"/>). This is the test of [Yuanhan Liu 2014]'s 4-socket profile.
 /// </summary>
 public sealed class LruFileReadonce : Workload
@@ -18,7 +18,11 @@ public sealed class LruFileReadonce : Workload
     /// <summary>dd's and the shell's text, stack and data pages, and dd's buffer, touched all the time.</summary>
     public const int HotPages = 8;
 
-    /// <summary>The script's <c>sleep 1</c> between <c>wait</c> and <c>rm</c>.</summary>
+    /// <summary>
+    /// The script's <c>sleep 1</c> between <c>wait</c> and <c>rm</c>, at full size. A run at 1/N
+    /// sleeps 1/N of it, like every other phase of the run, so that its elapsed time stays the
+    /// full-size run's divided by N (at 1/128, a whole second would be a fifth of the run).
+    /// </summary>
     public const long SleepBeforeRmNs = 1_000_000_000;
 
     public override string Name => "lru-file-readonce";
@@ -37,7 +41,7 @@ public sealed class LruFileReadonce : Workload
         var rm = new RemoveFiles(sim.NextPid(), sim.Cpus[0], files)
         {
             AllowedCpus = Enumerable.Range(0, nrCpus).ToArray(),
-            SleepFirstNs = SleepBeforeRmNs,
+            SleepFirstNs = SleepBeforeRmNs / sim.Config.ScaleDivisor,
         };
         for (int c = 0; c < nrCpus; c++)
         {
@@ -74,6 +78,7 @@ public sealed class DdReader(int pid, string comm, MmStruct mm, Cpu cpu, Address
         Exec ex = sim.Exec;
         long size = file.SizePages;
         long pos = 0;
+        long started = ex.Now;
         while (pos < size)
         {
             ex.What = "read";
@@ -130,5 +135,6 @@ public sealed class DdReader(int pid, string comm, MmStruct mm, Cpu cpu, Address
             sim.PagesDone += pos - from;
             yield return Yield.Resched;
         }
+        sim.ReaderDone(size, started, ex.Now);
     }
 }

@@ -21,6 +21,7 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
         Exec ex = sim.Exec;
         long size = vma.File!.SizePages;
         long pos = 0;
+        long started = ex.Now;
         while (pos < size)
         {
             ex.What = "fault+read";
@@ -35,6 +36,7 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
             pos = ReadWindow(sim, ex, pos, Math.Min(pos + vma.FaultAroundPages, size));
             yield return Yield.Resched;
         }
+        sim.ReaderDone(size, started, ex.Now);
         Finished?.Invoke();
     }
 
