@@ -21,8 +21,9 @@ internal static class CalibrateCli
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv (csv: one row per step)", DefaultValueFactory = _ => "table" };
         var progress = new Option<bool>("--progress") { Description = "Show the search's progress on stderr even with --format json or csv" };
         var start = new Option<string>("--start") { Description = "Start the search from each constant's basis, or from its default (to go on from the search behind the defaults): bases or defaults", DefaultValueFactory = _ => "bases" };
+        var crosschecks = new Option<bool>("--crosschecks") { Description = "Also score `shootdown crosscheck`'s published figures outside the seed's comparison at every point (their runs at their own scales); their checks count among those within" };
         var cmd = new Command("calibrate", "Search the kernel-path cost constants, within half to twice their basis, for the values that best meet `reproduce`'s checks on every machine");
-        foreach (Option o in new Option[] { machine, constants, factor, maxEvaluations, seed, jobs, format, progress, start })
+        foreach (Option o in new Option[] { machine, constants, factor, maxEvaluations, seed, jobs, format, progress, start, crosschecks })
         {
             cmd.Options.Add(o);
         }
@@ -44,7 +45,7 @@ internal static class CalibrateCli
             var (_, scales) = Calibration.Plan(specs, names, n, max);
             string where = string.Join(", ", specs.Zip(scales, (s, d) => $"{s.Machine} 1/{d}"));
             Calibration result = WithStatus(f == "table" || pr.GetValue(progress), $"calibrate {where}", max,
-                onStep => Calibration.Run(specs, sd, names, n, max, j, onStep, from));
+                onStep => Calibration.Run(specs, sd, names, n, max, j, onStep, from, pr.GetValue(crosschecks) ? CrossCheck.All : null));
             Console.Out.Write(f switch
             {
                 "json" => result.ToJson() + "\n",

@@ -264,4 +264,50 @@ public class CalibrationTests
         Assert.Contains("appears twice", Assert.Throws<ConfigException>(() => Calibration.Plan([TinySpec], ["ScanPageNs", "scan_page_ns"], 1, 1)).Message, StringComparison.Ordinal);
         Assert.Equal([16 * 4, 8 * 4], Calibration.Plan(ReproductionSpec.All, Calibration.DefaultConstants, 4, 200).SearchScales);
     }
+
+    [Fact]
+    public void CrossCheckLossCountsFactorsOfTwoForPositiveTargetsAndHalfWidthsForPoints()
+    {
+        CrossCheckRun run = new("truncate", "gorman-1node", "sparse-truncate", "vanilla", 64);
+        CrossCheck c = CrossCheck.Run(
+        [
+            new("in", "ns", 1, 1, 1e9, "", "t", ["truncate"], r => CrossCheck.TruncateNsPerPage(r("truncate"))),
+            new("4x below", "ns", 1, 1, 2, "", "t", ["truncate"], r => 0.25),
+            new("8x above", "ns", 1, 1, 2, "", "t", ["truncate"], r => 16),
+            new("zero", "%", 1, 1, 2, "", "t", ["truncate"], r => 0),
+            new("points", "%", -99, -100, -98, "", "t", ["truncate"], r => -96),
+        ], [run], seed: 1, jobs: 1);
+        Assert.Equal([true, false, false, false, false], c.Rows.Select(r => r.Within));
+        // 2^2 (a quarter of the minimum) + 3^2 (eight times the maximum) + 10^2 (0: 1/1024 of the minimum) + 2^2 (2 points past, half-width 1).
+        Assert.Equal(4 + 9 + 100 + 4, Calibration.Loss(c), 9);
+    }
+
+    [Fact]
+    public void ASearchWithCrossChecksScoresThemAtEveryPointAndReportsThemAtTheBest()
+    {
+        CrossCheckRun run = new("truncate", "gorman-1node", "sparse-truncate", "vanilla", 64);
+        // The rm's system time per page falls with PageFreeNs: a target below today's value pulls it down.
+        RunResult atDefaults = Runner.Run(run.Config(1));
+        double now = CrossCheck.TruncateNsPerPage(atDefaults);
+        CrossCheckSpec lower = new("truncate per page", "ns", now / 2, now / 4, now * 0.9, "", "test", ["truncate"], r => CrossCheck.TruncateNsPerPage(r("truncate")));
+        // A reproduction PageFreeNs cannot move (a check on another constant, always within): the cross-check alone decides.
+        var neutral = new ReproductionSpec("tiny", "test", 64, ["vanilla"], [ConstantIn("FaultEntryNs", 0, 1e9)]);
+        Calibration c = Calibration.Run([neutral], seed: 1, ["PageFreeNs"], searchScaleFactor: 1, maxEvaluations: 3, jobs: 2,
+            startFrom: CalibrationStart.Defaults, crossChecks: [lower], crossCheckRuns: [run]);
+        Assert.NotNull(c.FinalCrossCheck);
+        int reproduceChecks = neutral.Checks.Count;
+        Assert.All(c.Steps, s => Assert.Equal(reproduceChecks + 1, s.Checks)); // the cross-check counts among the checks
+        // Every step's loss is the reproduction's plus the cross-check's; the kept point is the one reported.
+        CrossCheck best = CrossCheck.Run([lower], [run], 1, 1, m => m.With("PageFreeNs", c.Best["PageFreeNs"]));
+        Assert.Equal(best.Rows[0].Simulated, c.FinalCrossCheck!.Rows[0].Simulated, 9);
+        Assert.True(c.Best["PageFreeNs"] < CostModel.Xeon2015.PageFreeNs, $"PageFreeNs {c.Best["PageFreeNs"]}: the cross-check pulls it down");
+        Assert.Contains("shootdown crosscheck --seed 1 --cost page_free_ns=", string.Join(";", c.ReplayCommands), StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse(c.ToJson());
+        Assert.Equal(1, doc.RootElement.GetProperty("crosschecks").GetProperty("checks_total").GetInt32());
+        Assert.Equal(Calibration.Loss(c.FinalCrossCheck), doc.RootElement.GetProperty("crosscheck_loss").GetDouble(), 9);
+        // Without cross-checks nothing of theirs is reported.
+        Calibration plain = Calibration.Run([TinySpec], seed: 1, ["PageFreeNs"], searchScaleFactor: 4, maxEvaluations: 1, jobs: 1);
+        Assert.Null(plain.FinalCrossCheck);
+        Assert.DoesNotContain("crosscheck", string.Join(";", plain.ReplayCommands), StringComparison.Ordinal);
+    }
 }

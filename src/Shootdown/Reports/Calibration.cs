@@ -32,8 +32,9 @@ public sealed class Calibration
 {
     private Calibration(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> searchScales, ulong seed, IReadOnlyList<string> constants,
         CalibrationStart startFrom, IReadOnlyDictionary<string, long> start, IReadOnlyDictionary<string, long> best, IReadOnlyList<CalibrationStep> steps,
-        IReadOnlyList<Reproduction> final)
+        IReadOnlyList<Reproduction> final, CrossCheck? finalCrossCheck)
     {
+        FinalCrossCheck = finalCrossCheck;
         Specs = specs;
         StartFrom = startFrom;
         SearchScales = searchScales;
@@ -67,6 +68,9 @@ public sealed class Calibration
     /// <summary>The best constants' reproductions at each machine's default scale.</summary>
     public IReadOnlyList<Reproduction> Final { get; }
 
+    /// <summary>The cross-checks at the best constants, when the search scored them (`--crosschecks`); null otherwise.</summary>
+    public CrossCheck? FinalCrossCheck { get; }
+
     /// <summary>
     /// The search's score of reproductions: per check outside its range, (distance to the range /
     /// half the range's width)², summed. 0 when every check holds.
@@ -89,6 +93,54 @@ public sealed class Calibration
         }
         return double.IsNaN(loss) ? double.PositiveInfinity : loss;
     }
+
+    /// <summary>
+    /// The search's score of cross-checks (`calibrate --crosschecks`): per check outside its target,
+    /// the distance to the target squared — for a positive target (a time, a ratio, a share, all
+    /// widened by a factor of 2 around the published figure) in factors of 2, log2(min / simulated)
+    /// or log2(simulated / max), a simulated value at or below 0 counting as 1/1024 of the minimum;
+    /// for a target that reaches 0 or below (the IPI count's change, held in points) in units of
+    /// half the target's width, as <see cref="Loss(IEnumerable{Reproduction})"/> does.
+    /// </summary>
+    public static double Loss(CrossCheck cc)
+    {
+        double loss = 0;
+        foreach (var (spec, row) in CrossChecksOf(cc))
+        {
+            if (row.Within)
+            {
+                continue;
+            }
+            double d;
+            if (spec.Min > 0)
+            {
+                double sim = Math.Max(row.Simulated, spec.Min / 1024);
+                d = Math.Log2(sim < spec.Min ? spec.Min / sim : sim / spec.Max);
+            }
+            else
+            {
+                double half = (spec.Max - spec.Min) / 2;
+                double dist = row.Simulated < spec.Min ? spec.Min - row.Simulated : row.Simulated - spec.Max;
+                d = half > 0 ? dist / half : 1;
+            }
+            loss += d * d;
+        }
+        return double.IsNaN(loss) ? double.PositiveInfinity : loss;
+    }
+
+    private static IEnumerable<(CrossCheckSpec, CrossCheck.Row)> CrossChecksOf(CrossCheck cc) => cc.Checks.Zip(cc.Rows);
+
+    /// <summary>Runs the cross-checks with the kernel-path constants of <paramref name="point"/> on every run's machine.</summary>
+    private static CrossCheck EvaluateCrossChecks(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyList<CrossCheckRun> runs, ulong seed,
+        IReadOnlyDictionary<string, long> point, int jobs) =>
+        CrossCheck.Run(checks, runs, seed, jobs, c =>
+        {
+            foreach (var (name, value) in point)
+            {
+                c = c.With(name, value);
+            }
+            return c;
+        });
 
     private static IReadOnlyList<Reproduction> Evaluate(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> scales, ulong seed,
         IReadOnlyList<IReadOnlyDictionary<string, long>> points, int jobs)
@@ -193,20 +245,30 @@ public sealed class Calibration
     /// step as it is taken. Throws <see cref="ConfigException"/> for what <see cref="Plan"/> refuses.
     /// </summary>
     public static Calibration Run(IReadOnlyList<ReproductionSpec> specs, ulong seed, IReadOnlyList<string> constants, int searchScaleFactor,
-        int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null, CalibrationStart startFrom = CalibrationStart.Bases)
+        int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null, CalibrationStart startFrom = CalibrationStart.Bases,
+        IReadOnlyList<CrossCheckSpec>? crossChecks = null, IReadOnlyList<CrossCheckRun>? crossCheckRuns = null)
     {
         var (names, scales) = Plan(specs, constants, searchScaleFactor, maxEvaluations);
+        IReadOnlyList<CrossCheckSpec> xs = crossChecks ?? [];
+        IReadOnlyList<CrossCheckRun> xruns = crossCheckRuns ?? CrossCheck.Runs;
+        // The cross-checks, when scored, run at their own scales at every point (they are small);
+        // the point's kernel-path constants go to every run's machine, whose hardware stays its own.
+        CrossCheck? Cross(IReadOnlyDictionary<string, long> point) => xs.Count == 0 ? null : EvaluateCrossChecks(xs, xruns, seed, point, jobs);
+        double LossOf(IReadOnlyList<Reproduction> reps, CrossCheck? cc) => Loss(reps) + (cc is null ? 0 : Loss(cc));
         // By default from each constant's basis, not from the defaults: the defaults are a search's
         // result, and the search must be replayable from what it started with. From the defaults it
         // goes on from that result (each default lies within its bounds: a test checks).
         var current = names.ToDictionary(n => n, n => startFrom == CalibrationStart.Defaults ? Default(n) : CostModel.Bounds[n].Basis);
         var start = new Dictionary<string, long>(current);
         var steps = new List<CalibrationStep>();
-        (int within, int total) Count(IReadOnlyList<Reproduction> reps) => (reps.Sum(r => r.Rows().Count(x => x.Within)), reps.Sum(r => r.Rows().Count));
+        (int within, int total) Count(IReadOnlyList<Reproduction> reps, CrossCheck? cc) =>
+            (reps.Sum(r => r.Rows().Count(x => x.Within)) + (cc?.Rows.Count(x => x.Within) ?? 0), reps.Sum(r => r.Rows().Count) + (cc?.Rows.Count ?? 0));
         var first = Evaluate(specs, scales, seed, [current], jobs);
+        CrossCheck? firstCross = Cross(current);
         IReadOnlyList<Reproduction> currentReps = first;
-        double currentLoss = Loss(first);
-        var (w0, t0) = Count(first);
+        CrossCheck? currentCross = firstCross;
+        double currentLoss = LossOf(first, firstCross);
+        var (w0, t0) = Count(first, firstCross);
         int currentWithin = w0;
         var step0 = new CalibrationStep(0, null, null, currentLoss, w0, t0, true);
         steps.Add(step0);
@@ -233,6 +295,7 @@ public sealed class Calibration
                 }
                 var points = candidates.Select(x => (IReadOnlyDictionary<string, long>)new Dictionary<string, long>(current) { [n] = x }).ToArray();
                 IReadOnlyList<Reproduction> reps = Evaluate(specs, scales, seed, points, jobs);
+                CrossCheck?[] crosses = points.Select(Cross).ToArray();
                 evaluations += candidates.Length;
                 int bestIdx = -1;
                 double bestLoss = currentLoss;
@@ -241,8 +304,8 @@ public sealed class Calibration
                 for (int i = 0; i < candidates.Length; i++)
                 {
                     var slice = reps.Skip(i * specs.Count).Take(specs.Count).ToArray();
-                    double l = Loss(slice);
-                    var (w, t) = Count(slice);
+                    double l = LossOf(slice, crosses[i]);
+                    var (w, t) = Count(slice, crosses[i]);
                     results.Add((candidates[i], l, w, t));
                     // More checks within first; the loss breaks ties (a move that gains on one
                     // machine's far-off figures must not cost the other machine a check).
@@ -265,6 +328,7 @@ public sealed class Calibration
                     currentLoss = bestLoss;
                     currentWithin = bestWithin;
                     currentReps = reps.Skip(bestIdx * specs.Count).Take(specs.Count).ToArray();
+                    currentCross = crosses[bestIdx];
                     moved = true;
                 }
             }
@@ -276,7 +340,7 @@ public sealed class Calibration
         IReadOnlyList<Reproduction> final = searchScaleFactor == 1
             ? currentReps // the search ran at the specs' scales: the same runs, deterministic
             : Evaluate(specs, specs.Select(s => s.DefaultScale).ToArray(), seed, [current], jobs);
-        return new Calibration(specs, scales, seed, names, startFrom, start, current, steps, final);
+        return new Calibration(specs, scales, seed, names, startFrom, start, current, steps, final, currentCross);
     }
 
     /// <summary>"bases" or "defaults", as `--start` takes it.</summary>
@@ -313,14 +377,15 @@ public sealed class Calibration
         get
         {
             string tail = $"--seed {Seed}{(CostArguments.Length > 0 ? " " + CostArguments : "")}";
-            return Specs.Select(s => s.Machine).SequenceEqual(ReproductionSpec.All.Select(s => s.Machine))
+            string[] reproduce = Specs.Select(s => s.Machine).SequenceEqual(ReproductionSpec.All.Select(s => s.Machine))
                 ? [$"shootdown reproduce {tail}"]
                 : Specs.Select(s => $"shootdown reproduce --machine {s.Machine} {tail}").ToArray();
+            return FinalCrossCheck is null ? reproduce : [.. reproduce, $"shootdown crosscheck {tail}"];
         }
     }
 
     /// <summary>Whether every check of every machine holds at the best constants, at the specs' scales (`calibrate` exits 5 otherwise).</summary>
-    public bool AllWithin => Final.All(r => r.AllWithin);
+    public bool AllWithin => Final.All(r => r.AllWithin) && (FinalCrossCheck?.AllWithin ?? true);
 
     public string ToText()
     {
@@ -328,6 +393,10 @@ public sealed class Calibration
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}, from their {StartName}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, seed {Seed}.");
         sb.AppendLine("Kept: a step that puts more checks within, or as many with a lower loss. Loss: per check outside its range, (distance / half the range)^2, summed over the machines.");
+        if (FinalCrossCheck is not null)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"Scored with the {FinalCrossCheck.Rows.Count} cross-checks (`shootdown crosscheck`, at their own scales): each outside its target adds (factors of 2 to the target)^2, or (distance / half the target)^2 for a target in points; their checks count among those within.");
+        }
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"step",5}  {"constant",-22}{"value",10}{"loss",12}{"within",10}  kept");
         foreach (CalibrationStep s in Steps)
@@ -348,6 +417,13 @@ public sealed class Calibration
             sb.AppendLine(CultureInfo.InvariantCulture, $"At the best constants, scale 1/{r.Scale}:");
             sb.Append(r.ToText());
             sb.AppendLine();
+        }
+        if (FinalCrossCheck is { } cc)
+        {
+            sb.AppendLine("At the best constants:");
+            sb.Append(cc.ToText());
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"Cross-check loss: {F(Loss(cc))}.");
         }
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"Loss at the reproduce scales: {F(Loss(Final))}; {Final.Sum(r => r.Rows().Count(x => x.Within))} of {Final.Sum(r => r.Rows().Count)} checks within. Replay: {string.Join("; ", ReplayCommands)}");
@@ -398,6 +474,8 @@ public sealed class Calibration
             ["all_within"] = AllWithin,
             ["replay"] = new JsonArray(ReplayCommands.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()),
             ["final"] = new JsonArray(Final.Select(r => (JsonNode?)r.ToJsonNode()).ToArray()),
+            ["crosscheck_loss"] = FinalCrossCheck is { } cc ? Loss(cc) : null,
+            ["crosschecks"] = FinalCrossCheck?.ToJsonNode(),
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }

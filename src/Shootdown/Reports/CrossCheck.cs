@@ -108,6 +108,7 @@ public sealed class CrossCheck
     public CrossCheck(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyDictionary<string, RunResult> results, IReadOnlyList<RunConfig> configs)
     {
         Configs = configs;
+        Checks = checks;
         Rows = checks.Select(c =>
         {
             double sim = c.Simulate(key => results.TryGetValue(key, out RunResult? rr) ? rr : throw new ArgumentException($"cross-check '{c.Name}' reads run '{key}', which was not run"));
@@ -119,6 +120,9 @@ public sealed class CrossCheck
     public IReadOnlyList<RunConfig> Configs { get; }
 
     public IReadOnlyList<Row> Rows { get; }
+
+    /// <summary>The checks evaluated, in <see cref="Rows"/>' order.</summary>
+    public IReadOnlyList<CrossCheckSpec> Checks { get; }
 
     public bool AllWithin => Rows.All(r => r.Within);
 
