@@ -336,3 +336,28 @@ public class WholeRunBenchmarks
         return sim.PagesDone;
     }
 }
+
+/// <summary>
+/// One whole lru-file-readonce simulation (read(2) with readahead, nothing mapped) on brickland3,
+/// 120 CPUs, per invocation: the `crosscheck` profile run's cost, at a smaller scale too.
+/// </summary>
+[MemoryDiagnoser]
+[SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 3)]
+public class ReadonceRunBenchmarks
+{
+    private RunConfig _config = null!;
+
+    [Params(128, 1024)]
+    public int ScaleDivisor { get; set; }
+
+    [GlobalSetup]
+    public void Setup() => _config = RunConfig.Create(machine: "brickland3", scaleDivisor: ScaleDivisor, workload: "lru-file-readonce", policy: "vanilla");
+
+    [Benchmark]
+    public long Run()
+    {
+        var sim = new Sim(_config);
+        sim.Run();
+        return sim.PagesDone;
+    }
+}

@@ -96,32 +96,28 @@ public sealed class DdReader(int pid, string comm, MmStruct mm, Cpu cpu, Address
                         sim.Memory.Pages[f].Flags &= ~PageFlags.Readahead; // page_cache_async_readahead: ClearPageReadahead
                     }
                     var (start, n, lookahead) = sim.Readahead.Ondemand(Ra, file, pos, hitMarker: marked);
-                    if (n > 0)
+                    // The window first; then, if this page is still missing, no_cached_page reads it alone.
+                    for (int attempt = 0; attempt == 0 || f < 0; attempt++)
                     {
-                        IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, start, n, lookahead, out RaRequest req);
-                        if (slow is not null)
+                        if (attempt == 1)
                         {
-                            yield return Process.Call(slow);
-                            ex.What = "read";
+                            (start, n, lookahead) = (pos, 1, 0);
                         }
-                        sim.Readahead.Finish(ex, this, file, req);
-                    }
-                    f = file.FindPage(pos);
-                    if (f < 0)
-                    {
-                        // no_cached_page: the window did not bring this page in; read it alone.
-                        IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, pos, 1, 0, out RaRequest one);
-                        if (slow is not null)
-                        {
-                            yield return Process.Call(slow);
-                            ex.What = "read";
-                        }
-                        sim.Readahead.Finish(ex, this, file, one);
-                        f = file.FindPage(pos);
-                        if (f < 0)
+                        else if (attempt == 2)
                         {
                             throw new InvalidOperationException($"{Comm}: page {pos} of {file.Name} missing right after it was read in");
                         }
+                        if (n > 0)
+                        {
+                            IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, start, n, lookahead, out RaRequest req);
+                            if (slow is not null)
+                            {
+                                yield return Process.Call(slow);
+                                ex.What = "read";
+                            }
+                            sim.Readahead.Finish(ex, this, file, req);
+                        }
+                        f = file.FindPage(pos);
                     }
                 }
                 sim.Filemap.CopyPageToUser(ex, f);
