@@ -890,6 +890,10 @@ public class KernelTests
         long end4 = l.Hold(200_000, 200_000, 0, 10, lines, c, out _);
         Assert.Equal(200_000 + c.LockAcquireNs + 10, end4);
         Assert.Equal(1, l.Contended);
+        // The acquisitions themselves: each locked instruction, and the word's line when the lock
+        // was free (DRAM, then the other socket, then this CPU's cache); the waiter's hand-off is spin.
+        Assert.Equal(4 * c.LockAcquireNs + c.DramLocalNs + c.CacheLineRemoteNodeNs, l.AcquireNs);
+        Assert.Equal(spin2, l.SpinNs);
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public sealed class MmStruct
     private SpinLock?[] _ptl = new SpinLock?[16];
 
     /// <summary>Totals of the PTE locks already dropped.</summary>
-    public long PtlAcquisitions, PtlContended, PtlSpinNs, PtlHoldNs;
+    public long PtlAcquisitions, PtlContended, PtlSpinNs, PtlHoldNs, PtlAcquireNs;
 
     /// <summary>Most holds booked at once on one PTE lock of this mm.</summary>
     public int PtlMaxQueued;
@@ -79,6 +79,7 @@ public sealed class MmStruct
             PtlAcquisitions += l.Acquisitions;
             PtlContended += l.Contended;
             PtlSpinNs += l.SpinNs;
+            PtlAcquireNs += l.AcquireNs;
             PtlHoldNs += l.HoldNs;
             PtlMaxQueued = Math.Max(PtlMaxQueued, l.MaxLive);
             _ptl[d] = null;
