@@ -60,7 +60,10 @@ public sealed class Readahead(Sim sim)
     /// the start of the file, or a sequential cache miss, starts a new window; the expected read
     /// (at the lookahead mark, or just past the window) pushes the window forward and ramps it up;
     /// a PG_readahead page hit without matching state resumes from the next hole in the cache.
-    /// Random reads (none of the workloads makes one) read just what was asked.
+    /// Random reads (none of the workloads makes one) read just what was asked: the context
+    /// readahead 4.0 tries first for them (try_context_readahead, a window sized by the cached
+    /// pages just before the read) is not modelled, nor is max_sane_readahead's cap (half of the
+    /// node's inactive file and free pages, far above 32 here).
     /// </summary>
     public (long Start, int Size, int AsyncSize) Ondemand(FileRaState ra, AddressSpace file, long offset, bool hitMarker, int reqSize = 1)
     {
