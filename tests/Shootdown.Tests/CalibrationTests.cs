@@ -105,6 +105,10 @@ public class CalibrationTests
         using var doc = JsonDocument.Parse(a.ToJson());
         Assert.Equal(a.AllWithin, doc.RootElement.GetProperty("all_within").GetBoolean());
         Assert.Equal(3, doc.RootElement.GetProperty("steps").GetArrayLength());
+        // Each step names the checks it left outside: as many as it did not put within.
+        Assert.All(a.Steps, s => Assert.Equal(s.Checks - s.Within, s.Outside.Count));
+        Assert.All(a.Steps.SelectMany(s => s.Outside), o => Assert.StartsWith("tiny: ", o, StringComparison.Ordinal));
+        Assert.Equal(a.Steps[0].Outside.Count, doc.RootElement.GetProperty("steps")[0].GetProperty("outside").GetArrayLength());
     }
 
     /// <summary>A check on the cost model itself: the run's value of <paramref name="constant"/> must lie in min..max.</summary>
@@ -297,6 +301,7 @@ public class CalibrationTests
         Assert.NotNull(c.FinalCrossCheck);
         int reproduceChecks = neutral.Checks.Count;
         Assert.All(c.Steps, s => Assert.Equal(reproduceChecks + 1, s.Checks)); // the cross-check counts among the checks
+        Assert.All(c.Steps.Where(s => s.Within < s.Checks), s => Assert.Contains("crosscheck: truncate per page", s.Outside));
         // Every step's loss is the reproduction's plus the cross-check's; the kept point is the one reported.
         CrossCheck best = CrossCheck.Run([lower], [run], 1, 1, m => m.With("PageFreeNs", c.Best["PageFreeNs"]));
         Assert.Equal(best.Rows[0].Simulated, c.FinalCrossCheck!.Rows[0].Simulated, 9);

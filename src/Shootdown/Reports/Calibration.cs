@@ -13,8 +13,15 @@ public enum CalibrationStart
     Defaults,
 }
 
-/// <summary>One evaluated point of the search: the constant moved (null for the start), its value, the loss and the checks within.</summary>
-public sealed record CalibrationStep(int Index, string? Constant, long? Value, double Loss, int Within, int Checks, bool Accepted);
+/// <summary>
+/// One evaluated point of the search: the constant moved (null for the start), its value, the loss,
+/// the checks within, and the checks outside by name ("machine: check" for a reproduction's,
+/// "crosscheck: check" for a cross-check's), so a step's trade is readable.
+/// </summary>
+public sealed record CalibrationStep(int Index, string? Constant, long? Value, double Loss, int Within, int Checks, bool Accepted)
+{
+    public IReadOnlyList<string> Outside { get; init; } = [];
+}
 
 /// <summary>
 /// `shootdown calibrate`: a reproducible search for the kernel-path constants (the ones that are the
@@ -261,6 +268,9 @@ public sealed class Calibration
         var current = names.ToDictionary(n => n, n => startFrom == CalibrationStart.Defaults ? Default(n) : CostModel.Bounds[n].Basis);
         var start = new Dictionary<string, long>(current);
         var steps = new List<CalibrationStep>();
+        IReadOnlyList<string> Outside(IReadOnlyList<Reproduction> reps, CrossCheck? cc) =>
+            reps.SelectMany(r => r.Rows().Where(x => !x.Within).Select(x => $"{r.Spec.Machine}: {x.Check}"))
+                .Concat(cc?.Rows.Where(x => !x.Within).Select(x => $"crosscheck: {x.Check}") ?? []).ToArray();
         (int within, int total) Count(IReadOnlyList<Reproduction> reps, CrossCheck? cc) =>
             (reps.Sum(r => r.Rows().Count(x => x.Within)) + (cc?.Rows.Count(x => x.Within) ?? 0), reps.Sum(r => r.Rows().Count) + (cc?.Rows.Count ?? 0));
         var first = Evaluate(specs, scales, seed, [current], jobs);
@@ -270,7 +280,7 @@ public sealed class Calibration
         double currentLoss = LossOf(first, firstCross);
         var (w0, t0) = Count(first, firstCross);
         int currentWithin = w0;
-        var step0 = new CalibrationStep(0, null, null, currentLoss, w0, t0, true);
+        var step0 = new CalibrationStep(0, null, null, currentLoss, w0, t0, true) { Outside = Outside(first, firstCross) };
         steps.Add(step0);
         progress?.Invoke(step0);
         double logStep = Math.Log(2) / 2; // a factor of sqrt(2)
@@ -300,13 +310,13 @@ public sealed class Calibration
                 int bestIdx = -1;
                 double bestLoss = currentLoss;
                 int bestWithin = currentWithin;
-                var results = new List<(long Value, double Loss, int Within, int Total)>();
+                var results = new List<(long Value, double Loss, int Within, int Total, IReadOnlyList<string> Out)>();
                 for (int i = 0; i < candidates.Length; i++)
                 {
                     var slice = reps.Skip(i * specs.Count).Take(specs.Count).ToArray();
                     double l = LossOf(slice, crosses[i]);
                     var (w, t) = Count(slice, crosses[i]);
-                    results.Add((candidates[i], l, w, t));
+                    results.Add((candidates[i], l, w, t, Outside(slice, crosses[i])));
                     // More checks within first; the loss breaks ties (a move that gains on one
                     // machine's far-off figures must not cost the other machine a check).
                     if (w > bestWithin || (w == bestWithin && l < bestLoss - 1e-9))
@@ -318,7 +328,7 @@ public sealed class Calibration
                 }
                 for (int i = 0; i < results.Count; i++)
                 {
-                    var s = new CalibrationStep(steps.Count, n, results[i].Value, results[i].Loss, results[i].Within, results[i].Total, i == bestIdx);
+                    var s = new CalibrationStep(steps.Count, n, results[i].Value, results[i].Loss, results[i].Within, results[i].Total, i == bestIdx) { Outside = results[i].Out };
                     steps.Add(s);
                     progress?.Invoke(s);
                 }
@@ -469,6 +479,7 @@ public sealed class Calibration
                 ["within"] = s.Within,
                 ["checks"] = s.Checks,
                 ["kept"] = s.Accepted,
+                ["outside"] = new JsonArray(s.Outside.Select(o => (JsonNode?)JsonValue.Create(o)).ToArray()),
             }).ToArray()),
             ["final_loss"] = Loss(Final),
             ["all_within"] = AllWithin,
