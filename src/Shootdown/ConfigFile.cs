@@ -167,12 +167,18 @@ public static class ConfigFile
     /// </summary>
     public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
 
-    /// <summary>Whether a costs table names every constant but <see cref="CostModel.CoreClockMhz"/> (a run's JSON from before that key).</summary>
+    /// <summary>Constants added after <see cref="CostModel.CoreClockMhz"/>, which a run's JSON from before the clock cannot name.</summary>
+    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs)];
+
+    /// <summary>
+    /// Whether a costs table names every constant that existed before <see cref="CostModel.CoreClockMhz"/>
+    /// but not that one (a run's JSON from before that key; constants added since are not asked for).
+    /// </summary>
     private static bool IsCompleteWithoutCoreClock(JsonObject costs)
     {
         string clock = CostModel.SnakeCase(nameof(CostModel.CoreClockMhz));
         return !costs.ContainsKey(clock)
-            && CostModel.Names.Where(n => n != nameof(CostModel.CoreClockMhz)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
+            && CostModel.Names.Where(n => n != nameof(CostModel.CoreClockMhz) && !AddedAfterCoreClock.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
     }
 
     /// <summary>Builds a config from a parsed file: the preset's values, overlaid with the file's keys.</summary>

@@ -226,6 +226,11 @@ public class CoreClockTests
         Assert.True(node["costs"]!.AsObject().Remove("core_clock_mhz"));
         RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
         Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz }, old.Costs);
+        // Such a file also lacks the constants added after the clock (the read path's): still old.
+        Assert.True(node["costs"]!.AsObject().Remove("read_syscall_ns"));
+        Assert.True(node["costs"]!.AsObject().Remove("copy_to_user_page_ns"));
+        RunConfig older = ConfigFile.FromJson(node.ToJsonString(), "older.json");
+        Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz }, older.Costs);
         // A configuration that sets a few constants keeps the machine's clock.
         RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\nipi_send_ns = 90\n", "p.toml");
         Assert.Equal(1870, partial.Costs.CoreClockMhz);

@@ -103,8 +103,9 @@ public sealed record CostModel
     /// <summary>
     /// copy_page_to_iter of one 4 KiB page-cache page into the reader's buffer (copy_user_enhanced_fast_string),
     /// the page still in this core's caches from its readahead a few dozen pages earlier: [Yuanhan Liu 2014]'s
-    /// profile of 120 dd readers spends 2.51% of its 13,155 s of system time there over 9.45e8 pages read,
-    /// 349 ns per page on a 2.8 GHz Ivy Bridge-EX (4 KiB at ~12 GB/s).
+    /// profile of 120 dd readers spends 2.51% of its 13,155 s of system time there over the ~1.05e9 pages
+    /// read (9.45e8 reclaimed plus the ~1e8 still cached at the end), ~315 ns per page on a 2.8 GHz
+    /// Ivy Bridge-EX (4 KiB at ~13 GB/s).
     /// </summary>
     [Hardware]
     public long CopyToUserPageNs { get; init; } = 350;

@@ -105,7 +105,7 @@ public sealed class Calibration
     /// The search's score of cross-checks (`calibrate --crosschecks`): per check outside its target,
     /// the distance to the target squared — for a positive target (a time, a ratio, a share, all
     /// widened by a factor of 2 around the published figure) in factors of 2, log2(min / simulated)
-    /// or log2(simulated / max), a simulated value at or below 0 counting as 1/1024 of the minimum;
+    /// or log2(simulated / max), a simulated value below 1/1024 of the minimum (0 included) counting as that;
     /// for a target that reaches 0 or below (the IPI count's change, held in points) in units of
     /// half the target's width, as <see cref="Loss(IEnumerable{Reproduction})"/> does.
     /// </summary>
@@ -394,7 +394,7 @@ public sealed class Calibration
         }
     }
 
-    /// <summary>Whether every check of every machine holds at the best constants, at the specs' scales (`calibrate` exits 5 otherwise).</summary>
+    /// <summary>Whether every check of every machine holds at the best constants, at the specs' scales, and every cross-check when the search scored them (`calibrate` exits 5 otherwise).</summary>
     public bool AllWithin => Final.All(r => r.AllWithin) && (FinalCrossCheck?.AllWithin ?? true);
 
     public string ToText()

@@ -34,9 +34,12 @@ public sealed class StreamingReader(int pid, string comm, MmStruct mm, Cpu cpu, 
                 }
             }
             pos = ReadWindow(sim, ex, pos, Math.Min(pos + vma.FaultAroundPages, size));
+            if (pos == size)
+            {
+                sim.ReaderDone(size, started, ex.Now); // usemem's clock stops at its last access
+            }
             yield return Yield.Resched;
         }
-        sim.ReaderDone(size, started, ex.Now);
         Finished?.Invoke();
     }
 

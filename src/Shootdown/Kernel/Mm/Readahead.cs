@@ -101,7 +101,8 @@ public sealed class Readahead(Sim sim)
             ra.AsyncSize = ra.Size;
             return ReadIt(ra, offset, max);
         }
-        if (reqSize > max || offset - ra.PrevIndex <= 1)
+        // The kernel's test is unsigned (offset - prev <= 1UL): the same page or the next, never a backward read.
+        if (reqSize > max || offset == ra.PrevIndex || offset == ra.PrevIndex + 1)
         {
             return Initial(ra, offset, reqSize, max);
         }
@@ -131,8 +132,8 @@ public sealed class Readahead(Sim sim)
     /// __do_page_cache_readahead's allocation for the window [<paramref name="start"/>,
     /// +<paramref name="size"/>) of <paramref name="file"/> (clipped to its end): one page per
     /// missing index, on <paramref name="task"/>'s node, into its allocation stash. Returns null
-    /// when the fast path had them, else the allocator's slow path, which the caller runs before
-    /// <see cref="Finish"/>. The kernel allocates these with __GFP_NORETRY and reads fewer pages
+    /// when nothing was missing or the fast path had them, else the allocator's slow path, which
+    /// the caller runs before <see cref="Finish"/>. The kernel allocates these with __GFP_NORETRY and reads fewer pages
     /// when one fails (the read then allocates its page itself); the model's allocator reclaims
     /// until it has them all.
     /// </summary>
