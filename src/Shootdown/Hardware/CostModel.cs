@@ -145,7 +145,8 @@ public sealed record CostModel
     /// One block of `dd bs=4k of=/dev/null` in the kernel, without the copy: the read(2) and the
     /// write(2) system calls' entries and exits, vfs_read down to do_generic_file_read's page-cache
     /// lookup (find_get_page, a reference taken and dropped), mark_page_accessed and touch_atime, and
-    /// write_null.
+    /// write_null — the instructions, on cached lines; the struct page's line, when another CPU had
+    /// it, is the cache model's (Filemap.CopyPageToUser).
     /// </summary>
     public long ReadSyscallNs { get; init; } = 300;
 
