@@ -88,55 +88,46 @@ public sealed class DdReader(int pid, string comm, MmStruct mm, Cpu cpu, Address
             {
                 ex.Sys += sim.Costs.ReadSyscallNs;
                 int f = file.FindPage(pos);
-                if (f >= 0 && (sim.Memory.Pages[f].Flags & PageFlags.Readahead) != 0)
+                bool marked = f >= 0 && (sim.Memory.Pages[f].Flags & PageFlags.Readahead) != 0;
+                if (marked)
                 {
                     // page_cache_async_readahead: the read holds a reference on its page while the
                     // next window is read in, so reclaim cannot take it meanwhile; the model copies
                     // it first, which comes to the same.
                     sim.Memory.Pages[f].Flags &= ~PageFlags.Readahead;
                     sim.Filemap.CopyPageToUser(ex, f);
-                    var (start, n, lookahead) = sim.Readahead.Ondemand(Ra, file, pos, hitMarker: true);
-                    if (n > 0)
+                }
+                if (f < 0 || marked)
+                {
+                    // The next window (async at a mark, sync at a miss); after a sync window that
+                    // did not bring this page in (reclaim took it between mark and read),
+                    // no_cached_page reads it alone.
+                    var (start, n, lookahead) = sim.Readahead.Ondemand(Ra, file, pos, hitMarker: marked);
+                    for (int attempt = 0; ; attempt++)
                     {
-                        IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, start, n, lookahead, out RaRequest req);
-                        if (slow is not null)
+                        if (n > 0)
                         {
-                            yield return Process.Call(slow);
-                            ex.What = "read";
+                            IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, start, n, lookahead, out RaRequest req);
+                            if (slow is not null)
+                            {
+                                yield return Process.Call(slow);
+                                ex.What = "read";
+                            }
+                            sim.Readahead.Finish(ex, this, file, req);
                         }
-                        sim.Readahead.Finish(ex, this, file, req);
+                        if (marked || (f = file.FindPage(pos)) >= 0)
+                        {
+                            break;
+                        }
+                        if (attempt == 1)
+                        {
+                            throw new InvalidOperationException($"{Comm}: page {pos} of {file.Name} missing right after it was read in");
+                        }
+                        (start, n, lookahead) = (pos, 1, 0);
                     }
                 }
-                else
+                if (!marked)
                 {
-                    if (f < 0)
-                    {
-                        // page_cache_sync_readahead, then, if the window did not bring this page in
-                        // (reclaim took it between mark and read), no_cached_page reads it alone.
-                        var (start, n, lookahead) = sim.Readahead.Ondemand(Ra, file, pos, hitMarker: false);
-                        for (int attempt = 0; f < 0; attempt++)
-                        {
-                            if (attempt == 1)
-                            {
-                                (start, n, lookahead) = (pos, 1, 0);
-                            }
-                            else if (attempt == 2)
-                            {
-                                throw new InvalidOperationException($"{Comm}: page {pos} of {file.Name} missing right after it was read in");
-                            }
-                            if (n > 0)
-                            {
-                                IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, start, n, lookahead, out RaRequest req);
-                                if (slow is not null)
-                                {
-                                    yield return Process.Call(slow);
-                                    ex.What = "read";
-                                }
-                                sim.Readahead.Finish(ex, this, file, req);
-                            }
-                            f = file.FindPage(pos);
-                        }
-                    }
                     sim.Filemap.CopyPageToUser(ex, f);
                 }
                 Ra.PrevIndex = pos;
