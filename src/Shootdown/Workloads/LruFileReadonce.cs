@@ -61,8 +61,9 @@ public sealed class LruFileReadonce : Workload
 /// file's start to its end. A read that misses the page cache, or reaches the PG_readahead mark,
 /// reads the next window ahead first (<see cref="Readahead"/>); one whose page is still missing
 /// after that (reclaim took it first) reads it alone, as do_generic_file_read's no_cached_page
-/// does. A step is up to <see cref="StepPages"/> reads. dd's own user-space loop (about 95 ns a
-/// block in [Yuanhan Liu 2014]'s profile: 90 s of user time over 9.45e8 blocks) is not charged.
+/// does. A step is up to <see cref="StepPages"/> reads. dd's own user-space loop (about 86 ns a
+/// block in [Yuanhan Liu 2014]'s profile: 90 s of user time over ~1.05e9 blocks, the 9.45e8 pages
+/// reclaimed plus the ~1e8 still cached at the end) is not charged.
 /// </summary>
 public sealed class DdReader(int pid, string comm, MmStruct mm, Cpu cpu, AddressSpace file, long[] hot)
 : SimTask(pid, comm, mm, cpu)
