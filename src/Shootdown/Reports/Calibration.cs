@@ -112,7 +112,7 @@ public sealed class Calibration
     public static double Loss(CrossCheck cc)
     {
         double loss = 0;
-        foreach (var (spec, row) in CrossChecksOf(cc))
+        foreach (var (spec, row) in cc.Checks.Zip(cc.Rows))
         {
             if (row.Within)
             {
@@ -134,8 +134,6 @@ public sealed class Calibration
         }
         return double.IsNaN(loss) ? double.PositiveInfinity : loss;
     }
-
-    private static IEnumerable<(CrossCheckSpec, CrossCheck.Row)> CrossChecksOf(CrossCheck cc) => cc.Checks.Zip(cc.Rows);
 
     /// <summary>Runs the cross-checks with the kernel-path constants of <paramref name="point"/> on every run's machine.</summary>
     private static CrossCheck EvaluateCrossChecks(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyList<CrossCheckRun> runs, ulong seed,
