@@ -22,7 +22,7 @@ public static class ShootdownCli
     private static readonly Option<string?> MemoryOpt = new("--memory") { Description = "Override the preset's memory (e.g. 8GiB), before --scale" };
     private static readonly Option<string> FormatOpt = new("--format") { Description = "Output format: table or json", DefaultValueFactory = _ => "table" };
     internal static readonly Option<bool> ProgressOpt = new("--progress") { Description = "Show a progress bar on stderr even with --format json" };
-    private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "PFN list length of the RFC policies (rfc-pfn32, rfc-pfn-page) [default: 32 for rfc-pfn32; a page's worth, (4096 - cpumask - 8) / 8, for rfc-pfn-page]" };
+    private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "PFN list length of the policies that keep one (rfc-pfn32, rfc-pfn-page, v6-pfn32) [default: 32 for rfc-pfn32 and v6-pfn32; a page's worth, (4096 - cpumask - 8) / 8, for rfc-pfn-page]" };
     private static readonly Option<string?> ScmOpt = new("--swap-cluster-max") { Description = "SWAP_CLUSTER_MAX: pages per shrink_page_list batch (kernel: 32)" };
     internal static readonly Option<string?> CpuSpeedOpt = new("--cpu-speed") { Description = "Run each CPU's own work F times as fast (F < 1: slower): divides the kernel-path constants and the core's own hardware ones (page walk, INVLPG, CR3 write, clear/copy page, the user loop) by F, before any --cost; IPIs, cache-line transfers, DRAM and I/O keep their cost. An experiment, e.g. 1.76 for threads that have their cores to themselves" };
     internal static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable; NAME as in the README's cost table or its snake_case key, e.g. clear_page_ns). Kernel-path constants are stated for a 3.4 GHz core: a run multiplies them by 3400 / core_clock_mhz (1870 on gorman-4node)", AllowMultipleArgumentsPerToken = false };
@@ -538,7 +538,7 @@ public static class ShootdownCli
             if (!policies.Any(PolicyRegistry.WithPfnList.Contains))
             {
                 throw new ConfigException(
-                    $"--batch-size sets the PFN list of {string.Join(" and ", PolicyRegistry.WithPfnList)}; {(policies.Count == 1 ? $"policy '{policies[0]}' keeps" : "none of these policies keeps")} no such list");
+                    $"--batch-size sets the PFN list of {string.Join(", ", PolicyRegistry.WithPfnList.SkipLast(1))} and {PolicyRegistry.WithPfnList[^1]}; {(policies.Count == 1 ? $"policy '{policies[0]}' keeps" : "none of these policies keeps")} no such list");
             }
             pp = pp with { BatchSize = bs };
         }

@@ -104,7 +104,7 @@ public class CliTests
     {
         var (code, stdout, _) = Cli("policies");
         Assert.Equal(0, code);
-        Assert.Equal(6, stdout.TrimEnd('\n').Split('\n').Length);
+        Assert.Equal(7, stdout.TrimEnd('\n').Split('\n').Length);
         Assert.StartsWith("vanilla", stdout, StringComparison.Ordinal);
     }
 
@@ -222,7 +222,7 @@ public class CliTests
     [InlineData("--trace-window selects what --trace and --perfetto write", "run", "--trace-window", "1-2")]
     [InlineData("--trace-events selects what --trace and --perfetto write", "run", "--trace-events", "tlb:*")]
     [InlineData("--trace-window times must be in 0..1000000 s", "run", "--trace", "/tmp/shootdown-test.txt", "--trace-window", "1-99999999999999999999")]
-    [InlineData("--batch-size sets the PFN list of rfc-pfn32 and rfc-pfn-page; policy 'vanilla' keeps no such list", "run", "--batch-size", "16")]
+    [InlineData("--batch-size sets the PFN list of rfc-pfn32, rfc-pfn-page and v6-pfn32; policy 'vanilla' keeps no such list", "run", "--batch-size", "16")]
     [InlineData("none of these policies keeps no such list", "compare", "--policies", "vanilla,linux-4.3", "--batch-size", "16")]
     [InlineData("--last sets how much history --stop-on-violation prints", "run", "--last", "5")]
     [InlineData("--last must be in 1..100000, got 0", "run", "--stop-on-violation", "--last", "0")]

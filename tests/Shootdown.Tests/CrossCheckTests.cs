@@ -83,6 +83,22 @@ public class CrossCheckTests
     }
 
     [Fact]
+    public void AChangeIsInPercentOfTheFigureBefore()
+    {
+        Assert.Equal(5.75, CrossCheck.Change(21.52, 20.35), 0.001);
+        Assert.Equal(-2.045, CrossCheck.Change(118.79, 121.27), 0.001);
+        Assert.Throws<InvalidOperationException>(() => CrossCheck.Change(1, 0));
+        // Each PFN-list check compares v6-pfn32 with linux-4.3 on one machine at reproduce's scale.
+        foreach (CrossCheckSpec c in CrossCheck.All.Where(c => c.Name.StartsWith("PFN list", StringComparison.Ordinal)))
+        {
+            CrossCheckRun[] runs = c.Runs.Select(k => CrossCheck.Runs.Single(r => r.Key == k)).ToArray();
+            Assert.Equal(["linux-4.3", "v6-pfn32"], runs.Select(r => r.Policy));
+            Assert.Single(runs.Select(r => (r.Machine, r.Scale)).Distinct());
+            Assert.Equal(runs[0].Machine == "gorman-1node" ? 8 : 16, runs[0].Scale);
+        }
+    }
+
+    [Fact]
     public void CsvQuotesFieldsWithCommas()
     {
         CrossCheck c = CrossCheck.Run([new("a, b", "ns", 1, 0, 1e9, "0..1e9", "x, \"y\"", ["truncate"], r => CrossCheck.TruncateNsPerPage(r("truncate")))], [SmallTruncate], 1, 1);

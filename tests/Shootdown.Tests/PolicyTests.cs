@@ -166,6 +166,64 @@ public class PolicyTests
     }
 
     [Fact]
+    public void V6PfnListFlushesWhenFullOnEveryCpuOfTheMaskThisOneIncluded()
+    {
+        Sim sim = Machine("v6-pfn32");
+        Assert.True(sim.Policy.HasPfnList);
+        Assert.Equal(UnmapFlushSite.ShrinkPageList, sim.Policy.FlushSite); // v6 2/4: before the pages are freed
+        MmStruct mm = MmOn(sim, 40, 0, 5);
+        mm.Vmas.Add(new Vma(mm, 1000, 16, null, 0, writable: true, shared: false));
+        sim.Cpus[5].Tlb.Fill(mm.Id, 1003, 77, 0); // whatever the receiver maps at linear address 1003 << 12
+        Exec ex = ExecOn(sim, 0);
+        for (int v = 0; v < 31; v++)
+        {
+            Assert.True(sim.Rmap.ClearPteFlushOrDefer(ex, mm, v, Pte.Make(1000 + v, Pte.Present), batchFlush: true));
+        }
+        Assert.Equal(31, ex.Task.Batch!.Count);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+        long sysBefore = ex.Sys;
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 31, Pte.Make(1031, Pte.Present), batchFlush: true);
+        // BATCH_TLBFLUSH_SIZE reached: the handler runs here (this CPU is in the mask) and on CPU 5,
+        // each counting a received flush; one function-call IPI, no irq_tlb_count, no sender count.
+        Assert.Equal(2, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
+        Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush]);
+        Assert.Equal(1, sim.Cpus[5].CallFunctionIrqs);
+        Assert.Equal(0, sim.Cpus[5].TlbShootdowns);
+        Assert.Equal(0, ex.Task.Batch.Count);
+        Assert.False(ex.Task.Batch.FlushRequired);
+        // The local handler: 32 INVLPGs, charged to the sender.
+        Assert.True(ex.Sys - sysBefore >= 32 * sim.Costs.InvlpgNs, $"{ex.Sys - sysBefore} ns");
+        // INVLPG of pfn << PAGE_SHIFT, as in RFC v1: the cleared user entries stay cached on both CPUs,
+        // and what CPU 5 mapped at the linear address equal to a listed page's physical one is gone.
+        for (int v = 0; v < 32; v++)
+        {
+            Assert.True(sim.Cpus[5].Tlb.Lookup(mm.Id, v) >= 0);
+            Assert.True(sim.Cpus[0].Tlb.Lookup(mm.Id, v) >= 0);
+        }
+        Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, 1003));
+        Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs + 2 * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
+    }
+
+    [Fact]
+    public void V6PfnListKeeps43sDirtyRuleAndFlushesAShortListAtTheEndOfShrinkPageList()
+    {
+        Sim sim = Machine("v6-pfn32");
+        MmStruct mm = MmOn(sim, 4, 3);
+        Exec ex = ExecOn(sim, 0);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 1, Pte.Make(700, Pte.Present), true);
+        sim.Policy.TryToUnmapFlushDirty(ex); // a clean PTE: nothing to flush before pageout
+        Assert.True(ex.Task.Batch!.FlushRequired);
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 2, Pte.Make(701, Pte.Present | Pte.Dirty | Pte.Write), true);
+        Assert.True(ex.Task.Batch.Writable);
+        sim.Policy.TryToUnmapFlushDirty(ex); // v6 3/4: a dirty PTE is flushed before pageout
+        Assert.False(ex.Task.Batch.FlushRequired);
+        Assert.Equal(1, sim.Cpus[3].CallFunctionIrqs);
+        Assert.Equal(sim.Costs.IrqEntryExitNs + 2 * sim.Costs.InvlpgNs + 2 * sim.Lines.Transfer(0, 3), sim.Cpus[3].IrqDebtNs);
+        sim.Policy.TryToUnmapFlush(ex); // nothing left: no IPI
+        Assert.Equal(1, sim.Cpus[3].CallFunctionIrqs);
+    }
+
+    [Fact]
     public void Linux43DefersOnlyWhenAnotherCpuMayCacheTheMm()
     {
         Sim sim = Machine("linux-4.3");
@@ -324,6 +382,7 @@ public class PolicyTests
     [InlineData("rfc-pfn-page")]
     [InlineData("linux-4.3")]
     [InlineData("linux-4.13")]
+    [InlineData("v6-pfn32")]
     public void BatchingSendsFarFewerIpisThanVanillaForTheSameWork(string policy)
     {
         RunResult v = Runner.Run(RunConfig.Create(machine: "tiny", policy: "vanilla"));
@@ -337,7 +396,7 @@ public class PolicyTests
     public void RegistryListsEveryPolicyWithASummary()
     {
         var all = PolicyRegistry.Describe().ToList();
-        Assert.Equal(["vanilla", "rfc-pfn32", "rfc-pfn-page", "linux-4.3", "linux-4.13", "linux-6.4"], all.Select(p => p.Name));
+        Assert.Equal(["vanilla", "rfc-pfn32", "rfc-pfn-page", "linux-4.3", "v6-pfn32", "linux-4.13", "linux-6.4"], all.Select(p => p.Name));
         Assert.All(all, p => Assert.False(string.IsNullOrWhiteSpace(p.Summary)));
     }
 }

@@ -11,6 +11,7 @@ public static class PolicyRegistry
         ("rfc-pfn32", p => new RfcPfnBatch(p, pageSized: false)),
         ("rfc-pfn-page", p => new RfcPfnBatch(p, pageSized: true)),
         ("linux-4.3", p => new Linux43(p)),
+        ("v6-pfn32", p => new V6PfnBatch(p)),
         ("linux-4.13", p => new Linux413(p)),
         ("linux-6.4", p => new Linux64(p)),
     ];

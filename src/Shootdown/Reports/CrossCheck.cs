@@ -54,6 +54,10 @@ public sealed class CrossCheck
         new("migrate-4.3", "cascadelake-2s", "migrate-bounce", "linux-4.3", 16),
         new("migrate-6.4", "cascadelake-2s", "migrate-bounce", "linux-6.4", 16),
         new("profile-brickland3", "brickland3", "lru-file-readonce", "vanilla", ProfileScale),
+        new("pfn-list-1node-4.3", "gorman-1node", "lru-file-mmap-read", "linux-4.3", 8),
+        new("pfn-list-1node-v6", "gorman-1node", "lru-file-mmap-read", "v6-pfn32", 8),
+        new("pfn-list-4node-4.3", "gorman-4node", "lru-file-mmap-read", "linux-4.3", 16),
+        new("pfn-list-4node-v6", "gorman-4node", "lru-file-mmap-read", "v6-pfn32", 16),
     ];
 
     /// <summary>
@@ -66,7 +70,11 @@ public sealed class CrossCheck
     /// of all cycles its perf profile finds spinning on `zone->lock`, `lru_lock` and
     /// `mapping->tree_lock` (in _raw_spin_lock under each caller), set beside each lock's time in
     /// its acquisitions — waits and the acquisitions themselves — over the run's CPU time (user +
-    /// system); the test's throughput, and its system time per page reclaimed.
+    /// system); the test's throughput, and its system time per page reclaimed. PFN list: the seed
+    /// series' v6 patch 4/4 ([v6 4/4], 9 Jun 2015) measured its 32-PFN list (`v6-pfn32`) against v6
+    /// patches 1-3, the full flush 4.3 merged (`linux-4.3`), on both of the series' machines with
+    /// the seed's workload; the model runs them at `reproduce`'s scales. A change in percent gets the
+    /// range from 0 to twice the published change (its sign, and at most twice its size).
     /// </summary>
     public static IReadOnlyList<CrossCheckSpec> All { get; } =
     [
@@ -95,7 +103,23 @@ public sealed class CrossCheck
         new("vm-scalability throughput, 120 dd readers, brickland3", "KB/s", 38_868_453, 19_434_227, 77_736_906, "19.4M..77.7M (x2)",
             "Yuanhan Liu 2014: vm-scalability.throughput 38,868,453 (60c10afd, 3.15-rc6 + the shrinker fixes)", ["profile-brickland3"],
             r => r("profile-brickland3").ThroughputKbps),
+        new("PFN list vs full flush, 1-node, elapsed change", "%", 5.75, 0, 11.5, "0..11.5 (slower, up to x2)",
+            "v6 4/4: Ops lru-file-mmap-read-elapsed 20.35 -> 21.52 s (batchdirty-v6 -> batchunmap-v6)", ["pfn-list-1node-4.3", "pfn-list-1node-v6"],
+            r => Change(r("pfn-list-1node-v6").ElapsedS, r("pfn-list-1node-4.3").ElapsedS)),
+        new("PFN list vs full flush, 1-node, system time change", "%", 5.608, 0, 11.22, "0..11.22 (more, up to x2)",
+            "v6 4/4: System 77.57 -> 81.92 s", ["pfn-list-1node-4.3", "pfn-list-1node-v6"],
+            r => Change(r("pfn-list-1node-v6").BenchmarkSystemS, r("pfn-list-1node-4.3").BenchmarkSystemS)),
+        new("PFN list vs full flush, 4-node, elapsed change", "%", -2.045, -4.09, 0, "-4.09..0 (faster, up to x2)",
+            "v6 4/4: Ops lru-file-mmap-read-elapsed 121.27 -> 118.79 s", ["pfn-list-4node-4.3", "pfn-list-4node-v6"],
+            r => Change(r("pfn-list-4node-v6").ElapsedS, r("pfn-list-4node-4.3").ElapsedS)),
+        new("PFN list vs full flush, 4-node, system time change", "%", -2.178, -4.36, 0, "-4.36..0 (less, up to x2)",
+            "v6 4/4: System 4245.35 -> 4152.89 s", ["pfn-list-4node-4.3", "pfn-list-4node-v6"],
+            r => Change(r("pfn-list-4node-v6").BenchmarkSystemS, r("pfn-list-4node-4.3").BenchmarkSystemS)),
     ];
+
+    /// <summary>The change from <paramref name="before"/> to <paramref name="after"/>, in percent.</summary>
+    public static double Change(double after, double before) =>
+        before > 0 ? (after / before - 1) * 100 : throw new InvalidOperationException("a change from a figure of 0");
 
     /// <summary>
     /// The benchmark's system time (its processes, not kswapd: `time`'s) per page reclaim freed, in

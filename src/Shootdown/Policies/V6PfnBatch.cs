@@ -1,0 +1,91 @@
+using Shootdown.Kernel.Arch;
+using Shootdown.Kernel.Mm;
+using Shootdown.Kernel.Sched;
+using Shootdown.Observe;
+
+namespace Shootdown.Policies;
+
+/// <summary>
+/// The seed series' v6 patch 4/4, "mm: Send one IPI per CPU to TLB flush pages that were recently
+/// unmapped" (Mel Gorman, linux-mm, 9 Jun 2015; not merged) — the kernel its author called
+/// batchunmap-v6. It is v6 patches 1–3 (what 4.3 merged: <see cref="Linux43"/> — the batch flushed
+/// at the end of every shrink_page_list, before its pages are freed, and before pageout() of a page
+/// whose PTE was dirty) with the PFN list put back: set_tlb_ubc_flush_pending appends the page's PFN
+/// and flushes at once when BATCH_TLBFLUSH_SIZE (32) are listed; try_to_unmap_flush runs the
+/// handler on this CPU if it is in the mask and, through smp_call_function_many, on the mask's
+/// other CPUs; the handler counts nr_tlb_remote_flush_received and does flush_local_tlb_addr(pfn
+/// &lt;&lt; PAGE_SHIFT) for each listed PFN — INVLPG of a physical address used as a linear one, as in
+/// RFC v1 (<see cref="RfcPfnBatch"/>), so the cleared user mappings stay cached everywhere,
+/// the sender's own CPU included. The posting measured it against v6 patches 1–3 on both of the
+/// series' machines (README, "Cross-checks").
+/// </summary>
+public sealed class V6PfnBatch : Linux43
+{
+    private readonly SmpCallFunc _handler;
+    private readonly FlushTlbInfo _info = new();
+
+    public V6PfnBatch(PolicyParams p)
+        : base(p)
+    {
+        _handler = PercpuFlushTlbBatchPages;
+    }
+
+    public override string Name => "v6-pfn32";
+
+    public override string Summary => "v6 patch 4/4 (Jun 2015, not merged: batchunmap-v6): linux-4.3's batch plus a 32-PFN list, INVLPG of each PFN as an address on every CPU of the mask, this one included";
+
+    public override bool HasPfnList => true;
+
+    /// <summary>BATCH_TLBFLUSH_SIZE: 32 ("matches SWAP_CLUSTER_MAX").</summary>
+    public override int BatchPages => Params.BatchSize ?? 32;
+
+    /// <summary>set_tlb_ubc_flush_pending of v6 4/4: 4.3's mask and writable flag, the PFN appended, a full list flushed at once.</summary>
+    public override void SetTlbUbcFlushPending(Exec ex, MmStruct mm, uint oldPte)
+    {
+        base.SetTlbUbcFlushPending(ex, mm, oldPte);
+        TlbUnmapBatch b = ex.Task.Batch!;
+        b.Pfns[b.Count++] = Pte.Frame(oldPte);
+        if (b.IsFull)
+        {
+            TryToUnmapFlush(ex);
+        }
+    }
+
+    /// <summary>
+    /// try_to_unmap_flush of v6 4/4: traced as TLB_REMOTE_SHOOTDOWN of the list's length; the handler
+    /// here if this CPU is in the mask, smp_call_function_many to the others; the batch emptied.
+    /// </summary>
+    public override void TryToUnmapFlush(Exec ex)
+    {
+        TlbUnmapBatch b = ex.Task.Batch!;
+        if (!b.FlushRequired)
+        {
+            return;
+        }
+        Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, b.Count, TlbFlushReason.RemoteShootdown);
+        _info.Set(null, 0, 0);
+        _info.Pfns = b.Pfns;
+        _info.NrPfns = b.Count;
+        if (b.CpuMask.Test(ex.Cpu.Id))
+        {
+            ex.Sys += PercpuFlushTlbBatchPages(ex.Cpu, ex.Now, _info);
+        }
+        if (b.CpuMask.AnyBut(ex.Cpu.Id))
+        {
+            Arch.SmpCallFunctionMany(ex, b.CpuMask, _handler, _info);
+        }
+        b.Reset();
+    }
+
+    /// <summary>percpu_flush_tlb_batch_pages of v6 4/4: count the flush, INVLPG of each listed PFN shifted by PAGE_SHIFT.</summary>
+    private long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info)
+    {
+        VmStat.Inc(VmEvent.nr_tlb_remote_flush_received);
+        long cost = 0;
+        for (int i = 0; i < info.NrPfns; i++)
+        {
+            cost += Arch.FlushLocalTlbAddr(r, info.Pfns![i]);
+        }
+        return cost;
+    }
+}
