@@ -356,6 +356,20 @@ public class SafetyTests
     }
 
     [Fact]
+    public void V6PfnListAsPostedLosesWritesLikeV1ThoughItFlushesBeforeFreeAndPageout()
+    {
+        // 4.3's flush points do not help when the handler invalidates pfn << PAGE_SHIFT.
+        var sim = new Sim(WriteRun("v6-pfn32", stopOn: "lost_write"));
+        sim.Run();
+        Assert.True(sim.Stopped, "v6-pfn32 lost no write");
+        AssertLostWriteIsReal(sim.Oracle!, sim.Oracle!.StoppedBy!, "v6-pfn32");
+        var stale = new Sim(WriteRun("v6-pfn32", stopOn: "stale_access_after_free"));
+        stale.Run();
+        Assert.True(stale.Stopped, "v6-pfn32 made no stale access to a freed frame");
+        AssertStaleAccessIsReal(stale.Oracle!, stale.Oracle!.StoppedBy!, "v6-pfn32");
+    }
+
+    [Fact]
     public void StoppingOnALostWriteShowsTheCaptureTheStaleStoreAndTheFree()
     {
         var sim = new Sim(WriteRun("rfc-pfn32", stopOn: "lost_write"));
