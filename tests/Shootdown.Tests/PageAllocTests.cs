@@ -1,6 +1,7 @@
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
 using Shootdown.Observe;
+using Shootdown.Reports;
 
 namespace Shootdown.Tests;
 
@@ -18,6 +19,25 @@ public class PageAllocTests
             n += z.NrFreeArea[o] << o;
         }
         return n;
+    }
+
+    [Fact]
+    public void ZoneStatisticsCountEveryAllocationOnceByNodeAndOnceByCpu()
+    {
+        // Two nodes under reclaim: some allocations fall back to the other node's zones.
+        RunResult two = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
+        var v = two.Vmstat;
+        Assert.True(v["numa_hit"] > 0 && v["numa_miss"] > 0, $"hit {v["numa_hit"]}, miss {v["numa_miss"]}");
+        Assert.Equal(v["numa_miss"], v["numa_foreign"]);
+        Assert.Equal(v["numa_hit"] + v["numa_miss"], v["numa_local"] + v["numa_other"]);
+        // Readers allocate for their own node (the preferred one is the CPU's): hit is local.
+        Assert.Equal(v["numa_hit"], v["numa_local"]);
+        // Every page the readers read was allocated once.
+        Assert.True(v["numa_hit"] + v["numa_miss"] >= two.PagesRead);
+        // One node: nothing is foreign.
+        RunResult one = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 4));
+        Assert.True(one.Vmstat["numa_hit"] > 0);
+        Assert.Equal(0, one.Vmstat["numa_miss"] + one.Vmstat["numa_foreign"] + one.Vmstat["numa_other"]);
     }
 
     [Theory]

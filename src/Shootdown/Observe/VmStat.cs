@@ -28,6 +28,21 @@ public enum VmEvent
     numa_hint_faults_local,
     numa_pages_migrated,
     pgscan_direct_throttle,
+
+    /// <summary>zone_statistics (mm/vmstat.c): a page from the preferred node.</summary>
+    numa_hit,
+
+    /// <summary>A page from another node than the preferred one (counted on the zone it came from).</summary>
+    numa_miss,
+
+    /// <summary>The same allocations, counted on the preferred zone that could not serve them.</summary>
+    numa_foreign,
+
+    /// <summary>A page from the allocating CPU's own node.</summary>
+    numa_local,
+
+    /// <summary>A page from another node than the allocating CPU's.</summary>
+    numa_other,
 }
 
 /// <summary>

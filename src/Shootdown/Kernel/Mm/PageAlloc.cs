@@ -185,8 +185,28 @@ public sealed class PageAlloc(Sim sim)
             {
                 return;
             }
+            ZoneStatistics(prefNode, mem.NodeOf(f), ex.Cpu.Node);
             dest[have++] = f;
         }
+    }
+
+    /// <summary>
+    /// zone_statistics (mm/vmstat.c, CONFIG_NUMA): a page from <paramref name="node"/> for an
+    /// allocation that preferred <paramref name="preferred"/>, on a CPU of <paramref name="cpuNode"/>.
+    /// </summary>
+    private void ZoneStatistics(int preferred, int node, int cpuNode)
+    {
+        Observe.VmStat v = sim.VmStat;
+        if (node == preferred)
+        {
+            v.Inc(Observe.VmEvent.numa_hit);
+        }
+        else
+        {
+            v.Inc(Observe.VmEvent.numa_miss);
+            v.Inc(Observe.VmEvent.numa_foreign);
+        }
+        v.Inc(node == cpuNode ? Observe.VmEvent.numa_local : Observe.VmEvent.numa_other);
     }
 
     /// <summary>reset_alloc_batches: every zone of the node gets its fair share (high - low) again.</summary>
