@@ -88,6 +88,17 @@ public class CrossCheckTests
         Assert.Equal(5.75, CrossCheck.Change(21.52, 20.35), 0.001);
         Assert.Equal(-2.045, CrossCheck.Change(118.79, 121.27), 0.001);
         Assert.Throws<InvalidOperationException>(() => CrossCheck.Change(1, 0));
+        // The published changes, from the figures of v6 4/4's changelog, and their targets: from 0
+        // to twice the change.
+        double[] published = [CrossCheck.Change(21.52, 20.35), CrossCheck.Change(81.92, 77.57), CrossCheck.Change(118.79, 121.27), CrossCheck.Change(4152.89, 4245.35)];
+        CrossCheckSpec[] pfn = CrossCheck.All.Where(c => c.Name.StartsWith("PFN list", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(4, pfn.Length);
+        foreach (var (c, p) in pfn.Zip(published))
+        {
+            Assert.Equal(p, c.Published, 0.01);
+            Assert.Equal(Math.Min(0, 2 * p), c.Min, 0.02);
+            Assert.Equal(Math.Max(0, 2 * p), c.Max, 0.02);
+        }
         // Each PFN-list check compares v6-pfn32 with linux-4.3 on one machine at reproduce's scale.
         foreach (CrossCheckSpec c in CrossCheck.All.Where(c => c.Name.StartsWith("PFN list", StringComparison.Ordinal)))
         {

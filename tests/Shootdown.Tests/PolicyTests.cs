@@ -177,9 +177,11 @@ public class PolicyTests
         Exec ex = ExecOn(sim, 0);
         for (int v = 0; v < 31; v++)
         {
-            Assert.True(sim.Rmap.ClearPteFlushOrDefer(ex, mm, v, Pte.Make(1000 + v, Pte.Present), batchFlush: true));
+            uint flags = v == 7 ? Pte.Present | Pte.Dirty | Pte.Write : Pte.Present; // one dirty PTE: the batch is writable
+            Assert.True(sim.Rmap.ClearPteFlushOrDefer(ex, mm, v, Pte.Make(1000 + v, flags), batchFlush: true));
         }
         Assert.Equal(31, ex.Task.Batch!.Count);
+        Assert.True(ex.Task.Batch.Writable);
         Assert.Equal(0, sim.VmStat[VmEvent.nr_tlb_remote_flush_received]);
         long sysBefore = ex.Sys;
         sim.Rmap.ClearPteFlushOrDefer(ex, mm, 31, Pte.Make(1031, Pte.Present), batchFlush: true);
@@ -191,6 +193,7 @@ public class PolicyTests
         Assert.Equal(0, sim.Cpus[5].TlbShootdowns);
         Assert.Equal(0, ex.Task.Batch.Count);
         Assert.False(ex.Task.Batch.FlushRequired);
+        Assert.False(ex.Task.Batch.Writable);
         // The local handler: 32 INVLPGs, charged to the sender.
         Assert.True(ex.Sys - sysBefore >= 32 * sim.Costs.InvlpgNs, $"{ex.Sys - sysBefore} ns");
         // INVLPG of pfn << PAGE_SHIFT, as in RFC v1: the cleared user entries stay cached on both CPUs,
@@ -217,10 +220,24 @@ public class PolicyTests
         Assert.True(ex.Task.Batch.Writable);
         sim.Policy.TryToUnmapFlushDirty(ex); // v6 3/4: a dirty PTE is flushed before pageout
         Assert.False(ex.Task.Batch.FlushRequired);
+        Assert.False(ex.Task.Batch.Writable);
+        Assert.Equal(0, ex.Task.Batch.Count);
         Assert.Equal(1, sim.Cpus[3].CallFunctionIrqs);
-        Assert.Equal(sim.Costs.IrqEntryExitNs + 2 * sim.Costs.InvlpgNs + 2 * sim.Lines.Transfer(0, 3), sim.Cpus[3].IrqDebtNs);
+        long debt = sim.Costs.IrqEntryExitNs + 2 * sim.Costs.InvlpgNs + 2 * sim.Lines.Transfer(0, 3);
+        Assert.Equal(debt, sim.Cpus[3].IrqDebtNs);
         sim.Policy.TryToUnmapFlush(ex); // nothing left: no IPI
         Assert.Equal(1, sim.Cpus[3].CallFunctionIrqs);
+
+        // A clean PTE after the dirty flush: the writable flag did not stick, so pageout's check
+        // flushes nothing; the end of shrink_page_list flushes the one-PFN list.
+        sim.Rmap.ClearPteFlushOrDefer(ex, mm, 3, Pte.Make(702, Pte.Present), true);
+        sim.Policy.TryToUnmapFlushDirty(ex);
+        Assert.Equal(1, sim.Cpus[3].CallFunctionIrqs);
+        Assert.Equal(1, ex.Task.Batch.Count);
+        sim.Policy.TryToUnmapFlush(ex);
+        Assert.Equal(2, sim.Cpus[3].CallFunctionIrqs);
+        Assert.Equal(0, ex.Task.Batch.Count);
+        Assert.Equal(debt + sim.Costs.IrqEntryExitNs + sim.Costs.InvlpgNs + 2 * sim.Lines.Transfer(0, 3), sim.Cpus[3].IrqDebtNs);
     }
 
     [Fact]

@@ -356,9 +356,10 @@ public class SafetyTests
     }
 
     [Fact]
-    public void V6PfnListAsPostedLosesWritesLikeV1ThoughItFlushesBeforeFreeAndPageout()
+    public void V6PfnListAsPostedLosesWritesAndTouchesFreedFramesLikeV1()
     {
-        // 4.3's flush points do not help when the handler invalidates pfn << PAGE_SHIFT.
+        // 4.3's flush points (before free, before pageout of a dirty page) do not help when the
+        // handler invalidates pfn << PAGE_SHIFT (PolicyTests has those flush points).
         var sim = new Sim(WriteRun("v6-pfn32", stopOn: "lost_write"));
         sim.Run();
         Assert.True(sim.Stopped, "v6-pfn32 lost no write");

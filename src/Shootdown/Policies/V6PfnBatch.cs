@@ -8,15 +8,19 @@ namespace Shootdown.Policies;
 /// <summary>
 /// The seed series' v6 patch 4/4, "mm: Send one IPI per CPU to TLB flush pages that were recently
 /// unmapped" (Mel Gorman, linux-mm, 9 Jun 2015; not merged) — the kernel its author called
-/// batchunmap-v6. It is v6 patches 1–3 (what 4.3 merged: <see cref="Linux43"/> — the batch flushed
-/// at the end of every shrink_page_list, before its pages are freed, and before pageout() of a page
-/// whose PTE was dirty) with the PFN list put back: set_tlb_ubc_flush_pending appends the page's PFN
+/// batchunmap-v6. It is v6 patches 1–3 (the design 4.3 merged in a later revision, modelled by
+/// <see cref="Linux43"/> — the batch flushed at the end of every shrink_page_list, before its
+/// pages are freed, and before pageout() of a page whose PTE was dirty; v6 still allocated
+/// current->tlb_ubc in shrink_lruvec and its handler called local_flush_tlb()) with the PFN list
+/// put back: set_tlb_ubc_flush_pending appends the page's PFN
 /// and flushes at once when BATCH_TLBFLUSH_SIZE (32) are listed; try_to_unmap_flush runs the
 /// handler on this CPU if it is in the mask and, through smp_call_function_many, on the mask's
 /// other CPUs; the handler counts nr_tlb_remote_flush_received and does flush_local_tlb_addr(pfn
 /// &lt;&lt; PAGE_SHIFT) for each listed PFN — INVLPG of a physical address used as a linear one, as in
 /// RFC v1 (<see cref="RfcPfnBatch"/>), so the cleared user mappings stay cached everywhere,
-/// the sender's own CPU included. The posting measured it against v6 patches 1–3 on both of the
+/// the sender's own CPU included. (The local call still passes &amp;tlb_ubc->cpumask, left from patch
+/// 2, to a handler that now reads a struct tlbflush_unmap_batch: it works because the cpumask is
+/// the struct's first member.) The posting measured it against v6 patches 1–3 on both of the
 /// series' machines (README, "Cross-checks").
 /// </summary>
 public sealed class V6PfnBatch : Linux43

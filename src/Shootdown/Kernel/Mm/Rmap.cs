@@ -204,11 +204,11 @@ public sealed class Rmap(Sim sim)
     /// Whether reclaim's try_to_unmap of <paramref name="frame"/> on this step's CPU would send a
     /// shootdown at once, from inside try_to_unmap_one, holding the PTE lock: under a policy that
     /// keeps no per-task batch (<see cref="FlushPolicy.UsesBatch"/>), when a PTE mapping the page
-    /// that a CPU can cache belongs to an mm on another CPU (ptep_clear_flush); under the RFC's
-    /// PFN list (<see cref="FlushPolicy.HasPfnList"/>), when the PTEs it would defer fill the
+    /// that a CPU can cache belongs to an mm on another CPU (ptep_clear_flush); under a PFN list
+    /// (<see cref="FlushPolicy.HasPfnList"/>: RFC v1, v6 4/4), when the PTEs it would defer fill the
     /// task's list, which set_tlb_ubc_flush_pending then flushes at once. The other batching
     /// policies flush later, outside the PTE lock (before pageout, at the end of shrink_page_list
-    /// or, for the RFC's list, of shrink_lruvec). Not
+    /// or, for RFC v1's list, of shrink_lruvec). Not
     /// kernel code, and it charges nothing: reclaim ends the step before such an unmap
     /// (<see cref="Sched.Yield.Sync"/>) so that the receivers have mostly been simulated up to the
     /// IPI's arrival when it is sent. It does not call the policy's should_defer_flush, which runs
@@ -246,7 +246,7 @@ public sealed class Rmap(Sim sim)
     }
 
     /// <summary>
-    /// Counts the PTEs reclaim's try_to_unmap would defer under the RFC (each appends its PFN to
+    /// Counts the PTEs reclaim's try_to_unmap would defer under a PFN list (each appends its PFN to
     /// the list, accessible or not), up to a young PTE, where the walk fails (SWAP_FAIL) first.
     /// </summary>
     private struct WouldFillPfnListOne(int cpu) : IRmapOne

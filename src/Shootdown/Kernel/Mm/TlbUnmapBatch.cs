@@ -5,7 +5,7 @@ namespace Shootdown.Kernel.Mm;
 /// <summary>
 /// struct tlbflush_unmap_batch (task->tlb_ubc): the arch part (x86: the CPUs that may cache an
 /// unmapped page), whether a flush is owed, whether a writable (dirty) PTE was unmapped, and — for
-/// the RFC — the pages' PFNs.
+/// the PFN lists of RFC v1 and v6 4/4 — the pages' PFNs.
 /// </summary>
 public sealed class TlbUnmapBatch
 {
@@ -21,7 +21,7 @@ public sealed class TlbUnmapBatch
 
     public int Capacity { get; }
 
-    /// <summary>The RFC's pfns[]: page_to_pfn of each page unmapped into the batch.</summary>
+    /// <summary>pfns[] of RFC v1 and v6 4/4: page_to_pfn of each page unmapped into the batch.</summary>
     public readonly int[] Pfns;
     public int Count;
     public bool FlushRequired;

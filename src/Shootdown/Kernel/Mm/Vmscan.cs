@@ -565,14 +565,14 @@ public sealed class Vmscan(Sim sim)
     /// before each page, where other CPUs may use entries whose flush was deferred): decide the
     /// page's fate and, if it is to be reclaimed, go on with <see cref="ShrinkPageListUnmap"/> —
     /// unless unmapping it would send a shootdown at once (<see cref="Rmap.UnmapWouldShootDown"/>:
-    /// vanilla, another CPU caches the mm; the RFC, the page's PTEs fill the PFN list). Then it returns true, and the caller ends the step
+    /// vanilla, another CPU caches the mm; a PFN list (RFC v1, v6 4/4), the page's PTEs fill it). Then it returns true, and the caller ends the step
     /// with <see cref="Yield.Sync"/> — no kernel preemption point — and runs the unmap as the next
     /// step. In between the page stays isolated, off the LRU, so no other reclaimer, migration or
     /// the flusher takes it; other CPUs may still act on its PTEs, as in the kernel, whose page
     /// lock does not keep them off — its owner may exit (exit_mmap zaps the PTE) or touch it again
     /// after a TLB miss (the PTE turns young, and try_to_unmap fails) — so the unmap step looks at
     /// the page afresh. Unlike 4.0, whose fault path skips or waits for a locked page, the model's
-    /// (Filemap) may also map it into another mm meanwhile. Only vanilla, and the RFC once per
+    /// (Filemap) may also map it into another mm meanwhile. Only vanilla, and a PFN list once per
     /// full list, have this window: the batching policies otherwise check and unmap in one step.
     /// After the last page the caller ends the step again and runs
     /// <see cref="ShrinkPageListTail"/>.
