@@ -99,6 +99,11 @@ public class CrossCheckTests
             Assert.Equal(Math.Min(0, 2 * p), c.Min, 0.02);
             Assert.Equal(Math.Max(0, 2 * p), c.Max, 0.02);
         }
+        // The SWAP_CLUSTER_MAX run is linux-4.3 on the 1-node machine with 256 instead of 32.
+        CrossCheckRun scm = CrossCheck.Runs.Single(r => r.Key == "swap-cluster-256");
+        Assert.Equal(256, scm.Config(1).Policy.SwapClusterMax);
+        Assert.Equal(32, CrossCheck.Runs.Single(r => r.Key == "pfn-list-1node-4.3").Config(1).Policy.SwapClusterMax);
+        Assert.Equal(("gorman-1node", "linux-4.3", 8), (scm.Machine, scm.Policy, scm.Scale));
         // Each PFN-list check compares v6-pfn32 with linux-4.3 on one machine at reproduce's scale.
         foreach (CrossCheckSpec c in CrossCheck.All.Where(c => c.Name.StartsWith("PFN list", StringComparison.Ordinal)))
         {
