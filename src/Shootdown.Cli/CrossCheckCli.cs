@@ -13,7 +13,7 @@ internal static class CrossCheckCli
         var seed = new Option<string>("--seed") { Description = "Seed of every run", DefaultValueFactory = _ => "1" };
         var jobs = new Option<string>("--jobs") { Description = "Runs at once on the host's cores (the result does not depend on it)", DefaultValueFactory = _ => Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture) };
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv", DefaultValueFactory = _ => "table" };
-        var cmd = new Command("crosscheck", "Set the model beside published measurements outside the seed's comparison (truncation timings, Linux 6.4's migration batching, a 4-socket lock profile, the series' v6 PFN list against its full flush), which no constant was searched against");
+        var cmd = new Command("crosscheck", "Set the model beside published measurements outside the seed's comparison (truncation timings, Linux 6.4's migration batching, a 4-socket lock profile, the series' v6 PFN list against its full flush and its SWAP_CLUSTER_MAX patch), which no constant was searched against");
         foreach (Option o in new Option[] { seed, jobs, format, ShootdownCli.ProgressOpt, ShootdownCli.CostOpt, ShootdownCli.CpuSpeedOpt })
         {
             cmd.Options.Add(o);
