@@ -61,8 +61,10 @@ public class PolicyTests
             Assert.True(sim.Cpus[5].Tlb.Lookup(mm.Id, v) >= 0);
         }
         Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, 1003));
-        // The receiver paid one INVLPG per listed page.
-        Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs + 2 * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
+        // The receiver paid one INVLPG per listed page, and read the list from the sender: the
+        // batch (8-byte cpumask on 8 CPUs, 8-byte count, 32 PFNs) is 272 bytes, five lines, four
+        // more than the flush info's one (and the csd's).
+        Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs + (2 + 4) * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
     }
 
     [Fact]
@@ -94,6 +96,22 @@ public class PolicyTests
         Assert.Equal((4096 - 8 - 8) / 8, sim.Policy.BatchPages); // 8 CPUs: a one-word cpumask
         Assert.Equal(510, RfcPfnBatch.PagePfns(48));
         Assert.Equal(sim.Policy.BatchPages, sim.UserTasks[0].Batch!.Capacity);
+    }
+
+    [Fact]
+    public void AReceiverOfAPageSizedListReadsTheWholePageFromTheSender()
+    {
+        Sim sim = Machine("rfc-pfn-page");
+        int n = sim.Policy.BatchPages; // 510: the batch fills the 4 KiB page
+        MmStruct mm = MmOn(sim, 1, 5);
+        Exec ex = ExecOn(sim, 0);
+        for (int v = 0; v < n; v++)
+        {
+            sim.Rmap.ClearPteFlushOrDefer(ex, mm, v, Pte.Make(2000 + v, Pte.Present), batchFlush: true);
+        }
+        Assert.Equal(1, sim.Cpus[5].CallFunctionIrqs);
+        // 64 lines of batch, 63 beyond the flush info's; the csd's one more.
+        Assert.Equal(sim.Costs.IrqEntryExitNs + n * sim.Costs.InvlpgNs + (2 + 63) * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
     }
 
     [Fact]
@@ -204,7 +222,8 @@ public class PolicyTests
             Assert.True(sim.Cpus[0].Tlb.Lookup(mm.Id, v) >= 0);
         }
         Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, 1003));
-        Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs + 2 * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
+        // 32 INVLPGs, and the list's four lines beyond the flush info's (272 bytes of batch).
+        Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs + (2 + 4) * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
     }
 
     [Fact]

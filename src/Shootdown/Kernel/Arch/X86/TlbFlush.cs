@@ -323,6 +323,25 @@ public sealed class X86TlbFlush : IArchTlb
     }
 
     /// <summary>
+    /// Cache lines a PFN list's handler reads from the sender beyond the one the flush info is
+    /// counted as: the policies that keep one (RFC v1, v6 4/4) pass the task's struct
+    /// tlbflush_unmap_batch itself — a cpumask of nr_cpu_ids bits, the 8-byte count, then 8 bytes per
+    /// PFN — which the sender wrote as it unmapped, and every receiver reads up to the last listed
+    /// PFN: 4 more lines for 32 PFNs on 48 CPUs, 63 for a page's worth. The "mandatory" cache misses
+    /// of feeding the list across CPUs (Linus Torvalds, "Re: [PATCH 0/3] TLB flush multiple pages
+    /// per IPI v5", linux-mm, 10 June 2015). 0 for a flush without a list.
+    /// </summary>
+    private long PfnListLines(FlushTlbInfo? info)
+    {
+        if (info?.Pfns is null)
+        {
+            return 0;
+        }
+        long bytes = (_cpus.Length + 63) / 64 * 8 + 8 + 8L * info.NrPfns;
+        return (bytes + 63) / 64 - 1;
+    }
+
+    /// <summary>
     /// smp_call_function_many(mask, func, info, wait = 1) over x86's APIC: one IPI per CPU of the
     /// mask but the sender, posted one after another; each receiver takes it when its interrupts
     /// are on (not while it spins on or holds an irq-safe lock) and runs the handler; the sender
@@ -357,6 +376,7 @@ public sealed class X86TlbFlush : IArchTlb
             second = mask.NextSet(second + 1);
         }
         bool single = first >= 0 && second < 0;
+        long listLines = PfnListLines(info);
         for (int c = first; c >= 0; c = mask.NextSet(c + 1))
         {
             if (c == sender.Id)
@@ -378,7 +398,7 @@ public sealed class X86TlbFlush : IArchTlb
                 CoalescedRequests++;
                 bool known = onto == r.WinSerial;
                 long start = known ? r.WinRunEnd : r.FlyRunEnd;
-                long work = Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, start, info!) : func(r, start, info!));
+                long work = (1 + listLines) * Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, start, info!) : func(r, start, info!));
                 r.SysNs += work;
                 r.IrqNs += work;
                 if (known)
@@ -417,9 +437,10 @@ public sealed class X86TlbFlush : IArchTlb
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
             // The handler drains its queue (llist_del_all: the head's line back from the sender),
             // reads the csd and the flush info on the sender's stack (one more line from the
-            // sender), and csd_unlock writes the csd, which the sender's csd_lock_wait re-reads.
+            // sender), and csd_unlock writes the csd, which the sender's csd_lock_wait re-reads. A PFN
+            // list's handler also reads the rest of the sender's batch (PfnListLines).
             long entry = _c.IrqEntryExitNs + Lines.Take(ref r.CallSingleQueueOwner, r.Id);
-            long work2 = Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info!) : func(r, handled, info!));
+            long work2 = (1 + listLines) * Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info!) : func(r, handled, info!));
             long handler = entry + work2;
             long ack = handled + handler + back;
             if (ack > lastAck)
