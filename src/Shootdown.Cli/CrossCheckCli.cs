@@ -13,8 +13,9 @@ internal static class CrossCheckCli
         var seed = new Option<string>("--seed") { Description = "Seed of every run", DefaultValueFactory = _ => "1" };
         var jobs = new Option<string>("--jobs") { Description = "Runs at once on the host's cores (the result does not depend on it)", DefaultValueFactory = _ => Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture) };
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv", DefaultValueFactory = _ => "table" };
+        var repeat = new Option<string>("--repeat") { Description = "Seeds per run, seed..seed+N-1; each check's figure is its mean over them", DefaultValueFactory = _ => "1" };
         var cmd = new Command("crosscheck", "Set the model beside published measurements outside the seed's comparison (truncation timings, Linux 6.4's migration batching, a 4-socket lock profile, the series' v6 PFN list against its full flush and its SWAP_CLUSTER_MAX patch), which no constant was searched against");
-        foreach (Option o in new Option[] { seed, jobs, format, ShootdownCli.ProgressOpt, ShootdownCli.CostOpt, ShootdownCli.CpuSpeedOpt })
+        foreach (Option o in new Option[] { seed, repeat, jobs, format, ShootdownCli.ProgressOpt, ShootdownCli.CostOpt, ShootdownCli.CpuSpeedOpt })
         {
             cmd.Options.Add(o);
         }
@@ -27,11 +28,16 @@ internal static class CrossCheckCli
             }
             ulong sd = ParseArg.Unsigned(pr.GetValue(seed)!, "--seed");
             int j = (int)ParseArg.Integer(pr.GetValue(jobs)!, "--jobs", 1, 1024);
+            int n = (int)ParseArg.Integer(pr.GetValue(repeat)!, "--repeat", 1, 1000);
+            if ((ulong)(n - 1) > ulong.MaxValue - sd)
+            {
+                throw new ConfigException($"--seed {sd} with --repeat {n} would run seeds past {ulong.MaxValue} (seeds must not wrap); lower --seed or --repeat");
+            }
             // Parse --cost and --cpu-speed once, against a machine's costs, so bad input fails before any run.
             _ = ShootdownCli.CostsFrom(pr, Hardware.MachineSpec.Resolve(CrossCheck.Runs[0].Machine).Costs);
-            int total = CrossCheck.Runs.Count;
+            int total = CrossCheck.Runs.Count * n;
             CrossCheck result = ShootdownCli.WithProgress(f == "table" || pr.GetValue(ShootdownCli.ProgressOpt), $"{total} runs", total,
-                progress => CrossCheck.Run(CrossCheck.All, CrossCheck.Runs, sd, j, c => ShootdownCli.CostsFrom(pr, c), progress));
+                progress => CrossCheck.Run(CrossCheck.All, CrossCheck.Runs, sd, j, c => ShootdownCli.CostsFrom(pr, c), progress, n));
             // The same --cost and --cpu-speed apply to every run; a machine's own clock note is its business, not this run's.
             string diffs = string.Join("\n", result.Configs.Select(c => ShootdownCli.SetNote(c.Machine, c)).Where(n => n.Length > 0).Distinct());
             Console.Out.Write(f switch

@@ -78,6 +78,8 @@ public class CliTests
     [InlineData("unknown cost constant", "crosscheck", "--cost", "nope=1")]
     [InlineData("--jobs must be in 1..1024, got 0", "crosscheck", "--jobs", "0")]
     [InlineData("--seed", "crosscheck", "--seed", "-1")]
+    [InlineData("--repeat must be in 1..1000, got 0", "crosscheck", "--repeat", "0")]
+    [InlineData("would run seeds past", "crosscheck", "--seed", "18446744073709551615", "--repeat", "2")]
     public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args) => AssertRefused(expected, args);
 
     /// <summary>Exit 2, one line on stderr holding <paramref name="expected"/>, no stack trace, nothing on stdout.</summary>

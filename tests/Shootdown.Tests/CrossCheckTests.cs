@@ -44,6 +44,31 @@ public class CrossCheckTests
     }
 
     [Fact]
+    public void RepeatEvaluatesEachSeedAndJudgesTheMean()
+    {
+        var tiny = new CrossCheckRun("tiny", "tiny", "lru-file-mmap-read", "vanilla", 4);
+        static CrossCheckSpec Elapsed(double min, double max) =>
+            new("elapsed", "s", (min + max) / 2, min, max, "", "test", ["tiny"], r => r("tiny").ElapsedS);
+        CrossCheck two = CrossCheck.Run([Elapsed(0, 1e9)], [tiny], seed: 4, jobs: 2, repeat: 2);
+        double s4 = Runner.Run(tiny.Config(4)).ElapsedS;
+        double s5 = Runner.Run(tiny.Config(5)).ElapsedS;
+        Assert.NotEqual(s4, s5); // the seeds give different runs, so the mean is neither
+        Assert.Equal(2, two.Seeds);
+        Assert.Equal([s4, s5], two.Rows[0].PerSeed);
+        Assert.Equal((s4 + s5) / 2, two.Rows[0].Simulated, 12);
+        // A range that holds the mean but not the smaller seed's value: the mean decides.
+        double lo = Math.Min(s4, s5), hi = Math.Max(s4, s5);
+        CrossCheck mid = CrossCheck.Run([Elapsed((lo + hi) / 2 - (hi - lo) / 4, hi - (hi - lo) / 8)], [tiny], seed: 4, jobs: 1, repeat: 2);
+        Assert.True(mid.Rows[0].Within);
+        Assert.Single(mid.Configs);
+        string json = two.ToJsonNode().ToJsonString();
+        Assert.Contains("\"per_seed\":[", json, StringComparison.Ordinal);
+        Assert.Contains("\"seeds\":2", json, StringComparison.Ordinal);
+        Assert.Contains("seeds 4..5", two.ToText(), StringComparison.Ordinal);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CrossCheck.Run([Elapsed(0, 1)], [tiny], 1, repeat: 0));
+    }
+
+    [Fact]
     public void ACheckOfARunThatIsNotDefinedIsRefused()
     {
         var e = Assert.Throws<ArgumentException>(() => CrossCheck.Run(

@@ -157,21 +157,39 @@ public sealed class CrossCheck
     public static double LockShare(RunResult r, string lockName) =>
         r.Locks.TryGetValue(lockName, out LockStats? l) ? (l.SpinS + l.AcquireS) / (r.UserS + r.SystemS) * 100 : 0;
 
-    /// <summary>One check's outcome.</summary>
-    public sealed record Row(string Check, string Unit, double Published, double Simulated, double Ratio, string Target, bool Within, string Source);
+    /// <summary>
+    /// One check's outcome: <see cref="Simulated"/> is the mean of <see cref="PerSeed"/>, the check's
+    /// value from each seed's runs.
+    /// </summary>
+    public sealed record Row(string Check, string Unit, double Published, double Simulated, double Ratio, string Target, bool Within, string Source,
+        IReadOnlyList<double> PerSeed);
 
-    public CrossCheck(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyDictionary<string, RunResult> results, IReadOnlyList<RunConfig> configs)
+    /// <summary>
+    /// The checks over one set of runs per seed (<paramref name="perSeed"/>, each keyed by run): a
+    /// check's simulated value is the mean of its values from each seed's runs.
+    /// </summary>
+    public CrossCheck(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyList<IReadOnlyDictionary<string, RunResult>> perSeed, IReadOnlyList<RunConfig> configs)
     {
+        if (perSeed.Count == 0)
+        {
+            throw new ArgumentException("no runs to check", nameof(perSeed));
+        }
         Configs = configs;
         Checks = checks;
+        Seeds = perSeed.Count;
         Rows = checks.Select(c =>
         {
-            double sim = c.Simulate(key => results.TryGetValue(key, out RunResult? rr) ? rr : throw new ArgumentException($"cross-check '{c.Name}' reads run '{key}', which was not run"));
-            return new Row(c.Name, c.Unit, c.Published, sim, sim / c.Published, c.Target, sim >= c.Min && sim <= c.Max, c.Source);
+            double[] values = perSeed.Select(results => c.Simulate(key => results.TryGetValue(key, out RunResult? rr) ? rr
+                : throw new ArgumentException($"cross-check '{c.Name}' reads run '{key}', which was not run"))).ToArray();
+            double sim = values.Average();
+            return new Row(c.Name, c.Unit, c.Published, sim, sim / c.Published, c.Target, sim >= c.Min && sim <= c.Max, c.Source, values);
         }).ToArray();
     }
 
-    /// <summary>The configurations that were run, in <see cref="Runs"/>' order.</summary>
+    /// <summary>Seeds each run was made with (seed .. seed + Seeds - 1).</summary>
+    public int Seeds { get; }
+
+    /// <summary>The configurations that were run, in <see cref="Runs"/>' order (the first seed's).</summary>
     public IReadOnlyList<RunConfig> Configs { get; }
 
     public IReadOnlyList<Row> Rows { get; }
@@ -182,36 +200,48 @@ public sealed class CrossCheck
     public bool AllWithin => Rows.All(r => r.Within);
 
     /// <summary>
-    /// Runs every run <paramref name="checks"/> read (in parallel, at most <paramref name="jobs"/> at
-    /// once; 0 = one per host core) with <paramref name="seed"/> and evaluates the checks. Each run is
-    /// deterministic, so the report is the same whatever the parallelism.
+    /// Runs every run <paramref name="checks"/> read with seeds <paramref name="seed"/> ..
+    /// <paramref name="seed"/> + <paramref name="repeat"/> - 1 (in parallel, at most
+    /// <paramref name="jobs"/> at once; 0 = one per host core) and evaluates the checks, each on
+    /// every seed's runs, their mean against the target. Each run is deterministic, so the report
+    /// is the same whatever the parallelism.
     /// </summary>
     public static CrossCheck Run(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyList<CrossCheckRun> runs, ulong seed, int jobs = 0,
-        Func<CostModel, CostModel>? costs = null, Action<int, int>? progress = null)
+        Func<CostModel, CostModel>? costs = null, Action<int, int>? progress = null, int repeat = 1)
     {
+        if (repeat < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(repeat), repeat, "at least one seed");
+        }
         var needed = checks.SelectMany(c => c.Runs).ToHashSet();
         CrossCheckRun[] todo = runs.Where(r => needed.Contains(r.Key)).ToArray();
         foreach (string k in needed.Where(k => todo.All(r => r.Key != k)))
         {
             throw new ArgumentException($"no cross-check run is named '{k}'");
         }
-        RunConfig[] cfgs = todo.Select(r => r.Config(seed, costs)).ToArray();
-        var results = new RunResult[todo.Length];
+        RunConfig[] cfgs = Enumerable.Range(0, repeat).SelectMany(s => todo.Select(r => r.Config(seed + (ulong)s, costs))).ToArray();
+        var results = new RunResult[cfgs.Length];
         int done = 0;
         var opts = new ParallelOptions { MaxDegreeOfParallelism = jobs > 0 ? jobs : Environment.ProcessorCount };
-        Parallel.For(0, todo.Length, opts, i =>
+        Parallel.For(0, cfgs.Length, opts, i =>
         {
             results[i] = Runner.Run(cfgs[i]);
-            progress?.Invoke(Interlocked.Increment(ref done), todo.Length);
+            progress?.Invoke(Interlocked.Increment(ref done), cfgs.Length);
         });
-        return new CrossCheck(checks, todo.Select((r, i) => (r.Key, results[i])).ToDictionary(x => x.Key, x => x.Item2), cfgs);
+        var perSeed = Enumerable.Range(0, repeat)
+            .Select(s => (IReadOnlyDictionary<string, RunResult>)todo.Select((r, i) => (r.Key, results[s * todo.Length + i])).ToDictionary(x => x.Key, x => x.Item2))
+            .ToArray();
+        return new CrossCheck(checks, perSeed, cfgs.Take(todo.Length).ToArray());
     }
 
     public string ToText()
     {
         var sb = new StringBuilder();
         sb.AppendLine("Cross-checks: published figures outside the seed's comparison, which no constant was searched against.");
-        sb.AppendLine("Runs (seed " + Configs[0].Seed.ToString(CultureInfo.InvariantCulture) + "):");
+        ulong first = Configs[0].Seed;
+        sb.AppendLine(Seeds == 1
+            ? "Runs (seed " + first.ToString(CultureInfo.InvariantCulture) + "):"
+            : string.Create(CultureInfo.InvariantCulture, $"Runs (seeds {first}..{first + (ulong)(Seeds - 1)}; each check's simulated figure is its mean over the seeds):"));
         foreach (RunConfig c in Configs)
         {
             sb.AppendLine(CultureInfo.InvariantCulture,
@@ -248,6 +278,7 @@ public sealed class CrossCheck
                 ["workload"] = c.Workload,
                 ["policy"] = c.PolicyName,
                 ["seed"] = c.Seed,
+                ["seeds"] = Seeds,
             });
         }
         var checks = new JsonArray();
@@ -263,6 +294,7 @@ public sealed class CrossCheck
                 ["target"] = r.Target,
                 ["within"] = r.Within,
                 ["source"] = r.Source,
+                ["per_seed"] = new JsonArray(r.PerSeed.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
             });
         }
         return new JsonObject
