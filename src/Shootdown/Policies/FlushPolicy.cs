@@ -130,6 +130,23 @@ public abstract class FlushPolicy
     public virtual void FlushTlbBatchedPending(Exec ex, MmStruct mm)
     {
     }
+
+    /// <summary>
+    /// percpu_flush_tlb_batch_pages as RFC v1 and v6 4/4 both posted it, on CPU <paramref name="r"/>:
+    /// count a received remote flush (nr_tlb_remote_flush_received), then flush_local_tlb_addr of
+    /// each listed PFN shifted by PAGE_SHIFT — INVLPG of a physical address used as a linear one,
+    /// in whatever mm <paramref name="r"/> has loaded. Returns the INVLPGs' cost.
+    /// </summary>
+    protected long FlushListedPfnsAsAddresses(Cpu r, FlushTlbInfo info)
+    {
+        VmStat.Inc(Observe.VmEvent.nr_tlb_remote_flush_received);
+        long cost = 0;
+        for (int i = 0; i < info.NrPfns; i++)
+        {
+            cost += Arch.FlushLocalTlbAddr(r, info.Pfns![i]);
+        }
+        return cost;
+    }
 }
 
 /// <summary>Parameters users vary; each defaults to the kernel's value.</summary>

@@ -108,14 +108,5 @@ public class RfcPfnBatch : FlushPolicy
     /// whatever mm is loaded, with no lazy-TLB check. It does not count irq_tlb_count: the IPI
     /// shows in /proc/interrupts as a function-call interrupt (CAL), not a TLB shootdown.
     /// </summary>
-    private long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info)
-    {
-        VmStat.Inc(VmEvent.nr_tlb_remote_flush_received);
-        long cost = 0;
-        for (int i = 0; i < info.NrPfns; i++)
-        {
-            cost += Arch.FlushLocalTlbAddr(r, info.Pfns![i]);
-        }
-        return cost;
-    }
+    private long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info) => FlushListedPfnsAsAddresses(r, info);
 }

@@ -81,15 +81,6 @@ public sealed class V6PfnBatch : Linux43
         b.Reset();
     }
 
-    /// <summary>percpu_flush_tlb_batch_pages of v6 4/4: count the flush, INVLPG of each listed PFN shifted by PAGE_SHIFT.</summary>
-    private long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info)
-    {
-        VmStat.Inc(VmEvent.nr_tlb_remote_flush_received);
-        long cost = 0;
-        for (int i = 0; i < info.NrPfns; i++)
-        {
-            cost += Arch.FlushLocalTlbAddr(r, info.Pfns![i]);
-        }
-        return cost;
-    }
+    /// <summary>percpu_flush_tlb_batch_pages of v6 4/4: v1's handler, unchanged.</summary>
+    private long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info) => FlushListedPfnsAsAddresses(r, info);
 }
