@@ -28,16 +28,16 @@ internal static class CrossCheckCli
             }
             ulong sd = ParseArg.Unsigned(pr.GetValue(seed)!, "--seed");
             int j = (int)ParseArg.Integer(pr.GetValue(jobs)!, "--jobs", 1, 1024);
-            int n = (int)ParseArg.Integer(pr.GetValue(repeat)!, "--repeat", 1, 1000);
-            if ((ulong)(n - 1) > ulong.MaxValue - sd)
+            int seeds = (int)ParseArg.Integer(pr.GetValue(repeat)!, "--repeat", 1, 1000);
+            if ((ulong)(seeds - 1) > ulong.MaxValue - sd)
             {
-                throw new ConfigException($"--seed {sd} with --repeat {n} would run seeds past {ulong.MaxValue} (seeds must not wrap); lower --seed or --repeat");
+                throw new ConfigException($"--seed {sd} with --repeat {seeds} would run seeds past {ulong.MaxValue} (seeds must not wrap); lower --seed or --repeat");
             }
             // Parse --cost and --cpu-speed once, against a machine's costs, so bad input fails before any run.
             _ = ShootdownCli.CostsFrom(pr, Hardware.MachineSpec.Resolve(CrossCheck.Runs[0].Machine).Costs);
-            int total = CrossCheck.Runs.Count * n;
+            int total = CrossCheck.Runs.Count * seeds;
             CrossCheck result = ShootdownCli.WithProgress(f == "table" || pr.GetValue(ShootdownCli.ProgressOpt), $"{total} runs", total,
-                progress => CrossCheck.Run(CrossCheck.All, CrossCheck.Runs, sd, j, c => ShootdownCli.CostsFrom(pr, c), progress, n));
+                progress => CrossCheck.Run(CrossCheck.All, CrossCheck.Runs, sd, j, c => ShootdownCli.CostsFrom(pr, c), progress, seeds));
             // The same --cost and --cpu-speed apply to every run; a machine's own clock note is its business, not this run's.
             string diffs = string.Join("\n", result.Configs.Select(c => ShootdownCli.SetNote(c.Machine, c)).Where(n => n.Length > 0).Distinct());
             Console.Out.Write(f switch

@@ -46,26 +46,31 @@ public class CrossCheckTests
     [Fact]
     public void RepeatEvaluatesEachSeedAndJudgesTheMean()
     {
+        // Two runs, so a mix-up of runs and seeds in the results would show.
         var tiny = new CrossCheckRun("tiny", "tiny", "lru-file-mmap-read", "vanilla", 4);
-        static CrossCheckSpec Elapsed(double min, double max) =>
-            new("elapsed", "s", (min + max) / 2, min, max, "", "test", ["tiny"], r => r("tiny").ElapsedS);
-        CrossCheck two = CrossCheck.Run([Elapsed(0, 1e9)], [tiny], seed: 4, jobs: 2, repeat: 2);
-        double s4 = Runner.Run(tiny.Config(4)).ElapsedS;
-        double s5 = Runner.Run(tiny.Config(5)).ElapsedS;
-        Assert.NotEqual(s4, s5); // the seeds give different runs, so the mean is neither
+        var other = new CrossCheckRun("other", "tiny", "lru-file-mmap-read", "linux-4.3", 4);
+        static CrossCheckSpec Elapsed(string key, double min, double max) =>
+            new(key, "s", (min + max) / 2, min, max, "", "test", [key], r => r(key).ElapsedS);
+        CrossCheck two = CrossCheck.Run([Elapsed("tiny", 0, 1e9), Elapsed("other", 0, 1e9)], [tiny, other], seed: 4, jobs: 2, repeat: 2);
+        double t4 = Runner.Run(tiny.Config(4)).ElapsedS, t5 = Runner.Run(tiny.Config(5)).ElapsedS;
+        double o4 = Runner.Run(other.Config(4)).ElapsedS, o5 = Runner.Run(other.Config(5)).ElapsedS;
+        Assert.NotEqual(t4, t5); // the seeds give different runs, so the mean is neither
+        Assert.NotEqual(t4, o4); // and the runs differ from each other
         Assert.Equal(2, two.Seeds);
-        Assert.Equal([s4, s5], two.Rows[0].PerSeed);
-        Assert.Equal((s4 + s5) / 2, two.Rows[0].Simulated, 12);
-        // A range that holds the mean but not the smaller seed's value: the mean decides.
-        double lo = Math.Min(s4, s5), hi = Math.Max(s4, s5);
-        CrossCheck mid = CrossCheck.Run([Elapsed((lo + hi) / 2 - (hi - lo) / 4, hi - (hi - lo) / 8)], [tiny], seed: 4, jobs: 1, repeat: 2);
+        Assert.Equal([t4, t5], two.Rows[0].PerSeed);
+        Assert.Equal([o4, o5], two.Rows[1].PerSeed);
+        Assert.Equal((t4 + t5) / 2, two.Rows[0].Simulated, 12);
+        // A range that holds the mean and neither seed's value: the mean decides.
+        double mean = (t4 + t5) / 2, d = Math.Abs(t5 - t4);
+        CrossCheck mid = CrossCheck.Run([Elapsed("tiny", mean - d / 4, mean + d / 4)], [tiny], seed: 4, jobs: 1, repeat: 2);
         Assert.True(mid.Rows[0].Within);
         Assert.Single(mid.Configs);
         string json = two.ToJsonNode().ToJsonString();
         Assert.Contains("\"per_seed\":[", json, StringComparison.Ordinal);
         Assert.Contains("\"seeds\":2", json, StringComparison.Ordinal);
         Assert.Contains("seeds 4..5", two.ToText(), StringComparison.Ordinal);
-        Assert.Throws<ArgumentOutOfRangeException>(() => CrossCheck.Run([Elapsed(0, 1)], [tiny], 1, repeat: 0));
+        Assert.EndsWith(string.Create(System.Globalization.CultureInfo.InvariantCulture, $",{t4:R} {t5:R}"), two.ToCsv().Split('\n')[1]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CrossCheck.Run([Elapsed("tiny", 0, 1)], [tiny], 1, repeat: 0));
     }
 
     [Fact]
@@ -129,6 +134,9 @@ public class CrossCheckTests
         Assert.Equal(256, scm.Config(1).Policy.SwapClusterMax);
         Assert.Equal(32, CrossCheck.Runs.Single(r => r.Key == "pfn-list-1node-4.3").Config(1).Policy.SwapClusterMax);
         Assert.Equal(("gorman-1node", "linux-4.3", 8), (scm.Machine, scm.Policy, scm.Scale));
+        CrossCheck shown = new([], [new Dictionary<string, RunResult>()], [scm.Config(1)]);
+        Assert.Contains("policy linux-4.3, SWAP_CLUSTER_MAX 256", shown.ToText(), StringComparison.Ordinal);
+        Assert.Contains("\"swap_cluster_max\":256", shown.ToJsonNode().ToJsonString(), StringComparison.Ordinal);
         // Each PFN-list check compares v6-pfn32 with linux-4.3 on one machine at reproduce's scale.
         foreach (CrossCheckSpec c in CrossCheck.All.Where(c => c.Name.StartsWith("PFN list", StringComparison.Ordinal)))
         {
@@ -144,9 +152,9 @@ public class CrossCheckTests
     {
         CrossCheck c = CrossCheck.Run([new("a, b", "ns", 1, 0, 1e9, "0..1e9", "x, \"y\"", ["truncate"], r => CrossCheck.TruncateNsPerPage(r("truncate")))], [SmallTruncate], 1, 1);
         string[] lines = c.ToCsv().TrimEnd('\n').Split('\n');
-        Assert.Equal("check,unit,published,simulated,ratio,target,within,source", lines[0]);
+        Assert.Equal("check,unit,published,simulated,ratio,target,within,source,per_seed", lines[0]);
         Assert.StartsWith("\"a, b\",ns,1,", lines[1], StringComparison.Ordinal);
-        Assert.EndsWith(",0..1e9,true,\"x, \"\"y\"\"\"", lines[1], StringComparison.Ordinal);
+        Assert.Contains(",0..1e9,true,\"x, \"\"y\"\"\",", lines[1], StringComparison.Ordinal);
         JsonNode j = c.ToJsonNode();
         Assert.Equal(1, (int)j["checks_within"]!);
     }

@@ -28,7 +28,6 @@ public class PageAllocTests
         RunResult two = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16));
         var v = two.Vmstat;
         Assert.True(v["numa_hit"] > 0 && v["numa_miss"] > 0, $"hit {v["numa_hit"]}, miss {v["numa_miss"]}");
-        Assert.Equal(v["numa_miss"], v["numa_foreign"]);
         Assert.Equal(v["numa_hit"] + v["numa_miss"], v["numa_local"] + v["numa_other"]);
         // Readers allocate for their own node (the preferred one is the CPU's): hit is local.
         Assert.Equal(v["numa_hit"], v["numa_local"]);

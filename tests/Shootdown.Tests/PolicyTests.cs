@@ -98,6 +98,22 @@ public class PolicyTests
         Assert.Equal(sim.Policy.BatchPages, sim.UserTasks[0].Batch!.Capacity);
     }
 
+    [Theory]
+    [InlineData(6, 0)] // 8-byte cpumask + 8-byte count + 48 bytes of PFNs: one line, the flush info's
+    [InlineData(7, 1)] // 72 bytes: a second line
+    public void AReceiverReadsTheListsLinesUpToItsLastPfn(int pfns, int extraLines)
+    {
+        Sim sim = Machine("rfc-pfn32");
+        MmStruct mm = MmOn(sim, 1, 5);
+        Exec ex = ExecOn(sim, 0);
+        for (int v = 0; v < pfns; v++)
+        {
+            sim.Rmap.ClearPteFlushOrDefer(ex, mm, v, Pte.Make(3000 + v, Pte.Present), batchFlush: true);
+        }
+        sim.Policy.TryToUnmapFlush(ex);
+        Assert.Equal(sim.Costs.IrqEntryExitNs + pfns * sim.Costs.InvlpgNs + (2 + extraLines) * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
+    }
+
     [Fact]
     public void AReceiverOfAPageSizedListReadsTheWholePageFromTheSender()
     {

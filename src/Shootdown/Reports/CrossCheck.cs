@@ -244,8 +244,9 @@ public sealed class CrossCheck
             : string.Create(CultureInfo.InvariantCulture, $"Runs (seeds {first}..{first + (ulong)(Seeds - 1)}; each check's simulated figure is its mean over the seeds):"));
         foreach (RunConfig c in Configs)
         {
+            string scm = c.Policy.SwapClusterMax == new Policies.PolicyParams().SwapClusterMax ? "" : $", SWAP_CLUSTER_MAX {c.Policy.SwapClusterMax}";
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"  {c.Workload} on {c.Machine}, {c.Nodes}x{c.CpusPerNode} CPUs, {RunConfig.FormatBytes(c.MemoryBytes)} (scale 1/{c.ScaleDivisor}), policy {c.PolicyName}");
+                $"  {c.Workload} on {c.Machine}, {c.Nodes}x{c.CpusPerNode} CPUs, {RunConfig.FormatBytes(c.MemoryBytes)} (scale 1/{c.ScaleDivisor}), policy {c.PolicyName}{scm}");
         }
         sb.AppendLine();
         sb.AppendLine($"{"check",-64}{"published",13}{"simulated",13}{"ratio",8}  {"target",-28}match  source");
@@ -277,6 +278,7 @@ public sealed class CrossCheck
                 ["scale_divisor"] = c.ScaleDivisor,
                 ["workload"] = c.Workload,
                 ["policy"] = c.PolicyName,
+                ["swap_cluster_max"] = c.Policy.SwapClusterMax,
                 ["seed"] = c.Seed,
                 ["seeds"] = Seeds,
             });
@@ -307,17 +309,21 @@ public sealed class CrossCheck
         };
     }
 
-    /// <summary>check,unit,published,simulated,ratio,target,within,source (fields with commas quoted).</summary>
+    /// <summary>
+    /// check,unit,published,simulated,ratio,target,within,source,per_seed (fields with commas
+    /// quoted; per_seed: the check's value from each seed's runs, separated by spaces).
+    /// </summary>
     public string ToCsv()
     {
-        var sb = new StringBuilder("check,unit,published,simulated,ratio,target,within,source\n");
+        var sb = new StringBuilder("check,unit,published,simulated,ratio,target,within,source,per_seed\n");
         foreach (Row r in Rows)
         {
             sb.Append(Csv(r.Check)).Append(',').Append(Csv(r.Unit)).Append(',')
                 .Append(r.Published.ToString("R", CultureInfo.InvariantCulture)).Append(',')
                 .Append(r.Simulated.ToString("R", CultureInfo.InvariantCulture)).Append(',')
                 .Append(r.Ratio.ToString("R", CultureInfo.InvariantCulture)).Append(',')
-                .Append(Csv(r.Target)).Append(',').Append(r.Within ? "true" : "false").Append(',').Append(Csv(r.Source)).Append('\n');
+                .Append(Csv(r.Target)).Append(',').Append(r.Within ? "true" : "false").Append(',').Append(Csv(r.Source)).Append(',')
+                .Append(string.Join(' ', r.PerSeed.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))).Append('\n');
         }
         return sb.ToString();
     }
