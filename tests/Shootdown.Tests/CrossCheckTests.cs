@@ -74,6 +74,18 @@ public class CrossCheckTests
     }
 
     [Fact]
+    public void EachRunsJsonCarriesItsFullConfigurationForReplay()
+    {
+        CrossCheck c = CrossCheck.Run([Truncate(300, 1, 100_000)], [SmallTruncate], seed: 7, jobs: 1,
+            costs: k => k with { PageFreeNs = 81 });
+        JsonObject run = (JsonObject)c.ToJsonNode()["runs"]![0]!;
+        RunConfig replay = ConfigFile.FromObject((JsonObject)run["config"]!, "runs[0]", _ => null);
+        Assert.Equal(7UL, replay.Seed);
+        Assert.Equal(81, replay.Costs.PageFreeNs); // the --cost override is recorded
+        Assert.Equal(ConfigFile.ToJson(c.Configs[0]), ConfigFile.ToJson(replay));
+    }
+
+    [Fact]
     public void ACheckOfARunThatIsNotDefinedIsRefused()
     {
         var e = Assert.Throws<ArgumentException>(() => CrossCheck.Run(

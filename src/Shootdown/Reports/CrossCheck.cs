@@ -281,6 +281,7 @@ public sealed class CrossCheck
                 ["swap_cluster_max"] = c.Policy.SwapClusterMax,
                 ["seed"] = c.Seed,
                 ["seeds"] = Seeds,
+                ["config"] = JsonNode.Parse(ConfigFile.ToJson(c)),
             });
         }
         var checks = new JsonArray();
