@@ -329,7 +329,10 @@ public sealed class X86TlbFlush : IArchTlb
     /// PFN — which the sender wrote as it unmapped, and every receiver reads up to the last listed
     /// PFN: 4 more lines for 32 PFNs on 48 CPUs, 63 for a page's worth. The "mandatory" cache misses
     /// of feeding the list across CPUs (Linus Torvalds, "Re: [PATCH 0/3] TLB flush multiple pages
-    /// per IPI v5", linux-mm, 10 June 2015). 0 for a flush without a list.
+    /// per IPI v5", linux-mm, 10 June 2015). 0 for a flush without a list. Charged one after
+    /// another, an upper bound: INVLPG serializes the handler's loop, but the hardware prefetchers
+    /// can bring a later line in while the previous line's eight INVLPGs run, which the model does
+    /// not model.
     /// </summary>
     private long PfnListLines(FlushTlbInfo? info)
     {
