@@ -86,6 +86,15 @@ public class CrossCheckTests
     }
 
     [Fact]
+    public void NoChecksMeansNoRunsAndSaysSo()
+    {
+        CrossCheck none = CrossCheck.Run([], [SmallTruncate], seed: 1, jobs: 1);
+        Assert.Empty(none.Configs);
+        Assert.Equal("Cross-checks: none to run.\n", none.ToText());
+        Assert.True(none.AllWithin);
+    }
+
+    [Fact]
     public void ACheckOfARunThatIsNotDefinedIsRefused()
     {
         var e = Assert.Throws<ArgumentException>(() => CrossCheck.Run(

@@ -106,8 +106,8 @@ public sealed class Calibration
     /// the distance to the target squared — for a positive target (a time, a ratio, a share, all
     /// widened by a factor of 2 around the published figure) in factors of 2, log2(min / simulated)
     /// or log2(simulated / max), a simulated value below 1/1024 of the minimum (0 included) counting as that;
-    /// for a target that reaches 0 or below (the IPI count's change, held in points) in units of
-    /// half the target's width, as <see cref="Loss(IEnumerable{Reproduction})"/> does.
+    /// for a target that reaches 0 or below (a change held in points: the IPI count's, or one between
+    /// two kernels) in units of half the target's width, as <see cref="Loss(IEnumerable{Reproduction})"/> does.
     /// </summary>
     public static double Loss(CrossCheck cc)
     {

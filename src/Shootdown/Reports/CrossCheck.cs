@@ -6,8 +6,8 @@ using Shootdown.Hardware;
 namespace Shootdown.Reports;
 
 /// <summary>
-/// One simulation a cross-check needs: a machine (optionally reshaped), a workload, a policy and a
-/// scale. <see cref="Key"/> names it for the checks that read it.
+/// One simulation a cross-check needs: a machine (optionally reshaped), a workload, a policy (with
+/// SWAP_CLUSTER_MAX, optionally) and a scale. <see cref="Key"/> names it for the checks that read it.
 /// </summary>
 public sealed record CrossCheckRun(string Key, string Machine, string Workload, string Policy, int Scale,
     int? CpusPerNode = null, long? MemoryBytes = null, int? SwapClusterMax = null)
@@ -33,7 +33,9 @@ public sealed record CrossCheckRun(string Key, string Machine, string Workload, 
 /// searched against (`calibrate` sees only `reproduce`'s checks), set beside what the model
 /// predicts for it. The target is the published figure's range widened by the project's factor of
 /// 2 — what "within a factor of 2 of its physical basis" asks of a single constant, asked here of a
-/// whole path or ratio — unless a count allows a tighter one.
+/// whole path or ratio — unless a count allows a tighter one (the IPI count's change, ±1 point).
+/// A change in percent between two kernels is held to the range from 0 to twice the published
+/// change, or, where the publication calls the change noise, to two of its standard deviations.
 /// </summary>
 public sealed record CrossCheckSpec(string Name, string Unit, double Published, double Min, double Max, string Target,
     string Source, IReadOnlyList<string> Runs, Func<Func<string, RunResult>, double> Simulate);
@@ -238,6 +240,10 @@ public sealed class CrossCheck
     {
         var sb = new StringBuilder();
         sb.AppendLine("Cross-checks: published figures outside the seed's comparison, which no constant was searched against.");
+        if (Configs.Count == 0)
+        {
+            return "Cross-checks: none to run.\n";
+        }
         ulong first = Configs[0].Seed;
         sb.AppendLine(Seeds == 1
             ? "Runs (seed " + first.ToString(CultureInfo.InvariantCulture) + "):"
