@@ -168,7 +168,15 @@ public static class ConfigFile
     public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
 
     /// <summary>Constants added after <see cref="CostModel.CoreClockMhz"/>, which a run's JSON from before the clock cannot name.</summary>
-    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs)];
+    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs), nameof(CostModel.CoreIpcPct)];
+
+    /// <summary>
+    /// Whether a costs table is a run's whole set from before <see cref="CostModel.CoreIpcPct"/>:
+    /// it names the clock and every constant older than the work per clock, but not that one.
+    /// </summary>
+    private static bool IsCompleteWithoutCoreIpc(JsonObject costs) =>
+        !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.CoreIpcPct)))
+        && CostModel.Names.Where(n => !AddedAfterCoreClock.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
 
     /// <summary>
     /// Whether a costs table names every constant that existed before <see cref="CostModel.CoreClockMhz"/>
@@ -221,8 +229,18 @@ public static class ConfigFile
             // that one. Its cores ran at the reference clock, whatever the preset says now.
             userCosts = userCosts.DeepClone().AsObject();
             userCosts["core_clock_mhz"] = CostModel.ReferenceCoreClockMhz;
+            userCosts.TryAdd("core_ipc_pct", CostModel.ReferenceCoreIpcPct);
             user = user.DeepClone().AsObject();
             user["costs"] = userCosts;
+        }
+        else if (user["costs"] is JsonObject clockCosts && IsCompleteWithoutCoreIpc(clockCosts))
+        {
+            // A run's configuration written before machines had a work per clock: its cores did the
+            // reference core's, whatever the preset says now.
+            clockCosts = clockCosts.DeepClone().AsObject();
+            clockCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
+            user = user.DeepClone().AsObject();
+            user["costs"] = clockCosts;
         }
         Overlay(merged, user, typeof(RunConfig), "", Where);
         string? nrCpus = user["nr_cpus"]?.ToJsonString();

@@ -188,7 +188,12 @@ public class CliTests
         string slow = TestKit.TempFile("slow.toml", "name = \"slow\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\ncore_clock_mhz = 1700\n");
         (code, string clocked, err) = Cli("run", "--machine", slow, "--scale", "1/1");
         Assert.True(code == 0, err);
-        Assert.Contains("cores at 1700 MHz: kernel-path constants x2.00 (stated for 3400 MHz)\n", clocked, StringComparison.Ordinal);
+        Assert.Contains("cores at 1700 MHz: kernel-path constants x2.00 (stated for a 3400 MHz Ivy Bridge-class core)\n", clocked, StringComparison.Ordinal);
+        // And cores that do less per clock: the factor has both.
+        string older = TestKit.TempFile("older.toml", "name = \"older\"\nnodes = 1\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\ncore_clock_mhz = 1700\ncore_ipc_pct = 80\n");
+        (code, string ipc, err) = Cli("run", "--machine", older, "--scale", "1/1");
+        Assert.True(code == 0, err);
+        Assert.Contains("cores at 1700 MHz doing 80% of the reference core's work per clock: kernel-path constants x2.50 (stated for a 3400 MHz Ivy Bridge-class core)\n", ipc, StringComparison.Ordinal);
         Assert.DoesNotContain("cost constants set for this run", clocked, StringComparison.Ordinal);
         (code, string changed, err) = Cli("run", "--machine", "tiny", "--scale", "1/8", "--cost", "ClearPageNs=500");
         Assert.True(code == 0, err);

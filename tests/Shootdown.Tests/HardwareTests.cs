@@ -231,10 +231,54 @@ public class CoreClockTests
         Assert.True(node["costs"]!.AsObject().Remove("copy_to_user_page_ns"));
         RunConfig older = ConfigFile.FromJson(node.ToJsonString(), "older.json");
         Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz }, older.Costs);
-        // A configuration that sets a few constants keeps the machine's clock.
+        // Nor does it name the work per clock, added later still: the reference core's too.
+        Assert.True(node["costs"]!.AsObject().Remove("core_ipc_pct"));
+        RunConfig oldest = ConfigFile.FromJson(node.ToJsonString(), "oldest.json");
+        Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz, CoreIpcPct = CostModel.ReferenceCoreIpcPct }, oldest.Costs);
+        // A configuration that sets a few constants keeps the machine's clock and work per clock.
         RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\nipi_send_ns = 90\n", "p.toml");
         Assert.Equal(1870, partial.Costs.CoreClockMhz);
+        Assert.Equal(84, partial.Costs.CoreIpcPct);
         Assert.Equal(90, partial.Costs.IpiSendNs);
+    }
+
+    [Fact]
+    public void ARunsConfigurationFromBeforeTheWorkPerClockReplaysAtTheReferenceCores()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "gorman-4node", scaleDivisor: 64);
+        Assert.Equal(84, cfg.Costs.CoreIpcPct);
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
+        Assert.True(node["costs"]!.AsObject().Remove("core_ipc_pct"));
+        // Written with the clock but before the work per clock: the clock stays, the cores are the reference's.
+        RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
+        Assert.Equal(cfg.Costs with { CoreIpcPct = CostModel.ReferenceCoreIpcPct }, old.Costs);
+        Assert.Equal(1870, old.Costs.CoreClockMhz);
+        // A costs table that is not a whole run's set takes the preset's value.
+        RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\ncore_clock_mhz = 1870\n", "p.toml");
+        Assert.Equal(84, partial.Costs.CoreIpcPct);
+    }
+
+    [Fact]
+    public void ACoresWorkPerClockScalesTheKernelPathsAsTheClockDoes()
+    {
+        CostModel c = CostModel.Xeon2015;
+        Assert.Equal(CostModel.ReferenceCoreIpcPct, c.CoreIpcPct);
+        CostModel halfIpc = (c with { CoreIpcPct = 50 }).AtCoreClock();
+        CostModel halfClock = (c with { CoreClockMhz = CostModel.ReferenceCoreClockMhz / 2 }).AtCoreClock();
+        foreach (string n in CostModel.Names.Where(n => n is not (nameof(CostModel.CoreIpcPct) or nameof(CostModel.CoreClockMhz))))
+        {
+            Assert.True(halfIpc.Get(n) == halfClock.Get(n), $"{n}: {halfIpc.Get(n)} with half the work per clock, {halfClock.Get(n)} at half the clock");
+        }
+        // The E7-4807: 1414 x 3400 / 1870 x 100 / 84 = 3060.7.
+        Assert.Equal(3061, (c with { CoreClockMhz = 1870, CoreIpcPct = 84 }).AtCoreClock().FaultEntryNs);
+        // At the reference work per clock the factor is exactly the clock ratio (runs made before the
+        // work per clock existed stay byte-identical).
+        Assert.Equal(3400.0 / 1870, (c with { CoreClockMhz = 1870 }).KernelPathFactor);
+        var e = Assert.Throws<ConfigException>(() => c.With("core_ipc_pct", 10));
+        Assert.Contains("CoreIpcPct must be in 25..400", e.Message, StringComparison.Ordinal);
+        // The preset that sets it; the others have reference cores.
+        Assert.Equal(84, MachineSpec.Preset("gorman-4node").Costs.CoreIpcPct);
+        Assert.All(MachineSpec.PresetNames.Where(m => m != "gorman-4node"), m => Assert.Equal(100, MachineSpec.Preset(m).Costs.CoreIpcPct));
     }
 
     [Fact]

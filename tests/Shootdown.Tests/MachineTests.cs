@@ -20,6 +20,7 @@ public class MachineTests
             CostModel.Xeon2015 with
             {
                 CoreClockMhz = 1870,
+                CoreIpcPct = 84,
                 TlbEntries = 512,
                 TlbWays = 4,
                 PageWalkNs = 21,
@@ -86,7 +87,7 @@ public class MachineTests
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\nnuma_distance = [[10, 21], [21, 11]]\n", "m.toml:5: key 'numa_distance': numa_distance[1][1] is 11; the diagonal must be 10")]
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\nnuma_distance = \"far\"\n", "m.toml:5: key 'numa_distance': expected rows of integer distances")]
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n\n[hardware]\nipi_send_ns = -5\n", "m.toml:7: key 'hardware.ipi_send_ns': cost constant IpiSendNs must be in 0..1000000000 ns, got -5")]
-    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n\n[hardware]\ntick_ns = 5000\n", "m.toml:7: key 'hardware.tick_ns': TickNs is a kernel-path constant, the same on every machine (stated for a 3.4 GHz core; set core_clock_mhz to scale them)")]
+    [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n\n[hardware]\ntick_ns = 5000\n", "m.toml:7: key 'hardware.tick_ns': TickNs is a kernel-path constant, the same on every machine (stated for a 3.4 GHz core; set core_clock_mhz and core_ipc_pct to scale them)")]
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[costs]\nipi_send_ns = 5\n", "m.toml:5: key 'costs': a machine file describes hardware only")]
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\nnope = 5\n", "m.toml:6: key 'hardware.nope': unknown cost constant 'nope'")]
     [InlineData("name = \"x\"\nnodes = 2\ncpus_per_node = 2\nmemory = \"64MiB\"\n[hardware]\ntlb_ways = 7\n", "m.toml:6: key 'hardware.tlb_entries': TlbEntries=1536 with TlbWays=7")]

@@ -33,6 +33,20 @@ public sealed record CostModel
     /// <summary>The core clock the kernel-path constants are stated for (see <see cref="CoreClockMhz"/>).</summary>
     public const long ReferenceCoreClockMhz = 3400;
 
+    /// <summary>
+    /// The work the machine's cores do per clock, in percent of the reference core's (the Ivy
+    /// Bridge class the kernel-path constants are stated for): an older core needs more clocks for
+    /// the same kernel path, so <see cref="AtCoreClock"/> divides by this as it divides by the
+    /// clock. Like the clock it scales only the kernel-path constants; the core's own hardware
+    /// constants (page walk, INVLPG, CR3 write, clear and copy, the user's loop) are each machine's
+    /// measured values and stay. The default is the reference core's, 100.
+    /// </summary>
+    [Hardware]
+    public long CoreIpcPct { get; init; } = ReferenceCoreIpcPct;
+
+    /// <summary>The reference core's work per clock, in percent (see <see cref="CoreIpcPct"/>).</summary>
+    public const long ReferenceCoreIpcPct = 100;
+
     // ---- TLB and page walk -------------------------------------------------------------------
     /// <summary>Second-level dTLB entries of a 2015 Xeon (estimate: "~1,536 second-level entries").</summary>
     [Hardware]
@@ -212,6 +226,7 @@ public sealed record CostModel
         nameof(DramLocalNs) => (1, MaxNs), // clear_page scales by the remote/local DRAM ratio
         nameof(LlcBytes) => (0, 1L << 40),
         nameof(CoreClockMhz) => (100, 10_000),
+        nameof(CoreIpcPct) => (25, 400),
         _ => (0, MaxNs),
     };
 
@@ -318,20 +333,24 @@ public sealed record CostModel
     /// <summary>
     /// The constants a simulation of this machine uses: the kernel-path constants, stated for a
     /// core at <see cref="ReferenceCoreClockMhz"/>, multiplied by the reference clock over
-    /// <see cref="CoreClockMhz"/> (rounded to the nearest ns; a non-zero constant stays at least
+    /// <see cref="CoreClockMhz"/> and by the reference core's work per clock over
+    /// <see cref="CoreIpcPct"/> (rounded to the nearest ns; a non-zero constant stays at least
     /// 1 ns). The hardware constants are the machine's own and stay. The same model when the
-    /// clock is the reference one.
+    /// core is the reference one.
     /// </summary>
     public CostModel AtCoreClock()
     {
-        if (CoreClockMhz == ReferenceCoreClockMhz)
+        if (CoreClockMhz == ReferenceCoreClockMhz && CoreIpcPct == ReferenceCoreIpcPct)
         {
             return this;
         }
-        double factor = (double)ReferenceCoreClockMhz / CoreClockMhz;
+        double factor = KernelPathFactor;
         // At most a constant's range (one simulated second): a slow clock times a large value stays within it.
         return Scaled(KernelPathNames, v => v * factor, clampToRange: true);
     }
+
+    /// <summary>How many times as long a kernel path takes on this machine's cores as on the reference core: (reference clock / clock) x (reference work per clock / work per clock).</summary>
+    public double KernelPathFactor => (double)(ReferenceCoreClockMhz * ReferenceCoreIpcPct) / (CoreClockMhz * CoreIpcPct); // one division of exact integers: the same double as the clock ratio alone when the work per clock is the reference
 
     /// <summary>A kernel-path constant's physical basis, the value it is estimated from, and where that comes from; the search may move it within half to twice the basis.</summary>
     public sealed record Bound(long Basis, string Source)

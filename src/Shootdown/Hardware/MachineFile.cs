@@ -86,7 +86,7 @@ public static class MachineFile
             CostModel costs = CostModel.Xeon2015;
             if (o["costs"] is not null)
             {
-                throw new ConfigException($"{Where("costs")}: a machine file describes hardware only: use a [hardware] table of hardware constants ({string.Join(", ", CostModel.HardwareNames.Select(CostModel.SnakeCase))}); kernel-path constants are one set for every machine, stated for a 3.4 GHz core and scaled by its core_clock_mhz (--cost changes them for a run)");
+                throw new ConfigException($"{Where("costs")}: a machine file describes hardware only: use a [hardware] table of hardware constants ({string.Join(", ", CostModel.HardwareNames.Select(CostModel.SnakeCase))}); kernel-path constants are one set for every machine, stated for a 3.4 GHz core and scaled by its core_clock_mhz and core_ipc_pct (--cost changes them for a run)");
             }
             if (o["hardware"] is { } c)
             {
@@ -100,7 +100,7 @@ public static class MachineFile
                     string constant = CostModel.Canonical(k) ?? throw new ConfigException($"{Where(key)}: {CostModel.Unknown(k).Message}");
                     if (!CostModel.IsHardware(constant))
                     {
-                        throw new ConfigException($"{Where(key)}: {constant} is a kernel-path constant, the same on every machine (stated for a 3.4 GHz core; set core_clock_mhz to scale them); a machine file sets only hardware constants ({string.Join(", ", CostModel.HardwareNames.Select(CostModel.SnakeCase))})");
+                        throw new ConfigException($"{Where(key)}: {constant} is a kernel-path constant, the same on every machine (stated for a 3.4 GHz core; set core_clock_mhz and core_ipc_pct to scale them); a machine file sets only hardware constants ({string.Join(", ", CostModel.HardwareNames.Select(CostModel.SnakeCase))})");
                     }
                     if (v is not JsonValue cv || !cv.TryGetValue(out long value))
                     {
