@@ -452,7 +452,7 @@ public static class ShootdownCli
     internal static string ClockNote(CostModel costs) =>
         costs.CoreClockMhz == CostModel.ReferenceCoreClockMhz && costs.CoreIpcPct == CostModel.ReferenceCoreIpcPct ? ""
             : string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"cores at {costs.CoreClockMhz} MHz{(costs.CoreIpcPct == CostModel.ReferenceCoreIpcPct ? "" : $" doing {costs.CoreIpcPct}% of the reference core's work per clock")}: kernel-path constants x{costs.KernelPathFactor:0.00} (stated for a {CostModel.ReferenceCoreClockMhz} MHz Ivy Bridge-class core)");
+                $"cores at {costs.CoreClockMhz} MHz{(costs.CoreIpcPct == CostModel.ReferenceCoreIpcPct ? "" : $" doing {costs.CoreIpcPct}% of the reference core's work per clock")}: kernel-path constants x{costs.KernelPathFactor():0.00} (stated for a {CostModel.ReferenceCoreClockMhz} MHz Ivy Bridge-class core)");
 
     private static string CompareFormat(ParseResult pr)
     {

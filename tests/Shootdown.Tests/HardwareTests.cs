@@ -248,6 +248,8 @@ public class CoreClockTests
         RunConfig cfg = RunConfig.Create(machine: "gorman-4node", scaleDivisor: 64);
         Assert.Equal(84, cfg.Costs.CoreIpcPct);
         var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
+        // A run's configuration holds the constants and nothing derived from them.
+        Assert.Equal(CostModel.Names.Select(CostModel.SnakeCase).Order(StringComparer.Ordinal), node["costs"]!.AsObject().Select(kv => kv.Key).Order(StringComparer.Ordinal));
         Assert.True(node["costs"]!.AsObject().Remove("core_ipc_pct"));
         // Written with the clock but before the work per clock: the clock stays, the cores are the reference's.
         RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
@@ -273,7 +275,7 @@ public class CoreClockTests
         Assert.Equal(3061, (c with { CoreClockMhz = 1870, CoreIpcPct = 84 }).AtCoreClock().FaultEntryNs);
         // At the reference work per clock the factor is exactly the clock ratio (runs made before the
         // work per clock existed stay byte-identical).
-        Assert.Equal(3400.0 / 1870, (c with { CoreClockMhz = 1870 }).KernelPathFactor);
+        Assert.Equal(3400.0 / 1870, (c with { CoreClockMhz = 1870 }).KernelPathFactor());
         var e = Assert.Throws<ConfigException>(() => c.With("core_ipc_pct", 10));
         Assert.Contains("CoreIpcPct must be in 25..400", e.Message, StringComparison.Ordinal);
         // The preset that sets it; the others have reference cores.

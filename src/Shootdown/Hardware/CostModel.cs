@@ -344,13 +344,13 @@ public sealed record CostModel
         {
             return this;
         }
-        double factor = KernelPathFactor;
+        double factor = KernelPathFactor();
         // At most a constant's range (one simulated second): a slow clock times a large value stays within it.
         return Scaled(KernelPathNames, v => v * factor, clampToRange: true);
     }
 
     /// <summary>How many times as long a kernel path takes on this machine's cores as on the reference core: (reference clock / clock) x (reference work per clock / work per clock).</summary>
-    public double KernelPathFactor => (double)(ReferenceCoreClockMhz * ReferenceCoreIpcPct) / (CoreClockMhz * CoreIpcPct); // one division of exact integers: the same double as the clock ratio alone when the work per clock is the reference
+    public double KernelPathFactor() => (double)(ReferenceCoreClockMhz * ReferenceCoreIpcPct) / (CoreClockMhz * CoreIpcPct); // one division of exact integers: the same double as the clock ratio alone when the work per clock is the reference
 
     /// <summary>A kernel-path constant's physical basis, the value it is estimated from, and where that comes from; the search may move it within half to twice the basis.</summary>
     public sealed record Bound(long Basis, string Source)
