@@ -13,7 +13,7 @@ internal static class SensitivityCli
         var machine = new Option<string>("--machine") { Description = "Machine preset or file FILE.toml; its reproduction's policies and checks when `reproduce` has one, else the 4-node policies' elapsed, user, system time and interrupt rate", DefaultValueFactory = _ => "gorman-4node" };
         var scale = new Option<string?>("--scale") { Description = "Divide memory and file sizes by N (1/N) [default: the machine's reproduction scale (1/16 for gorman-4node), 1/1 for others]" };
         var seed = new Option<string>("--seed") { Description = "Seed of every run", DefaultValueFactory = _ => "1" };
-        var constants = new Option<string?>("--constants") { HelpName = "NAME,...", Description = "Cost constants to perturb (names of the README's cost table or snake_case keys) [default: every constant the seed's comparison uses: all but the read(2) path's read_syscall_ns and copy_to_user_page_ns]" };
+        var constants = new Option<string?>("--constants") { HelpName = "NAME,...", Description = "Cost constants to perturb (names of the README's cost table or snake_case keys) [default: every constant the seed's comparison uses: all but the read(2) path's read_syscall_ns and copy_to_user_page_ns, and core_ipc_pct, whose ±50% moves every kernel path exactly as core_clock_mhz's does]" };
         var delta = new Option<string>("--delta") { Description = "Relative perturbation, in (0, 1): each constant runs at x(1-delta) and x(1+delta)", DefaultValueFactory = _ => "0.5" };
         var jobs = new Option<string>("--jobs") { Description = "Runs at once on the host's cores", DefaultValueFactory = _ => "1" };
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv", DefaultValueFactory = _ => "table" };
@@ -39,7 +39,7 @@ internal static class SensitivityCli
             ulong sd = ParseArg.Unsigned(pr.GetValue(seed)!, "--seed");
             double d = ParseDelta(pr.GetValue(delta)!);
             int j = (int)ParseArg.Integer(pr.GetValue(jobs)!, "--jobs", 1, 1024);
-            IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? ParseConstants(cs) : CostModel.Names.Except(CostModel.ReadPathNames).ToArray();
+            IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? ParseConstants(cs) : CostModel.Names.Except(CostModel.ReadPathNames).Except([nameof(CostModel.CoreIpcPct)]).ToArray();
             string? plotPath = pr.GetValue(plot);
             string figureName = pr.GetValue(figure) ?? spec.Checks[0].Name;
             if (pr.GetValue(figure) is not null && plotPath is null)

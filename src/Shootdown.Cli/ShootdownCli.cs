@@ -25,7 +25,7 @@ public static class ShootdownCli
     private static readonly Option<string?> BatchOpt = new("--batch-size") { Description = "PFN list length of the policies that keep one (rfc-pfn32, rfc-pfn-page, v6-pfn32) [default: 32 for rfc-pfn32 and v6-pfn32; a page's worth, (4096 - cpumask - 8) / 8, for rfc-pfn-page]" };
     private static readonly Option<string?> ScmOpt = new("--swap-cluster-max") { Description = "SWAP_CLUSTER_MAX: pages per shrink_page_list batch (kernel: 32)" };
     internal static readonly Option<string?> CpuSpeedOpt = new("--cpu-speed") { Description = "Run each CPU's own work F times as fast (F < 1: slower): divides the kernel-path constants and the core's own hardware ones (page walk, INVLPG, CR3 write, clear/copy page, the user loop) by F, before any --cost; IPIs, cache-line transfers, DRAM and I/O keep their cost. An experiment, e.g. 1.76 for threads that have their cores to themselves" };
-    internal static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE in ns (repeatable; NAME as in the README's cost table or its snake_case key, e.g. clear_page_ns). Kernel-path constants are stated for a 3.4 GHz Ivy Bridge-class core: a run multiplies them by 3400 / core_clock_mhz x 100 / core_ipc_pct (1870 MHz and 84% on gorman-4node)", AllowMultipleArgumentsPerToken = false };
+    internal static readonly Option<string[]> CostOpt = new("--cost") { Description = "Override a cost-model constant, NAME=VALUE (ns for times; MHz, percent, entries or bytes where the name says so) (repeatable; NAME as in the README's cost table or its snake_case key, e.g. clear_page_ns). Kernel-path constants are stated for a 3.4 GHz Ivy Bridge-class core: a run multiplies them by 3400 / core_clock_mhz x 100 / core_ipc_pct (1870 MHz and 84% on gorman-4node)", AllowMultipleArgumentsPerToken = false };
     private static readonly Option<string?> TraceOpt = new("--trace") { Description = "Write an ftrace text trace (trace-cmd report layout) to FILE" };
     private static readonly Option<string> TraceEventsOpt = new("--trace-events") { Description = "Trace events to keep, e.g. tlb:*,vmscan:*", DefaultValueFactory = _ => "*" };
     private static readonly Option<string?> TraceWindowOpt = new("--trace-window") { Description = "Simulated time window to trace, FROM-TO in seconds (e.g. 2-2.5)" };
@@ -173,7 +173,7 @@ public static class ShootdownCli
             }
             else
             {
-                Tables.PrintRun(r, pr.GetValue(ConfigOpt) is null ? CostNote(pr.GetValue(MachineOpt) ?? "gorman-4node", cfg) : "");
+                Tables.PrintRun(r, pr.GetValue(ConfigOpt) is null ? CostNote(pr.GetValue(MachineOpt) ?? "gorman-4node", cfg) : ClockNote(cfg.Costs));
             }
             return r.Safety is { Stopped: true } ? ExitStoppedByViolation : ExitOk;
         });
@@ -446,8 +446,9 @@ public static class ShootdownCli
     }
 
     /// <summary>
-    /// For cores at another clock than the one the kernel-path constants are stated for: the factor
-    /// the run applies to them (the tables and --cost show the stated values); "" at the reference clock.
+    /// For cores at another clock, or with another work per clock, than the core the kernel-path
+    /// constants are stated for: the factor the run applies to them (the tables and --cost show the
+    /// stated values); "" for the reference core.
     /// </summary>
     internal static string ClockNote(CostModel costs) =>
         costs.CoreClockMhz == CostModel.ReferenceCoreClockMhz && costs.CoreIpcPct == CostModel.ReferenceCoreIpcPct ? ""

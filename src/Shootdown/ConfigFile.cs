@@ -186,6 +186,7 @@ public static class ConfigFile
     {
         string clock = CostModel.SnakeCase(nameof(CostModel.CoreClockMhz));
         return !costs.ContainsKey(clock)
+            && !AddedAfterCoreClock.Any(n => costs.ContainsKey(CostModel.SnakeCase(n))) // a file that names a later key is not from before the clock
             && CostModel.Names.Where(n => n != nameof(CostModel.CoreClockMhz) && !AddedAfterCoreClock.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
     }
 
@@ -229,7 +230,7 @@ public static class ConfigFile
             // that one. Its cores ran at the reference clock, whatever the preset says now.
             userCosts = userCosts.DeepClone().AsObject();
             userCosts["core_clock_mhz"] = CostModel.ReferenceCoreClockMhz;
-            userCosts.TryAdd("core_ipc_pct", CostModel.ReferenceCoreIpcPct);
+            userCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
             user = user.DeepClone().AsObject();
             user["costs"] = userCosts;
         }

@@ -39,7 +39,7 @@ public sealed record RunConfig
 
     public ulong Seed { get; init; } = 1;
 
-    /// <summary>The constants as stated (kernel paths for the reference clock); a simulation scales them by <see cref="CostModel.CoreClockMhz"/>. <see cref="Create"/> sets the machine's own.</summary>
+    /// <summary>The constants as stated (kernel paths for the reference clock); a simulation scales them by <see cref="CostModel.CoreClockMhz"/> and <see cref="CostModel.CoreIpcPct"/>. <see cref="Create"/> sets the machine's own.</summary>
     public CostModel Costs { get; init; } = CostModel.Xeon2015;
 
     /// <summary>Scheduler placement choices (CFS-like spreading, kswapd's first CPU).</summary>

@@ -268,7 +268,7 @@ public sealed record CostModel
         Names.Select(n => (n, from.Get(n), to.Get(n))).Where(d => d.Item2 != d.Item3).ToArray();
 
     /// <summary>
-    /// The kernel-path constants a core's clock scales: every one but the scheduler's periods
+    /// The kernel-path constants a core's clock and work per clock scale: every one but the scheduler's periods
     /// (<see cref="SchedSliceNs"/>, <see cref="TickNs"/>), which are set in time, not in work.
     /// </summary>
     public static IReadOnlyList<string> KernelPathNames { get; } = Names
@@ -363,7 +363,8 @@ public sealed record CostModel
     /// Every kernel-path constant `calibrate` may move, with its basis (README, "Cost model",
     /// "Calibrating the kernel-path constants"). Hardware constants are not here: each machine file
     /// gives them with their sources. The defaults are the result of `shootdown calibrate
-    /// --search-scale-factor 4 --max-evaluations 120` (gorman-4node at its 1870 MHz clock), which
+    /// --search-scale-factor 4 --max-evaluations 120` (gorman-4node at its 1870 MHz clock, with the
+    /// reference core's work per clock: both searches predate <see cref="CoreIpcPct"/>), which
     /// starts from these bases, followed by `shootdown calibrate --start defaults
     /// --search-scale-factor 1 --max-evaluations 29` from that point at the reproduce scales (with
     /// gorman-1node's own DRAM latency; it moved IrqEntryExitNs 424 -> 600, FaultEntryNs 1000 -> 1414,

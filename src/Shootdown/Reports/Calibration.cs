@@ -25,7 +25,7 @@ public sealed record CalibrationStep(int Index, string? Constant, long? Value, d
 
 /// <summary>
 /// `shootdown calibrate`: a reproducible search for the kernel-path constants (the ones that are the
-/// same on every machine, stated for a 3.4 GHz core and scaled by each machine's clock) within their documented bounds, <see cref="CostModel.Bounds"/>: half to
+/// same on every machine, stated for a 3.4 GHz core and scaled by each machine's clock and work per clock) within their documented bounds, <see cref="CostModel.Bounds"/>: half to
 /// twice each constant's physical basis. Every evaluation runs the whole reproduction of every
 /// machine given (`calibrate`'s default: <see cref="ReproductionSpec.All"/>) with the candidate constants and the machines' own
 /// hardware constants, and scores it by <see cref="Loss"/>: for each check outside its range, the
@@ -372,7 +372,7 @@ public sealed class Calibration
     /// </summary>
     public string CostArguments => string.Join(" ", Constants.Where(n => Best[n] != Default(n)).Select(n => $"--cost {CostModel.SnakeCase(n)}={Best[n]}"));
 
-    /// <summary>A kernel-path constant's default value (every machine has the same, stated for the reference clock; a machine's core clock scales it when it runs).</summary>
+    /// <summary>A kernel-path constant's default value (every machine has the same, stated for the reference core; a machine's core clock and work per clock scale it when it runs).</summary>
     private static long Default(string name) => CostModel.Xeon2015.Get(name);
 
     /// <summary>
