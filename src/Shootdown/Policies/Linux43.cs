@@ -77,20 +77,27 @@ public class Linux43 : FlushPolicy
         {
             return;
         }
-        Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, -1, TlbFlushReason.RemoteShootdown);
+        Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, TracedPages(b), TlbFlushReason.RemoteShootdown);
+        FlushTlbInfo info = FillInfo(_info, b);
         if (b.CpuMask.Test(ex.Cpu.Id))
         {
-            ex.Sys += PercpuFlushTlbBatchPages(ex.Cpu, ex.Now, _info);
+            ex.Sys += PercpuFlushTlbBatchPages(ex.Cpu, ex.Now, info);
         }
         if (b.CpuMask.AnyBut(ex.Cpu.Id))
         {
-            Arch.SmpCallFunctionMany(ex, b.CpuMask, _handler, _info.Set(null, 0, FlushTlbInfo.FlushAll));
+            Arch.SmpCallFunctionMany(ex, b.CpuMask, _handler, info);
         }
         b.Reset();
     }
 
+    /// <summary>The pages try_to_unmap_flush's tracepoint reports: -1 (TLB_FLUSH_ALL) for 4.3's full flush.</summary>
+    protected virtual int TracedPages(TlbUnmapBatch b) => -1;
+
+    /// <summary>What the handlers are handed: 4.3's a full flush (its handler reads nothing of it).</summary>
+    protected virtual FlushTlbInfo FillInfo(FlushTlbInfo info, TlbUnmapBatch b) => info.Set(null, 0, FlushTlbInfo.FlushAll);
+
     /// <summary>percpu_flush_tlb_batch_pages of 4.3: count a received remote flush, flush_tlb_local().</summary>
-    private long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info)
+    protected virtual long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info)
     {
         VmStat.Inc(VmEvent.nr_tlb_remote_flush_received);
         return Arch.FlushTlbLocal(r);

@@ -23,17 +23,8 @@ namespace Shootdown.Policies;
 /// the struct's first member.) The posting measured it against v6 patches 1–3 on both of the
 /// series' machines (README, "Cross-checks").
 /// </summary>
-public sealed class V6PfnBatch : Linux43
+public sealed class V6PfnBatch(PolicyParams p) : Linux43(p)
 {
-    private readonly SmpCallFunc _handler;
-    private readonly FlushTlbInfo _info = new();
-
-    public V6PfnBatch(PolicyParams p)
-        : base(p)
-    {
-        _handler = PercpuFlushTlbBatchPages;
-    }
-
     public override string Name => "v6-pfn32";
 
     public override string Summary => "v6 patch 4/4 (Jun 2015, not merged: batchunmap-v6): linux-4.3's batch plus a 32-PFN list, INVLPG of each PFN as an address on every CPU of the mask, this one included";
@@ -55,32 +46,18 @@ public sealed class V6PfnBatch : Linux43
         }
     }
 
-    /// <summary>
-    /// try_to_unmap_flush of v6 4/4: traced as TLB_REMOTE_SHOOTDOWN of the list's length; the handler
-    /// here if this CPU is in the mask, smp_call_function_many to the others; the batch emptied.
-    /// </summary>
-    public override void TryToUnmapFlush(Exec ex)
+    /// <summary>try_to_unmap_flush of v6 4/4 is 4.3's, traced as TLB_REMOTE_SHOOTDOWN of the list's length.</summary>
+    protected override int TracedPages(TlbUnmapBatch b) => b.Count;
+
+    /// <summary>The handlers read the task's batch: its PFNs and their count.</summary>
+    protected override FlushTlbInfo FillInfo(FlushTlbInfo info, TlbUnmapBatch b)
     {
-        TlbUnmapBatch b = ex.Task.Batch!;
-        if (!b.FlushRequired)
-        {
-            return;
-        }
-        Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, b.Count, TlbFlushReason.RemoteShootdown);
-        _info.Set(null, 0, 0);
-        _info.Pfns = b.Pfns;
-        _info.NrPfns = b.Count;
-        if (b.CpuMask.Test(ex.Cpu.Id))
-        {
-            ex.Sys += PercpuFlushTlbBatchPages(ex.Cpu, ex.Now, _info);
-        }
-        if (b.CpuMask.AnyBut(ex.Cpu.Id))
-        {
-            Arch.SmpCallFunctionMany(ex, b.CpuMask, _handler, _info);
-        }
-        b.Reset();
+        info.Set(null, 0, 0);
+        info.Pfns = b.Pfns;
+        info.NrPfns = b.Count;
+        return info;
     }
 
     /// <summary>percpu_flush_tlb_batch_pages of v6 4/4: v1's handler, unchanged.</summary>
-    private long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info) => FlushListedPfnsAsAddresses(r, info);
+    protected override long PercpuFlushTlbBatchPages(Cpu r, long t, FlushTlbInfo info) => FlushListedPfnsAsAddresses(r, info);
 }
