@@ -54,16 +54,28 @@ public class PolicyTests
         Assert.Equal(1, sim.Cpus[5].CallFunctionIrqs);
         Assert.Equal(0, sim.Cpus[5].TlbShootdowns);
         Assert.Equal(0, ex.Task.Batch!.Count);
-        // As posted, the handler does INVLPG of pfn << PAGE_SHIFT: the cleared user entries stay
-        // cached, and the entry at the linear address equal to a listed page's physical address goes.
+        AssertListFlushedAsAddresses(sim, mm, 5);
+    }
+
+    /// <summary>
+    /// After a full 32-PFN list from CPU 0 (PTEs 0..31 of <paramref name="mm"/> cleared, frames
+    /// 1000..1031) reached CPU 5 and ran on <paramref name="cpus"/>: as posted, the handler does
+    /// INVLPG of pfn &lt;&lt; PAGE_SHIFT, so the cleared user entries stay cached on those CPUs, and
+    /// what CPU 5 mapped at the linear address equal to a listed page's physical one (1003) is gone.
+    /// CPU 5 paid one INVLPG per listed page and read the list from the sender: the batch (8-byte
+    /// cpumask on 8 CPUs, 8-byte count, 32 PFNs) is 272 bytes, five lines, four more than the flush
+    /// info's one (and the csd's).
+    /// </summary>
+    private static void AssertListFlushedAsAddresses(Sim sim, MmStruct mm, params int[] cpus)
+    {
         for (int v = 0; v < 32; v++)
         {
-            Assert.True(sim.Cpus[5].Tlb.Lookup(mm.Id, v) >= 0);
+            foreach (int c in cpus)
+            {
+                Assert.True(sim.Cpus[c].Tlb.Lookup(mm.Id, v) >= 0, $"CPU {c}, page {v}");
+            }
         }
         Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, 1003));
-        // The receiver paid one INVLPG per listed page, and read the list from the sender: the
-        // batch (8-byte cpumask on 8 CPUs, 8-byte count, 32 PFNs) is 272 bytes, five lines, four
-        // more than the flush info's one (and the csd's).
         Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs + (2 + 4) * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
     }
 
@@ -230,16 +242,8 @@ public class PolicyTests
         Assert.False(ex.Task.Batch.Writable);
         // The local handler: 32 INVLPGs, charged to the sender.
         Assert.True(ex.Sys - sysBefore >= 32 * sim.Costs.InvlpgNs, $"{ex.Sys - sysBefore} ns");
-        // INVLPG of pfn << PAGE_SHIFT, as in RFC v1: the cleared user entries stay cached on both CPUs,
-        // and what CPU 5 mapped at the linear address equal to a listed page's physical one is gone.
-        for (int v = 0; v < 32; v++)
-        {
-            Assert.True(sim.Cpus[5].Tlb.Lookup(mm.Id, v) >= 0);
-            Assert.True(sim.Cpus[0].Tlb.Lookup(mm.Id, v) >= 0);
-        }
-        Assert.Equal(-1, sim.Cpus[5].Tlb.Lookup(mm.Id, 1003));
-        // 32 INVLPGs, and the list's four lines beyond the flush info's (272 bytes of batch).
-        Assert.Equal(sim.Costs.IrqEntryExitNs + 32 * sim.Costs.InvlpgNs + (2 + 4) * sim.Lines.Transfer(0, 5), sim.Cpus[5].IrqDebtNs);
+        // RFC v1's handler on both CPUs: the cleared entries stay cached on the sender too.
+        AssertListFlushedAsAddresses(sim, mm, 5, 0);
     }
 
     [Fact]
