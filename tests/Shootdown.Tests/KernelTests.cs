@@ -1,4 +1,5 @@
 using Shootdown.Hardware;
+using Shootdown.Kernel.Arch;
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
 using Shootdown.Observe;
@@ -237,6 +238,34 @@ public class KernelTests
         Assert.Equal(0, sim.X86.LateWaitNs);
         Assert.Equal(0, sim.Cpus[2].IrqDebtNs);
         Assert.Equal(1, r.CallFunctionIrqs);
+    }
+
+    [Theory]
+    [InlineData(1, 0)] // 8 + 8 + 8 bytes on 8 CPUs: the flush info's own line
+    [InlineData(32, 4)] // 8 + 8 + 256 bytes: five lines, four beyond the flush info's
+    public void ARequestRidingOnAnotherIpiStillReadsItsPfnListFromItsSender(int nrPfns, int extraLines)
+    {
+        // Noticed in session 22: the coalesced path charges the PFN list's lines like the IPI path,
+        // but no test built it. A request that rides on an IPI already on its way runs its handler
+        // after the carrier's with no interrupt entry of its own; it still reads the csd and the
+        // flush info (one line) and the rest of the sender's batch (PfnListLines) from the sender.
+        Sim sim = SmallSim();
+        MmStruct mm = MmRunningOn(sim, 1);
+        Cpu r = sim.Cpus[1];
+        r.StepEnd = 10; // the receiver's state at the carrier's arrival is not simulated yet
+        sim.Arch.FlushTlbPage(ExecOn(sim, 0), mm, 3);
+        var info = new FlushTlbInfo().Set(null, 0, 0);
+        info.Pfns = new int[32];
+        info.NrPfns = nrPfns;
+        var mask = new Cpumask(sim.Cpus.Length);
+        mask.Set(1);
+        const long handlerNs = 7;
+        long irqBefore = r.IrqNs;
+        sim.X86.SmpCallFunctionMany(ExecOn(sim, 2, t: 100), mask, (_, _, _) => handlerNs, info);
+        Assert.Equal(1, sim.X86.CoalescedRequests);
+        long transfer = sim.Lines.Transfer(2, 1);
+        Assert.True(transfer > 0);
+        Assert.Equal((1 + extraLines) * transfer + handlerNs, r.IrqNs - irqBefore);
     }
 
     [Fact]
