@@ -155,27 +155,32 @@ public class CalibrationTests
         Calibration c = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs"], searchScaleFactor: 4, maxEvaluations: 1, jobs: 1);
         Assert.Single(c.Steps);
         Assert.Equal(c.Start, c.Best);
-        // The search ran LockAcquireNs at its basis (20), the default is the earlier search's 28:
+        // The search ran LockAcquireNs at its basis (8), the default is the earlier search's 16:
         // the replay must say so, or `reproduce` would run another point.
-        Assert.Equal("--cost lock_acquire_ns=20", c.CostArguments);
-        Assert.Equal(["shootdown reproduce --machine tiny --seed 3 --cost lock_acquire_ns=20"], c.ReplayCommands);
+        Assert.Equal("--cost lock_acquire_ns=8", c.CostArguments);
+        Assert.Equal(["shootdown reproduce --machine tiny --seed 3 --cost lock_acquire_ns=8"], c.ReplayCommands);
         AssertReplayRunsTheBestPoint(c);
     }
 
     [Fact]
     public void ASearchFromTheDefaultsStartsAtThemAndItsReplayNeedsNoCostForTheUnmoved()
     {
-        // LockAcquireNs's default (28) differs from its basis (20), so the two starts differ.
+        // LockAcquireNs's default (16) differs from its basis (8), so the two starts differ.
         Assert.NotEqual(CostModel.Bounds["LockAcquireNs"].Basis, CostModel.Xeon2015.LockAcquireNs);
         Calibration c = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs", "ScanPageNs"], searchScaleFactor: 4, maxEvaluations: 3, jobs: 2,
             startFrom: CalibrationStart.Defaults);
         Assert.Equal(CalibrationStart.Defaults, c.StartFrom);
         Assert.Equal(CostModel.Xeon2015.LockAcquireNs, c.Start["LockAcquireNs"]);
         Assert.Equal(CostModel.Xeon2015.ScanPageNs, c.Start["ScanPageNs"]);
-        // The first constant's candidates are its default divided and multiplied by sqrt(2).
+        // The first constant's candidates are its default divided and multiplied by sqrt(2), held
+        // within the bounds; one that the bounds bring back to the default is not run (the default
+        // sits at the top of its bounds: then the second step is the next constant's).
         long d = CostModel.Xeon2015.LockAcquireNs;
-        Assert.Equal([(long)Math.Round(d / Math.Sqrt(2), MidpointRounding.AwayFromZero), (long)Math.Round(d * Math.Sqrt(2), MidpointRounding.AwayFromZero)],
-            c.Steps.Skip(1).Select(s => s.Value!.Value));
+        var (min, max) = CostModel.Bounds["LockAcquireNs"].Range;
+        long[] expected = new[] { d / Math.Sqrt(2), d * Math.Sqrt(2) }
+            .Select(x => Math.Clamp((long)Math.Round(x, MidpointRounding.AwayFromZero), min, max)).Where(x => x != d).ToArray();
+        Assert.Equal(expected, c.Steps.Skip(1).Where(s => s.Constant == "LockAcquireNs").Select(s => s.Value!.Value));
+        Assert.Equal("LockAcquireNs", c.Steps[1].Constant);
         AssertWithinBounds(c);
         AssertReplayRunsTheBestPoint(c);
         foreach (string n in c.Constants)
