@@ -946,6 +946,39 @@ public class KernelTests
     }
 
     [Fact]
+    public void AHolderThatWaitedTakesTheLockWordsLineBackForEachWriteToIt()
+    {
+        // Writes to data sharing the lock word's line (lru_lock and the LRU list heads in 4.0's
+        // struct zone) cost nothing on a lock nobody waits for, and one transfer each — from the
+        // spinners, on another socket here — on a lock the writer had to wait for.
+        CostModel c = CostModel.Xeon2015;
+        var lines = new CacheLines(2, 1, NumaDistance.Uniform(2), c); // CPU 0 on node 0, CPU 1 on node 1
+        var plain = new Kernel.SpinLock("plain", dataLines: 0);
+        var shared = new Kernel.SpinLock("shared", dataLines: 0);
+        long endPlain = plain.Hold(0, 0, 0, 1000, lines, c, out _);
+        long endShared = shared.Hold(0, 0, 0, 1000, lines, c, out _, lockLineWrites: 32);
+        Assert.Equal(endPlain, endShared); // uncontended: the line stays in the holder's cache
+        Assert.Equal(0, shared.StealNs);
+        long waitedPlain = plain.Hold(0, 10, 1, 1000, lines, c, out long spinPlain);
+        long waitedShared = shared.Hold(0, 10, 1, 1000, lines, c, out long spinShared, lockLineWrites: 32);
+        Assert.Equal(spinPlain, spinShared); // the wait is the same; the hold is longer
+        Assert.Equal(waitedPlain + 32 * c.CacheLineRemoteNodeNs, waitedShared);
+        Assert.Equal(32 * c.CacheLineRemoteNodeNs, shared.StealNs);
+        Assert.Equal(plain.HoldNs + 32 * c.CacheLineRemoteNodeNs, shared.HoldNs);
+    }
+
+    [Fact]
+    public void OnlyTheInactiveFileListHeadAndTheActiveOnesNextShareLruLocksLine()
+    {
+        // 4.0: lru_lock at byte 0 of its line, lruvec.lists[] from byte 8; inactive file = lists[2]
+        // (bytes 40-55), active file = lists[3] (next at 56, prev at 64, the next line).
+        Assert.Equal(1, Memory.LruLockLineWrites(active: false, atHead: true));
+        Assert.Equal(1, Memory.LruLockLineWrites(active: false, atHead: false));
+        Assert.Equal(1, Memory.LruLockLineWrites(active: true, atHead: true));
+        Assert.Equal(0, Memory.LruLockLineWrites(active: true, atHead: false));
+    }
+
+    [Fact]
     public void ALockCalendarKeepsManyOutOfOrderBookingsApartAndInOrder()
     {
         // Steps of many CPUs book one lock over the same stretch of the future, in no particular

@@ -106,13 +106,22 @@ public class TruncateTests
     [Fact]
     public void RmWokenOntoTheCpuItsLastReaderLeftRunsOneStepAtATime()
     {
-        // On this machine the last reader exits on CPU 0, rm's CPU: the wake-up from that exit
-        // once gave CPU 0 a second chain of step events, and rm ran twice as fast as its work.
-        var sim = new Sim(RunConfig.Create(machine: "gorman-1node", cpusPerNode: 2, scaleDivisor: 32, policy: "vanilla"));
-        sim.Run();
-        SimTask rm = sim.UserTasks.Single(t => t.Comm == "rm");
-        SimTask last = sim.UserTasks.Where(t => t != rm).MaxBy(t => t.ExitedAt)!;
-        Assert.Equal(0, last.HomeCpu.Id);
+        // The last reader exiting on rm's CPU (0): the wake-up from that exit once gave CPU 0 a
+        // second chain of step events, and rm ran twice as fast as its work. Which seeds end so
+        // moves with the cost model: the test takes the first of seeds 1..20 that does.
+        Sim? found = null;
+        for (ulong seed = 1; seed <= 20 && found is null; seed++)
+        {
+            var s = new Sim(RunConfig.Create(machine: "gorman-1node", cpusPerNode: 2, scaleDivisor: 32, policy: "vanilla", seed: seed));
+            s.Run();
+            SimTask r0 = s.UserTasks.Single(t => t.Comm == "rm");
+            if (s.UserTasks.Where(t => t != r0).MaxBy(t => t.ExitedAt)!.HomeCpu.Id == 0)
+            {
+                found = s;
+            }
+        }
+        Assert.True(found is not null, "on none of seeds 1..20 did the last reader exit on rm's CPU");
+        Sim sim = found;
         RunResult r = RunResult.From(sim, 1);
         double span = r.ElapsedS - r.Truncate!.StartS;
         Assert.Equal(span, r.Truncate.SystemS, 6); // one task on one CPU: its system time is its span

@@ -44,6 +44,13 @@ public sealed class SpinLock(string name, int dataLines = 1, int capacity = 16)
     /// </summary>
     public long AcquireNs { get; private set; }
 
+    /// <summary>
+    /// Time holders spent taking the lock word's own cache line back from waiters: the holder's
+    /// writes to data that shares the word's line (see <see cref="Hold"/>'s
+    /// <c>lockLineWrites</c>), each a transfer while others spin on the word. Part of <see cref="HoldNs"/>.
+    /// </summary>
+    public long StealNs { get; private set; }
+
     /// <summary>Most bookings ever outstanding at once.</summary>
     public int MaxLive { get; private set; }
 
@@ -59,8 +66,21 @@ public sealed class SpinLock(string name, int dataLines = 1, int capacity = 16)
     /// transfer plus half a transfer per other waiter (Boyd-Wickizer et al., "Non-scalable locks
     /// are dangerous", Linux Symposium 2012). <paramref name="spinNs"/> is the time spent waiting for
     /// other holders (0 for an uncontended acquisition).
+    /// <para>
+    /// <paramref name="lockLineWrites"/> counts the hold's writes to data in the lock word's own
+    /// cache line (4.0's <c>struct zone</c> starts a line with <c>lru_lock</c> and puts the LRU
+    /// list heads right after it, so every page added at a list's head or taken from its tail
+    /// writes that line). While other CPUs spin on the word — a ticket lock's waiters re-read it
+    /// in a loop — each such write finds the line shared with them and must take it back: one
+    /// transfer per write, exposed by the locked bit operation each page's list move is followed
+    /// by (Linus Torvalds on linux-mm, 12 May 2022: a problem only when the lock is contended and
+    /// the writing intense; a368ab67aa55 moved <c>zone->lock</c> off its free lists' line for this).
+    /// Whether others spin during this hold is not known when it books (later requests have not
+    /// come); as for the hand-off, the queue the requester found stands for the one behind it: a
+    /// requester that waited pays a transfer per write, the hand-off's, from the holder ahead.
+    /// </para>
     /// </summary>
-    public long Hold(long now, long t, int cpu, long holdNs, CacheLines lines, CostModel costs, out long spinNs)
+    public long Hold(long now, long t, int cpu, long holdNs, CacheLines lines, CostModel costs, out long spinNs, int lockLineWrites = 0)
     {
         Booking[] bk = _b;
         while (_lo < _hi && bk[_lo].End <= now)
@@ -105,13 +125,14 @@ public sealed class SpinLock(string name, int dataLines = 1, int capacity = 16)
             }
             ahead++;
             line = lines.Transfer(bk[cur].Cpu, cpu);
-            hold = holdNs + line * DataLines;
+            hold = holdNs + line * (DataLines + lockLineWrites);
             candidate = Math.Max(candidate, bk[cur].End + line + line * (ahead - 1) / 2);
             waited = true;
         }
         if (waited)
         {
             Contended++;
+            StealNs += lockLineWrites * line;
         }
         HoldNs += hold;
         Insert(cur, candidate, candidate + hold, cpu);

@@ -146,7 +146,7 @@ public sealed record RunResult
             }
         }
         var locks = new SortedDictionary<string, LockStats>(StringComparer.Ordinal);
-        void Add(string cls, long acquisitions, long contended, long spinNs, long holdNs, long acquireNs, int maxQueued)
+        void Add(string cls, long acquisitions, long contended, long spinNs, long holdNs, long acquireNs, int maxQueued, long stealNs = 0)
         {
             locks.TryGetValue(cls, out LockStats? st);
             st ??= new LockStats();
@@ -157,10 +157,11 @@ public sealed record RunResult
                 SpinS = st.SpinS + spinNs / ns,
                 HoldS = st.HoldS + holdNs / ns,
                 AcquireS = st.AcquireS + acquireNs / ns,
+                LineStealS = st.LineStealS + stealNs / ns,
                 MaxQueued = Math.Max(st.MaxQueued, maxQueued),
             };
         }
-        void AddLock(string cls, Kernel.SpinLock l) => Add(cls, l.Acquisitions, l.Contended, l.SpinNs, l.HoldNs, l.AcquireNs, l.MaxLive);
+        void AddLock(string cls, Kernel.SpinLock l) => Add(cls, l.Acquisitions, l.Contended, l.SpinNs, l.HoldNs, l.AcquireNs, l.MaxLive, l.StealNs);
         foreach (var z in sim.Memory.Zones)
         {
             AddLock("lru_lock", z.LruLock);
@@ -358,6 +359,8 @@ public sealed record LockStats
     public double AcquireS { get; init; }
     /// <summary>Most holds booked on one lock at once (holders and waiters).</summary>
     public int MaxQueued { get; init; }
+    /// <summary>Part of <see cref="HoldS"/>: holders taking the lock word's own cache line back from waiters to write data that shares it (the LRU list heads beside <c>lru_lock</c>).</summary>
+    public double LineStealS { get; init; }
 }
 
 /// <summary>The "safety" object of a run's JSON.</summary>

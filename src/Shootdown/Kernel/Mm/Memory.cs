@@ -308,6 +308,20 @@ public sealed class Memory
 
     // ---- LRU lists (include/linux/mm_inline.h) --------------------------------------------------
 
+    /// <summary>
+    /// Whether a list operation's write to a file LRU list's head lands in <c>lru_lock</c>'s own
+    /// cache line. Linux 4.0's <c>struct zone</c> starts a line with <c>lru_lock</c> (after
+    /// <c>ZONE_PADDING(_pad2_)</c>) and puts <c>struct lruvec</c> right after it, its
+    /// <c>lists[]</c> first (3484b2de9499 arranged the reclaim fields so; 0d5d823ab4e6 moved
+    /// <c>pages_scanned</c> out from between them): 16-byte <c>list_head</c>s at byte 8 + 16 x
+    /// the list's index, in the order inactive anon, active anon, inactive file, active file. So
+    /// the inactive file list's head (bytes 40–55) lies wholly in the lock word's 64-byte line,
+    /// and the active file list's <c>next</c> (56) does while its <c>prev</c> (64) is in the next
+    /// line. Adding at a list's head writes the head's <c>next</c>; taking from its tail writes
+    /// its <c>prev</c>.
+    /// </summary>
+    public static int LruLockLineWrites(bool active, bool atHead) => !active || atHead ? 1 : 0;
+
     /// <summary>add_page_to_lru_list: at the head (most recently used end).</summary>
     public void LruAddHead(Zone z, int frame, bool active)
     {
@@ -356,16 +370,22 @@ public sealed class Memory
         p.Flags |= PageFlags.Lru;
     }
 
-    /// <summary>del_page_from_lru_list: unlinks a page from the list it is on (active or inactive).</summary>
-    public void LruDel(Zone z, int frame)
+    /// <summary>
+    /// del_page_from_lru_list: unlinks a page from the list it is on (active or inactive). Returns
+    /// its writes to <c>lru_lock</c>'s line (<see cref="LruLockLineWrites"/>): the list head's, if
+    /// the page was first or last.
+    /// </summary>
+    public int LruDel(Zone z, int frame)
     {
         ref Page p = ref Pages[frame];
         if ((p.Flags & PageFlags.Lru) == 0)
         {
             throw new InvalidOperationException($"page {frame} is on no LRU list");
         }
-        ref LruList list = ref (p.Flags & PageFlags.Active) != 0 ? ref z.ActiveFile : ref z.InactiveFile;
+        bool active = (p.Flags & PageFlags.Active) != 0;
+        ref LruList list = ref active ? ref z.ActiveFile : ref z.InactiveFile;
         int prev = p.LruPrev, next = p.LruNext;
+        int writes = (prev < 0 ? LruLockLineWrites(active, atHead: true) : 0) + (next < 0 ? LruLockLineWrites(active, atHead: false) : 0);
         if (prev >= 0)
         {
             Pages[prev].LruNext = next;
@@ -385,6 +405,7 @@ public sealed class Memory
         list.Count--;
         p.LruNext = p.LruPrev = -1;
         p.Flags &= ~PageFlags.Lru;
+        return writes;
     }
 
     /// <summary>Takes the page at the tail (least recently used end) off a list; -1 if empty.</summary>

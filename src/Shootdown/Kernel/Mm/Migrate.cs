@@ -59,8 +59,7 @@ public sealed class Migrate(Sim sim)
             return false;
         }
         Zone z = mem.ZoneOf(frame);
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);
-        mem.LruDel(z, frame);
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, mem.LruDel(z, frame));
         p.Flags |= PageFlags.Isolated;
         z.NrIsolatedFile++;
         return true;
@@ -77,8 +76,9 @@ public sealed class Migrate(Sim sim)
             p.Flags &= ~PageFlags.Isolated;
             z.NrIsolatedFile--;
         }
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);
-        mem.LruAddHead(z, frame, (p.Flags & PageFlags.Active) != 0);
+        bool active = (p.Flags & PageFlags.Active) != 0;
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, Memory.LruLockLineWrites(active, atHead: true));
+        mem.LruAddHead(z, frame, active);
     }
 
     private static bool Busy(in Page p) => (p.Flags & (PageFlags.Locked | PageFlags.Writeback)) != 0;
@@ -209,8 +209,9 @@ public sealed class Migrate(Sim sim)
         sim.Oracle?.MigrationFreed(ex, old);
         sim.PageAlloc.FreePages(ex, new ReadOnlySpan<int>(in old));
         Zone nz = mem.ZoneOf(dst);
-        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs);
-        mem.LruAddHead(nz, dst, (n.Flags & PageFlags.Active) != 0);
+        bool active = (n.Flags & PageFlags.Active) != 0;
+        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs, Memory.LruLockLineWrites(active, atHead: true));
+        mem.LruAddHead(nz, dst, active);
         sim.VmStat.Inc(VmEvent.pgmigrate_success);
     }
 

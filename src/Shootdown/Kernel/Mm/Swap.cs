@@ -38,7 +38,8 @@ public sealed class Swap(Sim sim)
                 continue;
             }
             Zone tz = mem.ZoneOf(f);
-            ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node));
+            // Put at its list's head and taken off again: two writes to the head, in lru_lock's line.
+            ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node), 2);
             sim.Oracle?.PageTruncated(ex, f);
             sim.PageAlloc.FreePages(ex, [f]);
         }
@@ -50,14 +51,17 @@ public sealed class Swap(Sim sim)
             int node = z.Node;
             int j = i;
             long lines = 0;
+            int lockLineWrites = 0;
             while (j < n && mem.ZoneOf(cpu.Pagevec[j]) == z)
             {
                 int f = cpu.Pagevec[j];
                 lines += sim.Lines.Take(ref mem.Pages[f], cpu.Id, node);
-                mem.LruAddHead(z, f, active: (mem.Pages[f].Flags & PageFlags.Active) != 0);
+                bool active = (mem.Pages[f].Flags & PageFlags.Active) != 0;
+                mem.LruAddHead(z, f, active);
+                lockLineWrites += Memory.LruLockLineWrites(active, atHead: true);
                 j++;
             }
-            ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs + lines);
+            ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs + lines, lockLineWrites);
             i = j;
         }
         cpu.PagevecCount = 0;
@@ -83,9 +87,9 @@ public sealed class Swap(Sim sim)
         if ((p.Flags & PageFlags.Lru) != 0)
         {
             Zone z = mem.ZoneOf(frame);
-            mem.LruDel(z, frame);
+            int lockLineWrites = mem.LruDel(z, frame);
             mem.LruAddHead(z, frame, active: true);
-            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs);
+            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, lockLineWrites + Memory.LruLockLineWrites(active: true, atHead: true));
             sim.VmStat.Inc(Observe.VmEvent.pgactivate);
         }
         else if (Array.IndexOf(ex.Cpu.Pagevec, frame, 0, ex.Cpu.PagevecCount) >= 0)

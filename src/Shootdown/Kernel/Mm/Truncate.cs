@@ -166,6 +166,7 @@ public sealed class Truncate(Sim sim)
             Zone z = mem.ZoneOf(f);
             int run = 0;
             long lines = 0;
+            int lockLineWrites = 0;
             while (k < n && (mem.Pages[pvec[k]].Flags & PageFlags.Lru) != 0 && mem.ZoneOf(pvec[k]) == z)
             {
                 int g = pvec[k];
@@ -174,12 +175,12 @@ public sealed class Truncate(Sim sim)
                     ex.Sys += sim.Costs.LockAcquireNs; // put_page_testzero of the run's later pages
                 }
                 lines += sim.Lines.Take(ref mem.Pages[g], ex.Cpu.Id, z.Node);
-                mem.LruDel(z, g); // __ClearPageLRU, del_page_from_lru_list
+                lockLineWrites += mem.LruDel(z, g); // __ClearPageLRU, del_page_from_lru_list
                 free[nrFree++] = g;
                 run++;
                 k++;
             }
-            ex.LockHold(z.LruLock, run * sim.Costs.LruPerPageNs + lines);
+            ex.LockHold(z.LruLock, run * sim.Costs.LruPerPageNs + lines, lockLineWrites);
         }
         if (sim.Oracle is { } oracle)
         {

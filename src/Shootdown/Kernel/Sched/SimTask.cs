@@ -268,12 +268,13 @@ public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
     /// <summary>
     /// Charges an irq-safe spinlock section (spin_lock_irq ... spin_unlock_irq): the acquisition,
     /// any spinning and the hold are system time, and interrupts stay off throughout. Only time
-    /// spent waiting for another holder counts as spinning.
+    /// spent waiting for another holder counts as spinning. <paramref name="lockLineWrites"/>: the
+    /// section's writes to data sharing the lock word's cache line (<see cref="Kernel.SpinLock.Hold"/>).
     /// </summary>
-    public void LockHold(Kernel.SpinLock l, long holdNs)
+    public void LockHold(Kernel.SpinLock l, long holdNs, int lockLineWrites = 0)
     {
         long t = Now;
-        long end = l.Hold(EventTime, t, Cpu.Id, holdNs, Lines, Costs, out long spin);
+        long end = l.Hold(EventTime, t, Cpu.Id, holdNs, Lines, Costs, out long spin, lockLineWrites);
         Spin += spin;
         Sys += end - t;
         Cpu.AddIrqOff(t, end);
