@@ -45,6 +45,7 @@ public static class ShootdownCli
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
     private static readonly Option<string?> StorePercentOpt = new("--store-percent") { Description = "migrate-bounce, numa-migrate: share of accesses that are stores, 0..100 [default: 50]" };
     private static readonly Option<string?> PteAccessibleOpt = new("--pte-accessible-check") { Description = "linux-6.4: skip the batched flush of PTEs no CPU can cache (4d4b6d66db63): on (default) or off" };
+    private static readonly Option<string?> MemcgOpt = new("--memcg") { Description = "memory cgroups in the kernel: on (default; the LRU lists are the root memcg's) or off (CONFIG_MEMCG=n or cgroup_disable=memory: the lists are struct zone's, in lru_lock's cache line)" };
 
     /// <summary>Exit statuses (README, "Exit status").</summary>
     public const int ExitOk = 0, ExitInternalError = 1, ExitBadInput = 2, ExitSimulationFailed = 3, ExitStoppedByViolation = 4, ExitOutOfTolerance = 5;
@@ -130,7 +131,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
@@ -247,7 +248,7 @@ public static class ShootdownCli
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, PlotOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -552,6 +553,16 @@ public static class ShootdownCli
                 break;
             case { } bad:
                 throw new ConfigException($"--pte-accessible-check must be on or off, got '{bad}'");
+        }
+        switch (pr.GetValue(MemcgOpt))
+        {
+            case null or "on":
+                break;
+            case "off":
+                pp = pp with { Memcg = false };
+                break;
+            case { } bad:
+                throw new ConfigException($"--memcg must be on or off, got '{bad}'");
         }
         string? oracleOpt = pr.GetValue(OracleOpt);
         bool? oracle = oracleOpt switch

@@ -52,6 +52,7 @@ public class CliTests
     [InlineData("unknown workload 'w'", "run", "--workload", "w")]
     [InlineData("unknown policy 'p'", "run", "--policy", "p")]
     [InlineData("--pte-accessible-check must be on or off, got 'maybe'", "run", "--pte-accessible-check", "maybe")]
+    [InlineData("--memcg must be on or off, got 'yes'", "run", "--memcg", "yes")]
     [InlineData("migrate-bounce needs at least 2 NUMA nodes; the machine has 1", "run", "--machine", "tiny", "--workload", "migrate-bounce")]
     [InlineData("malformed --scale '1/x'", "run", "--scale", "1/x")]
     [InlineData("--scale 1/N: N must be in 1..1048576, got 0", "run", "--scale", "1/0")]

@@ -968,14 +968,34 @@ public class KernelTests
     }
 
     [Fact]
-    public void OnlyTheInactiveFileListHeadAndTheActiveOnesNextShareLruLocksLine()
+    public void WithoutMemcgOnlyTheInactiveFileListHeadAndTheActiveOnesNextShareLruLocksLine()
     {
-        // 4.0: lru_lock at byte 0 of its line, lruvec.lists[] from byte 8; inactive file = lists[2]
-        // (bytes 40-55), active file = lists[3] (next at 56, prev at 64, the next line).
-        Assert.Equal(1, Memory.LruLockLineWrites(active: false, atHead: true));
-        Assert.Equal(1, Memory.LruLockLineWrites(active: false, atHead: false));
-        Assert.Equal(1, Memory.LruLockLineWrites(active: true, atHead: true));
-        Assert.Equal(0, Memory.LruLockLineWrites(active: true, atHead: false));
+        // 4.0 without memory cgroups: lru_lock at byte 0 of its line, struct zone's lruvec.lists[]
+        // from byte 8; inactive file = lists[2] (bytes 40-55), active file = lists[3] (next at 56,
+        // prev at 64, the next line). The other guarded lines: reclaim_stat's and a neighbour's.
+        var mem = new Memory(1, 1024, 128, memcg: false);
+        Assert.False(mem.Memcg);
+        Assert.Equal(1, mem.LruLockLineWrites(active: false, atHead: true));
+        Assert.Equal(1, mem.LruLockLineWrites(active: false, atHead: false));
+        Assert.Equal(1, mem.LruLockLineWrites(active: true, atHead: true));
+        Assert.Equal(0, mem.LruLockLineWrites(active: true, atHead: false));
+        Assert.Equal(2, mem.Zones[0].LruLock.DataLines);
+    }
+
+    [Fact]
+    public void WithMemcgTheListsInUseAreTheRootMemcgsAndNoneShareLruLocksLine()
+    {
+        // 4.0 with memory cgroups (the default, as on the seed's kernels): mem_cgroup_page_lruvec
+        // gives the root memcg's mem_cgroup_per_zone, allocated apart; its heads, reclaim_stat and
+        // lru_size are three lines, and a neighbour's links a fourth.
+        var mem = new Memory(1, 1024, 128);
+        Assert.True(mem.Memcg);
+        foreach (bool active in new[] { false, true })
+        {
+            Assert.Equal(0, mem.LruLockLineWrites(active, atHead: true));
+            Assert.Equal(0, mem.LruLockLineWrites(active, atHead: false));
+        }
+        Assert.Equal(4, mem.Zones[0].LruLock.DataLines);
     }
 
     [Fact]

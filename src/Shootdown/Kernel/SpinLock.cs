@@ -68,9 +68,10 @@ public sealed class SpinLock(string name, int dataLines = 1, int capacity = 16)
     /// other holders (0 for an uncontended acquisition).
     /// <para>
     /// <paramref name="lockLineWrites"/> counts the hold's writes to data in the lock word's own
-    /// cache line (4.0's <c>struct zone</c> starts a line with <c>lru_lock</c> and puts the LRU
-    /// list heads right after it, so every page added at a list's head or taken from its tail
-    /// writes that line). While other CPUs spin on the word — a ticket lock's waiters re-read it
+    /// cache line (4.0's <c>struct zone</c> starts a line with <c>lru_lock</c> and puts its LRU
+    /// list heads right after it, so without memory cgroups, when those lists are the ones in use,
+    /// every page added at a list's head or taken from its tail writes that line;
+    /// <see cref="Mm.Memory.LruLockLineWrites"/>). While other CPUs spin on the word — a ticket lock's waiters re-read it
     /// in a loop — each such write finds the line shared with them and must take it back: one
     /// transfer per write, exposed by the locked bit operation each page's list move is followed
     /// by (Linus Torvalds on linux-mm, 12 May 2022: a problem only when the lock is contended and

@@ -166,4 +166,15 @@ public sealed record PolicyParams
     /// "mm,unmap: avoid flushing TLB in batch if PTE is inaccessible"); on by default, as merged.
     /// </summary>
     public bool PteAccessibleCheck { get; init; } = true;
+
+    /// <summary>
+    /// Memory cgroups in the kernel (CONFIG_MEMCG=y, not disabled with cgroup_disable=memory), which
+    /// puts the LRU lists in the root memcg's per-zone info instead of <c>struct zone</c> beside
+    /// <c>lru_lock</c> (<see cref="Kernel.Mm.Memory.Memcg"/>). On by default: the kernels behind the
+    /// published figures ran with them — Mel Gorman's 4.0 profile on linux-mm (20 May 2015, "mm,
+    /// memcg: Try charging a page before setting page up to date") spends time in
+    /// mem_cgroup_page_lruvec and mem_cgroup_update_lru_size with no memcg in use, and Intel LKP's
+    /// 2014 boots initialise the memory cgroup subsystem; Debian's kernels of the time disabled it.
+    /// </summary>
+    public bool Memcg { get; init; } = true;
 }

@@ -63,8 +63,9 @@ public sealed class Memory
     /// form a ZONE_DMA32 below its ZONE_NORMAL, as the physical memory below 4 GiB does on x86-64;
     /// if they are all of node 0, node 0 has that one zone.
     /// </summary>
-    public Memory(int nodes, long framesPerNode, long minFreeKbytes, int nrCpus = 1, int sizingScale = 1, long dma32Frames = 0)
+    public Memory(int nodes, long framesPerNode, long minFreeKbytes, int nrCpus = 1, int sizingScale = 1, long dma32Frames = 0, bool memcg = true)
     {
+        Memcg = memcg;
         if (sizingScale < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(sizingScale), "the sizing scale is 1/N with N >= 1");
@@ -111,7 +112,7 @@ public sealed class Memory
                 // A scaled zone keeps the full-size zone's watermarks in pages, up to 1/16 of its
                 // frames (so that a very small scale still leaves the zone usable).
                 long min = Math.Max(1, Math.Min(minPagesTotal * frames / total, sizingScale > 1 ? frames / 16 : long.MaxValue));
-                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale) { Memory = this, IsDma32 = dma32 };
+                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale, memcg) { Memory = this, IsDma32 = dma32 };
                 NodeZones[node][k] = zones.Count;
                 zones.Add(z);
                 InitFreeArea(z);
@@ -309,8 +310,19 @@ public sealed class Memory
     // ---- LRU lists (include/linux/mm_inline.h) --------------------------------------------------
 
     /// <summary>
+    /// Whether the kernel runs with memory cgroups (CONFIG_MEMCG built in and not disabled at boot),
+    /// which decides where the LRU lists live (<see cref="Policies.PolicyParams.Memcg"/>). With
+    /// them, as on the seed's and the cross-checks' kernels, 4.0's mem_cgroup_page_lruvec returns
+    /// the root memcg's <c>mem_cgroup_per_zone</c>'s lruvec (allocated apart, on the zone's node),
+    /// and <c>struct zone</c>'s own lruvec, beside <c>lru_lock</c>, is unused; without them it is
+    /// the one in use.
+    /// </summary>
+    public bool Memcg { get; }
+
+    /// <summary>
     /// Whether a list operation's write to a file LRU list's head lands in <c>lru_lock</c>'s own
-    /// cache line. Linux 4.0's <c>struct zone</c> starts a line with <c>lru_lock</c> (after
+    /// cache line: only without memory cgroups (<see cref="Memcg"/>), when the lists in use are
+    /// <c>struct zone</c>'s. Linux 4.0's <c>struct zone</c> starts a line with <c>lru_lock</c> (after
     /// <c>ZONE_PADDING(_pad2_)</c>) and puts <c>struct lruvec</c> right after it, its
     /// <c>lists[]</c> first (3484b2de9499 arranged the reclaim fields so; 0d5d823ab4e6 moved
     /// <c>pages_scanned</c> out from between them): 16-byte <c>list_head</c>s at byte 8 + 16 x
@@ -318,9 +330,10 @@ public sealed class Memory
     /// the inactive file list's head (bytes 40–55) lies wholly in the lock word's 64-byte line,
     /// and the active file list's <c>next</c> (56) does while its <c>prev</c> (64) is in the next
     /// line. Adding at a list's head writes the head's <c>next</c>; taking from its tail writes
-    /// its <c>prev</c>.
+    /// its <c>prev</c>. With memory cgroups the lists are in the root memcg's per-zone info and
+    /// no list write touches the lock's line.
     /// </summary>
-    public static int LruLockLineWrites(bool active, bool atHead) => !active || atHead ? 1 : 0;
+    public int LruLockLineWrites(bool active, bool atHead) => !Memcg && (!active || atHead) ? 1 : 0;
 
     /// <summary>add_page_to_lru_list: at the head (most recently used end).</summary>
     public void LruAddHead(Zone z, int frame, bool active)
@@ -449,7 +462,7 @@ public sealed class Zone
     /// <summary>MAX_ORDER: free blocks of 2^0 .. 2^10 pages.</summary>
     public const int MaxOrder = 11;
 
-    public Zone(int node, int firstFrame, int frames, long min, long low, long high, int nrCpus = 1, int sizingScale = 1)
+    public Zone(int node, int firstFrame, int frames, long min, long low, long high, int nrCpus = 1, int sizingScale = 1, bool memcg = true)
     {
         Frames = frames;
         SizingScale = sizingScale;
@@ -475,9 +488,16 @@ public sealed class Zone
         }
         PcpBatch = Math.Max(1, batch); // pageset_set_batch: high 6 x batch, batch at least 1
         PcpHigh = 6 * batch;
-        // lru_lock guards the lruvec: the list heads, lru_size counters and reclaim_stat (three
-        // lines), and each list operation writes the neighbouring page's links (a fourth).
-        LruLock = new SpinLock($"lru_lock/{node}", dataLines: 4);
+        // lru_lock guards the lruvec, and each list operation also writes the neighbouring page's
+        // links (one line). With memory cgroups the lruvec in use is the root memcg's
+        // mem_cgroup_per_zone (4.0: lists[], then reclaim_stat and the zone pointer, then
+        // lru_size[]): the file lists' heads (bytes 32-63), reclaim_stat (80-111) and the file
+        // lists' lru_size (136-151, mem_cgroup_update_lru_size) are three lines, four with the
+        // neighbour's. Without, the lruvec is struct zone's: the heads the file lists use share the
+        // lock word's line (which comes with the lock; see Memory.LruLockLineWrites), the active
+        // file list's prev and reclaim_stat are the next line, and the zone keeps no lru_size (its
+        // NR_*_FILE counts go through the per-CPU vm_stat_diff): two with the neighbour's.
+        LruLock = new SpinLock($"lru_lock/{node}", dataLines: memcg ? 4 : 2);
         // zone->lock guards free_area (the lists' heads and nr_free) and the zone's counters; the
         // struct pages the buddy work touches are charged one by one (PageAlloc).
         Lock = new SpinLock($"zone->lock/{node}", dataLines: 2);

@@ -58,7 +58,7 @@ public sealed class Swap(Sim sim)
                 lines += sim.Lines.Take(ref mem.Pages[f], cpu.Id, node);
                 bool active = (mem.Pages[f].Flags & PageFlags.Active) != 0;
                 mem.LruAddHead(z, f, active);
-                lockLineWrites += Memory.LruLockLineWrites(active, atHead: true);
+                lockLineWrites += sim.Memory.LruLockLineWrites(active, atHead: true);
                 j++;
             }
             ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs + lines, lockLineWrites);
@@ -89,7 +89,7 @@ public sealed class Swap(Sim sim)
             Zone z = mem.ZoneOf(frame);
             int lockLineWrites = mem.LruDel(z, frame);
             mem.LruAddHead(z, frame, active: true);
-            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, lockLineWrites + Memory.LruLockLineWrites(active: true, atHead: true));
+            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, lockLineWrites + sim.Memory.LruLockLineWrites(active: true, atHead: true));
             sim.VmStat.Inc(Observe.VmEvent.pgactivate);
         }
         else if (Array.IndexOf(ex.Cpu.Pagevec, frame, 0, ex.Cpu.PagevecCount) >= 0)
