@@ -191,7 +191,7 @@ public static class ShootdownCli
         {
             return ConfigFrom(pr, [pr.GetValue(PolicyOpt)!]);
         }
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, CpuSpeedOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt })
         {
             if (Given(pr, o))
             {
@@ -215,7 +215,7 @@ public static class ShootdownCli
     {
         var cmd = new Command("config", "Print the resolved configuration of `run` (the same options, or --config FILE) as TOML or JSON, without running");
         var fmt = new Option<string>("--format") { Description = "toml or json", DefaultValueFactory = _ => "toml" };
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, CostOpt, CpuSpeedOpt, OracleOpt, StopOpt, fmt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, StopOpt, fmt })
         {
             cmd.Options.Add(o);
         }

@@ -86,6 +86,20 @@ public class ConfigTests
     }
 
     [Fact]
+    public void MemcgIsOnByDefaultAndTheConfigCommandRecordsItsSetting()
+    {
+        var (code, json, _) = CliTests.Cli("config", "--machine", "tiny", "--format", "json");
+        Assert.Equal(0, code);
+        Assert.True(System.Text.Json.Nodes.JsonNode.Parse(json)!["policy"]!["memcg"]!.GetValue<bool>());
+        (code, json, _) = CliTests.Cli("config", "--machine", "tiny", "--memcg", "off", "--format", "json");
+        Assert.Equal(0, code);
+        Assert.False(System.Text.Json.Nodes.JsonNode.Parse(json)!["policy"]!["memcg"]!.GetValue<bool>());
+        (code, string toml, _) = CliTests.Cli("config", "--machine", "tiny", "--memcg", "off");
+        Assert.Equal(0, code);
+        Assert.False(ConfigFile.FromToml(toml, "c.toml").Policy.Memcg);
+    }
+
+    [Fact]
     public void ConfigWithOtherConfigurationOptionsIsRefused()
     {
         string file = Temp("c.toml", "machine = \"tiny\"\n");
@@ -95,6 +109,13 @@ public class ConfigTests
         (code, _, err) = CliTests.Cli("run", "--config", file, "--cpu-speed", "2");
         Assert.Equal(2, code);
         Assert.Contains($"--config replays '{file}' as written; drop --cpu-speed", err, StringComparison.Ordinal);
+        // Kernel settings are part of the file too: an option that would change one is refused, not ignored.
+        (code, _, err) = CliTests.Cli("run", "--config", file, "--memcg", "off");
+        Assert.Equal(2, code);
+        Assert.Contains($"--config replays '{file}' as written; drop --memcg", err, StringComparison.Ordinal);
+        (code, _, err) = CliTests.Cli("run", "--config", file, "--pte-accessible-check", "off");
+        Assert.Equal(2, code);
+        Assert.Contains($"--config replays '{file}' as written; drop --pte-accessible-check", err, StringComparison.Ordinal);
         (code, _, err) = CliTests.Cli("run", "--config", "/nonexistent/c.toml");
         Assert.Equal(2, code);
         Assert.Contains("cannot read --config '/nonexistent/c.toml'", err, StringComparison.Ordinal);
