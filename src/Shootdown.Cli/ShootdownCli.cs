@@ -199,9 +199,9 @@ public static class ShootdownCli
             }
         }
         RunConfig cfg = ConfigFile.Load(file);
-        if (pr.GetValue(OracleOpt) is { } oracle)
+        if (OnOff(pr, OracleOpt) is bool oracle)
         {
-            cfg = cfg with { OracleOn = oracle switch { "on" => true, "off" => false, _ => throw new ConfigException($"--oracle must be on or off, got '{oracle}'") } };
+            cfg = cfg with { OracleOn = oracle };
         }
         if (pr.GetResult(StopOpt) is not null)
         {
@@ -544,34 +544,15 @@ public static class ShootdownCli
             }
             pp = pp with { BatchSize = bs };
         }
-        switch (pr.GetValue(PteAccessibleOpt))
+        if (OnOff(pr, PteAccessibleOpt) is bool pteAccessibleCheck)
         {
-            case null or "on":
-                break;
-            case "off":
-                pp = pp with { PteAccessibleCheck = false };
-                break;
-            case { } bad:
-                throw new ConfigException($"--pte-accessible-check must be on or off, got '{bad}'");
+            pp = pp with { PteAccessibleCheck = pteAccessibleCheck };
         }
-        switch (pr.GetValue(MemcgOpt))
+        if (OnOff(pr, MemcgOpt) is bool memcg)
         {
-            case null or "on":
-                break;
-            case "off":
-                pp = pp with { Memcg = false };
-                break;
-            case { } bad:
-                throw new ConfigException($"--memcg must be on or off, got '{bad}'");
+            pp = pp with { Memcg = memcg };
         }
-        string? oracleOpt = pr.GetValue(OracleOpt);
-        bool? oracle = oracleOpt switch
-        {
-            null => null,
-            "on" => true,
-            "off" => false,
-            _ => throw new ConfigException($"--oracle must be on or off, got '{oracleOpt}'"),
-        };
+        bool? oracle = OnOff(pr, OracleOpt);
         RunConfig cfg = RunConfig.Create(
             oracle: oracle,
             stopOnViolation: pr.GetResult(StopOpt) is not null,
@@ -596,6 +577,15 @@ public static class ShootdownCli
         }
         return cfg;
     }
+
+    /// <summary>An on|off option's value (null when not given); anything else is a <see cref="ConfigException"/>.</summary>
+    private static bool? OnOff(ParseResult pr, Option<string?> opt) => pr.GetValue(opt) switch
+    {
+        null => null,
+        "on" => true,
+        "off" => false,
+        var bad => throw new ConfigException($"{opt.Name} must be on or off, got '{bad}'"),
+    };
 
     /// <summary>
     /// <paramref name="machine"/>'s costs with --cpu-speed (first) and every --cost applied, validated;
