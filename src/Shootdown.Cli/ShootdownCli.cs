@@ -289,7 +289,7 @@ public static class ShootdownCli
     private static Command BuildReproduce()
     {
         var cmd = new Command("reproduce", "Reproduce the seed's comparison on its 4-node and 1-node machines and set it beside the published figures");
-        foreach (Option o in new Option[] { ReproMachineOpt, ReproScaleOpt, SeedOpt, RepeatOpt, FullOpt, CompareFormatOpt, ProgressOpt, CostOpt, CpuSpeedOpt })
+        foreach (Option o in new Option[] { ReproMachineOpt, ReproScaleOpt, SeedOpt, RepeatOpt, FullOpt, CompareFormatOpt, ProgressOpt, CostOpt, CpuSpeedOpt, MemcgOpt })
         {
             cmd.Options.Add(o);
         }
@@ -429,13 +429,17 @@ public static class ShootdownCli
 
     /// <summary>
     /// The cost constants a run sets differently from its machine's own (by --cost or --cpu-speed),
-    /// for the human tables, which would otherwise look like a default run's; "" when there are none.
+    /// and a kernel without memory cgroups (--memcg off), for the human tables, which would
+    /// otherwise look like a default run's; "" when there are none.
     /// </summary>
     internal static string CostNote(string machine, RunConfig cfg)
     {
         string clock = ClockNote(cfg.Costs);
         string set = SetNote(machine, cfg);
-        return clock.Length == 0 ? set : set.Length == 0 ? clock : clock + "\n" + set;
+        string note = clock.Length == 0 ? set : set.Length == 0 ? clock : clock + "\n" + set;
+        // The published runs' kernels had memory cgroups: a table without them must say so.
+        string memcg = cfg.Policy.Memcg ? "" : "kernel without memory cgroups (--memcg off): the LRU lists are struct zone's, in lru_lock's cache line";
+        return note.Length == 0 ? memcg : memcg.Length == 0 ? note : note + "\n" + memcg;
     }
 
     /// <summary>The constants --cost or --cpu-speed set differently from the machine's own; "" when there are none.</summary>

@@ -128,6 +128,20 @@ public class ReproductionTests
         Assert.Contains("gorman-1node,elapsed_s,linux-4.3,", stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ReproduceWithoutMemcgSaysSoAndRecordsItInEveryRunsConfig()
+    {
+        var (_, stdout, _) = CliTests.Cli("reproduce", "--machine", "gorman-1node", "--scale", "1/512", "--memcg", "off");
+        Assert.Contains("kernel without memory cgroups (--memcg off)", stdout, StringComparison.Ordinal);
+        (_, stdout, _) = CliTests.Cli("reproduce", "--machine", "gorman-1node", "--scale", "1/512", "--memcg", "off", "--format", "json");
+        using var off = JsonDocument.Parse(stdout);
+        var results = off.RootElement.GetProperty("reproductions")[0].GetProperty("results");
+        Assert.Equal(3, results.GetArrayLength());
+        Assert.All(results.EnumerateArray(), r => Assert.False(r.GetProperty("config").GetProperty("policy").GetProperty("memcg").GetBoolean()));
+        (_, stdout, _) = CliTests.Cli("reproduce", "--machine", "gorman-1node", "--scale", "1/512");
+        Assert.DoesNotContain("memory cgroups", stdout, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("reproduce has no reproduction of machine 'tiny'; allowed: gorman-4node, gorman-1node", "reproduce", "--machine", "tiny")]
     [InlineData("--full runs the machine at full size, --scale 1/8 asks for less", "reproduce", "--machine", "gorman-1node", "--full", "--scale", "1/8")]
