@@ -64,6 +64,28 @@ public class TruncateTests
         Assert.Equal(0, z.InactiveFile.Count);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AnOrphanedPagevecPageTakesLruLocksLineBackOnlyWithoutMemcg(bool memcg)
+    {
+        // __pagevec_lru_add puts a truncated page on its list and release_pages takes it off again:
+        // two writes to the list head, which shares lru_lock's line only when the lists in use are
+        // struct zone's (no memory cgroups). A drain that had to wait pays a transfer for each.
+        Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla",
+            policyParams: new Policies.PolicyParams { Memcg = memcg }));
+        Zone z = sim.Memory.Zones[0];
+        int f = z.AllocBootPage();
+        sim.Memory.Pages[f].Flags = PageFlags.Uptodate | PageFlags.Orphaned;
+        Exec ex = TestKit.ExecOn(sim, 3);
+        sim.Swap.LruCacheAdd(ex, f);
+        z.LruLock.Hold(0, 0, 0, 10_000, sim.Lines, sim.Costs, out _); // CPU 0 holds it: CPU 3 waits
+        sim.Swap.LruAddDrain(ex);
+        Assert.Equal(PageFlags.Free, sim.Memory.Pages[f].Flags & (PageFlags.Orphaned | PageFlags.Free | PageFlags.Lru));
+        Assert.Equal(1, z.LruLock.Contended);
+        Assert.Equal(memcg ? 0 : 2 * sim.Lines.Transfer(0, 3), z.LruLock.StealNs);
+    }
+
     [Fact]
     public void TruncateRefusesAPageStillMapped()
     {

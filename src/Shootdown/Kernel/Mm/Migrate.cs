@@ -77,7 +77,7 @@ public sealed class Migrate(Sim sim)
             z.NrIsolatedFile--;
         }
         bool active = (p.Flags & PageFlags.Active) != 0;
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, sim.Memory.LruLockLineWrites(active, atHead: true));
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, mem.LruLockLineWrites(active, atHead: true));
         mem.LruAddHead(z, frame, active);
     }
 
@@ -210,7 +210,7 @@ public sealed class Migrate(Sim sim)
         sim.PageAlloc.FreePages(ex, new ReadOnlySpan<int>(in old));
         Zone nz = mem.ZoneOf(dst);
         bool active = (n.Flags & PageFlags.Active) != 0;
-        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs, sim.Memory.LruLockLineWrites(active, atHead: true));
+        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs, mem.LruLockLineWrites(active, atHead: true));
         mem.LruAddHead(nz, dst, active);
         sim.VmStat.Inc(VmEvent.pgmigrate_success);
     }

@@ -38,8 +38,9 @@ public sealed class Swap(Sim sim)
                 continue;
             }
             Zone tz = mem.ZoneOf(f);
-            // Put at its list's head and taken off again: two writes to the head, in lru_lock's line.
-            ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node), 2);
+            // Put at its list's head and taken off again: two writes to the head.
+            int headWrites = 2 * mem.LruLockLineWrites((mem.Pages[f].Flags & PageFlags.Active) != 0, atHead: true);
+            ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node), headWrites);
             sim.Oracle?.PageTruncated(ex, f);
             sim.PageAlloc.FreePages(ex, [f]);
         }
@@ -58,7 +59,7 @@ public sealed class Swap(Sim sim)
                 lines += sim.Lines.Take(ref mem.Pages[f], cpu.Id, node);
                 bool active = (mem.Pages[f].Flags & PageFlags.Active) != 0;
                 mem.LruAddHead(z, f, active);
-                lockLineWrites += sim.Memory.LruLockLineWrites(active, atHead: true);
+                lockLineWrites += mem.LruLockLineWrites(active, atHead: true);
                 j++;
             }
             ex.LockHold(z.LruLock, (j - i) * sim.Costs.LruPerPageNs + lines, lockLineWrites);
@@ -89,7 +90,7 @@ public sealed class Swap(Sim sim)
             Zone z = mem.ZoneOf(frame);
             int lockLineWrites = mem.LruDel(z, frame);
             mem.LruAddHead(z, frame, active: true);
-            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, lockLineWrites + sim.Memory.LruLockLineWrites(active: true, atHead: true));
+            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, lockLineWrites + mem.LruLockLineWrites(active: true, atHead: true));
             sim.VmStat.Inc(Observe.VmEvent.pgactivate);
         }
         else if (Array.IndexOf(ex.Cpu.Pagevec, frame, 0, ex.Cpu.PagevecCount) >= 0)

@@ -428,7 +428,7 @@ public sealed class Vmscan(Sim sim)
             lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             sc.PageList[n++] = f;
         }
-        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines, n * sim.Memory.LruLockLineWrites(active: false, atHead: false));
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines, n * mem.LruLockLineWrites(active: false, atHead: false));
         sc.NrTaken = n;
         z.NrIsolatedFile += n;
         return n;
@@ -455,7 +455,7 @@ public sealed class Vmscan(Sim sim)
             mem.LruAddHead(z, f, active: true);
         }
         ex.LockHold(z.LruLock, back * sim.Costs.LruPerPageNs + lines,
-            sc.NrKeep * sim.Memory.LruLockLineWrites(active: false, atHead: true) + sc.NrActivate * sim.Memory.LruLockLineWrites(active: true, atHead: true));
+            sc.NrKeep * mem.LruLockLineWrites(active: false, atHead: true) + sc.NrActivate * mem.LruLockLineWrites(active: true, atHead: true));
         sim.VmStat.Add(VmEvent.pgactivate, sc.NrActivate);
         sc.NrKeep = sc.NrActivate = sc.NrFree = sc.NrTaken = 0;
     }
@@ -482,7 +482,7 @@ public sealed class Vmscan(Sim sim)
             lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             hold[n++] = f;
         }
-        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines, n * sim.Memory.LruLockLineWrites(active: true, atHead: false));
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines, n * mem.LruLockLineWrites(active: true, atHead: false));
         z.PagesScanned += n;
         sim.VmStat.Add(VmEvent.pgrefill, n);
         int deactivated = 0;
@@ -494,11 +494,11 @@ public sealed class Vmscan(Sim sim)
             if (sim.Rmap.PageReferenced(ex, f, out bool vmExec) > 0 && vmExec)
             {
                 mem.LruAddHead(z, f, active: true); // referenced executable file pages get another trip
-                lockLineWrites += sim.Memory.LruLockLineWrites(active: true, atHead: true);
+                lockLineWrites += mem.LruLockLineWrites(active: true, atHead: true);
                 continue;
             }
             mem.LruAddHead(z, f, active: false);
-            lockLineWrites += sim.Memory.LruLockLineWrites(active: false, atHead: true);
+            lockLineWrites += mem.LruLockLineWrites(active: false, atHead: true);
             deactivated++;
         }
         ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, lockLineWrites);
