@@ -359,7 +359,7 @@ public sealed record LockStats
     public double AcquireS { get; init; }
     /// <summary>Most holds booked on one lock at once (holders and waiters).</summary>
     public int MaxQueued { get; init; }
-    /// <summary>Part of <see cref="HoldS"/>: holders taking the lock word's own cache line back from waiters to write data that shares it (the LRU list heads beside <c>lru_lock</c>).</summary>
+    /// <summary>Part of <see cref="HoldS"/>: holders taking the lock word's own cache line back from waiters to write data that shares it (the LRU list heads beside <c>lru_lock</c>, in use only without memory cgroups: 0 with <c>--memcg on</c>, the default).</summary>
     public double LineStealS { get; init; }
 }
 
