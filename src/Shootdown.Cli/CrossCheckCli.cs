@@ -15,7 +15,7 @@ internal static class CrossCheckCli
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv", DefaultValueFactory = _ => "table" };
         var repeat = new Option<string>("--repeat") { Description = "Seeds per run, seed..seed+N-1; each check's figure is its mean over them", DefaultValueFactory = _ => "1" };
         var cmd = new Command("crosscheck", "Set the model beside published measurements outside the seed's comparison (truncation timings, Linux 6.4's migration batching, a 4-socket lock profile, the series' v6 PFN list against its full flush and its SWAP_CLUSTER_MAX patch), which no constant was searched against");
-        foreach (Option o in new Option[] { seed, repeat, jobs, format, ShootdownCli.ProgressOpt, ShootdownCli.CostOpt, ShootdownCli.CpuSpeedOpt })
+        foreach (Option o in new Option[] { seed, repeat, jobs, format, ShootdownCli.ProgressOpt, ShootdownCli.CostOpt, ShootdownCli.CpuSpeedOpt, ShootdownCli.MemcgOpt })
         {
             cmd.Options.Add(o);
         }
@@ -33,13 +33,14 @@ internal static class CrossCheckCli
             {
                 throw new ConfigException($"--seed {sd} with --repeat {seeds} would run seeds past {ulong.MaxValue} (seeds must not wrap); lower --seed or --repeat");
             }
+            bool? memcg = ShootdownCli.OnOff(pr, ShootdownCli.MemcgOpt);
             // Parse --cost and --cpu-speed once, against a machine's costs, so bad input fails before any run.
             _ = ShootdownCli.CostsFrom(pr, Hardware.MachineSpec.Resolve(CrossCheck.Runs[0].Machine).Costs);
             int total = CrossCheck.Runs.Count * seeds;
             CrossCheck result = ShootdownCli.WithProgress(f == "table" || pr.GetValue(ShootdownCli.ProgressOpt), $"{total} runs", total,
-                progress => CrossCheck.Run(CrossCheck.All, CrossCheck.Runs, sd, j, c => ShootdownCli.CostsFrom(pr, c), progress, seeds));
-            // The same --cost and --cpu-speed apply to every run; a machine's own clock note is its business, not this run's.
-            string diffs = string.Join("\n", result.Configs.Select(c => ShootdownCli.SetNote(c.Machine, c)).Where(n => n.Length > 0).Distinct());
+                progress => CrossCheck.Run(CrossCheck.All, CrossCheck.Runs, sd, j, c => ShootdownCli.CostsFrom(pr, c), progress, seeds, memcg));
+            // The same --cost, --cpu-speed and --memcg apply to every run; a machine's own clock note is its business, not this run's.
+            string diffs = string.Join("\n", result.Configs.Select(c => ShootdownCli.SetNote(c.Machine, c)).Append(memcg == false ? ShootdownCli.NoMemcgNote : "").Where(n => n.Length > 0).Distinct());
             Console.Out.Write(f switch
             {
                 "json" => result.ToJsonNode().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n",

@@ -45,7 +45,7 @@ public static class ShootdownCli
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
     private static readonly Option<string?> StorePercentOpt = new("--store-percent") { Description = "migrate-bounce, numa-migrate: share of accesses that are stores, 0..100 [default: 50]" };
     private static readonly Option<string?> PteAccessibleOpt = new("--pte-accessible-check") { Description = "linux-6.4: skip the batched flush of PTEs no CPU can cache (4d4b6d66db63): on (default) or off" };
-    private static readonly Option<string?> MemcgOpt = new("--memcg") { Description = "memory cgroups in the kernel: on (default; the LRU lists are the root memcg's) or off (CONFIG_MEMCG=n or cgroup_disable=memory: the lists are struct zone's, in lru_lock's cache line)" };
+    internal static readonly Option<string?> MemcgOpt = new("--memcg") { Description = "memory cgroups in the kernel: on (default; the LRU lists are the root memcg's) or off (CONFIG_MEMCG=n or cgroup_disable=memory: the lists are struct zone's, in lru_lock's cache line)" };
 
     /// <summary>Exit statuses (README, "Exit status").</summary>
     public const int ExitOk = 0, ExitInternalError = 1, ExitBadInput = 2, ExitSimulationFailed = 3, ExitStoppedByViolation = 4, ExitOutOfTolerance = 5;
@@ -427,6 +427,9 @@ public static class ShootdownCli
     private static string Header(RunConfig cfg, int repeat, string costNote = "") =>
         $"{cfg.Workload} on {cfg.Machine}: {cfg.Nodes}x{cfg.CpusPerNode} CPUs, {RunConfig.FormatBytes(cfg.MemoryBytes)} (scale 1/{cfg.ScaleDivisor}), seed {cfg.Seed}{(repeat > 1 ? $"..{cfg.Seed + (ulong)repeat - 1}" : "")}\n{(costNote.Length > 0 ? costNote + "\n" : "")}\n";
 
+    /// <summary>What the human tables say of a run whose kernel has no memory cgroups.</summary>
+    internal const string NoMemcgNote = "kernel without memory cgroups (--memcg off): the LRU lists are struct zone's, in lru_lock's cache line";
+
     /// <summary>
     /// The cost constants a run sets differently from its machine's own (by --cost or --cpu-speed),
     /// and a kernel without memory cgroups (--memcg off), for the human tables, which would
@@ -438,7 +441,7 @@ public static class ShootdownCli
         string set = SetNote(machine, cfg);
         string note = clock.Length == 0 ? set : set.Length == 0 ? clock : clock + "\n" + set;
         // The published runs' kernels had memory cgroups: a table without them must say so.
-        string memcg = cfg.Policy.Memcg ? "" : "kernel without memory cgroups (--memcg off): the LRU lists are struct zone's, in lru_lock's cache line";
+        string memcg = cfg.Policy.Memcg ? "" : NoMemcgNote;
         return note.Length == 0 ? memcg : memcg.Length == 0 ? note : note + "\n" + memcg;
     }
 
@@ -583,7 +586,7 @@ public static class ShootdownCli
     }
 
     /// <summary>An on|off option's value (null when not given); anything else is a <see cref="ConfigException"/>.</summary>
-    private static bool? OnOff(ParseResult pr, Option<string?> opt) => pr.GetValue(opt) switch
+    internal static bool? OnOff(ParseResult pr, Option<string?> opt) => pr.GetValue(opt) switch
     {
         null => null,
         "on" => true,

@@ -80,6 +80,7 @@ public class CliTests
     [InlineData("--jobs must be in 1..1024, got 0", "crosscheck", "--jobs", "0")]
     [InlineData("--seed", "crosscheck", "--seed", "-1")]
     [InlineData("--repeat must be in 1..1000, got 0", "crosscheck", "--repeat", "0")]
+    [InlineData("--memcg must be on or off, got 'no'", "crosscheck", "--memcg", "no")]
     [InlineData("would run seeds past", "crosscheck", "--seed", "18446744073709551615", "--repeat", "2")]
     public void BadInputIsOneClearLineAndNonZeroExit(string expected, params string[] args) => AssertRefused(expected, args);
 

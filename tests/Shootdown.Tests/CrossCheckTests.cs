@@ -74,6 +74,23 @@ public class CrossCheckTests
     }
 
     [Fact]
+    public void MemcgReachesEveryRunAndItsRecordedConfiguration()
+    {
+        // A run with its own SWAP_CLUSTER_MAX keeps it when --memcg turns memory cgroups off.
+        var tiny = new CrossCheckRun("tiny", "tiny", "lru-file-mmap-read", "vanilla", 4, SwapClusterMax: 64);
+        static CrossCheckSpec Elapsed(string key) => new(key, "s", 1, 0, 1e9, "", "test", [key], r => r(key).ElapsedS);
+        Assert.True(tiny.Config(1).Policy.Memcg); // the kernel's default
+        CrossCheck off = CrossCheck.Run([Elapsed("tiny")], [tiny], seed: 1, jobs: 1, memcg: false);
+        Assert.False(off.Configs[0].Policy.Memcg);
+        Assert.Equal(64, off.Configs[0].Policy.SwapClusterMax);
+        Assert.Equal(Runner.Run(tiny.Config(1, memcg: false)).ElapsedS, off.Rows[0].Simulated);
+        Assert.Contains("\"memcg\":false", off.ToJsonNode().ToJsonString(), StringComparison.Ordinal);
+        CrossCheck on = CrossCheck.Run([Elapsed("tiny")], [tiny], seed: 1, jobs: 1, memcg: true);
+        Assert.True(on.Configs[0].Policy.Memcg);
+        Assert.Equal(64, on.Configs[0].Policy.SwapClusterMax);
+    }
+
+    [Fact]
     public void EachRunsJsonCarriesItsFullConfigurationForReplay()
     {
         CrossCheck c = CrossCheck.Run([Truncate(300, 1, 100_000)], [SmallTruncate], seed: 7, jobs: 1,

@@ -12,12 +12,20 @@ namespace Shootdown.Reports;
 public sealed record CrossCheckRun(string Key, string Machine, string Workload, string Policy, int Scale,
     int? CpusPerNode = null, long? MemoryBytes = null, int? SwapClusterMax = null)
 {
-    /// <summary>The run's configuration with <paramref name="seed"/> and the machine's costs passed through <paramref name="costs"/>.</summary>
-    public RunConfig Config(ulong seed, Func<CostModel, CostModel>? costs = null)
+    /// <summary>
+    /// The run's configuration with <paramref name="seed"/>, the machine's costs passed through
+    /// <paramref name="costs"/>, and memory cgroups on or off when <paramref name="memcg"/> is given
+    /// (the kernel's default, on, otherwise).
+    /// </summary>
+    public RunConfig Config(ulong seed, Func<CostModel, CostModel>? costs = null, bool? memcg = null)
     {
+        Policies.PolicyParams? pp = SwapClusterMax is int scm ? new Policies.PolicyParams { SwapClusterMax = scm } : null;
+        if (memcg is bool m)
+        {
+            pp = (pp ?? new Policies.PolicyParams()) with { Memcg = m };
+        }
         RunConfig cfg = RunConfig.Create(machine: Machine, cpusPerNode: CpusPerNode, memoryBytes: MemoryBytes,
-            scaleDivisor: Scale, workload: Workload, policy: Policy, seed: seed,
-            policyParams: SwapClusterMax is int scm ? new Policies.PolicyParams { SwapClusterMax = scm } : null);
+            scaleDivisor: Scale, workload: Workload, policy: Policy, seed: seed, policyParams: pp);
         if (costs is not null)
         {
             CostModel c = costs(cfg.Costs);
@@ -206,10 +214,11 @@ public sealed class CrossCheck
     /// <paramref name="seed"/> + <paramref name="repeat"/> - 1 (in parallel, at most
     /// <paramref name="jobs"/> at once; 0 = one per host core) and evaluates the checks, each on
     /// every seed's runs, their mean against the target. Each run is deterministic, so the report
-    /// is the same whatever the parallelism.
+    /// is the same whatever the parallelism. <paramref name="memcg"/>, when given, turns memory
+    /// cgroups on or off in every run.
     /// </summary>
     public static CrossCheck Run(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyList<CrossCheckRun> runs, ulong seed, int jobs = 0,
-        Func<CostModel, CostModel>? costs = null, Action<int, int>? progress = null, int repeat = 1)
+        Func<CostModel, CostModel>? costs = null, Action<int, int>? progress = null, int repeat = 1, bool? memcg = null)
     {
         if (repeat < 1)
         {
@@ -221,7 +230,7 @@ public sealed class CrossCheck
         {
             throw new ArgumentException($"no cross-check run is named '{k}'");
         }
-        RunConfig[] cfgs = Enumerable.Range(0, repeat).SelectMany(s => todo.Select(r => r.Config(seed + (ulong)s, costs))).ToArray();
+        RunConfig[] cfgs = Enumerable.Range(0, repeat).SelectMany(s => todo.Select(r => r.Config(seed + (ulong)s, costs, memcg))).ToArray();
         var results = new RunResult[cfgs.Length];
         int done = 0;
         var opts = new ParallelOptions { MaxDegreeOfParallelism = jobs > 0 ? jobs : Environment.ProcessorCount };
