@@ -283,6 +283,24 @@ public class MigrationTests
     }
 
     [Fact]
+    public void TaskNumaWorkSkipsReadOnlyFileMappings()
+    {
+        // 4591ce4f2d22: a file mapping that is readable but not writable is not scanned, so its
+        // present PTEs stay as they are; made writable, the same mapping's eight are marked.
+        var (sim, mm, vma) = NumaSetup("linux-6.4");
+        SimTask task = sim.UserTasks.First(t => t.Mm == mm);
+        vma.Writable = false;
+        sim.NumaBalancing.TaskNumaWork(TestKit.ExecOn(sim, 0, 0, task), task); // arms the scan delay
+        sim.NumaBalancing.TaskNumaWork(TestKit.ExecOn(sim, 0, NumaBalancing.ScanDelayNs, task), task);
+        Assert.Equal(0, sim.VmStat[VmEvent.numa_pte_updates]);
+        Assert.False(Pte.IsProtNone(mm.PageTable.Get(vma.Start)));
+        vma.Writable = true;
+        sim.NumaBalancing.TaskNumaWork(TestKit.ExecOn(sim, 0, NumaBalancing.ScanDelayNs + NumaBalancing.ScanPeriodNs, task), task);
+        Assert.Equal(8, sim.VmStat[VmEvent.numa_pte_updates]);
+        Assert.True(Pte.IsProtNone(mm.PageTable.Get(vma.Start)));
+    }
+
+    [Fact]
     public void NumaHintingFaultOnALocalPageOnlyRestoresThePte()
     {
         var (sim, mm, vma) = NumaSetup("linux-6.4");

@@ -10,7 +10,10 @@ namespace Shootdown.Kernel.Sched;
 /// range flush), so that the next access to each page takes a NUMA hinting fault (do_numa_page)
 /// telling the kernel which node uses it. Defaults as in the kernel: scan delay 1000 ms, scan
 /// period 1000 ms (numa_balancing_scan_period_min_ms; the adaptive growth of the period towards
-/// scan_period_max is not modelled), scan size 256 MB.
+/// scan_period_max is not modelled), scan size 256 MB. Read-only file mappings are not scanned
+/// (4591ce4f2d22, "sched/numa: Do not trap hinting faults for shared libraries", 3.13: their pages
+/// are expected to be shared and not worth migrating), so lru-file-mmap-read's readers, whose files
+/// are mapped PROT_READ, would take no NUMA hinting faults with NUMA balancing on.
 /// </summary>
 public sealed class NumaBalancing(Sim sim)
 {
@@ -65,16 +68,20 @@ public sealed class NumaBalancing(Sim sim)
         ex.FlushCause = saved;
     }
 
+    /// <summary>The first VMA ending after <paramref name="start"/> that task_numa_work scans.</summary>
     private static Vma? NextVma(MmStruct mm, long start)
     {
         Vma? best = null;
         foreach (Vma v in mm.Vmas)
         {
-            if (v.End > start && (best is null || v.Start < best.Start))
+            if (v.End > start && Scanned(v) && (best is null || v.Start < best.Start))
             {
                 best = v;
             }
         }
         return best;
     }
+
+    /// <summary>task_numa_work skips a file mapping that is readable but not writable (4591ce4f2d22).</summary>
+    internal static bool Scanned(Vma v) => v.File is null || v.Writable;
 }
