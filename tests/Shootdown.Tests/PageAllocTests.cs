@@ -182,7 +182,7 @@ public class PageAllocTests
         Assert.Contains(reader, z.PfmemallocWait);
         Assert.NotEqual(TaskState.Sleeping, sim.Kswapd[0].State); // kswapd was woken
         Assert.Equal(0, sim.VmStat[VmEvent.pgscan_direct]);
-        Assert.Equal(0, sim.VmStat[VmEvent.allocstall]); // counted by do_try_to_free_pages, never reached
+        Assert.Equal(0, sim.VmStat[VmEvent.allocstall]); // counted by do_try_to_free_pages, not reached yet
         // Woken while still below the reserve, it sleeps again.
         reader.State = TaskState.Runnable;
         z.PfmemallocWait.Clear();
@@ -198,11 +198,15 @@ public class PageAllocTests
         sim.Vmscan.WakePfmemallocWaiters(kex.Now, z.Node);
         Assert.Empty(z.PfmemallocWait);
         Assert.NotEqual(TaskState.Sleeping, reader.State);
-        // Woken with the watermark met: try_to_free_pages returns without reclaiming.
-        Assert.False(reclaim.MoveNext());
-        Assert.True(reader.Sc!.Throttled);
-        Assert.Equal(0, reader.Sc.NrReclaimed);
-        Assert.Equal(0, sim.VmStat[VmEvent.pgscan_direct]);
+        // Woken with the watermark met, and no fatal signal pending: try_to_free_pages goes on
+        // into do_try_to_free_pages (4.0 returns 1 without reclaiming only for a killed task).
+        int steps = 0;
+        while (reclaim.MoveNext())
+        {
+            Assert.True(++steps < 100_000);
+        }
+        Assert.Equal(1, sim.VmStat[VmEvent.allocstall]);
+        Assert.Equal(1, sim.VmStat[VmEvent.pgscan_direct_throttle]);
     }
 
     [Fact]
@@ -218,6 +222,6 @@ public class PageAllocTests
         Exec ex = TestKit.ExecOn(sim, 0, task: kswapd);
         TestKit.RunToEnd(sim.Vmscan.TryToFreePages(ex, kswapd, 0));
         Assert.Equal(0, sim.VmStat[VmEvent.pgscan_direct_throttle]);
-        Assert.False(kswapd.Sc!.Throttled);
+        Assert.Empty(z.PfmemallocWait);
     }
 }

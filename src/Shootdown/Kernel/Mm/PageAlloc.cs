@@ -94,7 +94,7 @@ public sealed class PageAlloc(Sim sim)
                 }
                 // __alloc_pages_direct_reclaim
                 yield return Process.Call(sim.Vmscan.TryToFreePages(ex, task, sim.Memory.Zones[zonelist[0]].Node));
-                fruitless = task.Sc!.NrReclaimed == 0 && !task.Sc.Throttled ? fruitless + 1 : 0;
+                fruitless = task.Sc!.NrReclaimed == 0 ? fruitless + 1 : 0;
                 if (fruitless == 0)
                 {
                     // The rest of __alloc_pages_direct_reclaim: try again; if that fails, pages

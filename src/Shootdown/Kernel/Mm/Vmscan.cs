@@ -24,8 +24,6 @@ public sealed class ScanControl
     /// <summary>current_is_kswapd().</summary>
     public bool Kswapd;
 
-    /// <summary>try_to_free_pages returned after throttle_direct_reclaim (1, "progress", with nothing reclaimed).</summary>
-    public bool Throttled;
     public int Priority;
     public long NrToReclaim;
     public long NrReclaimed;
@@ -131,12 +129,14 @@ public sealed class Vmscan(Sim sim)
         {
             Exec ex = sc.Ex;
             SimTask task = sc.Task;
-            sc.Throttled = false;
             sc.NrReclaimed = 0;
             // throttle_direct_reclaim: a user task whose first node (ZONE_NORMAL or lower) is
             // below half its min watermark waits, asleep, until kswapd has brought it back
             // (wait_event_killable on pgdat->pfmemalloc_wait; page cache allocations may enter
-            // the filesystem). Then try_to_free_pages returns 1 without reclaiming.
+            // the filesystem). Then it reclaims: try_to_free_pages returns 1 without reclaiming
+            // only for a task with a fatal signal pending ("mm: vmscan: Check for fatal signals
+            // iff the process was throttled", Mel Gorman, linux-mm, 1 November 2012, a fix of
+            // 5515061d22f0 that 4.0 has), and no simulated task gets one.
             Zone first = sim.Memory.Zones[sc.Zonelist[0]];
             if (task.Mm is not null && !PfmemallocWatermarkOk(ex.Now, first))
             {
@@ -149,11 +149,8 @@ public sealed class Vmscan(Sim sim)
                     ex = sc.Ex = sim.Exec;
                 }
                 while (!PfmemallocWatermarkOk(ex.Now, first));
-                sc.Throttled = true;
-                yield return ReusableProcess.PassEnd;
-                continue;
             }
-            sim.VmStat.Inc(VmEvent.allocstall); // do_try_to_free_pages, global reclaim: a throttled task never gets here
+            sim.VmStat.Inc(VmEvent.allocstall); // do_try_to_free_pages, global reclaim
             ex.What = "direct reclaim";
             sim.Trace?.DirectReclaimBegin(ex.Now, ex.Cpu.Id, task.Comm, task.Pid);
             sc.Kswapd = false;
