@@ -81,7 +81,7 @@ public class KernelTests
         // handler pulls the head and the csd/flush info from the sender, and the sender re-reads
         // the csd the handler unlocked.
         long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 5);
-        long ackRemote = 2 * (c.IpiSendNs + c.DramLocalNs) + c.IpiLatencyRemoteNodeNs + handler + c.IpiLatencyRemoteNodeNs + sim.Lines.Transfer(5, 0);
+        long ackRemote = 2 * (c.IpiSendNs + c.DramLocalNs) + c.IpiLatencyRemoteNodeNs + handler + sim.Lines.Transfer(5, 0) - c.IrqEntryExitNs / 2; // one delivery; the csd line back before the exit half
         Assert.Equal(ackRemote, ex.IpiWait);
         Assert.Equal(handler, sim.Cpus[5].IrqDebtNs);
     }
@@ -121,7 +121,7 @@ public class KernelTests
         sim.Cpus[1].AddIrqOff(0, 50_000); // spinning on an irq-safe lock
         Exec ex = ExecOn(sim, 0);
         sim.Arch.FlushTlbPage(ex, mm, 3);
-        Assert.Equal(50_000 + c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1) + c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 0), ex.IpiWait);
+        Assert.Equal(50_000 + c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1) + sim.Lines.Transfer(1, 0) - c.IrqEntryExitNs / 2, ex.IpiWait); // acknowledged by the csd line before the exit half
     }
 
     /// <summary>A fresh mm loaded and running on each of <paramref name="cpus"/> (busy with their user tasks, interrupts on).</summary>
@@ -176,7 +176,7 @@ public class KernelTests
         Cpu r = sim.Cpus[1];
         Exec ex = FlushToAReceiverWhoseStepIsOver(sim, 1);
         long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
-        long back = c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 0);
+        long back = sim.Lines.Transfer(1, 0) - c.IrqEntryExitNs / 2; // csd_unlock's line, before irq_exit
         long delivered = c.IpiSendNs + c.DramLocalNs + c.IpiLatencySameNodeNs;
         Assert.Equal(delivered + handler + back, ex.IpiWait); // as if taken on arrival
         Assert.Equal(1, sim.X86.DeferredIpis);
@@ -345,7 +345,7 @@ public class KernelTests
         Assert.Equal(2, r.TlbShootdowns);
         long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
         long riding = c.InvlpgNs + sim.Lines.Transfer(0, 1); // no entry, exit or queue drain of its own
-        long back = c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 0);
+        long back = sim.Lines.Transfer(1, 0); // csd_unlock's line, after the riding request's function
         // Interrupts come on at 40 us; the handler runs both requests, the second one last: its
         // acknowledgement bounds the sender's wait.
         long lastAck = 40_000 + handler + riding + back;
@@ -373,9 +373,10 @@ public class KernelTests
         Assert.Equal(1, sim.X86.CoalescedRequests);
         Assert.Equal(1, sim.X86.IpisByCause.Sum());
         // The second request waits for the first's handler, then runs its own part of it.
-        long firstHandlerEnd = a.Now - c.IpiLatencySameNodeNs - sim.Lines.Transfer(1, 0);
+        // The first sender saw its acknowledgement (the csd line) the exit half before its handler's end.
+        long firstHandlerEnd = a.Now - sim.Lines.Transfer(1, 0) + c.IrqEntryExitNs / 2;
         long riding = c.InvlpgNs + sim.Lines.Transfer(2, 1);
-        Assert.Equal(firstHandlerEnd + riding + c.IpiLatencySameNodeNs + sim.Lines.Transfer(1, 2), b.Now);
+        Assert.Equal(firstHandlerEnd + riding + sim.Lines.Transfer(1, 2), b.Now);
     }
 
     [Fact]

@@ -136,7 +136,7 @@ public sealed record CostModel
     // One set for every machine: what the kernel's code costs running on cached data. Time spent
     // moving lines between CPUs and sockets is not in these; the cache-line model adds it.
 
-    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (basis 300 ns, a few hundred cycles; a kernel IPI with a trivial handler costs its receiver 1,582 cycles on a Xeon Gold 5418Y, [Skyloft]; <see cref="Bounds"/>).</summary>
+    /// <summary>Interrupt entry + exit on the receiver with smp_call_function bookkeeping (basis 300 ns, a few hundred cycles; a kernel IPI with a trivial handler costs its receiver 1,582 cycles on a Xeon Gold 5418Y, [Skyloft]; <see cref="Bounds"/>). Half of it comes before the function, half (irq_exit and the return) after the csd_unlock that releases a waiting sender.</summary>
     public long IrqEntryExitNs { get; init; } = 600;
 
     // ---- Faults and the page cache --------------------------------------------------------------

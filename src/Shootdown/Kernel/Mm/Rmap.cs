@@ -155,12 +155,24 @@ public sealed class Rmap(Sim sim)
             }
             // try_to_migrate_one leaves a migration entry that keeps the write and dirty bits.
             uint entry = migration ? Pte.Make(frame, Pte.Migration | (pte & (Pte.Write | Pte.Dirty))) : 0;
+            // ptep_get_and_clear (or the migration entry's set_pte_at) writes the PTE's line, last
+            // written by whoever cleared its accessed bit or mapped it; reclaim unmaps pages about
+            // in the order they were mapped, so one transfer serves a line's PTEs, as in
+            // page_referenced_one.
+            ex.Sys += ex.Lines.PteLine(sim.Memory.PteWriter[frame], sim.Memory.PteStamp[frame], mm.PageTableNode, ex.Cpu.Id) / Pte.PtesPerLine;
+            sim.Memory.PteWritten(frame, ex.Cpu.Id, ex.Lines);
             bool deferred = sim.Rmap.ClearPteFlushOrDefer(ex, mm, vpn, pte, batchFlush, entry);
             if (Pte.IsDirty(pte))
             {
                 sim.Writeback.SetPageDirty(frame);
             }
             sim.Memory.Pages[frame].MapCount--; // page_remove_rmap
+            if (!migration)
+            {
+                // dec_mm_counter(mm, MM_FILEPAGES): an atomic on the mm's rss_stat line (a file
+                // page's migration entry keeps the page counted).
+                ex.Sys += sim.Lines.Take(ref mm.RssLineOwner, ex.Cpu.Id);
+            }
             mm.RssFile--;
             ex.LockAround(mm.Ptl(vpn), t0);
             mm.PtlDropIfEmpty(vpn);

@@ -32,6 +32,9 @@ public sealed class X86TlbFlush : IArchTlb
     /// <summary>IPI latency from a sender's node to a receiver's (row-major): same node, or the remote latency scaled by their distance.</summary>
     private readonly long[] _ipiLatency;
     private readonly int _ceiling;
+
+    /// <summary>The part of <see cref="CostModel.IrqEntryExitNs"/> after the handler's function and csd_unlock: irq_exit and the return, half of it.</summary>
+    private readonly long _irqExitNs;
     private readonly FlushTlbInfo _info = new();
     private readonly SmpCallFunc _flushTlbFunc;
 
@@ -62,6 +65,7 @@ public sealed class X86TlbFlush : IArchTlb
         _vmstat = vmstat;
         _series = series;
         _ceiling = flushCeiling;
+        _irqExitNs = costs.IrqEntryExitNs / 2;
         _flushTlbFunc = FlushTlbFunc;
     }
 
@@ -391,7 +395,14 @@ public sealed class X86TlbFlush : IArchTlb
             // from whoever wrote it last (the receiver draining it, or another sender).
             long queued = post + Lines.Take(ref r.CallSingleQueueOwner, sender.Id);
             long latency = _ipiLatency[sender.Node * _nodes + r.Node];
-            long back = latency + Lines.Transfer(r.Id, sender.Id);
+            // The acknowledgement (4.0, kernel/smp.c): the receiver's handler runs the function,
+            // then csd_unlock stores to the csd the sender spins on in csd_lock_wait — the way back
+            // is that line's transfer, not an interrupt — and only then irq_exit and the return
+            // (arch/x86/kernel/smp.c, smp_call_function_single_interrupt). Counted from the end
+            // of an IPI's whole handler, the sender sees it the exit half earlier than that end.
+            // A request riding on another IPI runs, in the model, after that IPI's whole handler
+            // (in 4.0, before its exit), so its acknowledgement follows its own function.
+            long back = Lines.Transfer(r.Id, sender.Id);
             if (single && QueuedBehind(r, queued) is int onto and not 0)
             {
                 // generic_exec_single: the queue was not empty, so no IPI — the interrupt already
@@ -445,7 +456,7 @@ public sealed class X86TlbFlush : IArchTlb
             long entry = _c.IrqEntryExitNs + Lines.Take(ref r.CallSingleQueueOwner, r.Id);
             long work2 = (1 + listLines) * Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info!) : func(r, handled, info!));
             long handler = entry + work2;
-            long ack = handled + handler + back;
+            long ack = handled + handler + back - _irqExitNs;
             if (ack > lastAck)
             {
                 lastAck = ack;
@@ -594,7 +605,10 @@ public sealed class X86TlbFlush : IArchTlb
         public long Work;
         /// <summary>Interrupt entry and exit and the queue drain (0 for a request riding on another IPI).</summary>
         public long Entry;
-        /// <summary>From the handler's end to the sender seeing the acknowledgement: the way back and the csd line.</summary>
+        /// <summary>
+        /// The csd line's transfer back to the sender: from the end of the request's function when
+        /// it rides on another IPI, from the end of its own handler less the exit half otherwise.
+        /// </summary>
         public long Back;
         /// <summary>The IPI's serial on its receiver, or the one it rides on.</summary>
         public int Serial;
@@ -724,7 +738,8 @@ public sealed class X86TlbFlush : IArchTlb
         bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
         long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
         long start, end;
-        if (p.Single && r.WinSerial > 0 && (p.Coalesced || r.WinSerial != p.Serial) && r.WinPost <= p.Post && p.Post < r.WinDrain)
+        bool rode = p.Single && r.WinSerial > 0 && (p.Coalesced || r.WinSerial != p.Serial) && r.WinPost <= p.Post && p.Post < r.WinDrain;
+        if (rode)
         {
             // Queued while the queue still held an earlier IPI's request (that IPI, resolved by
             // now, drains it later than this one was queued): generic_exec_single sent no IPI, and
@@ -780,7 +795,7 @@ public sealed class X86TlbFlush : IArchTlb
         }
         Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, start, end - start);
         ref WaitGroup g = ref _groups[p.Group];
-        g.Ack = Math.Max(g.Ack, end + p.Back);
+        g.Ack = Math.Max(g.Ack, end + p.Back - (rode ? 0 : _irqExitNs));
         if (--g.Remaining == 0)
         {
             // The sender's calls follow one another: a late acknowledgement of one delays the
