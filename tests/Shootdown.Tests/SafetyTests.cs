@@ -210,13 +210,20 @@ public class SafetyTests
     [InlineData("linux-4.13")]
     public void CorrectPoliciesNeverViolateOnTheMprotectRace(string policy)
     {
-        for (ulong seed = 1; seed <= 3; seed++)
+        // The race opens only in runs where reclaim takes a hot page and the tracker mprotects it;
+        // a seed where that never happens proves nothing, so seeds are run until three have had it.
+        int opened = 0;
+        for (ulong seed = 1; seed <= 8 && opened < 3; seed++)
         {
             var sim = new Sim(ProtectRun(policy, seed));
             sim.Run();
             AssertNoViolationWhereTheRaceWasOpen(sim);
-            Assert.True(sim.Oracle!.Log.Count(LogKind.Protect) > 0, $"seed {seed}: the tracker never mprotected a page");
+            if (sim.Oracle!.Log.Count(LogKind.Protect) > 0)
+            {
+                opened++;
+            }
         }
+        Assert.True(opened == 3, $"the tracker mprotected a page in only {opened} of the first 8 seeds");
     }
 
     /// <summary>
