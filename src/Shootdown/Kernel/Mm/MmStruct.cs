@@ -98,7 +98,6 @@ public sealed class MmStruct
     /// </summary>
     public int PteEpoch;
 
-    /// <summary>mm->numa_next_scan: when task_numa_work next scans this mm (-1: NUMA balancing has not started).</summary>
     /// <summary>
     /// The CPU that last wrote the line of mm->rss_stat: reclaim's dec_mm_counter from any CPU (an
     /// atomic, since the unmapping task is not the mm's owner; the owner's own faults count in
@@ -106,6 +105,7 @@ public sealed class MmStruct
     /// </summary>
     public int RssLineOwner = -1;
 
+    /// <summary>mm->numa_next_scan: when task_numa_work next scans this mm (-1: NUMA balancing has not started).</summary>
     public long NumaNextScan = -1;
 
     /// <summary>mm->numa_scan_offset: the virtual page where the next scan starts.</summary>
