@@ -73,11 +73,11 @@ public sealed record CostModel
     [Hardware]
     public long IpiSendNs { get; init; } = 60;
 
-    /// <summary>IPI delivery, sender to receiver on one socket, one way (a one-target shootdown adds 0.6-0.8 us to a single-page unmap on one Haswell socket: two deliveries and the handler).</summary>
+    /// <summary>IPI delivery, sender to receiver on one socket, one way. Basis: a one-target shootdown added 775 ns to a single-page MADV_DONTNEED loop on a Haswell ([Amit2019]: 1,436 against 661 ns); the model's one-target round trip under 4.0's sequence (send, this delivery, the entry half, the function, csd_unlock's line back) is 0.9-1.0 us.</summary>
     [Hardware]
     public long IpiLatencySameNodeNs { get; init; } = 250;
 
-    /// <summary>IPI delivery across one socket hop, one way (cross-socket shootdown round trips of "several us"; the message crosses the interconnect twice).</summary>
+    /// <summary>IPI delivery across one socket hop, one way (estimate: no measurement of a cross-socket IPI on the machines modelled was found; four times the same-socket delivery, as a remote line transfer is three times a same-socket one, giving a one-target round trip of about 2 us; only the interrupt crosses the interconnect as a message, the acknowledgement is the csd line).</summary>
     [Hardware]
     public long IpiLatencyRemoteNodeNs { get; init; } = 1000;
 
