@@ -171,7 +171,7 @@ public sealed record CostModel
     public long LruPerPageNs { get; init; } = 160;
 
     /// <summary>Taking an uncontended spinlock whose line is in this CPU's cache: the locked xadd (~20 cycles) and the fast path around it, ~27 cycles (basis 8 ns at 3.4 GHz); also a locked read-modify-write of a struct page in truncation and migration.</summary>
-    public long LockAcquireNs { get; init; } = 11;
+    public long LockAcquireNs { get; init; } = 16;
 
     // ---- Reclaim ----------------------------------------------------------------------------------
     /// <summary>Per page scanned by shrink_page_list: trylock, flag checks, page_referenced rmap walk under i_mmap_rwsem and the PTL.</summary>
