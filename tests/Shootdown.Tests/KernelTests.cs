@@ -526,6 +526,48 @@ public class KernelTests
     }
 
     [Fact]
+    public void TryToUnmapTakesTheMmsRssStatLineAndMigrationDoesNot()
+    {
+        // 4.0's try_to_unmap_one ends a file page's mapping with dec_mm_counter, an atomic on
+        // mm->rss_stat: the unmapping CPU pulls that line from whoever wrote it last. A migration
+        // entry keeps the page counted, so try_to_migrate leaves the line alone.
+        Sim sim = SmallSim();
+        var (warm, _, f1) = MapOnePage(sim, 1, 0);
+        var (cold, _, f2) = MapOnePage(sim, 1, 0);
+        warm.RssLineOwner = 0; // in this CPU's cache already
+        cold.RssLineOwner = 5; // last written on the other node
+        Exec a = ExecOn(sim, 0);
+        Assert.True(sim.Rmap.TryToUnmap(a, f1, batchFlush: true));
+        Exec b = ExecOn(sim, 0);
+        Assert.True(sim.Rmap.TryToUnmap(b, f2, batchFlush: true));
+        Assert.Equal(sim.Lines.Transfer(5, 0), b.Sys - a.Sys);
+        Assert.Equal(0, cold.RssLineOwner);
+        var (moved, _, f3) = MapOnePage(sim, 1, 0);
+        moved.RssLineOwner = 5;
+        sim.Rmap.TryToMigrate(ExecOn(sim, 0), f3, batchFlush: false);
+        Assert.Equal(5, moved.RssLineOwner);
+    }
+
+    [Fact]
+    public void TryToUnmapWritesThePtesLineBeforeItsFlush()
+    {
+        // ptep_get_and_clear writes the PTE's cache line: a line another CPU wrote last comes from
+        // there (one transfer shared by the line's PTEs, which reclaim unmaps about in order), and
+        // the unmapping CPU is its writer afterwards.
+        Sim sim = SmallSim();
+        var (_, _, f1) = MapOnePage(sim, 1, 0);
+        var (_, _, f2) = MapOnePage(sim, 1, 0);
+        sim.Memory.PteWritten(f1, 0, sim.Lines);
+        sim.Memory.PteWritten(f2, 5, sim.Lines);
+        Exec a = ExecOn(sim, 0);
+        Assert.True(sim.Rmap.TryToUnmap(a, f1, batchFlush: true));
+        Exec b = ExecOn(sim, 0);
+        Assert.True(sim.Rmap.TryToUnmap(b, f2, batchFlush: true));
+        Assert.Equal(sim.Lines.Transfer(5, 0) / Pte.PtesPerLine, b.Sys - a.Sys);
+        Assert.Equal(0, sim.Memory.PteWriter[f2]);
+    }
+
+    [Fact]
     public void TryToUnmapFailsOnAYoungPteAndClearsItsAccessedBit()
     {
         // 4.0's try_to_unmap_one without TTU_IGNORE_ACCESS: a PTE referenced since page_referenced
