@@ -171,7 +171,7 @@ public sealed class Rmap(Sim sim)
             {
                 // dec_mm_counter(mm, MM_FILEPAGES): an atomic on the mm's rss_stat line (a file
                 // page's migration entry keeps the page counted).
-                ex.Sys += sim.Lines.Take(ref mm.RssLineOwner, ex.Cpu.Id);
+                ex.Sys += ex.Lines.Take(ref mm.RssLineOwner, ex.Cpu.Id);
             }
             mm.RssFile--;
             ex.LockAround(mm.Ptl(vpn), t0);
