@@ -70,7 +70,7 @@ public sealed class Sim
         X86 = new X86TlbFlush(Cpus, Mms, Costs, VmStat, Series, config.Policy.FlushCeiling, distance) { Lines = Lines };
         Arch = X86;
         Policy = policy ?? PolicyRegistry.Create(config.PolicyName, config.Policy);
-        Policy.Bind(Arch, nrCpus, VmStat);
+        Policy.Bind(Arch, Cpus, VmStat);
         Rmap = new Rmap(this);
         Vmscan = new Vmscan(this);
         PageAlloc = new PageAlloc(this);

@@ -101,6 +101,75 @@ public class PolicyTests
         Assert.False(onOne.Task.Batch!.FlushRequired);
     }
 
+    [Theory]
+    [InlineData("rfc-pfn32")]
+    [InlineData("linux-4.3")]
+    [InlineData("linux-4.13")]
+    public void ABatchFlushIsRecordedWithItsPagesMmsAndTheCpusItInterrupts(string policy)
+    {
+        Sim sim = Machine(policy);
+        MmStruct a = MmOn(sim, 4, 3);
+        MmStruct b = MmOn(sim, 4, 4, 5);
+        MmStruct idle = MmOn(sim, 4, 6);
+        MmStruct moved = MmOn(sim, 4, 7);
+        sim.Cpus[6].Current = null; // gone idle, still in the mm's cpumask
+        sim.Cpus[7].ActiveMm = a.Id; // runs a now; moved's cpumask still names it
+        sim.Cpus[7].Current = sim.UserTasks[3];
+        Exec ex = ExecOn(sim, 0);
+        ex.FlushCause = FlushCause.Reclaim;
+        sim.Rmap.ClearPteFlushOrDefer(ex, a, 0, Pte.Make(500, Pte.Present), batchFlush: true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, b, 0, Pte.Make(501, Pte.Present), batchFlush: true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, b, 1, Pte.Make(502, Pte.Present), batchFlush: true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, idle, 0, Pte.Make(503, Pte.Present), batchFlush: true);
+        sim.Rmap.ClearPteFlushOrDefer(ex, moved, 0, Pte.Make(504, Pte.Present), batchFlush: true);
+        sim.Policy.TryToUnmapFlush(ex);
+        sim.Policy.TryToUnmapFlush(ex); // nothing owed: not a flush
+
+        BatchFlushReport r = Assert.Single(sim.Policy.BatchFlushes.Report()!).Value;
+        Assert.Equal("reclaim", Assert.Single(sim.Policy.BatchFlushes.Report()!).Key);
+        Assert.Equal(1, r.Flushes);
+        Assert.Equal(5, r.Pages);
+        Assert.Equal(4, r.MmsPerFlush);
+        Assert.Equal(0, r.SenderInMaskShare);
+        Assert.Equal(5, r.RemoteCpusPerFlush); // CPUs 3..7
+        Assert.Equal(4, r.RemoteRunningBatchedMmPerFlush); // 3, 4, 5, and 7, which runs a now (in the batch too)
+        Assert.Equal(1, r.RemoteLazyOrIdlePerFlush); // 6
+        Assert.Equal([0L, 0, 0, 0, 0, 1], r.FlushesByRemoteCpus);
+        Assert.Equal(0, ex.Task.Batch!.Pages);
+        Assert.Equal(0, ex.Task.Batch!.NrMms);
+    }
+
+    [Fact]
+    public void ABatchFlushCountsACpuRunningAnMmOutsideTheBatchApart()
+    {
+        Sim sim = Machine("linux-4.3");
+        MmStruct a = MmOn(sim, 4, 3);
+        MmStruct other = MmOn(sim, 4, 6);
+        a.CpuMask.Set(6); // a stale bit: CPU 6 runs another mm now
+        Exec ex = ExecOn(sim, 0);
+        ex.FlushCause = FlushCause.Migration;
+        sim.Rmap.ClearPteFlushOrDefer(ex, a, 0, Pte.Make(500, Pte.Present), batchFlush: true);
+        sim.Policy.TryToUnmapFlush(ex);
+        var (cause, r) = Assert.Single(sim.Policy.BatchFlushes.Report()!);
+        Assert.Equal("migration", cause);
+        Assert.Equal(1, r.RemoteRunningBatchedMmPerFlush);
+        Assert.Equal(1, r.RemoteRunningOtherMmPerFlush);
+        Assert.Equal(0, r.RemoteLazyOrIdlePerFlush);
+        Assert.Equal([0L, 0, 1], r.FlushesByRemoteCpus);
+        Assert.NotEqual(other.Id, a.Id);
+    }
+
+    [Fact]
+    public void VanillaRecordsNoBatchFlush()
+    {
+        Sim sim = Machine("vanilla");
+        MmStruct a = MmOn(sim, 4, 3);
+        Exec ex = ExecOn(sim, 0);
+        sim.Rmap.ClearPteFlushOrDefer(ex, a, 0, Pte.Make(500, Pte.Present), batchFlush: true);
+        Assert.Equal(1, sim.Cpus[3].CallFunctionIrqs);
+        Assert.Null(sim.Policy.BatchFlushes.Report());
+    }
+
     [Fact]
     public void RfcPfnPageHoldsAPagesWorthOfPfns()
     {

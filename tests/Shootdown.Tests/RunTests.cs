@@ -233,6 +233,32 @@ public class SystemBreakdownTests
 
 public class PinnedResultTests
 {
+    [Theory]
+    [InlineData("rfc-pfn32")]
+    [InlineData("linux-4.3")]
+    public void BatchFlushesAccountForEveryRemoteTargetAndEveryDeferredUnmap(string policy)
+    {
+        var sim = new Sim(RunConfig.Create(machine: "tiny", scaleDivisor: 1, policy: policy, seed: 1));
+        sim.Run();
+        RunResult r = RunResult.From(sim, 0);
+        BatchFlushReport b = r.TlbBatchFlushes!["reclaim"];
+        Assert.True(b.Flushes > 1000, $"{b.Flushes} flushes");
+        Assert.Equal(b.Flushes, b.FlushesByRemoteCpus.Sum());
+        long remote = b.FlushesByRemoteCpus.Select((n, k) => n * k).Sum();
+        Assert.Equal(b.RemoteCpusPerFlush * b.Flushes, remote, 6);
+        Assert.Equal(b.RemoteCpusPerFlush, b.RemoteRunningBatchedMmPerFlush + b.RemoteLazyOrIdlePerFlush + b.RemoteRunningOtherMmPerFlush, 9);
+        // Every remote target got an IPI or rode on a pending one; the reclaim IPIs are all batch flushes'.
+        Assert.InRange(remote, r.TlbIpisByCause["reclaim"], r.TlbIpisByCause["reclaim"] + r.IpiRequestsCoalesced);
+        // should_defer_flush defers only for an mm on another CPU: the sender's own readers' pages
+        // are flushed at once, so (its mm being a reader's, on this machine) the mask rarely names it.
+        Assert.True(b.SenderInMaskShare < 0.05, $"{b.SenderInMaskShare}");
+        Assert.InRange(b.PagesPerFlush, 1, policy == "rfc-pfn32" ? 32 : 10_000);
+        Assert.InRange(b.MmsPerFlush, 1, b.PagesPerFlush);
+        // The deferred unmaps: each a page reclaimed (or, at the end, one unmapped but not yet freed).
+        Assert.True(b.Pages <= r.PagesReclaimed + sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc?.NrFree ?? 0));
+        Assert.Null(Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 1, policy: "vanilla", seed: 1)).TlbBatchFlushes);
+    }
+
     [Fact]
     public void TinyVanillaSeed1IsPinned()
     {

@@ -66,13 +66,27 @@ public abstract class FlushPolicy
     /// <summary>/proc/vmstat, for the counters generic batching code keeps itself.</summary>
     protected Observe.VmStat VmStat { get; private set; } = null!;
 
-    /// <summary>Binds the policy to a machine's arch layer and counters.</summary>
-    public void Bind(IArchTlb arch, int nrCpus, Observe.VmStat vmstat)
+    /// <summary>What each batch flush looked like (pages, mms, the CPUs it interrupted); empty for policies without a batch.</summary>
+    public Observe.BatchFlushStats BatchFlushes { get; private set; } = null!;
+
+    private Cpu[] _cpus = [];
+
+    /// <summary>Binds the policy to a machine's arch layer, CPUs and counters.</summary>
+    public void Bind(IArchTlb arch, Cpu[] cpus, Observe.VmStat vmstat)
     {
         Arch = arch;
-        NrCpus = nrCpus;
+        NrCpus = cpus.Length;
+        _cpus = cpus;
         VmStat = vmstat;
+        BatchFlushes = new Observe.BatchFlushStats(cpus.Length);
     }
+
+    /// <summary>
+    /// Records in <see cref="BatchFlushes"/> the flush of the task's batch about to be sent: its
+    /// unmaps, mms and cpumask, with the other CPUs as they are now. Call before the IPIs go out.
+    /// </summary>
+    protected void NoteBatchFlush(Exec ex, TlbUnmapBatch b) =>
+        BatchFlushes.Record(ex.FlushCause, ex.Cpu, b.CpuMask, _cpus, b.Pages, b.Mms, b.NrMms);
 
     /// <summary>Capacity of the per-task batch's page list (0 = no list is kept).</summary>
     public virtual int BatchPages => 0;

@@ -43,6 +43,7 @@ public class Linux43 : FlushPolicy
     public override void SetTlbUbcFlushPending(Exec ex, MmStruct mm, uint oldPte)
     {
         TlbUnmapBatch b = ex.Task.Batch!;
+        b.NoteDeferred(mm);
         Arch.ArchTlbbatchAddMm(b, mm);
         b.FlushRequired = true;
         if (Pte.IsDirty(oldPte))
@@ -78,6 +79,7 @@ public class Linux43 : FlushPolicy
             return;
         }
         Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, TracedPages(b), TlbFlushReason.RemoteShootdown);
+        NoteBatchFlush(ex, b);
         FlushTlbInfo info = FillInfo(_info, b);
         if (b.CpuMask.Test(ex.Cpu.Id))
         {
@@ -120,6 +122,7 @@ public class Linux413(PolicyParams p) : Linux43(p)
         {
             return;
         }
+        NoteBatchFlush(ex, b);
         Arch.ArchTlbbatchFlush(ex, b);
         b.Reset();
     }

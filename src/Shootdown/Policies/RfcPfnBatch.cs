@@ -66,6 +66,7 @@ public class RfcPfnBatch : FlushPolicy
     public override void SetTlbUbcFlushPending(Exec ex, MmStruct mm, uint oldPte)
     {
         TlbUnmapBatch b = ex.Task.Batch!;
+        b.NoteDeferred(mm);
         b.CpuMask.Or(mm.CpuMask);
         b.FlushRequired = true;
         b.Pfns[b.Count++] = Pte.Frame(oldPte); // v1 kept no writable flag: dirty PTEs are batched like clean ones
@@ -92,6 +93,7 @@ public class RfcPfnBatch : FlushPolicy
             return;
         }
         Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, b.Count, TlbFlushReason.RemoteShootdown);
+        NoteBatchFlush(ex, b);
         if (b.CpuMask.AnyBut(ex.Cpu.Id))
         {
             _info.Set(null, 0, 0);

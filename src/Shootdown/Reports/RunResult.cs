@@ -70,6 +70,13 @@ public sealed record RunResult
     public required SortedDictionary<string, PathStats> SystemByPath { get; init; }
     /// <summary>All interrupts in each simulated second.</summary>
     public required long[] InterruptsPerSecond { get; init; }
+    /// <summary>
+    /// The batching policies' flushes by cause ("reclaim", "migration"): how many, their pages and
+    /// mms, and the other CPUs their cpumask named (running a batched mm, idle or lazy, running
+    /// another mm), with a histogram of flushes by that count; null for a run whose policy batched
+    /// nothing (vanilla).
+    /// </summary>
+    public SortedDictionary<string, BatchFlushReport>? TlbBatchFlushes { get; init; }
     /// <summary>The coherence oracle's findings (null when the oracle was off).</summary>
     public SafetyReport? Safety { get; init; }
     public required long Events { get; init; }
@@ -225,6 +232,7 @@ public sealed record RunResult
                 DelayS = sim.X86.IrqOffDelayNs / ns,
             },
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
+            TlbBatchFlushes = sim.Policy.BatchFlushes.Report(),
             CallFunctionInterrupts = calls,
             TaskExits = TaskExitStats.Of(sim.UserTasks),
             ThroughputKbps = sim.ReaderThroughputKbps,

@@ -29,9 +29,37 @@ public sealed class TlbUnmapBatch
 
     public bool IsFull => Count >= Capacity;
 
+    /// <summary>
+    /// Unmaps deferred into the batch since its last flush, and the distinct mms they belonged to
+    /// (<see cref="Mms"/>[0..<see cref="NrMms"/>)): not kernel state — the kernel keeps only the
+    /// cpumask — but what <see cref="Observe.BatchFlushStats"/> reports of each flush.
+    /// </summary>
+    public int Pages;
+
+    public int[] Mms = new int[8];
+    public int NrMms;
+
+    /// <summary>Counts an unmap of <paramref name="mm"/>'s deferred into the batch.</summary>
+    public void NoteDeferred(MmStruct mm)
+    {
+        Pages++;
+        int id = mm.Id;
+        if (Array.IndexOf(Mms, id, 0, NrMms) >= 0)
+        {
+            return;
+        }
+        if (NrMms == Mms.Length)
+        {
+            Array.Resize(ref Mms, Mms.Length * 2);
+        }
+        Mms[NrMms++] = id;
+    }
+
     public void Reset()
     {
         CpuMask.ClearAll();
+        Pages = 0;
+        NrMms = 0;
         Count = 0;
         FlushRequired = false;
         Writable = false;
