@@ -272,8 +272,9 @@ public class KernelTests
     public void ARequestQueuedAfterAnEarlierHandlerTookItsCarriersRequestSendsItsOwnIpi()
     {
         // Review: W (same node) waits for the receiver's interrupts until 800 ns, and its handler
-        // drains the queue then. C (another node, slower) is queued before 800 and rides on W, found
-        // at its arrival. R is queued after 800 but before C would have arrived, so it rode on C;
+        // drains the queue (llist_del_all) after its entry half and the queue head's line, about
+        // 1150 ns. C (another node, slower) is queued before that and rides on W, found at its
+        // arrival. R is queued after W's drain but before C would have arrived, so it rode on C;
         // W's handler had taken C's request, the queue was empty when R was queued, and
         // generic_exec_single sent R its own IPI.
         Sim sim = SmallSim();
@@ -282,7 +283,7 @@ public class KernelTests
         r.StepEnd = 10;
         sim.Arch.FlushTlbPage(ExecOn(sim, 0), mm, 3);
         sim.Arch.FlushTlbPage(ExecOn(sim, 5, t: 500), mm, 4);
-        sim.Arch.FlushTlbPage(ExecOn(sim, 2, t: 1000), mm, 5);
+        sim.Arch.FlushTlbPage(ExecOn(sim, 2, t: 1250), mm, 5);
         Assert.Equal(2, r.CallFunctionIrqs); // as sent: W and C (queued after W arrived, W's handling unknown); R rode on C
         r.IrqOffCount = 0;
         r.AddIrqOff(20, 800);
@@ -346,9 +347,9 @@ public class KernelTests
         long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
         long riding = c.InvlpgNs + sim.Lines.Transfer(0, 1); // no entry, exit or queue drain of its own
         long back = sim.Lines.Transfer(1, 0); // csd_unlock's line, after the riding request's function
-        // Interrupts come on at 40 us; the handler runs both requests, the second one last: its
-        // acknowledgement bounds the sender's wait.
-        long lastAck = 40_000 + handler + riding + back;
+        // Interrupts come on at 40 us; the handler runs both requests, the second one last, before
+        // the handler's exit half: its acknowledgement bounds the sender's wait.
+        long lastAck = 40_000 + handler - c.IrqEntryExitNs / 2 + riding + back;
         Assert.Equal(lastAck - firstAck, sim.X86.LateWaitNs);
         Assert.Equal(sim.X86.LateWaitNs, sim.Cpus[0].IrqDebtNs);
         Assert.Equal(handler + riding, r.IrqDebtNs);
@@ -372,11 +373,40 @@ public class KernelTests
         Assert.Equal(2, r.TlbShootdowns);
         Assert.Equal(1, sim.X86.CoalescedRequests);
         Assert.Equal(1, sim.X86.IpisByCause.Sum());
-        // The second request waits for the first's handler, then runs its own part of it.
-        // The first sender saw its acknowledgement (the csd line) the exit half before its handler's end.
-        long firstHandlerEnd = a.Now - sim.Lines.Transfer(1, 0) + c.IrqEntryExitNs / 2;
+        // The second request runs in the first's handler, after the first's function and before
+        // the exit: each sender sees its acknowledgement (the csd line) right after its own
+        // function, the first the exit half before the first handler's end.
+        long firstFunctionEnd = a.Now - sim.Lines.Transfer(1, 0);
         long riding = c.InvlpgNs + sim.Lines.Transfer(2, 1);
-        Assert.Equal(firstHandlerEnd + riding + sim.Lines.Transfer(1, 2), b.Now);
+        Assert.Equal(firstFunctionEnd + riding + sim.Lines.Transfer(1, 2), b.Now);
+    }
+
+    [Theory]
+    [InlineData(-20, 1)] // queued just before the handler's llist_del_all: it rides
+    [InlineData(20, 0)] // just after: the queue is empty again, and it sends its own IPI
+    public void ARequestRidesUntilTheHandlersLlistDelAllNotJustUntilTheInterruptIsTaken(int offset, int coalesced)
+    {
+        // 4.0's flush_smp_call_function_queue takes the queue with llist_del_all after the
+        // interrupt's entry (ipi_entering_ack_irq, irq_enter) and the queue head's line: a request
+        // queued between the interrupt's acceptance and that instant is run by this handler, and
+        // generic_exec_single sends it no IPI. (Until session 28 the model closed the window when
+        // the interrupt was taken.)
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        MmStruct mm = MmRunningOn(sim, 1);
+        Cpu r = sim.Cpus[1];
+        Exec a = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(a, mm, 3);
+        // a.Now is the csd line's return after the function (one line from the sender + INVLPG),
+        // which follows the drain; the interrupt was taken the entry half and the queue line before it.
+        long drain = a.Now - sim.Lines.Transfer(1, 0) - c.InvlpgNs - sim.Lines.Transfer(0, 1);
+        long taken = drain - c.IrqEntryExitNs / 2 - sim.Lines.Transfer(0, 1);
+        long t = drain - sim.Lines.Transfer(1, 2) + offset; // llist_add: the head's line from CPU 1
+        Assert.True(t > taken, "queued after the interrupt was taken");
+        sim.Arch.FlushTlbPage(ExecOn(sim, 2, t: t), mm, 4);
+        Assert.Equal(coalesced, sim.X86.CoalescedRequests);
+        Assert.Equal(2 - coalesced, r.CallFunctionIrqs);
+        Assert.Equal(2, r.TlbShootdowns);
     }
 
     [Fact]

@@ -400,8 +400,9 @@ public sealed class X86TlbFlush : IArchTlb
             // is that line's transfer, not an interrupt — and only then irq_exit and the return
             // (arch/x86/kernel/smp.c, smp_call_function_single_interrupt). Counted from the end
             // of an IPI's whole handler, the sender sees it the exit half earlier than that end.
-            // A request riding on another IPI runs, in the model, after that IPI's whole handler
-            // (in 4.0, before its exit), so its acknowledgement follows its own function.
+            // A request riding on another IPI runs in the same handler's loop, after the requests
+            // before it and before the handler's exit, which it pushes back: its acknowledgement
+            // follows its own function, the exit half before the handler's new end.
             long back = Lines.Transfer(r.Id, sender.Id);
             if (single && QueuedBehind(r, queued) is int onto and not 0)
             {
@@ -418,7 +419,7 @@ public sealed class X86TlbFlush : IArchTlb
                 if (known)
                 {
                     RunQueued(r, work, start);
-                    trace?.Ipi(sender.Id, post, r.Id, start, work);
+                    trace?.Ipi(sender.Id, post, r.Id, start - _irqExitNs, work);
                 }
                 else
                 {
@@ -428,7 +429,7 @@ public sealed class X86TlbFlush : IArchTlb
                     group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
                     DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true);
                 }
-                lastAck = Math.Max(lastAck, start + work + back);
+                lastAck = Math.Max(lastAck, start - _irqExitNs + work + back);
                 continue;
             }
             post = queued + _c.IpiSendNs;
@@ -478,7 +479,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             else
             {
-                OpenWindow(r, serial, queued, handled, handled + handler, idle);
+                OpenWindow(r, serial, queued, handled + entry - _irqExitNs, handled + handler, idle);
                 if (idle)
                 {
                     r.IrqBusyUntil = handled + handler;
@@ -776,7 +777,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             start = handled;
             end = start + p.Work + entry;
-            OpenWindow(r, serial, p.Post, handled, end, idle);
+            OpenWindow(r, serial, p.Post, handled + entry - _irqExitNs, end, idle);
             if (!idle && handled > delivered)
             {
                 DeferredIpisIrqOff++;
@@ -793,9 +794,9 @@ public sealed class X86TlbFlush : IArchTlb
                 ChargeInterrupted(r, p.Work + entry);
             }
         }
-        Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, start, end - start);
+        Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, rode ? start - _irqExitNs : start, end - start);
         ref WaitGroup g = ref _groups[p.Group];
-        g.Ack = Math.Max(g.Ack, end + p.Back - (rode ? 0 : _irqExitNs));
+        g.Ack = Math.Max(g.Ack, end + p.Back - _irqExitNs);
         if (--g.Remaining == 0)
         {
             // The sender's calls follow one another: a late acknowledgement of one delays the
