@@ -356,7 +356,9 @@ public sealed class X86TlbFlush : IArchTlb
     /// idle one's only occupies it (it delays a task woken there meanwhile). A mask with one other
     /// CPU takes 4.0's fast path, smp_call_function_single: generic_exec_single sends the IPI only if
     /// the receiver's call_single_queue was empty (the lock-less queue of 6897fc22ea01, 3.14); otherwise the request waits in the queue for the
-    /// interrupt already on its way, whose handler runs every request queued (llist_del_all).
+    /// interrupt already on its way, whose handler runs every request queued until it takes the
+    /// queue (llist_del_all, after the interrupt's entry half and the queue head's line), each
+    /// acknowledged after its own function, before the handler's exit.
     /// </summary>
     public void SmpCallFunctionMany(Exec ex, Cpumask mask, SmpCallFunc func, FlushTlbInfo info) => SmpCallFunctionMany(ex, mask, func, info, tlb: true);
 
