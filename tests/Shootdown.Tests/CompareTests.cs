@@ -57,6 +57,22 @@ public class CompareTests
         Assert.Equal(c.ShownMetrics.Count * 2 + 1, csv.TrimEnd('\n').Split('\n').Length);
     }
 
+    [Fact]
+    public void ReclaimBatchRowsComeFromEachRunsBatchFlushesAndReadZeroForVanilla()
+    {
+        Comparison c = Comparison.Run(Tiny(), ["vanilla", "rfc-pfn32"], repeat: 1);
+        using var doc = JsonDocument.Parse(c.ToJson());
+        JsonElement vanilla = doc.RootElement.GetProperty("results")[0].GetProperty("mean");
+        JsonElement rfc = doc.RootElement.GetProperty("results")[1].GetProperty("mean");
+        Assert.Equal(0, vanilla.GetProperty("batch_flushes_reclaim").GetDouble());
+        Assert.Equal(0, vanilla.GetProperty("batch_other_cpus_per_flush_reclaim").GetDouble());
+        Observe.BatchFlushReport b = c.Results[1].Runs[0].TlbBatchFlushes!["reclaim"];
+        Assert.Equal(b.Flushes, rfc.GetProperty("batch_flushes_reclaim").GetDouble());
+        Assert.Equal(b.PagesPerFlush, rfc.GetProperty("batch_pages_per_flush_reclaim").GetDouble(), 12);
+        Assert.Equal(b.RemoteCpusPerFlush, rfc.GetProperty("batch_other_cpus_per_flush_reclaim").GetDouble(), 12);
+        Assert.True(b.RemoteCpusPerFlush >= 1, $"{b.RemoteCpusPerFlush}");
+    }
+
     [Theory]
     [InlineData("vanilla,,rfc-pfn32", "malformed --policies")]
     [InlineData("vanilla,bogus", "unknown policy 'bogus'")]

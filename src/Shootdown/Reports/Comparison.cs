@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Shootdown.Hardware;
+using Shootdown.Observe;
 using Shootdown.Policies;
 
 namespace Shootdown.Reports;
@@ -48,6 +49,9 @@ public sealed class Comparison
         new("tlb_ipis_migration", "  TLB IPIs for migration", r => r.TlbIpisByCause["migration"], "0"),
         new("tlb_ipis_numa_pte_updates", "  TLB IPIs for NUMA PTE updates", r => r.TlbIpisByCause["numa_pte_updates"], "0"),
         new("tlb_ipis_other", "  TLB IPIs, other", r => r.TlbIpisByCause["other"], "0"),
+        new("batch_flushes_reclaim", "Reclaim batch flushes", r => ReclaimBatches(r)?.Flushes ?? 0, "0"),
+        new("batch_pages_per_flush_reclaim", "  Pages per reclaim batch flush", r => ReclaimBatches(r)?.PagesPerFlush ?? 0, "0.0"),
+        new("batch_other_cpus_per_flush_reclaim", "  Other CPUs per reclaim batch flush", r => ReclaimBatches(r)?.RemoteCpusPerFlush ?? 0),
         new("pages_migrated", "Pages migrated", r => r.PagesMigrated, "0"),
         new("pages_migrated_per_s", "Pages migrated/sec", r => r.PagesMigratedPerS, "0"),
         new("pgmigrate_fail", "pgmigrate_fail", r => r.Vmstat["pgmigrate_fail"], "0"),
@@ -69,6 +73,10 @@ public sealed class Comparison
         new("stale_access_after_free", "  stale_access_after_free", r => r.Safety?.StaleAccessAfterFree ?? 0, "0.##", OracleOnly: true),
         new("write_after_protect", "  write_after_protect", r => r.Safety?.WriteAfterProtect ?? 0, "0.##", OracleOnly: true),
     ];
+
+    /// <summary>The run's reclaim batch flushes (tlb_batch_flushes["reclaim"]), null for a policy that batched none.</summary>
+    private static BatchFlushReport? ReclaimBatches(RunResult r) =>
+        r.TlbBatchFlushes is { } d && d.TryGetValue("reclaim", out BatchFlushReport? b) ? b : null;
 
     public Comparison(IReadOnlyList<PolicyRuns> results)
     {
