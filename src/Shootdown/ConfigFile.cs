@@ -109,7 +109,14 @@ public static class ConfigFile
     {
         try
         {
-            return (JsonObject)FromToml(TomlSerializer.Deserialize<TomlTable>(text)!)!;
+            return (JsonObject)FromToml(TomlSerializer.Deserialize<TomlTable>(text)!, "")!;
+        }
+        catch (NonFiniteNumberException e)
+        {
+            // TOML has inf and nan; no key of a configuration, machine or sweep file takes them,
+            // and JSON, which every file is converted to, cannot hold them. Found by
+            // ConfigTests.ParsersOnlyEverThrowConfigExceptions (CsCheck seed 6s7WINzrC4_1).
+            throw new ConfigException($"{source}:{TomlLine(text, e.Key) ?? 1}: key '{e.Key}': expected a finite number, not {e.Value}");
         }
         catch (TomlException e)
         {
@@ -147,15 +154,17 @@ public static class ConfigFile
 
     private static string FirstSentence(string m) => m.ReplaceLineEndings(" ").Split(" Path:", 2)[0].Trim();
 
-    private static JsonNode? FromToml(object? v) => v switch
+    /// <summary>A TOML value as JSON; <paramref name="key"/> is its dotted key, for the error a non-finite float (inf, nan) raises.</summary>
+    private static JsonNode? FromToml(object? v, string key) => v switch
     {
-        TomlTable t => new JsonObject(t.Select(kv => KeyValuePair.Create(kv.Key, FromToml(kv.Value)))),
-        TomlArray a => new JsonArray(a.Select(FromToml).ToArray()),
-        TomlTableArray ta => new JsonArray(ta.Select(FromToml).ToArray()),
+        TomlTable t => new JsonObject(t.Select(kv => KeyValuePair.Create(kv.Key, FromToml(kv.Value, key.Length == 0 ? kv.Key : key + "." + kv.Key)))),
+        TomlArray a => new JsonArray(a.Select(x => FromToml(x, key)).ToArray()),
+        TomlTableArray ta => new JsonArray(ta.Select(x => FromToml(x, key)).ToArray()),
         string s => JsonValue.Create(s),
         bool b => JsonValue.Create(b),
         long l => JsonValue.Create(l),
         int i => JsonValue.Create(i),
+        double d when !double.IsFinite(d) => throw new NonFiniteNumberException(key, d),
         double d => JsonValue.Create(d),
         null => null,
         _ => JsonValue.Create(Convert.ToString(v, CultureInfo.InvariantCulture)),
@@ -338,4 +347,12 @@ public static class ConfigFile
         Match m = r.Match(text);
         return m.Success ? text.AsSpan(0, m.Index).Count('\n') + 1 : null;
     }
+}
+
+/// <summary>A TOML float that JSON cannot hold (inf, nan), at a dotted key; turned into a <see cref="ConfigException"/> with its line.</summary>
+internal sealed class NonFiniteNumberException(string key, double value) : Exception($"{key}: {value}")
+{
+    public string Key { get; } = key;
+
+    public string Value { get; } = double.IsNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
 }

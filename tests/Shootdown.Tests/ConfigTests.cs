@@ -145,6 +145,12 @@ public class ConfigTests
         // while it worded its error.
         var bad = Assert.Throws<ConfigException>(() => ConfigFile.FromToml("machine = \"tiny\"\nworkload = \"dn9U\\", "x.toml"));
         Assert.Equal("x.toml:2: not valid TOML: a string ends in an escape that names no character", bad.Message);
+        // And one it found in session 28 (seed 6s7WINzrC4_1): TOML's inf and nan, which JSON cannot
+        // hold, made the conversion throw ArgumentException.
+        bad = Assert.Throws<ConfigException>(() => ConfigFile.FromToml("machine = \"tiny\"\nseed = inf\n", "x.toml"));
+        Assert.Equal("x.toml:2: key 'seed': expected a finite number, not inf", bad.Message);
+        bad = Assert.Throws<ConfigException>(() => ConfigFile.FromToml("machine = \"tiny\"\n[costs]\nipi_send_ns = -nan\n", "x.toml"));
+        Assert.Equal("x.toml:3: key 'costs.ipi_send_ns': expected a finite number, not nan", bad.Message);
         string valid = ConfigFile.ToToml(RunConfig.Create(machine: "tiny", scaleDivisor: 4));
         string[] lines = valid.Split('\n');
         Gen.Select(Gen.Int[0, lines.Length - 1], Gen.String[0, 20], Gen.Bool).Sample((line, junk, json) =>
