@@ -37,8 +37,8 @@ internal static class Tables
             foreach (var (cause, b) in batches)
             {
                 t.AddRow($"{cause} batch flushes / pages each", $"{b.Flushes:N0} / {F(b.PagesPerFlush, "0.0")}");
-                t.AddRow($"  mms each / other CPUs each", $"{F(b.MmsPerFlush, "0.00")} / {F(b.RemoteCpusPerFlush, "0.00")}");
-                t.AddRow($"  other CPUs: batched mm / idle or lazy / other mm", $"{F(b.RemoteRunningBatchedMmPerFlush, "0.00")} / {F(b.RemoteLazyOrIdlePerFlush, "0.00")} / {F(b.RemoteRunningOtherMmPerFlush, "0.00")}");
+                t.AddRow("  mms each / other CPUs each", $"{F(b.MmsPerFlush, "0.00")} / {F(b.RemoteCpusPerFlush, "0.00")}");
+                t.AddRow("  other CPUs: batched mm / idle or lazy / other mm", $"{F(b.RemoteRunningBatchedMmPerFlush, "0.00")} / {F(b.RemoteLazyOrIdlePerFlush, "0.00")} / {F(b.RemoteRunningOtherMmPerFlush, "0.00")}");
             }
         }
         t.AddRow("pages read", r.PagesRead.ToString("N0", CultureInfo.InvariantCulture));
