@@ -424,6 +424,33 @@ public class KernelTests
     }
 
     [Fact]
+    public void AnIpiToTheCpuTheSendersPreviousCallTargetedIsARepeatAndItsInterruptStateIsCountedApart()
+    {
+        // ipis_found_interrupts_off's split: vanilla's reclaim unmaps a reader's pages one after
+        // another, so most of its IPIs go to the CPU its previous call went to. Calls from CPU 0:
+        // to 1 (first), to 1 again (repeat, found with interrupts off), to 3 (first), to 1 (first
+        // again: the previous call went to 3), and one from CPU 2 to 1 (its first).
+        Sim sim = SmallSim();
+        MmStruct a = MmRunningOn(sim, 1);
+        MmStruct b = MmRunningOn(sim, 3);
+        Cpu r = sim.Cpus[1];
+        Exec z = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(z, a, 3);
+        long off = z.Now + 10;
+        r.AddIrqOff(off, off + 5_000);
+        z = ExecOn(sim, 0, t: off); // the first handler is done: this request needs an IPI of its own
+        sim.Arch.FlushTlbPage(z, a, 4);
+        sim.Arch.FlushTlbPage(z, b, 5);
+        sim.Arch.FlushTlbPage(z, a, 6);
+        sim.Arch.FlushTlbPage(ExecOn(sim, 2, t: z.Now + 10_000), a, 7);
+        Assert.Equal(0, sim.X86.CoalescedRequests);
+        Assert.Equal(5, sim.X86.BusyIpis);
+        Assert.Equal(1, sim.X86.BusyIpisRepeat);
+        Assert.Equal(1, sim.X86.IrqOffIpis);
+        Assert.Equal(1, sim.X86.IrqOffIpisRepeat);
+    }
+
+    [Fact]
     public void AFlushToSeveralCpusSendsEveryIpiEvenBehindAPendingOne()
     {
         // smp_call_function_many with more than one target sends to every CPU of the mask in 4.0,

@@ -230,6 +230,9 @@ public sealed record RunResult
                 Ipis = sim.X86.IrqOffIpis,
                 AtSend = sim.X86.IrqOffIpisAtSend,
                 DelayS = sim.X86.IrqOffDelayNs / ns,
+                IpisToBusyCpus = sim.X86.BusyIpis,
+                RepeatIpisToBusyCpus = sim.X86.BusyIpisRepeat,
+                Repeat = sim.X86.IrqOffIpisRepeat,
             },
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
             TlbBatchFlushes = sim.Policy.BatchFlushes.Report(),
@@ -311,6 +314,15 @@ public sealed record IrqOffStats
 
     /// <summary>Their handlers' wait for interrupts to come on, summed over receivers. A sender waits for its slowest receiver only, so with several receivers held off in one call (batched flushes, drain_all_pages) the sum exceeds what the senders waited.</summary>
     public double DelayS { get; init; }
+
+    /// <summary>Every IPI (however resolved) that reached a busy CPU, interrupts on or off: the share <see cref="Ipis"/> is of.</summary>
+    public long IpisToBusyCpus { get; init; }
+
+    /// <summary>Of <see cref="IpisToBusyCpus"/>, those to a CPU the sender's previous call (smp_call_function_*) also sent to.</summary>
+    public long RepeatIpisToBusyCpus { get; init; }
+
+    /// <summary>Of <see cref="Ipis"/>, those to a CPU the sender's previous call also sent to.</summary>
+    public long Repeat { get; init; }
 }
 
 /// <summary>

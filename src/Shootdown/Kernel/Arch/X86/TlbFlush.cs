@@ -38,6 +38,12 @@ public sealed class X86TlbFlush : IArchTlb
     private readonly FlushTlbInfo _info = new();
     private readonly SmpCallFunc _flushTlbFunc;
 
+    /// <summary>Per sender, the number of its smp_call_function_many calls so far.</summary>
+    private readonly int[] _calls;
+
+    /// <summary>Per sender and receiver (row-major), the sender's call that last targeted the receiver (0: none).</summary>
+    private readonly int[] _lastCallTo;
+
     /// <param name="cpus">The machine's CPUs.</param>
     /// <param name="mms">Every mm by id (switch_mm and leave_mm clear the old mm's cpumask).</param>
     /// <param name="costs">Hardware costs (INVLPG, CR3 write, APIC, IPI latency, interrupt entry).</param>
@@ -67,6 +73,8 @@ public sealed class X86TlbFlush : IArchTlb
         _ceiling = flushCeiling;
         _irqExitNs = costs.IrqEntryExitNs / 2;
         _flushTlbFunc = FlushTlbFunc;
+        _calls = new int[cpus.Length];
+        _lastCallTo = new int[cpus.Length * cpus.Length];
     }
 
     public string Name => "x86";
@@ -372,6 +380,8 @@ public sealed class X86TlbFlush : IArchTlb
         long t0 = ex.Now;
         Tracer? trace = Trace;
         long post = t0;
+        int call = ++_calls[sender.Id];
+        int callRow = sender.Id * _cpus.Length;
         long lastAck = t0;
         int group = -1;
         int first = mask.NextSet(0);
@@ -393,6 +403,10 @@ public sealed class X86TlbFlush : IArchTlb
                 continue;
             }
             Cpu r = _cpus[c];
+            // Whether the sender's previous call targeted this CPU too (vanilla's reclaim unmaps the
+            // pages of one reader's pagevec run one after another, an IPI to that reader each).
+            bool repeat = call > 1 && _lastCallTo[callRow + c] == call - 1;
+            _lastCallTo[callRow + c] = call;
             // llist_add of the csd to the receiver's call_single_queue: the queue head's line comes
             // from whoever wrote it last (the receiver draining it, or another sender).
             long queued = post + Lines.Take(ref r.CallSingleQueueOwner, sender.Id);
@@ -429,7 +443,7 @@ public sealed class X86TlbFlush : IArchTlb
                     // (and after the requests that rode on it before).
                     r.FlyRunEnd = start + work;
                     group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
-                    DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true);
+                    DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true, repeat);
                 }
                 lastAck = Math.Max(lastAck, start - _irqExitNs + work + back);
                 continue;
@@ -445,6 +459,10 @@ public sealed class X86TlbFlush : IArchTlb
             bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
             bool deferred = !idle && delivered >= r.StepEnd && _engine is not null;
             long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
+            if (!deferred && !idle)
+            {
+                CountBusyIpi(repeat, handled > delivered);
+            }
             if (!deferred && handled > delivered && !idle)
             {
                 IrqOffIpis++;
@@ -477,7 +495,7 @@ public sealed class X86TlbFlush : IArchTlb
                 // The step goes on as if the receiver took the IPI on arrival; the event charges the
                 // sender whatever longer wait the receiver's interrupts-off time causes.
                 group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
-                DeferIpi(group, r.Id, queued, delivered, work2, entry, back, serial, single, tlb ? (int)ex.FlushCause : -1, coalesced: false);
+                DeferIpi(group, r.Id, queued, delivered, work2, entry, back, serial, single, tlb ? (int)ex.FlushCause : -1, coalesced: false, repeat);
             }
             else
             {
@@ -621,6 +639,8 @@ public sealed class X86TlbFlush : IArchTlb
         public bool Coalesced;
         /// <summary>The TLB flush's cause, or -1 for a call that is no TLB flush.</summary>
         public int Cause;
+        /// <summary>The sender's previous call targeted the same receiver.</summary>
+        public bool Repeat;
         public int NextFree;
 
         readonly int IFreeListed.NextFree => NextFree;
@@ -666,6 +686,29 @@ public sealed class X86TlbFlush : IArchTlb
 
     /// <summary>Their handlers' total wait for the receivers' interrupts to come on, summed over receivers.</summary>
     public long IrqOffDelayNs { get; private set; }
+
+    /// <summary>IPIs (however resolved) that reached a busy receiver, interrupts on or off.</summary>
+    public long BusyIpis { get; private set; }
+
+    /// <summary>Of <see cref="BusyIpis"/>, those to a CPU the sender's previous call also targeted.</summary>
+    public long BusyIpisRepeat { get; private set; }
+
+    /// <summary>Of <see cref="IrqOffIpis"/>, those to a CPU the sender's previous call also targeted.</summary>
+    public long IrqOffIpisRepeat { get; private set; }
+
+    /// <summary>Counts an IPI that reached a busy receiver.</summary>
+    private void CountBusyIpi(bool repeat, bool irqOff)
+    {
+        BusyIpis++;
+        if (repeat)
+        {
+            BusyIpisRepeat++;
+            if (irqOff)
+            {
+                IrqOffIpisRepeat++;
+            }
+        }
+    }
 
     /// <summary>Sender wait beyond what the senders' steps assumed, in total.</summary>
     public long LateWaitNs { get; private set; }
@@ -713,10 +756,10 @@ public sealed class X86TlbFlush : IArchTlb
         return g;
     }
 
-    private void DeferIpi(int group, int receiver, long post, long delivered, long work, long entry, long back, int serial, bool single, int cause, bool coalesced)
+    private void DeferIpi(int group, int receiver, long post, long delivered, long work, long entry, long back, int serial, bool single, int cause, bool coalesced, bool repeat)
     {
         int i = Rent(ref _pending, ref _pendingUsed, ref _pendingFree);
-        _pending[i] = new PendingIpi { Group = group, Receiver = receiver, Post = post, Work = work, Entry = entry, Back = back, Serial = serial, Single = single, Cause = cause, Coalesced = coalesced, NextFree = -1 };
+        _pending[i] = new PendingIpi { Group = group, Receiver = receiver, Post = post, Work = work, Entry = entry, Back = back, Serial = serial, Single = single, Cause = cause, Coalesced = coalesced, Repeat = repeat, NextFree = -1 };
         _groups[group].Remaining++;
         if (!coalesced)
         {
@@ -780,6 +823,10 @@ public sealed class X86TlbFlush : IArchTlb
             start = handled;
             end = start + p.Work + entry;
             OpenWindow(r, serial, p.Post, handled + entry - _irqExitNs, end, idle);
+            if (!idle)
+            {
+                CountBusyIpi(p.Repeat, handled > delivered);
+            }
             if (!idle && handled > delivered)
             {
                 DeferredIpisIrqOff++;
