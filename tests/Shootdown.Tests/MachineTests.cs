@@ -15,7 +15,7 @@ public class MachineTests
         Assert.Equal(["brickland3", "cascadelake-2s", "gorman-1node", "gorman-4node", "small-2node", "tiny"], MachineSpec.PresetNames);
         MachineSpec g = MachineSpec.Preset("gorman-4node");
         Assert.Equal((4, 12, 64L << 30), (g.Nodes, g.CpusPerNode, g.MemoryBytes));
-        // Its processors, Xeon E7-4807s, differ from the defaults in the core and its caches only.
+        // Its processors, Xeon E7-4807s, differ from the defaults in the core, its caches and its IPI send.
         Assert.Equal(
             CostModel.Xeon2015 with
             {
@@ -26,6 +26,7 @@ public class MachineTests
                 PageWalkNs = 21,
                 InvlpgNs = 124,
                 FullFlushNs = 58,
+                IpiSendNs = 214,
                 LlcBytes = 18L << 20,
             },
             g.Costs);

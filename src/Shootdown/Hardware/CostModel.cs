@@ -69,7 +69,19 @@ public sealed record CostModel
     public long FullFlushNs { get; init; } = 50;
 
     // ---- Interrupts and coherence --------------------------------------------------------------
-    /// <summary>Sender's cost to post one IPI: a write of the APIC's interrupt command register (~100-200 cycles).</summary>
+    /// <summary>
+    /// Sender's cost to post one IPI: writing the APIC's interrupt command register (in xAPIC mode
+    /// after waiting for the previous IPI's delivery status to clear). On a Westmere, sending no
+    /// IPI to an idle target saved a "no wait" smp_call_function_single ~400 of its ~1600 cycles
+    /// on the sender's own socket and ~200 of ~2000 across sockets, where the saving had to pay
+    /// for writing a flag in the target's cache line instead, so the IPI's send costs at least
+    /// ~400 cycles there ([Pallipadi 2012]: Venkatesh Pallipadi, "[RFC] Extend mwait idle to
+    /// optimize away IPIs when possible", LKML, 6 February 2012, naming
+    /// default_send_IPI_mask_sequence_phys among the hot spots); gorman-4node sets that at its
+    /// clock. The default, 60 ns (~200 cycles at 3.4 GHz), is within a factor of 2 of it and fits
+    /// the 775 ns a whole one-target shootdown added on a Haswell ([Amit2019]; see
+    /// IpiLatencySameNodeNs).
+    /// </summary>
     [Hardware]
     public long IpiSendNs { get; init; } = 60;
 
