@@ -38,11 +38,11 @@ public sealed class X86TlbFlush : IArchTlb
     private readonly FlushTlbInfo _info = new();
     private readonly SmpCallFunc _flushTlbFunc;
 
-    /// <summary>Per sender, the number of its smp_call_function_many calls so far.</summary>
-    private readonly int[] _calls;
+    /// <summary>Per sender, the CPUs its previous smp_call_function_many call targeted (null: no call yet).</summary>
+    private readonly Cpumask?[] _prevTargets;
 
-    /// <summary>Per sender and receiver (row-major), the sender's call that last targeted the receiver (0: none).</summary>
-    private readonly int[] _lastCallTo;
+    /// <summary>The CPUs the call in progress targets; swapped with the sender's previous set when it ends.</summary>
+    private Cpumask _curTargets;
 
     /// <param name="cpus">The machine's CPUs.</param>
     /// <param name="mms">Every mm by id (switch_mm and leave_mm clear the old mm's cpumask).</param>
@@ -73,8 +73,8 @@ public sealed class X86TlbFlush : IArchTlb
         _ceiling = flushCeiling;
         _irqExitNs = costs.IrqEntryExitNs / 2;
         _flushTlbFunc = FlushTlbFunc;
-        _calls = new int[cpus.Length];
-        _lastCallTo = new int[cpus.Length * cpus.Length];
+        _prevTargets = new Cpumask?[cpus.Length];
+        _curTargets = new Cpumask(cpus.Length);
     }
 
     public string Name => "x86";
@@ -380,8 +380,8 @@ public sealed class X86TlbFlush : IArchTlb
         long t0 = ex.Now;
         Tracer? trace = Trace;
         long post = t0;
-        int call = ++_calls[sender.Id];
-        int callRow = sender.Id * _cpus.Length;
+        Cpumask? prevTargets = _prevTargets[sender.Id];
+        Cpumask curTargets = _curTargets;
         long lastAck = t0;
         int group = -1;
         int first = mask.NextSet(0);
@@ -405,8 +405,8 @@ public sealed class X86TlbFlush : IArchTlb
             Cpu r = _cpus[c];
             // Whether the sender's previous call targeted this CPU too (vanilla's reclaim unmaps the
             // pages of one reader's pagevec run one after another, an IPI to that reader each).
-            bool repeat = call > 1 && _lastCallTo[callRow + c] == call - 1;
-            _lastCallTo[callRow + c] = call;
+            bool repeat = prevTargets is not null && prevTargets.Test(c);
+            curTargets.Set(c);
             // llist_add of the csd to the receiver's call_single_queue: the queue head's line comes
             // from whoever wrote it last (the receiver draining it, or another sender).
             long queued = post + Lines.Take(ref r.CallSingleQueueOwner, sender.Id);
@@ -515,6 +515,10 @@ public sealed class X86TlbFlush : IArchTlb
             r.IrqNs += handler;
             CountIpi(r, delivered, tlb ? (int)ex.FlushCause : -1, 1);
         }
+        // This call's targets become the sender's previous ones; the old set is the next scratch.
+        _prevTargets[sender.Id] = curTargets;
+        _curTargets = prevTargets ?? new Cpumask(_cpus.Length);
+        _curTargets.ClearAll();
         long wait = Math.Max(lastAck, post) - t0;
         ex.Sys += wait;
         ex.IpiWait += wait;
