@@ -28,8 +28,39 @@ internal static class TestKit
         sim.Cpus[cpu].StepEnd = long.MaxValue / 2;
     }
 
-    /// <summary>A new empty temporary directory.</summary>
-    public static string TempDir() => Directory.CreateTempSubdirectory("shootdown-test").FullName;
+    private static int _tempDirs;
+
+    /// <summary>
+    /// One directory per test process under the system's temporary directory, removed when the
+    /// process exits, so that runs of the suite leave nothing behind.
+    /// </summary>
+    private static readonly Lazy<string> TempRoot = new(() =>
+    {
+        string root = Directory.CreateTempSubdirectory("shootdown-tests-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // a file still open at exit: the system's temporary-file cleaning takes the rest
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        };
+        return root;
+    });
+
+    /// <summary>A new empty temporary directory (inside this test process's own, removed at exit).</summary>
+    public static string TempDir()
+    {
+        string dir = Path.Combine(TempRoot.Value, Interlocked.Increment(ref _tempDirs).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
 
     /// <summary>Writes <paramref name="text"/> to a file named <paramref name="name"/> in a new temporary directory.</summary>
     public static string TempFile(string name, string text)
