@@ -29,6 +29,17 @@ internal static class Tables
         t.AddRow("  spinning on locks (s)", F(r.SpinS));
         t.AddRow("  waiting for IPI acks (s)", F(r.IpiWaitS));
         t.AddRow("  in interrupt handlers (s)", F(r.IrqS));
+        IrqOffStats off = r.IpisFoundInterruptsOff;
+        if (off.IpisToBusyCpus > 0)
+        {
+            long first = off.IpisToBusyCpus - off.RepeatIpisToBusyCpus;
+            t.AddRow("IPIs finding interrupts off / wait each (us)",
+                $"{F(100.0 * off.Ipis / off.IpisToBusyCpus, "0.0")}% / {(off.Ipis == 0 ? "-" : F(off.DelayS / off.Ipis * 1e6, "0.0"))}");
+            t.AddRow("  repeat IPIs / off among them / off among first",
+                $"{F(100.0 * off.RepeatIpisToBusyCpus / off.IpisToBusyCpus, "0.0")}% / "
+                + $"{(off.RepeatIpisToBusyCpus == 0 ? "-" : F(100.0 * off.Repeat / off.RepeatIpisToBusyCpus, "0.0") + "%")} / "
+                + $"{(first == 0 ? "-" : F(100.0 * (off.Ipis - off.Repeat) / first, "0.0") + "%")}");
+        }
         t.AddRow("interrupts/s (steady)", F(r.InterruptsPerS, "N0"));
         t.AddRow("TLB IPIs", r.TlbIpis.ToString("N0", CultureInfo.InvariantCulture));
         t.AddRow("TLB IPIs/s (steady)", F(r.TlbIpisPerS, "N0"));

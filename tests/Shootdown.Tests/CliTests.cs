@@ -184,6 +184,9 @@ public class CliTests
         Assert.True(code == 0, err);
         Assert.Matches(@"closing rm: from \(s\) / pages freed +│ +[0-9.]+ / [0-9,]+ │", plain); // lru-file-mmap-read's rm
         Assert.Matches(@"closing rm: system time per page \(ns\) +│ +[0-9,]+ │", plain);
+        // vanilla's IPIs: the share that found interrupts off, then the repeats' split
+        Assert.Matches(@"IPIs finding interrupts off / wait each \(us\) +│ +[0-9.]+% / [0-9.]+ │", plain);
+        Assert.Matches(@"repeat IPIs / off among them / off among first +│ +[0-9.]+% / [0-9.]+% / [0-9.]+% │", plain);
         Assert.DoesNotContain("cost constants set for this run", plain, StringComparison.Ordinal);
         Assert.DoesNotContain("kernel-path constants x", plain, StringComparison.Ordinal);
         // Cores at another clock: the table says by how much the run scales the kernel paths.
