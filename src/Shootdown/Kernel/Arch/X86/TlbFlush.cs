@@ -462,12 +462,12 @@ public sealed class X86TlbFlush : IArchTlb
             if (!deferred && !idle)
             {
                 CountBusyIpi(repeat, handled > delivered);
-            }
-            if (!deferred && handled > delivered && !idle)
-            {
-                IrqOffIpis++;
-                IrqOffIpisAtSend++;
-                IrqOffDelayNs += handled - delivered;
+                if (handled > delivered)
+                {
+                    IrqOffIpis++;
+                    IrqOffIpisAtSend++;
+                    IrqOffDelayNs += handled - delivered;
+                }
             }
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
             // The handler drains its queue (llist_del_all: the head's line back from the sender),
@@ -830,12 +830,12 @@ public sealed class X86TlbFlush : IArchTlb
             if (!idle)
             {
                 CountBusyIpi(p.Repeat, handled > delivered);
-            }
-            if (!idle && handled > delivered)
-            {
-                DeferredIpisIrqOff++;
-                IrqOffIpis++;
-                IrqOffDelayNs += handled - delivered;
+                if (handled > delivered)
+                {
+                    DeferredIpisIrqOff++;
+                    IrqOffIpis++;
+                    IrqOffDelayNs += handled - delivered;
+                }
             }
             if (idle)
             {
