@@ -56,6 +56,10 @@ internal static class Tables
         t.AddRow("pages reclaimed", r.PagesReclaimed.ToString("N0", CultureInfo.InvariantCulture));
         t.AddRow("kswapd share of reclaim", F(r.KswapdEfficiency * 100, "0.0") + "%");
         t.AddRow("direct reclaim stalls", r.DirectReclaimStalls.ToString("N0", CultureInfo.InvariantCulture));
+        t.AddRow("reclaim efficiency (reclaimed / scanned)", F(r.ReclaimEfficiency * 100, "0.0") + "%");
+        SteadyFaultStats sf = r.SteadyFaults;
+        t.AddRow($"steady {F(sf.IntervalLengthS * c.ScaleDivisor, "0.0")} s intervals (x{c.ScaleDivisor}): stalled / mean over p90 faults",
+            sf.Intervals == 0 ? "-" : $"{sf.Stalled} of {sf.Intervals} ({F(sf.StalledShare * 100, "0")}%) / {F(sf.MeanOverP90)}");
         if (r.Safety is { } safety)
         {
             t.AddRow("coherence violations", safety.Violations.ToString("N0", CultureInfo.InvariantCulture));

@@ -236,6 +236,87 @@ public class SystemBreakdownTests
         Assert.True(off.Repeat > 0 && off.Repeat < off.Ipis, $"{off.Repeat} repeats of {off.Ipis} found interrupts off");
         Assert.Contains("\"ipis_found_interrupts_off\":{\"ipis\":", r.ToJson().Replace(" ", "").Replace("\n", ""), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void ReclaimEfficiencyIsPagesReclaimedOverPagesScannedAndAMappedPageUsedOnceCostsTwoScans()
+    {
+        RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        long scanned = r.Vmstat["pgscan_kswapd"] + r.Vmstat["pgscan_direct"];
+        long reclaimed = r.Vmstat["pgsteal_kswapd"] + r.Vmstat["pgsteal_direct"];
+        Assert.Equal((double)reclaimed / scanned, r.ReclaimEfficiency, 12);
+        // Every page the readers read is mapped young: its first scan keeps it (PAGEREF_KEEP) and
+        // its second frees it, so reclaim frees at most half of what it scans, and nearly half, the
+        // pages still cached at the end having had only their first scan.
+        Assert.InRange(r.ReclaimEfficiency, 0.40, 0.50);
+        Assert.Contains("\"reclaim_efficiency\":", r.ToJson().Replace(" ", ""), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SteadyFaultStatsCountTheIntervalsWithUnderATenthOfTheNinetiethPercentilesFaults()
+    {
+        var series = new TimeSeries(100);
+        long[] faults = [50, 100, 100, 100, 9, 0, 100, 100, 10, 100, 100, 100];
+        for (int b = 0; b < faults.Length; b++)
+        {
+            series.Add(Series.Faults, b * 100 + 50, faults[b]);
+        }
+        // Whole intervals inside [150, 1150): buckets 2..10 — 100, 100, 9, 0, 100, 100, 10, 100, 100.
+        SteadyFaultStats s = SteadyFaultStats.Of(series, 150, 1150);
+        Assert.Equal(9, s.Intervals);
+        Assert.Equal(100, s.P90Faults);
+        Assert.Equal(2, s.Stalled); // 9 and 0; 10 is a tenth, not under it
+        Assert.Equal(2.0 / 9, s.StalledShare, 12);
+        Assert.Equal(619.0 / 9 / 100, s.MeanOverP90, 12);
+        Assert.Equal(1e-7, s.IntervalLengthS, 15);
+        // Grouped by two: [100, 1150) holds buckets 1..10, five whole pairs — 200, 109, 100, 110, 200.
+        SteadyFaultStats pairs = SteadyFaultStats.Of(series, 100, 1150, group: 2);
+        Assert.Equal((5, 200L, 0), (pairs.Intervals, pairs.P90Faults, pairs.Stalled));
+        Assert.Equal(2e-7, pairs.IntervalLengthS, 15);
+        // An interval is 1.6 s of the full-size machine: 16 headline intervals at 1/1, 2 at 1/8, 1 at 1/16 and below.
+        Assert.Equal((16, 2, 1, 1), (SteadyFaultStats.GroupAt(1), SteadyFaultStats.GroupAt(8), SteadyFaultStats.GroupAt(16), SteadyFaultStats.GroupAt(64)));
+        // Fewer than five whole intervals say nothing.
+        SteadyFaultStats shortPhase = SteadyFaultStats.Of(series, 100, 550);
+        Assert.Equal(0, shortPhase.Intervals);
+        Assert.Equal(0, shortPhase.StalledShare);
+    }
+
+    [Fact]
+    public void ReadersStallTogetherWhileReclaimScansPagesNoScanHasSeenYet()
+    {
+        // The 2-node, 8-CPU machine at full size (4 GiB): its LRU lists take long enough to turn
+        // over that reclaim runs in waves. In the intervals in which the readers make (nearly) no
+        // progress, reclaim scans at full speed but frees almost nothing: the pages at the lists'
+        // tails are ones read since the last wave, each kept at this first scan; in the others it
+        // frees nearly everything it scans, the pages kept in the wave before.
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1, policy: "vanilla"));
+        sim.Run();
+        RunResult r = RunResult.From(sim, 0);
+        // The run's own figure is over 1.6 s intervals; the waves of this small machine are seen
+        // at the headline series' 100 ms.
+        Assert.Equal(1.6, r.SteadyFaults.IntervalLengthS, 12);
+        TimeSeries h = sim.Headline;
+        long from = (long)(r.SteadyStartS * 1e9), to = (long)(r.SteadyEndS * 1e9);
+        SteadyFaultStats s = SteadyFaultStats.Of(h, from, to);
+        Assert.True(s.Stalled >= 5 && s.StalledShare > 0.05, $"{s.Stalled} of {s.Intervals} intervals stalled");
+        long stallScan = 0, stallSteal = 0, runScan = 0, runSteal = 0;
+        long first = (from + h.IntervalNs - 1) / h.IntervalNs;
+        for (long b = first; b < first + s.Intervals; b++)
+        {
+            long scan = h.Get(Series.PgscanDirect, (int)b) + h.Get(Series.PgscanKswapd, (int)b);
+            long steal = h.Get(Series.PgstealDirect, (int)b) + h.Get(Series.PgstealKswapd, (int)b);
+            if (h.Get(Series.Faults, (int)b) * 10 < s.P90Faults)
+            {
+                (stallScan, stallSteal) = (stallScan + scan, stallSteal + steal);
+            }
+            else
+            {
+                (runScan, runSteal) = (runScan + scan, runSteal + steal);
+            }
+        }
+        Assert.True(stallScan > 0 && runScan > 0);
+        Assert.True(stallSteal < 0.1 * stallScan, $"stalled intervals: {stallSteal} freed of {stallScan} scanned");
+        Assert.True(runSteal > 0.5 * runScan, $"other intervals: {runSteal} freed of {runScan} scanned");
+    }
 }
 
 public class PinnedResultTests

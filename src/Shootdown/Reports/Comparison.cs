@@ -63,6 +63,8 @@ public sealed class Comparison
         new("pgscan_direct", "Direct pages scanned", r => r.Vmstat["pgscan_direct"], "0"),
         new("kswapd_efficiency", "Kswapd share of reclaim (%)", r => r.KswapdEfficiency * 100, "0.0"),
         new("direct_reclaim_stalls", "Direct reclaim stalls", r => r.DirectReclaimStalls, "0"),
+        new("reclaim_efficiency", "Reclaim efficiency (%)", r => r.ReclaimEfficiency * 100, "0.0"),
+        new("steady_stalled_share", "  Steady intervals with readers stalled (%)", r => r.SteadyFaults.StalledShare * 100, "0"),
         new("spin_s", "Lock spinning (s)", r => r.SpinS),
         new("ipi_wait_s", "IPI ack waits (s)", r => r.IpiWaitS),
         new("nr_tlb_remote_flush", "nr_tlb_remote_flush", r => r.Vmstat["nr_tlb_remote_flush"], "0"),

@@ -33,6 +33,13 @@ public sealed record RunResult
     public required long DirectReclaimStalls { get; init; }
     /// <summary>Share of reclaimed pages that kswapd (not direct reclaim) freed.</summary>
     public required double KswapdEfficiency { get; init; }
+    /// <summary>
+    /// Reclaim efficiency as mmtests reports it: pages reclaimed over pages scanned (pgsteal over
+    /// pgscan, kswapd and direct together); 0 when nothing was scanned.
+    /// </summary>
+    public required double ReclaimEfficiency { get; init; }
+    /// <summary>The workload's page faults in the steady phase, by 100 ms interval: how many intervals saw (nearly) none.</summary>
+    public required SteadyFaultStats SteadyFaults { get; init; }
     public required double SpinS { get; init; }
     public required double IpiWaitS { get; init; }
     public required double IrqS { get; init; }
@@ -141,6 +148,7 @@ public sealed record RunResult
         }
         VmStat v = sim.VmStat;
         long reclaimed = v[VmEvent.pgsteal_kswapd] + v[VmEvent.pgsteal_direct];
+        long scanned = v[VmEvent.pgscan_kswapd] + v[VmEvent.pgscan_direct];
         int seconds = (int)((elapsed + 999_999_999) / 1_000_000_000);
         var perSecond = new long[seconds];
         long bucketsPerSecond = 1_000_000_000 / sim.Headline.IntervalNs;
@@ -214,6 +222,8 @@ public sealed record RunResult
             PagesRead = sim.PagesDone,
             DirectReclaimStalls = v[VmEvent.allocstall],
             KswapdEfficiency = reclaimed == 0 ? 0 : (double)v[VmEvent.pgsteal_kswapd] / reclaimed,
+            ReclaimEfficiency = scanned == 0 ? 0 : (double)reclaimed / scanned,
+            SteadyFaults = SteadyFaultStats.Of(sim.Headline, steadyFrom, steadyTo, SteadyFaultStats.GroupAt(sim.Config.ScaleDivisor)),
             SpinS = spin / ns,
             IpiWaitS = ipiWait / ns,
             IrqS = irq / ns,
@@ -288,6 +298,93 @@ public sealed record PathStats
     public double SpinS { get; init; }
     public double IpiWaitS { get; init; }
     public long Steps { get; init; }
+}
+
+/// <summary>
+/// The "steady_faults" object of a run's JSON: the workload's page faults (pgfault) in each whole
+/// interval of the steady phase (from kswapd's first wake to the first task's exit), and how many
+/// intervals had fewer than a tenth of the 90th percentile's faults — intervals in which the readers
+/// as a whole made (nearly) no progress, each of them in the allocator's reclaim. An interval is
+/// 1.6 s of the full-size machine's time: <see cref="IntervalsPerScale"/> / N headline intervals
+/// of 100 ms at scale 1/N (one at 1/16 and below), so runs at different scales are counted alike.
+/// Reclaim runs in such waves when the pages at the inactive lists' tails are ones no scan has
+/// seen yet: a mapped page used once is kept at its first scan and freed at its second
+/// (page_check_references, 645747462435), so every reclaimer scans without freeing until the
+/// kept pages come round again ("Reclaim runs in waves" in the README).
+/// </summary>
+public sealed record SteadyFaultStats
+{
+    /// <summary>One interval in simulated seconds (times the scale divisor: in the full-size machine's).</summary>
+    public double IntervalLengthS { get; init; }
+
+    /// <summary>Whole intervals inside the steady phase; 0 when the phase is shorter than five.</summary>
+    public int Intervals { get; init; }
+
+    /// <summary>The 90th percentile of the intervals' fault counts.</summary>
+    public long P90Faults { get; init; }
+
+    /// <summary>Intervals with fewer faults than a tenth of <see cref="P90Faults"/>.</summary>
+    public int Stalled { get; init; }
+
+    /// <summary><see cref="Stalled"/> over <see cref="Intervals"/> (0 when there are none).</summary>
+    public double StalledShare { get; init; }
+
+    /// <summary>The intervals' mean fault count over <see cref="P90Faults"/>: 1 for steady progress, lower the more it comes in bursts.</summary>
+    public double MeanOverP90 { get; init; }
+
+    internal const int MinIntervals = 5;
+
+    /// <summary>Headline intervals per steady-phase interval at scale 1/1; divided by the scale divisor, at least one.</summary>
+    public const int IntervalsPerScale = 16;
+
+    /// <summary>The headline intervals grouped into one at scale 1/<paramref name="scaleDivisor"/>.</summary>
+    public static int GroupAt(int scaleDivisor) => Math.Max(1, IntervalsPerScale / Math.Max(1, scaleDivisor));
+
+    /// <summary>
+    /// The statistics over the whole groups of <paramref name="group"/> consecutive intervals of
+    /// <paramref name="series"/> inside [<paramref name="fromNs"/>, <paramref name="toNs"/>).
+    /// </summary>
+    public static SteadyFaultStats Of(TimeSeries series, long fromNs, long toNs, int group = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(group);
+        long first = (fromNs + series.IntervalNs - 1) / series.IntervalNs;
+        long last = Math.Min(toNs / series.IntervalNs, series.Buckets);
+        var result = new SteadyFaultStats { IntervalLengthS = group * series.IntervalNs / 1e9 };
+        long n = Math.Max(0, last - first) / group;
+        if (n < MinIntervals)
+        {
+            return result;
+        }
+        var counts = new long[n];
+        long sum = 0;
+        for (long i = 0; i < n; i++)
+        {
+            for (long b = first + i * group; b < first + (i + 1) * group; b++)
+            {
+                counts[i] += series.Get(Series.Faults, (int)b);
+            }
+            sum += counts[i];
+        }
+        long[] sorted = (long[])counts.Clone();
+        Array.Sort(sorted);
+        long p90 = sorted[(int)(0.9 * (sorted.Length - 1))];
+        int stalled = 0;
+        foreach (long c in counts)
+        {
+            if (c * 10 < p90)
+            {
+                stalled++;
+            }
+        }
+        return result with
+        {
+            Intervals = counts.Length,
+            P90Faults = p90,
+            Stalled = stalled,
+            StalledShare = (double)stalled / counts.Length,
+            MeanOverP90 = p90 == 0 ? 0 : (double)sum / counts.Length / p90,
+        };
+    }
 }
 
 /// <summary>The "ipis_resolved_at_arrival" object of a run's JSON.</summary>
