@@ -58,7 +58,7 @@ internal static class Tables
         t.AddRow("direct reclaim stalls", r.DirectReclaimStalls.ToString("N0", CultureInfo.InvariantCulture));
         t.AddRow("reclaim efficiency (reclaimed / scanned)", F(r.ReclaimEfficiency * 100, "0.0") + "%");
         SteadyFaultStats sf = r.SteadyFaults;
-        t.AddRow($"steady {F(sf.IntervalLengthS * c.ScaleDivisor, "0.0")} s intervals (x{c.ScaleDivisor}): stalled / mean over p90 faults",
+        t.AddRow($"steady phase in {F(sf.IntervalLengthS * c.ScaleDivisor, "0.00")} s intervals (x{c.ScaleDivisor}): stalled / mean over p90 faults",
             sf.Intervals == 0 ? "-" : $"{sf.Stalled} of {sf.Intervals} ({F(sf.StalledShare * 100, "0")}%) / {F(sf.MeanOverP90)}");
         if (r.Safety is { } safety)
         {

@@ -63,6 +63,7 @@ public sealed class Sim
         // 100 ms buckets whatever --interval the user's time series has.
         Headline = new TimeSeries(HeadlineIntervalNs);
         Series = config.SeriesIntervalNs == HeadlineIntervalNs ? Headline : new TimeSeries(config.SeriesIntervalNs) { Mirror = Headline };
+        FaultsFine = new TimeSeries(FaultsFineIntervalNs);
         Engine = new Engine.Engine(nrCpus * 2 + 16);
         Engine.Advancing += SampleUpTo;
 
@@ -136,6 +137,16 @@ public sealed class Sim
 
     /// <summary>The counts behind the result's rates, in 100 ms buckets (the same object as <see cref="Series"/> at the default interval).</summary>
     public TimeSeries Headline { get; }
+
+    /// <summary>Width of <see cref="FaultsFine"/>'s buckets.</summary>
+    public const long FaultsFineIntervalNs = 1_000_000;
+
+    /// <summary>
+    /// The workload's page faults alone, in 1 ms buckets: the steady phase's progress
+    /// (<see cref="Reports.SteadyFaultStats"/>) is cut into a hundred intervals, finer than the
+    /// headline's 100 ms in a short scaled run.
+    /// </summary>
+    public TimeSeries FaultsFine { get; }
 
     public FlushPolicy Policy { get; }
 

@@ -268,12 +268,21 @@ public class SystemBreakdownTests
         Assert.Equal(2.0 / 9, s.StalledShare, 12);
         Assert.Equal(619.0 / 9 / 100, s.MeanOverP90, 12);
         Assert.Equal(1e-7, s.IntervalLengthS, 15);
-        // Grouped by two: [100, 1150) holds buckets 1..10, five whole pairs — 200, 109, 100, 110, 200.
-        SteadyFaultStats pairs = SteadyFaultStats.Of(series, 100, 1150, group: 2);
+        // Buckets 1..10 grouped by two: five whole pairs — 200, 109, 100, 110, 200.
+        SteadyFaultStats pairs = SteadyFaultStats.Of(series, firstBucket: 1, lastBucket: 11, group: 2);
         Assert.Equal((5, 200L, 0), (pairs.Intervals, pairs.P90Faults, pairs.Stalled));
         Assert.Equal(2e-7, pairs.IntervalLengthS, 15);
-        // An interval is 1.6 s of the full-size machine: 16 headline intervals at 1/1, 2 at 1/8, 1 at 1/16 and below.
-        Assert.Equal((16, 2, 1, 1), (SteadyFaultStats.GroupAt(1), SteadyFaultStats.GroupAt(8), SteadyFaultStats.GroupAt(16), SteadyFaultStats.GroupAt(64)));
+        // A steady phase of 1000 buckets is cut into 100 intervals of 10: here 20 of them with no
+        // fault (the first fifth of every hundred buckets).
+        var fine = new TimeSeries(1);
+        for (int b = 0; b < 1000; b++)
+        {
+            fine.Add(Series.Faults, b, b % 100 < 20 ? 0 : 5);
+        }
+        SteadyFaultStats hundred = SteadyFaultStats.Of(fine, 0, 1000);
+        Assert.Equal((100, 50L, 20), (hundred.Intervals, hundred.P90Faults, hundred.Stalled));
+        Assert.Equal((0.2, 0.8), (hundred.StalledShare, hundred.MeanOverP90));
+        Assert.Equal(1e-8, hundred.IntervalLengthS, 15);
         // Fewer than five whole intervals say nothing.
         SteadyFaultStats shortPhase = SteadyFaultStats.Of(series, 100, 550);
         Assert.Equal(0, shortPhase.Intervals);
@@ -291,13 +300,14 @@ public class SystemBreakdownTests
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1, policy: "vanilla"));
         sim.Run();
         RunResult r = RunResult.From(sim, 0);
-        // The run's own figure is over 1.6 s intervals; the waves of this small machine are seen
-        // at the headline series' 100 ms.
-        Assert.Equal(1.6, r.SteadyFaults.IntervalLengthS, 12);
+        // The run's figure: its steady phase cut into a hundred intervals.
+        Assert.InRange(r.SteadyFaults.Intervals, 100, 111);
+        Assert.True(r.SteadyFaults.Stalled >= 5, $"{r.SteadyFaults.Stalled} of {r.SteadyFaults.Intervals} intervals stalled");
+        // Where reclaim's pages went in and out of stalled intervals: the headline's 100 ms buckets.
         TimeSeries h = sim.Headline;
         long from = (long)(r.SteadyStartS * 1e9), to = (long)(r.SteadyEndS * 1e9);
         SteadyFaultStats s = SteadyFaultStats.Of(h, from, to);
-        Assert.True(s.Stalled >= 5 && s.StalledShare > 0.05, $"{s.Stalled} of {s.Intervals} intervals stalled");
+        Assert.True(s.Stalled >= 5 && s.StalledShare > 0.05, $"{s.Stalled} of {s.Intervals} 100 ms intervals stalled");
         long stallScan = 0, stallSteal = 0, runScan = 0, runSteal = 0;
         long first = (from + h.IntervalNs - 1) / h.IntervalNs;
         for (long b = first; b < first + s.Intervals; b++)

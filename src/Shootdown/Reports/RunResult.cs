@@ -223,7 +223,7 @@ public sealed record RunResult
             DirectReclaimStalls = v[VmEvent.allocstall],
             KswapdEfficiency = reclaimed == 0 ? 0 : (double)v[VmEvent.pgsteal_kswapd] / reclaimed,
             ReclaimEfficiency = scanned == 0 ? 0 : (double)reclaimed / scanned,
-            SteadyFaults = SteadyFaultStats.Of(sim.Headline, steadyFrom, steadyTo, SteadyFaultStats.GroupAt(sim.Config.ScaleDivisor)),
+            SteadyFaults = SteadyFaultStats.Of(sim.FaultsFine, steadyFrom, steadyTo),
             SpinS = spin / ns,
             IpiWaitS = ipiWait / ns,
             IrqS = irq / ns,
@@ -301,23 +301,23 @@ public sealed record PathStats
 }
 
 /// <summary>
-/// The "steady_faults" object of a run's JSON: the workload's page faults (pgfault) in each whole
-/// interval of the steady phase (from kswapd's first wake to the first task's exit), and how many
-/// intervals had fewer than a tenth of the 90th percentile's faults — intervals in which the readers
-/// as a whole made (nearly) no progress, each of them in the allocator's reclaim. An interval is
-/// 1.6 s of the full-size machine's time: <see cref="IntervalsPerScale"/> / N headline intervals
-/// of 100 ms at scale 1/N (one at 1/16 and below), so runs at different scales are counted alike.
-/// Reclaim runs in such waves when the pages at the inactive lists' tails are ones no scan has
-/// seen yet: a mapped page used once is kept at its first scan and freed at its second
-/// (page_check_references, 645747462435), so every reclaimer scans without freeing until the
-/// kept pages come round again ("Reclaim runs in waves" in the README).
+/// The "steady_faults" object of a run's JSON: the steady phase (from kswapd's first wake to the
+/// first task's exit) cut into <see cref="IntervalsWanted"/> equal intervals (whole milliseconds of
+/// simulated time, the last partial one dropped), the workload's page faults (pgfault) in each,
+/// and how many intervals had fewer than a tenth of the 90th percentile's faults — intervals in
+/// which the readers as a whole made (nearly) no progress, each of them in the allocator's reclaim.
+/// Cut so, runs of any scale and machine are counted alike. Reclaim runs in such waves when the
+/// pages at the inactive lists' tails are ones no scan has seen yet: a mapped page used once is
+/// kept at its first scan and freed at its second (page_check_references, 645747462435), so every
+/// reclaimer scans without freeing until the kept pages come round again ("Reclaim runs in waves"
+/// in the README).
 /// </summary>
 public sealed record SteadyFaultStats
 {
     /// <summary>One interval in simulated seconds (times the scale divisor: in the full-size machine's).</summary>
     public double IntervalLengthS { get; init; }
 
-    /// <summary>Whole intervals inside the steady phase; 0 when the phase is shorter than five.</summary>
+    /// <summary>Whole intervals inside the steady phase; 0 when it holds fewer than five.</summary>
     public int Intervals { get; init; }
 
     /// <summary>The 90th percentile of the intervals' fault counts.</summary>
@@ -334,23 +334,28 @@ public sealed record SteadyFaultStats
 
     internal const int MinIntervals = 5;
 
-    /// <summary>Headline intervals per steady-phase interval at scale 1/1; divided by the scale divisor, at least one.</summary>
-    public const int IntervalsPerScale = 16;
-
-    /// <summary>The headline intervals grouped into one at scale 1/<paramref name="scaleDivisor"/>.</summary>
-    public static int GroupAt(int scaleDivisor) => Math.Max(1, IntervalsPerScale / Math.Max(1, scaleDivisor));
+    /// <summary>How many intervals the steady phase is cut into.</summary>
+    public const int IntervalsWanted = 100;
 
     /// <summary>
-    /// The statistics over the whole groups of <paramref name="group"/> consecutive intervals of
-    /// <paramref name="series"/> inside [<paramref name="fromNs"/>, <paramref name="toNs"/>).
+    /// The steady phase [<paramref name="fromNs"/>, <paramref name="toNs"/>) cut into about
+    /// <see cref="IntervalsWanted"/> intervals, each a whole number of <paramref name="series"/>'
+    /// buckets (at least one).
     /// </summary>
-    public static SteadyFaultStats Of(TimeSeries series, long fromNs, long toNs, int group = 1)
+    public static SteadyFaultStats Of(TimeSeries series, long fromNs, long toNs)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(group);
         long first = (fromNs + series.IntervalNs - 1) / series.IntervalNs;
         long last = Math.Min(toNs / series.IntervalNs, series.Buckets);
+        long group = Math.Max(1, (last - first) / IntervalsWanted);
+        return Of(series, first, last, group);
+    }
+
+    /// <summary>The statistics over the whole groups of <paramref name="group"/> consecutive buckets in [<paramref name="firstBucket"/>, <paramref name="lastBucket"/>).</summary>
+    public static SteadyFaultStats Of(TimeSeries series, long firstBucket, long lastBucket, long group)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(group);
         var result = new SteadyFaultStats { IntervalLengthS = group * series.IntervalNs / 1e9 };
-        long n = Math.Max(0, last - first) / group;
+        long n = Math.Max(0, lastBucket - firstBucket) / group;
         if (n < MinIntervals)
         {
             return result;
@@ -359,7 +364,7 @@ public sealed record SteadyFaultStats
         long sum = 0;
         for (long i = 0; i < n; i++)
         {
-            for (long b = first + i * group; b < first + (i + 1) * group; b++)
+            for (long b = firstBucket + i * group; b < firstBucket + (i + 1) * group; b++)
             {
                 counts[i] += series.Get(Series.Faults, (int)b);
             }

@@ -64,6 +64,7 @@ public sealed class Fault(Sim sim)
         sim.VmStat.Inc(VmEvent.pgfault);
         sim.Trace?.PageFault(ex.Now, ex.Cpu.Id, task.Comm, task.Pid, vpn);
         sim.Series.Add(Series.Faults, ex.Now, 1);
+        sim.FaultsFine.Add(Series.Faults, ex.Now, 1);
         ex.Sys += sim.Costs.FaultEntryNs;
         AddressSpace file = vma.File!;
         // do_read_fault maps around the faulting page; do_shared_fault maps only it.
