@@ -61,7 +61,10 @@ public static class Plots
     public const int Width = 1200;
     public const int Height = 600;
 
-    /// <summary>Writes interrupts/s, reclaim rates and free memory plots into <paramref name="dir"/>; returns the files.</summary>
+    /// <summary>
+    /// Writes interrupts/s, reclaim rates and free memory plots into <paramref name="dir"/>, and the
+    /// page faults per second (the readers' progress) when every run's series has them; returns the files.
+    /// </summary>
     public static IReadOnlyList<string> WriteAll(IReadOnlyList<SeriesTable> runs, string dir)
     {
         if (runs.Count == 0)
@@ -73,6 +76,10 @@ public static class Plots
         files.AddRange(Save(InterruptsPlot(runs), Path.Combine(dir, "interrupts")));
         files.AddRange(Save(ReclaimPlot(runs), Path.Combine(dir, "reclaim")));
         files.AddRange(Save(FreeMemoryPlot(runs[0]), Path.Combine(dir, "free-memory")));
+        if (runs.All(t => t.Columns.ContainsKey("pgfault")))
+        {
+            files.AddRange(Save(FaultsPlot(runs), Path.Combine(dir, "faults")));
+        }
         return files;
     }
 
@@ -90,6 +97,26 @@ public static class Plots
         plt.Title("Interrupts per second (TLB shootdowns + timer), as vmstat's \"in\"");
         plt.XLabel("simulated time (s)");
         plt.YLabel("interrupts / s");
+        plt.ShowLegend();
+        return plt;
+    }
+
+    /// <summary>
+    /// The workload's page faults per second: the readers' progress, which stops while reclaim
+    /// scans pages no scan has seen yet (README, "Reclaim runs in waves").
+    /// </summary>
+    public static ScottPlot.Plot FaultsPlot(IReadOnlyList<SeriesTable> runs)
+    {
+        var plt = new ScottPlot.Plot();
+        foreach (SeriesTable t in runs)
+        {
+            var s = plt.Add.Scatter(t["time_s"], PerSecond(t, "pgfault"));
+            s.LegendText = t.Label;
+            s.MarkerSize = 0;
+        }
+        plt.Title("Page faults per second (the readers' progress; each fault maps up to 16 pages)");
+        plt.XLabel("simulated time (s)");
+        plt.YLabel("faults / s");
         plt.ShowLegend();
         return plt;
     }

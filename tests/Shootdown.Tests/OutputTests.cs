@@ -204,7 +204,14 @@ public partial class OutputTests : IDisposable
         var files = Plots.WriteAll(
             [SeriesTable.Parse("vanilla", File.ReadAllText(P("a.csv"))), SeriesTable.Parse("linux-4.3", File.ReadAllText(P("b.csv")))],
             P("plots"));
-        Assert.Equal(6, files.Count);
+        // interrupts, reclaim, free memory and the faults (both series have pgfault), PNG and SVG each.
+        Assert.Equal(8, files.Count);
+        Assert.Contains(files, f => f.EndsWith("faults.png", StringComparison.Ordinal));
+        // A series without the pgfault column (an older CSV) gets the other three plots.
+        string[] rows = File.ReadAllLines(P("a.csv"));
+        int col = Array.IndexOf(rows[0].Split(','), "pgfault");
+        string withoutFaults = string.Join('\n', rows.Select(r => string.Join(',', r.Split(',').Where((_, i) => i != col)))) + "\n";
+        Assert.Equal(6, Plots.WriteAll([SeriesTable.Parse("old", withoutFaults)], P("plots-old")).Count);
         foreach (string png in files.Where(f => f.EndsWith(".png", StringComparison.Ordinal)))
         {
             byte[] b = File.ReadAllBytes(png);
