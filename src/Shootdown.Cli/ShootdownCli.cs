@@ -45,6 +45,7 @@ public static class ShootdownCli
     private static readonly Option<string?> CeilingOpt = new("--flush-ceiling") { Description = "tlb_single_page_flush_ceiling (kernel: 33)" };
     private static readonly Option<string?> StorePercentOpt = new("--store-percent") { Description = "migrate-bounce, numa-migrate: share of accesses that are stores, 0..100 [default: 50]" };
     private static readonly Option<string?> PteAccessibleOpt = new("--pte-accessible-check") { Description = "linux-6.4: skip the batched flush of PTEs no CPU can cache (4d4b6d66db63): on (default) or off" };
+    private static readonly Option<string?> MinFreeOpt = new("--min-free-kbytes") { Description = "vm.min_free_kbytes of the full-size machine, in KiB, which sets the watermarks (kernel: sqrt(16 x memory in KiB), at most 65536; with THP enabled khugepaged raises it: 135168 on gorman-4node, 67584 on gorman-1node)" };
     internal static readonly Option<string?> MemcgOpt = new("--memcg") { Description = "memory cgroups in the kernel: on (default; the LRU lists are the root memcg's) or off (CONFIG_MEMCG=n or cgroup_disable=memory: the lists are struct zone's, in lru_lock's cache line)" };
 
     /// <summary>Exit statuses (README, "Exit status").</summary>
@@ -131,7 +132,7 @@ public static class ShootdownCli
     private static Command BuildRun()
     {
         var cmd = new Command("run", "Run one workload under one flush policy and report what it cost");
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, FormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, MinFreeOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, TraceOpt, TraceEventsOpt, TraceWindowOpt, PerfettoOpt, TimeSeriesOpt, IntervalOpt, VmstatOpt, InterruptsOpt, OracleOpt, StopOpt, LastOpt })
         {
             cmd.Options.Add(o);
         }
@@ -191,7 +192,7 @@ public static class ShootdownCli
         {
             return ConfigFrom(pr, [pr.GetValue(PolicyOpt)!]);
         }
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, MinFreeOpt, StorePercentOpt, CostOpt, CpuSpeedOpt })
         {
             if (Given(pr, o))
             {
@@ -215,7 +216,7 @@ public static class ShootdownCli
     {
         var cmd = new Command("config", "Print the resolved configuration of `run` (the same options, or --config FILE) as TOML or JSON, without running");
         var fmt = new Option<string>("--format") { Description = "toml or json", DefaultValueFactory = _ => "toml" };
-        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, StopOpt, fmt })
+        foreach (Option o in new Option[] { ConfigOpt, MachineOpt, WorkloadOpt, PolicyOpt, ScaleOpt, SeedOpt, NodesOpt, CpusOpt, MemoryOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, MinFreeOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, StopOpt, fmt })
         {
             cmd.Options.Add(o);
         }
@@ -248,7 +249,7 @@ public static class ShootdownCli
     private static Command BuildCompare()
     {
         var cmd = new Command("compare", "Run several policies on the same machine and workload; mmtests-style comparison");
-        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, PlotOpt })
+        foreach (Option o in new Option[] { MachineOpt, WorkloadOpt, PoliciesOpt, ScaleOpt, SeedOpt, RepeatOpt, NodesOpt, CpusOpt, MemoryOpt, CompareFormatOpt, ProgressOpt, BatchOpt, ScmOpt, CeilingOpt, PteAccessibleOpt, MemcgOpt, MinFreeOpt, StorePercentOpt, CostOpt, CpuSpeedOpt, OracleOpt, PlotOpt })
         {
             cmd.Options.Add(o);
         }
@@ -554,6 +555,10 @@ public static class ShootdownCli
         if (OnOff(pr, PteAccessibleOpt) is bool pteAccessibleCheck)
         {
             pp = pp with { PteAccessibleCheck = pteAccessibleCheck };
+        }
+        if (ParseInt(pr, MinFreeOpt, 128, int.MaxValue) is { } minFree)
+        {
+            pp = pp with { MinFreeKbytes = minFree };
         }
         if (OnOff(pr, MemcgOpt) is bool memcg)
         {

@@ -35,6 +35,7 @@ internal static class SweepFile
         ["batch_size"] = "policy.batch_size",
         ["batch_sizes"] = "policy.batch_size",
         ["swap_cluster_max"] = "policy.swap_cluster_max",
+        ["min_free_kbytes"] = "policy.min_free_kbytes",
         ["flush_ceiling"] = "policy.flush_ceiling",
         ["flush_ceilings"] = "policy.flush_ceiling",
     };

@@ -154,6 +154,16 @@ public sealed record RunConfig
         {
             throw new ConfigException($"--flush-ceiling must be >= 0, got {pp.FlushCeiling}", "policy.flush_ceiling");
         }
+        if (pp.MinFreeKbytes is { } mf)
+        {
+            // A quarter of the full-size machine's memory at most: the watermarks (min, and low and
+            // high a quarter and a half above it) must leave the LRU most of every zone.
+            long maxKb = checked(MemoryBytes * ScaleDivisor) / 1024 / 4;
+            if (mf < 128 || mf > maxKb)
+            {
+                throw new ConfigException($"--min-free-kbytes must be in 128..{maxKb} (a quarter of the full-size machine's memory, in KiB), got {mf}", "policy.min_free_kbytes");
+            }
+        }
         if (pp.BatchSize is { } bs && (bs <= 0 || bs > 65536))
         {
             throw new ConfigException($"--batch-size must be in 1..65536, got {bs}", "policy.batch_size");

@@ -50,7 +50,7 @@ public sealed class Sim
         long framesPerNode = config.MemoryBytes / MachineSpec.PageSize / config.Nodes;
         // The kernel sizes its batches and watermarks for the full-size machine (Zone.SizingScale);
         // node 0's memory below 4 GiB is its ZONE_DMA32.
-        Memory = new Memory(config.Nodes, framesPerNode, Memory.MinFreeKbytes(checked(config.MemoryBytes * config.ScaleDivisor)), config.NrCpus,
+        Memory = new Memory(config.Nodes, framesPerNode, config.Policy.MinFreeKbytes ?? Memory.MinFreeKbytes(checked(config.MemoryBytes * config.ScaleDivisor)), config.NrCpus,
             config.ScaleDivisor, config.Dma32Bytes / MachineSpec.PageSize, config.Policy.Memcg);
         Zonelists = new int[config.Nodes][];
         for (int n = 0; n < config.Nodes; n++)

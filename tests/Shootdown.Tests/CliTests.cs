@@ -251,6 +251,8 @@ public class CliTests
     [InlineData("cannot write --vmstat '/tmp': it is a directory", "run", "--vmstat", "/tmp")]
     [InlineData("--vmstat and --interrupts both name", "run", "--vmstat", "/tmp/shootdown-same", "--interrupts", "/tmp/shootdown-same")]
     [InlineData("--plot '/etc/hostname' is a file; it must name a directory", "compare", "--plot", "/etc/hostname")]
+    [InlineData("--min-free-kbytes must be in 128..16777216 (a quarter of the full-size machine's memory, in KiB), got 20000000", "run", "--min-free-kbytes", "20000000")]
+    [InlineData("--min-free-kbytes must be in 128..2147483647, got 64", "compare", "--min-free-kbytes", "64")]
     [InlineData("cannot write into --plot '/proc/shootdown-plots'", "compare", "--plot", "/proc/shootdown-plots")]
     public void IssueCasesAreOneClearLine(string expected, params string[] args) => AssertRefused(expected, args);
 

@@ -13,6 +13,26 @@ namespace Shootdown.Tests;
 public class ZoneTests
 {
     [Fact]
+    public void MinFreeKbytesSetsTheWatermarksOfTheFullSizeMachine()
+    {
+        // Default: sqrt(16 x 64 GiB in KiB) = 32768 KiB, 8192 pages of min shared by the zones in
+        // proportion to their size, as at full size (2048 per node), low and high a quarter and a
+        // half above.
+        static (long Min, long Low, long High) Sum(Sim s) =>
+            (s.Memory.Zones.Sum(z => z.WmarkMin), s.Memory.Zones.Sum(z => z.WmarkLow), s.Memory.Zones.Sum(z => z.WmarkHigh));
+        var byDefault = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 16));
+        Assert.InRange(Sum(byDefault).Min, 8192 - 5, 8192);
+        // khugepaged's recommendation for the machine's six zones: 135168 KiB, 33792 pages.
+        var thp = new Sim(RunConfig.Create(machine: "gorman-4node", scaleDivisor: 16, policyParams: new Policies.PolicyParams { MinFreeKbytes = 135168 }));
+        var (min, low, high) = Sum(thp);
+        Assert.InRange(min, 33792 - 5, 33792);
+        Assert.InRange(low, min * 5 / 4 - 5, min * 5 / 4 + 5);
+        Assert.InRange(high, min * 3 / 2 - 5, min * 3 / 2 + 5);
+        Assert.Contains("\"min_free_kbytes\": 135168", ConfigFile.ToJson(thp.Config), StringComparison.Ordinal);
+        Assert.DoesNotContain("min_free_kbytes", ConfigFile.ToJson(byDefault.Config), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TheSingleSocketMachineHasADma32AndANormalZone()
     {
         var sim = new Sim(RunConfig.Create(machine: "gorman-1node", scaleDivisor: 8));

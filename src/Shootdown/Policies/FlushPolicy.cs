@@ -191,4 +191,13 @@ public sealed record PolicyParams
     /// 2014 boots initialise the memory cgroup subsystem; Debian's kernels of the time disabled it.
     /// </summary>
     public bool Memcg { get; init; } = true;
+
+    /// <summary>
+    /// vm.min_free_kbytes of the full-size machine, from which the zones' watermarks are set; null =
+    /// the kernel's own (init_per_zone_wmark_min: sqrt(16 x lowmem in KiB), in 128..65536). A kernel
+    /// with transparent huge pages enabled raises it when khugepaged starts
+    /// (set_recommended_min_free_kbytes: 11 pageblocks of 2 MiB per populated zone, at most 5% of
+    /// memory — 135168 on gorman-4node's six zones, 67584 on gorman-1node's three).
+    /// </summary>
+    public long? MinFreeKbytes { get; init; }
 }
