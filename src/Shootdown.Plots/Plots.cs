@@ -85,38 +85,29 @@ public static class Plots
 
     private static double[] PerSecond(SeriesTable t, string col) => t[col].Select(v => v / t.IntervalS).ToArray();
 
-    public static ScottPlot.Plot InterruptsPlot(IReadOnlyList<SeriesTable> runs)
-    {
-        var plt = new ScottPlot.Plot();
-        foreach (SeriesTable t in runs)
-        {
-            var s = plt.Add.Scatter(t["time_s"], PerSecond(t, "interrupts"));
-            s.LegendText = t.Label;
-            s.MarkerSize = 0;
-        }
-        plt.Title("Interrupts per second (TLB shootdowns + timer), as vmstat's \"in\"");
-        plt.XLabel("simulated time (s)");
-        plt.YLabel("interrupts / s");
-        plt.ShowLegend();
-        return plt;
-    }
+    public static ScottPlot.Plot InterruptsPlot(IReadOnlyList<SeriesTable> runs) =>
+        PerRunRatePlot(runs, "interrupts", "Interrupts per second (TLB shootdowns + timer), as vmstat's \"in\"", "interrupts / s");
 
     /// <summary>
     /// The workload's page faults per second: the readers' progress, which stops while reclaim
     /// scans pages no scan has seen yet (README, "Reclaim runs in waves").
     /// </summary>
-    public static ScottPlot.Plot FaultsPlot(IReadOnlyList<SeriesTable> runs)
+    public static ScottPlot.Plot FaultsPlot(IReadOnlyList<SeriesTable> runs) =>
+        PerRunRatePlot(runs, "pgfault", "Page faults per second (the readers' progress; each fault maps up to 16 pages)", "faults / s");
+
+    /// <summary>One line per run: <paramref name="column"/>'s count per interval as a rate per second.</summary>
+    private static ScottPlot.Plot PerRunRatePlot(IReadOnlyList<SeriesTable> runs, string column, string title, string yLabel)
     {
         var plt = new ScottPlot.Plot();
         foreach (SeriesTable t in runs)
         {
-            var s = plt.Add.Scatter(t["time_s"], PerSecond(t, "pgfault"));
+            var s = plt.Add.Scatter(t["time_s"], PerSecond(t, column));
             s.LegendText = t.Label;
             s.MarkerSize = 0;
         }
-        plt.Title("Page faults per second (the readers' progress; each fault maps up to 16 pages)");
+        plt.Title(title);
         plt.XLabel("simulated time (s)");
-        plt.YLabel("faults / s");
+        plt.YLabel(yLabel);
         plt.ShowLegend();
         return plt;
     }
