@@ -58,8 +58,12 @@ internal static class Tables
         t.AddRow("direct reclaim stalls", r.DirectReclaimStalls.ToString("N0", CultureInfo.InvariantCulture));
         t.AddRow("reclaim efficiency (reclaimed / scanned)", F(r.ReclaimEfficiency * 100, "0.0") + "%");
         SteadyFaultStats sf = r.SteadyFaults;
-        t.AddRow($"steady phase in {F(sf.IntervalLengthS * c.ScaleDivisor, "0.00")} s intervals (x{c.ScaleDivisor}): stalled / mean over p90 faults",
-            sf.Intervals == 0 ? "-" : $"{sf.Stalled} of {sf.Intervals} ({F(sf.StalledShare * 100, "0")}%) / {F(sf.MeanOverP90)}");
+        // The interval in the full-size machine's seconds (x the scale divisor).
+        if (sf.Intervals > 0)
+        {
+            t.AddRow("steady intervals stalled", $"{sf.Stalled} of {sf.Intervals} ({F(sf.StalledShare * 100, "0")}%)");
+            t.AddRow($"  interval (s, x{c.ScaleDivisor}) / faults mean over p90", $"{F(sf.IntervalLengthS * c.ScaleDivisor)} / {F(sf.MeanOverP90)}");
+        }
         if (r.Safety is { } safety)
         {
             t.AddRow("coherence violations", safety.Violations.ToString("N0", CultureInfo.InvariantCulture));

@@ -187,6 +187,10 @@ public class CliTests
         // vanilla's IPIs: the share that found interrupts off, then the repeats' split
         Assert.Matches(@"IPIs finding interrupts off / wait each \(us\) +│ +[0-9.]+% / [0-9.]+ │", plain);
         Assert.Matches(@"repeat IPIs / off among them / off among first +│ +[0-9.]+% / [0-9.]+% / [0-9.]+% │", plain);
+        // reclaim's efficiency and the steady phase's stalled intervals
+        Assert.Matches(@"reclaim efficiency \(reclaimed / scanned\) +│ +[0-9.]+% │", plain);
+        Assert.Matches(@"steady intervals stalled +│ +[0-9]+ of [0-9]+ \([0-9]+%\) │", plain);
+        Assert.Matches(@"interval \(s, x8\) / faults mean over p90 +│ +[0-9.]+ / [0-9.]+ │", plain);
         Assert.DoesNotContain("cost constants set for this run", plain, StringComparison.Ordinal);
         Assert.DoesNotContain("kernel-path constants x", plain, StringComparison.Ordinal);
         // Cores at another clock: the table says by how much the run scales the kernel paths.
