@@ -58,10 +58,10 @@ internal static class Tables
         t.AddRow("direct reclaim stalls", r.DirectReclaimStalls.ToString("N0", CultureInfo.InvariantCulture));
         t.AddRow("reclaim efficiency (reclaimed / scanned)", F(r.ReclaimEfficiency * 100, "0.0") + "%");
         SteadyFaultStats sf = r.SteadyFaults;
-        // The interval in the full-size machine's seconds (x the scale divisor).
         if (sf.Intervals > 0)
         {
             t.AddRow("steady intervals stalled", $"{sf.Stalled} of {sf.Intervals} ({F(sf.StalledShare * 100, "0")}%)");
+            // The interval in the full-size machine's seconds (x the scale divisor).
             t.AddRow($"  interval (s, x{c.ScaleDivisor}) / faults mean over p90", $"{F(sf.IntervalLengthS * c.ScaleDivisor)} / {F(sf.MeanOverP90)}");
         }
         if (r.Safety is { } safety)

@@ -38,7 +38,7 @@ public sealed record RunResult
     /// pgscan, kswapd and direct together); 0 when nothing was scanned.
     /// </summary>
     public required double ReclaimEfficiency { get; init; }
-    /// <summary>The workload's page faults in the steady phase, by 100 ms interval: how many intervals saw (nearly) none.</summary>
+    /// <summary>The workload's page faults in the steady phase cut into about a hundred intervals: how many intervals saw (nearly) none.</summary>
     public required SteadyFaultStats SteadyFaults { get; init; }
     public required double SpinS { get; init; }
     public required double IpiWaitS { get; init; }
