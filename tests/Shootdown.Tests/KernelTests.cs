@@ -567,6 +567,43 @@ public class KernelTests
     }
 
     [Fact]
+    public void ANoRetryAllocationGivesUpAfterOneFruitlessDirectReclaim()
+    {
+        // __GFP_NORETRY (page_cache_alloc_readahead): below min with nothing to reclaim, one
+        // direct reclaim makes no progress and the allocation fails where a retrying one would
+        // reclaim a thousand times and then report out of memory.
+        Sim sim = SmallSim();
+        foreach (Zone z in sim.Memory.Zones)
+        {
+            while (z.NrFree > z.WmarkMin)
+            {
+                z.AllocBootPage();
+            }
+        }
+        Exec ex = ExecOn(sim, 0);
+        int[] dest = new int[64];
+        IEnumerable<Yield>? slow = sim.PageAlloc.AllocPages(ex, ex.Task, 0, 32, dest, noRetry: true);
+        Assert.NotNull(slow);
+        TestKit.RunToEnd(slow);
+        Assert.Equal(0, PageAlloc.SlowpathGot(ex.Task));
+        Assert.Equal(1, sim.VmStat[VmEvent.allocstall]);
+        // With a few pages above min, fewer than asked, it takes what there is and stops at the
+        // first page its one reclaim did not produce.
+        Sim few = SmallSim();
+        foreach (Zone z in few.Memory.Zones)
+        {
+            while (z.NrFree > z.WmarkMin + 4)
+            {
+                z.AllocBootPage();
+            }
+        }
+        Exec fx = ExecOn(few, 0);
+        TestKit.RunToEnd(few.PageAlloc.AllocPages(fx, fx.Task, 0, 32, dest, noRetry: true));
+        Assert.Equal(1, few.VmStat[VmEvent.allocstall]);
+        Assert.InRange(PageAlloc.SlowpathGot(fx.Task), 1, 31);
+    }
+
+    [Fact]
     public void TryToUnmapClearsThePteAndShootsDownTheOtherCpu()
     {
         Sim sim = SmallSim();

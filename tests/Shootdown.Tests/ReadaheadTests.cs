@@ -1,6 +1,7 @@
 using Shootdown.Kernel.Mm;
 using Shootdown.Kernel.Sched;
 using Shootdown.Reports;
+using Shootdown.Observe;
 
 namespace Shootdown.Tests;
 
@@ -63,7 +64,7 @@ public class ReadaheadTests
         SimTask task = sim.UserTasks[0];
         Exec ex = TestKit.ExecOn(sim, 0, task: task);
         Assert.Null(sim.Readahead.Submit(ex, task, file, 4, 8, 8, out RaRequest req));
-        sim.Readahead.Finish(ex, task, file, req);
+        sim.Readahead.Finish(ex, task, file, req, req.Allocated);
         Assert.Equal(8, file.PageCache.Count);
         for (long i = 4; i < 12; i++)
         {
@@ -77,7 +78,7 @@ public class ReadaheadTests
         Assert.Equal(0, again.Allocated);
         // The window is clipped at the end of the file; a mark past the end is dropped.
         Assert.Null(sim.Readahead.Submit(ex, task, file, 96, 32, 2, out RaRequest tail));
-        sim.Readahead.Finish(ex, task, file, tail);
+        sim.Readahead.Finish(ex, task, file, tail, tail.Allocated);
         Assert.Equal(12, file.PageCache.Count);
         Assert.Equal(100, tail.End);
         Assert.Equal(-1, tail.Marker);
@@ -140,5 +141,102 @@ public class ReadaheadTests
         Assert.InRange(r.ThroughputKbps, atLeast, atMost);
         // A workload without readers reports none.
         Assert.Equal(0, Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 64, workload: "migrate-bounce", policy: "linux-4.3")).ThroughputKbps);
+    }
+}
+
+/// <summary>filemap_fault's read-around of Linux 4.0 for a read fault on a mapped file.</summary>
+public class FilemapFaultTests
+{
+    private static (Sim Sim, Vma Vma, AddressSpace File, SimTask Task) Reader()
+    {
+        Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
+        MmStruct mm = sim.CreateMm();
+        AddressSpace file = sim.CreateFile("mapped", 1000);
+        var vma = new Vma(mm, 0x1000, 1000, file, 0, writable: false, shared: true) { FaultAroundPages = 16, Ra = new FileRaState() };
+        mm.Vmas.Add(vma);
+        file.IMmap.Add(vma);
+        return (sim, vma, file, sim.UserTasks[0]);
+    }
+
+    private static void Fault(Sim sim, SimTask task, Vma vma, long index)
+    {
+        Exec ex = TestKit.ExecOn(sim, 0, task: task);
+        Assert.Equal(VmFault.Done, sim.Fault.HandleMmFault(ex, task, vma, index, write: false, out IEnumerable<Yield>? wait));
+        TestKit.RunToEnd(wait);
+    }
+
+    private static bool Mapped(Vma vma, long index) => Pte.IsPresent(vma.Mm.PageTable.Get(vma.VpnOf(index)));
+
+    private static bool Marked(Sim sim, AddressSpace file, long index) =>
+        (sim.Memory.Pages[file.FindPage(index)].Flags & PageFlags.Readahead) != 0;
+
+    [Fact]
+    public void AMissReadsThirtyTwoPagesAroundAndMapsOnlyTheFaultingPage()
+    {
+        var (sim, vma, file, task) = Reader();
+        Fault(sim, task, vma, 0);
+        // do_sync_mmap_readahead: ra_pages (32) from max(0, 0 - 16), lookahead ra_pages / 4 = 8.
+        Assert.Equal(1, sim.VmStat[VmEvent.pgmajfault]);
+        Assert.Equal(32, file.PageCache.Count);
+        Assert.True(Marked(sim, file, 24));
+        Assert.True(Mapped(vma, 0));
+        Assert.False(Mapped(vma, 1)); // fault-around ran before the read: nothing was cached then
+        // The next page faults again; fault-around maps the rest of the window from the cache.
+        Fault(sim, task, vma, 1);
+        Assert.All(Enumerable.Range(0, 16), i => Assert.True(Mapped(vma, i)));
+        Assert.Equal(1, sim.VmStat[VmEvent.pgmajfault]);
+        Assert.Equal(32, file.PageCache.Count);
+        // A miss in the middle of a file reads from 16 pages before it.
+        Fault(sim, task, vma, 500);
+        Assert.Equal(2, sim.VmStat[VmEvent.pgmajfault]);
+        Assert.All(Enumerable.Range(484, 32), i => Assert.True(file.FindPage(i) >= 0, $"page {i}"));
+        Assert.True(Marked(sim, file, 508));
+    }
+
+    [Fact]
+    public void TheMarkedPageIsNotMappedAroundAndItsFaultReadsTheNextWindow()
+    {
+        var (sim, vma, file, task) = Reader();
+        Fault(sim, task, vma, 0);
+        Fault(sim, task, vma, 1);
+        // Window 16..31 is cached; filemap_map_pages skips the PG_readahead page 24.
+        Fault(sim, task, vma, 16);
+        Assert.All(Enumerable.Range(16, 16), i => Assert.Equal(i != 24, Mapped(vma, i)));
+        Assert.Equal(32, file.PageCache.Count);
+        // The access to 24 faults: do_async_mmap_readahead reads [32, 64), marked at 32.
+        Fault(sim, task, vma, 24);
+        Assert.True(Mapped(vma, 24));
+        Assert.False(Marked(sim, file, 24));
+        Assert.Equal(64, file.PageCache.Count);
+        Assert.True(Marked(sim, file, 32));
+        // From here the mark is on a window's first page: one fault per window, a read every other.
+        Fault(sim, task, vma, 32);
+        Assert.All(Enumerable.Range(32, 16), i => Assert.True(Mapped(vma, i)));
+        Assert.Equal(96, file.PageCache.Count);
+        Assert.True(Marked(sim, file, 64));
+        Fault(sim, task, vma, 48);
+        Assert.Equal(96, file.PageCache.Count);
+        Assert.Equal(5 + 1, sim.VmStat[VmEvent.pgfault]);
+        Assert.Equal(1, sim.VmStat[VmEvent.pgmajfault]);
+    }
+
+    [Fact]
+    public void AfterMmapLotsaMissMissesInARowAFaultReadsOnlyItsPage()
+    {
+        var (sim, vma, file, task) = Reader();
+        vma.Ra!.MmapMiss = FileRaState.MmapLotsaMiss;
+        Fault(sim, task, vma, 300);
+        // The hundred-and-first miss: no read-around; page_cache_read reads the page alone.
+        Assert.Equal(1, file.PageCache.Count);
+        Assert.True(Mapped(vma, 300));
+        Assert.Equal(FileRaState.MmapLotsaMiss + 1, vma.Ra.MmapMiss);
+        // A fault that reaches filemap_fault and finds its page counts the misses down again
+        // (with fault-around, only a page fault-around skipped: one marked PG_readahead).
+        vma.Mm.PageTable.Set(vma.VpnOf(300), 0);
+        sim.Memory.Pages[file.FindPage(300)].MapCount--;
+        sim.Memory.Pages[file.FindPage(300)].Flags |= PageFlags.Readahead;
+        Fault(sim, task, vma, 300);
+        Assert.Equal(FileRaState.MmapLotsaMiss, vma.Ra.MmapMiss);
+        Assert.True(Mapped(vma, 300));
     }
 }

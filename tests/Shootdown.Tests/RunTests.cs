@@ -53,14 +53,23 @@ public class RunTests
     }
 
     [Fact]
-    public void ReadsEveryPageOfEveryFileOnceWithSixteenPagesPerFault()
+    public void ReadsEveryPageOfEveryFileOnceWithSixteenPagesPerFaultOnceReadaheadIsAhead()
     {
         var sim = new Sim(Tiny());
         sim.Run();
         long ramPages = sim.Memory.NrFrames;
         long perFile = 10 * ramPages / sim.Cpus.Length;
         Assert.Equal(perFile * sim.Cpus.Length, sim.PagesDone);
-        Assert.Equal(sim.PagesDone / 16, sim.VmStat[VmEvent.pgfault]);
+        // Each reader misses the page cache at its first page: filemap_fault reads 32 pages around
+        // it (from page 0) and maps it alone, so page 1 faults again for the rest of the window;
+        // the first window's PG_readahead mark (page 24) costs one more fault, which reads the
+        // next window ahead; from then on the mark falls on every other window's first page and
+        // the readahead keeps ahead: one fault per 16 pages. A window whose NORETRY allocation
+        // gave up leaves holes, each another major fault with at most those three extra faults.
+        int readers = sim.Cpus.Length;
+        long major = sim.VmStat[VmEvent.pgmajfault];
+        Assert.InRange(major, readers, sim.PagesDone / 16 / 50);
+        Assert.InRange(sim.VmStat[VmEvent.pgfault], sim.PagesDone / 16 + 2 * readers, sim.PagesDone / 16 + 3 * major);
         Assert.All(sim.UserTasks, t => Assert.Equal(TaskState.Exited, t.State));
         // Nothing is left isolated but the batches reclaimers were working on when the run ended.
         long inFlight = sim.Kswapd.Concat(sim.UserTasks).Sum(t => t.Sc?.NrTaken ?? 0);
@@ -382,15 +391,16 @@ public class PinnedResultTests
         // with the PTE and rss_stat lines try_to_unmap_one writes, and LockAcquireNs 11 -> 16 from
         // the search re-run on that model, then requests riding on a pending IPI until its
         // handler's llist_del_all (not just until the interrupt is taken) and acknowledged before
-        // the handler's exit: see the README.
-        Assert.Equal(1.558968799, r.ElapsedS);
-        Assert.Equal(3.841518277, r.SystemS);
-        Assert.Equal(402535, r.TlbIpis);
-        Assert.Equal(661, r.IpiRequestsCoalesced);
-        Assert.Equal(2.441034067, r.BenchmarkSystemS);
-        Assert.Equal(590660, r.PagesReclaimed);
-        Assert.Equal(513000, r.Vmstat["pgscan_direct"]);
-        Assert.Equal(608, r.DirectReclaimStalls);
+        // the handler's exit, then filemap_fault's read-around with __GFP_NORETRY readahead
+        // allocations: see the README.
+        Assert.Equal(1.557915821, r.ElapsedS);
+        Assert.Equal(3.828849122, r.SystemS);
+        Assert.Equal(409098, r.TlbIpis);
+        Assert.Equal(545, r.IpiRequestsCoalesced);
+        Assert.Equal(2.432387682, r.BenchmarkSystemS);
+        Assert.Equal(591040, r.PagesReclaimed);
+        Assert.Equal(511284, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(662, r.DirectReclaimStalls);
         // With memory cgroups (the default) the LRU lists are not in lru_lock's line: nothing to take back.
         Assert.Equal(0, r.Locks["lru_lock"].LineStealS);
         Assert.Equal(0, r.Locks["zone->lock"].LineStealS);

@@ -57,7 +57,7 @@ public sealed class LruFileMmapRead : Workload
     internal static StreamingReader ReaderOf(Sim sim, AddressSpace file, string comm, Cpu cpu, RemoveFiles rm)
     {
         MmStruct mm = sim.CreateMm();
-        var vma = new Vma(mm, MapBase, file.SizePages, file, 0, writable: false, shared: true) { FaultAroundPages = FaultAroundPages };
+        var vma = new Vma(mm, MapBase, file.SizePages, file, 0, writable: false, shared: true) { FaultAroundPages = FaultAroundPages, Ra = new FileRaState() };
         mm.Vmas.Add(vma);
         file.IMmap.Add(vma);
         long[] hot = sim.MapHotPages(mm, cpu.Node, HotPages);

@@ -59,9 +59,9 @@ public sealed class LruFileReadonce : Workload
 /// <summary>
 /// <c>dd bs=4k if=FILE of=/dev/null</c>: read(2) of one page, write(2) to /dev/null, from the
 /// file's start to its end. A read that misses the page cache, or reaches the PG_readahead mark,
-/// reads the next window ahead first (<see cref="Readahead"/>); one whose page is still missing
-/// after that (reclaim took it first) reads it alone, as do_generic_file_read's no_cached_page
-/// does. A step is up to <see cref="StepPages"/> reads. dd's own user-space loop (about 86 ns a
+/// reads the next window ahead first (<see cref="Readahead"/>, allocated __GFP_NORETRY); one whose
+/// page is still missing after that (the window's allocation gave up, or reclaim took the page
+/// first) reads it alone, as do_generic_file_read's no_cached_page does. A step is up to <see cref="StepPages"/> reads. dd's own user-space loop (about 86 ns a
 /// block in [Yuanhan Liu 2014]'s profile: 90 s of user time over ~1.05e9 blocks, the 9.45e8 pages
 /// reclaimed plus the ~1e8 still cached at the end) is not charged.
 /// </summary>
@@ -100,21 +100,24 @@ public sealed class DdReader(int pid, string comm, MmStruct mm, Cpu cpu, Address
                 }
                 if (f < 0 || marked)
                 {
-                    // The next window (async at a mark, sync at a miss); after a sync window that
-                    // did not bring this page in (reclaim took it between mark and read),
-                    // no_cached_page reads it alone.
+                    // The next window (async at a mark, sync at a miss), allocated __GFP_NORETRY;
+                    // after a sync window that did not bring this page in (its allocation gave up
+                    // at the first page one direct reclaim did not produce, or reclaim took the
+                    // page between mark and read), no_cached_page reads it alone, retrying.
                     var (start, n, lookahead) = sim.Readahead.Ondemand(Ra, file, pos, hitMarker: marked);
                     for (int attempt = 0; ; attempt++)
                     {
                         if (n > 0)
                         {
-                            IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, start, n, lookahead, out RaRequest req);
+                            IEnumerable<Yield>? slow = sim.Readahead.Submit(ex, this, file, start, n, lookahead, out RaRequest req, noRetry: attempt == 0);
+                            int got = req.Allocated;
                             if (slow is not null)
                             {
                                 yield return Process.Call(slow);
                                 ex.What = "read";
+                                got = PageAlloc.SlowpathGot(this);
                             }
-                            sim.Readahead.Finish(ex, this, file, req);
+                            sim.Readahead.Finish(ex, this, file, req, got);
                         }
                         if (marked || (f = file.FindPage(pos)) >= 0)
                         {

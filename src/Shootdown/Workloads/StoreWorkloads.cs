@@ -127,7 +127,7 @@ public abstract class StoreWorkload : Workload
         {
             MmStruct mm = sim.CreateMm();
             AddressSpace file = sim.CreateFile($"stream-{c}", filePages);
-            var vma = new Vma(mm, LruFileMmapRead.MapBase, filePages, file, 0, writable: false, shared: true) { FaultAroundPages = LruFileMmapRead.FaultAroundPages };
+            var vma = new Vma(mm, LruFileMmapRead.MapBase, filePages, file, 0, writable: false, shared: true) { FaultAroundPages = LruFileMmapRead.FaultAroundPages, Ra = new FileRaState() };
             mm.Vmas.Add(vma);
             file.IMmap.Add(vma);
             long[] hot = sim.MapHotPages(mm, sim.Cpus[c].Node, LruFileMmapRead.HotPages);

@@ -16,8 +16,11 @@ public enum VmFault
 /// <summary>
 /// mm/memory.c: handle_mm_fault for file mappings, the one fault path of every workload. A read
 /// fault is filemap_fault plus do_fault_around (Linux 4.0 maps up to fault_around_bytes = 64 KiB,
-/// commit 8c6e50b0290c): the window's pages missing from the page cache are allocated and read
-/// (a sparse file's holes: zero-filled) and every cached page of the window is mapped. A write
+/// commit 8c6e50b0290c). On a file with readahead (<see cref="Vma.Ra"/>) the fault maps the
+/// window's cached pages, and filemap_fault reads around a missing page or reads the next window
+/// ahead at a PG_readahead mark (<see cref="ReadFault"/>); on a file without, the window's pages
+/// missing from the page cache are allocated and read (a sparse file's holes: zero-filled) and
+/// every cached page of the window is mapped. A write
 /// fault on a shared mapping is do_shared_fault (the page only, writable and dirty) or, on a
 /// present read-only PTE, do_wp_page. Allocation, its slow path and direct reclaim belong to the
 /// fault: when the allocator must reclaim, the fault hands back a process to run, and completes at
@@ -75,6 +78,10 @@ public sealed class Fault(Sim sim)
             from = Math.Max(index / w * w, vma.PgOff);
             to = Math.Min(Math.Min(from + w, vma.PgOff + (vma.End - vma.Start)), file.SizePages);
         }
+        if (!write && vma.Ra is FileRaState ra)
+        {
+            return ReadFault(ex, task, vma, file, ra, index, from, to, out wait);
+        }
         int need = sim.Filemap.CountMissing(file, from, to);
         int[] stash = task.AllocStash.Length >= need ? task.AllocStash : task.AllocStash = new int[need];
         long writeIndex = write ? index : -1;
@@ -89,7 +96,7 @@ public sealed class Fault(Sim sim)
             FinishFault(ex, vma, file, from, to, writeIndex, stash, need);
             return VmFault.Done;
         }
-        PendingFault pf = task.PendingFault ??= NewPendingFault();
+        PendingFault pf = task.PendingFault ??= NewPendingFault(task);
         pf.Ex = ex;
         pf.Slow = slow;
         pf.Vma = vma;
@@ -120,13 +127,152 @@ public sealed class Fault(Sim sim)
         public int[] Stash = [];
         public int Allocated;
         public ReusableProcess Process = null!;
+
+        // A read fault whose readahead window took the slow path (ReadAroundAfterAllocation).
+        public SimTask Task = null!;
+        public RaRequest Ra;
+        public ReusableProcess ReadAround = null!;
     }
 
-    private PendingFault NewPendingFault()
+    private PendingFault NewPendingFault(SimTask task)
     {
-        var pf = new PendingFault();
+        var pf = new PendingFault { Task = task };
         pf.Process = new ReusableProcess(() => AfterAllocation(pf));
+        pf.ReadAround = new ReusableProcess(() => ReadAroundAfterAllocation(pf));
         return pf;
+    }
+
+    /// <summary>
+    /// do_read_fault of Linux 4.0 on a file with readahead (<paramref name="ra"/>, the file's
+    /// f_ra). do_fault_around first maps the window's cached pages (filemap_map_pages: not those
+    /// marked PG_readahead); if that mapped the faulting page the fault is over. Otherwise
+    /// filemap_fault: a cached page is mapped and, if it carries the PG_readahead mark,
+    /// do_async_mmap_readahead reads the next window ahead (ondemand_readahead, as for read(2));
+    /// a missing page is a major fault, and do_sync_mmap_readahead reads ra_pages (32) around it,
+    /// from ra_pages / 2 before it, with a lookahead of ra_pages / 4 — unless MMAP_LOTSAMISS (100)
+    /// faults in a row have missed. Both windows are allocated __GFP_NORETRY and read only the
+    /// pages allocated before the first failure; a page still missing after that is read alone by
+    /// page_cache_read, whose allocation retries. A sequential reader thus faults once per
+    /// fault-around window while the readahead keeps a window ahead (the mark falls on every
+    /// other window's first page), and twice when it must read around first (the faulting page
+    /// alone, then the rest of its window on the next access).
+    /// </summary>
+    private VmFault ReadFault(Exec ex, SimTask task, Vma vma, AddressSpace file, FileRaState ra, long index, long from, long to, out IEnumerable<Yield>? wait)
+    {
+        wait = null;
+        Filemap filemap = sim.Filemap;
+        filemap.MapPages(ex, vma, from, to, -1); // do_fault_around
+        if (Pte.IsPresent(vma.Mm.PageTable.Get(vma.VpnOf(index))))
+        {
+            return VmFault.Done;
+        }
+        int f = file.FindPage(index);
+        long start = index;
+        int size = 0, lookahead = 0;
+        if (f >= 0)
+        {
+            // do_async_mmap_readahead. The page gets its PTE first: the kernel's fault holds a
+            // reference on it while the next window is read, so reclaim cannot take it meanwhile.
+            filemap.MapPages(ex, vma, index, index + 1, -1, faultIndex: index);
+            if (ra.MmapMiss > 0)
+            {
+                ra.MmapMiss--;
+            }
+            ref PageFlags flags = ref sim.Memory.Pages[f].Flags;
+            if ((flags & PageFlags.Readahead) == 0)
+            {
+                return VmFault.Done;
+            }
+            flags &= ~PageFlags.Readahead; // page_cache_async_readahead
+            (start, size, lookahead) = sim.Readahead.Ondemand(ra, file, index, hitMarker: true, reqSize: ra.RaPages);
+        }
+        else
+        {
+            // do_sync_mmap_readahead
+            sim.VmStat.Inc(VmEvent.pgmajfault);
+            if (ra.RaPages > 0 && ra.MmapMiss < 10 * FileRaState.MmapLotsaMiss)
+            {
+                ra.MmapMiss++;
+            }
+            if (ra.RaPages > 0 && ra.MmapMiss <= FileRaState.MmapLotsaMiss)
+            {
+                ra.Start = Math.Max(0, index - ra.RaPages / 2);
+                ra.Size = ra.RaPages;
+                ra.AsyncSize = ra.RaPages / 4;
+                (start, size, lookahead) = (ra.Start, ra.Size, ra.AsyncSize);
+            }
+        }
+        RaRequest req = default;
+        IEnumerable<Yield>? slow = size > 0 ? sim.Readahead.Submit(ex, task, file, start, size, lookahead, out req, noRetry: true) : null;
+        if (slow is null)
+        {
+            sim.Readahead.Finish(ex, task, file, req, req.Allocated);
+            return PageCacheRead(ex, task, vma, file, index, out wait);
+        }
+        PendingFault pf = task.PendingFault ??= NewPendingFault(task);
+        pf.Ex = ex;
+        pf.Slow = slow;
+        pf.Vma = vma;
+        pf.File = file;
+        pf.From = index;
+        pf.Ra = req;
+        wait = pf.ReadAround.Start();
+        return VmFault.Done;
+    }
+
+    /// <summary>
+    /// The rest of filemap_fault once its readahead is read in: map the faulting page, or, if it
+    /// is still missing, page_cache_read it alone (an allocation that retries) and map it.
+    /// </summary>
+    private VmFault PageCacheRead(Exec ex, SimTask task, Vma vma, AddressSpace file, long index, out IEnumerable<Yield>? wait)
+    {
+        wait = null;
+        if (file.FindPage(index) >= 0)
+        {
+            sim.Filemap.MapPages(ex, vma, index, index + 1, -1, faultIndex: index);
+            return VmFault.Done;
+        }
+        int[] stash = task.AllocStash;
+        IEnumerable<Yield>? slow = sim.PageAlloc.AllocPages(ex, task, task.HomeCpu.Node, 1, stash);
+        if (slow is null)
+        {
+            FinishFault(ex, vma, file, index, index + 1, -1, stash, 1);
+            return VmFault.Done;
+        }
+        PendingFault pf = task.PendingFault ??= NewPendingFault(task);
+        pf.Ex = ex;
+        pf.Slow = slow;
+        pf.Vma = vma;
+        pf.File = file;
+        pf.From = index;
+        pf.To = index + 1;
+        pf.WriteIndex = -1;
+        pf.Stash = stash;
+        pf.Allocated = 1;
+        wait = pf.Process.Start();
+        return VmFault.Done;
+    }
+
+    /// <summary>A read fault whose readahead allocation took the slow path: run it, read in what it got, then finish as <see cref="PageCacheRead"/>.</summary>
+    private IEnumerable<Yield> ReadAroundAfterAllocation(PendingFault pf)
+    {
+        while (true)
+        {
+            yield return Process.Call(pf.Slow);
+            Exec ex = pf.Ex;
+            ex.What = "fault";
+            SimTask task = pf.Task;
+            Vma vma = pf.Vma;
+            long index = pf.From;
+            sim.Readahead.Finish(ex, task, pf.File, pf.Ra, PageAlloc.SlowpathGot(task));
+            // PageCacheRead may reuse pf for its own slow path: nothing of pf is read after it.
+            PageCacheRead(ex, task, vma, pf.File, index, out IEnumerable<Yield>? wait);
+            if (wait is not null)
+            {
+                yield return Process.Call(wait);
+            }
+            yield return ReusableProcess.PassEnd;
+        }
     }
 
     /// <summary>

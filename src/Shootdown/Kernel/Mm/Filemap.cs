@@ -3,10 +3,12 @@ using Shootdown.Kernel.Sched;
 namespace Shootdown.Kernel.Mm;
 
 /// <summary>
-/// mm/filemap.c: the read fault of a file mapping. The missing pages of the fault-around window are
-/// read in (for a sparse file's holes: allocated, zero-filled, added to the page cache and the LRU
-/// through the pagevec), then filemap_map_pages maps the whole window — Linux 4.0 maps up to 16
-/// neighbouring pages per fault (fault_around_bytes = 64 KiB, commit 8c6e50b0290c).
+/// mm/filemap.c: the page cache side of a file mapping's faults. Missing pages are read in (for a
+/// sparse file's holes: allocated, zero-filled, added to the page cache and the LRU through the
+/// pagevec) — by readahead or read-around (<see cref="Readahead"/>, <see cref="Fault"/>) or, on a
+/// file without readahead, the fault-around window's — and filemap_map_pages maps cached pages:
+/// Linux 4.0 maps up to 16 neighbouring pages per fault (fault_around_bytes = 64 KiB, commit
+/// 8c6e50b0290c).
 /// </summary>
 public sealed class Filemap(Sim sim)
 {
@@ -84,8 +86,12 @@ public sealed class Filemap(Sim sim)
     /// filemap_map_pages plus the faulting page: every cached page of [from, to) gets a young,
     /// read-only PTE, except <paramref name="writeIndex"/>, which a write fault on a shared writable
     /// mapping maps writable and dirty (do_shared_fault: page_mkwrite, set_page_dirty).
+    /// filemap_map_pages skips a page marked PG_readahead (the fault on it must reach
+    /// filemap_fault, which starts the next readahead window); the faulting page itself
+    /// (<paramref name="writeIndex"/> or <paramref name="faultIndex"/>, do_set_pte) is mapped
+    /// whatever its flags.
     /// </summary>
-    public int MapPages(Exec ex, Vma vma, long from, long to, long writeIndex)
+    public int MapPages(Exec ex, Vma vma, long from, long to, long writeIndex, long faultIndex = -1)
     {
         // One page-table page at a time, under its PTE lock (do_fault_around's window lies in one
         // page-table page; a longer range is split at their boundaries).
@@ -95,7 +101,7 @@ public sealed class Filemap(Sim sim)
             long vpn = vma.VpnOf(from);
             long end = vpn < 0 ? to : Math.Min(to, from + (RadixMap.LeafSize - (vpn & (RadixMap.LeafSize - 1))));
             long t0 = ex.Now;
-            int n = MapRange(ex, vma, from, end, writeIndex);
+            int n = MapRange(ex, vma, from, end, writeIndex, faultIndex);
             if (vpn >= 0 && vma.Mm.PageTable.LeafLive(vpn))
             {
                 ex.LockAround(vma.Mm.Ptl(vpn), t0);
@@ -106,7 +112,7 @@ public sealed class Filemap(Sim sim)
         return mapped;
     }
 
-    private int MapRange(Exec ex, Vma vma, long from, long to, long writeIndex)
+    private int MapRange(Exec ex, Vma vma, long from, long to, long writeIndex, long faultIndex)
     {
         Memory mem = sim.Memory;
         AddressSpace file = vma.File!;
@@ -120,7 +126,7 @@ public sealed class Filemap(Sim sim)
                 continue;
             }
             int f = file.FindPage(i);
-            if (f < 0)
+            if (f < 0 || ((mem.Pages[f].Flags & PageFlags.Readahead) != 0 && i != writeIndex && i != faultIndex))
             {
                 continue;
             }

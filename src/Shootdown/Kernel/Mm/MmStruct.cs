@@ -165,6 +165,13 @@ public sealed class Vma(MmStruct mm, long start, long pages, AddressSpace? file,
     /// <summary>Pages a read fault maps around the faulting one (fault_around_bytes / PAGE_SIZE; 1 = none).</summary>
     public int FaultAroundPages { get; init; } = 1;
 
+    /// <summary>
+    /// The mapped file's readahead state (vma->vm_file->f_ra) when its read faults read around
+    /// (filemap_fault on a file of a block device: <see cref="Fault"/>); null for a file without
+    /// readahead, whose read faults read just the fault-around window's missing pages.
+    /// </summary>
+    public FileRaState? Ra { get; init; }
+
     /// <summary>When the last mprotect that removed write permission returned (for the oracle).</summary>
     public long ProtectedAt { get; set; }
 

@@ -18,7 +18,8 @@ namespace Shootdown.Kernel.Mm;
 /// (__alloc_pages_slowpath) wakes every zone's kswapd that is not balanced and retries at the min
 /// watermark; if that fails the task reclaims directly (try_to_free_pages) and tries again, until
 /// it gets its pages — or, after 1000 direct reclaims in a row that freed nothing, gives up (out
-/// of memory).
+/// of memory). A __GFP_NORETRY allocation (readahead's) gives up at the first page its one
+/// direct reclaim did not produce.
 /// </summary>
 public sealed class PageAlloc(Sim sim)
 {
@@ -28,9 +29,14 @@ public sealed class PageAlloc(Sim sim)
     /// __alloc_pages_nodemask for <paramref name="need"/> pages on <paramref name="node"/>'s
     /// zonelist into <paramref name="dest"/>. Returns null when the fast path got them all;
     /// otherwise the slow path, a process the caller runs to completion (it may reclaim and so
-    /// take several steps); the pages are in <paramref name="dest"/> when it ends.
+    /// take several steps); the pages are in <paramref name="dest"/> when it ends. With
+    /// <paramref name="noRetry"/> (__GFP_NORETRY, the readahead allocations of
+    /// page_cache_alloc_readahead) the slow path gives up at the first page that one direct
+    /// reclaim did not produce — __alloc_pages_direct_reclaim returns nothing when reclaim made no
+    /// progress, and should_alloc_retry never retries a NORETRY allocation — so it may end with
+    /// fewer pages than asked: <see cref="SlowpathGot"/> tells how many.
     /// </summary>
-    public IEnumerable<Yield>? AllocPages(Exec ex, SimTask task, int node, int need, int[] dest)
+    public IEnumerable<Yield>? AllocPages(Exec ex, SimTask task, int node, int need, int[] dest, bool noRetry = false)
     {
         int[] zonelist = sim.Zonelists[node];
         ex.Sys += sim.Costs.PageAllocNs; // get_page_from_freelist's walk of the zonelist
@@ -47,8 +53,12 @@ public sealed class PageAlloc(Sim sim)
         a.Need = need;
         a.Dest = dest;
         a.Have = have;
+        a.NoRetry = noRetry;
         return a.Process.Start();
     }
+
+    /// <summary>How many pages <paramref name="task"/>'s last slow path ended with (all it asked for, unless it was __GFP_NORETRY).</summary>
+    public static int SlowpathGot(SimTask task) => task.AllocSlowpath!.Have;
 
     /// <summary>The arguments of a task's __alloc_pages_slowpath call, and the task's slow path as a reusable process (one per task: a call allocates nothing).</summary>
     internal sealed class SlowpathArgs
@@ -59,6 +69,7 @@ public sealed class PageAlloc(Sim sim)
         public int Need;
         public int[] Dest = [];
         public int Have;
+        public bool NoRetry;
         public ReusableProcess Process = null!;
     }
 
@@ -93,8 +104,13 @@ public sealed class PageAlloc(Sim sim)
                     break; // got them: return
                 }
                 // __alloc_pages_direct_reclaim
+                int haveBefore = have;
                 yield return Process.Call(sim.Vmscan.TryToFreePages(ex, task, sim.Memory.Zones[zonelist[0]].Node));
                 fruitless = task.Sc!.NrReclaimed == 0 ? fruitless + 1 : 0;
+                if (fruitless > 0 && a.NoRetry)
+                {
+                    break; // no progress: no page, and a NORETRY allocation does not retry
+                }
                 if (fruitless == 0)
                 {
                     // The rest of __alloc_pages_direct_reclaim: try again; if that fails, pages
@@ -106,9 +122,9 @@ public sealed class PageAlloc(Sim sim)
                         DrainAllPages(ex);
                         GetPageFromFreelist(ex, zonelist, need, dest, ref have, useLow: false);
                     }
-                    if (have >= need)
+                    if (have >= need || (a.NoRetry && have == haveBefore))
                     {
-                        break;
+                        break; // got them, or (NORETRY) the page this reclaim was for is not there
                     }
                 }
                 if (fruitless > MaxFruitlessReclaims)
@@ -122,6 +138,7 @@ public sealed class PageAlloc(Sim sim)
                     yield return Yield.Resched;
                 }
             }
+            a.Have = have;
             yield return ReusableProcess.PassEnd;
         }
     }

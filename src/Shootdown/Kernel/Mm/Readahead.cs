@@ -9,6 +9,9 @@ namespace Shootdown.Kernel.Mm;
 /// </summary>
 public sealed class FileRaState
 {
+    /// <summary>MMAP_LOTSAMISS: after this many read faults in a row that missed the page cache, filemap_fault stops reading around.</summary>
+    public const int MmapLotsaMiss = 100;
+
     public long Start;
     public int Size;
     public int AsyncSize;
@@ -18,6 +21,9 @@ public sealed class FileRaState
 
     /// <summary>ra->ra_pages: the most pages one window may have (the device's read_ahead_kb).</summary>
     public int RaPages = Readahead.DefaultRaPages;
+
+    /// <summary>ra->mmap_miss: read faults that missed the page cache, less those that found their page (never below 0).</summary>
+    public int MmapMiss;
 }
 
 /// <summary>
@@ -133,11 +139,13 @@ public sealed class Readahead(Sim sim)
     /// +<paramref name="size"/>) of <paramref name="file"/> (clipped to its end): one page per
     /// missing index, on <paramref name="task"/>'s node, into its allocation stash. Returns null
     /// when nothing was missing or the fast path had them, else the allocator's slow path, which
-    /// the caller runs before <see cref="Finish"/>. The kernel allocates these with __GFP_NORETRY and reads fewer pages
-    /// when one fails (the read then allocates its page itself); the model's allocator reclaims
-    /// until it has them all.
+    /// the caller runs before <see cref="Finish"/>. The kernel allocates these with __GFP_NORETRY
+    /// (page_cache_alloc_readahead) and reads only the pages before the first allocation that
+    /// failed: <paramref name="noRetry"/>, and the count <see cref="PageAlloc.SlowpathGot"/> gives
+    /// after the slow path. Without it the allocator reclaims until it has them all (the
+    /// single-page reads of no_cached_page and page_cache_read are not NORETRY).
     /// </summary>
-    public IEnumerable<Yield>? Submit(Exec ex, SimTask task, AddressSpace file, long start, int size, int asyncSize, out RaRequest req)
+    public IEnumerable<Yield>? Submit(Exec ex, SimTask task, AddressSpace file, long start, int size, int asyncSize, out RaRequest req, bool noRetry = false)
     {
         long end = Math.Min(start + size, file.SizePages);
         long marker = asyncSize > 0 ? start + size - asyncSize : -1;
@@ -152,24 +160,26 @@ public sealed class Readahead(Sim sim)
             return null;
         }
         int[] stash = task.AllocStash.Length >= need ? task.AllocStash : task.AllocStash = new int[Math.Max(need, task.AllocStash.Length * 2)];
-        return sim.PageAlloc.AllocPages(ex, task, task.HomeCpu.Node, need, stash);
+        return sim.PageAlloc.AllocPages(ex, task, task.HomeCpu.Node, need, stash, noRetry);
     }
 
     /// <summary>
     /// read_pages for a window <see cref="Submit"/> allocated: the pages go into the page cache and
     /// onto the LRU and are read (holes zero-filled); the lookahead's first page gets PG_readahead;
-    /// pages another task read in meanwhile are freed again.
+    /// pages another task read in meanwhile are freed again. <paramref name="allocated"/>: the
+    /// pages the allocation got (<see cref="RaRequest.Allocated"/> unless a NORETRY slow path
+    /// gave up early, when the window's first missing pages are read and the rest stay holes).
     /// </summary>
-    public void Finish(Exec ex, SimTask task, AddressSpace file, in RaRequest req)
+    public void Finish(Exec ex, SimTask task, AddressSpace file, in RaRequest req, int allocated)
     {
-        if (req.Allocated == 0)
+        if (allocated == 0)
         {
             return;
         }
-        int used = sim.Filemap.AddMissingPages(ex, file, req.Start, req.End, task.AllocStash, req.Allocated);
-        if (used < req.Allocated)
+        int used = sim.Filemap.AddMissingPages(ex, file, req.Start, req.End, task.AllocStash, allocated);
+        if (used < allocated)
         {
-            sim.PageAlloc.FreePages(ex, task.AllocStash.AsSpan(used, req.Allocated - used));
+            sim.PageAlloc.FreePages(ex, task.AllocStash.AsSpan(used, allocated - used));
         }
         if (req.Marker >= 0 && file.FindPage(req.Marker) is int f and >= 0)
         {
