@@ -96,6 +96,13 @@ public sealed class Fault(Sim sim)
             FinishFault(ex, vma, file, from, to, writeIndex, stash, need);
             return VmFault.Done;
         }
+        wait = FinishAfter(ex, task, slow, vma, file, from, to, writeIndex, stash, need);
+        return VmFault.Done;
+    }
+
+    /// <summary>The fault's rest once the allocator's slow path <paramref name="slow"/> has the pages: a process for the caller to run.</summary>
+    private IEnumerable<Yield> FinishAfter(Exec ex, SimTask task, IEnumerable<Yield> slow, Vma vma, AddressSpace file, long from, long to, long writeIndex, int[] stash, int allocated)
+    {
         PendingFault pf = task.PendingFault ??= NewPendingFault(task);
         pf.Ex = ex;
         pf.Slow = slow;
@@ -105,9 +112,8 @@ public sealed class Fault(Sim sim)
         pf.To = to;
         pf.WriteIndex = writeIndex;
         pf.Stash = stash;
-        pf.Allocated = need;
-        wait = pf.Process.Start();
-        return VmFault.Done;
+        pf.Allocated = allocated;
+        return pf.Process.Start();
     }
 
     /// <summary>
@@ -239,17 +245,7 @@ public sealed class Fault(Sim sim)
             FinishFault(ex, vma, file, index, index + 1, -1, stash, 1);
             return VmFault.Done;
         }
-        PendingFault pf = task.PendingFault ??= NewPendingFault(task);
-        pf.Ex = ex;
-        pf.Slow = slow;
-        pf.Vma = vma;
-        pf.File = file;
-        pf.From = index;
-        pf.To = index + 1;
-        pf.WriteIndex = -1;
-        pf.Stash = stash;
-        pf.Allocated = 1;
-        wait = pf.Process.Start();
+        wait = FinishAfter(ex, task, slow, vma, file, index, index + 1, -1, stash, 1);
         return VmFault.Done;
     }
 
