@@ -194,6 +194,30 @@ public class FilemapFaultTests
     }
 
     [Fact]
+    public void AWindowReachesTheLruAPagevecAtATimeWithASyncPointAfterEachDrain()
+    {
+        // read_pages holds no lock between pages: another CPU's pagevec may drain between two of
+        // this CPU's, so the fault ends its step after each drain that leaves pages to add.
+        var (sim, vma, file, task) = Reader();
+        Exec ex = TestKit.ExecOn(sim, 0, task: task);
+        sim.Fault.HandleMmFault(ex, task, vma, 0, write: false, out IEnumerable<Yield>? wait);
+        Assert.NotNull(wait);
+        using IEnumerator<Yield> steps = wait.GetEnumerator();
+        Assert.True(steps.MoveNext());
+        Assert.Equal(Yield.Sync, steps.Current);
+        Assert.Equal(14, file.PageCache.Count);
+        Assert.Equal(0, sim.Cpus[0].PagevecCount);
+        Assert.True(steps.MoveNext());
+        Assert.Equal(Yield.Sync, steps.Current);
+        Assert.Equal(28, file.PageCache.Count);
+        Assert.False(steps.MoveNext());
+        Assert.Equal(32, file.PageCache.Count);
+        Assert.Equal(4, sim.Cpus[0].PagevecCount); // the last 4 wait for the next drain
+        Assert.True(Mapped(vma, 0));
+        Assert.True(Marked(sim, file, 24));
+    }
+
+    [Fact]
     public void TheMarkedPageIsNotMappedAroundAndItsFaultReadsTheNextWindow()
     {
         var (sim, vma, file, task) = Reader();

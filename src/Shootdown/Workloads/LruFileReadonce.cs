@@ -117,7 +117,13 @@ public sealed class DdReader(int pid, string comm, MmStruct mm, Cpu cpu, Address
                                 ex.What = "read";
                                 got = PageAlloc.SlowpathGot(this);
                             }
-                            sim.Readahead.Finish(ex, this, file, req, got);
+                            // read_pages, a pagevec at a time (a sync point after each drain).
+                            var cursor = new RaCursor(req, got);
+                            while (!sim.Readahead.ReadPages(ex, this, file, ref cursor))
+                            {
+                                yield return Yield.Sync;
+                                ex.What = "read";
+                            }
                         }
                         if (marked || (f = file.FindPage(pos)) >= 0)
                         {

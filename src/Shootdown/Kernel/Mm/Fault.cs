@@ -124,7 +124,7 @@ public sealed class Fault(Sim sim)
     internal sealed class PendingFault
     {
         public Exec Ex = null!;
-        public IEnumerable<Yield> Slow = [];
+        public IEnumerable<Yield>? Slow; // null for a read-around that only steps through its pagevec drains
         public Vma Vma = null!;
         public AddressSpace File = null!;
         public long From;
@@ -210,8 +210,9 @@ public sealed class Fault(Sim sim)
         }
         RaRequest req = default;
         IEnumerable<Yield>? slow = size > 0 ? sim.Readahead.Submit(ex, task, file, start, size, lookahead, out req, noRetry: true) : null;
-        if (slow is null)
+        if (slow is null && ex.Cpu.PagevecCount + req.Allocated <= Cpu.PagevecSize)
         {
+            // No slow path, and the window's pages drain this CPU's pagevec at most at its last.
             sim.Readahead.Finish(ex, task, file, req, req.Allocated);
             return PageCacheRead(ex, task, vma, file, index, out wait);
         }
@@ -249,18 +250,34 @@ public sealed class Fault(Sim sim)
         return VmFault.Done;
     }
 
-    /// <summary>A read fault whose readahead allocation took the slow path: run it, read in what it got, then finish as <see cref="PageCacheRead"/>.</summary>
+    /// <summary>
+    /// A read fault's readahead window that took the allocator's slow path or fills this CPU's
+    /// pagevec before its last page: run the slow path if any, read the window in a pagevec at a
+    /// time with a sync point after each drain (<see cref="Readahead.ReadPages"/>), then finish as
+    /// <see cref="PageCacheRead"/>.
+    /// </summary>
     private IEnumerable<Yield> ReadAroundAfterAllocation(PendingFault pf)
     {
         while (true)
         {
-            yield return Process.Call(pf.Slow);
+            SimTask task = pf.Task;
+            int got = pf.Ra.Allocated;
+            if (pf.Slow is not null)
+            {
+                yield return Process.Call(pf.Slow);
+                got = PageAlloc.SlowpathGot(task);
+            }
             Exec ex = pf.Ex;
             ex.What = "fault";
-            SimTask task = pf.Task;
             Vma vma = pf.Vma;
             long index = pf.From;
-            sim.Readahead.Finish(ex, task, pf.File, pf.Ra, PageAlloc.SlowpathGot(task));
+            var cursor = new RaCursor(pf.Ra, got);
+            while (!sim.Readahead.ReadPages(ex, task, pf.File, ref cursor))
+            {
+                yield return Yield.Sync;
+                ex = pf.Ex;
+                ex.What = "fault";
+            }
             // PageCacheRead may reuse pf for its own slow path: nothing of pf is read after it.
             PageCacheRead(ex, task, vma, pf.File, index, out IEnumerable<Yield>? wait);
             if (wait is not null)
@@ -312,7 +329,7 @@ public sealed class Fault(Sim sim)
     {
         while (true)
         {
-            yield return Process.Call(pf.Slow);
+            yield return Process.Call(pf.Slow!);
             Exec ex = pf.Ex;
             ex.What = "fault";
             FinishFault(ex, pf.Vma, pf.File, pf.From, pf.To, pf.WriteIndex, pf.Stash, pf.Allocated);

@@ -32,17 +32,32 @@ public sealed class Filemap(Sim sim)
     /// </summary>
     public int AddMissingPages(Exec ex, AddressSpace file, long from, long to, int[] frames, int count)
     {
-        Memory mem = sim.Memory;
         int k = 0;
-        for (long i = from; i < to; i++)
+        AddMissingPages(ex, file, ref from, to, frames, ref k, count, stopAtDrain: false);
+        return k;
+    }
+
+    /// <summary>
+    /// add_to_page_cache_lru for each missing index of [<paramref name="from"/>, <paramref name="to"/>)
+    /// with frames[<paramref name="k"/>..<paramref name="count"/>), advancing both. With
+    /// <paramref name="stopAtDrain"/> it stops after a page whose lru_cache_add drained this CPU's
+    /// pagevec onto the LRU while frames remain: read_pages holds no lock from one page to the next,
+    /// so another CPU's drain may reach the LRU between two of this CPU's, and the caller ends the
+    /// step there (a sync point) before going on. Returns true when the range or the frames are used up.
+    /// </summary>
+    public bool AddMissingPages(Exec ex, AddressSpace file, ref long from, long to, int[] frames, ref int k, int count, bool stopAtDrain)
+    {
+        Memory mem = sim.Memory;
+        for (; from < to; from++)
         {
+            long i = from;
             if (file.PageCache.Get(i) != 0)
             {
                 continue;
             }
             if (k == count)
             {
-                break; // more went missing meanwhile than were allocated: they fault again later
+                return true; // more went missing meanwhile than were allocated: they fault again later
             }
             int f = frames[k++];
             mem.Pages[f].Mapping = file.Id;
@@ -55,9 +70,13 @@ public sealed class Filemap(Sim sim)
             ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs);
             file.PageCache.Set(i, (uint)(f + 1));
             sim.Oracle?.PageRead(f, file.Id, i);
-            sim.Swap.LruCacheAdd(ex, f);
+            if (sim.Swap.LruCacheAdd(ex, f) && stopAtDrain && k < count)
+            {
+                from++;
+                return false;
+            }
         }
-        return k;
+        return true;
     }
 
     /// <summary>

@@ -172,18 +172,45 @@ public sealed class Readahead(Sim sim)
     /// </summary>
     public void Finish(Exec ex, SimTask task, AddressSpace file, in RaRequest req, int allocated)
     {
-        if (allocated == 0)
+        var c = new RaCursor(req, allocated);
+        ReadPages(ex, task, file, ref c, stopAtDrain: false);
+    }
+
+    /// <summary>
+    /// <see cref="Finish"/> a pagevec at a time: returns false after a page whose lru_cache_add
+    /// drained this CPU's pagevec with pages still to add (the caller ends the step with a sync
+    /// point, <see cref="Yield.Sync"/>, and calls again: another CPU's pages may reach the LRU in
+    /// between, as they may between two of the kernel's drains), true when the window is read.
+    /// </summary>
+    public bool ReadPages(Exec ex, SimTask task, AddressSpace file, ref RaCursor c, bool stopAtDrain = true)
+    {
+        if (c.Allocated == 0)
         {
-            return;
+            return true;
         }
-        int used = sim.Filemap.AddMissingPages(ex, file, req.Start, req.End, task.AllocStash, allocated);
-        if (used < allocated)
+        RaRequest req = c.Request;
+        if (!sim.Filemap.AddMissingPages(ex, file, ref c.Next, req.End, task.AllocStash, ref c.Used, c.Allocated, stopAtDrain))
         {
-            sim.PageAlloc.FreePages(ex, task.AllocStash.AsSpan(used, allocated - used));
+            return false;
+        }
+        if (c.Used < c.Allocated)
+        {
+            sim.PageAlloc.FreePages(ex, task.AllocStash.AsSpan(c.Used, c.Allocated - c.Used));
         }
         if (req.Marker >= 0 && file.FindPage(req.Marker) is int f and >= 0)
         {
             sim.Memory.Pages[f].Flags |= PageFlags.Readahead;
         }
+        c.Allocated = 0;
+        return true;
     }
+}
+
+/// <summary>Where <see cref="Readahead.ReadPages"/> has got to in a window: the next index, and the stash's frames used of those allocated.</summary>
+public struct RaCursor(RaRequest request, int allocated)
+{
+    public RaRequest Request = request;
+    public long Next = request.Start;
+    public int Used;
+    public int Allocated = allocated;
 }

@@ -9,14 +9,17 @@ namespace Shootdown.Kernel.Mm;
 /// </summary>
 public sealed class Swap(Sim sim)
 {
-    public void LruCacheAdd(Exec ex, int frame)
+    /// <summary>lru_cache_add: returns true if the pagevec filled and was drained onto the LRU.</summary>
+    public bool LruCacheAdd(Exec ex, int frame)
     {
         Cpu cpu = ex.Cpu;
         cpu.Pagevec[cpu.PagevecCount++] = frame;
         if (cpu.PagevecCount == Cpu.PagevecSize)
         {
             LruAddDrain(ex);
+            return true;
         }
+        return false;
     }
 
     /// <summary>__pagevec_lru_add: the LRU lock is taken once per run of pages of one zone.</summary>
