@@ -7,8 +7,10 @@ namespace Shootdown.Workloads;
 
 /// <summary>
 /// vm-scalability case-lru-file-mmap-read: one reader per CPU, each with its own sparse file of
-/// 10 x RAM / nr_cpu bytes (created with truncate, never written), mapped MAP_SHARED, PROT_READ and
-/// read word by word from start to end. Each read fault maps the 16-page fault-around window.
+/// 10 x RAM / nr_cpu bytes (created with truncate, never written; on ext3 over a loop device in
+/// vm-scalability's hw_vars, so with the block device's readahead), mapped MAP_SHARED, PROT_READ and
+/// read word by word from start to end. A read fault maps the 16-page fault-around window's cached
+/// pages, and filemap_fault reads around a miss and one window ahead (<see cref="Fault"/>).
 /// When every reader has exited, the script removes the files (<see cref="RemoveFiles"/>): the
 /// test's elapsed time ends when that rm has dropped their page cache.
 /// </summary>
