@@ -33,13 +33,15 @@ public sealed class FileRaState
 public readonly record struct RaRequest(long Start, long End, long Marker, int Allocated);
 
 /// <summary>
-/// mm/readahead.c of Linux 4.0 for sequential read(2): ondemand_readahead sizes the window
+/// mm/readahead.c of Linux 4.0 for sequential reads: ondemand_readahead sizes the window
 /// (get_init_ra_size, get_next_ra_size), __do_page_cache_readahead allocates the window's missing
 /// pages and marks the lookahead's first page PG_readahead, and read_pages adds them to the page
 /// cache and the LRU and reads them — for a sparse file's holes, the filesystem zero-fills them
 /// (<see cref="Filemap.AddMissingPages"/>). A sequential reader's windows grow 4, 8, 16, then 32
 /// pages (read_ahead_kb = 128) and are read one window ahead: reading a PG_readahead page starts
-/// the next one (page_cache_async_readahead).
+/// the next one (page_cache_async_readahead). The window's allocations are __GFP_NORETRY, and
+/// read_pages adds its pages a pagevec at a time (<see cref="ReadPages"/>); the mmap read fault's
+/// read-around uses the same windows and submission (<see cref="Fault"/>).
 /// </summary>
 public sealed class Readahead(Sim sim)
 {
