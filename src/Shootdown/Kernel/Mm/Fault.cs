@@ -150,8 +150,8 @@ public sealed class Fault(Sim sim)
 
     /// <summary>
     /// do_read_fault of Linux 4.0 on a file with readahead (<paramref name="ra"/>, the file's
-    /// f_ra). do_fault_around first maps the window's cached pages (filemap_map_pages: not those
-    /// marked PG_readahead); if that mapped the faulting page the fault is over. Otherwise
+    /// f_ra). do_fault_around first maps the window's cached pages (filemap_map_pages, f1820361f83d
+    /// in 3.15: not those marked PG_readahead); if that mapped the faulting page the fault is over. Otherwise
     /// filemap_fault: a cached page is mapped and, if it carries the PG_readahead mark,
     /// do_async_mmap_readahead reads the next window ahead (ondemand_readahead, as for read(2));
     /// a missing page is a major fault, and do_sync_mmap_readahead reads ra_pages (32) around it,
