@@ -124,6 +124,59 @@ public class KernelTests
         Assert.Equal(50_000 + c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1) + sim.Lines.Transfer(1, 0) - c.IrqEntryExitNs / 2, ex.IpiWait); // acknowledged by the csd line before the exit half
     }
 
+    /// <summary>
+    /// A one-page flush from CPU 0 (starting at 0) to busy CPU 1, whose step began (after
+    /// absorbing <paramref name="debt"/> of handler time from <paramref name="debtFrom"/>) with its
+    /// previous step's interrupts-off interval <paramref name="prevOff"/>; returns the sender's
+    /// IPI wait, the delivery time and the handler's cost.
+    /// </summary>
+    private static (long Wait, long Delivered, long Handler, long Back) FlushIntoTheDebtWindow(Func<long, (long From, long To)> prevOff, Func<long, long> debtFrom, long debt)
+    {
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        MmStruct mm = MmRunningOn(sim, 1);
+        long delivered = c.IpiSendNs + c.DramLocalNs + c.IpiLatencySameNodeNs;
+        Cpu r = sim.Cpus[1];
+        (long from, long to) = prevOff(delivered);
+        r.AddIrqOff(from, to); // the step before: it ends in a spin_lock_irq section
+        r.BeginStep(debtFrom(delivered), debtFrom(delivered) + debt);
+        Exec ex = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        long handler = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
+        long back = sim.Lines.Transfer(1, 0) - c.IrqEntryExitNs / 2;
+        return (ex.IpiWait, delivered, handler, back);
+    }
+
+    [Fact]
+    public void AnIpiArrivingWhileTheReceiverAbsorbsHandlerTimeMeetsItsPreviousStepShiftedByIt()
+    {
+        // The receiver's step was computed at D - 500 but starts at D + 1500: the 2000 ns of
+        // handlers it took during the step before push that step's work into [D - 500, D + 1500).
+        // An IPI arriving at D meets that step's state at D - 2000, inside its interrupts-off
+        // interval [D - 2500, D - 1000), which, pushed on, ends at D + 1000. (Before session 32 the
+        // window had no interrupts-off state at all, and the IPI was taken at D.)
+        (long wait, long d, long handler, long back) = FlushIntoTheDebtWindow(d => (d - 2_500, d - 1_000), d => d - 500, 2_000);
+        Assert.Equal(d + 1_000 + handler + back, wait);
+
+        // The same interval earlier in that step: the IPI meets the step's work with interrupts on.
+        (wait, d, handler, back) = FlushIntoTheDebtWindow(d => (d - 4_000, d - 2_001), d => d - 500, 2_000);
+        Assert.Equal(d + handler + back, wait);
+
+        // No handler time to absorb (the step started when it was computed): the old step's
+        // intervals are gone, and only the current step's count.
+        (wait, d, handler, back) = FlushIntoTheDebtWindow(d => (d - 2_500, d + 5_000), d => d - 500, 0);
+        Assert.Equal(d + handler + back, wait);
+    }
+
+    [Fact]
+    public void AnIpiToACpuStillRunningTheHandlersItTookWhileIdleWaitsForThem()
+    {
+        // A task was woken onto CPU 1 while it ran handlers taken idle, until D + 700: the task's
+        // step starts then, and an IPI arriving at D is taken after them, not alongside.
+        (long wait, long d, long handler, long back) = FlushIntoTheDebtWindow(_ => (0, 0), d => d + 700, 0);
+        Assert.Equal(d + 700 + handler + back, wait);
+    }
+
     /// <summary>A fresh mm loaded and running on each of <paramref name="cpus"/> (busy with their user tasks, interrupts on).</summary>
     private static MmStruct MmRunningOn(Sim sim, params int[] cpus)
     {

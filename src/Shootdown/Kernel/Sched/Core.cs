@@ -250,8 +250,10 @@ public sealed class Scheduler
         }
         // Interrupt handlers ran first: those taken while idle occupy the CPU until they end, those
         // taken while a task ran delay its next step.
-        long start = Math.Max(t, cpu.IrqBusyUntil) + cpu.IrqDebtNs;
+        long debtFrom = Math.Max(t, cpu.IrqBusyUntil);
+        long start = debtFrom + cpu.IrqDebtNs;
         cpu.IrqDebtNs = 0;
+        cpu.BeginStep(debtFrom, start);
         Exec ex = _ex;
         ex.Reset(cpu, cur, t, start);
         if (switched)

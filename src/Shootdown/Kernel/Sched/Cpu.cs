@@ -107,6 +107,38 @@ public sealed class Cpu
     public long[] IrqOffEnd = new long[16];
     public int IrqOffCount;
 
+    // The previous step's intervals, kept for an IPI that arrives while that step's handler time
+    // is being absorbed (see IrqEnabledAt).
+    private long[] _prevOffStart = new long[16];
+    private long[] _prevOffEnd = new long[16];
+    private int _prevOffCount;
+
+    /// <summary>When the current step's own work starts (after the handler time it absorbs).</summary>
+    public long StepStart;
+
+    /// <summary>
+    /// When the handler time absorbed before the current step (<see cref="IrqDebtNs"/> taken over
+    /// from the step before it) begins: the event time the step was computed at, or the end of the
+    /// handlers an idle CPU ran, whichever is later.
+    /// </summary>
+    public long DebtFrom;
+
+    /// <summary>
+    /// Starts a step computed at <paramref name="eventTime"/> whose work begins at
+    /// <paramref name="start"/>: the handler time taken during the step before (<c>start -
+    /// debtFrom</c>) pushes that step's work on into <c>[debtFrom, start)</c>, so its interrupts-off
+    /// intervals are kept, to be read there shifted by that time.
+    /// </summary>
+    public void BeginStep(long debtFrom, long start)
+    {
+        (_prevOffStart, IrqOffStart) = (IrqOffStart, _prevOffStart);
+        (_prevOffEnd, IrqOffEnd) = (IrqOffEnd, _prevOffEnd);
+        _prevOffCount = IrqOffCount;
+        IrqOffCount = 0;
+        DebtFrom = debtFrom;
+        StepStart = start;
+    }
+
     public void AddIrqOff(long start, long end)
     {
         if (IrqOffCount == IrqOffStart.Length)
@@ -119,16 +151,46 @@ public sealed class Cpu
         IrqOffCount++;
     }
 
-    /// <summary>When an interrupt arriving at <paramref name="t"/> can run.</summary>
+    /// <summary>
+    /// When an interrupt arriving at <paramref name="t"/> on this busy CPU can run. Inside the
+    /// current step: at the end of the interrupts-off interval it falls in, if any. Before the
+    /// step's work starts, the CPU is still absorbing the handler time the step before it was
+    /// charged (the model charges a handler taken during a step to the start of the next one,
+    /// <see cref="IrqDebtNs"/>): that step's work, pushed on by the handlers, runs in
+    /// <c>[DebtFrom, StepStart)</c>, so the arrival meets the previous step's state at
+    /// <c>t - (StepStart - DebtFrom)</c> — handled at once if its interrupts were on, else when
+    /// that interval, so shifted, ends. Before <see cref="DebtFrom"/>, the CPU still runs the
+    /// handlers it took while idle (interrupts off), and the arrival waits for them.
+    /// </summary>
     public long IrqEnabledAt(long t)
+    {
+        if (t < StepStart)
+        {
+            t = Math.Max(t, DebtFrom);
+            long shift = StepStart - DebtFrom;
+            if (t < StepStart && shift > 0)
+            {
+                long end = OffEndAt(_prevOffStart, _prevOffEnd, _prevOffCount, t - shift);
+                return end == NotOff ? t : end + shift;
+            }
+            return t;
+        }
+        long e = OffEndAt(IrqOffStart, IrqOffEnd, IrqOffCount, t);
+        return e == NotOff ? t : e;
+    }
+
+    private const long NotOff = long.MinValue;
+
+    /// <summary>The end of the interval of <paramref name="starts"/>/<paramref name="ends"/> holding <paramref name="t"/>, or <see cref="NotOff"/>.</summary>
+    private static long OffEndAt(long[] starts, long[] ends, int count, long t)
     {
         // The intervals are added in time order and do not overlap (a step's time only moves
         // forward): binary search for the last one starting at or before t.
-        int lo = 0, hi = IrqOffCount - 1, found = -1;
+        int lo = 0, hi = count - 1, found = -1;
         while (lo <= hi)
         {
             int mid = (lo + hi) >>> 1;
-            if (IrqOffStart[mid] <= t)
+            if (starts[mid] <= t)
             {
                 found = mid;
                 lo = mid + 1;
@@ -138,7 +200,7 @@ public sealed class Cpu
                 hi = mid - 1;
             }
         }
-        return found >= 0 && t < IrqOffEnd[found] ? IrqOffEnd[found] : t;
+        return found >= 0 && t < ends[found] ? ends[found] : NotOff;
     }
 
     /// <summary>The CPU that last wrote this CPU's call_single_queue head (-1: none; <see cref="CacheLines"/>).</summary>

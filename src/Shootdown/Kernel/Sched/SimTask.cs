@@ -256,7 +256,6 @@ public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
     public void Reset(Cpu cpu, SimTask task, long eventTime, long start)
     {
         EventTime = eventTime;
-        cpu.IrqOffCount = 0;
         Cpu = cpu;
         Task = task;
         Start = start;
