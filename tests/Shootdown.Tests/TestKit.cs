@@ -88,6 +88,10 @@ internal static class TestKit
     public static Exec ExecOn(Sim sim, int cpu, long t = 0, SimTask? task = null)
     {
         var ex = new Exec(sim.Costs, sim.Lines);
+        // A fresh step on that CPU: no interrupts-off intervals yet (the scheduler's Cpu.BeginStep
+        // does this for the steps of a run; tests that set up receivers' intervals by hand rely on
+        // the sender's step starting clean).
+        sim.Cpus[cpu].IrqOffCount = 0;
         ex.Reset(sim.Cpus[cpu], task ?? sim.UserTasks[cpu], t, t);
         return ex;
     }

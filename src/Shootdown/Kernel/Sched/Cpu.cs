@@ -124,10 +124,11 @@ public sealed class Cpu
     public long DebtFrom;
 
     /// <summary>
-    /// Starts a step computed at <paramref name="eventTime"/> whose work begins at
-    /// <paramref name="start"/>: the handler time taken during the step before (<c>start -
-    /// debtFrom</c>) pushes that step's work on into <c>[debtFrom, start)</c>, so its interrupts-off
-    /// intervals are kept, to be read there shifted by that time.
+    /// Starts a step whose work begins at <paramref name="start"/>, the handler time taken during
+    /// the step before (<c>start - debtFrom</c>, absorbed from <paramref name="debtFrom"/>: the
+    /// event time the step was computed at, or the end of the handlers an idle CPU ran) pushing
+    /// that step's work on into <c>[debtFrom, start)</c>; so its interrupts-off intervals are kept,
+    /// to be read there shifted by that time.
     /// </summary>
     public void BeginStep(long debtFrom, long start)
     {
@@ -167,8 +168,8 @@ public sealed class Cpu
         if (t < StepStart)
         {
             t = Math.Max(t, DebtFrom);
-            long shift = StepStart - DebtFrom;
-            if (t < StepStart && shift > 0)
+            long shift = StepStart - DebtFrom; // > 0 whenever t < StepStart here
+            if (t < StepStart)
             {
                 long end = OffEndAt(_prevOffStart, _prevOffEnd, _prevOffCount, t - shift);
                 return end == NotOff ? t : end + shift;
