@@ -177,6 +177,45 @@ public class KernelTests
         Assert.Equal(d + 700 + handler + back, wait);
     }
 
+    /// <summary>A kernel thread that takes one step of 1 µs of system time, interrupts on.</summary>
+    private sealed class OneStep(int pid, Cpu cpu) : SimTask(pid, $"k{pid}", null, cpu)
+    {
+        protected internal override IEnumerable<Yield> Run(Sim sim)
+        {
+            sim.Exec.Sys += 1_000;
+            yield return Yield.Resched;
+        }
+    }
+
+    [Fact]
+    public void ATaskWokenOntoACpuStillRunningIdleHandlersStartsAfterThemAndSoDoesAnIpiToIt()
+    {
+        // CPU 1, idle, took handlers that run until 5 µs; a kernel thread is woken there at 1 µs.
+        // The scheduler starts its step when the handlers end (Cpu.BeginStep from 5 µs), and an
+        // IPI arriving at about 2 µs, the CPU now busy with that task, is taken at 5 µs too — not
+        // alongside the handlers.
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        Cpu r = sim.Cpus[1];
+        MmStruct mm = MmLoadedOn(sim, 1); // the thread runs on it lazily, so CPU 1 stays in its mask
+        r.IrqBusyUntil = 5_000;
+        var task = new OneStep(9101, r);
+        sim.Sched.Wake(task, 1_000);
+        while (r.Current is null && sim.Engine.Step())
+        {
+        }
+        Assert.Same(task, r.Current);
+        Assert.Equal(5_000, r.DebtFrom);
+        Assert.Equal(5_000, r.StepStart);
+        Exec ex = ExecOn(sim, 0, t: 1_500);
+        sim.Arch.FlushTlbPage(ex, mm, 3);
+        long delivered = 1_500 + c.IpiSendNs + c.DramLocalNs + c.IpiLatencySameNodeNs;
+        Assert.True(delivered < 5_000);
+        long handler = c.IrqEntryExitNs + c.FullFlushNs + 2 * sim.Lines.Transfer(0, 1); // a lazy receiver leave_mm()s: a CR3 write, no INVLPG
+        long back = sim.Lines.Transfer(1, 0) - c.IrqEntryExitNs / 2;
+        Assert.Equal(5_000 + handler + back - 1_500, ex.IpiWait);
+    }
+
     /// <summary>A fresh mm loaded and running on each of <paramref name="cpus"/> (busy with their user tasks, interrupts on).</summary>
     private static MmStruct MmRunningOn(Sim sim, params int[] cpus)
     {
