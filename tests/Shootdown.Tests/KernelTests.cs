@@ -216,6 +216,63 @@ public class KernelTests
         Assert.Equal(5_000 + handler + back - 1_500, ex.IpiWait);
     }
 
+    [Fact]
+    public void AnIpiArrivingWhileItsBusyReceiverRunsAnotherHandlerIsTakenWhenThatHandlerReturns()
+    {
+        // CPU 0 shoots down a page of an mm running on CPU 1; CPU 2, a little later, another. The
+        // second IPI arrives after the first handler took the queue (so it does not ride on it)
+        // but before that handler returned: it is taken at the first handler's end.
+        Sim sim = SmallSim();
+        CostModel c = sim.Costs;
+        MmStruct mm = MmRunningOn(sim, 1);
+        Exec first = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(first, mm, 3);
+        long d1 = c.IpiSendNs + c.DramLocalNs + c.IpiLatencySameNodeNs;
+        long h1 = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(0, 1);
+        long drain = d1 + c.IrqEntryExitNs + sim.Lines.Transfer(0, 1) - c.IrqEntryExitNs / 2;
+        long t2 = drain + 10; // queued after the drain
+        Exec second = ExecOn(sim, 2, t: t2);
+        sim.Arch.FlushTlbPage(second, mm, 4);
+        long d2 = t2 + sim.Lines.Transfer(1, 2) + c.IpiSendNs + c.IpiLatencySameNodeNs;
+        Assert.InRange(d2, drain, d1 + h1 - 1); // inside the first handler, after its drain
+        long h2 = c.IrqEntryExitNs + c.InvlpgNs + 2 * sim.Lines.Transfer(2, 1);
+        long back2 = sim.Lines.Transfer(1, 2) - c.IrqEntryExitNs / 2;
+        Assert.Equal(d1 + h1 + h2 + back2 - t2, second.IpiWait);
+        Assert.Equal(0, sim.X86.CoalescedRequests);
+    }
+
+    [Fact]
+    public void ABusyCpusRememberedHandlersDelayAnInterruptWhateverTheOrderTheyWereResolvedIn()
+    {
+        var cpu = new Cpu(0, 0, Hardware.CostModel.Xeon2015);
+        // Resolved out of time order (senders' events, not arrivals): a later handler first.
+        cpu.NoteHandler(3_000, 4_000);
+        cpu.NoteHandler(1_000, 2_000);
+        Assert.Equal(2_000, cpu.AfterHandlers(1_500)); // inside the earlier one, though it is not the latest
+        Assert.Equal(4_000, cpu.AfterHandlers(3_999));
+        Assert.Equal(2_500, cpu.AfterHandlers(2_500)); // between them: at once
+        Assert.Equal(4_000, cpu.AfterHandlers(4_000)); // a handler's end is free
+        // A handler that starts where another ends (a request run in it) chains them.
+        cpu.NoteHandler(2_000, 3_000);
+        Assert.Equal(4_000, cpu.AfterHandlers(1_000));
+        // Only the last HandlerMemory are remembered: the first noted is forgotten after that many more.
+        for (int i = 0; i < Cpu.HandlerMemory - 2; i++)
+        {
+            cpu.NoteHandler(10_000 + 10 * i, 10_005 + 10 * i);
+        }
+        Assert.Equal(3_500, cpu.AfterHandlers(3_500));
+        Assert.Equal(3_000, cpu.AfterHandlers(1_000)); // the two still remembered chain
+        // The step's interrupts-off sections and handlers alternating: taken when neither holds it.
+        var busy = new Cpu(1, 0, Hardware.CostModel.Xeon2015);
+        busy.NoteHandler(1_000, 2_000);
+        busy.BeginStep(0, 0);
+        busy.AddIrqOff(500, 1_100);
+        busy.AddIrqOff(1_900, 2_200);
+        Assert.Equal(2_200, busy.InterruptTakenAt(600)); // off until 1,100, a handler until 2,000, off until 2,200
+        Assert.Equal(2_200, busy.InterruptTakenAt(1_200));
+        Assert.Equal(300, busy.InterruptTakenAt(300)); // interrupts on, no handler: at once
+    }
+
     /// <summary>A fresh mm loaded and running on each of <paramref name="cpus"/> (busy with their user tasks, interrupts on).</summary>
     private static MmStruct MmRunningOn(Sim sim, params int[] cpus)
     {

@@ -243,6 +243,8 @@ public sealed record RunResult
                 IpisToBusyCpus = sim.X86.BusyIpis,
                 RepeatIpisToBusyCpus = sim.X86.BusyIpisRepeat,
                 Repeat = sim.X86.IrqOffIpisRepeat,
+                BehindHandler = sim.X86.BehindHandlerIpis,
+                BehindHandlerDelayS = sim.X86.BehindHandlerDelayNs / ns,
             },
             IpiRequestsCoalesced = sim.X86.CoalescedRequests,
             TlbBatchFlushes = sim.Policy.BatchFlushes.Report(),
@@ -408,7 +410,7 @@ public sealed record IpiArrivalStats
 /// <summary>The "ipis_found_interrupts_off" object of a run's JSON.</summary>
 public sealed record IrqOffStats
 {
-    /// <summary>IPIs that reached a busy CPU spinning on or holding an irq-safe lock (lru_lock, zone->lock, tree_lock).</summary>
+    /// <summary>IPIs that reached a busy CPU with interrupts off: spinning on or holding an irq-safe lock (lru_lock, zone->lock, tree_lock), or running another interrupt's handler.</summary>
     public long Ipis { get; init; }
 
     /// <summary>Of those, the ones whose receiver's state at the arrival was known when they were sent (the others are ipis_resolved_at_arrival's found_interrupts_off).</summary>
@@ -425,6 +427,12 @@ public sealed record IrqOffStats
 
     /// <summary>Of <see cref="Ipis"/>, those to a CPU the sender's previous call also sent to.</summary>
     public long Repeat { get; init; }
+
+    /// <summary>Of <see cref="Ipis"/>, those whose wait ended with the return of another handler on the receiver (x86 runs hardirq handlers with interrupts off), not with the end of an interrupts-off section of its work.</summary>
+    public long BehindHandler { get; init; }
+
+    /// <summary>The part of <see cref="DelayS"/> spent waiting for other handlers to return.</summary>
+    public double BehindHandlerDelayS { get; init; }
 }
 
 /// <summary>

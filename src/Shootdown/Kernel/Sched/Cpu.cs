@@ -113,6 +113,67 @@ public sealed class Cpu
     private long[] _prevOffEnd = new long[16];
     private int _prevOffCount;
 
+    /// <summary>How many of the handlers a busy CPU took are remembered (<see cref="NoteHandler"/>).</summary>
+    public const int HandlerMemory = 8;
+
+    // The handlers most recently known to run on this CPU while it was busy, [start, end), a ring
+    // in the order they were resolved (the order of their senders' events, not of their arrivals,
+    // so not in time order). x86 runs a hardirq handler with interrupts off — the interrupt gate
+    // clears IF, the call-function handlers never set it again, and device handlers run so too
+    // since 2.6.35 (e58aa3d2d0cc "genirq: Run irq handlers with interrupts disabled") — so an
+    // interrupt arriving inside one is taken when it returns.
+    private readonly long[] _handlerStart = new long[HandlerMemory];
+    private readonly long[] _handlerEnd = new long[HandlerMemory];
+    private int _handlerNext;
+
+    /// <summary>
+    /// When an interrupt that could run at <paramref name="t"/> as far as the interrupted work is
+    /// concerned runs, after every remembered handler it arrives inside (and the ones those end inside).
+    /// </summary>
+    public long AfterHandlers(long t)
+    {
+        bool moved;
+        do
+        {
+            moved = false;
+            for (int i = 0; i < HandlerMemory; i++)
+            {
+                if (_handlerStart[i] <= t && t < _handlerEnd[i])
+                {
+                    t = _handlerEnd[i];
+                    moved = true;
+                }
+            }
+        }
+        while (moved);
+        return t;
+    }
+
+    /// <summary>Remembers a handler (or a request's work run in one) taken while busy, [<paramref name="start"/>, <paramref name="end"/>), in place of the oldest remembered.</summary>
+    public void NoteHandler(long start, long end)
+    {
+        _handlerStart[_handlerNext] = start;
+        _handlerEnd[_handlerNext] = end;
+        _handlerNext = (_handlerNext + 1) % HandlerMemory;
+    }
+
+    /// <summary>
+    /// When an interrupt arriving at <paramref name="t"/> on this busy CPU runs: once interrupts are
+    /// on in the interrupted work (<see cref="IrqEnabledAt"/>) and no handler runs.
+    /// </summary>
+    public long InterruptTakenAt(long t)
+    {
+        while (true)
+        {
+            long u = AfterHandlers(IrqEnabledAt(t));
+            if (u == t)
+            {
+                return t;
+            }
+            t = u;
+        }
+    }
+
     /// <summary>When the current step's own work starts (after the handler time it absorbs).</summary>
     public long StepStart;
 

@@ -458,7 +458,8 @@ public sealed class X86TlbFlush : IArchTlb
             // event at the arrival time, when it is (see OnIpiArrive).
             bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
             bool deferred = !idle && delivered >= r.StepEnd && _engine is not null;
-            long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
+            long irqOn = idle ? delivered : r.IrqEnabledAt(delivered);
+            long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.InterruptTakenAt(irqOn);
             if (!deferred && !idle)
             {
                 CountBusyIpi(repeat, handled > delivered);
@@ -467,6 +468,7 @@ public sealed class X86TlbFlush : IArchTlb
                     IrqOffIpis++;
                     IrqOffIpisAtSend++;
                     IrqOffDelayNs += handled - delivered;
+                    CountBehindHandler(handled, irqOn);
                 }
             }
             // flush_tlb_func, the common case, is called directly so the JIT can inline it.
@@ -506,6 +508,7 @@ public sealed class X86TlbFlush : IArchTlb
                 }
                 else
                 {
+                    r.NoteHandler(handled, handled + handler);
                     r.IrqDebtNs += handler;
                     ChargeInterrupted(r, handler);
                 }
@@ -603,6 +606,7 @@ public sealed class X86TlbFlush : IArchTlb
         {
             r.IrqDebtNs += work;
             ChargeInterrupted(r, work);
+            r.NoteHandler(start, end);
         }
     }
 
@@ -690,6 +694,21 @@ public sealed class X86TlbFlush : IArchTlb
 
     /// <summary>Their handlers' total wait for the receivers' interrupts to come on, summed over receivers.</summary>
     public long IrqOffDelayNs { get; private set; }
+
+    /// <summary>Of <see cref="IrqOffIpis"/>, those whose wait ended with the return of another handler running on the receiver (not with the end of an interrupts-off section of its work).</summary>
+    public long BehindHandlerIpis { get; private set; }
+
+    /// <summary>The part of <see cref="IrqOffDelayNs"/> spent waiting for other handlers to return.</summary>
+    public long BehindHandlerDelayNs { get; private set; }
+
+    private void CountBehindHandler(long handled, long irqOn)
+    {
+        if (handled > irqOn)
+        {
+            BehindHandlerIpis++;
+            BehindHandlerDelayNs += handled - irqOn;
+        }
+    }
 
     /// <summary>IPIs (however resolved) that reached a busy receiver, interrupts on or off.</summary>
     public long BusyIpis { get; private set; }
@@ -786,7 +805,8 @@ public sealed class X86TlbFlush : IArchTlb
         _pendingFree = i;
         Cpu r = _cpus[p.Receiver];
         bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
-        long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.IrqEnabledAt(delivered);
+        long irqOn = idle ? delivered : r.IrqEnabledAt(delivered);
+        long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.InterruptTakenAt(irqOn);
         long start, end;
         bool rode = p.Single && r.WinSerial > 0 && (p.Coalesced || r.WinSerial != p.Serial) && r.WinPost <= p.Post && p.Post < r.WinDrain;
         if (rode)
@@ -829,12 +849,17 @@ public sealed class X86TlbFlush : IArchTlb
             OpenWindow(r, serial, p.Post, handled + entry - _irqExitNs, end, idle);
             if (!idle)
             {
+                r.NoteHandler(start, end);
+            }
+            if (!idle)
+            {
                 CountBusyIpi(p.Repeat, handled > delivered);
                 if (handled > delivered)
                 {
                     DeferredIpisIrqOff++;
                     IrqOffIpis++;
                     IrqOffDelayNs += handled - delivered;
+                    CountBehindHandler(handled, irqOn);
                 }
             }
             if (idle)
