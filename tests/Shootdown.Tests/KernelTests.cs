@@ -242,29 +242,34 @@ public class KernelTests
     }
 
     [Fact]
-    public void ABusyCpusRememberedHandlersDelayAnInterruptWhateverTheOrderTheyWereResolvedIn()
+    public void ABusyCpusKnownHandlersDelayAnInterruptWhateverTheOrderTheyWereResolvedIn()
     {
         var cpu = new Cpu(0, 0, Hardware.CostModel.Xeon2015);
         // Resolved out of time order (senders' events, not arrivals): a later handler first.
-        cpu.NoteHandler(3_000, 4_000);
-        cpu.NoteHandler(1_000, 2_000);
+        cpu.NoteHandler(3_000, 4_000, now: 500);
+        cpu.NoteHandler(1_000, 2_000, now: 500);
         Assert.Equal(2_000, cpu.AfterHandlers(1_500)); // inside the earlier one, though it is not the latest
         Assert.Equal(4_000, cpu.AfterHandlers(3_999));
         Assert.Equal(2_500, cpu.AfterHandlers(2_500)); // between them: at once
         Assert.Equal(4_000, cpu.AfterHandlers(4_000)); // a handler's end is free
         // A handler that starts where another ends (a request run in it) chains them.
-        cpu.NoteHandler(2_000, 3_000);
+        cpu.NoteHandler(2_000, 3_000, now: 600);
         Assert.Equal(4_000, cpu.AfterHandlers(1_000));
-        // Only the last HandlerMemory are remembered: the first noted is forgotten after that many more.
-        for (int i = 0; i < Cpu.HandlerMemory - 2; i++)
+        // Every handler still running is kept, however many; one that returned by now gives its slot.
+        for (int i = 0; i < 20; i++)
         {
-            cpu.NoteHandler(10_000 + 10 * i, 10_005 + 10 * i);
+            cpu.NoteHandler(10_000 + 10 * i, 10_005 + 10 * i, now: 700);
         }
-        Assert.Equal(3_500, cpu.AfterHandlers(3_500));
-        Assert.Equal(3_000, cpu.AfterHandlers(1_000)); // the two still remembered chain
+        Assert.Equal(23, cpu.HandlersRemembered);
+        Assert.Equal(4_000, cpu.AfterHandlers(1_000));
+        Assert.Equal(10_005, cpu.AfterHandlers(10_000));
+        cpu.NoteHandler(20_000, 20_100, now: 2_000); // [1,000, 2,000) returned: its slot is reused
+        Assert.Equal(23, cpu.HandlersRemembered);
+        Assert.Equal(1_500, cpu.AfterHandlers(1_500));
+        Assert.Equal(20_100, cpu.AfterHandlers(20_050));
         // The step's interrupts-off sections and handlers alternating: taken when neither holds it.
         var busy = new Cpu(1, 0, Hardware.CostModel.Xeon2015);
-        busy.NoteHandler(1_000, 2_000);
+        busy.NoteHandler(1_000, 2_000, now: 0);
         busy.BeginStep(0, 0);
         busy.AddIrqOff(500, 1_100);
         busy.AddIrqOff(1_900, 2_200);

@@ -113,22 +113,24 @@ public sealed class Cpu
     private long[] _prevOffEnd = new long[16];
     private int _prevOffCount;
 
-    /// <summary>How many of the handlers a busy CPU took are remembered (<see cref="NoteHandler"/>).</summary>
-    public const int HandlerMemory = 8;
+    // The handlers known to run on this CPU while it was busy, [start, end), in the order they were
+    // resolved (the order of their senders' events, not of their arrivals, so not in time order).
+    // x86 runs a hardirq handler with interrupts off — the interrupt gate clears IF, the
+    // call-function handlers never set it again, and device handlers run so too since 2.6.35
+    // (e58aa3d2d0cc "genirq: Run irq handlers with interrupts disabled") — so an interrupt arriving
+    // inside one is taken when it returns. Every handler still running at the simulation's
+    // current time is kept (an interrupt is only ever resolved at or after that time); a slot
+    // whose handler has returned by then is reused.
+    private long[] _handlerStart = new long[4];
+    private long[] _handlerEnd = new long[4];
+    private int _handlerCount;
 
-    // The handlers most recently known to run on this CPU while it was busy, [start, end), a ring
-    // in the order they were resolved (the order of their senders' events, not of their arrivals,
-    // so not in time order). x86 runs a hardirq handler with interrupts off — the interrupt gate
-    // clears IF, the call-function handlers never set it again, and device handlers run so too
-    // since 2.6.35 (e58aa3d2d0cc "genirq: Run irq handlers with interrupts disabled") — so an
-    // interrupt arriving inside one is taken when it returns.
-    private readonly long[] _handlerStart = new long[HandlerMemory];
-    private readonly long[] _handlerEnd = new long[HandlerMemory];
-    private int _handlerNext;
+    /// <summary>Handlers remembered now, live or not yet reused (for tests).</summary>
+    public int HandlersRemembered => _handlerCount;
 
     /// <summary>
     /// When an interrupt that could run at <paramref name="t"/> as far as the interrupted work is
-    /// concerned runs, after every remembered handler it arrives inside (and the ones those end inside).
+    /// concerned runs: after every known handler it arrives inside (and the ones those end inside).
     /// </summary>
     public long AfterHandlers(long t)
     {
@@ -136,7 +138,7 @@ public sealed class Cpu
         do
         {
             moved = false;
-            for (int i = 0; i < HandlerMemory; i++)
+            for (int i = 0; i < _handlerCount; i++)
             {
                 if (_handlerStart[i] <= t && t < _handlerEnd[i])
                 {
@@ -149,12 +151,30 @@ public sealed class Cpu
         return t;
     }
 
-    /// <summary>Remembers a handler (or a request's work run in one) taken while busy, [<paramref name="start"/>, <paramref name="end"/>), in place of the oldest remembered.</summary>
-    public void NoteHandler(long start, long end)
+    /// <summary>
+    /// Remembers a handler (or a request's work run in one) taken while busy,
+    /// [<paramref name="start"/>, <paramref name="end"/>), in the slot of one that returned by
+    /// <paramref name="now"/> (the simulation's current time), or in a new one.
+    /// </summary>
+    public void NoteHandler(long start, long end, long now)
     {
-        _handlerStart[_handlerNext] = start;
-        _handlerEnd[_handlerNext] = end;
-        _handlerNext = (_handlerNext + 1) % HandlerMemory;
+        for (int i = 0; i < _handlerCount; i++)
+        {
+            if (_handlerEnd[i] <= now)
+            {
+                _handlerStart[i] = start;
+                _handlerEnd[i] = end;
+                return;
+            }
+        }
+        if (_handlerCount == _handlerStart.Length)
+        {
+            Array.Resize(ref _handlerStart, _handlerCount * 2);
+            Array.Resize(ref _handlerEnd, _handlerCount * 2);
+        }
+        _handlerStart[_handlerCount] = start;
+        _handlerEnd[_handlerCount] = end;
+        _handlerCount++;
     }
 
     /// <summary>

@@ -434,7 +434,7 @@ public sealed class X86TlbFlush : IArchTlb
                 r.IrqNs += work;
                 if (known)
                 {
-                    RunQueued(r, work, start);
+                    RunQueued(r, work, start, Now);
                     trace?.Ipi(sender.Id, post, r.Id, start - _irqExitNs, work);
                 }
                 else
@@ -508,7 +508,7 @@ public sealed class X86TlbFlush : IArchTlb
                 }
                 else
                 {
-                    r.NoteHandler(handled, handled + handler);
+                    r.NoteHandler(handled, handled + handler, Now);
                     r.IrqDebtNs += handler;
                     ChargeInterrupted(r, handler);
                 }
@@ -593,8 +593,8 @@ public sealed class X86TlbFlush : IArchTlb
         }
     }
 
-    /// <summary>Runs <paramref name="work"/> of a request in the handler of the receiver's known IPI, from <paramref name="start"/>.</summary>
-    private static void RunQueued(Cpu r, long work, long start)
+    /// <summary>Runs <paramref name="work"/> of a request in the handler of the receiver's known IPI, from <paramref name="start"/> (<paramref name="now"/>: the simulation's current time).</summary>
+    private static void RunQueued(Cpu r, long work, long start, long now)
     {
         long end = start + work;
         r.WinRunEnd = Math.Max(r.WinRunEnd, end);
@@ -606,7 +606,7 @@ public sealed class X86TlbFlush : IArchTlb
         {
             r.IrqDebtNs += work;
             ChargeInterrupted(r, work);
-            r.NoteHandler(start, end);
+            r.NoteHandler(start, end, now);
         }
     }
 
@@ -678,6 +678,9 @@ public sealed class X86TlbFlush : IArchTlb
     private int _groupsUsed;
     private int _groupsFree = -1;
     private Engine.Engine? _engine;
+
+    /// <summary>The simulation's current time: no interrupt is resolved before it (without an engine, as in unit tests, every time is still to come).</summary>
+    private long Now => _engine?.Now ?? long.MinValue;
     private Action<Cpu, SimTask?, string, long>? _chargeLateWait;
 
     /// <summary>IPIs sent to a busy CPU whose state at their arrival was not simulated yet.</summary>
@@ -825,7 +828,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             start = r.WinRunEnd;
             end = start + p.Work;
-            RunQueued(r, p.Work, start);
+            RunQueued(r, p.Work, start, delivered);
         }
         else
         {
@@ -849,7 +852,7 @@ public sealed class X86TlbFlush : IArchTlb
             OpenWindow(r, serial, p.Post, handled + entry - _irqExitNs, end, idle);
             if (!idle)
             {
-                r.NoteHandler(start, end);
+                r.NoteHandler(start, end, delivered);
             }
             if (!idle)
             {
