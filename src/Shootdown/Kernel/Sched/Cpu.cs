@@ -167,14 +167,20 @@ public sealed class Cpu
                 return;
             }
         }
-        if (_handlerCount == _handlerStart.Length)
+        AppendInterval(ref _handlerStart, ref _handlerEnd, ref _handlerCount, start, end);
+    }
+
+    /// <summary>Appends [<paramref name="start"/>, <paramref name="end"/>) to a pair of interval arrays, doubling them when full.</summary>
+    private static void AppendInterval(ref long[] starts, ref long[] ends, ref int count, long start, long end)
+    {
+        if (count == starts.Length)
         {
-            Array.Resize(ref _handlerStart, _handlerCount * 2);
-            Array.Resize(ref _handlerEnd, _handlerCount * 2);
+            Array.Resize(ref starts, count * 2);
+            Array.Resize(ref ends, count * 2);
         }
-        _handlerStart[_handlerCount] = start;
-        _handlerEnd[_handlerCount] = end;
-        _handlerCount++;
+        starts[count] = start;
+        ends[count] = end;
+        count++;
     }
 
     /// <summary>
@@ -221,17 +227,7 @@ public sealed class Cpu
         StepStart = start;
     }
 
-    public void AddIrqOff(long start, long end)
-    {
-        if (IrqOffCount == IrqOffStart.Length)
-        {
-            Array.Resize(ref IrqOffStart, IrqOffCount * 2);
-            Array.Resize(ref IrqOffEnd, IrqOffCount * 2);
-        }
-        IrqOffStart[IrqOffCount] = start;
-        IrqOffEnd[IrqOffCount] = end;
-        IrqOffCount++;
-    }
+    public void AddIrqOff(long start, long end) => AppendInterval(ref IrqOffStart, ref IrqOffEnd, ref IrqOffCount, start, end);
 
     /// <summary>
     /// When an interrupt arriving at <paramref name="t"/> on this busy CPU can run. Inside the
