@@ -404,7 +404,7 @@ public class PinnedResultTests
         Assert.Equal(591194, r.PagesReclaimed);
         Assert.Equal(510038, r.Vmstat["pgscan_direct"]);
         Assert.Equal(606, r.DirectReclaimStalls);
-        Assert.Equal(2955, r.IpisFoundInterruptsOff!.BehindHandler);
+        Assert.Equal(2955, r.IpisFoundInterruptsOff.BehindHandler);
         // With memory cgroups (the default) the LRU lists are not in lru_lock's line: nothing to take back.
         Assert.Equal(0, r.Locks["lru_lock"].LineStealS);
         Assert.Equal(0, r.Locks["zone->lock"].LineStealS);

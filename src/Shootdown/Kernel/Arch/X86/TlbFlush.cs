@@ -853,9 +853,6 @@ public sealed class X86TlbFlush : IArchTlb
             if (!idle)
             {
                 r.NoteHandler(start, end, delivered);
-            }
-            if (!idle)
-            {
                 CountBusyIpi(p.Repeat, handled > delivered);
                 if (handled > delivered)
                 {
