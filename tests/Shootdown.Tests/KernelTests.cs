@@ -472,6 +472,42 @@ public class KernelTests
     }
 
     [Fact]
+    public void ARequestFoundAtItsArrivalQueuedBehindAnIpiStillOnItsWayRidesOnItWhenThatArrives()
+    {
+        // CPU 0's request is simulated first and sends an IPI; CPU 4's (on the other socket) is
+        // simulated second but queued earlier, so it sends one too — and, from farther away,
+        // arrives later. In 4.0 CPU 0's llist_add found CPU 4's request in the queue: no IPI, and
+        // CPU 4's handler runs both. The arrival of CPU 0's IPI finds so, waits for CPU 4's to be
+        // resolved, and the request rides on it.
+        Sim sim = SmallSim();
+        MmStruct mm = MmRunningOn(sim, 1);
+        Cpu r = sim.Cpus[1];
+        Assert.NotEqual(r.Node, sim.Cpus[4].Node);
+        r.StepEnd = 10;
+        Exec near = ExecOn(sim, 0, t: 200);
+        sim.Arch.FlushTlbPage(near, mm, 3);
+        Exec far = ExecOn(sim, 4, t: 0);
+        sim.Arch.FlushTlbPage(far, mm, 4);
+        Assert.Equal(2, sim.X86.DeferredIpis);
+        Assert.Equal(2, r.CallFunctionIrqs);
+        r.StepEnd = 100_000; // busy, interrupts on, at both arrivals
+        int events = 0;
+        while (sim.Engine.Step())
+        {
+            events++;
+        }
+        Assert.Equal(3, events); // CPU 0's arrival, CPU 4's, CPU 0's request again just after it
+        Assert.Equal(1, sim.X86.RedeferredRequests);
+        Assert.Equal(1, sim.X86.CoalescedRequests);
+        Assert.Equal(1, sim.X86.DeferredIpis);
+        Assert.Equal(1, r.CallFunctionIrqs);
+        Assert.Equal(2, r.TlbShootdowns);
+        // CPU 0 was acknowledged after CPU 4's handler ran its request: later than its step assumed.
+        Assert.True(sim.Cpus[0].IrqDebtNs > 0);
+        Assert.Equal(0, sim.Cpus[4].IrqDebtNs);
+    }
+
+    [Fact]
     public void TwoLateShootdownsOfOneStepAreChargedTheSharedWaitOnce()
     {
         // Defect found in review: one step sends two shootdowns into the same interrupts-off
@@ -561,6 +597,28 @@ public class KernelTests
         Assert.Equal(coalesced, sim.X86.CoalescedRequests);
         Assert.Equal(2 - coalesced, r.CallFunctionIrqs);
         Assert.Equal(2, r.TlbShootdowns);
+    }
+
+    [Fact]
+    public void ARequestQueuedBehindAnOlderIpiThanTheLatestRidesOnIt()
+    {
+        // Senders' steps are simulated one after another, not in time order: CPU 3's request is
+        // simulated after CPU 2's IPI but queued while CPU 0's was still in the queue. It rides on
+        // CPU 0's (4.0's generic_exec_single finds the list non-empty). Until session 34 only the
+        // latest IPI was remembered, and this request sent an IPI of its own.
+        Sim sim = SmallSim();
+        MmStruct mm = MmRunningOn(sim, 1);
+        Cpu r = sim.Cpus[1];
+        Exec a = ExecOn(sim, 0);
+        sim.Arch.FlushTlbPage(a, mm, 3);
+        sim.Arch.FlushTlbPage(ExecOn(sim, 2, t: a.Now), mm, 4); // after the first handler: an IPI of its own
+        Assert.Equal(2, r.CallFunctionIrqs);
+        // Queued after CPU 0's llist_add (its queue head's line from memory) and before the IPI arrived.
+        long t = sim.Costs.DramLocalNs + sim.Costs.IpiSendNs;
+        sim.Arch.FlushTlbPage(ExecOn(sim, 3, t: t), mm, 5);
+        Assert.Equal(1, sim.X86.CoalescedRequests);
+        Assert.Equal(2, r.CallFunctionIrqs);
+        Assert.Equal(3, r.TlbShootdowns);
     }
 
     [Fact]

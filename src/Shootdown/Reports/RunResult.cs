@@ -234,6 +234,7 @@ public sealed record RunResult
                 Ipis = sim.X86.DeferredIpis,
                 FoundInterruptsOff = sim.X86.DeferredIpisIrqOff,
                 LateWaitS = sim.X86.LateWaitNs / ns,
+                RequestsRequeued = sim.X86.RedeferredRequests,
             },
             IpisFoundInterruptsOff = new IrqOffStats
             {
@@ -405,6 +406,9 @@ public sealed record IpiArrivalStats
 
     /// <summary>Sender wait beyond what the senders' steps assumed (included in ipi_wait_s and system_s).</summary>
     public double LateWaitS { get; init; }
+
+    /// <summary>Requests to one CPU found, when resolved, to have been queued behind an IPI still on its way that was simulated after them: they ride on it and are resolved again at its arrival.</summary>
+    public long RequestsRequeued { get; init; }
 }
 
 /// <summary>The "ipis_found_interrupts_off" object of a run's JSON.</summary>

@@ -52,26 +52,11 @@ public sealed class Cpu
     /// <summary>Up to when this CPU, as a sender, has been charged late IPI acknowledgements (X86TlbFlush).</summary>
     public long LateAckUntil;
 
-    // This CPU's call_single_queue as generic_exec_single sees it (X86TlbFlush). The latest
-    // call-function IPI sent here (one that found the queue empty) was queued at FlyPost and
-    // arrives at FlyDelivered; the latest whose handling is known was queued at WinPost, its
-    // handler drains the queue at WinDrain and has run every request queued so far at WinRunEnd.
-    // Serials name the IPIs (0: none yet).
+    /// <summary>This CPU's call_single_queue as the call-function IPIs sent here see it (X86TlbFlush).</summary>
+    public readonly CallSingleQueue CallQueue = new();
 
-    public long FlyPost;
-    public long FlyDelivered;
-    public int FlySerial;
-
-    /// <summary>When the IPI of <see cref="FlySerial"/> is assumed to have run every request queued so far (its handler taken on arrival): the start a request riding on it assumes until the arrival resolves it.</summary>
-    public long FlyRunEnd;
-    public long WinPost;
-    public long WinDrain;
-    public long WinRunEnd;
-    public int WinSerial;
+    /// <summary>Call-function IPIs sent here so far: their serials (0: none).</summary>
     public int IpiSerials;
-
-    /// <summary>Whether the CPU was idle when the IPI of <see cref="WinSerial"/> was handled (its handlers then occupy it instead of delaying a step).</summary>
-    public bool WinIdle;
 
     public long UserNs;
 

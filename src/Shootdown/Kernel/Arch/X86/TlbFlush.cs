@@ -420,30 +420,31 @@ public sealed class X86TlbFlush : IArchTlb
             // before it and before the handler's exit, which it pushes back: its acknowledgement
             // follows its own function, the exit half before the handler's new end.
             long back = Lines.Transfer(r.Id, sender.Id);
-            if (single && QueuedBehind(r, queued) is int onto and not 0)
+            if (single && r.CallQueue.CarrierAt(queued) is int carrier and >= 0)
             {
-                // generic_exec_single: the queue was not empty, so no IPI — the interrupt already
-                // on its way runs this request after the ones before it (the csd and the flush
-                // info read from the sender, then the function), with no entry and exit of its own.
+                // generic_exec_single: the queue was not empty, so no IPI — the first handler to
+                // empty it after this request runs it after the ones before it (the csd and the
+                // flush info read from the sender, then the function), with no entry and exit of
+                // its own.
                 post = queued;
                 CoalescedRequests++;
-                bool known = onto == r.WinSerial;
-                long start = known ? r.WinRunEnd : r.FlyRunEnd;
+                CallSingleQueue q = r.CallQueue;
+                long start = q.RunEnd(carrier);
                 long work = (1 + listLines) * Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, start, info!) : func(r, start, info!));
                 r.SysNs += work;
                 r.IrqNs += work;
-                if (known)
+                if (q.Known(carrier))
                 {
-                    RunQueued(r, work, start, Now);
+                    RunQueued(r, carrier, work, start, Now);
                     trace?.Ipi(sender.Id, post, r.Id, start - _irqExitNs, work);
                 }
                 else
                 {
                     // Its carrier is resolved at its arrival: so is this request, just after it
                     // (and after the requests that rode on it before).
-                    r.FlyRunEnd = start + work;
+                    q.RunEnd(carrier) = start + work;
                     group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
-                    DeferIpi(group, r.Id, post, r.FlyDelivered, work, 0, back, onto, single, tlb ? (int)ex.FlushCause : -1, coalesced: true, repeat);
+                    DeferIpi(group, r.Id, post, q.Drain(carrier), work, 0, back, q.Serial(carrier), single, tlb ? (int)ex.FlushCause : -1, coalesced: true, repeat);
                 }
                 lastAck = Math.Max(lastAck, start - _irqExitNs + work + back);
                 continue;
@@ -485,15 +486,10 @@ public sealed class X86TlbFlush : IArchTlb
                 lastAck = ack;
             }
             int serial = ++r.IpiSerials;
-            if (queued >= r.FlyPost)
-            {
-                r.FlyPost = queued;
-                r.FlyDelivered = delivered;
-                r.FlySerial = serial;
-                r.FlyRunEnd = handled + handler;
-            }
             if (deferred)
             {
+                // Its handling is known at its arrival; until then the queue is assumed emptied then.
+                r.CallQueue.Add(serial, queued, delivered, handled + handler, known: false, idle: false, Now);
                 // The step goes on as if the receiver took the IPI on arrival; the event charges the
                 // sender whatever longer wait the receiver's interrupts-off time causes.
                 group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
@@ -501,7 +497,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             else
             {
-                OpenWindow(r, serial, queued, handled + entry - _irqExitNs, handled + handler, idle);
+                r.CallQueue.Add(serial, queued, handled + entry - _irqExitNs, handled + handler, known: true, idle, Now);
                 if (idle)
                 {
                     r.IrqBusyUntil = handled + handler;
@@ -547,58 +543,13 @@ public sealed class X86TlbFlush : IArchTlb
         }
     }
 
-    /// <summary>
-    /// The IPI a request queued on <paramref name="r"/> at <paramref name="t"/> would ride on, because
-    /// the receiver's call_single_queue is not empty then: the latest IPI with known handling if
-    /// queued no later and not drained yet, else the latest sent if queued no later and not arrived
-    /// yet (its handling is resolved at its arrival) and no known handler took its request. 0: the
-    /// queue is empty.
-    /// </summary>
-    private static int QueuedBehind(Cpu r, long t)
-    {
-        if (r.WinSerial > 0 && r.WinPost <= t && t < r.WinDrain)
-        {
-            return r.WinSerial;
-        }
-        // The IPI on its way holds a request only if no known handler took it first (a call to
-        // several CPUs sends its IPI even behind a pending one).
-        bool flyTaken = r.WinSerial > 0 && r.WinPost <= r.FlyPost && r.FlyPost < r.WinDrain;
-        if (r.FlySerial > 0 && r.FlySerial != r.WinSerial && !flyTaken && r.FlyPost <= t && t < r.FlyDelivered)
-        {
-            return r.FlySerial;
-        }
-        return 0;
-    }
-
-    /// <summary>
-    /// The handling of IPI <paramref name="serial"/> (queued at <paramref name="post"/>, draining the
-    /// queue at <paramref name="drain"/>) became known. If its request was queued while the known
-    /// window's IPI had not drained the queue yet (a call to several CPUs sends anyway), that
-    /// earlier handler took it, this IPI's handler finds the queue empty, and the earlier window
-    /// stays the one later requests may ride on.
-    /// </summary>
-    private static void OpenWindow(Cpu r, int serial, long post, long drain, long runEnd, bool idle)
-    {
-        if (r.WinSerial > 0 && r.WinPost <= post && post < r.WinDrain)
-        {
-            return;
-        }
-        if (post >= r.WinPost || r.WinSerial == 0)
-        {
-            r.WinSerial = serial;
-            r.WinPost = post;
-            r.WinDrain = drain;
-            r.WinRunEnd = runEnd;
-            r.WinIdle = idle;
-        }
-    }
-
-    /// <summary>Runs <paramref name="work"/> of a request in the handler of the receiver's known IPI, from <paramref name="start"/> (<paramref name="now"/>: the simulation's current time).</summary>
-    private static void RunQueued(Cpu r, long work, long start, long now)
+    /// <summary>Runs <paramref name="work"/> of a request in the handler of the receiver's known IPI at <paramref name="carrier"/> in its queue, from <paramref name="start"/> (<paramref name="now"/>: the simulation's current time).</summary>
+    private static void RunQueued(Cpu r, int carrier, long work, long start, long now)
     {
         long end = start + work;
-        r.WinRunEnd = Math.Max(r.WinRunEnd, end);
-        if (r.WinIdle)
+        ref long runEnd = ref r.CallQueue.RunEnd(carrier);
+        runEnd = Math.Max(runEnd, end);
+        if (r.CallQueue.Idle(carrier))
         {
             r.IrqBusyUntil = Math.Max(r.IrqBusyUntil, end);
         }
@@ -794,6 +745,19 @@ public sealed class X86TlbFlush : IArchTlb
         _engine!.Schedule(delivered, Engine.EventKind.IpiArrive, i);
     }
 
+    /// <summary>Requests found, at an arrival, to have been queued behind an IPI still on its way, and so resolved again at that IPI's arrival.</summary>
+    public long RedeferredRequests { get; private set; }
+
+    /// <summary>A deferred request that sent its own IPI turned out to have found the queue holding something: no IPI was sent, and no handler entry and exit run for it.</summary>
+    private void Unsend(Cpu r, PendingIpi p, long delivered)
+    {
+        CountIpi(r, delivered, p.Cause, -1);
+        CoalescedRequests++;
+        DeferredIpis--;
+        r.SysNs -= p.Entry;
+        r.IrqNs -= p.Entry;
+    }
+
     /// <summary>
     /// The arrival of a deferred IPI: every step that began by now has been simulated, so the
     /// receiver's state is known — idle, or busy with interrupts on or off. It takes the IPI when
@@ -804,52 +768,85 @@ public sealed class X86TlbFlush : IArchTlb
     private void OnIpiArrive(long delivered, int i)
     {
         PendingIpi p = _pending[i];
-        _pending[i].NextFree = _pendingFree;
-        _pendingFree = i;
         Cpu r = _cpus[p.Receiver];
-        bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
-        long irqOn = idle ? delivered : r.IrqEnabledAt(delivered);
-        long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.InterruptTakenAt(irqOn);
-        long start, end;
-        bool rode = p.Single && r.WinSerial > 0 && (p.Coalesced || r.WinSerial != p.Serial) && r.WinPost <= p.Post && p.Post < r.WinDrain;
-        if (rode)
+        CallSingleQueue q = r.CallQueue;
+        // A request to one CPU: whether the queue held something when it was queued, now that
+        // every handler resolved by now is known, and if so which handler runs it (its own IPI, if
+        // it sent one, set aside).
+        int carrier = p.Single ? q.CarrierAt(p.Post, p.Coalesced ? 0 : p.Serial) : -1;
+        if (carrier >= 0 && !q.Known(carrier))
         {
-            // Queued while the queue still held an earlier IPI's request (that IPI, resolved by
-            // now, drains it later than this one was queued): generic_exec_single sent no IPI, and
-            // that handler runs this request after the ones before it. (A request known to ride on
-            // an IPI arriving at the same instant comes here just after that IPI was resolved.)
+            // Queued behind an IPI still on its way, one simulated after this request was (senders'
+            // steps are simulated one after another, not in time order): it rides on that IPI and
+            // is resolved just after it.
+            int onto = q.Serial(carrier);
             if (!p.Coalesced)
             {
-                CountIpi(r, delivered, p.Cause, -1);
-                CoalescedRequests++;
-                DeferredIpis--;
-                r.SysNs -= p.Entry;
-                r.IrqNs -= p.Entry;
+                Unsend(r, p, delivered);
+                q.RemoveAt(q.IndexOf(p.Serial));
+                carrier = q.IndexOf(onto);
             }
-            start = r.WinRunEnd;
+            q.RunEnd(carrier) += p.Work;
+            _pending[i].Serial = onto;
+            _pending[i].Coalesced = true;
+            _pending[i].Entry = 0;
+            RedeferredRequests++;
+            _engine!.Schedule(q.Drain(carrier), Engine.EventKind.IpiArrive, i);
+            return;
+        }
+        _pending[i].NextFree = _pendingFree;
+        _pendingFree = i;
+        long start, end;
+        bool rode = carrier >= 0;
+        if (rode)
+        {
+            // Queued while the queue still held an earlier request (that one's handler, resolved by
+            // now, empties the queue later than this one was queued): generic_exec_single sent no
+            // IPI, and that handler runs this request after the ones before it. (A request known
+            // to ride on an IPI arriving at the same instant comes here just after that IPI was
+            // resolved.)
+            if (!p.Coalesced)
+            {
+                int onto = q.Serial(carrier);
+                Unsend(r, p, delivered);
+                q.RemoveAt(q.IndexOf(p.Serial));
+                carrier = q.IndexOf(onto);
+            }
+            start = q.RunEnd(carrier);
             end = start + p.Work;
-            RunQueued(r, p.Work, start, delivered);
+            RunQueued(r, carrier, p.Work, start, delivered);
         }
         else
         {
+            bool idle = delivered >= r.StepEnd && r.Current is null && r.RunQueue.Count == 0;
+            long irqOn = idle ? delivered : r.IrqEnabledAt(delivered);
+            long handled = idle ? Math.Max(delivered, r.IrqBusyUntil) : r.InterruptTakenAt(irqOn);
             long entry = p.Entry;
-            int serial = p.Serial;
+            start = handled;
             if (p.Coalesced)
             {
-                // Its carrier's request was taken by an earlier handler that drained the queue
-                // before this one was queued (the carrier, resolved first, found so): the queue was
-                // empty, and generic_exec_single sent this request its own IPI.
+                // Every request before it was taken by a handler that emptied the queue before this
+                // one was queued (its carrier, resolved first, found so): the queue was empty, and
+                // generic_exec_single sent this request its own IPI.
                 CoalescedRequests--;
                 DeferredIpis++;
                 CountIpi(r, delivered, p.Cause, 1);
                 entry = _c.IrqEntryExitNs;
                 r.SysNs += entry;
                 r.IrqNs += entry;
-                serial = ++r.IpiSerials;
+                end = start + p.Work + entry;
+                q.Add(++r.IpiSerials, p.Post, handled + entry - _irqExitNs, end, known: true, idle, delivered);
             }
-            start = handled;
-            end = start + p.Work + entry;
-            OpenWindow(r, serial, p.Post, handled + entry - _irqExitNs, end, idle);
+            else
+            {
+                end = start + p.Work + entry;
+                int own = q.IndexOf(p.Serial);
+                if (own < 0)
+                {
+                    throw new InvalidOperationException($"IPI {p.Serial} to CPU {r.Id} arrived but its receiver's queue does not remember it.");
+                }
+                q.Resolve(own, handled + entry - _irqExitNs, end, idle);
+            }
             if (!idle)
             {
                 r.NoteHandler(start, end, delivered);
