@@ -74,6 +74,22 @@ public class CallSingleQueueTests
     }
 
     [Fact]
+    public void AnEmptyingIsKeptWhileARequestQueuedBeforeItAwaitsItsCheck()
+    {
+        var q = new CallSingleQueue();
+        q.AwaitCheck(150); // a request queued at 150 is checked at its IPI's arrival, later
+        q.Add(1, post: 100, drain: 200, runEnd: 220, known: true, idle: false, now: 0);
+        q.Add(2, post: 600, drain: 700, runEnd: 720, known: true, idle: false, now: 300);
+        Assert.Equal(1, q.Serial(q.CarrierAt(150))); // IPI 1's handler, though it emptied the queue before 300
+        q.Checked(150);
+        Assert.Equal(0, q.Unchecked);
+        q.Add(3, post: 800, drain: 900, runEnd: 920, known: true, idle: false, now: 300);
+        Assert.Equal(-1, q.IndexOf(1)); // forgotten now that nothing queued before it awaits a check
+        Assert.Equal(-1, q.CarrierAt(400));
+        Assert.Throws<InvalidOperationException>(() => q.Checked(150));
+    }
+
+    [Fact]
     public void AnEmptyingNotAfterItsPostIsRefused()
     {
         var q = new CallSingleQueue();

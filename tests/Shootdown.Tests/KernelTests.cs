@@ -1,3 +1,4 @@
+using Shootdown.Kernel;
 using Shootdown.Hardware;
 using Shootdown.Kernel.Arch;
 using Shootdown.Kernel.Mm;
@@ -505,6 +506,57 @@ public class KernelTests
         // CPU 0 was acknowledged after CPU 4's handler ran its request: later than its step assumed.
         Assert.True(sim.Cpus[0].IrqDebtNs > 0);
         Assert.Equal(0, sim.Cpus[4].IrqDebtNs);
+    }
+
+    [Fact]
+    public void AnEmptyingIsRememberedUntilEveryRequestQueuedBeforeItHasBeenChecked()
+    {
+        // Defect found in review: CPU 4's request (on the other socket) is simulated first and sends
+        // an IPI that arrives late; CPU 0's, simulated second but queued earlier, sends one whose
+        // handler is known and empties the queue after CPU 4's request was queued — so in 4.0 CPU
+        // 4's llist_add found CPU 0's request there, sent nothing, and CPU 0's handler ran both.
+        // Before CPU 4's IPI arrives, a third request (CPU 2's, queued once CPU 0's handler had
+        // emptied the queue) adds an IPI of its own. The queue used to forget CPU 0's handler then,
+        // as emptied before the simulation's time; at its arrival CPU 4's request no longer found
+        // the handler it was queued behind and kept its IPI.
+        Sim sim = SmallSim();
+        MmStruct mm = MmRunningOn(sim, 1);
+        MmStruct other = MmRunningOn(sim, 3);
+        Cpu r = sim.Cpus[1];
+        Assert.NotEqual(r.Node, sim.Cpus[4].Node);
+        Assert.Equal(r.Node, sim.Cpus[0].Node);
+        r.StepEnd = 1000;
+        sim.Cpus[3].StepEnd = 0;
+        sim.Arch.FlushTlbPage(ExecOn(sim, 4, t: 300), mm, 4);  // IPI 1: arrives after 1000, deferred
+        sim.Arch.FlushTlbPage(ExecOn(sim, 0, t: 0), mm, 3);    // IPI 2: arrives before 1000, known
+        CallSingleQueue q = r.CallQueue;
+        Assert.Equal(2, q.Count);
+        Assert.True(q.Known(q.IndexOf(2)));
+        Assert.False(q.Known(q.IndexOf(1)));
+        long drainK = q.Drain(q.IndexOf(2));
+        long arrivalY = q.Drain(q.IndexOf(1));
+        Assert.True(q.CarrierAt(300) < 0 || q.Serial(q.CarrierAt(300)) == 2, "CPU 0's handler empties the queue after CPU 4's request");
+        Assert.Equal(0, sim.X86.CoalescedRequests);
+        // An unrelated deferred IPI (to CPU 3) whose arrival brings the simulation past CPU 0's
+        // handler but not yet to CPU 4's arrival.
+        sim.Arch.FlushTlbPage(ExecOn(sim, 2, t: 500), other, 5);
+        Assert.True(sim.Engine.Step());
+        long now = sim.Engine.Now;
+        Assert.InRange(now, drainK + 1, arrivalY - 1);
+        // CPU 2's request, queued now: the queue is empty (CPU 0's handler took both requests), so
+        // it sends an IPI of its own — the add that used to forget CPU 0's handler.
+        sim.Arch.FlushTlbPage(ExecOn(sim, 2, t: now), mm, 6);
+        Assert.Equal(0, sim.X86.CoalescedRequests);
+        Assert.Equal(3, r.CallFunctionIrqs);
+        Assert.Equal(2, q.Unchecked); // CPU 4's request, queued before CPU 0's handler emptied the queue, and CPU 2's
+        Assert.True(q.IndexOf(2) >= 0, "CPU 0's handler is remembered while CPU 4's request awaits its check");
+        while (sim.Engine.Step())
+        {
+        }
+        Assert.Equal(1, sim.X86.CoalescedRequests);
+        Assert.Equal(2, r.CallFunctionIrqs);
+        Assert.Equal(3, r.TlbShootdowns);
+        Assert.Equal(0, q.Unchecked);
     }
 
     [Fact]

@@ -32,8 +32,12 @@ public sealed class CallSingleQueue
     private Ipi[] _ipis = new Ipi[8];
     private int _count;
 
-    /// <summary>The latest emptying among the IPIs forgotten (all before the simulation's current time).</summary>
+    /// <summary>The latest emptying among the IPIs forgotten (all before the simulation's current time and before every request still to be checked).</summary>
     private long _drainedBefore = long.MinValue;
+
+    /// <summary>When each request still to be checked again at an IPI's arrival was queued (a multiset, unordered).</summary>
+    private long[] _unchecked = new long[4];
+    private int _uncheckedCount;
 
     /// <summary>The IPIs remembered.</summary>
     public int Count => _count;
@@ -42,8 +46,12 @@ public sealed class CallSingleQueue
     /// Remembers IPI <paramref name="serial"/>: its request queued at <paramref name="post"/>, the queue
     /// emptied by its handler at <paramref name="drain"/> (the arrival, while not <paramref name="known"/>),
     /// its handler done with what it took by <paramref name="runEnd"/>; <paramref name="idle"/>: taken on
-    /// an idle CPU. IPIs known to have emptied the queue by <paramref name="now"/> are forgotten first
-    /// (no request is queued before the simulation's current time).
+    /// an idle CPU. IPIs known to have emptied the queue by <paramref name="now"/>, and before every
+    /// request still to be checked at an arrival was queued, are forgotten first: no request is
+    /// queued before the simulation's current time, but an arrival asks what the queue held when its
+    /// request was queued, up to an IPI's flight earlier — or longer, for a request riding on an IPI
+    /// still on its way (<see cref="AwaitCheck"/>). A forgotten emptying still counts as one, at the
+    /// latest forgotten time, so one forgotten before such a request was queued would hide its carrier.
     /// </summary>
     public void Add(int serial, long post, long drain, long runEnd, bool known, bool idle, long now)
     {
@@ -61,9 +69,14 @@ public sealed class CallSingleQueue
 
     private void Forget(long now)
     {
+        long before = now;
+        for (int i = 0; i < _uncheckedCount; i++)
+        {
+            before = Math.Min(before, _unchecked[i]);
+        }
         for (int i = _count - 1; i >= 0; i--)
         {
-            if (_ipis[i].Known && _ipis[i].Drain <= now)
+            if (_ipis[i].Known && _ipis[i].Drain <= before)
             {
                 _drainedBefore = Math.Max(_drainedBefore, _ipis[i].Drain);
                 RemoveAt(i);
@@ -147,6 +160,36 @@ public sealed class CallSingleQueue
         q.RunEnd = runEnd;
         q.Known = true;
         q.Idle = idle;
+    }
+
+    /// <summary>Requests queued and still to be checked at an IPI's arrival (<see cref="AwaitCheck"/>).</summary>
+    public int Unchecked => _uncheckedCount;
+
+    /// <summary>
+    /// A request queued at <paramref name="post"/> will be checked at an IPI's arrival (CarrierAt of
+    /// its queueing time): the emptyings after <paramref name="post"/> are kept until <see cref="Checked"/>.
+    /// </summary>
+    public void AwaitCheck(long post)
+    {
+        if (_uncheckedCount == _unchecked.Length)
+        {
+            Array.Resize(ref _unchecked, _uncheckedCount * 2);
+        }
+        _unchecked[_uncheckedCount++] = post;
+    }
+
+    /// <summary>The request queued at <paramref name="post"/> (<see cref="AwaitCheck"/>) was checked for the last time.</summary>
+    public void Checked(long post)
+    {
+        for (int i = 0; i < _uncheckedCount; i++)
+        {
+            if (_unchecked[i] == post)
+            {
+                _unchecked[i] = _unchecked[--_uncheckedCount];
+                return;
+            }
+        }
+        throw new InvalidOperationException($"No request queued at {post} awaits a check.");
     }
 
     /// <summary>Forgets the IPI at <paramref name="index"/> (it turned out never to be sent: its request rode on another). Indices of the others may change.</summary>

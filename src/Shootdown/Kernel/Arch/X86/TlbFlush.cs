@@ -742,6 +742,10 @@ public sealed class X86TlbFlush : IArchTlb
         {
             DeferredIpis++;
         }
+        if (single)
+        {
+            _cpus[receiver].CallQueue.AwaitCheck(post);
+        }
         _engine!.Schedule(delivered, Engine.EventKind.IpiArrive, i);
     }
 
@@ -796,6 +800,10 @@ public sealed class X86TlbFlush : IArchTlb
         }
         _pending[i].NextFree = _pendingFree;
         _pendingFree = i;
+        if (p.Single)
+        {
+            q.Checked(p.Post);
+        }
         long start, end;
         bool rode = carrier >= 0;
         if (rode)
