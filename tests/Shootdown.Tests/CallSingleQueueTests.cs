@@ -1,3 +1,4 @@
+using CsCheck;
 using Shootdown.Kernel;
 using Xunit;
 
@@ -96,5 +97,107 @@ public class CallSingleQueueTests
         Assert.Throws<ArgumentOutOfRangeException>(() => q.Add(1, post: 100, drain: 100, runEnd: 120, known: true, idle: false, now: 0));
         q.Add(2, post: 100, drain: 150, runEnd: 160, known: false, idle: false, now: 0);
         Assert.Throws<ArgumentOutOfRangeException>(() => q.Resolve(0, drain: 90, runEnd: 95, idle: false));
+    }
+
+    /// <summary>
+    /// Against a queue that forgets nothing: for random sequences of IPIs remembered (known or on
+    /// their way), resolved, removed, requests awaiting and passing their checks and the simulation's
+    /// time moving on, every question the flush path may ask — what carries a request queued at or
+    /// after the current time, or one still awaiting its check — gets the same answer (the IPI's
+    /// serial, or none). The first half of the sequences never register a request, so forgetting
+    /// runs on the current time alone.
+    /// </summary>
+    [Fact]
+    public void PropertyForgettingNeverChangesAnAnswerTheFlushPathMayAsk()
+    {
+        Gen.ULong.Sample(seed =>
+        {
+            var rng = new Random((int)(seed % int.MaxValue));
+            bool withChecks = (seed & 1) == 1;
+            var q = new CallSingleQueue();
+            var all = new List<(int Serial, long Post, long Drain, bool Known)>();
+            var awaiting = new List<long>();
+            long now = 0;
+            int serial = 0;
+            for (int step = 0; step < 300; step++)
+            {
+                now += rng.Next(0, 40);
+                int op = rng.Next(0, 10);
+                if (op < 4)
+                {
+                    long post = now + rng.Next(0, 100);
+                    long drain = post + rng.Next(1, 200);
+                    bool known = rng.Next(0, 2) == 0;
+                    if (withChecks && rng.Next(0, 2) == 0)
+                    {
+                        q.AwaitCheck(post);
+                        awaiting.Add(post);
+                    }
+                    q.Add(++serial, post, drain, drain + 10, known, idle: false, now);
+                    all.Add((serial, post, drain, known));
+                }
+                else if (op == 4 && Unknown(all) is { Count: > 0 } onTheirWay)
+                {
+                    var ipi = onTheirWay[rng.Next(onTheirWay.Count)];
+                    long drain = Math.Max(Math.Max(ipi.Drain, now), ipi.Post + 1) + rng.Next(0, 50);
+                    q.Resolve(q.IndexOf(ipi.Serial), drain, drain + 10, idle: false);
+                    all[all.FindIndex(x => x.Serial == ipi.Serial)] = (ipi.Serial, ipi.Post, drain, true);
+                }
+                else if (op == 5 && Unknown(all) is { Count: > 0 } unsent)
+                {
+                    var ipi = unsent[rng.Next(unsent.Count)];
+                    q.RemoveAt(q.IndexOf(ipi.Serial));
+                    all.RemoveAll(x => x.Serial == ipi.Serial);
+                }
+                else if (op == 6 && awaiting.Count > 0)
+                {
+                    int i = rng.Next(awaiting.Count);
+                    q.Checked(awaiting[i]);
+                    awaiting.RemoveAt(i);
+                }
+                else
+                {
+                    long t = awaiting.Count > 0 && rng.Next(0, 2) == 0 ? awaiting[rng.Next(awaiting.Count)] : now + rng.Next(0, 300);
+                    var pending = Unknown(all);
+                    int exclude = pending.Count > 0 && rng.Next(0, 3) == 0 ? pending[rng.Next(pending.Count)].Serial : 0;
+                    int got = q.CarrierAt(t, exclude);
+                    Assert.Equal(ReferenceCarrier(all, t, exclude), got < 0 ? 0 : q.Serial(got));
+                }
+                Assert.True(q.Count <= all.Count);
+                Assert.Equal(awaiting.Count, q.Unchecked);
+            }
+        }, iter: 400, threads: 1);
+    }
+
+    private static List<(int Serial, long Post, long Drain, bool Known)> Unknown(List<(int Serial, long Post, long Drain, bool Known)> all) =>
+        all.FindAll(x => !x.Known);
+
+    /// <summary>CarrierAt over every IPI ever remembered and not removed: the serial of the first to empty the queue after <paramref name="t"/> (lower serial on a tie) when the latest request queued by <paramref name="t"/> came no earlier than the latest emptying by then, else 0.</summary>
+    private static int ReferenceCarrier(List<(int Serial, long Post, long Drain, bool Known)> all, long t, int exclude)
+    {
+        long lastPost = long.MinValue, lastDrain = long.MinValue;
+        bool anyPost = false;
+        (int Serial, long Drain)? carrier = null;
+        foreach (var x in all)
+        {
+            if (x.Serial == exclude)
+            {
+                continue;
+            }
+            if (x.Post <= t)
+            {
+                lastPost = anyPost ? Math.Max(lastPost, x.Post) : x.Post;
+                anyPost = true;
+            }
+            if (x.Drain <= t)
+            {
+                lastDrain = Math.Max(lastDrain, x.Drain);
+            }
+            else if (carrier is null || x.Drain < carrier.Value.Drain || (x.Drain == carrier.Value.Drain && x.Serial < carrier.Value.Serial))
+            {
+                carrier = (x.Serial, x.Drain);
+            }
+        }
+        return anyPost && lastPost >= lastDrain && carrier is not null ? carrier.Value.Serial : 0;
     }
 }
