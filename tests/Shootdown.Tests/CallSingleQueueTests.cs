@@ -104,8 +104,8 @@ public class CallSingleQueueTests
     /// their way), resolved, removed, requests awaiting and passing their checks and the simulation's
     /// time moving on, every question the flush path may ask — what carries a request queued at or
     /// after the current time, or one still awaiting its check — gets the same answer (the IPI's
-    /// serial, or none). The first half of the sequences never register a request, so forgetting
-    /// runs on the current time alone.
+    /// serial, or none). The sequences of even seeds never register a request, so forgetting runs on
+    /// the current time alone.
     /// </summary>
     [Fact]
     public void PropertyForgettingNeverChangesAnAnswerTheFlushPathMayAsk()
