@@ -52,6 +52,7 @@ public sealed class Sim
         // node 0's memory below 4 GiB is its ZONE_DMA32.
         Memory = new Memory(config.Nodes, framesPerNode, config.Policy.MinFreeKbytes ?? Memory.MinFreeKbytes(checked(config.MemoryBytes * config.ScaleDivisor)), config.NrCpus,
             config.ScaleDivisor, config.Dma32Bytes / MachineSpec.PageSize, config.Policy.Memcg);
+        ZoneStats = new ZoneStats(Memory.Zones, nrCpus, Lines, Costs);
         Zonelists = new int[config.Nodes][];
         for (int n = 0; n < config.Nodes; n++)
         {
@@ -129,6 +130,9 @@ public sealed class Sim
     public KswapdTask[] Kswapd { get; }
 
     public VmStat VmStat { get; }
+
+    /// <summary>mm/vmstat.c's per-CPU differentials of the zone counters and what their folds cost.</summary>
+    public ZoneStats ZoneStats { get; }
 
     public TimeSeries Series { get; }
 

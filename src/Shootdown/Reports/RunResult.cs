@@ -66,6 +66,13 @@ public sealed record RunResult
     public required double SteadyStartS { get; init; }
     public required double SteadyEndS { get; init; }
     public required SortedDictionary<string, long> Vmstat { get; init; }
+    /// <summary>
+    /// The zone counters' per-CPU differentials (mm/vmstat.c): how many folds into the zone's and
+    /// the global counters the run made, the time they took (locked adds and line transfers, inside
+    /// whatever section made them) and the time reading counter lines other CPUs had written (the
+    /// allocator's watermark checks).
+    /// </summary>
+    public required ZoneCounterStats ZoneCounters { get; init; }
     public required SortedDictionary<string, long> Interrupts { get; init; }
     /// <summary>Per lock class (summed over instances): acquisitions, contended ones, spin and hold time.</summary>
     public required SortedDictionary<string, LockStats> Locks { get; init; }
@@ -261,6 +268,7 @@ public sealed record RunResult
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
             Vmstat = v.ToDictionary(),
+            ZoneCounters = new ZoneCounterStats { Folds = sim.ZoneStats.Folds, FoldTimeS = sim.ZoneStats.FoldNs / ns, ReadS = sim.ZoneStats.ReadNs / ns },
             Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb, ["CAL"] = calShown },
             InterruptsPerSecond = perSecond,
             Locks = locks,
@@ -475,6 +483,13 @@ public sealed record TaskExitStats
 }
 
 /// <summary>truncate_inode_pages over a run: the pages it freed, when it began, and its system time.</summary>
+public sealed record ZoneCounterStats
+{
+    public long Folds { get; init; }
+    public double FoldTimeS { get; init; }
+    public double ReadS { get; init; }
+}
+
 public sealed record TruncateStats
 {
     public long Pages { get; init; }

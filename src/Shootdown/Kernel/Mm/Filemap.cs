@@ -67,7 +67,8 @@ public sealed class Filemap(Sim sim)
             // on whichever node the allocator found it.
             ex.Sys += sim.Costs.ReadpageHoleNs + sim.Lines.ClearPage(ex.Cpu.Node, mem.NodeOf(f));
             ex.TakeLine(ref mem.Pages[f], mem.NodeOf(f));
-            ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs);
+            // __add_to_page_cache_locked: the radix-tree insert and NR_FILE_PAGES, under tree_lock.
+            ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs + sim.ZoneStats.Inc(ex.Cpu.Id, mem.ZoneOf(f).Index, ZoneStatItem.NrFilePages));
             file.PageCache.Set(i, (uint)(f + 1));
             sim.Oracle?.PageRead(f, file.Id, i);
             if (sim.Swap.LruCacheAdd(ex, f) && stopAtDrain && k < count)
@@ -158,7 +159,10 @@ public sealed class Filemap(Sim sim)
             mm.PageTable.Set(vpn, Pte.Make(f, flags));
             ex.TakeLine(ref mem.Pages[f], mem.NodeOf(f)); // page_add_file_rmap
             mem.PteWritten(f, ex.Cpu.Id, sim.Lines);
-            mem.Pages[f].MapCount++;
+            if (mem.Pages[f].MapCount++ == 0)
+            {
+                ex.Sys += sim.ZoneStats.Inc(ex.Cpu.Id, mem.ZoneOf(f).Index, ZoneStatItem.NrFileMapped);
+            }
             mm.RssFile++;
             mapped++;
         }

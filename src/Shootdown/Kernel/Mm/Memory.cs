@@ -112,7 +112,7 @@ public sealed class Memory
                 // A scaled zone keeps the full-size zone's watermarks in pages, up to 1/16 of its
                 // frames (so that a very small scale still leaves the zone usable).
                 long min = Math.Max(1, Math.Min(minPagesTotal * frames / total, sizingScale > 1 ? frames / 16 : long.MaxValue));
-                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale, memcg) { Memory = this, IsDma32 = dma32 };
+                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale, memcg) { Memory = this, IsDma32 = dma32, Index = zones.Count };
                 NodeZones[node][k] = zones.Count;
                 zones.Add(z);
                 InitFreeArea(z);
@@ -461,6 +461,9 @@ public sealed class Zone
 {
     /// <summary>MAX_ORDER: free blocks of 2^0 .. 2^10 pages.</summary>
     public const int MaxOrder = 11;
+
+    /// <summary>This zone's place in <see cref="Memory.Zones"/>.</summary>
+    public int Index { get; init; }
 
     public Zone(int node, int firstFrame, int frames, long min, long low, long high, int nrCpus = 1, int sizingScale = 1, bool memcg = true)
     {

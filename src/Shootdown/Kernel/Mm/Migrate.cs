@@ -59,9 +59,11 @@ public sealed class Migrate(Sim sim)
             return false;
         }
         Zone z = mem.ZoneOf(frame);
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, mem.LruDel(z, frame));
+        bool wasActive = (p.Flags & PageFlags.Active) != 0;
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, LruItem(wasActive), -1), mem.LruDel(z, frame));
         p.Flags |= PageFlags.Isolated;
         z.NrIsolatedFile++;
+        ex.Sys += sim.ZoneStats.Inc(ex.Cpu.Id, z.Index, ZoneStatItem.NrIsolatedFile); // the caller's inc_zone_page_state
         return true;
     }
 
@@ -75,11 +77,14 @@ public sealed class Migrate(Sim sim)
         {
             p.Flags &= ~PageFlags.Isolated;
             z.NrIsolatedFile--;
+            ex.Sys += sim.ZoneStats.Dec(ex.Cpu.Id, z.Index, ZoneStatItem.NrIsolatedFile);
         }
         bool active = (p.Flags & PageFlags.Active) != 0;
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, mem.LruLockLineWrites(active, atHead: true));
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, LruItem(active), 1), mem.LruLockLineWrites(active, atHead: true));
         mem.LruAddHead(z, frame, active);
     }
+
+    private static ZoneStatItem LruItem(bool active) => active ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile;
 
     private static bool Busy(in Page p) => (p.Flags & (PageFlags.Locked | PageFlags.Writeback)) != 0;
 
@@ -185,7 +190,11 @@ public sealed class Migrate(Sim sim)
         ref Page o = ref mem.Pages[old];
         ref Page n = ref mem.Pages[dst];
         AddressSpace file = sim.Files[o.Mapping];
-        ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs);
+        // migrate_page_move_mapping: the slot replaced, NR_FILE_PAGES moved from the old page's zone
+        // to the new one's, under tree_lock.
+        ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs
+            + sim.ZoneStats.Dec(ex.Cpu.Id, mem.ZoneOf(old).Index, ZoneStatItem.NrFilePages)
+            + sim.ZoneStats.Inc(ex.Cpu.Id, mem.ZoneOf(dst).Index, ZoneStatItem.NrFilePages));
         file.PageCache.Set(o.Index, (uint)(dst + 1));
         n.Mapping = o.Mapping;
         n.Index = o.Index;
@@ -206,11 +215,12 @@ public sealed class Migrate(Sim sim)
         WakeWaiters(ex, old);
         Zone oz = mem.ZoneOf(old);
         oz.NrIsolatedFile--;
+        ex.Sys += sim.ZoneStats.Dec(ex.Cpu.Id, oz.Index, ZoneStatItem.NrIsolatedFile);
         sim.Oracle?.MigrationFreed(ex, old);
         sim.PageAlloc.FreePages(ex, new ReadOnlySpan<int>(in old));
         Zone nz = mem.ZoneOf(dst);
         bool active = (n.Flags & PageFlags.Active) != 0;
-        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs, mem.LruLockLineWrites(active, atHead: true));
+        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, nz.Index, LruItem(active), 1), mem.LruLockLineWrites(active, atHead: true));
         mem.LruAddHead(nz, dst, active);
         sim.VmStat.Inc(VmEvent.pgmigrate_success);
     }

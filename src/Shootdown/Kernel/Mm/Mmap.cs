@@ -30,7 +30,10 @@ public sealed class Mmap(Sim sim)
                 {
                     sim.Writeback.SetPageDirty(f);
                 }
-                mem.Pages[f].MapCount--; // page_remove_rmap
+                if (--mem.Pages[f].MapCount == 0)
+                {
+                    ex.Sys += sim.ZoneStats.Dec(ex.Cpu.Id, mem.ZoneOf(f).Index, ZoneStatItem.NrFileMapped); // page_remove_rmap
+                }
                 mm.RssFile--;
                 sim.Oracle?.Unmapped(ex, f, mm.Id, vpn, deferred: false);
             }

@@ -178,6 +178,8 @@ public sealed class PageAlloc(Sim sim)
                         }
                     }
                     long mark = (useLow ? z.WmarkLow : z.WmarkMin) + z.LowmemReserve; // 0 but in a ZONE_DMA32 below a Normal zone
+                    // zone_watermark_ok reads NR_FREE_PAGES in the zone's first vm_stat line.
+                    ex.Sys += sim.ZoneStats.ReadLine0(ex.Cpu.Id, z.Index);
                     if (!z.WatermarkOk(mark))
                     {
                         continue;
@@ -202,7 +204,7 @@ public sealed class PageAlloc(Sim sim)
             {
                 return;
             }
-            ZoneStatistics(prefNode, mem.NodeOf(f), ex.Cpu.Node);
+            ZoneStatistics(ex, mem.Zones[zonelist[0]], mem.ZoneOf(f));
             dest[have++] = f;
         }
     }
@@ -211,19 +213,25 @@ public sealed class PageAlloc(Sim sim)
     /// zone_statistics (mm/vmstat.c, CONFIG_NUMA): a page from <paramref name="node"/> for an
     /// allocation that preferred <paramref name="preferred"/>, on a CPU of <paramref name="cpuNode"/>.
     /// </summary>
-    private void ZoneStatistics(int preferred, int node, int cpuNode)
+    private void ZoneStatistics(Exec ex, Zone preferred, Zone z)
     {
         Observe.VmStat v = sim.VmStat;
-        if (node == preferred)
+        ZoneStats zs = sim.ZoneStats;
+        int cpu = ex.Cpu.Id;
+        if (z.Node == preferred.Node)
         {
             v.Inc(Observe.VmEvent.numa_hit);
+            ex.Sys += zs.Inc(cpu, z.Index, ZoneStatItem.NumaHit);
         }
         else
         {
             v.Inc(Observe.VmEvent.numa_miss);
             v.Inc(Observe.VmEvent.numa_foreign);
+            ex.Sys += zs.Inc(cpu, z.Index, ZoneStatItem.NumaMiss) + zs.Inc(cpu, preferred.Index, ZoneStatItem.NumaForeign);
         }
-        v.Inc(node == cpuNode ? Observe.VmEvent.numa_local : Observe.VmEvent.numa_other);
+        bool local = z.Node == ex.Cpu.Node;
+        v.Inc(local ? Observe.VmEvent.numa_local : Observe.VmEvent.numa_other);
+        ex.Sys += zs.Inc(cpu, z.Index, local ? ZoneStatItem.NumaLocal : ZoneStatItem.NumaOther);
     }
 
     /// <summary>reset_alloc_batches: every zone of the node gets its fair share (high - low) again.</summary>
@@ -252,9 +260,11 @@ public sealed class PageAlloc(Sim sim)
             {
                 return -1;
             }
-            ex.LockHold(z.Lock, n * sim.Costs.ZoneLockPerPageNs + lines);
+            // rmqueue_bulk's NR_FREE_PAGES, by the batch, before the unlock.
+            ex.LockHold(z.Lock, n * sim.Costs.ZoneLockPerPageNs + lines + sim.ZoneStats.Mod(cpu, z.Index, ZoneStatItem.NrFreePages, -n));
         }
         int f = PcpPopHead(z, cpu);
+        ex.Sys += sim.ZoneStats.Mod(cpu, z.Index, ZoneStatItem.NrAllocBatch, -1);
         if (--z.AllocBatch <= 0)
         {
             z.FairDepleted = true; // NR_ALLOC_BATCH used up: ZONE_FAIR_DEPLETED
@@ -329,8 +339,13 @@ public sealed class PageAlloc(Sim sim)
             int f = z.PcpTail[cpu];
             PcpDel(z, cpu, f);
             FreeOnePage(z, f, cpu, ref lines);
+            lines += sim.ZoneStats.Mod(cpu, z.Index, ZoneStatItem.NrFreePages, 1); // __mod_zone_freepage_state, a page at a time
         }
         z.NrFree += i;
+        if (z.PagesScanned > 0)
+        {
+            lines += sim.ZoneStats.Mod(cpu, z.Index, ZoneStatItem.NrPagesScanned, (int)-Math.Min(z.PagesScanned, int.MaxValue));
+        }
         z.PagesScanned = 0;
     }
 

@@ -166,7 +166,10 @@ public sealed class Rmap(Sim sim)
             {
                 sim.Writeback.SetPageDirty(frame);
             }
-            sim.Memory.Pages[frame].MapCount--; // page_remove_rmap
+            if (--sim.Memory.Pages[frame].MapCount == 0)
+            {
+                ex.Sys += sim.ZoneStats.Dec(ex.Cpu.Id, sim.Memory.ZoneOf(frame).Index, ZoneStatItem.NrFileMapped); // page_remove_rmap
+            }
             if (!migration)
             {
                 // dec_mm_counter(mm, MM_FILEPAGES): an atomic on the mm's rss_stat line (a file
@@ -313,7 +316,10 @@ public sealed class Rmap(Sim sim)
             mm.PageTable.Update(vpn, Pte.Make(newFrame, Pte.Present | (pte & (Pte.Write | Pte.Dirty))));
             sim.Memory.PteWritten(newFrame, ex.Cpu.Id, sim.Lines);
             mm.PteEpoch++;
-            sim.Memory.Pages[newFrame].MapCount++;
+            if (sim.Memory.Pages[newFrame].MapCount++ == 0)
+            {
+                ex.Sys += sim.ZoneStats.Inc(ex.Cpu.Id, sim.Memory.ZoneOf(newFrame).Index, ZoneStatItem.NrFileMapped); // page_add_file_rmap
+            }
             mm.RssFile++;
             ex.Sys += sim.Costs.MapPtePerPageNs;
             ex.LockAround(mm.Ptl(vpn), t0);

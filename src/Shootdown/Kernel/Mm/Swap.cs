@@ -43,7 +43,9 @@ public sealed class Swap(Sim sim)
             Zone tz = mem.ZoneOf(f);
             // Put at its list's head and taken off again: two writes to the head.
             int headWrites = 2 * mem.LruLockLineWrites((mem.Pages[f].Flags & PageFlags.Active) != 0, atHead: true);
-            ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node), headWrites);
+            ZoneStatItem item = (mem.Pages[f].Flags & PageFlags.Active) != 0 ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile;
+            long counts = sim.ZoneStats.Mod(cpu.Id, tz.Index, item, 1) + sim.ZoneStats.Mod(cpu.Id, tz.Index, item, -1);
+            ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node) + counts, headWrites);
             sim.Oracle?.PageTruncated(ex, f);
             sim.PageAlloc.FreePages(ex, [f]);
         }
@@ -62,6 +64,8 @@ public sealed class Swap(Sim sim)
                 lines += sim.Lines.Take(ref mem.Pages[f], cpu.Id, node);
                 bool active = (mem.Pages[f].Flags & PageFlags.Active) != 0;
                 mem.LruAddHead(z, f, active);
+                // add_page_to_lru_list: the list's NR_*_FILE, a page at a time.
+                lines += sim.ZoneStats.Mod(cpu.Id, z.Index, active ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile, 1);
                 lockLineWrites += mem.LruLockLineWrites(active, atHead: true);
                 j++;
             }
@@ -93,7 +97,8 @@ public sealed class Swap(Sim sim)
             Zone z = mem.ZoneOf(frame);
             int lockLineWrites = mem.LruDel(z, frame);
             mem.LruAddHead(z, frame, active: true);
-            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs, lockLineWrites + mem.LruLockLineWrites(active: true, atHead: true));
+            long counts = sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, ZoneStatItem.NrInactiveFile, -1) + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, ZoneStatItem.NrActiveFile, 1);
+            ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + counts, lockLineWrites + mem.LruLockLineWrites(active: true, atHead: true));
             sim.VmStat.Inc(Observe.VmEvent.pgactivate);
         }
         else if (Array.IndexOf(ex.Cpu.Pagevec, frame, 0, ex.Cpu.PagevecCount) >= 0)

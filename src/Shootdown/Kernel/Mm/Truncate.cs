@@ -130,7 +130,7 @@ public sealed class Truncate(Sim sim)
                 p.Flags &= ~PageFlags.Dirty;
                 file.DirtyIndices.Remove(p.Index);
             }
-            ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs); // delete_from_page_cache
+            ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs + sim.ZoneStats.Dec(ex.Cpu.Id, mem.ZoneOf(f).Index, ZoneStatItem.NrFilePages)); // delete_from_page_cache
             file.PageCache.Clear(p.Index);
             p.Mapping = -1; // page->mapping = NULL
         }
@@ -175,6 +175,7 @@ public sealed class Truncate(Sim sim)
                     ex.Sys += sim.Costs.LockAcquireNs; // put_page_testzero of the run's later pages
                 }
                 lines += sim.Lines.Take(ref mem.Pages[g], ex.Cpu.Id, z.Node);
+                lines += sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, (mem.Pages[g].Flags & PageFlags.Active) != 0 ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile, -1);
                 lockLineWrites += mem.LruDel(z, g); // __ClearPageLRU, del_page_from_lru_list
                 free[nrFree++] = g;
                 run++;

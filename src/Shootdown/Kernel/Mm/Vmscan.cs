@@ -425,6 +425,11 @@ public sealed class Vmscan(Sim sim)
             lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             sc.PageList[n++] = f;
         }
+        // shrink_inactive_list, still under the lock: the list's count, NR_ISOLATED_FILE and
+        // NR_PAGES_SCANNED, each by the batch.
+        int c = ex.Cpu.Id;
+        lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrInactiveFile, -n) + sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrIsolatedFile, n)
+            + sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrPagesScanned, n);
         ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines, n * mem.LruLockLineWrites(active: false, atHead: false));
         sc.NrTaken = n;
         z.NrIsolatedFile += n;
@@ -451,6 +456,17 @@ public sealed class Vmscan(Sim sim)
             lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             mem.LruAddHead(z, f, active: true);
         }
+        // add_page_to_lru_list per page, then NR_ISOLATED_FILE by the batch, before the unlock.
+        int c = ex.Cpu.Id;
+        for (int i = 0; i < sc.NrKeep; i++)
+        {
+            lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrInactiveFile, 1);
+        }
+        for (int i = 0; i < sc.NrActivate; i++)
+        {
+            lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrActiveFile, 1);
+        }
+        lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrIsolatedFile, -sc.NrTaken);
         ex.LockHold(z.LruLock, back * sim.Costs.LruPerPageNs + lines,
             sc.NrKeep * mem.LruLockLineWrites(active: false, atHead: true) + sc.NrActivate * mem.LruLockLineWrites(active: true, atHead: true));
         sim.VmStat.Add(VmEvent.pgactivate, sc.NrActivate);
@@ -479,11 +495,15 @@ public sealed class Vmscan(Sim sim)
             lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
             hold[n++] = f;
         }
+        int c = ex.Cpu.Id;
+        lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrPagesScanned, n) + sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrActiveFile, -n)
+            + sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrIsolatedFile, n);
         ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + lines, n * mem.LruLockLineWrites(active: true, atHead: false));
         z.PagesScanned += n;
         sim.VmStat.Add(VmEvent.pgrefill, n);
         int deactivated = 0;
         int lockLineWrites = 0;
+        int kept = 0;
         for (int i = 0; i < n; i++)
         {
             int f = hold[i];
@@ -492,13 +512,17 @@ public sealed class Vmscan(Sim sim)
             {
                 mem.LruAddHead(z, f, active: true); // referenced executable file pages get another trip
                 lockLineWrites += mem.LruLockLineWrites(active: true, atHead: true);
+                kept++;
                 continue;
             }
             mem.LruAddHead(z, f, active: false);
             lockLineWrites += mem.LruLockLineWrites(active: false, atHead: true);
             deactivated++;
         }
-        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs, lockLineWrites);
+        // move_active_pages_to_lru: each list's count by the pages it got, then NR_ISOLATED_FILE.
+        long counts = sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrActiveFile, kept) + sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrInactiveFile, deactivated)
+            + sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrIsolatedFile, -n);
+        ex.LockHold(z.LruLock, n * sim.Costs.LruPerPageNs + counts, lockLineWrites);
         sim.VmStat.Add(VmEvent.pgdeactivate, deactivated);
         return deactivated;
     }
@@ -658,7 +682,8 @@ public sealed class Vmscan(Sim sim)
             return;
         }
         AddressSpace file = sim.Files[mem.Pages[f].Mapping];
-        ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs);
+        // __remove_mapping → __delete_from_page_cache: the radix-tree delete and NR_FILE_PAGES, under tree_lock.
+        ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs + sim.ZoneStats.Dec(ex.Cpu.Id, z.Index, ZoneStatItem.NrFilePages));
         file.PageCache.Clear(mem.Pages[f].Index);
         sc.FreePages[sc.NrFree++] = f;
     }
