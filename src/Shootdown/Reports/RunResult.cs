@@ -268,7 +268,13 @@ public sealed record RunResult
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
             Vmstat = v.ToDictionary(),
-            ZoneCounters = new ZoneCounterStats { Folds = sim.ZoneStats.Folds, FoldTimeS = sim.ZoneStats.FoldNs / ns, ReadS = sim.ZoneStats.ReadNs / ns },
+            ZoneCounters = new ZoneCounterStats
+            {
+                Folds = sim.ZoneStats.Folds,
+                FoldTimeS = sim.ZoneStats.FoldNs / ns,
+                ReadS = sim.ZoneStats.ReadNs / ns,
+                PressureShare = elapsed > 0 ? sim.ZoneStats.PressureNs(elapsed) / (elapsed * (double)sim.Config.Nodes) : 0,
+            },
             Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb, ["CAL"] = calShown },
             InterruptsPerSecond = perSecond,
             Locks = locks,
@@ -488,6 +494,8 @@ public sealed record ZoneCounterStats
     public long Folds { get; init; }
     public double FoldTimeS { get; init; }
     public double ReadS { get; init; }
+    /// <summary>Share of the run's node-time (elapsed x nodes) during which a node's kswapd was awake after a sleep, its zones at the pressure threshold.</summary>
+    public double PressureShare { get; init; }
 }
 
 public sealed record TruncateStats

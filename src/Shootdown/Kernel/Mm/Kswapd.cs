@@ -34,12 +34,12 @@ public sealed class KswapdTask : SimTask
                 ex.What = "kswapd sleep";
                 // kswapd_try_to_sleep: the node's zones get the normal vm_stat threshold back for
                 // the sleep, and the pressure one when kswapd wakes (mm/vmstat.c, ZoneStats).
-                ex.Sys += sim.ZoneStats.SetNodeThreshold(Node, pressure: false, ex.Cpu.Id);
+                ex.Sys += sim.ZoneStats.SetNodeThreshold(Node, pressure: false, ex.Cpu.Id, ex.Now);
                 sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, Node);
                 yield return Yield.Sleep;
                 ex = sim.Exec;
                 ex.What = "kswapd sleep";
-                ex.Sys += sim.ZoneStats.SetNodeThreshold(Node, pressure: true, ex.Cpu.Id);
+                ex.Sys += sim.ZoneStats.SetNodeThreshold(Node, pressure: true, ex.Cpu.Id, ex.Now);
                 continue;
             }
             sim.Trace?.KswapdWake(ex.Now, ex.Cpu.Id, Comm, Pid, Node);

@@ -95,6 +95,11 @@ public sealed class ZoneStats
 
     private readonly long[] _line0Seen;
 
+    /// <summary>Since when each node's kswapd has been awake with the pressure threshold set (-1: asleep), and the closed stretches' total.</summary>
+    private readonly long[] _pressureSince;
+
+    private long _pressureNs;
+
     /// <summary>The CPU that last wrote each line of the global vm_stat (-1: none yet).</summary>
     private readonly int[] _globalLineOwner = new int[LinesPerArray];
 
@@ -105,6 +110,8 @@ public sealed class ZoneStats
         _zones = zones.Length;
         _cpus = nrCpus;
         _zoneNode = new int[_zones];
+        _pressureSince = new long[zones.Length == 0 ? 0 : zones.Max(z => z.Node) + 1];
+        Array.Fill(_pressureSince, -1);
         _threshold = new int[_zones];
         _normal = new int[_zones];
         _pressure = new int[_zones];
@@ -138,6 +145,20 @@ public sealed class ZoneStats
     /// <summary>Time reading counter lines other CPUs had written (ns).</summary>
     public long ReadNs { get; private set; }
 
+    /// <summary>Node-time (ns, summed over nodes) up to <paramref name="now"/> that a node's zones spent at kswapd's pressure threshold.</summary>
+    public long PressureNs(long now)
+    {
+        long ns = _pressureNs;
+        foreach (long since in _pressureSince)
+        {
+            if (since >= 0)
+            {
+                ns += now - since;
+            }
+        }
+        return ns;
+    }
+
     /// <summary>
     /// calculate_normal_threshold: 2 x fls(<paramref name="cpus"/>) x (1 + fls(<paramref name="managedPages"/>
     /// in 128 MiB units)), at most 125.
@@ -160,8 +181,17 @@ public sealed class ZoneStats
     /// Returns what <paramref name="cpu"/> spends writing every CPU's pageset line of each zone whose
     /// threshold changes.
     /// </summary>
-    public long SetNodeThreshold(int node, bool pressure, int cpu)
+    public long SetNodeThreshold(int node, bool pressure, int cpu, long now = 0)
     {
+        if (pressure && _pressureSince[node] < 0)
+        {
+            _pressureSince[node] = now;
+        }
+        else if (!pressure && _pressureSince[node] >= 0)
+        {
+            _pressureNs += now - _pressureSince[node];
+            _pressureSince[node] = -1;
+        }
         long cost = 0;
         for (int z = 0; z < _zones; z++)
         {
