@@ -399,17 +399,17 @@ public class PinnedResultTests
         // receiver's call_single_queue may still hold remembered (a request rides on whichever
         // handler empties the queue first after it, not only the latest IPI's), then the zone
         // counters' per-CPU differentials folded into the zone's and the global counter lines
-        // (mm/vmstat.c thresholds, 18 on this machine): see the README.
-        Assert.Equal(1.617255823, r.ElapsedS);
-        Assert.Equal(4.084186575, r.SystemS);
-        Assert.Equal(480021, r.TlbIpis);
-        Assert.Equal(1318, r.IpiRequestsCoalesced);
-        Assert.Equal(2.621306807, r.BenchmarkSystemS);
-        Assert.Equal(591412, r.PagesReclaimed);
-        Assert.Equal(542108, r.Vmstat["pgscan_direct"]);
-        Assert.Equal(1325, r.DirectReclaimStalls);
-        Assert.Equal(3687, r.IpisFoundInterruptsOff.BehindHandler);
-        Assert.Equal(444284, r.ZoneCounters.Folds);
+        // (mm/vmstat.c thresholds, 12 on this machine's zone, which has no drift mark): see the README.
+        Assert.Equal(1.619420487, r.ElapsedS);
+        Assert.Equal(4.08731725, r.SystemS);
+        Assert.Equal(476744, r.TlbIpis);
+        Assert.Equal(1314, r.IpiRequestsCoalesced);
+        Assert.Equal(2.623774554, r.BenchmarkSystemS);
+        Assert.Equal(590949, r.PagesReclaimed);
+        Assert.Equal(541665, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(1334, r.DirectReclaimStalls);
+        Assert.Equal(3637, r.IpisFoundInterruptsOff.BehindHandler);
+        Assert.Equal(607799, r.ZoneCounters.Folds);
         // With memory cgroups (the default) the LRU lists are not in lru_lock's line: nothing to take back.
         Assert.Equal(0, r.Locks["lru_lock"].LineStealS);
         Assert.Equal(0, r.Locks["zone->lock"].LineStealS);

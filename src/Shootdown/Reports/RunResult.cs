@@ -488,16 +488,17 @@ public sealed record TaskExitStats
     }
 }
 
-/// <summary>truncate_inode_pages over a run: the pages it freed, when it began, and its system time.</summary>
+/// <summary>The zone counters' per-CPU differentials over a run (mm/vmstat.c): folds, their time, reads of folded lines, and kswapd's pressure share.</summary>
 public sealed record ZoneCounterStats
 {
     public long Folds { get; init; }
     public double FoldTimeS { get; init; }
     public double ReadS { get; init; }
-    /// <summary>Share of the run's node-time (elapsed x nodes) during which a node's kswapd was awake after a sleep, its zones at the pressure threshold.</summary>
+    /// <summary>Share of the run's node-time (elapsed x nodes) during which a node's kswapd was awake, its zones at the pressure threshold (those that have a drift mark; a zone without one keeps its normal threshold throughout).</summary>
     public double PressureShare { get; init; }
 }
 
+/// <summary>truncate_inode_pages over a run: the pages it freed, when it began, and its system time.</summary>
 public sealed record TruncateStats
 {
     public long Pages { get; init; }

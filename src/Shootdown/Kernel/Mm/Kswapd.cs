@@ -21,6 +21,9 @@ public sealed class KswapdTask : SimTask
     protected internal override IEnumerable<Yield> Run(Sim sim)
     {
         Exec ex = sim.Exec;
+        // kswapd is created asleep: 4.0's kswapd() goes to sleep through kswapd_try_to_sleep before
+        // anything wakes it, so its first wake, like every later one, sets the pressure threshold.
+        ex.Sys += sim.ZoneStats.SetNodeThreshold(Node, pressure: true, ex.Cpu.Id, ex.Now);
         while (true)
         {
             // kswapd_try_to_sleep: a balanced node lets kswapd sleep until wakeup_kswapd.

@@ -111,8 +111,15 @@ public sealed class Memory
                 var (ff, frames, dma32) = parts[k];
                 // A scaled zone keeps the full-size zone's watermarks in pages, up to 1/16 of its
                 // frames (so that a very small scale still leaves the zone usable).
-                long min = Math.Max(1, Math.Min(minPagesTotal * frames / total, sizingScale > 1 ? frames / 16 : long.MaxValue));
-                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale, memcg) { Memory = this, IsDma32 = dma32, Index = zones.Count };
+                long fullMin = Math.Max(1, minPagesTotal * frames / total);
+                long min = Math.Min(fullMin, sizingScale > 1 ? Math.Max(1, frames / 16) : long.MaxValue);
+                var z = new Zone(node, ff, frames, min, min + min / 4, min + min / 2, nrCpus, sizingScale, memcg)
+                {
+                    Memory = this,
+                    IsDma32 = dma32,
+                    Index = zones.Count,
+                    WmarkMinFullSize = fullMin,
+                };
                 NodeZones[node][k] = zones.Count;
                 zones.Add(z);
                 InitFreeArea(z);
@@ -592,6 +599,9 @@ public sealed class Zone
     public int FirstFrame { get; }
 
     public long WmarkMin { get; }
+
+    /// <summary>The full-size zone's min watermark, before a small scale's cap (<see cref="WmarkMin"/> is at most 1/16 of a scaled zone's frames).</summary>
+    public long WmarkMinFullSize { get; init; }
 
     public long WmarkLow { get; }
 

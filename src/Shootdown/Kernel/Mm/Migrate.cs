@@ -49,8 +49,14 @@ public sealed class Migrate(Sim sim)
     private readonly long[] _ratelimitWindowEnd = new long[sim.Memory.NodeZones.Length];
     private readonly long[] _ratelimitPages = new long[sim.Memory.NodeZones.Length];
 
-    /// <summary>isolate_lru_page: takes the page off its LRU list for migration; false if it is on none (isolated elsewhere, or in a pagevec).</summary>
-    public bool IsolateLruPage(Exec ex, int frame)
+    /// <summary>
+    /// isolate_lru_page: takes the page off its LRU list for migration; false if it is on none
+    /// (isolated elsewhere, or in a pagevec). The caller's NR_ISOLATED_FILE update follows:
+    /// migrate_pages(2)'s inc_zone_page_state, or for a NUMA-misplaced page
+    /// (<paramref name="numaMisplaced"/>, numamigrate_isolate_page) mod_zone_page_state by one,
+    /// which has no overstep.
+    /// </summary>
+    public bool IsolateLruPage(Exec ex, int frame, bool numaMisplaced = false)
     {
         Memory mem = sim.Memory;
         ref Page p = ref mem.Pages[frame];
@@ -63,7 +69,9 @@ public sealed class Migrate(Sim sim)
         ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, LruItem(wasActive), -1), mem.LruDel(z, frame));
         p.Flags |= PageFlags.Isolated;
         z.NrIsolatedFile++;
-        ex.Sys += sim.ZoneStats.Inc(ex.Cpu.Id, z.Index, ZoneStatItem.NrIsolatedFile); // the caller's inc_zone_page_state
+        ex.Sys += numaMisplaced
+            ? sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, ZoneStatItem.NrIsolatedFile, 1)
+            : sim.ZoneStats.Inc(ex.Cpu.Id, z.Index, ZoneStatItem.NrIsolatedFile);
         return true;
     }
 
@@ -275,7 +283,7 @@ public sealed class Migrate(Sim sim)
             }
             _ratelimitPages[node]++;
         }
-        if (!IsolateLruPage(ex, frame))
+        if (!IsolateLruPage(ex, frame, numaMisplaced: true))
         {
             return null;
         }

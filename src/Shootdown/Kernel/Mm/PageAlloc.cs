@@ -197,7 +197,7 @@ public sealed class PageAlloc(Sim sim)
                 fair = false;
                 if (skipped > 0)
                 {
-                    ResetAllocBatches(prefNode);
+                    ResetAllocBatches(ex, prefNode);
                 }
             }
             if (f < 0)
@@ -234,12 +234,19 @@ public sealed class PageAlloc(Sim sim)
         ex.Sys += zs.Inc(cpu, z.Index, local ? ZoneStatItem.NumaLocal : ZoneStatItem.NumaOther);
     }
 
-    /// <summary>reset_alloc_batches: every zone of the node gets its fair share (high - low) again.</summary>
-    private void ResetAllocBatches(int node)
+    /// <summary>
+    /// reset_alloc_batches: every zone of the node gets its fair share (high - low) again, a
+    /// mod_zone_page_state of NR_ALLOC_BATCH by what it takes to get there (a fold: the share is
+    /// far above any threshold).
+    /// </summary>
+    private void ResetAllocBatches(Exec ex, int node)
     {
         foreach (int zi in sim.Memory.NodeZones[node])
         {
-            sim.Memory.Zones[zi].ResetAllocBatch();
+            Zone z = sim.Memory.Zones[zi];
+            long refill = Math.Min(int.MaxValue, z.WmarkHigh - z.WmarkLow - z.AllocBatch);
+            ex.Sys += sim.ZoneStats.Mod(ex.Cpu.Id, zi, ZoneStatItem.NrAllocBatch, (int)Math.Max(int.MinValue, refill));
+            z.ResetAllocBatch();
         }
     }
 
@@ -342,9 +349,12 @@ public sealed class PageAlloc(Sim sim)
             lines += sim.ZoneStats.Mod(cpu, z.Index, ZoneStatItem.NrFreePages, 1); // __mod_zone_freepage_state, a page at a time
         }
         z.NrFree += i;
-        if (z.PagesScanned > 0)
+        // 4.0 subtracts what zone_page_state reads, the folded counter, and skips the update when
+        // that is 0; the model's own count (z.PagesScanned, for zone_reclaimable) is exact.
+        long folded = sim.ZoneStats.FoldedPagesScanned(z.Index);
+        if (folded > 0)
         {
-            lines += sim.ZoneStats.Mod(cpu, z.Index, ZoneStatItem.NrPagesScanned, (int)-Math.Min(z.PagesScanned, int.MaxValue));
+            lines += sim.ZoneStats.Mod(cpu, z.Index, ZoneStatItem.NrPagesScanned, (int)-Math.Min(folded, int.MaxValue));
         }
         z.PagesScanned = 0;
     }

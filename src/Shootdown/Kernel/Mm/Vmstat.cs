@@ -34,14 +34,17 @@ public enum ZoneStatItem
 /// threshold on the other side (the overstep), so a run of increments folds every 1.5 x threshold.
 /// <para>
 /// The threshold (<c>calculate_normal_threshold</c>) is 2 x fls(online CPUs) x (1 + fls(the zone's
-/// managed memory in 128 MiB units)), at most 125: 108 on the 48-CPU machine's 16 GiB zones, about
-/// 56 on the 8-CPU one's. While the node's kswapd is awake the node's zones use
-/// <c>calculate_pressure_threshold</c> instead, so that the drift of NR_FREE_PAGES cannot hide a
-/// breach of the min watermark: the distance between the low and the min watermarks over the
-/// online CPUs, at least 1 and at most 125 — 10 on the 48-CPU machine, 56 on the 8-CPU one
-/// (<c>kswapd_try_to_sleep</c> sets the normal one before kswapd sleeps and the pressure one when it
-/// wakes). So on the larger machine under reclaim every counter folds about ten times as often as
-/// on the smaller one, into lines that cross sockets; the counters are updated per page, or per
+/// managed memory in 128 MiB units)), at most 125: 96 on the 48-CPU machine's 16 GiB zones (their
+/// managed pages are short of 16 GiB by the node's memmap, a 64th), 56 on the 8-CPU one's Normal
+/// zone. While the node's kswapd is awake the node's zones use <c>calculate_pressure_threshold</c>
+/// instead, so that the drift of NR_FREE_PAGES cannot hide a breach of the min watermark: the
+/// distance between the low and the min watermarks over the online CPUs, at least 1 and at most
+/// 125 — 10 on the 48-CPU machine's 16 GiB zones; a zone whose CPUs' drift at the normal threshold
+/// cannot reach that distance has no <c>percpu_drift_mark</c> and keeps the normal threshold (the
+/// 8-CPU machine's Normal zone: 8 x 56 = 448 against 452). <c>kswapd_try_to_sleep</c> sets the
+/// normal threshold before kswapd sleeps and the pressure one when it wakes; kswapd's first wake
+/// follows such a sleep too. So on the larger machine under reclaim a counter folds about five
+/// times as often per update as on the smaller one (10 against 56), into lines that cross sockets; the counters are updated per page, or per
 /// batch of a few dozen pages, in the allocator, the page cache, the rmap and the LRU, several of
 /// them under <c>lru_lock</c>, <c>zone->lock</c> or <c>tree_lock</c>, whose hold the fold lengthens.
 /// </para>
@@ -51,6 +54,12 @@ public enum ZoneStatItem
 /// zone's node, the global array on node 0. Reads of a counter line — the allocator's watermark
 /// check reads NR_FREE_PAGES and NR_ALLOC_BATCH in the zone's first line on every allocation — cost
 /// a transfer when another CPU has written the line since this CPU last read it.
+/// </para>
+/// <para>
+/// The lines' other users are charged too: the last writer's next fold after other CPUs read the
+/// zone's first line must take it back from them (an invalidation, charged as a transfer from the
+/// last reader), and after kswapd wrote every CPU's pageset (the new threshold) each CPU's next
+/// update fetches its pageset line back from kswapd's CPU.
 /// </para>
 /// <para>
 /// Costs are what <see cref="Mod"/>, <see cref="Inc"/>, <see cref="Dec"/> and <see cref="ReadLine0"/>
@@ -103,6 +112,15 @@ public sealed class ZoneStats
     /// <summary>The CPU that last wrote each line of the global vm_stat (-1: none yet).</summary>
     private readonly int[] _globalLineOwner = new int[LinesPerArray];
 
+    /// <summary>The last CPU other than the writer to read each zone's first line since its last write (-1: none).</summary>
+    private readonly int[] _line0Reader;
+
+    /// <summary>For each CPU's pageset of each zone, the CPU that wrote it last if that was not the CPU itself (kswapd setting a threshold; -1: its own): [cpu * zones + zone].</summary>
+    private readonly int[] _pagesetWriter;
+
+    /// <summary>What each zone's NR_PAGES_SCANNED holds after the folds so far (zone_page_state: the folded value, not the CPUs' differentials).</summary>
+    private readonly long[] _foldedPagesScanned;
+
     public ZoneStats(Zone[] zones, int nrCpus, CacheLines lines, CostModel costs)
     {
         _lines = lines;
@@ -119,11 +137,14 @@ public sealed class ZoneStats
         {
             Zone zone = zones[z];
             _zoneNode[z] = zone.Node;
-            _normal[z] = NormalThreshold((long)zone.Frames * zone.SizingScale, nrCpus);
+            _normal[z] = NormalThreshold(ManagedPages((long)zone.Frames * zone.SizingScale), nrCpus);
             // refresh_zone_stat_thresholds sets percpu_drift_mark only where the CPUs' drift at the
             // normal threshold could exceed the low-min distance; set_pgdat_percpu_threshold skips a
-            // zone without one, which keeps the normal threshold under pressure too.
-            long distance = zone.WmarkLow - zone.WmarkMin;
+            // zone without one, which keeps the normal threshold under pressure too. The distance is
+            // the full-size zone's (a scaled zone may cap its watermarks to stay usable).
+            // (low = min + min / 4, as Memory sets the marks; a zone built without its full-size
+            // min, in tests, uses its own marks.)
+            long distance = zone.WmarkMinFullSize > 0 ? zone.WmarkMinFullSize / 4 : zone.WmarkLow - zone.WmarkMin;
             _pressure[z] = (long)nrCpus * _normal[z] > distance ? PressureThreshold(distance, nrCpus) : _normal[z];
             _threshold[z] = _normal[z];
         }
@@ -134,7 +155,21 @@ public sealed class ZoneStats
         _line0Writes = new long[_zones];
         _line0Seen = new long[_cpus * _zones];
         Array.Fill(_line0Seen, -1);
+        _line0Reader = new int[_zones];
+        Array.Fill(_line0Reader, -1);
+        _pagesetWriter = new int[_cpus * _zones];
+        Array.Fill(_pagesetWriter, -1);
+        _foldedPagesScanned = new long[_zones];
     }
+
+    /// <summary>
+    /// A zone's managed pages: its present pages less the struct pages that describe them (the
+    /// node's memmap, 64 bytes per 4 KiB page, reserved at boot in the node's own memory).
+    /// </summary>
+    public static long ManagedPages(long presentPages) => presentPages - presentPages / 64;
+
+    /// <summary>zone_page_state(zone, NR_PAGES_SCANNED): what the folds have put in the zone's counter (at least 0).</summary>
+    public long FoldedPagesScanned(int zone) => Math.Max(0, _foldedPagesScanned[zone]);
 
     /// <summary>Folds so far (each two locked adds).</summary>
     public long Folds { get; private set; }
@@ -204,6 +239,7 @@ public sealed class ZoneStats
             for (int c = 0; c < _cpus; c++)
             {
                 cost += _lines.Transfer(c, cpu);
+                _pagesetWriter[c * _zones + z] = c == cpu ? -1 : cpu;
             }
         }
         return cost;
@@ -216,42 +252,47 @@ public sealed class ZoneStats
         {
             return 0;
         }
+        long cost = PagesetBack(cpu, zone);
         ref int d = ref _diff[((cpu * _zones) + zone) * Items.Length + SlotOf[(int)item]];
         int x = d + delta;
         int t = _threshold[zone];
         if (x > t || x < -t)
         {
             d = 0;
-            return Fold(cpu, zone, item);
+            return cost + Fold(cpu, zone, item, x);
         }
         d = x;
-        return 0;
+        return cost;
     }
 
     /// <summary>__inc_zone_state: folds the differential plus half the threshold once it passes the threshold.</summary>
     public long Inc(int cpu, int zone, ZoneStatItem item)
     {
+        long cost = PagesetBack(cpu, zone);
         ref int d = ref _diff[((cpu * _zones) + zone) * Items.Length + SlotOf[(int)item]];
         int t = _threshold[zone];
         if (++d > t)
         {
+            int amount = d + (t >> 1);
             d = -(t >> 1);
-            return Fold(cpu, zone, item);
+            return cost + Fold(cpu, zone, item, amount);
         }
-        return 0;
+        return cost;
     }
 
     /// <summary>__dec_zone_state: the mirror of <see cref="Inc"/>.</summary>
     public long Dec(int cpu, int zone, ZoneStatItem item)
     {
+        long cost = PagesetBack(cpu, zone);
         ref int d = ref _diff[((cpu * _zones) + zone) * Items.Length + SlotOf[(int)item]];
         int t = _threshold[zone];
         if (--d < -t)
         {
+            int amount = d - (t >> 1);
             d = t >> 1;
-            return Fold(cpu, zone, item);
+            return cost + Fold(cpu, zone, item, amount);
         }
-        return 0;
+        return cost;
     }
 
     /// <summary>
@@ -272,22 +313,47 @@ public sealed class ZoneStats
         {
             return 0;
         }
+        _line0Reader[zone] = cpu;
         long cost = _lines.Transfer(owner, cpu);
         ReadNs += cost;
         return cost;
     }
 
-    /// <summary>zone_page_state_add: the zone's counter and the global one, each a locked add on its line.</summary>
-    private long Fold(int cpu, int zone, ZoneStatItem item)
+    /// <summary>The CPU's pageset line back from kswapd's CPU, if kswapd wrote it (a new threshold) since this CPU's last update.</summary>
+    private long PagesetBack(int cpu, int zone)
+    {
+        ref int w = ref _pagesetWriter[cpu * _zones + zone];
+        if (w < 0)
+        {
+            return 0;
+        }
+        long cost = _lines.Transfer(w, cpu);
+        w = -1;
+        return cost;
+    }
+
+    /// <summary>zone_page_state_add of <paramref name="amount"/>: the zone's counter and the global one, each a locked add on its line.</summary>
+    private long Fold(int cpu, int zone, ZoneStatItem item, int amount)
     {
         int line = (int)item >> 3;
-        long cost = 2 * _costs.LockAcquireNs
-            + _lines.Take(ref _zoneLineOwner[zone * LinesPerArray + line], cpu, _zoneNode[zone])
-            + _lines.Take(ref _globalLineOwner[line], cpu, 0);
+        ref int zoneOwner = ref _zoneLineOwner[zone * LinesPerArray + line];
+        long cost = 2 * _costs.LockAcquireNs;
+        if (line == 0 && zoneOwner == cpu && _line0Reader[zone] >= 0)
+        {
+            // The writer's own line, shared since with the CPUs that read it: taking it back
+            // invalidates their copies.
+            cost += _lines.Transfer(_line0Reader[zone], cpu);
+        }
+        cost += _lines.Take(ref zoneOwner, cpu, _zoneNode[zone]) + _lines.Take(ref _globalLineOwner[line], cpu, 0);
         if (line == 0)
         {
             _line0Writes[zone]++;
             _line0Seen[cpu * _zones + zone] = _line0Writes[zone];
+            _line0Reader[zone] = -1;
+        }
+        if (item == ZoneStatItem.NrPagesScanned)
+        {
+            _foldedPagesScanned[zone] += amount;
         }
         Folds++;
         FoldNs += cost;
