@@ -29,22 +29,8 @@ internal sealed class DeadMmCountingVanilla() : Vanilla(new PolicyParams())
 public class KernelFidelityTests
 {
     /// <summary>A 2 x 4 machine with 4 GiB (no workload started; at 1/<paramref name="scaleDivisor"/>) whose node 0 holds <paramref name="pages"/> clean, unmapped page-cache pages on its inactive list.</summary>
-    private static Sim WithInactivePages(int pages, string policy = "vanilla", int scaleDivisor = 1)
-    {
-        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: scaleDivisor, policy: policy));
-        Zone z = sim.Memory.Zones[0];
-        AddressSpace file = sim.CreateFile("cache", pages);
-        for (int i = 0; i < pages; i++)
-        {
-            int f = z.AllocBootPage();
-            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
-            sim.Memory.Pages[f].Mapping = file.Id;
-            sim.Memory.Pages[f].Index = i;
-            file.PageCache.Set(i, (uint)(f + 1));
-            sim.Memory.LruAddHead(z, f, active: false);
-        }
-        return sim;
-    }
+    private static Sim WithInactivePages(int pages, string policy = "vanilla", int scaleDivisor = 1) =>
+        TestKit.WithInactivePages(RunConfig.Create(machine: "small-2node", scaleDivisor: scaleDivisor, policy: policy), pages);
 
     [Fact]
     public void GlobalDirectReclaimAtDefPriorityScansTheWholeNr()

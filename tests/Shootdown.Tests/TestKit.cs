@@ -21,6 +21,24 @@ internal static class TestKit
         return n;
     }
 
+    /// <summary>A simulation of <paramref name="cfg"/> whose first zone's inactive file list holds <paramref name="pages"/> clean, unmapped pages of one file, in file order.</summary>
+    public static Sim WithInactivePages(RunConfig cfg, int pages)
+    {
+        var sim = new Sim(cfg);
+        Kernel.Mm.Zone z = sim.Memory.Zones[0];
+        Kernel.Mm.AddressSpace file = sim.CreateFile("cache", pages);
+        for (int i = 0; i < pages; i++)
+        {
+            int f = z.AllocBootPage();
+            sim.Memory.Pages[f].Flags = Kernel.Mm.PageFlags.Uptodate;
+            sim.Memory.Pages[f].Mapping = file.Id;
+            sim.Memory.Pages[f].Index = i;
+            file.PageCache.Set(i, (uint)(f + 1));
+            sim.Memory.LruAddHead(z, f, active: false);
+        }
+        return sim;
+    }
+
     /// <summary>Makes CPU <paramref name="cpu"/> run its user task in a step that has not ended: an IPI waits for its interrupts and delays its next step.</summary>
     public static void Busy(Sim sim, int cpu)
     {

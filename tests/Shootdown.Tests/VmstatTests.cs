@@ -101,43 +101,34 @@ public class VmstatTests
         Assert.Equal(3, zs.Folds);
     }
 
+    /// <summary>The 1-based calls of <paramref name="update"/>, of <paramref name="calls"/>, that made a fold.</summary>
+    private static int[] FoldsAt(ZoneStats zs, int calls, Func<long> update)
+    {
+        var at = new List<int>();
+        for (int i = 1; i <= calls; i++)
+        {
+            long before = zs.Folds;
+            update();
+            if (zs.Folds > before)
+            {
+                at.Add(i);
+            }
+        }
+        return [.. at];
+    }
+
     [Fact]
     public void IncOverstepsByHalfTheThreshold()
     {
         ZoneStats zs = TwoNodes(12, (int)(16 * GiB / 4096), 2048, 2560, out _, out _);
         zs.SetNodeThreshold(0, pressure: true, cpu: 0);
         int t = zs.Threshold(0); // 21
-        int folds = 0;
-        int[] at = new int[2];
-        for (int i = 1; i <= 2 * t + t / 2 + 2; i++)
-        {
-            long before = zs.Folds;
-            zs.Inc(3, 0, ZoneStatItem.NumaHit);
-            if (zs.Folds > before)
-            {
-                at[folds++] = i;
-            }
-        }
         // The first fold at t + 1 increments; the differential restarts at -t/2, so the next comes
-        // t + t/2 + 1 increments later.
-        Assert.Equal(2, folds);
-        Assert.Equal(t + 1, at[0]);
-        Assert.Equal(at[0] + t + t / 2 + 1, at[1]);
-        // __dec_zone_state mirrors it: the first fold at t + 1 decrements, the next t + t/2 + 1 later.
-        int decs = 0;
-        int[] decAt = new int[2];
-        for (int i = 1; i <= 2 * t + t / 2 + 2; i++)
-        {
-            long before = zs.Folds;
-            zs.Dec(4, 0, ZoneStatItem.NrFilePages);
-            if (zs.Folds > before)
-            {
-                decAt[decs++] = i;
-            }
-        }
-        Assert.Equal(2, decs);
-        Assert.Equal(t + 1, decAt[0]);
-        Assert.Equal(decAt[0] + t + t / 2 + 1, decAt[1]);
+        // t + t/2 + 1 increments later. __dec_zone_state mirrors it.
+        int[] at = FoldsAt(zs, 2 * t + t / 2 + 2, () => zs.Inc(3, 0, ZoneStatItem.NumaHit));
+        Assert.Equal([t + 1, 2 * t + t / 2 + 2], at);
+        int[] decAt = FoldsAt(zs, 2 * t + t / 2 + 2, () => zs.Dec(4, 0, ZoneStatItem.NrFilePages));
+        Assert.Equal([t + 1, 2 * t + t / 2 + 2], decAt);
     }
 
     [Fact]
@@ -208,20 +199,10 @@ public class VmstatTests
         // the batch before it drops lru_lock, and putback_inactive_pages NR_ISOLATED_FILE again:
         // with a batch above the threshold (40 on small-2node's full-size zones) each folds, and
         // the folds lengthen the lock's hold by exactly their cost.
-        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1, policy: "vanilla",
-            policyParams: new Policies.PolicyParams { SwapClusterMax = 64 }));
+        Sim sim = TestKit.WithInactivePages(RunConfig.Create(machine: "small-2node", scaleDivisor: 1, policy: "vanilla",
+            policyParams: new Policies.PolicyParams { SwapClusterMax = 64 }), 64);
         Zone z = sim.Memory.Zones[0];
         Assert.Equal(40, sim.ZoneStats.Threshold(z.Index));
-        AddressSpace file = sim.CreateFile("cache", 64);
-        for (int i = 0; i < 64; i++)
-        {
-            int f = z.AllocBootPage();
-            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
-            sim.Memory.Pages[f].Mapping = file.Id;
-            sim.Memory.Pages[f].Index = i;
-            file.PageCache.Set(i, (uint)(f + 1));
-            sim.Memory.LruAddHead(z, f, active: false);
-        }
         Exec ex = TestKit.ExecOn(sim, 0);
         TestKit.RunToEnd(sim.Vmscan.ShrinkInactiveList(ex, sim.UserTasks[0], 0, 64));
         CostModel c = sim.Costs;
