@@ -40,7 +40,6 @@ public sealed class KswapdTask : SimTask
                 ex.Sys += sim.ZoneStats.SetNodeThreshold(Node, pressure: false, ex.Cpu.Id, ex.Now);
                 sim.Trace?.KswapdSleep(ex.Now, ex.Cpu.Id, Comm, Pid, Node);
                 yield return Yield.Sleep;
-                ex = sim.Exec;
                 ex.What = "kswapd sleep";
                 ex.Sys += sim.ZoneStats.SetNodeThreshold(Node, pressure: true, ex.Cpu.Id, ex.Now);
                 continue;

@@ -66,7 +66,7 @@ public sealed class Migrate(Sim sim)
         }
         Zone z = mem.ZoneOf(frame);
         bool wasActive = (p.Flags & PageFlags.Active) != 0;
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, LruItem(wasActive), -1), mem.LruDel(z, frame));
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, ZoneStats.LruItem(wasActive), -1), mem.LruDel(z, frame));
         p.Flags |= PageFlags.Isolated;
         z.NrIsolatedFile++;
         ex.Sys += numaMisplaced
@@ -88,11 +88,9 @@ public sealed class Migrate(Sim sim)
             ex.Sys += sim.ZoneStats.Dec(ex.Cpu.Id, z.Index, ZoneStatItem.NrIsolatedFile);
         }
         bool active = (p.Flags & PageFlags.Active) != 0;
-        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, LruItem(active), 1), mem.LruLockLineWrites(active, atHead: true));
+        ex.LockHold(z.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, ZoneStats.LruItem(active), 1), mem.LruLockLineWrites(active, atHead: true));
         mem.LruAddHead(z, frame, active);
     }
-
-    private static ZoneStatItem LruItem(bool active) => active ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile;
 
     private static bool Busy(in Page p) => (p.Flags & (PageFlags.Locked | PageFlags.Writeback)) != 0;
 
@@ -228,7 +226,7 @@ public sealed class Migrate(Sim sim)
         sim.PageAlloc.FreePages(ex, new ReadOnlySpan<int>(in old));
         Zone nz = mem.ZoneOf(dst);
         bool active = (n.Flags & PageFlags.Active) != 0;
-        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, nz.Index, LruItem(active), 1), mem.LruLockLineWrites(active, atHead: true));
+        ex.LockHold(nz.LruLock, sim.Costs.LruPerPageNs + sim.ZoneStats.Mod(ex.Cpu.Id, nz.Index, ZoneStats.LruItem(active), 1), mem.LruLockLineWrites(active, atHead: true));
         mem.LruAddHead(nz, dst, active);
         sim.VmStat.Inc(VmEvent.pgmigrate_success);
     }

@@ -244,8 +244,8 @@ public sealed class PageAlloc(Sim sim)
         foreach (int zi in sim.Memory.NodeZones[node])
         {
             Zone z = sim.Memory.Zones[zi];
-            long refill = Math.Min(int.MaxValue, z.WmarkHigh - z.WmarkLow - z.AllocBatch);
-            ex.Sys += sim.ZoneStats.Mod(ex.Cpu.Id, zi, ZoneStatItem.NrAllocBatch, (int)Math.Max(int.MinValue, refill));
+            int refill = (int)Math.Clamp(z.WmarkHigh - z.WmarkLow - z.AllocBatch, int.MinValue, int.MaxValue);
+            ex.Sys += sim.ZoneStats.Mod(ex.Cpu.Id, zi, ZoneStatItem.NrAllocBatch, refill);
             z.ResetAllocBatch();
         }
     }

@@ -42,8 +42,9 @@ public sealed class Swap(Sim sim)
             }
             Zone tz = mem.ZoneOf(f);
             // Put at its list's head and taken off again: two writes to the head.
-            int headWrites = 2 * mem.LruLockLineWrites((mem.Pages[f].Flags & PageFlags.Active) != 0, atHead: true);
-            ZoneStatItem item = (mem.Pages[f].Flags & PageFlags.Active) != 0 ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile;
+            bool orphanActive = (mem.Pages[f].Flags & PageFlags.Active) != 0;
+            int headWrites = 2 * mem.LruLockLineWrites(orphanActive, atHead: true);
+            ZoneStatItem item = ZoneStats.LruItem(orphanActive);
             long counts = sim.ZoneStats.Mod(cpu.Id, tz.Index, item, 1) + sim.ZoneStats.Mod(cpu.Id, tz.Index, item, -1);
             ex.LockHold(tz.LruLock, 2 * sim.Costs.LruPerPageNs + sim.Lines.Take(ref mem.Pages[f], cpu.Id, tz.Node) + counts, headWrites);
             sim.Oracle?.PageTruncated(ex, f);
@@ -65,7 +66,7 @@ public sealed class Swap(Sim sim)
                 bool active = (mem.Pages[f].Flags & PageFlags.Active) != 0;
                 mem.LruAddHead(z, f, active);
                 // add_page_to_lru_list: the list's NR_*_FILE, a page at a time.
-                lines += sim.ZoneStats.Mod(cpu.Id, z.Index, active ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile, 1);
+                lines += sim.ZoneStats.Mod(cpu.Id, z.Index, ZoneStats.LruItem(active), 1);
                 lockLineWrites += mem.LruLockLineWrites(active, atHead: true);
                 j++;
             }

@@ -175,7 +175,7 @@ public sealed class Truncate(Sim sim)
                     ex.Sys += sim.Costs.LockAcquireNs; // put_page_testzero of the run's later pages
                 }
                 lines += sim.Lines.Take(ref mem.Pages[g], ex.Cpu.Id, z.Node);
-                lines += sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, (mem.Pages[g].Flags & PageFlags.Active) != 0 ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile, -1);
+                lines += sim.ZoneStats.Mod(ex.Cpu.Id, z.Index, ZoneStats.LruItem((mem.Pages[g].Flags & PageFlags.Active) != 0), -1);
                 lockLineWrites += mem.LruDel(z, g); // __ClearPageLRU, del_page_from_lru_list
                 free[nrFree++] = g;
                 run++;

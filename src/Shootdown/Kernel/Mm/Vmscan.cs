@@ -442,28 +442,23 @@ public sealed class Vmscan(Sim sim)
         Memory mem = sim.Memory;
         int back = sc.NrKeep + sc.NrActivate;
         long lines = 0;
+        int c = ex.Cpu.Id;
+        // add_page_to_lru_list per page (its list's NR_*_FILE too), then NR_ISOLATED_FILE by the
+        // batch, before the unlock.
         for (int i = 0; i < sc.NrKeep; i++)
         {
             int f = sc.Keep[i];
             mem.Pages[f].Flags &= ~PageFlags.Isolated;
-            lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
+            lines += sim.Lines.Take(ref mem.Pages[f], c, z.Node);
             mem.LruAddHead(z, f, active: false);
+            lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrInactiveFile, 1);
         }
         for (int i = 0; i < sc.NrActivate; i++)
         {
             int f = sc.Activate[i];
             mem.Pages[f].Flags &= ~PageFlags.Isolated;
-            lines += sim.Lines.Take(ref mem.Pages[f], ex.Cpu.Id, z.Node);
+            lines += sim.Lines.Take(ref mem.Pages[f], c, z.Node);
             mem.LruAddHead(z, f, active: true);
-        }
-        // add_page_to_lru_list per page, then NR_ISOLATED_FILE by the batch, before the unlock.
-        int c = ex.Cpu.Id;
-        for (int i = 0; i < sc.NrKeep; i++)
-        {
-            lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrInactiveFile, 1);
-        }
-        for (int i = 0; i < sc.NrActivate; i++)
-        {
             lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrActiveFile, 1);
         }
         lines += sim.ZoneStats.Mod(c, z.Index, ZoneStatItem.NrIsolatedFile, -sc.NrTaken);

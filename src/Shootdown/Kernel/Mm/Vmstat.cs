@@ -1,3 +1,4 @@
+using System.Numerics;
 using Shootdown.Hardware;
 
 namespace Shootdown.Kernel.Mm;
@@ -207,6 +208,9 @@ public sealed class ZoneStats
     /// <summary>calculate_pressure_threshold: (low - min watermark) / <paramref name="cpus"/>, at least 1, at most 125.</summary>
     public static int PressureThreshold(long watermarkDistance, int cpus) => (int)Math.Clamp(watermarkDistance / cpus, 1, MaxThreshold);
 
+    /// <summary>The NR_*_FILE counter of the file LRU list a page is on (NR_ACTIVE_FILE or NR_INACTIVE_FILE).</summary>
+    public static ZoneStatItem LruItem(bool active) => active ? ZoneStatItem.NrActiveFile : ZoneStatItem.NrInactiveFile;
+
     /// <summary>The stat_threshold <paramref name="zone"/>'s pagesets have now.</summary>
     public int Threshold(int zone) => _threshold[zone];
 
@@ -360,16 +364,8 @@ public sealed class ZoneStats
         return cost;
     }
 
-    private static int Fls(long x)
-    {
-        int r = 0;
-        while (x > 0)
-        {
-            r++;
-            x >>= 1;
-        }
-        return r;
-    }
+    /// <summary>The kernel's fls: the 1-based position of the highest set bit, 0 for 0.</summary>
+    private static int Fls(long x) => x <= 0 ? 0 : BitOperations.Log2((ulong)x) + 1;
 
     private static int[] BuildSlots()
     {
