@@ -50,4 +50,50 @@ public class SchedTests
         List<string> log = RunWithAWakeup([Yield.Resched, Yield.Resched, Yield.Resched, Yield.Resched]);
         Assert.Equal(["t9001:0", "t9002:0", "t9001:1", "t9001:2", "t9001:3"], log);
     }
+
+    /// <summary>A task that takes <paramref name="steps"/> 1 ms steps and logs, for each, when it started and on which CPU.</summary>
+    private sealed class BusyTask(int pid, Cpu cpu, int steps, List<(long At, int Cpu)>? log) : SimTask(pid, $"busy{pid}", null, cpu)
+    {
+        protected internal override IEnumerable<Yield> Run(Sim sim)
+        {
+            for (int i = 0; i < steps; i++)
+            {
+                log?.Add((sim.Exec.Start, sim.Exec.Cpu.Id));
+                sim.Exec.Sys += 1_000_000;
+                yield return Yield.Resched;
+            }
+        }
+    }
+
+    [Fact]
+    public void ATaskSharingABusyCpuStaysUntilAnotherCpusPeriodicBalancePullsIt()
+    {
+        // Node 0 of small-2node: CPUs 0-3, each busy with a task bound to it; a fifth task allowed
+        // on all four starts on CPU 0 and shares it. 4.0's CFS leaves it there at its slice ends
+        // and a busy CPU's periodic balance (every 4 x 32 ms here) pulls it: the first balance of
+        // CPU 1, 2 or 3 after it woke decides when and where it goes.
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1));
+        for (int c = 0; c < 4; c++)
+        {
+            sim.Sched.Wake(new BusyTask(9100 + c, sim.Cpus[c], 600, null), 0);
+        }
+        var log = new List<(long At, int Cpu)>();
+        var k = new BusyTask(9200, sim.Cpus[0], 600, log) { AllowedCpus = [0, 1, 2, 3] };
+        sim.Sched.Wake(k, 0);
+        TestKit.DrainEvents(sim);
+        Assert.Equal(128_000_000, Scheduler.BusyBalanceIntervalNs(4));
+        Assert.Equal(16_000_000, Scheduler.BusyBalanceIntervalNs(4, scale: 8));
+        (long pullAt, int pullCpu) = sim.Sched.NextPull(k, sim.Cpus[0], 0);
+        Assert.InRange(pullAt, 0, Scheduler.BusyBalanceIntervalNs(4));
+        Assert.NotEqual(0, pullCpu);
+        int firstMove = log.FindIndex(e => e.Cpu != 0);
+        Assert.True(firstMove > 0, "the task never left CPU 0");
+        Assert.All(log.Take(firstMove), e => Assert.Equal(0, e.Cpu));
+        Assert.Equal(pullCpu, log[firstMove].Cpu);
+        // It moves at its first slice end at or after the balance — after the other task's slice
+        // and its own at most — and runs there once that CPU's task reaches its next step end.
+        Assert.InRange(log[firstMove].At, pullAt, pullAt + 2 * sim.Costs.SchedSliceNs + 2_000_000);
+        // Sharing CPU 0 with its bound task until then, it ran about half of that time there.
+        Assert.InRange(firstMove, pullAt / 1_000_000 / 2 - 4, pullAt / 1_000_000 / 2 + 4);
+    }
 }

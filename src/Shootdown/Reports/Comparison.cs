@@ -39,6 +39,8 @@ public sealed class Comparison
     [
         new("elapsed_s", "Elapsed (s)", r => r.ElapsedS),
         new("median_exit_s", "  Median task exit (s)", r => r.TaskExits.MedianS),
+        new("time_range_s", "  Tasks' elapsed: range (s)", r => r.TaskExits.TimeRangeS),
+        new("time_stddv_s", "  Tasks' elapsed: stddev (s)", r => r.TaskExits.TimeStddvS),
         new("user_s", "User CPU (s)", r => r.UserS),
         new("system_s", "System CPU (s)", r => r.SystemS),
         new("benchmark_system_s", "  System CPU of the benchmark (s)", r => r.BenchmarkSystemS),

@@ -70,6 +70,7 @@ public sealed class CrossCheck
         new("pfn-list-4node-4.3", "gorman-4node", "lru-file-mmap-read", "linux-4.3", 16),
         new("pfn-list-4node-v6", "gorman-4node", "lru-file-mmap-read", "v6-pfn32", 16),
         new("swap-cluster-256", "gorman-1node", "lru-file-mmap-read", "linux-4.3", 8, SwapClusterMax: 256),
+        new("vanilla-1node", "gorman-1node", "lru-file-mmap-read", "vanilla", 8),
     ];
 
     /// <summary>
@@ -91,6 +92,12 @@ public sealed class CrossCheck
     /// 9 Jul 2015], one socket, 4.2-rc1): "the number of IPIs sent is halved" (a reduction held to
     /// 25..100%, twice or half the published one) while the elapsed time moved by 0.54%, "well
     /// within standard deviation" (0.19 and 0.22 s of 20.4 s): held to two of those, ±2.16%.
+    /// Readers' spread: mmtests' vmscale reports the standard deviation (time_stddv) and the range
+    /// (time_range) of the readers' own elapsed times; Mel Gorman gave the one-socket machine's for
+    /// v6 ([v6 stddev], 10 Jun 2015: vanilla, the full flush of patch 2, the same with patch 3's
+    /// deferred dirty flushes — the 4.3 design, `linux-4.3` — and the PFN list of patch 4,
+    /// `v6-pfn32`) and for v7's patch 3 ([Gorman 9 Jul 2015]), each held to the factor of 2; the
+    /// model's readers run at `reproduce`'s 1/8, its times x 8.
     /// Reclaim efficiency: the same patch's changelog ([Gorman 6 Jul 2015], v7 4/4, 4.2-rc1) says
     /// reclaim freed "closer to 35%" of the pages it scanned on this workload with
     /// SWAP_CLUSTER_MAX 32 (mmtests' efficiency, pgsteal over pgscan; the machine is not named, the
@@ -142,6 +149,21 @@ public sealed class CrossCheck
         new("SWAP_CLUSTER_MAX 256 vs 32, 1-node linux-4.3, elapsed change", "%", -0.54, -2.16, 2.16, "-2.16..2.16 (2 s.d.)",
             "Gorman 9 Jul 2015: Ops elapsed 20.47 -> 20.36 s, stddev 0.19 / 0.22 s", ["pfn-list-1node-4.3", "swap-cluster-256"],
             r => Change(r("swap-cluster-256").ElapsedS, r("pfn-list-1node-4.3").ElapsedS)),
+        new("readers' elapsed stddev, 1-node vanilla", "s", 0.32, 0.16, 0.64, "0.16..0.64 (x2)",
+            "v6 stddev: Ops lru-file-mmap-read-time_stddv 0.32 s (vanilla, 4.1-rc6)", ["vanilla-1node"],
+            r => ReadersSpreadS(r("vanilla-1node"), stddev: true)),
+        new("readers' elapsed stddev, 1-node linux-4.3", "s", 0.39, 0.195, 0.78, "0.195..0.78 (x2)",
+            "v6 stddev: time_stddv 0.39 s (batchdirty-v6, patches 1-3)", ["pfn-list-1node-4.3"],
+            r => ReadersSpreadS(r("pfn-list-1node-4.3"), stddev: true)),
+        new("readers' elapsed stddev, 1-node v6-pfn32", "s", 0.45, 0.225, 0.9, "0.225..0.9 (x2)",
+            "v6 stddev: time_stddv 0.45 s (batchunmap-v6, patch 4)", ["pfn-list-1node-v6"],
+            r => ReadersSpreadS(r("pfn-list-1node-v6"), stddev: true)),
+        new("readers' elapsed stddev, 1-node linux-4.3 (v7)", "s", 0.19, 0.095, 0.38, "0.095..0.38 (x2)",
+            "Gorman 9 Jul 2015: time_stddv 0.19 s (batchdirty-v7, 4.2-rc1)", ["pfn-list-1node-4.3"],
+            r => ReadersSpreadS(r("pfn-list-1node-4.3"), stddev: true)),
+        new("readers' elapsed range, 1-node linux-4.3 (v7)", "s", 0.59, 0.295, 1.18, "0.295..1.18 (x2)",
+            "Gorman 9 Jul 2015: time_range 0.59 s (batchdirty-v7, 4.2-rc1)", ["pfn-list-1node-4.3"],
+            r => ReadersSpreadS(r("pfn-list-1node-4.3"), stddev: false)),
         new("reclaim efficiency, 1-node linux-4.3", "%", 35, 17.5, 70, "17.5..70 (x2)",
             "Gorman 6 Jul 2015 (v7 4/4, 4.2-rc1): reclaim efficiency \"closer to 35%\" on this workload", ["pfn-list-1node-4.3"],
             r => r("pfn-list-1node-4.3").ReclaimEfficiency * 100),
@@ -160,6 +182,14 @@ public sealed class CrossCheck
     public static double SystemUsPerPageReclaimed(RunResult r) =>
         r.PagesReclaimed > 0 ? r.BenchmarkSystemS / r.PagesReclaimed * 1e6
             : throw new InvalidOperationException($"run of {r.Workload} on {r.Machine} reclaimed no page");
+
+    /// <summary>
+    /// mmtests' time_stddv (<paramref name="stddev"/>) or time_range of the readers' own elapsed
+    /// times, in seconds of the full-size machine (the run's value x its scale divisor).
+    /// </summary>
+    public static double ReadersSpreadS(RunResult r, bool stddev) =>
+        r.TaskExits.Exited >= 2 ? (stddev ? r.TaskExits.TimeStddvS : r.TaskExits.TimeRangeS) * r.Config.ScaleDivisor
+            : throw new InvalidOperationException($"run of {r.Workload} on {r.Machine} had fewer than two tasks exit");
 
     /// <summary>The closing `rm`'s system time per page it freed, in ns.</summary>
     public static double TruncateNsPerPage(RunResult r) =>

@@ -61,6 +61,12 @@ public sealed record RunResult
     public required long CallFunctionInterrupts { get; init; }
     /// <summary>When the workload's tasks exited: the first, the median and the last (the run's end), and how many did.</summary>
     public required TaskExitStats TaskExits { get; init; }
+    /// <summary>
+    /// Each task started with the run (the readers, the pmbench threads, ...), in start order: its
+    /// own elapsed, user and system time, what /usr/bin/time reports per process (mmtests' vmscale
+    /// takes its time_range and time_stddv from these).
+    /// </summary>
+    public required IReadOnlyList<TaskTimes> Tasks { get; init; }
     /// <summary>Page cache dropped when files were removed (lru-file-mmap-read's closing rm): pages freed and when it began; null when no file was removed.</summary>
     public TruncateStats? Truncate { get; init; }
     public required double SteadyStartS { get; init; }
@@ -258,6 +264,7 @@ public sealed record RunResult
             TlbBatchFlushes = sim.Policy.BatchFlushes.Report(),
             CallFunctionInterrupts = calls,
             TaskExits = TaskExitStats.Of(sim.UserTasks),
+            Tasks = TaskTimes.Of(sim.UserTasks),
             ThroughputKbps = sim.ReaderThroughputKbps,
             Truncate = sim.Truncate.StartedAt < 0 ? null : new TruncateStats
             {
@@ -473,7 +480,20 @@ public sealed record TaskExitStats
     /// <summary>The last exit (0 when none exited).</summary>
     public double LastS { get; init; }
 
-    /// <summary>The exit times of the tasks that exited.</summary>
+    /// <summary>
+    /// mmtests' vmscale <c>time_range</c>: over the tasks started with the run (the readers; not
+    /// the case script's rm, which another task wakes) that exited, the longest elapsed time
+    /// (start to exit) less the shortest. 0 with fewer than two.
+    /// </summary>
+    public double TimeRangeS { get; init; }
+
+    /// <summary>
+    /// mmtests' vmscale <c>time_stddv</c>: the sample standard deviation (n - 1, as mmtests'
+    /// <c>calc_stddev</c>) of the same tasks' elapsed times. 0 with fewer than two.
+    /// </summary>
+    public double TimeStddvS { get; init; }
+
+    /// <summary>The exit times of the tasks that exited, and the spread of the started ones' elapsed times.</summary>
     public static TaskExitStats Of(IEnumerable<Kernel.Sched.SimTask> tasks)
     {
         long[] at = tasks.Where(t => t.ExitedAt >= 0).Select(t => t.ExitedAt).Order().ToArray();
@@ -484,7 +504,42 @@ public sealed record TaskExitStats
         const double ns = 1e9;
         int mid = at.Length / 2;
         double median = at.Length % 2 == 1 ? at[mid] / ns : (at[mid - 1] + at[mid]) / 2.0 / ns;
-        return new TaskExitStats { Exited = at.Length, FirstS = at[0] / ns, MedianS = median, LastS = at[^1] / ns };
+        double[] times = tasks.Where(t => t.ExitedAt >= 0 && t.StartedAt >= 0).Select(t => (t.ExitedAt - t.StartedAt) / ns).ToArray();
+        double range = 0, stddev = 0;
+        if (times.Length >= 2)
+        {
+            range = times.Max() - times.Min();
+            double mean = times.Average();
+            stddev = Math.Sqrt(times.Sum(x => (x - mean) * (x - mean)) / (times.Length - 1));
+        }
+        return new TaskExitStats { Exited = at.Length, FirstS = at[0] / ns, MedianS = median, LastS = at[^1] / ns, TimeRangeS = range, TimeStddvS = stddev };
+    }
+}
+
+/// <summary>One task of the workload started with the run: its elapsed time (start to exit; 0 if it did not exit), user and system time (ru_utime, ru_stime), in simulated seconds.</summary>
+public sealed record TaskTimes
+{
+    public required string Comm { get; init; }
+    public required int Pid { get; init; }
+    public required double StartS { get; init; }
+    public required double ElapsedS { get; init; }
+    public required double UserS { get; init; }
+    public required double SystemS { get; init; }
+
+    /// <summary>The tasks started with the run, in start order (then pid).</summary>
+    public static IReadOnlyList<TaskTimes> Of(IEnumerable<Kernel.Sched.SimTask> tasks)
+    {
+        const double ns = 1e9;
+        return tasks.Where(t => t.StartedAt >= 0).OrderBy(t => t.StartedAt).ThenBy(t => t.Pid)
+            .Select(t => new TaskTimes
+            {
+                Comm = t.Comm,
+                Pid = t.Pid,
+                StartS = t.StartedAt / ns,
+                ElapsedS = t.ExitedAt >= 0 ? (t.ExitedAt - t.StartedAt) / ns : 0,
+                UserS = t.UserNs / ns,
+                SystemS = t.SysNs / ns,
+            }).ToArray();
     }
 }
 

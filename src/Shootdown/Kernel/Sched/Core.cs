@@ -9,15 +9,27 @@ namespace Shootdown.Kernel.Sched;
 public sealed record SchedParams
 {
     /// <summary>
-    /// CFS-like spreading: when a task's slice ends on a CPU where others wait, it moves to the
-    /// next CPU of its allowed set (kswapd, bound to its node, so gets almost a whole CPU while each
-    /// reader gives up a slice in turn); a task woken on a busy CPU goes to an idle allowed one
-    /// (select_idle_sibling). Off: tasks stay where they are placed.
+    /// CFS-like spreading: a task that shares a busy CPU with others (kswapd, the one task more
+    /// than the CPUs of its node) is pulled away by the first periodic load balance of another
+    /// busy CPU of its allowed set after it woke or arrived (each CPU's timer every
+    /// <see cref="Scheduler.BusyBalanceIntervalNs"/>, at a phase drawn from the run's seed),
+    /// moving there at its next slice end; a task woken on a busy
+    /// CPU goes to an idle allowed one (select_idle_sibling). Off: tasks stay where they are placed.
     /// </summary>
     public bool Spread { get; init; } = true;
 
     /// <summary>Where kswapd of node n starts: the node's first CPU (its allowed set is always the node's CPUs).</summary>
     public int KswapdFirstCpuOffset { get; init; }
+
+    /// <summary>Seed of the CPUs' periodic balance timer phases: set from the run's seed when the simulation starts.</summary>
+    internal ulong BalanceSeed { get; init; }
+
+    /// <summary>
+    /// The run's scale divisor N (set when the simulation starts): a 1/N run lasts 1/N of the
+    /// full-size machine's time, so its CPUs balance N times as often, and a task sharing a CPU
+    /// meets as many balances per page read as at full size (<see cref="Scheduler.BusyBalanceIntervalNs"/>).
+    /// </summary>
+    internal int BalanceScale { get; init; } = 1;
 }
 
 /// <summary>
@@ -68,11 +80,66 @@ public sealed class Scheduler
         _body = body;
         _doExit = doExit;
         Params = p;
+        var rng = new Rng(p.BalanceSeed);
+        _balancePhase = new double[cpus.Length];
+        for (int i = 0; i < cpus.Length; i++)
+        {
+            _balancePhase[i] = (rng.NextU64() >> 11) * (1.0 / (1UL << 53));
+        }
         engine.On(EventKind.CpuStepEnd, OnCpuStepEnd);
         engine.On(EventKind.Timer, (t, id) => Wake(_timerTasks[id], t));
     }
 
     public SchedParams Params { get; }
+
+    // Each CPU's periodic balance timer, as a phase in [0, 1) of its interval (drawn from the run's seed).
+    private readonly double[] _balancePhase;
+
+    /// <summary>sd->busy_factor of Linux 4.0's sd_init: a busy CPU balances a domain 32 times less often than an idle one.</summary>
+    public const int BusyFactor = 32;
+
+    /// <summary>
+    /// The interval at which each busy CPU balances the domain of <paramref name="cpus"/> CPUs that
+    /// a task may use (kswapd's allowed set is its node, one socket): in 4.0 rebalance_domains
+    /// runs load_balance on a domain every sd->balance_interval x sd->busy_factor on a busy CPU
+    /// (get_sd_balance_interval), sd_init setting min_interval to the domain's weight in
+    /// milliseconds and busy_factor to 32 — n x 32 ms: 256 ms on 8 CPUs, 384 ms on 12. A run at
+    /// 1/<paramref name="scale"/> lasts that fraction of the full-size machine's time, and a pair's
+    /// share of the run is what sets how unevenly the readers finish (as a random walk of the
+    /// extra task, its spread over the run goes with the root of the number of balances), so the
+    /// interval is divided by the scale, as the zones' batches are sized for the full-size machine.
+    /// </summary>
+    public static long BusyBalanceIntervalNs(int cpus, int scale = 1) => (long)cpus * BusyFactor * 1_000_000L / scale;
+
+    /// <summary>
+    /// The first periodic balance, after <paramref name="since"/>, of a CPU of
+    /// <paramref name="task"/>'s allowed set other than <paramref name="cpu"/>, and that CPU: the
+    /// one that finds <paramref name="cpu"/>, running two tasks, the busiest and pulls one
+    /// (load_balance, detach_tasks). Each CPU's timer ticks at its own phase of the interval.
+    /// </summary>
+    internal (long At, int Cpu) NextPull(SimTask task, Cpu cpu, long since)
+    {
+        int[] allowed = task.AllowedCpus;
+        long interval = BusyBalanceIntervalNs(allowed.Length, Params.BalanceScale);
+        long best = long.MaxValue;
+        int bestCpu = -1;
+        foreach (int j in allowed)
+        {
+            if (j == cpu.Id)
+            {
+                continue;
+            }
+            long phase = (long)(_balancePhase[j] * interval);
+            long k = since - phase < 0 ? 0 : (since - phase) / interval + 1;
+            long at = phase + k * interval;
+            if (at < best)
+            {
+                best = at;
+                bestCpu = j;
+            }
+        }
+        return (best, bestCpu);
+    }
 
     /// <summary>Tracepoints; null when tracing is off.</summary>
     public Tracer? Trace { get; set; }
@@ -117,6 +184,7 @@ public sealed class Scheduler
         LiveUserTasks++;
         if (startAt >= 0)
         {
+            task.StartedAt = startAt;
             _starts.Add((task, startAt));
         }
     }
@@ -151,6 +219,7 @@ public sealed class Scheduler
         }
         task.State = TaskState.Runnable;
         Cpu cpu = SelectTaskRq(task);
+        task.ArrivedAt = t; // it shares this CPU from now on, if another runs here
         task.HomeCpu = cpu;
         Enqueue(cpu, task, t);
     }
@@ -190,13 +259,6 @@ public sealed class Scheduler
         }
     }
 
-    /// <summary>The next CPU of the task's allowed set after <paramref name="cpu"/> (round robin).</summary>
-    private Cpu NextAllowed(SimTask task, Cpu cpu)
-    {
-        int[] allowed = task.AllowedCpus;
-        int i = Array.IndexOf(allowed, cpu.Id);
-        return _cpus[allowed[(i + 1) % allowed.Length]];
-    }
 
     private void OnCpuStepEnd(long t, int id)
     {
@@ -206,14 +268,17 @@ public sealed class Scheduler
         bool sync = cur?.Body?.Current == Yield.Sync; // the task goes on: no preemption point
         if (cur is not null && !sync && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t - cpu.SliceStart >= _c.SchedSliceNs))
         {
-            // Preempted: back to a run queue — with spreading, a task whose slice ended moves on to
-            // the next CPU it may use.
+            // Preempted: back to a run queue — with spreading, a task whose slice ended after it
+            // shared this CPU long enough for a periodic balance to pull it goes to the CPU that
+            // pulled it.
             cpu.Current = null;
             bool sliceEnded = t - cpu.SliceStart >= _c.SchedSliceNs;
-            if (Params.Spread && sliceEnded && cur.AllowedCpus.Length > 1)
+            (long pullAt, int pullCpu) = Params.Spread && sliceEnded && cur.AllowedCpus.Length > 1 ? NextPull(cur, cpu, cur.ArrivedAt) : (long.MaxValue, -1);
+            if (pullAt <= t)
             {
-                Cpu next = NextAllowed(cur, cpu);
+                Cpu next = _cpus[pullCpu];
                 cur.HomeCpu = next;
+                cur.ArrivedAt = t;
                 Enqueue(next, cur, t);
             }
             else
