@@ -94,7 +94,7 @@ public sealed class CrossCheck
     /// within standard deviation" (0.19 and 0.22 s of 20.4 s): held to two of those, ±2.16%.
     /// Readers' spread: mmtests' vmscale reports the standard deviation (time_stddv) and the range
     /// (time_range) of the readers' own elapsed times; Mel Gorman gave the one-socket machine's for
-    /// v6 ([v6 stddev], 10 Jun 2015: vanilla, the full flush of patch 2, the same with patch 3's
+    /// v6 ([Gorman 10 Jun 2015]: vanilla, the full flush of patch 2, the same with patch 3's
     /// deferred dirty flushes — the 4.3 design, `linux-4.3` — and the PFN list of patch 4,
     /// `v6-pfn32`) and for v7's patch 3 ([Gorman 9 Jul 2015]), each held to the factor of 2; the
     /// model's readers run at `reproduce`'s 1/8, its times x 8.
@@ -150,13 +150,13 @@ public sealed class CrossCheck
             "Gorman 9 Jul 2015: Ops elapsed 20.47 -> 20.36 s, stddev 0.19 / 0.22 s", ["pfn-list-1node-4.3", "swap-cluster-256"],
             r => Change(r("swap-cluster-256").ElapsedS, r("pfn-list-1node-4.3").ElapsedS)),
         new("readers' elapsed stddev, 1-node vanilla", "s", 0.32, 0.16, 0.64, "0.16..0.64 (x2)",
-            "v6 stddev: Ops lru-file-mmap-read-time_stddv 0.32 s (vanilla, 4.1-rc6)", ["vanilla-1node"],
+            "Gorman 10 Jun 2015: Ops lru-file-mmap-read-time_stddv 0.32 s (vanilla, 4.1-rc6)", ["vanilla-1node"],
             r => ReadersSpreadS(r("vanilla-1node"), stddev: true)),
         new("readers' elapsed stddev, 1-node linux-4.3", "s", 0.39, 0.195, 0.78, "0.195..0.78 (x2)",
-            "v6 stddev: time_stddv 0.39 s (batchdirty-v6, patches 1-3)", ["pfn-list-1node-4.3"],
+            "Gorman 10 Jun 2015: time_stddv 0.39 s (batchdirty-v6, patches 1-3)", ["pfn-list-1node-4.3"],
             r => ReadersSpreadS(r("pfn-list-1node-4.3"), stddev: true)),
         new("readers' elapsed stddev, 1-node v6-pfn32", "s", 0.45, 0.225, 0.9, "0.225..0.9 (x2)",
-            "v6 stddev: time_stddv 0.45 s (batchunmap-v6, patch 4)", ["pfn-list-1node-v6"],
+            "Gorman 10 Jun 2015: time_stddv 0.45 s (batchunmap-v6, patch 4)", ["pfn-list-1node-v6"],
             r => ReadersSpreadS(r("pfn-list-1node-v6"), stddev: true)),
         new("readers' elapsed stddev, 1-node linux-4.3 (v7)", "s", 0.19, 0.095, 0.38, "0.095..0.38 (x2)",
             "Gorman 9 Jul 2015: time_stddv 0.19 s (batchdirty-v7, 4.2-rc1)", ["pfn-list-1node-4.3"],
