@@ -259,7 +259,6 @@ public sealed class Scheduler
         }
     }
 
-
     private void OnCpuStepEnd(long t, int id)
     {
         Cpu cpu = _cpus[id];
