@@ -19,7 +19,7 @@ internal static class Tables
         t.AddColumn(new TableColumn("value").RightAligned());
         t.AddRow("elapsed (s)", F(r.ElapsedS));
         t.AddRow("  tasks' exits: first / median (s)", r.TaskExits.Exited == 0 ? "-" : $"{F(r.TaskExits.FirstS)} / {F(r.TaskExits.MedianS)}");
-        t.AddRow("  tasks' elapsed: range / stddev (s)", r.TaskExits.Exited < 2 ? "-" : $"{F(r.TaskExits.TimeRangeS)} / {F(r.TaskExits.TimeStddvS)}");
+        t.AddRow("  tasks' elapsed: range / stddev (s)", r.TaskExits.Timed < 2 ? "-" : $"{F(r.TaskExits.TimeRangeS)} / {F(r.TaskExits.TimeStddvS)}");
         if (r.Truncate is { } tr)
         {
             t.AddRow("  closing rm: from (s) / pages freed", $"{F(tr.StartS)} / {tr.Pages:N0}");

@@ -430,10 +430,12 @@ public class PinnedResultTests
         double mean = e.Average();
         Assert.Equal(e.Max() - e.Min(), r.TaskExits.TimeRangeS, 9);
         Assert.Equal(Math.Sqrt(e.Sum(x => (x - mean) * (x - mean)) / (e.Length - 1)), r.TaskExits.TimeStddvS, 9);
-        Assert.True(r.TaskExits.TimeStddvS > 0);
-        // Each reader's start and exit are the run's: the last exit is at most the run's end.
-        Assert.All(r.Tasks, t => Assert.True(t.StartS + t.ElapsedS <= r.ElapsedS + 1e-9));
+        Assert.Equal(r.Tasks.Count, r.TaskExits.Timed);
         Assert.All(r.Tasks, t => Assert.True(t.UserS > 0 && t.SystemS > 0));
+        // A run with one timed task has no spread, and the cross-check refuses it.
+        RunResult one = r with { TaskExits = r.TaskExits with { Timed = 1 } };
+        Assert.Throws<InvalidOperationException>(() => CrossCheck.ReadersSpreadS(one, stddev: true));
+        Assert.Equal(r.TaskExits.TimeRangeS * r.Config.ScaleDivisor, CrossCheck.ReadersSpreadS(r, stddev: false), 9);
     }
 
     [Fact]

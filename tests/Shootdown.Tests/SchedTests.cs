@@ -95,5 +95,19 @@ public class SchedTests
         Assert.InRange(log[firstMove].At, pullAt, pullAt + 2 * sim.Costs.SchedSliceNs + 2_000_000);
         // Sharing CPU 0 with its bound task until then, it ran about half of that time there.
         Assert.InRange(firstMove, pullAt / 1_000_000 / 2 - 4, pullAt / 1_000_000 / 2 + 4);
+        // Over its whole run (about 1.2 s, half of each CPU it shares) it moves only when a
+        // balance of one of the three other CPUs comes, about every 128 / 4 ms: a few dozen times,
+        // where moving on at every slice end (3 ms of its own, 3 of the other's) would be about 200.
+        int moves = 0;
+        for (int i = 1; i < log.Count; i++)
+        {
+            if (log[i].Cpu != log[i - 1].Cpu)
+            {
+                moves++;
+            }
+        }
+        Assert.InRange(moves, 10, 70);
+        // Each stay outlasts a slice on average.
+        Assert.True((log[^1].At - log[0].At) / (double)(moves + 1) > 3 * sim.Costs.SchedSliceNs, $"{moves} moves");
     }
 }

@@ -188,8 +188,8 @@ public sealed class CrossCheck
     /// times, in seconds of the full-size machine (the run's value x its scale divisor).
     /// </summary>
     public static double ReadersSpreadS(RunResult r, bool stddev) =>
-        r.TaskExits.Exited >= 2 ? (stddev ? r.TaskExits.TimeStddvS : r.TaskExits.TimeRangeS) * r.Config.ScaleDivisor
-            : throw new InvalidOperationException($"run of {r.Workload} on {r.Machine} had fewer than two tasks exit");
+        r.TaskExits.Timed >= 2 ? (stddev ? r.TaskExits.TimeStddvS : r.TaskExits.TimeRangeS) * r.Config.ScaleDivisor
+            : throw new InvalidOperationException($"run of {r.Workload} on {r.Machine} timed fewer than two tasks");
 
     /// <summary>The closing `rm`'s system time per page it freed, in ns.</summary>
     public static double TruncateNsPerPage(RunResult r) =>

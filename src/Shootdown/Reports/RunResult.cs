@@ -481,9 +481,16 @@ public sealed record TaskExitStats
     public double LastS { get; init; }
 
     /// <summary>
-    /// mmtests' vmscale <c>time_range</c>: over the tasks started with the run (the readers; not
-    /// the case script's rm, which another task wakes) that exited, the longest elapsed time
-    /// (start to exit) less the shortest. 0 with fewer than two.
+    /// Tasks started with the run that exited — the readers of the reading workloads (not the case
+    /// script's rm, which another task wakes), every task of the store and migration workloads,
+    /// their helpers included — whose elapsed times <see cref="TimeRangeS"/> and
+    /// <see cref="TimeStddvS"/> are taken over.
+    /// </summary>
+    public int Timed { get; init; }
+
+    /// <summary>
+    /// mmtests' vmscale <c>time_range</c>: over the <see cref="Timed"/> tasks, the longest elapsed
+    /// time (start to exit) less the shortest. 0 with fewer than two.
     /// </summary>
     public double TimeRangeS { get; init; }
 
@@ -512,7 +519,7 @@ public sealed record TaskExitStats
             double mean = times.Average();
             stddev = Math.Sqrt(times.Sum(x => (x - mean) * (x - mean)) / (times.Length - 1));
         }
-        return new TaskExitStats { Exited = at.Length, FirstS = at[0] / ns, MedianS = median, LastS = at[^1] / ns, TimeRangeS = range, TimeStddvS = stddev };
+        return new TaskExitStats { Exited = at.Length, FirstS = at[0] / ns, MedianS = median, LastS = at[^1] / ns, Timed = times.Length, TimeRangeS = range, TimeStddvS = stddev };
     }
 }
 
