@@ -155,7 +155,7 @@ public class CpuSpeedTests
             "PageFreeNs", "WritebackSubmitNs", "ContextSwitchNs",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), CostModel.CoreBoundNames.Order(StringComparer.Ordinal));
-        foreach (string n in new[] { "SchedSliceNs", "TickNs", "IpiSendNs", "IpiLatencySameNodeNs", "IpiLatencyRemoteNodeNs", "CacheLineSameNodeNs", "CacheLineRemoteNodeNs", "DramLocalNs", "DramRemoteNodeNs", "IoLatencyNs", "TlbEntries", "TlbWays" })
+        foreach (string n in new[] { "SchedLatencyNs", "TickNs", "IpiSendNs", "IpiLatencySameNodeNs", "IpiLatencyRemoteNodeNs", "CacheLineSameNodeNs", "CacheLineRemoteNodeNs", "DramLocalNs", "DramRemoteNodeNs", "IoLatencyNs", "TlbEntries", "TlbWays" })
         {
             Assert.Equal(Value(c, n), Value(fast, n));
         }
@@ -206,7 +206,7 @@ public class CoreClockTests
         Assert.Equal(
             CostModel.CoreBoundNames.Where(n => !CostModel.IsHardware(n)).Order(StringComparer.Ordinal),
             CostModel.KernelPathNames.Order(StringComparer.Ordinal));
-        Assert.DoesNotContain(nameof(CostModel.SchedSliceNs), CostModel.KernelPathNames);
+        Assert.DoesNotContain(nameof(CostModel.SchedLatencyNs), CostModel.KernelPathNames);
         Assert.DoesNotContain(nameof(CostModel.TickNs), CostModel.KernelPathNames);
         Assert.Equal(2571, (c with { CoreClockMhz = 1870 }).AtCoreClock().FaultEntryNs); // 1414 x 3400 / 1870 = 2570.9
         // A slow clock keeps every constant within its range.

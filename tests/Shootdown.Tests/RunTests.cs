@@ -254,9 +254,11 @@ public class SystemBreakdownTests
         long reclaimed = r.Vmstat["pgsteal_kswapd"] + r.Vmstat["pgsteal_direct"];
         Assert.Equal((double)reclaimed / scanned, r.ReclaimEfficiency, 12);
         // Every page the readers read is mapped young: its first scan keeps it (PAGEREF_KEEP) and
-        // its second frees it, so reclaim frees at most half of what it scans, and nearly half, the
-        // pages still cached at the end having had only their first scan.
-        Assert.InRange(r.ReclaimEfficiency, 0.40, 0.50);
+        // its second frees it, so reclaim frees about half of what it scans — less for the pages
+        // still cached at the end, which had only their first scan, and more for those of readers
+        // that exited before reclaim reached them: unmapped, they go at their first scan.
+        Assert.InRange(r.ReclaimEfficiency, 0.40, 0.52);
+        Assert.Equal(10 * 65_536, r.PagesRead); // no page was read twice: none went before its reader used it
         Assert.Contains("\"reclaim_efficiency\":", r.ToJson().Replace(" ", ""), StringComparison.Ordinal);
     }
 
@@ -401,18 +403,21 @@ public class PinnedResultTests
         // counters' per-CPU differentials folded into the zone's and the global counter lines
         // (mm/vmstat.c thresholds, 12 on this machine's zone, which has no drift mark), then kswapd
         // pulled from a CPU it shares by the periodic load balance of another CPU (each CPU's timer
-        // every n x 32 ms), not moved on at every slice end: see the README.
-        Assert.Equal(1.656303303, r.ElapsedS);
-        Assert.Equal(3.945075048, r.SystemS);
-        Assert.Equal(409001, r.TlbIpis);
-        Assert.Equal(4106, r.IpiRequestsCoalesced);
-        Assert.Equal(3.121020499, r.BenchmarkSystemS);
-        Assert.Equal(590683, r.PagesReclaimed);
-        Assert.Equal(756231, r.Vmstat["pgscan_direct"]);
-        Assert.Equal(5572, r.DirectReclaimStalls);
-        Assert.Equal(5143, r.IpisFoundInterruptsOff.BehindHandler);
-        Assert.Equal(591226, r.ZoneCounters.Folds);
-        Assert.Equal(0.172259523, r.TaskExits.TimeRangeS, 9);
+        // every n x 32 ms), not moved on at every slice end, then CFS's slice as 4.0 sizes it (24 ms
+        // shared by the CPU's tasks, checked at the tick), the pull made at the balance itself,
+        // idle CPUs' balances (newly idle, nohz), active balance for a running task, and the
+        // readers free to move within their node: see the README.
+        Assert.Equal(1.628480335, r.ElapsedS);
+        Assert.Equal(3.925084266, r.SystemS);
+        Assert.Equal(437547, r.TlbIpis);
+        Assert.Equal(1918, r.IpiRequestsCoalesced);
+        Assert.Equal(2.720092601, r.BenchmarkSystemS);
+        Assert.Equal(590782, r.PagesReclaimed);
+        Assert.Equal(585617, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(2484, r.DirectReclaimStalls);
+        Assert.Equal(3894, r.IpisFoundInterruptsOff.BehindHandler);
+        Assert.Equal(600805, r.ZoneCounters.Folds);
+        Assert.Equal(0.099045915, r.TaskExits.TimeRangeS, 9);
         // With memory cgroups (the default) the LRU lists are not in lru_lock's line: nothing to take back.
         Assert.Equal(0, r.Locks["lru_lock"].LineStealS);
         Assert.Equal(0, r.Locks["zone->lock"].LineStealS);

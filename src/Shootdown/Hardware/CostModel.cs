@@ -205,8 +205,20 @@ public sealed record CostModel
     /// <summary>Context switch, kernel side (1-2 us typical).</summary>
     public long ContextSwitchNs { get; init; } = 1500;
 
-    /// <summary>CFS slice for two runnable tasks on one CPU (sched_min_granularity 0.75 ms x (1 + log2 8)).</summary>
-    public long SchedSliceNs { get; init; } = 3_000_000;
+    /// <summary>
+    /// CFS's sysctl_sched_latency as kernel/sched/fair.c states it, before scaling: 6 ms. At boot
+    /// 4.0 multiplies it by 1 + ilog2(min(online CPUs, 8)) (SCHED_TUNABLESCALING_LOG,
+    /// get_update_sysctl_factor) — 24 ms on 8 or more CPUs — and shares that period among the
+    /// runnable tasks of a CPU (sched_slice): 12 ms each for two.
+    /// </summary>
+    public long SchedLatencyNs { get; init; } = 6_000_000;
+
+    /// <summary>
+    /// CFS's sysctl_sched_min_granularity before scaling: 0.75 ms (3 ms on 8 or more CPUs). With
+    /// more runnable tasks on a CPU than latency / granularity (8) the period grows to the number
+    /// of tasks times it (__sched_period).
+    /// </summary>
+    public long SchedMinGranularityNs { get; init; } = 750_000;
 
     /// <summary>Local timer interrupt period: HZ=250 of a 2015 distribution kernel.</summary>
     public long TickNs { get; init; } = 4_000_000;
@@ -234,7 +246,7 @@ public sealed record CostModel
     {
         nameof(TlbEntries) => (1, 1 << 20),
         nameof(TlbWays) => (1, 1 << 10),
-        nameof(TickNs) or nameof(SchedSliceNs) => (1_000, MaxNs),
+        nameof(TickNs) or nameof(SchedLatencyNs) or nameof(SchedMinGranularityNs) => (1_000, MaxNs),
         nameof(DramLocalNs) => (1, MaxNs), // clear_page scales by the remote/local DRAM ratio
         nameof(LlcBytes) => (0, 1L << 40),
         nameof(CoreClockMhz) => (100, 10_000),
@@ -281,16 +293,16 @@ public sealed record CostModel
 
     /// <summary>
     /// The kernel-path constants a core's clock and work per clock scale: every one but the scheduler's periods
-    /// (<see cref="SchedSliceNs"/>, <see cref="TickNs"/>), which are set in time, not in work.
+    /// (<see cref="SchedLatencyNs"/>, <see cref="SchedMinGranularityNs"/>, <see cref="TickNs"/>), which are set in time, not in work.
     /// </summary>
     public static IReadOnlyList<string> KernelPathNames { get; } = Names
-        .Where(n => !IsHardware(n) && n is not (nameof(SchedSliceNs) or nameof(TickNs)))
+        .Where(n => !IsHardware(n) && n is not (nameof(SchedLatencyNs) or nameof(SchedMinGranularityNs) or nameof(TickNs)))
         .ToArray();
 
     /// <summary>
     /// The constants of work a CPU does within its own core, which its speed sets (clock, IPC, and
     /// whether a hyperthread sibling shares the core): every kernel-path constant but the
-    /// scheduler's periods (<see cref="SchedSliceNs"/>, <see cref="TickNs"/>), and the hardware ones
+    /// scheduler's periods (<see cref="SchedLatencyNs"/>, <see cref="SchedMinGranularityNs"/>, <see cref="TickNs"/>), and the hardware ones
     /// of the core itself — page walk, INVLPG, CR3 write, clearing and copying a page (and copying one to user space), the readers'
     /// user loop and store. Not the uncore, the interconnect or devices: IPI posting and delivery,
     /// cache-line transfers, DRAM, I/O.

@@ -13,6 +13,12 @@ namespace Shootdown.Workloads;
 /// pages, and filemap_fault reads around a miss and one window ahead (<see cref="Fault"/>).
 /// When every reader has exited, the script removes the files (<see cref="RemoveFiles"/>): the
 /// test's elapsed time ends when that rm has dropped their page cache.
+/// <para>
+/// The readers are not bound to CPUs (the case script starts them with no taskset): each starts on
+/// its own CPU and the scheduler's balance may move it within its node — every node holds as many
+/// readers as CPUs plus its kswapd, so the NUMA level finds no imbalance between nodes (a 13-to-12
+/// ratio is under its 125% threshold) and the model does not move readers across nodes.
+/// </para>
 /// </summary>
 public sealed class LruFileMmapRead : Workload
 {
@@ -44,7 +50,9 @@ public sealed class LruFileMmapRead : Workload
         for (int c = 0; c < nrCpus; c++)
         {
             files[c] = sim.CreateFile($"lru-file-{c}", filePages);
-            sim.AddUserTask(ReaderOf(sim, files[c], $"usemem-{c}", sim.Cpus[c], rm), startAt: sim.Rng.Next(20_000));
+            int node = sim.Cpus[c].Node;
+            int[] nodeCpus = sim.Cpus.Where(x => x.Node == node).Select(x => x.Id).ToArray();
+            sim.AddUserTask(ReaderOf(sim, files[c], $"usemem-{c}", sim.Cpus[c], rm, nodeCpus), startAt: sim.Rng.Next(20_000));
             total += filePages;
         }
         sim.AddSleepingUserTask(rm);
@@ -54,15 +62,16 @@ public sealed class LruFileMmapRead : Workload
     /// <summary>
     /// A usemem --readonly of <paramref name="file"/>: its own process, the whole file mapped
     /// MAP_SHARED and read once, fault-around's window per fault; its exit counts towards the
-    /// script's wait before <paramref name="rm"/>.
+    /// script's wait before <paramref name="rm"/>. It starts on <paramref name="cpu"/> and the
+    /// scheduler may move it among <paramref name="allowed"/> (default: that CPU only).
     /// </summary>
-    internal static StreamingReader ReaderOf(Sim sim, AddressSpace file, string comm, Cpu cpu, RemoveFiles rm)
+    internal static StreamingReader ReaderOf(Sim sim, AddressSpace file, string comm, Cpu cpu, RemoveFiles rm, int[]? allowed = null)
     {
         MmStruct mm = sim.CreateMm();
         var vma = new Vma(mm, MapBase, file.SizePages, file, 0, writable: false, shared: true) { FaultAroundPages = FaultAroundPages, Ra = new FileRaState() };
         mm.Vmas.Add(vma);
         file.IMmap.Add(vma);
         long[] hot = sim.MapHotPages(mm, cpu.Node, HotPages);
-        return new StreamingReader(sim.NextPid(), comm, mm, cpu, vma, hot) { Reaped = t => rm.ChildExited(sim, t) };
+        return new StreamingReader(sim.NextPid(), comm, mm, cpu, vma, hot) { Reaped = t => rm.ChildExited(sim, t), AllowedCpus = allowed ?? [cpu.Id] };
     }
 }

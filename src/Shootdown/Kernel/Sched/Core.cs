@@ -9,12 +9,14 @@ namespace Shootdown.Kernel.Sched;
 public sealed record SchedParams
 {
     /// <summary>
-    /// CFS-like spreading: a task that shares a busy CPU with others (kswapd, the one task more
-    /// than the CPUs of its node) is pulled away by the first periodic load balance of another
-    /// busy CPU of its allowed set after it woke or arrived (each CPU's timer every
-    /// <see cref="Scheduler.BusyBalanceIntervalNs"/>, at a phase drawn from the run's seed),
-    /// moving there at its next slice end; a task woken on a busy
-    /// CPU goes to an idle allowed one (select_idle_sibling). Off: tasks stay where they are placed.
+    /// CFS-like spreading: a CPU with more than one runnable task loses one of them (kswapd, the one
+    /// task more than the CPUs of its node) to the first load balance of another CPU of the task's
+    /// allowed set after it became so loaded: a busy CPU's periodic balance (its timer every
+    /// <see cref="Scheduler.BusyBalanceIntervalNs"/>, at a phase drawn from the run's seed), an idle
+    /// CPU's newly idle balance as it goes idle (when its idle periods average at least
+    /// <see cref="Scheduler.MigrationCostNs"/>), or else the idle balance a busy CPU's tick kicks
+    /// (nohz). A task woken on a busy CPU goes to an idle allowed one (select_idle_sibling). Off:
+    /// tasks stay where they are placed.
     /// </summary>
     public bool Spread { get; init; } = true;
 
@@ -80,6 +82,9 @@ public sealed class Scheduler
         _body = body;
         _doExit = doExit;
         Params = p;
+        int factor = 1 + System.Numerics.BitOperations.Log2((uint)Math.Min(cpus.Length, 8));
+        LatencyNs = costs.SchedLatencyNs * factor;
+        MinGranularityNs = costs.SchedMinGranularityNs * factor;
         var rng = new Rng(p.BalanceSeed);
         _balancePhase = new double[cpus.Length];
         for (int i = 0; i < cpus.Length; i++)
@@ -99,6 +104,58 @@ public sealed class Scheduler
     public const int BusyFactor = 32;
 
     /// <summary>
+    /// The balance, counted from the first that finds the CPU overloaded, that moves a running task
+    /// when no waiting one may go: nr_balance_failed must exceed the MC domain's cache_nice_tries
+    /// (1, sd_init) + 2, so the fourth failed balance in a row (need_active_balance).
+    /// </summary>
+    public const int ActiveBalanceAfter = 4;
+
+    /// <summary>sysctl_sched_migration_cost, 0.5 ms: a CPU whose idle periods average less does not balance as it goes idle (idle_balance).</summary>
+    public const long MigrationCostNs = 500_000;
+
+    /// <summary>sysctl_sched_latency as 4.0 scales it at boot: <see cref="CostModel.SchedLatencyNs"/> x (1 + ilog2(min(CPUs, 8))), 24 ms on 8 or more CPUs.</summary>
+    public long LatencyNs { get; }
+
+    /// <summary>sysctl_sched_min_granularity as scaled at boot, 3 ms on 8 or more CPUs.</summary>
+    public long MinGranularityNs { get; }
+
+    /// <summary>
+    /// sched_slice of one of <paramref name="nrRunning"/> equal tasks on a CPU: the period
+    /// (__sched_period: the latency, or the granularity per task beyond latency / granularity
+    /// tasks) shared equally — 12 ms each for two tasks on 8 or more CPUs.
+    /// </summary>
+    public long SliceNs(int nrRunning)
+    {
+        long n = Math.Max(1, nrRunning);
+        long period = n > LatencyNs / MinGranularityNs ? n * MinGranularityNs : LatencyNs;
+        return period / n;
+    }
+
+    /// <summary>
+    /// When the task running on <paramref name="cpu"/> is preempted for a waiting one: 4.0 checks
+    /// the slice only in the tick (check_preempt_tick, when the CPU has more than one runnable
+    /// task; no high-resolution tick), so at the first tick at which the task has run longer than
+    /// its slice since it was picked and the CPU has had company.
+    /// </summary>
+    public long SliceEnd(Cpu cpu)
+    {
+        long tick = _c.TickNs;
+        long ideal = cpu.SliceStart + SliceNs(1 + cpu.RunQueue.Count);
+        long afterSlice = (ideal / tick + 1) * tick;
+        long shared = (cpu.SharedSince + tick - 1) / tick * tick;
+        return Math.Max(afterSlice, shared);
+    }
+
+    /// <summary>
+    /// The interval at which an idle CPU balances the domain of <paramref name="cpus"/> CPUs:
+    /// sd->balance_interval, which sd_init starts at min_interval, the domain's weight in ms (not
+    /// multiplied by busy_factor), divided by the scale as <see cref="BusyBalanceIntervalNs"/> is.
+    /// </summary>
+    public static long IdleBalanceIntervalNs(int cpus, int scale = 1) => (long)cpus * 1_000_000L / scale;
+
+    private static int NrRunning(Cpu c) => (c.Current is null ? 0 : 1) + c.RunQueue.Count;
+
+    /// <summary>
     /// The interval at which each busy CPU balances the domain of <paramref name="cpus"/> CPUs that
     /// a task may use (kswapd's allowed set is its node, one socket): in 4.0 rebalance_domains
     /// runs load_balance on a domain every sd->balance_interval x sd->busy_factor on a busy CPU
@@ -112,15 +169,28 @@ public sealed class Scheduler
     public static long BusyBalanceIntervalNs(int cpus, int scale = 1) => (long)cpus * BusyFactor * 1_000_000L / scale;
 
     /// <summary>
-    /// The first periodic balance, after <paramref name="since"/>, of a CPU of
-    /// <paramref name="task"/>'s allowed set other than <paramref name="cpu"/>, and that CPU: the
-    /// one that finds <paramref name="cpu"/>, running two tasks, the busiest and pulls one
-    /// (load_balance, detach_tasks). Each CPU's timer ticks at its own phase of the interval.
+    /// The first balance, at or after <paramref name="since"/> (when <paramref name="cpu"/> came to
+    /// hold more than one runnable task), of a CPU of <paramref name="task"/>'s allowed set other
+    /// than <paramref name="cpu"/> that finds <paramref name="cpu"/> the busiest and pulls a task
+    /// (load_balance, detach_tasks), and that CPU. A CPU running one task balances at its periodic
+    /// timer (each CPU at its own phase of <see cref="BusyBalanceIntervalNs"/>); an idle one, if it
+    /// went idle after <paramref name="since"/> and its idle periods average at least
+    /// <see cref="MigrationCostNs"/>, as it went idle (idle_balance), and otherwise when the
+    /// overloaded CPU's tick kicks the idle balance of the nohz CPUs, once the idle CPU's own
+    /// interval (<see cref="IdleBalanceIntervalNs"/>) has passed since it went idle
+    /// (nohz_kick_needed, nohz_idle_balance). A CPU that holds more than one task pulls nothing.
     /// </summary>
-    internal (long At, int Cpu) NextPull(SimTask task, Cpu cpu, long since)
+    internal (long At, int Cpu) NextPull(SimTask task, Cpu cpu, long since, bool running = false)
     {
+        // A running task cannot be detached: the balance fails, and only the failed balance that
+        // brings the domain's nr_balance_failed over cache_nice_tries + 2 (the MC domain's 1: the
+        // fourth in a row) pushes it away through the CPU's stopper (need_active_balance). Newly
+        // idle balances do not count failures.
+        int failures = running ? ActiveBalanceAfter - 1 : 0;
         int[] allowed = task.AllowedCpus;
         long interval = BusyBalanceIntervalNs(allowed.Length, Params.BalanceScale);
+        long idleInterval = IdleBalanceIntervalNs(allowed.Length, Params.BalanceScale);
+        long tick = _c.TickNs;
         long best = long.MaxValue;
         int bestCpu = -1;
         foreach (int j in allowed)
@@ -129,9 +199,30 @@ public sealed class Scheduler
             {
                 continue;
             }
-            long phase = (long)(_balancePhase[j] * interval);
-            long k = since - phase < 0 ? 0 : (since - phase) / interval + 1;
-            long at = phase + k * interval;
+            Cpu other = _cpus[j];
+            long at;
+            if (other.IdleSince >= 0 && NrRunning(other) == 0)
+            {
+                if (!running && other.NewidleBalance && other.IdleSince >= since)
+                {
+                    at = other.IdleSince;
+                }
+                else
+                {
+                    long from = Math.Max(since, other.IdleSince + idleInterval) + failures * idleInterval;
+                    at = (from + tick - 1) / tick * tick;
+                }
+            }
+            else if (NrRunning(other) == 1)
+            {
+                long phase = (long)(_balancePhase[j] * interval);
+                long k = since - phase <= 0 ? 0 : (since - phase + interval - 1) / interval;
+                at = phase + (k + failures) * interval;
+            }
+            else
+            {
+                continue;
+            }
             if (at < best)
             {
                 best = at;
@@ -219,9 +310,14 @@ public sealed class Scheduler
         }
         task.State = TaskState.Runnable;
         Cpu cpu = SelectTaskRq(task);
-        task.ArrivedAt = t; // it shares this CPU from now on, if another runs here
         task.HomeCpu = cpu;
-        Enqueue(cpu, task, t);
+        if (cpu.IdleSince >= 0)
+        {
+            // ttwu_do_wakeup: the idle period that ends here is a sample of rq->avg_idle.
+            cpu.AvgIdleNs += (t - cpu.IdleSince - cpu.AvgIdleNs) / 8;
+            cpu.AvgIdleNs = Math.Min(cpu.AvgIdleNs, 2 * MigrationCostNs);
+        }
+        Enqueue(cpu, task, t, wakeup: true);
     }
 
     /// <summary>The CPU the task last ran on if idle or the only one allowed; else an idle allowed CPU (select_idle_sibling), else the last one.</summary>
@@ -244,19 +340,77 @@ public sealed class Scheduler
 
     private static bool IsIdle(Cpu c) => c.Current is null && c.RunQueue.Count == 0;
 
-    /// <summary>An idle CPU starts at once; a busy one reschedules at the end of its current step (wakeup preemption).</summary>
-    private void Enqueue(Cpu cpu, SimTask task, long t)
+    /// <summary>
+    /// An idle CPU starts at once. On a busy one a woken task preempts the running one at the end
+    /// of its current step (check_preempt_wakeup: a sleeper's vruntime is placed up to half the
+    /// latency behind, more than the wakeup granularity); a task a balance pulls there
+    /// (attach_task, its vruntime renormalised) waits for the running task's slice to end.
+    /// </summary>
+    private void Enqueue(Cpu cpu, SimTask task, long t, bool wakeup)
     {
+        if (NrRunning(cpu) == 1)
+        {
+            cpu.SharedSince = t;
+        }
+        cpu.IdleSince = -1;
         cpu.RunQueue.Add(task);
         if (cpu.Current is null && !cpu.EventPending)
         {
             cpu.EventPending = true;
             _engine.Schedule(t, EventKind.CpuStepEnd, cpu.Id);
         }
-        else
+        else if (wakeup)
         {
             cpu.NeedResched = true;
         }
+    }
+
+    /// <summary>
+    /// At a step end of a CPU holding more than one runnable task: if a balance of another CPU
+    /// has come since it became so loaded (<see cref="NextPull"/>), that CPU takes a task — one
+    /// that waits and may run elsewhere (detach_tasks), else, when the waiting ones are bound to
+    /// this CPU, the running one once enough balances have failed (active balance,
+    /// <see cref="ActiveBalanceAfter"/>). Returns whether the running task left.
+    /// </summary>
+    private bool PullAway(Cpu cpu, long t, bool sync)
+    {
+        SimTask? mover = null;
+        foreach (SimTask w in cpu.RunQueue)
+        {
+            if (w.AllowedCpus.Length > 1)
+            {
+                mover = w;
+                break;
+            }
+        }
+        SimTask? cur = cpu.Current;
+        bool current = false;
+        if (mover is null && cur is not null && !sync && cur.AllowedCpus.Length > 1)
+        {
+            mover = cur;
+            current = true;
+        }
+        if (mover is null)
+        {
+            return false;
+        }
+        (long pullAt, int pullCpu) = NextPull(mover, cpu, cpu.SharedSince, running: current);
+        if (pullAt > t)
+        {
+            return false;
+        }
+        if (current)
+        {
+            cpu.Current = null;
+        }
+        else
+        {
+            cpu.RunQueue.Remove(mover);
+        }
+        Cpu next = _cpus[pullCpu];
+        mover.HomeCpu = next;
+        Enqueue(next, mover, t, wakeup: false);
+        return current;
     }
 
     private void OnCpuStepEnd(long t, int id)
@@ -265,25 +419,15 @@ public sealed class Scheduler
         cpu.EventPending = false;
         SimTask? cur = cpu.Current;
         bool sync = cur?.Body?.Current == Yield.Sync; // the task goes on: no preemption point
-        if (cur is not null && !sync && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t - cpu.SliceStart >= _c.SchedSliceNs))
+        if (Params.Spread && NrRunning(cpu) > 1 && PullAway(cpu, t, sync))
         {
-            // Preempted: back to a run queue — with spreading, a task whose slice ended after it
-            // shared this CPU long enough for a periodic balance to pull it goes to the CPU that
-            // pulled it.
+            cur = null;
+        }
+        if (cur is not null && !sync && cpu.RunQueue.Count > 0 && (cpu.NeedResched || t >= SliceEnd(cpu)))
+        {
+            // Preempted: to the back of the run queue.
             cpu.Current = null;
-            bool sliceEnded = t - cpu.SliceStart >= _c.SchedSliceNs;
-            (long pullAt, int pullCpu) = Params.Spread && sliceEnded && cur.AllowedCpus.Length > 1 ? NextPull(cur, cpu, cur.ArrivedAt) : (long.MaxValue, -1);
-            if (pullAt <= t)
-            {
-                Cpu next = _cpus[pullCpu];
-                cur.HomeCpu = next;
-                cur.ArrivedAt = t;
-                Enqueue(next, cur, t);
-            }
-            else
-            {
-                cpu.RunQueue.Add(cur);
-            }
+            cpu.RunQueue.Add(cur);
             cur = null;
         }
         if (!sync)
@@ -299,6 +443,11 @@ public sealed class Scheduler
                 // Handlers taken during the step that just ended run now, on the idle CPU.
                 cpu.IrqBusyUntil = Math.Max(cpu.IrqBusyUntil, t) + cpu.IrqDebtNs;
                 cpu.IrqDebtNs = 0;
+                if (cpu.IdleSince < 0)
+                {
+                    cpu.IdleSince = t; // rq->idle_stamp; idle_balance tries only if idle periods have averaged long enough
+                    cpu.NewidleBalance = cpu.AvgIdleNs >= MigrationCostNs;
+                }
                 if (cpu.Prev is not null)
                 {
                     _arch.EnterLazyTlb(cpu);

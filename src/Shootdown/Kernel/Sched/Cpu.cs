@@ -34,7 +34,20 @@ public sealed class Cpu
 
     public readonly List<SimTask> RunQueue = [];
 
+    /// <summary>When the current task was picked (set_next_entity: its slice counts from here).</summary>
     public long SliceStart;
+
+    /// <summary>Since when this CPU has had more than one runnable task without a break (the load a balance elsewhere finds).</summary>
+    public long SharedSince;
+
+    /// <summary>When this CPU last went idle (rq->idle_stamp); -1 while it runs something.</summary>
+    public long IdleSince = -1;
+
+    /// <summary>rq->avg_idle: the average length of this CPU's idle periods (1/8 per sample), at most 2 x sysctl_sched_migration_cost; starts at that cap.</summary>
+    public long AvgIdleNs = 2 * Scheduler.MigrationCostNs;
+
+    /// <summary>Whether this CPU went idle with an average idle period long enough to try a newly idle balance (idle_balance's avg_idle test).</summary>
+    public bool NewidleBalance;
 
     public bool NeedResched;
 

@@ -178,9 +178,6 @@ public abstract class SimTask
     /// <summary>When the task's last step ended in do_exit (ns; -1 while it lives).</summary>
     public long ExitedAt { get; internal set; } = -1;
 
-    /// <summary>When the task last woke or came to its current CPU (ns; -1 before it first woke): a periodic load balance may pull a task that shares a busy CPU once it has been there a while (<see cref="Scheduler.BusyBalanceIntervalNs"/>).</summary>
-    public long ArrivedAt { get; internal set; } = -1;
-
     /// <summary>When the task was started with the run (ns; -1 for a task that starts asleep, woken by another, such as the case script's rm).</summary>
     public long StartedAt { get; internal set; } = -1;
 
