@@ -88,7 +88,7 @@ public sealed class Sim
         Migrate = new Migrate(this);
         Truncate = new Truncate(this);
         NumaBalancing = new NumaBalancing(this);
-        Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched with { BalanceSeed = config.Seed ^ 0x6C6F61645F62616CUL, BalanceScale = config.ScaleDivisor });
+        Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched with { BalanceSeed = config.Seed ^ 0x6C6F61645F62616CUL });
         X86.ResolveArrivalsWith(Engine, Sched.ChargeLateIpiWait);
         if (config.OracleOn)
         {

@@ -52,14 +52,14 @@ public class SchedTests
     }
 
     /// <summary>A task that takes <paramref name="steps"/> 1 ms steps and logs, for each, when it started and on which CPU.</summary>
-    private sealed class BusyTask(int pid, Cpu cpu, int steps, List<(long At, int Cpu)>? log) : SimTask(pid, $"busy{pid}", null, cpu)
+    private sealed class BusyTask(int pid, Cpu cpu, int steps, List<(long At, int Cpu)>? log, long stepNs = 1_000_000) : SimTask(pid, $"busy{pid}", null, cpu)
     {
         protected internal override IEnumerable<Yield> Run(Sim sim)
         {
             for (int i = 0; i < steps; i++)
             {
                 log?.Add((sim.Exec.Start, sim.Exec.Cpu.Id));
-                sim.Exec.Sys += 1_000_000;
+                sim.Exec.Sys += stepNs;
                 yield return Yield.Resched;
             }
         }
@@ -69,36 +69,34 @@ public class SchedTests
     public void ATaskSharingABusyCpuStaysUntilAnotherCpusPeriodicBalancePullsIt()
     {
         // Node 0 of small-2node: CPUs 0-3, each busy with a task bound to it; a fifth task allowed
-        // on all four starts on CPU 0 and shares it. 4.0's CFS leaves it there at its slice ends
-        // and a busy CPU's periodic balance (every 4 x 32 ms here) pulls a task: the first balance
-        // of CPU 1, 2 or 3 after CPU 0 came to hold two tasks decides when and where it goes.
+        // on all four wakes on CPU 0 at 100 ms and shares it. 4.0's CFS leaves it there at its
+        // slice ends (turns of 16 ms with the bound task) and a busy CPU's periodic balance (every
+        // 4 x 32 ms, at its own phase) takes it when it is the one waiting. The tasks' steps are
+        // of 1.25 ms, so that the turns do not stay in step with the balances: every period here,
+        // ticks aligned, is a multiple of 4 ms, and tasks that never sleep would otherwise meet
+        // each balance at the same point of their 32 ms cycle (a real run's sleeps break that).
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1));
         for (int c = 0; c < 4; c++)
         {
-            sim.Sched.Wake(new BusyTask(9100 + c, sim.Cpus[c], 600, null), 0);
+            sim.Sched.Wake(new BusyTask(9100 + c, sim.Cpus[c], 2400, null, 1_250_000), 0);
         }
         var log = new List<(long At, int Cpu)>();
-        var k = new BusyTask(9200, sim.Cpus[0], 600, log) { AllowedCpus = [0, 1, 2, 3] };
+        var k = new BusyTask(9200, sim.Cpus[0], 2000, log, 1_250_000) { AllowedCpus = [0, 1, 2, 3] };
         const long wake = 100_000_000;
         sim.Sched.WakeAt(k, wake);
-        (long pullAt, int pullCpu) = sim.Sched.NextPull(k, sim.Cpus[0], wake);
         TestKit.DrainEvents(sim);
         Assert.Equal(128_000_000, Scheduler.BusyBalanceIntervalNs(4));
-        Assert.Equal(16_000_000, Scheduler.BusyBalanceIntervalNs(4, scale: 8));
-        Assert.InRange(pullAt, wake, wake + Scheduler.BusyBalanceIntervalNs(4));
-        Assert.NotEqual(0, pullCpu);
-        int firstMove = log.FindIndex(e => e.Cpu != 0);
-        Assert.True(firstMove > 0, "the task never left CPU 0");
-        Assert.All(log.Take(firstMove), e => Assert.Equal(0, e.Cpu));
-        Assert.Equal(pullCpu, log[firstMove].Cpu);
-        // It leaves at CPU 0's first step end at or after the balance (steps of 1 ms) and runs
-        // there from that CPU's next tick (4 ms), its task having run alone longer than a slice.
-        Assert.InRange(log[firstMove].At, pullAt, pullAt + 1_000_000 + sim.Costs.TickNs + 1_000_000);
-        // Sharing CPU 0 with its bound task until then (16 ms turns), it ran about half of that time there.
-        Assert.InRange(firstMove, (pullAt - wake) / 1_000_000 / 2 - 10, (pullAt - wake) / 1_000_000 / 2 + 10);
-        // Over its whole run (about 1.2 s, half of each CPU it shares) it moves only when a
-        // balance of one of the three other CPUs comes, about every 128 / 4 ms: a few dozen times,
-        // where moving on at every slice end would be about 75.
+        // (A balance may take it before it first runs, while it waits for CPU 0's task to reach
+        // its next step end: where it first ran is where it starts sharing.)
+        int home = log[0].Cpu;
+        int firstMove = log.FindIndex(e => e.Cpu != home);
+        Assert.True(firstMove > 0, "the task never left the CPU it first ran on");
+        // Sharing that CPU with its bound task until then, it ran about half of that time there.
+        long stayed = log[firstMove].At - log[0].At;
+        Assert.InRange(firstMove, stayed / 1_250_000 / 2 - 12, stayed / 1_250_000 / 2 + 12);
+        // Over its whole run (about 5 s, half of each CPU it shares) it moves only when a
+        // balance of another CPU finds it waiting: a few dozen times, each stay longer than a
+        // slice on average.
         int moves = 0;
         for (int i = 1; i < log.Count; i++)
         {
@@ -107,9 +105,16 @@ public class SchedTests
                 moves++;
             }
         }
-        Assert.InRange(moves, 10, 60);
-        // Each stay outlasts a slice on average.
+        // (A task pulled while it waits may be pulled on again before it runs: the run's count
+        // of moves is at least the count of changes of CPU between its steps.)
+        Assert.True(k.Migrations >= moves, $"{k.Migrations} migrations, {moves} moves");
+        Assert.InRange(moves, 20, 200);
         Assert.True((log[^1].At - log[0].At) / (double)(moves + 1) > sim.Sched.SliceNs(2), $"{moves} moves");
+        // Sharing a CPU until the bound tasks end, it waited for part of that time, less than the
+        // half two tasks taking turns would: a pull ends its wait at the new CPU's next tick.
+        int lastMove = log.FindLastIndex(e => e.Cpu != log[^1].Cpu) + 1;
+        long shared = log[lastMove].At - wake;
+        Assert.InRange(k.RunDelayNs, 0.1 * shared, 0.5 * shared);
     }
 
     [Fact]
@@ -153,8 +158,8 @@ public class SchedTests
     {
         // CPU 1's task ends after 105 ms; from 100 ms CPU 0 holds two tasks allowed on CPUs 0-3.
         // As CPU 1 goes idle (its idle periods averaging 1 ms, over the 0.5 ms migration cost) its
-        // newly idle balance pulls the one that waits on CPU 0, before any busy CPU's periodic
-        // balance (every 128 ms) comes: one of them is on CPU 1 within a step of the 105 ms.
+        // newly idle balance pulls the one that waits on CPU 0 (it has waited longer than that
+        // cost: not cache-hot): one of them is on CPU 1 within a step of the 105 ms.
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1));
         sim.Sched.Wake(new BusyTask(9101, sim.Cpus[1], 105, null), 0);
         sim.Sched.Wake(new BusyTask(9102, sim.Cpus[2], 200, null), 0);
@@ -164,9 +169,7 @@ public class SchedTests
         sim.Sched.Wake(new BusyTask(9100, sim.Cpus[0], 150, la) { AllowedCpus = [0, 1, 2, 3] }, 0);
         var k = new BusyTask(9200, sim.Cpus[0], 100, lk) { AllowedCpus = [0, 1, 2, 3] };
         sim.Sched.WakeAt(k, 100_000_000);
-        long periodic = sim.Sched.NextPull(k, sim.Cpus[0], 100_000_000).At;
         TestKit.DrainEvents(sim);
-        Assert.True(periodic > 107_000_000, "a periodic balance comes first; pick another layout");
         var moved = la.Concat(lk).Where(e => e.Cpu != 0).OrderBy(e => e.At).ToList();
         Assert.NotEmpty(moved);
         Assert.Equal(1, moved[0].Cpu);
@@ -178,21 +181,25 @@ public class SchedTests
     [Fact]
     public void ARunningTaskMovesOnlyAtTheFourthFailedBalanceWhenTheWaitingOneIsBound()
     {
-        // CPU 0: a task bound to it and one allowed on CPUs 0-3 that runs while the bound one
-        // waits. A balance cannot detach a running task; the fourth failed one in a row (MC's
-        // cache_nice_tries 1, + 2) pushes it (active balance). NextPull gives both instants.
+        // CPU 0 runs a task allowed on CPUs 0-3 while one bound to it waits; CPU 1 runs one task.
+        // A balance cannot detach the running task: CPU 1's balances fail, and the fourth in a row
+        // (MC's cache_nice_tries 1, + 2) asks CPU 0's stopper to push the running task to CPU 1
+        // (active balance), after which the count goes back to cache_nice_tries + 1.
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1));
-        for (int c = 0; c < 4; c++)
+        Cpu c0 = sim.Cpus[0], c1 = sim.Cpus[1];
+        var k = new BusyTask(9200, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        c0.Current = k;
+        c0.RunQueue.Add(new BusyTask(9100, c0, 10, null));
+        c1.Current = new BusyTask(9101, c1, 10, null);
+        for (int i = 1; i <= 3; i++)
         {
-            sim.Sched.Wake(new BusyTask(9100 + c, sim.Cpus[c], 600, null), 0);
+            sim.Sched.OnBalance(i * 1_000_000, 1);
+            Assert.Equal(i, c1.NrBalanceFailed);
+            Assert.Equal(-1, c0.PushTo);
         }
-        var k = new BusyTask(9200, sim.Cpus[0], 600, null) { AllowedCpus = [0, 1, 2, 3] };
-        long since = 100_000_000;
-        (long first, int cpu1) = sim.Sched.NextPull(k, sim.Cpus[0], since);
-        (long active, int cpu2) = sim.Sched.NextPull(k, sim.Cpus[0], since, running: true);
-        long interval = Scheduler.BusyBalanceIntervalNs(4);
-        Assert.InRange(first, since, since + interval);
-        Assert.Equal(cpu1, cpu2); // the same CPU's fourth balance, three intervals after its first
-        Assert.Equal(first + 3 * interval, active);
+        sim.Sched.OnBalance(4_000_000, 1);
+        Assert.Equal(1, c0.PushTo);
+        Assert.Equal(Scheduler.CacheNiceTries + 1, c1.NrBalanceFailed);
+        Assert.Equal(4, Scheduler.ActiveBalanceAfter);
     }
 }

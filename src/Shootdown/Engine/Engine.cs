@@ -14,6 +14,9 @@ public enum EventKind
 
     /// <summary>An IPI reaches a CPU whose state at that moment was not simulated when it was sent (argument: the pending IPI's id). Owned by the x86 IPI transport.</summary>
     IpiArrive = 3,
+
+    /// <summary>A CPU's periodic load balance of its scheduler domain is due (argument: CPU id). Owned by the scheduler.</summary>
+    Balance = 4,
 }
 
 /// <summary>
@@ -24,7 +27,7 @@ public enum EventKind
 /// </summary>
 public sealed class Engine
 {
-    private const int KindBits = 2;
+    private const int KindBits = 3;
     private const int KindMask = (1 << KindBits) - 1;
 
     private readonly EventQueue _queue;

@@ -523,7 +523,7 @@ public sealed record TaskExitStats
     }
 }
 
-/// <summary>One task of the workload started with the run: its elapsed time (start to exit; 0 if it did not exit), user and system time (ru_utime, ru_stime), in simulated seconds.</summary>
+/// <summary>One task of the workload started with the run: its elapsed time (start to exit; 0 if it did not exit), user and system time (ru_utime, ru_stime) and time spent waiting to run, in simulated seconds, and its moves by load balancing.</summary>
 public sealed record TaskTimes
 {
     public required string Comm { get; init; }
@@ -532,6 +532,12 @@ public sealed record TaskTimes
     public required double ElapsedS { get; init; }
     public required double UserS { get; init; }
     public required double SystemS { get; init; }
+
+    /// <summary>Time the task was runnable but waiting on a run queue (schedstat's run_delay), simulated seconds.</summary>
+    public required double RunDelayS { get; init; }
+
+    /// <summary>How many times a load balance moved the task to another CPU.</summary>
+    public required long Migrations { get; init; }
 
     /// <summary>The tasks started with the run, in start order (then pid).</summary>
     public static IReadOnlyList<TaskTimes> Of(IEnumerable<Kernel.Sched.SimTask> tasks)
@@ -546,6 +552,8 @@ public sealed record TaskTimes
                 ElapsedS = t.ExitedAt >= 0 ? (t.ExitedAt - t.StartedAt) / ns : 0,
                 UserS = t.UserNs / ns,
                 SystemS = t.SysNs / ns,
+                RunDelayS = t.RunDelayNs / ns,
+                Migrations = t.Migrations,
             }).ToArray();
     }
 }

@@ -9,14 +9,13 @@ namespace Shootdown.Kernel.Sched;
 public sealed record SchedParams
 {
     /// <summary>
-    /// CFS-like spreading: a CPU with more than one runnable task loses one of them (kswapd, the one
-    /// task more than the CPUs of its node) to the first load balance of another CPU of the task's
-    /// allowed set after it became so loaded: a busy CPU's periodic balance (its timer every
-    /// <see cref="Scheduler.BusyBalanceIntervalNs"/>, at a phase drawn from the run's seed), an idle
-    /// CPU's newly idle balance as it goes idle (when its idle periods average at least
-    /// <see cref="Scheduler.MigrationCostNs"/>), or else the idle balance a busy CPU's tick kicks
-    /// (nohz). A task woken on a busy CPU goes to an idle allowed one (select_idle_sibling). Off:
-    /// tasks stay where they are placed.
+    /// CFS's load balancing: each CPU balances its socket's domain at its own periodic timer
+    /// (<see cref="Scheduler.OnBalance"/>: every <see cref="Scheduler.BusyBalanceIntervalNs"/> on a
+    /// busy CPU, the interval doubling while the domain is balanced), pulling a waiting task from
+    /// the busiest CPU (or, after four failed balances in a row, having a running one pushed over);
+    /// a CPU going idle pulls one at once if its idle periods average at least
+    /// <see cref="Scheduler.MigrationCostNs"/>; a task woken on a busy CPU goes to an idle allowed
+    /// one (select_idle_sibling). Off: tasks stay where they are placed.
     /// </summary>
     public bool Spread { get; init; } = true;
 
@@ -25,13 +24,6 @@ public sealed record SchedParams
 
     /// <summary>Seed of the CPUs' periodic balance timer phases: set from the run's seed when the simulation starts.</summary>
     internal ulong BalanceSeed { get; init; }
-
-    /// <summary>
-    /// The run's scale divisor N (set when the simulation starts): a 1/N run lasts 1/N of the
-    /// full-size machine's time, so its CPUs balance N times as often, and a task sharing a CPU
-    /// meets as many balances per page read as at full size (<see cref="Scheduler.BusyBalanceIntervalNs"/>).
-    /// </summary>
-    internal int BalanceScale { get; init; } = 1;
 }
 
 /// <summary>
@@ -85,30 +77,45 @@ public sealed class Scheduler
         int factor = 1 + System.Numerics.BitOperations.Log2((uint)Math.Min(cpus.Length, 8));
         LatencyNs = costs.SchedLatencyNs * factor;
         MinGranularityNs = costs.SchedMinGranularityNs * factor;
-        var rng = new Rng(p.BalanceSeed);
-        _balancePhase = new double[cpus.Length];
-        for (int i = 0; i < cpus.Length; i++)
+        SchedTickNs = costs.TickNs;
+        _balanceRng = new Rng(p.BalanceSeed);
+        _domain = new int[cpus.Length][];
+        foreach (Cpu c in cpus)
         {
-            _balancePhase[i] = (rng.NextU64() >> 11) * (1.0 / (1UL << 53));
+            _domain[c.Id] = cpus.Where(x => x.Node == c.Node).Select(x => x.Id).ToArray();
+            c.BalanceIntervalNs = MinBalanceIntervalNs(_domain[c.Id].Length);
         }
         engine.On(EventKind.CpuStepEnd, OnCpuStepEnd);
         engine.On(EventKind.Timer, (t, id) => Wake(_timerTasks[id], t));
+        engine.On(EventKind.Balance, OnBalance);
+        _balanceArmed = new bool[cpus.Length];
     }
+
+    // Whether each CPU's balance timer is set: the timers stop while every CPU is idle (so that a
+    // simulation with nothing left to run ends, or reports its deadlock) and start again at the
+    // next wakeup.
+    private readonly bool[] _balanceArmed;
+    private int _armed;
+    private bool _phased;
+
+    // The CPUs of each CPU's scheduler domain below the NUMA level (its socket: MC).
+    private readonly int[][] _domain;
 
     public SchedParams Params { get; }
 
-    // Each CPU's periodic balance timer, as a phase in [0, 1) of its interval (drawn from the run's seed).
-    private readonly double[] _balancePhase;
 
     /// <summary>sd->busy_factor of Linux 4.0's sd_init: a busy CPU balances a domain 32 times less often than an idle one.</summary>
     public const int BusyFactor = 32;
 
+    /// <summary>sd->cache_nice_tries of the MC domain (sd_init, SD_SHARE_PKG_RESOURCES).</summary>
+    public const int CacheNiceTries = 1;
+
     /// <summary>
-    /// The balance, counted from the first that finds the CPU overloaded, that moves a running task
-    /// when no waiting one may go: nr_balance_failed must exceed the MC domain's cache_nice_tries
-    /// (1, sd_init) + 2, so the fourth failed balance in a row (need_active_balance).
+    /// The failed balance, counted from the first that finds a CPU overloaded, that moves a running
+    /// task when no waiting one may go: nr_balance_failed must exceed cache_nice_tries + 2, so the
+    /// fourth in a row (need_active_balance).
     /// </summary>
-    public const int ActiveBalanceAfter = 4;
+    public const int ActiveBalanceAfter = CacheNiceTries + 3;
 
     /// <summary>sysctl_sched_migration_cost, 0.5 ms: a CPU whose idle periods average less does not balance as it goes idle (idle_balance).</summary>
     public const long MigrationCostNs = 500_000;
@@ -139,97 +146,171 @@ public sealed class Scheduler
     /// </summary>
     public long SliceEnd(Cpu cpu)
     {
-        long tick = _c.TickNs;
+        long tick = SchedTickNs;
         long ideal = cpu.SliceStart + SliceNs(1 + cpu.RunQueue.Count);
         long afterSlice = (ideal / tick + 1) * tick;
         long shared = (cpu.SharedSince + tick - 1) / tick * tick;
         return Math.Max(afterSlice, shared);
     }
 
-    /// <summary>
-    /// The interval at which an idle CPU balances the domain of <paramref name="cpus"/> CPUs:
-    /// sd->balance_interval, which sd_init starts at min_interval, the domain's weight in ms (not
-    /// multiplied by busy_factor), divided by the scale as <see cref="BusyBalanceIntervalNs"/> is.
-    /// </summary>
-    public static long IdleBalanceIntervalNs(int cpus, int scale = 1) => (long)cpus * 1_000_000L / scale;
-
     private static int NrRunning(Cpu c) => (c.Current is null ? 0 : 1) + c.RunQueue.Count;
 
-    /// <summary>
-    /// The interval at which each busy CPU balances the domain of <paramref name="cpus"/> CPUs that
-    /// a task may use (kswapd's allowed set is its node, one socket): in 4.0 rebalance_domains
-    /// runs load_balance on a domain every sd->balance_interval x sd->busy_factor on a busy CPU
-    /// (get_sd_balance_interval), sd_init setting min_interval to the domain's weight in
-    /// milliseconds and busy_factor to 32 — n x 32 ms: 256 ms on 8 CPUs, 384 ms on 12. A run at
-    /// 1/<paramref name="scale"/> lasts that fraction of the full-size machine's time, and a pair's
-    /// share of the run is what sets how unevenly the readers finish (as a random walk of the
-    /// extra task, its spread over the run goes with the root of the number of balances), so the
-    /// interval is divided by the scale, as the zones' batches are sized for the full-size machine.
-    /// </summary>
-    public static long BusyBalanceIntervalNs(int cpus, int scale = 1) => (long)cpus * BusyFactor * 1_000_000L / scale;
+    private long ToTick(long t) => (t + SchedTickNs - 1) / SchedTickNs * SchedTickNs;
 
     /// <summary>
-    /// The first balance, at or after <paramref name="since"/> (when <paramref name="cpu"/> came to
-    /// hold more than one runnable task), of a CPU of <paramref name="task"/>'s allowed set other
-    /// than <paramref name="cpu"/> that finds <paramref name="cpu"/> the busiest and pulls a task
-    /// (load_balance, detach_tasks), and that CPU. A CPU running one task balances at its periodic
-    /// timer (each CPU at its own phase of <see cref="BusyBalanceIntervalNs"/>); an idle one, if it
-    /// went idle after <paramref name="since"/> and its idle periods average at least
-    /// <see cref="MigrationCostNs"/>, as it went idle (idle_balance), and otherwise when the
-    /// overloaded CPU's tick kicks the idle balance of the nohz CPUs, once the idle CPU's own
-    /// interval (<see cref="IdleBalanceIntervalNs"/>) has passed since it went idle
-    /// (nohz_kick_needed, nohz_idle_balance). A CPU that holds more than one task pulls nothing.
+    /// The tick the scheduler checks slices and balances at: the local timer's period. A run at
+    /// 1/N keeps the kernel's periods (slices, ticks, balance intervals): its runs are N times
+    /// shorter, so they meet N times fewer of them, and the readers' spread, a random walk over the
+    /// balances, comes out larger against the run (README, "What moved: the scheduler as 4.0's CFS").
     /// </summary>
-    internal (long At, int Cpu) NextPull(SimTask task, Cpu cpu, long since, bool running = false)
+    public long SchedTickNs { get; }
+
+    /// <summary>sd->min_interval of a domain of <paramref name="cpus"/> CPUs (sd_init: its weight in ms); sd->max_interval is twice it.</summary>
+    public static long MinBalanceIntervalNs(int cpus) => (long)cpus * 1_000_000L;
+
+    /// <summary>
+    /// The interval at which each busy CPU balances the domain of <paramref name="cpus"/> CPUs at
+    /// its shortest: in 4.0 rebalance_domains runs load_balance on a domain every
+    /// sd->balance_interval x sd->busy_factor on a busy CPU (get_sd_balance_interval), sd_init
+    /// setting min_interval to the domain's weight in milliseconds and busy_factor to 32 — n x 32
+    /// ms: 256 ms on 8 CPUs, 384 ms on 12.
+    /// </summary>
+    public static long BusyBalanceIntervalNs(int cpus) => MinBalanceIntervalNs(cpus) * BusyFactor;
+
+    /// <summary>
+    /// A CPU's periodic load balance of its domain (rebalance_domains, load_balance), at a tick: a
+    /// CPU that runs at most one task finds the domain's busiest CPU (the one with the most
+    /// runnable tasks, two or more) and takes a task that waits there and may run here
+    /// (detach_tasks). If only the running task may come, the balance fails; the failure that
+    /// brings nr_balance_failed over cache_nice_tries + 2 has that CPU's stopper push the running
+    /// task here (need_active_balance, <see cref="ActiveBalanceAfter"/>). The interval goes back to
+    /// its minimum after an imbalance and doubles, up to twice that, when the domain was balanced
+    /// (or an active balance was started); a busy CPU waits busy_factor times it, an idle one
+    /// (whose balance the nohz idle balancer runs at a busy CPU's tick) not.
+    /// </summary>
+    internal void OnBalance(long t, int id)
     {
-        // A running task cannot be detached: the balance fails, and only the failed balance that
-        // brings the domain's nr_balance_failed over cache_nice_tries + 2 (the MC domain's 1: the
-        // fourth in a row) pushes it away through the CPU's stopper (need_active_balance). Newly
-        // idle balances do not count failures.
-        int failures = running ? ActiveBalanceAfter - 1 : 0;
-        int[] allowed = task.AllowedCpus;
-        long interval = BusyBalanceIntervalNs(allowed.Length, Params.BalanceScale);
-        long idleInterval = IdleBalanceIntervalNs(allowed.Length, Params.BalanceScale);
-        long tick = _c.TickNs;
-        long best = long.MaxValue;
-        int bestCpu = -1;
-        foreach (int j in allowed)
+        Cpu cpu = _cpus[id];
+        if (cpu.Current is not null && t < cpu.StepEnd)
         {
-            if (j == cpu.Id)
+            // The tick, and the SCHED_SOFTIRQ that balances after it, is taken when the CPU's
+            // interrupts are on: after the interrupts-off section it arrived in, if any.
+            long on = cpu.IrqEnabledAt(t);
+            if (on > t)
             {
-                continue;
+                _engine.Schedule(on, EventKind.Balance, id);
+                return;
             }
-            Cpu other = _cpus[j];
-            long at;
-            if (other.IdleSince >= 0 && NrRunning(other) == 0)
+        }
+        long min = MinBalanceIntervalNs(_domain[id].Length);
+        if (NrRunning(cpu) <= 1)
+        {
+            Cpu? busiest = Busiest(cpu);
+            if (busiest is null)
             {
-                if (!running && other.NewidleBalance && other.IdleSince >= since)
-                {
-                    at = other.IdleSince;
-                }
-                else
-                {
-                    long from = Math.Max(since, other.IdleSince + idleInterval) + failures * idleInterval;
-                    at = (from + tick - 1) / tick * tick;
-                }
+                cpu.NrBalanceFailed = 0;
+                cpu.BalanceIntervalNs = Math.Min(2 * cpu.BalanceIntervalNs, 2 * min);
             }
-            else if (NrRunning(other) == 1)
+            else if (PullWaiting(busiest, cpu, t))
             {
-                long phase = (long)(_balancePhase[j] * interval);
-                long k = since - phase <= 0 ? 0 : (since - phase + interval - 1) / interval;
-                at = phase + (k + failures) * interval;
+                cpu.NrBalanceFailed = 0;
+                cpu.BalanceIntervalNs = min;
             }
             else
             {
-                continue;
-            }
-            if (at < best)
-            {
-                best = at;
-                bestCpu = j;
+                cpu.NrBalanceFailed++;
+                SimTask? running = busiest.Current;
+                if (cpu.NrBalanceFailed > ActiveBalanceAfter - 1 && running is not null && Allowed(running, id))
+                {
+                    busiest.PushTo = id;
+                    cpu.NrBalanceFailed = CacheNiceTries + 1;
+                    cpu.BalanceIntervalNs = Math.Min(2 * cpu.BalanceIntervalNs, 2 * min);
+                }
+                else
+                {
+                    cpu.BalanceIntervalNs = min;
+                }
             }
         }
-        return (best, bestCpu);
+        bool anyBusy = false;
+        foreach (Cpu c in _cpus)
+        {
+            if (c.EventPending || NrRunning(c) > 0)
+            {
+                anyBusy = true;
+                break;
+            }
+        }
+        if (anyBusy)
+        {
+            ArmBalance(cpu, t);
+        }
+        else
+        {
+            _balanceArmed[id] = false;
+            _armed--;
+        }
+    }
+
+    private void ArmBalance(Cpu cpu, long t)
+    {
+        bool busy = !(cpu.IdleSince >= 0 && NrRunning(cpu) == 0);
+        _engine.Schedule(ToTick(t + cpu.BalanceIntervalNs * (busy ? BusyFactor : 1) + 1) + TieBreak(), EventKind.Balance, cpu.Id);
+    }
+
+    // The CPUs' ticks are aligned (no sched_skew_tick), so several CPUs may balance at one tick; in
+    // 4.0 their softirqs run concurrently and which one reaches the busiest run queue first is
+    // chance. The model runs them one after another, in an order drawn from the run's seed: each
+    // balance is offset from its tick by under a microsecond.
+    private long TieBreak() => (long)(_balanceRng.NextU64() % 1000);
+
+    private readonly Rng _balanceRng;
+
+    private static bool Allowed(SimTask task, int cpu) => Array.IndexOf(task.AllowedCpus, cpu) >= 0;
+
+    /// <summary>The CPU of <paramref name="cpu"/>'s domain with the most runnable tasks, if two or more (find_busiest_group, find_busiest_queue).</summary>
+    private Cpu? Busiest(Cpu cpu)
+    {
+        Cpu? busiest = null;
+        int most = 1;
+        foreach (int j in _domain[cpu.Id])
+        {
+            int n = NrRunning(_cpus[j]);
+            if (j != cpu.Id && n > most)
+            {
+                most = n;
+                busiest = _cpus[j];
+            }
+        }
+        return busiest;
+    }
+
+    /// <summary>
+    /// Moves a task that waits on <paramref name="from"/> and may run on <paramref name="to"/>
+    /// there (detach_tasks, attach_tasks); false if none. A task that ran less than
+    /// <see cref="MigrationCostNs"/> ago is cache-hot and stays, unless the balancing CPU's
+    /// balances have failed more than cache_nice_tries times in a row (can_migrate_task, task_hot).
+    /// </summary>
+    private bool PullWaiting(Cpu from, Cpu to, long t)
+    {
+        foreach (SimTask w in from.RunQueue)
+        {
+            bool hot = t - w.LastRanAt < MigrationCostNs;
+            if (Allowed(w, to.Id) && (!hot || to.NrBalanceFailed > CacheNiceTries))
+            {
+                from.RunQueue.Remove(w);
+                Migrate(w, to, t);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void Migrate(SimTask task, Cpu to, long t)
+    {
+        task.HomeCpu = to;
+        task.Migrations++;
+        Enqueue(to, task, t, wakeup: false);
     }
 
     /// <summary>Tracepoints; null when tracing is off.</summary>
@@ -348,11 +429,35 @@ public sealed class Scheduler
     /// </summary>
     private void Enqueue(Cpu cpu, SimTask task, long t, bool wakeup)
     {
+        if (_armed < _cpus.Length && Params.Spread)
+        {
+            foreach (Cpu c in _cpus)
+            {
+                if (!_balanceArmed[c.Id])
+                {
+                    _balanceArmed[c.Id] = true;
+                    _armed++;
+                    if (_phased)
+                    {
+                        ArmBalance(c, t);
+                    }
+                    else
+                    {
+                        // The first wakeup starts the timers, each at its own point of its busy
+                        // interval (drawn from the run's seed).
+                        double phase = (_balanceRng.NextU64() >> 11) * (1.0 / (1UL << 53));
+                        _engine.Schedule(ToTick(t + (long)(phase * c.BalanceIntervalNs * BusyFactor)) + TieBreak(), EventKind.Balance, c.Id);
+                    }
+                }
+            }
+            _phased = true;
+        }
         if (NrRunning(cpu) == 1)
         {
             cpu.SharedSince = t;
         }
         cpu.IdleSince = -1;
+        task.QueuedAt = t;
         cpu.RunQueue.Add(task);
         if (cpu.Current is null && !cpu.EventPending)
         {
@@ -366,51 +471,37 @@ public sealed class Scheduler
     }
 
     /// <summary>
-    /// At a step end of a CPU holding more than one runnable task: if a balance of another CPU
-    /// has come since it became so loaded (<see cref="NextPull"/>), that CPU takes a task — one
-    /// that waits and may run elsewhere (detach_tasks), else, when the waiting ones are bound to
-    /// this CPU, the running one once enough balances have failed (active balance,
-    /// <see cref="ActiveBalanceAfter"/>). Returns whether the running task left.
+    /// active_load_balance_cpu_stop: an active balance started on <paramref name="cpu"/> runs its
+    /// stopper at the running task's next preemption point, which moves that task to the CPU that
+    /// asked, if this one still holds more than one. Returns whether the running task left.
     /// </summary>
-    private bool PullAway(Cpu cpu, long t, bool sync)
+    private bool ActivePush(Cpu cpu, long t)
     {
-        SimTask? mover = null;
-        foreach (SimTask w in cpu.RunQueue)
-        {
-            if (w.AllowedCpus.Length > 1)
-            {
-                mover = w;
-                break;
-            }
-        }
+        int to = cpu.PushTo;
+        cpu.PushTo = -1;
         SimTask? cur = cpu.Current;
-        bool current = false;
-        if (mover is null && cur is not null && !sync && cur.AllowedCpus.Length > 1)
-        {
-            mover = cur;
-            current = true;
-        }
-        if (mover is null)
+        if (cur is null || NrRunning(cpu) < 2 || !Allowed(cur, to) || NrRunning(_cpus[to]) > 1)
         {
             return false;
         }
-        (long pullAt, int pullCpu) = NextPull(mover, cpu, cpu.SharedSince, running: current);
-        if (pullAt > t)
+        cpu.Current = null;
+        Migrate(cur, _cpus[to], t);
+        return true;
+    }
+
+    /// <summary>
+    /// idle_balance: a CPU going idle pulls a waiting task from its domain's busiest CPU at once,
+    /// if its idle periods have averaged at least <see cref="MigrationCostNs"/> (else it stays
+    /// idle until its periodic balance, which the nohz balancer runs).
+    /// </summary>
+    private bool NewidleBalance(Cpu cpu, long t)
+    {
+        if (!Params.Spread || cpu.AvgIdleNs < MigrationCostNs)
         {
             return false;
         }
-        if (current)
-        {
-            cpu.Current = null;
-        }
-        else
-        {
-            cpu.RunQueue.Remove(mover);
-        }
-        Cpu next = _cpus[pullCpu];
-        mover.HomeCpu = next;
-        Enqueue(next, mover, t, wakeup: false);
-        return current;
+        Cpu? busiest = Busiest(cpu);
+        return busiest is not null && PullWaiting(busiest, cpu, t);
     }
 
     private void OnCpuStepEnd(long t, int id)
@@ -419,7 +510,7 @@ public sealed class Scheduler
         cpu.EventPending = false;
         SimTask? cur = cpu.Current;
         bool sync = cur?.Body?.Current == Yield.Sync; // the task goes on: no preemption point
-        if (Params.Spread && NrRunning(cpu) > 1 && PullAway(cpu, t, sync))
+        if (cpu.PushTo >= 0 && !sync && ActivePush(cpu, t))
         {
             cur = null;
         }
@@ -427,6 +518,7 @@ public sealed class Scheduler
         {
             // Preempted: to the back of the run queue.
             cpu.Current = null;
+            cur.QueuedAt = t;
             cpu.RunQueue.Add(cur);
             cur = null;
         }
@@ -445,8 +537,11 @@ public sealed class Scheduler
                 cpu.IrqDebtNs = 0;
                 if (cpu.IdleSince < 0)
                 {
-                    cpu.IdleSince = t; // rq->idle_stamp; idle_balance tries only if idle periods have averaged long enough
-                    cpu.NewidleBalance = cpu.AvgIdleNs >= MigrationCostNs;
+                    cpu.IdleSince = t; // rq->idle_stamp
+                    if (NewidleBalance(cpu, t))
+                    {
+                        return; // the pulled task starts at once (its enqueue scheduled this CPU's next step)
+                    }
                 }
                 if (cpu.Prev is not null)
                 {
@@ -457,6 +552,8 @@ public sealed class Scheduler
             }
             cur = cpu.RunQueue[0];
             cpu.RunQueue.RemoveAt(0);
+            cur.RunDelayNs += t - cur.QueuedAt;
+            cur.QueuedAt = -1;
             cpu.Current = cur;
             cpu.SliceStart = t;
             switched = cpu.Prev != cur;
@@ -511,6 +608,7 @@ public sealed class Scheduler
         cur.What = ex.What;
         cur.UserNs += ex.User;
         cur.SysNs += ex.Sys;
+        cur.LastRanAt = end;
         cpu.UserNs += ex.User;
         cpu.SysNs += ex.Sys;
         cpu.SpinNs += ex.Spin;

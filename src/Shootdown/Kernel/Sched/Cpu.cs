@@ -46,8 +46,14 @@ public sealed class Cpu
     /// <summary>rq->avg_idle: the average length of this CPU's idle periods (1/8 per sample), at most 2 x sysctl_sched_migration_cost; starts at that cap.</summary>
     public long AvgIdleNs = 2 * Scheduler.MigrationCostNs;
 
-    /// <summary>Whether this CPU went idle with an average idle period long enough to try a newly idle balance (idle_balance's avg_idle test).</summary>
-    public bool NewidleBalance;
+    /// <summary>sd->balance_interval of this CPU's domain (before busy_factor), in ns.</summary>
+    public long BalanceIntervalNs;
+
+    /// <summary>sd->nr_balance_failed: this CPU's balances in a row that found an imbalance and moved nothing.</summary>
+    public int NrBalanceFailed;
+
+    /// <summary>rq->push_cpu while an active balance is pending on this CPU (its stopper moves the running task there); -1: none.</summary>
+    public int PushTo = -1;
 
     public bool NeedResched;
 

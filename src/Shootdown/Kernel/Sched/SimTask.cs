@@ -178,6 +178,18 @@ public abstract class SimTask
     /// <summary>When the task's last step ended in do_exit (ns; -1 while it lives).</summary>
     public long ExitedAt { get; internal set; } = -1;
 
+    /// <summary>Time spent runnable on a run queue, not running (schedstat run_delay), ns.</summary>
+    public long RunDelayNs { get; internal set; }
+
+    /// <summary>When the task's last step on a CPU ended (se.exec_start as a balance reads it for a waiting task: task_hot).</summary>
+    internal long LastRanAt = long.MinValue / 2;
+
+    /// <summary>When the task last joined a run queue (-1: it is running or asleep).</summary>
+    internal long QueuedAt = -1;
+
+    /// <summary>How many times a load balance moved the task to another CPU (se.nr_migrations, less wakeup placements).</summary>
+    public long Migrations { get; internal set; }
+
     /// <summary>When the task was started with the run (ns; -1 for a task that starts asleep, woken by another, such as the case script's rm).</summary>
     public long StartedAt { get; internal set; } = -1;
 
