@@ -88,7 +88,10 @@ public class ReadaheadTests
     public void ReadOncePagesAreReclaimedAtTheirFirstScanWithoutAFlush()
     {
         RunResult r = Runner.Run(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, workload: "lru-file-readonce", policy: "vanilla"));
-        Assert.Equal(0, r.TlbIpis);
+        // No shootdown from reclaim: nothing it frees is mapped. (A dd that moved leaves its old
+        // CPU holding its mm lazily, so its exit's flush_tlb_mm may send one: not reclaim's.)
+        Assert.Equal(0, r.TlbIpisByCause["reclaim"]);
+        Assert.True(r.TlbIpis <= r.Tasks.Count, $"{r.TlbIpis} IPIs");
         Assert.True(r.PagesReclaimed > r.PagesRead / 2, $"{r.PagesReclaimed} of {r.PagesRead} reclaimed");
         // Read once: PG_referenced, never mapped, so page_check_references reclaims each at its
         // first scan; nothing is activated or rotated.
