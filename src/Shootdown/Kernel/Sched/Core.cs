@@ -308,6 +308,11 @@ public sealed class Scheduler
 
     private void Migrate(SimTask task, Cpu to, long t)
     {
+        if (task.QueuedAt >= 0)
+        {
+            task.RunDelayNs += Math.Max(0, t - task.QueuedAt); // its wait on the CPU it leaves (Enqueue starts a new one)
+            task.QueuedAt = -1;
+        }
         task.HomeCpu = to;
         task.Migrations++;
         Enqueue(to, task, t, wakeup: false);
@@ -552,7 +557,9 @@ public sealed class Scheduler
             }
             cur = cpu.RunQueue[0];
             cpu.RunQueue.RemoveAt(0);
-            cur.RunDelayNs += t - cur.QueuedAt;
+            // A wakeup made inside another CPU's step is stamped with that step's own clock, which
+            // may run ahead of this CPU's step end: such a task waited no time.
+            cur.RunDelayNs += Math.Max(0, t - cur.QueuedAt);
             cur.QueuedAt = -1;
             cpu.Current = cur;
             cpu.SliceStart = t;
