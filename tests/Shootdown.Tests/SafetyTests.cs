@@ -457,6 +457,28 @@ public class SafetyTests
     }
 
     [Fact]
+    public void ARunOfStaleStoresIsLoggedAgainOnceTheRingOverwroteItsFirst()
+    {
+        // A run of stores through one stale entry is logged once, at its first store — but once
+        // the ring has overwritten that entry, the next store of the run is logged again, or the
+        // frame's history would show no stale store at all (a property test's lost write, seed
+        // 245268, whose chain spanned more entries than the ring held).
+        var log = new EventLog(4, 2);
+        log.Add(10, 1, 0, 7, LogKind.StaleStore, 0x100, "writer-1");
+        Assert.True(log.IsRepeat(0, 1, LogKind.StaleStore));
+        log.Add(11, 1, 0, 7, LogKind.StaleStore, 0x100, "writer-1"); // a repeat: not logged
+        Assert.Single(log.ForFrame(0));
+        for (int i = 0; i < 4; i++)
+        {
+            log.Add(20 + i, 2, 1, -1, LogKind.Free, who: "usemem-2"); // another frame fills the ring
+        }
+        Assert.Empty(log.ForFrame(0));
+        Assert.False(log.IsRepeat(0, 1, LogKind.StaleStore));
+        log.Add(30, 1, 0, 7, LogKind.StaleStore, 0x100, "writer-1");
+        Assert.Equal([30L], log.ForFrame(0).Select(e => e.TimeNs));
+    }
+
+    [Fact]
     public void StoppingOnAnUnknownKindIsRejected()
     {
         var e = Assert.Throws<Hardware.ConfigException>(() => WriteRun("rfc-pfn32", stopOn: "lost_writes"));

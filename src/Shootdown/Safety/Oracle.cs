@@ -139,7 +139,10 @@ public sealed class Oracle
         _captured = new long[n];
         _lastStore = new StoreRecord[n];
         _copiedAway = new bool[n];
-        Log = new EventLog(1 << 16, n);
+        // The ring keeps the last million entries (about 56 MB): a lost write's chain — the unmap,
+        // the stale stores, the writeback, the free — can span a third of a second of a 1/4 run,
+        // some 270,000 entries of other frames, and a history must still show each link.
+        Log = new EventLog(1 << 20, n);
     }
 
     public List<Violation> Violations { get; } = [];
@@ -526,17 +529,18 @@ public sealed class EventLog(int capacity, int nrFrames)
     private readonly PinnedUnmap[] _lastUnmap = new PinnedUnmap[nrFrames];
     private readonly LogKind[] _lastKind = new LogKind[nrFrames];
     private readonly int[] _lastCpu = new int[nrFrames];
+    private readonly long[] _lastSeq = new long[nrFrames];
     private readonly bool[] _any = new bool[nrFrames];
     private readonly long[] _counts = new long[Enum.GetValues<LogKind>().Length];
     private long _deferredUnmaps;
     private long _n;
 
-    /// <summary>Whether an entry of <paramref name="kind"/> by <paramref name="cpu"/> would only repeat the frame's last one.</summary>
+    /// <summary>Whether an entry of <paramref name="kind"/> by <paramref name="cpu"/> would only repeat the frame's last one, which the ring still holds.</summary>
     public bool IsRepeat(int frame, int cpu, LogKind kind)
     {
-        if (frame < 0 || !_any[frame] || _lastCpu[frame] != cpu)
+        if (frame < 0 || !_any[frame] || _lastCpu[frame] != cpu || _n - _lastSeq[frame] >= _ring.Length)
         {
-            return false;
+            return false; // (an entry the ring no longer holds repeats nothing a reader of the frame's history sees)
         }
         LogKind last = _lastKind[frame];
         return kind switch
@@ -559,6 +563,7 @@ public sealed class EventLog(int capacity, int nrFrames)
             _any[frame] = true;
             _lastKind[frame] = kind;
             _lastCpu[frame] = cpu;
+            _lastSeq[frame] = _n;
         }
         _ring[_n % _ring.Length] = new Entry { T = t, Cpu = cpu, Frame = frame, Mm = mm, Kind = kind, Vpn = vpn, Who = who, Flag = flag, Text = text };
         _n++;
