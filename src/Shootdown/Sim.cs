@@ -99,9 +99,10 @@ public sealed class Sim
             };
         }
         Kswapd = new KswapdTask[config.Nodes];
+        NodeCpus = new int[config.Nodes][];
         for (int n = 0; n < config.Nodes; n++)
         {
-            int[] nodeCpus = Enumerable.Range(n * config.CpusPerNode, config.CpusPerNode).ToArray();
+            int[] nodeCpus = NodeCpus[n] = Enumerable.Range(n * config.CpusPerNode, config.CpusPerNode).ToArray();
             int first = nodeCpus[config.Sched.KswapdFirstCpuOffset % nodeCpus.Length];
             Kswapd[n] = new KswapdTask(NextPid(), n, Cpus[first], nodeCpus);
             InitBatch(Kswapd[n]);
@@ -117,6 +118,9 @@ public sealed class Sim
     public Rng Rng { get; }
 
     public Cpu[] Cpus { get; }
+
+    /// <summary>The ids of each node's CPUs (the allowed set of its kswapd and of tasks not bound to one CPU; never modified).</summary>
+    public int[][] NodeCpus { get; }
 
     public Memory Memory { get; }
 

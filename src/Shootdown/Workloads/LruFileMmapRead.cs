@@ -50,9 +50,7 @@ public sealed class LruFileMmapRead : Workload
         for (int c = 0; c < nrCpus; c++)
         {
             files[c] = sim.CreateFile($"lru-file-{c}", filePages);
-            int node = sim.Cpus[c].Node;
-            int[] nodeCpus = sim.Cpus.Where(x => x.Node == node).Select(x => x.Id).ToArray();
-            sim.AddUserTask(ReaderOf(sim, files[c], $"usemem-{c}", sim.Cpus[c], rm, nodeCpus), startAt: sim.Rng.Next(20_000));
+            sim.AddUserTask(ReaderOf(sim, files[c], $"usemem-{c}", sim.Cpus[c], rm, sim.NodeCpus[sim.Cpus[c].Node]), startAt: sim.Rng.Next(20_000));
             total += filePages;
         }
         sim.AddSleepingUserTask(rm);

@@ -48,12 +48,11 @@ public sealed class LruFileReadonce : Workload
             files[c] = sim.CreateFile($"lru-file-{c}", filePages);
             MmStruct mm = sim.CreateMm();
             long[] hot = sim.MapHotPages(mm, sim.Cpus[c].Node, HotPages);
-            int node = sim.Cpus[c].Node;
             var dd = new DdReader(sim.NextPid(), $"dd-{c}", mm, sim.Cpus[c], files[c], hot)
             {
                 Reaped = t => rm.ChildExited(sim, t),
                 // Not bound to a CPU (the case script uses no taskset): the scheduler may move it within its node (LruFileMmapRead).
-                AllowedCpus = sim.Cpus.Where(x => x.Node == node).Select(x => x.Id).ToArray(),
+                AllowedCpus = sim.NodeCpus[sim.Cpus[c].Node],
             };
             sim.AddUserTask(dd, startAt: sim.Rng.Next(20_000));
         }

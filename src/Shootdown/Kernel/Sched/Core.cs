@@ -77,7 +77,6 @@ public sealed class Scheduler
         int factor = 1 + System.Numerics.BitOperations.Log2((uint)Math.Min(cpus.Length, 8));
         LatencyNs = costs.SchedLatencyNs * factor;
         MinGranularityNs = costs.SchedMinGranularityNs * factor;
-        SchedTickNs = costs.TickNs;
         _balanceRng = new Rng(p.BalanceSeed);
         _domain = new int[cpus.Length][];
         foreach (Cpu c in cpus)
@@ -146,7 +145,7 @@ public sealed class Scheduler
     /// </summary>
     public long SliceEnd(Cpu cpu)
     {
-        long tick = SchedTickNs;
+        long tick = _c.TickNs;
         long ideal = cpu.SliceStart + SliceNs(1 + cpu.RunQueue.Count);
         long afterSlice = (ideal / tick + 1) * tick;
         long shared = (cpu.SharedSince + tick - 1) / tick * tick;
@@ -155,15 +154,11 @@ public sealed class Scheduler
 
     private static int NrRunning(Cpu c) => (c.Current is null ? 0 : 1) + c.RunQueue.Count;
 
-    private long ToTick(long t) => (t + SchedTickNs - 1) / SchedTickNs * SchedTickNs;
+    // The first tick at or after t: the CPUs' local timers are aligned (no sched_skew_tick). A run
+    // at 1/N keeps the kernel's periods (slices, the tick, balance intervals; README, "What moved:
+    // the scheduler as 4.0's CFS").
+    private long ToTick(long t) => (t + _c.TickNs - 1) / _c.TickNs * _c.TickNs;
 
-    /// <summary>
-    /// The tick the scheduler checks slices and balances at: the local timer's period. A run at
-    /// 1/N keeps the kernel's periods (slices, ticks, balance intervals): its runs are N times
-    /// shorter, so they meet N times fewer of them, and the readers' spread, a random walk over the
-    /// balances, comes out larger against the run (README, "What moved: the scheduler as 4.0's CFS").
-    /// </summary>
-    public long SchedTickNs { get; }
 
     /// <summary>sd->min_interval of a domain of <paramref name="cpus"/> CPUs (sd_init: its weight in ms); sd->max_interval is twice it.</summary>
     public static long MinBalanceIntervalNs(int cpus) => (long)cpus * 1_000_000L;
