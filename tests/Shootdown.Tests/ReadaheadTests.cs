@@ -100,10 +100,12 @@ public class ReadaheadTests
         Assert.Equal(scanned, stolen);
         Assert.Equal(0, r.Vmstat["pgactivate"]);
         Assert.Equal(0, r.Vmstat["pgfault"]);
-        // Every page read is freed by reclaim or by the closing rm; on this machine readahead never
-        // runs so far ahead that reclaim takes a window's page before dd reads it (a page read in
-        // twice would count twice among the reclaimed).
-        Assert.Equal(r.PagesRead, r.Truncate!.Pages + r.PagesReclaimed);
+        // Every page read is freed by reclaim or by the closing rm. A page read ahead that reclaim
+        // takes before dd reads it (a dd waiting behind kswapd on its CPU) is read in again and
+        // counts twice among the freed: a few dozen of the 655,360 here (28 in session 41), never
+        // more than a thousandth.
+        long freed = r.Truncate!.Pages + r.PagesReclaimed;
+        Assert.InRange(freed - r.PagesRead, 0, r.PagesRead / 1000);
         Assert.True(r.UserS < r.SystemS / 1000, $"user {r.UserS} s: dd's user loop is not charged, only its hot pages' TLB refills");
     }
 

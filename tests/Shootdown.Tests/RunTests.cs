@@ -146,12 +146,14 @@ public class SystemBreakdownTests
     {
         RunResult r = Runner.Run(RunConfig.Create(machine: "tiny", scaleDivisor: 4, policy: "vanilla"));
         double sum = r.SystemByPath.Values.Sum(p => p.SystemS);
-        Assert.Equal(r.SystemS, sum, 6);
+        Assert.Equal(r.SystemS, sum, 1e-9);
         Assert.True(r.SystemByPath["direct reclaim"].SystemS > 0);
         Assert.True(r.SystemByPath["kswapd reclaim"].SystemS > 0);
         Assert.Equal(r.IrqS, r.SystemByPath["irq: IPI handlers"].SystemS, 9);
-        Assert.Equal(r.SpinS, r.SystemByPath.Values.Sum(p => p.SpinS), 6);
-        Assert.Equal(r.IpiWaitS, r.SystemByPath.Values.Sum(p => p.IpiWaitS), 6);
+        // (Sums of doubles: compared within 1 ns, not by rounding, which two sums a few 1e-17 apart
+        // may straddle.)
+        Assert.Equal(r.SpinS, r.SystemByPath.Values.Sum(p => p.SpinS), 1e-9);
+        Assert.Equal(r.IpiWaitS, r.SystemByPath.Values.Sum(p => p.IpiWaitS), 1e-9);
         // Every path's parts are inside its total.
         Assert.All(r.SystemByPath.Values, p => Assert.True(p.SpinS + p.IpiWaitS <= p.SystemS + 1e-9));
     }
@@ -407,19 +409,21 @@ public class PinnedResultTests
         // shared by the CPU's tasks, checked at the tick) and each CPU's balance as an event of
         // its own (the waiting task pulled at the balance itself, cache-hot tasks left, active
         // balance for a running task, the interval doubling while balanced, newly idle balances),
-        // the kernel's periods at every scale, and the readers free to move within their node:
-        // see the README.
-        Assert.Equal(1.646017779, r.ElapsedS);
-        Assert.Equal(3.876187815, r.SystemS);
-        Assert.Equal(428903, r.TlbIpis);
-        Assert.Equal(2675, r.IpiRequestsCoalesced);
-        Assert.Equal(2.749652032, r.BenchmarkSystemS);
-        Assert.Equal(590845, r.PagesReclaimed);
-        Assert.Equal(594168, r.Vmstat["pgscan_direct"]);
-        Assert.Equal(3476, r.DirectReclaimStalls);
-        Assert.Equal(4229, r.IpisFoundInterruptsOff.BehindHandler);
-        Assert.Equal(597216, r.ZoneCounters.Folds);
-        Assert.Equal(0.252761625, r.TaskExits.TimeRangeS, 9);
+        // the kernel's periods at every scale, and the readers free to move within their node,
+        // then the balancer's remaining departures from 4.0 mended (idle CPUs balanced by the nohz
+        // idle balancer at a busy CPU's tick, intervals from the balance's own tick, 4.0's balanced
+        // tests in tasks, cfs_tasks order, all-pinned retries): see the README.
+        Assert.Equal(1.615749488, r.ElapsedS);
+        Assert.Equal(3.943032328, r.SystemS);
+        Assert.Equal(440106, r.TlbIpis);
+        Assert.Equal(3128, r.IpiRequestsCoalesced);
+        Assert.Equal(2.861763771, r.BenchmarkSystemS);
+        Assert.Equal(591064, r.PagesReclaimed);
+        Assert.Equal(632629, r.Vmstat["pgscan_direct"]);
+        Assert.Equal(4189, r.DirectReclaimStalls);
+        Assert.Equal(4572, r.IpisFoundInterruptsOff.BehindHandler);
+        Assert.Equal(595810, r.ZoneCounters.Folds);
+        Assert.Equal(0.25705465, r.TaskExits.TimeRangeS, 9);
         // With memory cgroups (the default) the LRU lists are not in lru_lock's line: nothing to take back.
         Assert.Equal(0, r.Locks["lru_lock"].LineStealS);
         Assert.Equal(0, r.Locks["zone->lock"].LineStealS);

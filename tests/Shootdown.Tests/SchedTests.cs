@@ -181,25 +181,99 @@ public class SchedTests
     [Fact]
     public void ARunningTaskMovesOnlyAtTheFourthFailedBalanceWhenTheWaitingOneIsBound()
     {
-        // CPU 0 runs a task allowed on CPUs 0-3 while one bound to it waits; CPU 1 runs one task.
-        // A balance cannot detach the running task: CPU 1's balances fail, and the fourth in a row
-        // (MC's cache_nice_tries 1, + 2) asks CPU 0's stopper to push the running task to CPU 1
-        // (active balance), after which the count goes back to cache_nice_tries + 1.
+        // Node 0 of small-2node (CPUs 0-3): CPU 0 runs a task allowed on CPUs 0-3 while one bound
+        // to it waits; CPUs 1-3 run one task each (five tasks on four CPUs: CPU 1 holds less than
+        // the average, and CPU 0 more than 117% of it). A balance cannot detach the running task:
+        // CPU 1's balances fail, and the fourth in a row (MC's cache_nice_tries 1, + 2) asks CPU
+        // 0's stopper to push a task to CPU 1 (active balance), after which the count goes back to
+        // cache_nice_tries + 1 and the interval doubles.
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1));
         Cpu c0 = sim.Cpus[0], c1 = sim.Cpus[1];
         var k = new BusyTask(9200, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        var bound = new BusyTask(9100, c0, 10, null);
         c0.Current = k;
-        c0.RunQueue.Add(new BusyTask(9100, c0, 10, null));
-        c1.Current = new BusyTask(9101, c1, 10, null);
+        c0.RunQueue.Add(bound);
+        c0.CfsTasks.AddRange([bound, k]);
+        for (int c = 1; c < 4; c++)
+        {
+            var t = new BusyTask(9101 + c, sim.Cpus[c], 10, null);
+            sim.Cpus[c].Current = t;
+            sim.Cpus[c].CfsTasks.Add(t);
+        }
         for (int i = 1; i <= 3; i++)
         {
-            sim.Sched.OnBalance(i * 1_000_000, 1);
+            Assert.False(sim.Sched.LoadBalance(c1, i * 1_000_000, Scheduler.CpuIdleType.NotIdle));
             Assert.Equal(i, c1.NrBalanceFailed);
             Assert.Equal(-1, c0.PushTo);
+            Assert.Equal(Scheduler.MinBalanceIntervalNs(4), c1.BalanceIntervalNs);
         }
-        sim.Sched.OnBalance(4_000_000, 1);
+        sim.Sched.LoadBalance(c1, 4_000_000, Scheduler.CpuIdleType.NotIdle);
         Assert.Equal(1, c0.PushTo);
         Assert.Equal(Scheduler.CacheNiceTries + 1, c1.NrBalanceFailed);
+        Assert.Equal(2 * Scheduler.MinBalanceIntervalNs(4), c1.BalanceIntervalNs);
         Assert.Equal(4, Scheduler.ActiveBalanceAfter);
+        // A pending active balance is not replaced: CPU 2's own fourth failure starts none.
+        Cpu c2 = sim.Cpus[2];
+        c2.NrBalanceFailed = 3;
+        sim.Sched.LoadBalance(c2, 5_000_000, Scheduler.CpuIdleType.NotIdle);
+        Assert.Equal(1, c0.PushTo);
+        Assert.Equal(Scheduler.CacheNiceTries + 1, c2.NrBalanceFailed);
+        Assert.Equal(Scheduler.MinBalanceIntervalNs(4), c2.BalanceIntervalNs);
+    }
+
+    [Fact]
+    public void ABusyCpuDoesNotPullWhenItHoldsTheAverage()
+    {
+        // Four tasks on node 0's four CPUs, two of them on CPU 0 and none on CPU 3: CPU 1, holding
+        // one (the average), finds the domain balanced (its failure count reset, its interval
+        // doubled), where an idle CPU would pull.
+        var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1));
+        Cpu c0 = sim.Cpus[0], c1 = sim.Cpus[1], c3 = sim.Cpus[3];
+        var a = new BusyTask(9300, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        var b = new BusyTask(9301, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        c0.Current = a;
+        c0.RunQueue.Add(b);
+        c0.CfsTasks.AddRange([b, a]);
+        for (int c = 1; c < 3; c++)
+        {
+            var t = new BusyTask(9302 + c, sim.Cpus[c], 10, null);
+            sim.Cpus[c].Current = t;
+            sim.Cpus[c].CfsTasks.Add(t);
+        }
+        c1.NrBalanceFailed = 2;
+        Assert.False(sim.Sched.LoadBalance(c1, 10_000_000, Scheduler.CpuIdleType.NotIdle));
+        Assert.Equal(0, c1.NrBalanceFailed);
+        Assert.Equal(2 * Scheduler.MinBalanceIntervalNs(4), c1.BalanceIntervalNs);
+        Assert.True(sim.Sched.LoadBalance(c3, 10_000_000, Scheduler.CpuIdleType.Idle));
+        Assert.Same(b, c3.RunQueue.Single());
+        Assert.Equal([a], c0.CfsTasks);
+    }
+
+    [Fact]
+    public void AnIdleCpuIsBalancedAtTheTickOfACpuThatHoldsTwoTasks()
+    {
+        // gorman-1node: one socket of 8 CPUs, so only a CPU holding two tasks kicks the nohz idle
+        // balancer. CPU 7's task ends at 50 ms (no CPU is overloaded: its newly idle balance does
+        // nothing, but its rq->next_balance comes forward to its idle interval). At 100 ms a task
+        // bound to CPU 0 wakes there and preempts A (allowed anywhere) at its step's end: CPU 0's
+        // tick kicks the idle balancer (CPU 7), which finds A running (a failed balance) and, an
+        // idle interval later, waiting — and takes it. A CPU that has gone idle does not wait for
+        // the busy interval (256 ms) it was on.
+        var sim = new Sim(RunConfig.Create(machine: "gorman-1node", scaleDivisor: 1));
+        for (int c = 1; c < 7; c++)
+        {
+            sim.Sched.Wake(new BusyTask(9400 + c, sim.Cpus[c], 400, null), 0);
+        }
+        sim.Sched.Wake(new BusyTask(9407, sim.Cpus[7], 50, null), 0);
+        var la = new List<(long At, int Cpu)>();
+        var a = new BusyTask(9410, sim.Cpus[0], 400, la) { AllowedCpus = [0, 1, 2, 3, 4, 5, 6, 7] };
+        sim.Sched.Wake(a, 0);
+        sim.Sched.WakeAt(new BusyTask(9411, sim.Cpus[0], 300, null), 100_000_000);
+        TestKit.DrainEvents(sim);
+        int moved = la.FindIndex(e => e.Cpu != 0);
+        Assert.True(moved > 0, "A never left CPU 0");
+        Assert.Equal(7, la[moved].Cpu);
+        Assert.InRange(la[moved].At, 100_000_000, 114_000_000);
+        Assert.Equal(1, a.Migrations);
     }
 }

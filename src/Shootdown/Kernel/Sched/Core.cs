@@ -87,15 +87,25 @@ public sealed class Scheduler
         engine.On(EventKind.CpuStepEnd, OnCpuStepEnd);
         engine.On(EventKind.Timer, (t, id) => Wake(_timerTasks[id], t));
         engine.On(EventKind.Balance, OnBalance);
-        _balanceArmed = new bool[cpus.Length];
+        _multiNode = cpus.Select(c => c.Node).Distinct().Count() > 1;
+        _nodeBusy = new int[cpus.Max(c => c.Node) + 1];
     }
 
-    // Whether each CPU's balance timer is set: the timers stop while every CPU is idle (so that a
-    // simulation with nothing left to run ends, or reports its deadlock) and start again at the
-    // next wakeup.
-    private readonly bool[] _balanceArmed;
-    private int _armed;
+    // Whether the CPUs' balance history (sd->last_balance) has been given its phases: at the
+    // first wakeup, when the balancing starts.
     private bool _phased;
+
+    // sd_busy exists: the socket's domain has a parent (the NUMA level), so a busy CPU's tick also
+    // kicks the idle balancer when its socket has another busy CPU (nohz_kick_needed).
+    private readonly bool _multiNode;
+    private readonly int[] _nodeBusy;
+
+    // nohz.next_balance: the earliest rq->next_balance of the idle CPUs the last idle balancer saw.
+    private long _nohzNextBalance;
+
+    // When the pending kick of the idle balancer is due (NOHZ_BALANCE_KICK); -1: none.
+    private long _kickAt = -1;
+    private bool _inIlbPass;
 
     // The CPUs of each CPU's scheduler domain below the NUMA level (its socket: MC).
     private readonly int[][] _domain;
@@ -172,85 +182,129 @@ public sealed class Scheduler
     /// </summary>
     public static long BusyBalanceIntervalNs(int cpus) => MinBalanceIntervalNs(cpus) * BusyFactor;
 
+    /// <summary>enum cpu_idle_type: what the balancing CPU is doing.</summary>
+    internal enum CpuIdleType
+    {
+        /// <summary>Idle, balanced by the nohz idle balancer (or, for itself, the idle balancer's own CPU).</summary>
+        Idle,
+
+        /// <summary>Busy, balancing at its own tick.</summary>
+        NotIdle,
+
+        /// <summary>Going idle (idle_balance).</summary>
+        NewlyIdle,
+    }
+
+    /// <summary>sd->imbalance_pct of the MC domain (sd_init, SD_SHARE_PKG_RESOURCES): a busy CPU takes from one only if that one is more than 17% busier.</summary>
+    public const int ImbalancePct = 117;
+
+    /// <summary>MAX_PINNED_INTERVAL: while balances find every task bound elsewhere, sd->balance_interval may double up to 512 ms.</summary>
+    public const long MaxPinnedIntervalNs = 512_000_000;
+
+    /// <summary>sysctl_sched_nr_migrate: a balance looks at no more tasks of the busiest CPU than this (and than it holds).</summary>
+    public const int NrMigrate = 32;
+
+    // The tick (jiffy) t falls in.
+    private long Jiffy(long t) => t / _c.TickNs * _c.TickNs;
+
     /// <summary>
-    /// A CPU's periodic load balance of its domain (rebalance_domains, load_balance), at a tick: a
-    /// CPU that runs at most one task finds the domain's busiest CPU (the one with the most
-    /// runnable tasks, two or more) and takes a task that waits there and may run here
-    /// (detach_tasks). If only the running task may come, the balance fails; the failure that
-    /// brings nr_balance_failed over cache_nice_tries + 2 has that CPU's stopper push the running
-    /// task here (need_active_balance, <see cref="ActiveBalanceAfter"/>). The interval goes back to
-    /// its minimum after an imbalance and doubles, up to twice that, when the domain was balanced
-    /// (or an active balance was started); a busy CPU waits busy_factor times it, an idle one
-    /// (whose balance the nohz idle balancer runs at a busy CPU's tick) not.
+    /// get_sd_balance_interval: sd->balance_interval, times busy_factor on a busy CPU, in whole
+    /// ticks (msecs_to_jiffies rounds up), at least one tick and at most max_load_balance_interval
+    /// (HZ x CPUs / 10 ticks: 100 ms a CPU).
+    /// </summary>
+    private long Interval(Cpu cpu, bool busy)
+    {
+        long tick = _c.TickNs;
+        long ns = cpu.BalanceIntervalNs * (busy ? BusyFactor : 1);
+        long ticks = Math.Max(1, (ns + tick - 1) / tick);
+        long maxTicks = Math.Max(1, 1_000_000_000L / tick * _cpus.Length / 10);
+        return Math.Min(ticks, maxTicks) * tick;
+    }
+
+    // What the load counts on a CPU at t: its runnable tasks, or one while its last step before a
+    // sleep or an exit runs (that task is still current until it calls schedule()).
+    private static int Load(Cpu c, long t) => NrRunning(c) + (c.Current is null && t < c.StepEnd ? 1 : 0);
+
+    // The CPU's tick runs: it is not in NOHZ idle.
+    private static bool Ticking(Cpu c, long t) => Load(c, t) > 0;
+
+    /// <summary>
+    /// A CPU's balance event (argument: CPU id) or the kick of the nohz idle balancer (argument:
+    /// the CPU count). A busy CPU balances its domain at its first tick at or after its
+    /// rq->next_balance (trigger_load_balance, SCHED_SOFTIRQ, rebalance_domains), once its
+    /// interrupts are on; an idle CPU's tick is stopped, and the idle balancer does its balances
+    /// (<see cref="OnKick"/>).
     /// </summary>
     internal void OnBalance(long t, int id)
     {
+        if (id == _cpus.Length)
+        {
+            OnKick(t);
+            return;
+        }
         Cpu cpu = _cpus[id];
-        if (cpu.Current is not null && t < cpu.StepEnd)
+        if (t != cpu.BalanceEventAt)
+        {
+            return; // superseded by an earlier event
+        }
+        cpu.BalanceEventAt = -1;
+        if (!Ticking(cpu, t))
+        {
+            return; // idle since it was set: the idle balancer's business
+        }
+        if (Jiffy(t) < cpu.NextBalanceAt)
+        {
+            ArmBusy(cpu, t);
+            return;
+        }
+        if (t < cpu.StepEnd)
         {
             // The tick, and the SCHED_SOFTIRQ that balances after it, is taken when the CPU's
             // interrupts are on: after the interrupts-off section it arrived in, if any.
             long on = cpu.IrqEnabledAt(t);
             if (on > t)
             {
+                cpu.BalanceEventAt = on;
                 _engine.Schedule(on, EventKind.Balance, id);
                 return;
             }
         }
-        long min = MinBalanceIntervalNs(_domain[id].Length);
-        if (NrRunning(cpu) <= 1)
-        {
-            Cpu? busiest = Busiest(cpu);
-            if (busiest is null)
-            {
-                cpu.NrBalanceFailed = 0;
-                cpu.BalanceIntervalNs = Math.Min(2 * cpu.BalanceIntervalNs, 2 * min);
-            }
-            else if (PullWaiting(busiest, cpu, t))
-            {
-                cpu.NrBalanceFailed = 0;
-                cpu.BalanceIntervalNs = min;
-            }
-            else
-            {
-                cpu.NrBalanceFailed++;
-                SimTask? running = busiest.Current;
-                if (cpu.NrBalanceFailed > ActiveBalanceAfter - 1 && running is not null && Allowed(running, id))
-                {
-                    busiest.PushTo = id;
-                    cpu.NrBalanceFailed = CacheNiceTries + 1;
-                    cpu.BalanceIntervalNs = Math.Min(2 * cpu.BalanceIntervalNs, 2 * min);
-                }
-                else
-                {
-                    cpu.BalanceIntervalNs = min;
-                }
-            }
-        }
-        bool anyBusy = false;
-        foreach (Cpu c in _cpus)
-        {
-            if (c.EventPending || NrRunning(c) > 0)
-            {
-                anyBusy = true;
-                break;
-            }
-        }
-        if (anyBusy)
-        {
-            ArmBalance(cpu, t);
-        }
-        else
-        {
-            _balanceArmed[id] = false;
-            _armed--;
-        }
+        RebalanceDomains(cpu, t, CpuIdleType.NotIdle);
+        ArmBusy(cpu, t);
     }
 
-    private void ArmBalance(Cpu cpu, long t)
+    // Sets a busy CPU's balance event at its first tick at or after rq->next_balance, unless an
+    // earlier one is pending (which sets the next when it finds itself early).
+    private void ArmBusy(Cpu cpu, long t)
     {
-        bool busy = !(cpu.IdleSince >= 0 && NrRunning(cpu) == 0);
-        _engine.Schedule(ToTick(t + cpu.BalanceIntervalNs * (busy ? BusyFactor : 1) + 1) + TieBreak(), EventKind.Balance, cpu.Id);
+        long at = Math.Max(cpu.NextBalanceAt, ToTick(t)) + TieBreak();
+        if (cpu.BalanceEventAt >= 0 && cpu.BalanceEventAt <= at)
+        {
+            return;
+        }
+        cpu.BalanceEventAt = at;
+        _engine.Schedule(at, EventKind.Balance, cpu.Id);
+    }
+
+    /// <summary>
+    /// rebalance_domains for the socket's domain: if the balance interval (busy or idle) has
+    /// passed since sd->last_balance, load_balance, and from this tick the next interval — a busy
+    /// one if the balance gave an idle CPU a task; rq->next_balance follows.
+    /// </summary>
+    private void RebalanceDomains(Cpu cpu, long t, CpuIdleType idle)
+    {
+        long now = Jiffy(t);
+        long interval = Interval(cpu, idle != CpuIdleType.Idle);
+        if (now >= cpu.LastBalanceAt + interval)
+        {
+            if (LoadBalance(cpu, t, idle))
+            {
+                idle = NrRunning(cpu) == 0 ? CpuIdleType.Idle : CpuIdleType.NotIdle;
+            }
+            cpu.LastBalanceAt = now;
+            interval = Interval(cpu, idle != CpuIdleType.Idle);
+        }
+        cpu.NextBalanceAt = cpu.LastBalanceAt + interval;
     }
 
     // The CPUs' ticks are aligned (no sched_skew_tick), so several CPUs may balance at one tick; in
@@ -263,44 +317,224 @@ public sealed class Scheduler
 
     private static bool Allowed(SimTask task, int cpu) => Array.IndexOf(task.AllowedCpus, cpu) >= 0;
 
-    /// <summary>The CPU of <paramref name="cpu"/>'s domain with the most runnable tasks, if two or more (find_busiest_group, find_busiest_queue).</summary>
-    private Cpu? Busiest(Cpu cpu)
+    // The CPUs a balance has set aside because every task on them was bound elsewhere (LBF_ALL_PINNED).
+    private bool[] _excluded = [];
+
+    /// <summary>
+    /// load_balance of <paramref name="cpu"/>'s socket domain, in tasks where 4.0 weighs load
+    /// averages: find the busiest CPU (<see cref="FindBusiest"/>), take waiting tasks from it
+    /// (<see cref="DetachTasks"/>); if every task there is bound elsewhere, look again without it;
+    /// if nothing moved, count a failure (not when going idle) and at the one that brings
+    /// nr_balance_failed over cache_nice_tries + 2 have that CPU's stopper push a task here
+    /// (need_active_balance; unless one is pending, or the running task may not come). The
+    /// interval goes back to its minimum after an imbalance and doubles — up to twice that, or up
+    /// to 512 ms when tasks were pinned — when balanced or an active balance started.
+    /// </summary>
+    internal bool LoadBalance(Cpu cpu, long t, CpuIdleType idle)
     {
-        Cpu? busiest = null;
-        int most = 1;
-        foreach (int j in _domain[cpu.Id])
+        int[] dom = _domain[cpu.Id];
+        if (_excluded.Length != _cpus.Length)
         {
-            int n = NrRunning(_cpus[j]);
-            if (j != cpu.Id && n > most)
+            _excluded = new bool[_cpus.Length];
+        }
+        foreach (int j in dom)
+        {
+            _excluded[j] = false;
+        }
+        long min = MinBalanceIntervalNs(dom.Length);
+        bool pinned = false;
+        while (true)
+        {
+            Cpu? busiest = FindBusiest(cpu, t, idle, out double imbalance);
+            if (busiest is null)
             {
-                most = n;
+                // out_balanced (out_all_pinned when every CPU was set aside)
+                cpu.NrBalanceFailed = 0;
+                DoubleInterval(cpu, min, pinned);
+                return false;
+            }
+            int moved = 0;
+            if (NrRunning(busiest) > 1)
+            {
+                bool allPinned = true;
+                moved = DetachTasks(busiest, cpu, t, imbalance, ref allPinned);
+                if (allPinned)
+                {
+                    pinned = true;
+                    _excluded[busiest.Id] = true;
+                    continue;
+                }
+            }
+            bool active = false;
+            if (moved == 0)
+            {
+                if (idle != CpuIdleType.NewlyIdle)
+                {
+                    cpu.NrBalanceFailed++;
+                }
+                if (cpu.NrBalanceFailed > ActiveBalanceAfter - 1)
+                {
+                    SimTask? curr = busiest.Current;
+                    if (curr is null || !Allowed(curr, cpu.Id))
+                    {
+                        // out_one_pinned: the count stays.
+                        DoubleInterval(cpu, min, pinned: true);
+                        return false;
+                    }
+                    if (busiest.PushTo < 0)
+                    {
+                        busiest.PushTo = cpu.Id;
+                        active = true;
+                    }
+                    cpu.NrBalanceFailed = CacheNiceTries + 1;
+                }
+            }
+            else
+            {
+                cpu.NrBalanceFailed = 0;
+            }
+            if (!active)
+            {
+                cpu.BalanceIntervalNs = min;
+            }
+            else if (cpu.BalanceIntervalNs < 2 * min)
+            {
+                cpu.BalanceIntervalNs *= 2;
+            }
+            return moved > 0;
+        }
+    }
+
+    private static void DoubleInterval(Cpu cpu, long min, bool pinned)
+    {
+        if ((pinned && cpu.BalanceIntervalNs < MaxPinnedIntervalNs) || cpu.BalanceIntervalNs < 2 * min)
+        {
+            cpu.BalanceIntervalNs *= 2;
+        }
+    }
+
+    /// <summary>
+    /// find_busiest_group and find_busiest_queue over the domain's CPUs (each its own group), in
+    /// runnable tasks: the busiest is the CPU with two or more tasks (group_overloaded) holding
+    /// the most, else the one holding the most, the first met from the balancing CPU on; none
+    /// (balanced) if it holds no more than this CPU, or this CPU holds at least the domain's
+    /// average, or — idle — it is not overloaded, or — busy — it holds no more than 117% of this
+    /// CPU's tasks; a CPU going idle skips those tests (force_balance) against a CPU with no room.
+    /// <paramref name="imbalance"/> is calculate_imbalance's, at least one task (fix_small_imbalance).
+    /// </summary>
+    private Cpu? FindBusiest(Cpu cpu, long t, CpuIdleType idle, out double imbalance)
+    {
+        imbalance = 0;
+        int[] dom = _domain[cpu.Id];
+        int start = Array.IndexOf(dom, cpu.Id);
+        int local = Load(cpu, t);
+        int n = 0;
+        long total = 0;
+        Cpu? busiest = null;
+        int most = 0;
+        for (int k = 0; k < dom.Length; k++)
+        {
+            int j = dom[(start + k) % dom.Length];
+            if (_excluded[j])
+            {
+                continue;
+            }
+            n++;
+            if (j == cpu.Id)
+            {
+                total += local;
+                continue;
+            }
+            int b = Load(_cpus[j], t);
+            total += b;
+            // update_sd_pick_busiest: an overloaded CPU before one that is not, then strictly more load.
+            bool over = b >= 2, mostOver = most >= 2;
+            if (b > 0 && (busiest is null || (over && !mostOver) || (over == mostOver && b > most)))
+            {
                 busiest = _cpus[j];
+                most = b;
             }
         }
+        if (busiest is null)
+        {
+            return null;
+        }
+        bool force = idle == CpuIdleType.NewlyIdle && local < 1;
+        if (!force)
+        {
+            if (local >= most || (long)local * n >= total)
+            {
+                return null;
+            }
+            if (idle == CpuIdleType.Idle ? most < 2 : 100 * most <= ImbalancePct * local)
+            {
+                return null;
+            }
+        }
+        double avg = (double)total / n;
+        if (most > avg && local < avg)
+        {
+            double maxPull = most - avg;
+            if (local >= 2)
+            {
+                maxPull = Math.Min(maxPull, most - 1); // both overloaded: load_above_capacity
+            }
+            imbalance = Math.Min(maxPull, avg - local);
+        }
+        imbalance = Math.Max(imbalance, 1);
         return busiest;
     }
 
     /// <summary>
-    /// Moves a task that waits on <paramref name="from"/> and may run on <paramref name="to"/>
-    /// there (detach_tasks, attach_tasks); false if none. A task that ran less than
-    /// <see cref="MigrationCostNs"/> ago is cache-hot and stays, unless the balancing CPU's
-    /// balances have failed more than cache_nice_tries times in a row (can_migrate_task, task_hot).
+    /// detach_tasks and attach_tasks: takes tasks from the head of <paramref name="from"/>'s
+    /// cfs_tasks (the most recently enqueued first) while the imbalance lasts, looking at no more
+    /// than it holds; a task that may not move goes to the tail. A task may not move if it is
+    /// bound elsewhere, running, or cache-hot (ran less than <see cref="MigrationCostNs"/> ago)
+    /// while the balancing CPU's failures have not exceeded cache_nice_tries (can_migrate_task,
+    /// task_hot). <paramref name="allPinned"/> is cleared by any task allowed here, running or not.
     /// </summary>
-    private bool PullWaiting(Cpu from, Cpu to, long t)
+    private int DetachTasks(Cpu from, Cpu to, long t, double imbalance, ref bool allPinned)
     {
-        foreach (SimTask w in from.RunQueue)
+        List<SimTask> tasks = from.CfsTasks;
+        int loopMax = Math.Min(NrMigrate, NrRunning(from));
+        int moved = 0;
+        for (int loop = 0; loop < loopMax && tasks.Count > 0; loop++)
         {
-            bool hot = t - w.LastRanAt < MigrationCostNs;
-            if (Allowed(w, to.Id) && (!hot || to.NrBalanceFailed > CacheNiceTries))
+            SimTask p = tasks[0];
+            tasks.RemoveAt(0);
+            if (!CanMigrate(p, from, to, t, ref allPinned) || 0.5 > imbalance)
             {
-                from.RunQueue.Remove(w);
-                Migrate(w, to, t);
-                return true;
+                tasks.Add(p);
+                continue;
+            }
+            from.RunQueue.Remove(p);
+            Migrate(p, to, t);
+            moved++;
+            imbalance -= 1;
+            if (imbalance <= 0)
+            {
+                break;
             }
         }
-        return false;
+        return moved;
     }
 
+    private static bool CanMigrate(SimTask p, Cpu from, Cpu to, long t, ref bool allPinned)
+    {
+        if (!Allowed(p, to.Id))
+        {
+            return false;
+        }
+        allPinned = false;
+        if (p == from.Current)
+        {
+            return false;
+        }
+        bool hot = t - p.LastRanAt < MigrationCostNs;
+        return !hot || to.NrBalanceFailed > CacheNiceTries;
+    }
+
+    // Attaches a task that has left its CPU's run queue and cfs_tasks to another CPU.
     private void Migrate(SimTask task, Cpu to, long t)
     {
         if (task.QueuedAt >= 0)
@@ -311,6 +545,102 @@ public sealed class Scheduler
         task.HomeCpu = to;
         task.Migrations++;
         Enqueue(to, task, t, wakeup: false);
+    }
+
+    /// <summary>
+    /// nohz_kick_needed at a busy CPU's tick: some CPU is in NOHZ idle, the idle balancer's
+    /// nohz.next_balance has come, and a ticking CPU holds two or more tasks or (on a machine with
+    /// a NUMA level, sd_busy) shares its socket with another busy CPU. The kick is set at the first
+    /// tick at which that holds as far as the run knows now; it is asked again when a CPU gains a
+    /// second task, a CPU starts running on a multi-socket machine, or a CPU goes idle.
+    /// </summary>
+    private void MaybeKick(long t)
+    {
+        if (!Params.Spread || !_phased || _kickAt >= 0 || _inIlbPass || FirstNohzIdle(t) is null || !KickerExists(t))
+        {
+            return;
+        }
+        _kickAt = Math.Max(ToTick(t), _nohzNextBalance) + TieBreak();
+        _engine.Schedule(_kickAt, EventKind.Balance, _cpus.Length);
+    }
+
+    private Cpu? FirstNohzIdle(long t)
+    {
+        foreach (Cpu c in _cpus)
+        {
+            if (!Ticking(c, t))
+            {
+                return c;
+            }
+        }
+        return null;
+    }
+
+    private bool KickerExists(long t)
+    {
+        if (_multiNode)
+        {
+            Array.Clear(_nodeBusy);
+            foreach (Cpu c in _cpus)
+            {
+                if (Ticking(c, t))
+                {
+                    _nodeBusy[c.Node]++;
+                }
+            }
+        }
+        foreach (Cpu c in _cpus)
+        {
+            int load = Load(c, t);
+            if (load >= 2 || (load > 0 && _multiNode && _nodeBusy[c.Node] >= 2))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// The nohz idle balancer, kicked: the first idle CPU (find_new_ilb) balances for itself
+    /// (rebalance_domains, CPU_IDLE) and then — unless it took a task, which stops the walk
+    /// (need_resched) — for each other idle CPU in CPU order whose rq->next_balance has come
+    /// (nohz_idle_balance, 4.0's order: later kernels walk the others first). nohz.next_balance
+    /// becomes the earliest next balance of the CPUs it saw.
+    /// </summary>
+    private void OnKick(long t)
+    {
+        if (t != _kickAt)
+        {
+            return;
+        }
+        _kickAt = -1;
+        Cpu? ilb = FirstNohzIdle(t);
+        if (ilb is null || !KickerExists(t))
+        {
+            return;
+        }
+        _inIlbPass = true;
+        long now = Jiffy(t);
+        RebalanceDomains(ilb, t, CpuIdleType.Idle);
+        long next = ilb.NextBalanceAt;
+        if (!Ticking(ilb, t))
+        {
+            foreach (Cpu c in _cpus)
+            {
+                if (c == ilb || Ticking(c, t))
+                {
+                    continue;
+                }
+                if (now >= c.NextBalanceAt)
+                {
+                    RebalanceDomains(c, t, CpuIdleType.Idle);
+                }
+                next = Math.Min(next, c.NextBalanceAt);
+            }
+        }
+        _nohzNextBalance = next;
+        _inIlbPass = false;
+        MaybeKick(t + 1);
     }
 
     /// <summary>Tracepoints; null when tracing is off.</summary>
@@ -429,29 +759,21 @@ public sealed class Scheduler
     /// </summary>
     private void Enqueue(Cpu cpu, SimTask task, long t, bool wakeup)
     {
-        if (_armed < _cpus.Length && Params.Spread)
+        if (Params.Spread && !_phased)
         {
+            // The first wakeup starts the balancing: each CPU's last balance is put at its own
+            // point of a busy interval before now (drawn from the run's seed), standing for the
+            // history of a machine that has run before the test; its next is due an idle interval
+            // after that (rebalance_domains checks the busy one again once the CPU runs).
             foreach (Cpu c in _cpus)
             {
-                if (!_balanceArmed[c.Id])
-                {
-                    _balanceArmed[c.Id] = true;
-                    _armed++;
-                    if (_phased)
-                    {
-                        ArmBalance(c, t);
-                    }
-                    else
-                    {
-                        // The first wakeup starts the timers, each at its own point of its busy
-                        // interval (drawn from the run's seed).
-                        double phase = (_balanceRng.NextU64() >> 11) * (1.0 / (1UL << 53));
-                        _engine.Schedule(ToTick(t + (long)(phase * c.BalanceIntervalNs * BusyFactor)) + TieBreak(), EventKind.Balance, c.Id);
-                    }
-                }
+                double phase = (_balanceRng.NextU64() >> 11) * (1.0 / (1UL << 53));
+                c.LastBalanceAt = ToTick(t) - Jiffy((long)(phase * Interval(c, busy: true)));
+                c.NextBalanceAt = c.LastBalanceAt + Interval(c, busy: false);
             }
             _phased = true;
         }
+        bool wasIdle = !Ticking(cpu, t);
         if (NrRunning(cpu) == 1)
         {
             cpu.SharedSince = t;
@@ -459,6 +781,7 @@ public sealed class Scheduler
         cpu.IdleSince = -1;
         task.QueuedAt = t;
         cpu.RunQueue.Add(task);
+        cpu.CfsTasks.Insert(0, task);
         if (cpu.Current is null && !cpu.EventPending)
         {
             cpu.EventPending = true;
@@ -468,40 +791,81 @@ public sealed class Scheduler
         {
             cpu.NeedResched = true;
         }
+        if (Params.Spread)
+        {
+            ArmBusy(cpu, t);
+            if (NrRunning(cpu) >= 2 || (_multiNode && wasIdle))
+            {
+                MaybeKick(t);
+            }
+        }
     }
 
     /// <summary>
     /// active_load_balance_cpu_stop: an active balance started on <paramref name="cpu"/> runs its
-    /// stopper at the running task's next preemption point, which moves that task to the CPU that
-    /// asked, if this one still holds more than one. Returns whether the running task left.
+    /// stopper at the running task's next preemption point. With the stopper current, the task
+    /// that ran waits like the others, and detach_one_task moves the first task of cfs_tasks that
+    /// may go to the CPU that asked (bound, or cache-hot while that CPU's failures have not
+    /// exceeded cache_nice_tries, it may not) — whatever that CPU runs by then. Returns whether the
+    /// task that was running left.
     /// </summary>
     private bool ActivePush(Cpu cpu, long t)
     {
-        int to = cpu.PushTo;
+        Cpu to = _cpus[cpu.PushTo];
         cpu.PushTo = -1;
         SimTask? cur = cpu.Current;
-        if (cur is null || NrRunning(cpu) < 2 || !Allowed(cur, to) || NrRunning(_cpus[to]) > 1)
+        foreach (SimTask p in cpu.CfsTasks)
         {
-            return false;
+            if (!Allowed(p, to.Id) || (t - p.LastRanAt < MigrationCostNs && to.NrBalanceFailed <= CacheNiceTries))
+            {
+                continue;
+            }
+            cpu.CfsTasks.Remove(p);
+            if (p == cur)
+            {
+                cpu.Current = null;
+            }
+            else
+            {
+                cpu.RunQueue.Remove(p);
+            }
+            Migrate(p, to, t);
+            return p == cur;
         }
-        cpu.Current = null;
-        Migrate(cur, _cpus[to], t);
-        return true;
+        return false;
     }
 
     /// <summary>
-    /// idle_balance: a CPU going idle pulls a waiting task from its domain's busiest CPU at once,
-    /// if its idle periods have averaged at least <see cref="MigrationCostNs"/> (else it stays
-    /// idle until its periodic balance, which the nohz balancer runs).
+    /// idle_balance: a CPU going idle balances its domain at once (CPU_NEWLY_IDLE) if its idle
+    /// periods have averaged at least <see cref="MigrationCostNs"/> and some CPU holds more than one
+    /// task (rd->overload); either way its rq->next_balance comes forward to its last periodic
+    /// balance plus the idle interval (update_next_balance), for the nohz idle balancer.
     /// </summary>
     private bool NewidleBalance(Cpu cpu, long t)
     {
-        if (!Params.Spread || cpu.AvgIdleNs < MigrationCostNs)
+        if (!Params.Spread)
         {
             return false;
         }
-        Cpu? busiest = Busiest(cpu);
-        return busiest is not null && PullWaiting(busiest, cpu, t);
+        bool moved = false;
+        if (cpu.AvgIdleNs >= MigrationCostNs && Overloaded())
+        {
+            moved = LoadBalance(cpu, t, CpuIdleType.NewlyIdle);
+        }
+        cpu.NextBalanceAt = Math.Min(cpu.NextBalanceAt, cpu.LastBalanceAt + Interval(cpu, busy: false));
+        return moved;
+    }
+
+    private bool Overloaded()
+    {
+        foreach (Cpu c in _cpus)
+        {
+            if (NrRunning(c) >= 2)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private void OnCpuStepEnd(long t, int id)
@@ -542,6 +906,7 @@ public sealed class Scheduler
                     {
                         return; // the pulled task starts at once (its enqueue scheduled this CPU's next step)
                     }
+                    MaybeKick(t); // a CPU enters NOHZ idle
                 }
                 if (cpu.Prev is not null)
                 {
@@ -620,6 +985,7 @@ public sealed class Scheduler
         {
             cur.State = TaskState.Exited;
             cur.ExitedAt = end;
+            cpu.CfsTasks.Remove(cur);
             cur.Body.Dispose();
             cpu.Current = null;
             if (cur.IsUserTask)
@@ -631,6 +997,7 @@ public sealed class Scheduler
         {
             cur.State = TaskState.Sleeping;
             cpu.Current = null;
+            cpu.CfsTasks.Remove(cur);
         }
         cpu.StepEnd = end;
         cpu.EventPending = true;

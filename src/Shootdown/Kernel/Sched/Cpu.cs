@@ -40,7 +40,7 @@ public sealed class Cpu
     /// <summary>Since when this CPU has had more than one runnable task without a break (the load a balance elsewhere finds).</summary>
     public long SharedSince;
 
-    /// <summary>When this CPU last went idle (rq->idle_stamp); -1 while it runs something.</summary>
+    /// <summary>When this CPU last went idle (rq->idle_stamp, which avg_idle samples at the next wakeup); -1 while it runs something, and before it first went idle (no sample).</summary>
     public long IdleSince = -1;
 
     /// <summary>rq->avg_idle: the average length of this CPU's idle periods (1/8 per sample), at most 2 x sysctl_sched_migration_cost; starts at that cap.</summary>
@@ -48,6 +48,22 @@ public sealed class Cpu
 
     /// <summary>sd->balance_interval of this CPU's domain (before busy_factor), in ns.</summary>
     public long BalanceIntervalNs;
+
+    /// <summary>sd->last_balance: the tick (jiffy, in ns) of this CPU's last periodic balance of its domain.</summary>
+    public long LastBalanceAt;
+
+    /// <summary>rq->next_balance: the tick from which this CPU's next periodic balance is due (at its own tick while busy, by the nohz idle balancer while idle).</summary>
+    public long NextBalanceAt;
+
+    /// <summary>When this CPU's pending balance event is due (a busy CPU's tick at or after <see cref="NextBalanceAt"/>); -1: none. Events at other times are stale.</summary>
+    public long BalanceEventAt = -1;
+
+    /// <summary>
+    /// rq->cfs_tasks: the CFS tasks on this CPU, running or waiting, most recently enqueued first
+    /// (account_entity_enqueue adds at the head; a task a balance skips goes to the tail). The
+    /// order in which a balance considers them (detach_tasks, detach_one_task).
+    /// </summary>
+    public readonly List<SimTask> CfsTasks = [];
 
     /// <summary>sd->nr_balance_failed: this CPU's balances in a row that found an imbalance and moved nothing.</summary>
     public int NrBalanceFailed;
