@@ -277,13 +277,13 @@ public sealed class Scheduler
     // earlier one is pending (which sets the next when it finds itself early).
     private void ArmBusy(Cpu cpu, long t)
     {
-        long at = Math.Max(cpu.NextBalanceAt, ToTick(t)) + TieBreak();
-        if (cpu.BalanceEventAt >= 0 && cpu.BalanceEventAt <= at)
+        long tick = Math.Max(cpu.NextBalanceAt, ToTick(t));
+        if (cpu.BalanceEventAt >= 0 && Jiffy(cpu.BalanceEventAt) <= tick)
         {
             return;
         }
-        cpu.BalanceEventAt = at;
-        _engine.Schedule(at, EventKind.Balance, cpu.Id);
+        cpu.BalanceEventAt = Math.Max(tick + TieBreak(), _engine.Now);
+        _engine.Schedule(cpu.BalanceEventAt, EventKind.Balance, cpu.Id);
     }
 
     /// <summary>
@@ -354,7 +354,7 @@ public sealed class Scheduler
                 return false;
             }
             int moved = 0;
-            if (NrRunning(busiest) > 1)
+            if (Load(busiest, t) > 1)
             {
                 bool allPinned = true;
                 moved = DetachTasks(busiest, cpu, t, imbalance, ref allPinned);
@@ -374,7 +374,8 @@ public sealed class Scheduler
                 }
                 if (cpu.NrBalanceFailed > ActiveBalanceAfter - 1)
                 {
-                    SimTask? curr = busiest.Current;
+                    // (A task in its last step before a sleep is still current: rq->curr.)
+                    SimTask? curr = busiest.Current ?? (t < busiest.StepEnd ? busiest.Prev : null);
                     if (curr is null || !Allowed(curr, cpu.Id))
                     {
                         // out_one_pinned: the count stays.
@@ -435,11 +436,11 @@ public sealed class Scheduler
         for (int k = 0; k < dom.Length; k++)
         {
             int j = dom[(start + k) % dom.Length];
+            n++; // a CPU set aside still counts in the average, with no load (total_capacity)
             if (_excluded[j])
             {
                 continue;
             }
-            n++;
             if (j == cpu.Id)
             {
                 total += local;
@@ -454,6 +455,10 @@ public sealed class Scheduler
                 busiest = _cpus[j];
                 most = b;
             }
+        }
+        if (!_multiNode)
+        {
+            _overload = local >= 2 || most >= 2;
         }
         if (busiest is null)
         {
@@ -496,8 +501,9 @@ public sealed class Scheduler
     private int DetachTasks(Cpu from, Cpu to, long t, double imbalance, ref bool allPinned)
     {
         List<SimTask> tasks = from.CfsTasks;
-        int loopMax = Math.Min(NrMigrate, NrRunning(from));
-        int moved = 0;
+        int loopMax = Math.Min(NrMigrate, Load(from, t));
+        List<SimTask> moved = _moved;
+        moved.Clear();
         for (int loop = 0; loop < loopMax && tasks.Count > 0; loop++)
         {
             SimTask p = tasks[0];
@@ -508,16 +514,23 @@ public sealed class Scheduler
                 continue;
             }
             from.RunQueue.Remove(p);
-            Migrate(p, to, t);
-            moved++;
+            moved.Add(p);
             imbalance -= 1;
             if (imbalance <= 0)
             {
                 break;
             }
         }
-        return moved;
+        // attach_tasks: env->tasks holds the detached tasks newest first, so the first one detached
+        // is enqueued last and heads the destination's cfs_tasks.
+        for (int i = moved.Count - 1; i >= 0; i--)
+        {
+            Migrate(moved[i], to, t);
+        }
+        return moved.Count;
     }
+
+    private readonly List<SimTask> _moved = [];
 
     private static bool CanMigrate(SimTask p, Cpu from, Cpu to, long t, ref bool allPinned)
     {
@@ -560,7 +573,7 @@ public sealed class Scheduler
         {
             return;
         }
-        _kickAt = Math.Max(ToTick(t), _nohzNextBalance) + TieBreak();
+        _kickAt = Math.Max(Math.Max(ToTick(t), _nohzNextBalance) + TieBreak(), _engine.Now);
         _engine.Schedule(_kickAt, EventKind.Balance, _cpus.Length);
     }
 
@@ -621,6 +634,10 @@ public sealed class Scheduler
         }
         _inIlbPass = true;
         long now = Jiffy(t);
+        if (_multiNode)
+        {
+            UpdateOverload(t);
+        }
         RebalanceDomains(ilb, t, CpuIdleType.Idle);
         long next = ilb.NextBalanceAt;
         if (!Ticking(ilb, t))
@@ -638,6 +655,7 @@ public sealed class Scheduler
                 next = Math.Min(next, c.NextBalanceAt);
             }
         }
+        ilb.NextBalanceAt = Math.Min(ilb.NextBalanceAt, next);
         _nohzNextBalance = next;
         _inIlbPass = false;
         MaybeKick(t + 1);
@@ -794,6 +812,10 @@ public sealed class Scheduler
         if (Params.Spread)
         {
             ArmBusy(cpu, t);
+            if (NrRunning(cpu) >= 2)
+            {
+                _overload = true;
+            }
             if (NrRunning(cpu) >= 2 || (_multiNode && wasIdle))
             {
                 MaybeKick(t);
@@ -852,20 +874,31 @@ public sealed class Scheduler
         {
             moved = LoadBalance(cpu, t, CpuIdleType.NewlyIdle);
         }
-        cpu.NextBalanceAt = Math.Min(cpu.NextBalanceAt, cpu.LastBalanceAt + Interval(cpu, busy: false));
+        // (idle_balance starts from a second ahead: jiffies + HZ.)
+        cpu.NextBalanceAt = Math.Min(Math.Min(cpu.NextBalanceAt, Jiffy(t) + 1_000_000_000), cpu.LastBalanceAt + Interval(cpu, busy: false));
         return moved;
     }
 
-    private bool Overloaded()
+    // rd->overload: set when a run queue reaches two tasks (add_nr_running), cleared only by a
+    // balance that gathers the statistics of the root domain (update_sd_lb_stats at the top level):
+    // on one socket every balance of the socket's domain; with a NUMA level, whose balances the
+    // model does not run, the nohz idle balancer's passes, which in 4.0 balance it for the idle
+    // CPUs once its interval has passed.
+    private bool _overload;
+
+    private bool Overloaded() => _overload;
+
+    private void UpdateOverload(long t)
     {
+        _overload = false;
         foreach (Cpu c in _cpus)
         {
-            if (NrRunning(c) >= 2)
+            if (Load(c, t) >= 2)
             {
-                return true;
+                _overload = true;
+                return;
             }
         }
-        return false;
     }
 
     private void OnCpuStepEnd(long t, int id)
