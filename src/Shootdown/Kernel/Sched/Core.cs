@@ -9,13 +9,14 @@ namespace Shootdown.Kernel.Sched;
 public sealed record SchedParams
 {
     /// <summary>
-    /// CFS's load balancing: each CPU balances its socket's domain at its own periodic timer
-    /// (<see cref="Scheduler.OnBalance"/>: every <see cref="Scheduler.BusyBalanceIntervalNs"/> on a
-    /// busy CPU, the interval doubling while the domain is balanced), pulling a waiting task from
-    /// the busiest CPU (or, after four failed balances in a row, having a running one pushed over);
-    /// a CPU going idle pulls one at once if its idle periods average at least
-    /// <see cref="Scheduler.MigrationCostNs"/>; a task woken on a busy CPU goes to an idle allowed
-    /// one (select_idle_sibling). Off: tasks stay where they are placed.
+    /// CFS's load balancing: a busy CPU balances its socket's domain at its tick
+    /// (<see cref="Scheduler.OnBalance"/>: every <see cref="Scheduler.BusyBalanceIntervalNs"/>, the
+    /// interval doubling while the domain is balanced), an idle one is balanced by the nohz idle
+    /// balancer; a balance pulls waiting tasks from the busiest CPU (or, after four failed
+    /// balances in a row, has its stopper push one over); a CPU going idle pulls at once if its
+    /// idle periods average at least <see cref="Scheduler.MigrationCostNs"/>; a task woken on a
+    /// busy CPU goes to an idle allowed one (select_idle_sibling). Off: tasks stay where they are
+    /// placed.
     /// </summary>
     public bool Spread { get; init; } = true;
 
