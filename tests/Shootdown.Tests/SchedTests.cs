@@ -178,6 +178,27 @@ public class SchedTests
         Assert.All(moved, e => Assert.Equal(1, e.Cpu));
     }
 
+    /// <summary>Puts <paramref name="running"/> on <paramref name="cpu"/> and <paramref name="waiting"/> in its run queue, as enqueued after it (the head of cfs_tasks).</summary>
+    private static void PlaceTasks(Cpu cpu, SimTask running, SimTask? waiting = null)
+    {
+        cpu.Current = running;
+        cpu.CfsTasks.Add(running);
+        if (waiting is not null)
+        {
+            cpu.RunQueue.Add(waiting);
+            cpu.CfsTasks.Insert(0, waiting);
+        }
+    }
+
+    /// <summary>Runs a task bound to each of CPUs <paramref name="from"/> up to <paramref name="to"/> (excluded).</summary>
+    private static void PlaceBoundTasks(Sim sim, int from, int to)
+    {
+        for (int c = from; c < to; c++)
+        {
+            PlaceTasks(sim.Cpus[c], new BusyTask(9500 + c, sim.Cpus[c], 10, null));
+        }
+    }
+
     [Fact]
     public void ARunningTaskMovesOnlyAtTheFourthFailedBalanceWhenTheWaitingOneIsBound()
     {
@@ -190,16 +211,8 @@ public class SchedTests
         var sim = new Sim(RunConfig.Create(machine: "small-2node", scaleDivisor: 1));
         Cpu c0 = sim.Cpus[0], c1 = sim.Cpus[1];
         var k = new BusyTask(9200, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
-        var bound = new BusyTask(9100, c0, 10, null);
-        c0.Current = k;
-        c0.RunQueue.Add(bound);
-        c0.CfsTasks.AddRange([bound, k]);
-        for (int c = 1; c < 4; c++)
-        {
-            var t = new BusyTask(9101 + c, sim.Cpus[c], 10, null);
-            sim.Cpus[c].Current = t;
-            sim.Cpus[c].CfsTasks.Add(t);
-        }
+        PlaceTasks(c0, k, new BusyTask(9100, c0, 10, null));
+        PlaceBoundTasks(sim, 1, 4);
         for (int i = 1; i <= 3; i++)
         {
             Assert.False(sim.Sched.LoadBalance(c1, i * 1_000_000, Scheduler.CpuIdleType.NotIdle));
@@ -231,15 +244,8 @@ public class SchedTests
         Cpu c0 = sim.Cpus[0], c1 = sim.Cpus[1], c3 = sim.Cpus[3];
         var a = new BusyTask(9300, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
         var b = new BusyTask(9301, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
-        c0.Current = a;
-        c0.RunQueue.Add(b);
-        c0.CfsTasks.AddRange([b, a]);
-        for (int c = 1; c < 3; c++)
-        {
-            var t = new BusyTask(9302 + c, sim.Cpus[c], 10, null);
-            sim.Cpus[c].Current = t;
-            sim.Cpus[c].CfsTasks.Add(t);
-        }
+        PlaceTasks(c0, a, b);
+        PlaceBoundTasks(sim, 1, 3);
         c1.NrBalanceFailed = 2;
         Assert.False(sim.Sched.LoadBalance(c1, 10_000_000, Scheduler.CpuIdleType.NotIdle));
         Assert.Equal(0, c1.NrBalanceFailed);
