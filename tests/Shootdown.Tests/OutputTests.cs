@@ -190,9 +190,12 @@ public partial class OutputTests : IDisposable
         string[] irq = ProcFiles.Interrupts(sim.Cpus).TrimEnd('\n').Split('\n');
         Assert.Equal("           CPU0       CPU1       CPU2       CPU3       ", irq[0]);
         Assert.Matches(@"^LOC: (\s*\d+ ){4}  Local timer interrupts$", irq[1]);
-        Assert.Matches(@"^CAL: (\s*\d+ ){4}  Function call interrupts$", irq[2]);
-        Assert.Matches(@"^TLB: (\s*\d+ ){4}  TLB shootdowns$", irq[3]);
-        long[] tlb = irq[3][5..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(4).Select(long.Parse).ToArray();
+        Assert.Matches(@"^RES: (\s*\d+ ){4}  Rescheduling interrupts$", irq[2]);
+        Assert.Matches(@"^CAL: (\s*\d+ ){4}  Function call interrupts$", irq[3]);
+        Assert.Matches(@"^TLB: (\s*\d+ ){4}  TLB shootdowns$", irq[4]);
+        long[] res = irq[2][5..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(4).Select(long.Parse).ToArray();
+        Assert.Equal(sim.Cpus.Select(c => c.ReschedIrqs), res);
+        long[] tlb = irq[4][5..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(4).Select(long.Parse).ToArray();
         Assert.Equal(sim.Cpus.Select(c => c.TlbShootdowns), tlb);
     }
 

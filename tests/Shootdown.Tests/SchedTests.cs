@@ -220,8 +220,10 @@ public class SchedTests
             Assert.Equal(-1, c0.PushTo);
             Assert.Equal(Scheduler.MinBalanceIntervalNs(4), c1.BalanceIntervalNs);
         }
+        Assert.Equal(0, c0.ReschedIrqs);
         sim.Sched.LoadBalance(c1, 4_000_000, Scheduler.CpuIdleType.NotIdle);
         Assert.Equal(1, c0.PushTo);
+        Assert.Equal(1, c0.ReschedIrqs); // the stopper's wakeup on CPU 0
         Assert.Equal(Scheduler.CacheNiceTries + 1, c1.NrBalanceFailed);
         Assert.Equal(2 * Scheduler.MinBalanceIntervalNs(4), c1.BalanceIntervalNs);
         Assert.Equal(4, Scheduler.ActiveBalanceAfter);
@@ -281,5 +283,47 @@ public class SchedTests
         Assert.Equal(7, la[moved].Cpu);
         Assert.InRange(la[moved].At, 100_000_000, 114_000_000);
         Assert.Equal(1, a.Migrations);
+        // Each kick is a rescheduling IPI to the idle balancer (two: the failed balance and the
+        // one that took A); the timer that woke the bound task fired on CPU 0 itself, so
+        // preempting A there took none.
+        Assert.Equal(2, sim.Cpus[7].ReschedIrqs);
+        Assert.Equal(2, sim.Cpus.Sum(c => c.ReschedIrqs));
+    }
+
+    /// <summary>A task whose one step wakes <paramref name="wakes"/> halfway through.</summary>
+    private sealed class WakerTask(int pid, Cpu cpu, SimTask[] wakes) : SimTask(pid, $"waker{pid}", null, cpu)
+    {
+        protected internal override IEnumerable<Yield> Run(Sim sim)
+        {
+            sim.Exec.Sys += 500_000;
+            foreach (SimTask t in wakes)
+            {
+                sim.Sched.Wake(t, sim.Exec.Now);
+            }
+            sim.Exec.Sys += 500_000;
+            yield return Yield.Resched;
+        }
+    }
+
+    [Fact]
+    public void AWakeupSendsARescheduleInterruptOnlyToAnotherCpuRunningATask()
+    {
+        // gorman-1node, CPU 0 busy, CPU 2 idle: a task on CPU 1 wakes one task whose CPU is 0
+        // (resched_curr: 0's task does not poll, an IPI) and one whose CPU is 2 (its idle task
+        // polls in mwait: need_resched set, no IPI); a timer on CPU 0 wakes a third there (local).
+        var sim = new Sim(RunConfig.Create(machine: "gorman-1node", scaleDivisor: 1));
+        Cpu c0 = sim.Cpus[0], c2 = sim.Cpus[2];
+        var toBusy = new BusyTask(9601, c0, 2, null) { AllowedCpus = [0] };
+        var toIdle = new BusyTask(9602, c2, 2, null) { AllowedCpus = [2] };
+        sim.Sched.Wake(new BusyTask(9600, c0, 20, null) { AllowedCpus = [0] }, 0);
+        var w = new WakerTask(9603, sim.Cpus[1], [toBusy, toIdle]) { AllowedCpus = [1] };
+        sim.Sched.Wake(w, 0);
+        sim.Sched.WakeAt(new BusyTask(9604, c0, 2, null) { AllowedCpus = [0] }, 5_000_000);
+        TestKit.DrainEvents(sim);
+        Assert.Equal(TaskState.Exited, toBusy.State);
+        Assert.Equal(TaskState.Exited, toIdle.State);
+        Assert.Equal(1, c0.ReschedIrqs);
+        Assert.Equal(0, c2.ReschedIrqs);
+        Assert.Equal(1, sim.Cpus.Sum(c => c.ReschedIrqs));
     }
 }

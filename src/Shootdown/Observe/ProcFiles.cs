@@ -32,6 +32,7 @@ public static class ProcFiles
         }
         sb.Append('\n');
         Row(sb, "LOC", cpus.Select(c => c.TimerTicks), "Local timer interrupts");
+        Row(sb, "RES", cpus.Select(c => c.ReschedIrqs), "Rescheduling interrupts");
         Row(sb, "CAL", cpus.Select(CalShown), "Function call interrupts");
         Row(sb, "TLB", cpus.Select(c => c.TlbShootdowns), "TLB shootdowns");
         return sb.ToString();

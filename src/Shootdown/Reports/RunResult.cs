@@ -79,6 +79,10 @@ public sealed record RunResult
     /// allocator's watermark checks).
     /// </summary>
     public required ZoneCounterStats ZoneCounters { get; init; }
+    /// <summary>
+    /// /proc/interrupts' rows, summed over the CPUs: LOC (timer ticks), RES (rescheduling IPIs),
+    /// TLB (flush_tlb_func runs) and CAL (call-function IPIs less TLB, as x86 shows it).
+    /// </summary>
     public required SortedDictionary<string, long> Interrupts { get; init; }
     /// <summary>Per lock class (summed over instances): acquisitions, contended ones, spin and hold time.</summary>
     public required SortedDictionary<string, LockStats> Locks { get; init; }
@@ -127,7 +131,7 @@ public sealed record RunResult
     public static RunResult From(Sim sim, double wallSeconds)
     {
         const double ns = 1e9;
-        long user = 0, sys = 0, spin = 0, ipiWait = 0, irq = 0, tlb = 0, loc = 0, cal = 0, calShown = 0, calls = 0;
+        long user = 0, sys = 0, spin = 0, ipiWait = 0, irq = 0, tlb = 0, loc = 0, res = 0, cal = 0, calShown = 0, calls = 0;
         foreach (var c in sim.Cpus)
         {
             user += c.UserNs;
@@ -137,6 +141,7 @@ public sealed record RunResult
             irq += c.IrqNs;
             tlb += c.TlbShootdowns;
             loc += c.TimerTicks;
+            res += c.ReschedIrqs;
             cal += c.CallFunctionIrqs - c.OtherCallFunctionIrqs; // the TLB-flushing ones
             calShown += Observe.ProcFiles.CalShown(c);
             calls += c.CallFunctionIrqs;
@@ -282,7 +287,7 @@ public sealed record RunResult
                 ReadS = sim.ZoneStats.ReadNs / ns,
                 PressureShare = elapsed > 0 ? sim.ZoneStats.PressureNs(elapsed) / (elapsed * (double)sim.Config.Nodes) : 0,
             },
-            Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["TLB"] = tlb, ["CAL"] = calShown },
+            Interrupts = new SortedDictionary<string, long>(StringComparer.Ordinal) { ["LOC"] = loc, ["RES"] = res, ["TLB"] = tlb, ["CAL"] = calShown },
             InterruptsPerSecond = perSecond,
             Locks = locks,
             Safety = sim.Oracle is { } o ? new SafetyReport

@@ -118,6 +118,9 @@ public sealed class Cpu
     /// <summary>/proc/interrupts "LOC: Local timer interrupts".</summary>
     public long TimerTicks;
 
+    /// <summary>irq_resched_count, /proc/interrupts "RES: Rescheduling interrupts".</summary>
+    public long ReschedIrqs;
+
     /// <summary>
     /// Intervals of the current step with interrupts disabled (spinning on or holding an irq-safe
     /// spinlock: lru_lock, tree_lock and zone->lock are all taken with spin_lock_irq in 4.0). An IPI
