@@ -991,12 +991,12 @@ public sealed class Scheduler
         cur.Body ??= new ProcessRunner(_body(cur).GetEnumerator());
         _waker = cpu;
         bool alive = cur.Body.MoveNext();
-        _waker = null;
         if (!alive)
         {
             ex.What = "exit";
-            _doExit(ex, cur);
+            _doExit(ex, cur); // may wake the parent (the case script's wait)
         }
+        _waker = null;
         long end = ex.Now;
         // A step that stays runnable must let time pass, or the CPU would spin at one instant —
         // but for the step after a sync point that ends at a cond_resched: it finishes what the
