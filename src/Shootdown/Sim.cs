@@ -87,6 +87,7 @@ public sealed class Sim
         Mprotect = new Mprotect(this);
         Migrate = new Migrate(this);
         Truncate = new Truncate(this);
+        Workingset = new Workingset(this, config.Nodes);
         NumaBalancing = new NumaBalancing(this);
         Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched with { BalanceSeed = config.Seed ^ 0x6C6F61645F62616CUL });
         X86.ResolveArrivalsWith(Engine, Sched.ChargeLateIpiWait);
@@ -206,6 +207,9 @@ public sealed class Sim
 
     /// <summary>mm/truncate.c: a removed file's page cache dropped.</summary>
     public Truncate Truncate { get; }
+
+    /// <summary>mm/workingset.c: inactive_age and the shadow-node list.</summary>
+    public Workingset Workingset { get; }
 
     /// <summary>kernel/sched/fair.c's NUMA balancing scanner (task_numa_work), for tasks that opt in.</summary>
     public NumaBalancing NumaBalancing { get; }

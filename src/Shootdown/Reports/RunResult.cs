@@ -69,6 +69,8 @@ public sealed record RunResult
     public required IReadOnlyList<TaskTimes> Tasks { get; init; }
     /// <summary>Page cache dropped when files were removed (lru-file-mmap-read's closing rm): pages freed and when it began; null when no file was removed.</summary>
     public TruncateStats? Truncate { get; init; }
+    /// <summary>mm/workingset.c's bookkeeping: inactive_age increments and the shadow-node list's adds and deletes (<see cref="Kernel.Mm.Workingset"/>).</summary>
+    public required WorkingsetStats Workingset { get; init; }
     public required double SteadyStartS { get; init; }
     public required double SteadyEndS { get; init; }
     public required SortedDictionary<string, long> Vmstat { get; init; }
@@ -204,6 +206,10 @@ public sealed record RunResult
         {
             AddLock("mapping->tree_lock", f.TreeLock);
         }
+        foreach (var l in sim.Workingset.ShadowNodesLocks)
+        {
+            AddLock("workingset_shadow_nodes", l);
+        }
         foreach (var mm in sim.Mms)
         {
             foreach (Kernel.SpinLock l in mm.LivePtls)
@@ -276,6 +282,14 @@ public sealed record RunResult
                 Pages = sim.Truncate.PagesTruncated,
                 StartS = sim.Truncate.StartedAt / ns,
                 SystemS = sim.Sched.SystemByPath.TryGetValue("truncate", out var tp) ? tp.SysNs / ns : 0,
+            },
+            Workingset = new WorkingsetStats
+            {
+                Evictions = sim.Workingset.Evictions,
+                Activations = sim.Workingset.Activations,
+                InactiveAgeS = sim.Workingset.InactiveAgeNs / ns,
+                ShadowNodesAdded = sim.Workingset.ShadowNodesAdded,
+                ShadowNodesDeleted = sim.Workingset.ShadowNodesDeleted,
             },
             SteadyStartS = steadyFrom / ns,
             SteadyEndS = steadyTo / ns,
@@ -579,6 +593,21 @@ public sealed record TruncateStats
     public long Pages { get; init; }
     public double StartS { get; init; }
     public double SystemS { get; init; }
+}
+
+/// <summary>
+/// mm/workingset.c over a run: workingset_eviction calls (pages reclaim took out of the page cache
+/// leaving a shadow entry), workingset_activation calls, the time their inactive_age increments
+/// took (locked add and line transfer, inside tree_lock for evictions), and list_lru_add and
+/// list_lru_del calls on workingset_shadow_nodes.
+/// </summary>
+public sealed record WorkingsetStats
+{
+    public long Evictions { get; init; }
+    public long Activations { get; init; }
+    public double InactiveAgeS { get; init; }
+    public long ShadowNodesAdded { get; init; }
+    public long ShadowNodesDeleted { get; init; }
 }
 
 /// <summary>Contention of one class of spinlock over a run.</summary>

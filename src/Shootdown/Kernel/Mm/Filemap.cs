@@ -69,6 +69,7 @@ public sealed class Filemap(Sim sim)
             ex.TakeLine(ref mem.Pages[f], mem.NodeOf(f));
             // __add_to_page_cache_locked: the radix-tree insert and NR_FILE_PAGES, under tree_lock.
             ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs + sim.ZoneStats.Inc(ex.Cpu.Id, mem.ZoneOf(f).Index, ZoneStatItem.NrFilePages));
+            sim.Workingset.PageInserting(ex, file, i);
             file.PageCache.Set(i, (uint)(f + 1));
             sim.Oracle?.PageRead(f, file.Id, i);
             if (sim.Swap.LruCacheAdd(ex, f) && stopAtDrain && k < count)

@@ -616,6 +616,13 @@ public sealed class Zone
     /// <summary>zone->lru_lock (per zone in Linux 4.0; per node from 4.8).</summary>
     public SpinLock LruLock { get; }
 
+    /// <summary>
+    /// The CPU that last wrote zone->inactive_age (workingset_eviction, workingset_activation; -1:
+    /// none). In 4.0's struct zone it follows the lruvec in the reclaim section, on a line of its
+    /// own with read-mostly fields, so each increment takes the line from the last writer.
+    /// </summary>
+    public int InactiveAgeOwner = -1;
+
     /// <summary>zone->lock, the buddy allocator's lock.</summary>
     public SpinLock Lock { get; }
 

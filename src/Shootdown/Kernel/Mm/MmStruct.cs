@@ -193,7 +193,16 @@ public sealed class AddressSpace
         SizePages = sizePages;
         PageCache = new RadixMap(pool, Math.Min(sizePages, 1 << 20));
         TreeLock = new SpinLock($"tree_lock/{name}");
+        _radixNodes = new RadixNodeState[(sizePages + (1L << Workingset.RadixNodeShift) - 1) >> Workingset.RadixNodeShift];
     }
+
+    private readonly RadixNodeState[] _radixNodes;
+
+    /// <summary>The page-cache radix tree's node of 64 slots number <paramref name="node"/> (index >> 6): what <see cref="Workingset"/> keeps of it.</summary>
+    public ref RadixNodeState RadixNode(int node) => ref _radixNodes[node];
+
+    /// <summary>AS_EXITING: truncate_inode_pages_final has begun, so reclaim leaves no shadow entries (mapping_exiting).</summary>
+    public bool Exiting { get; set; }
 
     public int Id { get; }
 

@@ -95,6 +95,27 @@ public sealed class RadixMap
         _dir[index >> LeafShift]![index & LeafMask] = value;
     }
 
+    /// <summary>
+    /// Whether any entry lies in the aligned block of 2^<paramref name="shift"/> indices (at most a
+    /// leaf's) that holds <paramref name="index"/>: a page-cache radix tree node's slots, 64 for shift 6.
+    /// </summary>
+    public bool AnyInBlock(long index, int shift)
+    {
+        long d = index >> LeafShift;
+        if ((ulong)d >= (ulong)_dir.Length)
+        {
+            return false;
+        }
+        uint[]? leaf = _dir[d];
+        if (leaf is null)
+        {
+            return false;
+        }
+        int size = 1 << shift;
+        int start = (int)(index & LeafMask) & ~(size - 1);
+        return leaf.AsSpan(start, size).IndexOfAnyExcept(0u) >= 0;
+    }
+
     /// <summary>Whether the leaf (page-table page) holding <paramref name="index"/> exists.</summary>
     public bool LeafLive(long index)
     {

@@ -107,5 +107,6 @@ public sealed class Swap(Sim sim)
             p.Flags |= PageFlags.Active;
         }
         p.Flags &= ~PageFlags.Referenced;
+        sim.Workingset.Activation(ex, mem.ZoneOf(frame)); // every page here is a file page
     }
 }

@@ -47,6 +47,7 @@ public sealed class Truncate(Sim sim)
         {
             StartedAt = sim.Exec.Now;
         }
+        file.Exiting = true; // truncate_inode_pages_final: mapping_set_exiting
         while (true)
         {
             Exec ex = sim.Exec;
@@ -132,6 +133,7 @@ public sealed class Truncate(Sim sim)
             }
             ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs + sim.ZoneStats.Dec(ex.Cpu.Id, mem.ZoneOf(f).Index, ZoneStatItem.NrFilePages)); // delete_from_page_cache
             file.PageCache.Clear(p.Index);
+            sim.Workingset.PageDeleted(ex, file, p.Index, shadow: false);
             p.Mapping = -1; // page->mapping = NULL
         }
         // pagevec_release → __pagevec_release: lru_add_drain(), then release_pages.

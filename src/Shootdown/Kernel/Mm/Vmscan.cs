@@ -677,9 +677,14 @@ public sealed class Vmscan(Sim sim)
             return;
         }
         AddressSpace file = sim.Files[mem.Pages[f].Mapping];
-        // __remove_mapping → __delete_from_page_cache: the radix-tree delete and NR_FILE_PAGES, under tree_lock.
-        ex.LockHold(file.TreeLock, sim.Costs.RemoveMappingNs + sim.ZoneStats.Dec(ex.Cpu.Id, z.Index, ZoneStatItem.NrFilePages));
+        // __remove_mapping → workingset_eviction (the zone's inactive_age, unless the mapping is
+        // exiting), then __delete_from_page_cache: the radix-tree delete, leaving the shadow entry,
+        // and NR_FILE_PAGES, all under tree_lock.
+        bool shadow = !file.Exiting;
+        long eviction = shadow ? sim.Workingset.Eviction(ex.Cpu.Id, mem.ZoneOf(f)) : 0;
+        ex.LockHold(file.TreeLock, eviction + sim.Costs.RemoveMappingNs + sim.ZoneStats.Dec(ex.Cpu.Id, z.Index, ZoneStatItem.NrFilePages));
         file.PageCache.Clear(mem.Pages[f].Index);
+        sim.Workingset.PageDeleted(ex, file, mem.Pages[f].Index, shadow);
         sc.FreePages[sc.NrFree++] = f;
     }
 
