@@ -3,7 +3,7 @@ using Shootdown.Kernel.Sched;
 namespace Shootdown.Kernel.Mm;
 
 /// <summary>
-/// mm/workingset.c as of Linux 4.0 (refault detection, a1c3bfb2f67e and 449dd6984d0e, 3.15): the
+/// mm/workingset.c as of Linux 4.0 (refault detection, a528910e12ec, "mm: thrash detection-based file cache sizing", and 449dd6984d0e, 3.15): the
 /// costs its bookkeeping adds to reclaim and to the page cache, on the lines it shares.
 /// <list type="bullet">
 /// <item>workingset_eviction: when reclaim takes a file page out of the page cache
