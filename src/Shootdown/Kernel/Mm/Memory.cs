@@ -618,8 +618,10 @@ public sealed class Zone
 
     /// <summary>
     /// The CPU that last wrote zone->inactive_age (workingset_eviction, workingset_activation; -1:
-    /// none). In 4.0's struct zone it follows the lruvec in the reclaim section, on a line of its
-    /// own with read-mostly fields, so each increment takes the line from the last writer.
+    /// none). In 4.0's struct zone it follows the lruvec in the reclaim section and starts a line
+    /// (lru_lock and a memcg kernel's 120-byte lruvec fill the one before), shared with
+    /// percpu_drift_mark and compaction's cached scanner positions, which nothing here writes, so
+    /// each increment takes the line from the last writer.
     /// </summary>
     public int InactiveAgeOwner = -1;
 

@@ -18,6 +18,9 @@ namespace Shootdown.Kernel.Mm;
 /// on, inside tree_lock); page_cache_tree_insert takes a node off that list (list_lru_del) when a
 /// page goes into it again.</item>
 /// </list>
+/// The list lock, which 4.0 takes inside tree_lock, is charged right after the caller's tree_lock
+/// hold (its hold does not lengthen tree_lock's); it is wanted once per 64 pages and nobody waits
+/// for it in the seed's workloads.
 /// What the model does not keep is the shadow entries themselves: a refault is not told from a
 /// first fault (the seed's workloads read each page once), the shrinker that frees shadow-only
 /// nodes (shadow_lru_isolate, from shrink_slab) is not run, and truncation does not walk shadow
@@ -91,7 +94,7 @@ public sealed class Workingset
     /// of <paramref name="file"/>: a radix tree node that held no entry is allocated on the
     /// inserting CPU's node (radix_tree_node_alloc, a slab object); one that held only shadow
     /// entries comes off workingset_shadow_nodes (list_lru_del), charged to <paramref name="ex"/>
-    /// while the caller holds tree_lock.
+    /// right after the caller's tree_lock hold.
     /// </summary>
     public void PageInserting(Exec ex, AddressSpace file, long index)
     {
@@ -117,10 +120,13 @@ public sealed class Workingset
     /// <paramref name="file"/>'s page cache, leaving a shadow entry if <paramref name="shadow"/>
     /// (reclaim of a mapping that is not exiting) or none (truncation, or reclaim while the file is
     /// being truncated). A node left with shadow entries and no page goes on workingset_shadow_nodes
-    /// (list_lru_add), charged to <paramref name="ex"/> while the caller holds tree_lock. Without a
-    /// shadow, the node is taken to hold none either: a file's final truncation clears every shadow
-    /// entry (clear_exceptional_entry) as it walks the file, and reclaim of an exiting mapping
-    /// leaves none.
+    /// (list_lru_add), charged to <paramref name="ex"/> right after the caller's tree_lock hold.
+    /// Without a shadow (truncation, or reclaim of an exiting mapping) the model takes the node to
+    /// hold none either and lists nothing. That is where it departs from 4.0, whose final truncation
+    /// walks the shadow entries too (clear_exceptional_entry, each under tree_lock), taking a node
+    /// off the list (list_lru_del) when its last shadow goes — and lists a node whose last page a
+    /// truncation removes while shadows remain; the model walks only the pages, so the nodes it
+    /// listed stay listed after the file is gone (README, "Known gaps": shadow entries' lifetime).
     /// </summary>
     public void PageDeleted(Exec ex, AddressSpace file, long index, bool shadow)
     {
