@@ -219,6 +219,31 @@ public class RadixMapBenchmarks
         return acc;
     }
 
+    /// <summary>
+    /// The page-cache churn with mm/workingset.c's checks (session 44): before each insert and
+    /// after each delete, whether the 64-slot radix tree node still holds a page
+    /// (<see cref="RadixMap.AnyInBlock"/>), as <c>Workingset.PageInserting</c> and
+    /// <c>PageDeleted</c> ask; compare with <see cref="SetAndClear"/>.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public int SetAndClearWithNodeChecks()
+    {
+        RadixMap map = _map;
+        long head = _head;
+        int emptied = 0;
+        for (int i = 0; i < Ops; i++, head++)
+        {
+            long add = head & FileMask;
+            long del = (head - Window) & FileMask;
+            emptied += map.AnyInBlock(add, 6) ? 0 : 1;
+            map.Set(add, (uint)head | 1);
+            map.Clear(del);
+            emptied += map.AnyInBlock(del, 6) ? 0 : 1;
+        }
+        _head = head;
+        return emptied;
+    }
+
     /// <summary>The whole lifecycle of one page: insert, look up, evict.</summary>
     [Benchmark(OperationsPerInvoke = Ops)]
     public uint SetGetClear()
