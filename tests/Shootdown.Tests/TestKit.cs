@@ -25,18 +25,29 @@ internal static class TestKit
     public static Sim WithInactivePages(RunConfig cfg, int pages)
     {
         var sim = new Sim(cfg);
+        CachePages(sim, sim.CreateFile("cache", pages), pages);
+        return sim;
+    }
+
+    /// <summary>
+    /// Puts clean, unmapped pages at indices 0..<paramref name="pages"/>-1 of <paramref name="file"/>
+    /// into the page cache and at the head of the first zone's inactive list, in file order (set up
+    /// directly, not through the fault path); returns their frames.
+    /// </summary>
+    public static int[] CachePages(Sim sim, Kernel.Mm.AddressSpace file, int pages)
+    {
         Kernel.Mm.Zone z = sim.Memory.Zones[0];
-        Kernel.Mm.AddressSpace file = sim.CreateFile("cache", pages);
+        var frames = new int[pages];
         for (int i = 0; i < pages; i++)
         {
-            int f = z.AllocBootPage();
+            int f = frames[i] = z.AllocBootPage();
             sim.Memory.Pages[f].Flags = Kernel.Mm.PageFlags.Uptodate;
             sim.Memory.Pages[f].Mapping = file.Id;
             sim.Memory.Pages[f].Index = i;
             file.PageCache.Set(i, (uint)(f + 1));
             sim.Memory.LruAddHead(z, f, active: false);
         }
-        return sim;
+        return frames;
     }
 
     /// <summary>Makes CPU <paramref name="cpu"/> run its user task in a step that has not ended: an IPI waits for its interrupts and delays its next step.</summary>

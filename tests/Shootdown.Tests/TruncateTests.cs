@@ -14,16 +14,7 @@ public class TruncateTests
         Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
         Zone z = sim.Memory.Zones[0];
         AddressSpace file = sim.CreateFile("removed", 64);
-        var frames = new int[40];
-        for (int i = 0; i < frames.Length; i++)
-        {
-            int f = frames[i] = z.AllocBootPage();
-            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
-            sim.Memory.Pages[f].Mapping = file.Id;
-            sim.Memory.Pages[f].Index = i;
-            file.PageCache.Set(i, (uint)(f + 1));
-            sim.Memory.LruAddHead(z, f, active: false);
-        }
+        int[] frames = TestKit.CachePages(sim, file, 40);
         // Page 5 is held by a reclaimer (isolated); page 7 still waits in CPU 3's lru_add pagevec.
         sim.Memory.LruDel(z, frames[5]);
         sim.Memory.Pages[frames[5]].Flags |= PageFlags.Isolated;

@@ -153,16 +153,7 @@ public class WorkingsetTests
         Sim sim = new(RunConfig.Create(machine: "small-2node", scaleDivisor: 16, policy: "vanilla"));
         Zone z = sim.Memory.Zones[0];
         AddressSpace file = sim.CreateFile("removed", 128);
-        var frames = new int[128];
-        for (int i = 0; i < frames.Length; i++)
-        {
-            int f = frames[i] = z.AllocBootPage();
-            sim.Memory.Pages[f].Flags = PageFlags.Uptodate;
-            sim.Memory.Pages[f].Mapping = file.Id;
-            sim.Memory.Pages[f].Index = i;
-            file.PageCache.Set(i, (uint)(f + 1));
-            sim.Memory.LruAddHead(z, f, active: false);
-        }
+        int[] frames = TestKit.CachePages(sim, file, 128);
         // Reclaim's deletes: all of node 0 (listed) and index 64 of node 1 (shadows beside pages).
         Exec ex = TestKit.ExecOn(sim, 0);
         foreach (int i in Enumerable.Range(0, 65))
