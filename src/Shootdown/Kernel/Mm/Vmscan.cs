@@ -681,7 +681,7 @@ public sealed class Vmscan(Sim sim)
         // exiting), then __delete_from_page_cache: the radix-tree delete, leaving the shadow entry,
         // and NR_FILE_PAGES, all under tree_lock.
         bool shadow = !file.Exiting;
-        long eviction = shadow ? sim.Workingset.Eviction(ex.Cpu.Id, mem.ZoneOf(f)) : 0;
+        long eviction = shadow ? sim.Workingset.Eviction(ex.Cpu.Id, z) : 0; // z: the zone whose list the page came from
         ex.LockHold(file.TreeLock, eviction + sim.Costs.RemoveMappingNs + sim.ZoneStats.Dec(ex.Cpu.Id, z.Index, ZoneStatItem.NrFilePages));
         file.PageCache.Clear(mem.Pages[f].Index);
         sim.Workingset.PageDeleted(ex, file, mem.Pages[f].Index, shadow);
