@@ -12,7 +12,8 @@ internal static class SensitivityCli
     {
         var machine = new Option<string>("--machine") { Description = "Machine preset or file FILE.toml; its reproduction's policies and checks when `reproduce` has one, else the 4-node policies' elapsed, user, system time and interrupt rate", DefaultValueFactory = _ => "gorman-4node" };
         var scale = new Option<string?>("--scale") { Description = "Divide memory and file sizes by N (1/N) [default: the machine's reproduction scale (1/16 for gorman-4node), 1/1 for others]" };
-        var seed = new Option<string>("--seed") { Description = "Seed of every run", DefaultValueFactory = _ => "1" };
+        var seed = new Option<string>("--seed") { Description = "Seed of every run (the first seed with --repeat)", DefaultValueFactory = _ => "1" };
+        var repeat = new Option<string>("--repeat") { Description = "Seeds per configuration, seed..seed+N-1: each figure is its mean over them, with the noise band the seeds give (a swing within it is marked ~)", DefaultValueFactory = _ => "1" };
         var constants = new Option<string?>("--constants") { HelpName = "NAME,...", Description = "Cost constants to perturb (names of the README's cost table or snake_case keys) [default: every constant the seed's comparison uses: all but the read(2) path's read_syscall_ns and copy_to_user_page_ns, and core_ipc_pct, whose ±50% moves every kernel path exactly as core_clock_mhz's does]" };
         var delta = new Option<string>("--delta") { Description = "Relative perturbation, in (0, 1): each constant runs at x(1-delta) and x(1+delta)", DefaultValueFactory = _ => "0.5" };
         var jobs = new Option<string>("--jobs") { Description = "Runs at once on the host's cores", DefaultValueFactory = _ => "1" };
@@ -21,7 +22,7 @@ internal static class SensitivityCli
         var plot = new Option<string?>("--plot") { HelpName = "FILE.png|FILE.svg", Description = "Also draw a tornado chart of one figure (--figure)" };
         var figure = new Option<string?>("--figure") { Description = "Figure of the --plot chart, as the report names it [default: vanilla elapsed_s]" };
         var cmd = new Command("sensitivity", "Rerun the reproduction with each cost constant lowered and raised by --delta; how far each moves each figure (a tornado)");
-        foreach (Option o in new Option[] { machine, scale, seed, constants, delta, jobs, format, progress, plot, figure })
+        foreach (Option o in new Option[] { machine, scale, seed, repeat, constants, delta, jobs, format, progress, plot, figure })
         {
             cmd.Options.Add(o);
         }
@@ -37,6 +38,7 @@ internal static class SensitivityCli
             ReproductionSpec spec = (MachineSpec.IsFile(machineArg) ? null : ReproductionSpec.For(m.Name)) ?? ReproductionSpec.FiguresOnly(m.Name);
             int divisor = pr.GetValue(scale) is { } s ? RunConfig.ParseScale(s) : spec.DefaultScale;
             ulong sd = ParseArg.Unsigned(pr.GetValue(seed)!, "--seed");
+            int n = (int)ParseArg.Integer(pr.GetValue(repeat)!, "--repeat", 1, 1000);
             double d = ParseDelta(pr.GetValue(delta)!);
             int j = (int)ParseArg.Integer(pr.GetValue(jobs)!, "--jobs", 1, 1024);
             IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? ParseConstants(cs) : CostModel.Names.Except(CostModel.ReadPathNames).Except([nameof(CostModel.CoreIpcPct)]).ToArray();
@@ -61,13 +63,13 @@ internal static class SensitivityCli
             RunConfig baseConfig = RunConfig.Create(machine: machineArg, scaleDivisor: divisor, workload: ReproductionSpec.Workload, policy: spec.Policies[0], seed: sd);
             // Refuse unknown names and a bad delta before any run.
             var (planned, _) = Sensitivity.Plan(baseConfig.Costs, names, d);
-            int total = Sensitivity.CountRuns(spec, planned);
+            int total = Sensitivity.CountRuns(spec, planned, n);
             Sensitivity result = ShootdownCli.WithProgress(f == "table" || pr.GetValue(progress), $"sensitivity ({total} runs)", total,
-                onRun => Sensitivity.Run(baseConfig, spec, names, d, j, onRun));
+                onRun => Sensitivity.Run(baseConfig, spec, names, d, j, onRun, n));
             if (plotPath is not null)
             {
                 FigureSensitivity fs = result.Figures.First(x => x.Figure == figureName);
-                TornadoPlot.Write(fs, result.Delta, $"{m.Name}, scale 1/{divisor}, seed {sd}", plotPath);
+                TornadoPlot.Write(fs, result.Delta, n == 1 ? $"{m.Name}, scale 1/{divisor}, seed {sd}" : $"{m.Name}, scale 1/{divisor}, means of seeds {sd}..{sd + (ulong)n - 1}", plotPath);
                 Console.Error.WriteLine($"wrote {plotPath}");
             }
             Console.Out.Write(f switch

@@ -1,6 +1,6 @@
 namespace Shootdown.Reports;
 
-/// <summary>`shootdown sensitivity --plot`: a tornado chart of one figure, a pair of horizontal bars per constant (the lowered value above the raised one), the largest swing on top.</summary>
+/// <summary>`shootdown sensitivity --plot`: a tornado chart of one figure, a pair of horizontal bars per constant (the lowered value above the raised one), the largest swing on top; with repeated seeds, the figure's noise band shaded around 0.</summary>
 public static class TornadoPlot
 {
     /// <summary>Writes the chart of <paramref name="figure"/> to <paramref name="path"/> (.png or .svg). Constants that do not move the figure are left out.</summary>
@@ -22,6 +22,13 @@ public static class TornadoPlot
             {
                 bars.Add(new ScottPlot.Bar { Position = y - 0.18, ValueBase = 0, Value = h, FillColor = high, Size = 0.36 });
             }
+        }
+        if (figure.NoiseBand is { } band && band > 0)
+        {
+            var span = plt.Add.HorizontalSpan(-band, band);
+            span.FillStyle.Color = ScottPlot.Colors.Gray.WithAlpha(0.25);
+            span.LineStyle.Width = 0;
+            plt.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = $"noise band (±{band:0.##})", FillColor = ScottPlot.Colors.Gray.WithAlpha(0.25) });
         }
         var plot = plt.Add.Bars(bars);
         plot.Horizontal = true;

@@ -77,9 +77,12 @@ public class SensitivityTests
 
         var (_, csv, _) = CliTests.Cli([.. Tiny, "--format", "csv", "--jobs", "2"]);
         string[] lines = csv.TrimEnd('\n').Split('\n');
-        Assert.Equal("machine,figure,figure_baseline,constant,constant_baseline,constant_low,constant_high,figure_low,figure_high,change_low,change_high,change_unit,swing", lines[0]);
+        Assert.Equal("machine,figure,figure_baseline,constant,constant_baseline,constant_low,constant_high,figure_low,figure_high,change_low,change_high,change_unit,swing,figure_baseline_stddev,noise_band,within_noise", lines[0]);
         Assert.Equal(1 + 16 * 2, lines.Length);
-        Assert.All(lines.Skip(1), l => Assert.Equal(13, l.Split(',').Length));
+        Assert.All(lines.Skip(1), l => Assert.Equal(16, l.Split(',').Length));
+        Assert.All(lines.Skip(1), l => Assert.EndsWith(",,,", l, StringComparison.Ordinal)); // one seed: no noise band
+        Assert.Equal(1, root.GetProperty("repeat").GetInt32());
+        Assert.Equal(JsonValueKind.Null, figures[0].GetProperty("noise_band").ValueKind);
         Assert.StartsWith("tiny,vanilla elapsed_s,", lines[1], StringComparison.Ordinal);
         // CSV and JSON report the same numbers
         string first = figures[0].GetProperty("constants")[0].GetProperty("constant").GetString()!;
@@ -107,6 +110,7 @@ public class SensitivityTests
     [InlineData("cost constant IpiSendNs appears twice in --constants", "sensitivity", "--constants", "IpiSendNs,ipi_send_ns")]
     [InlineData("malformed --constants", "sensitivity", "--constants", "IpiSendNs,")]
     [InlineData("--jobs must be in 1..1024, got 0", "sensitivity", "--jobs", "0")]
+    [InlineData("--repeat must be in 1..1000, got 0", "sensitivity", "--repeat", "0")]
     [InlineData("unknown --format 'xml'", "sensitivity", "--format", "xml")]
     [InlineData("unknown machine preset 'nope'", "sensitivity", "--machine", "nope")]
     [InlineData("--figure picks the figure of the --plot chart", "sensitivity", "--figure", "vanilla user_s")]
@@ -133,5 +137,67 @@ public class SensitivityTests
         FigureChange copy = a.Figures[0].Changes.Single(c => c.Constant == "CopyPageNs");
         Assert.Equal((0.0, 0.0), (copy.ChangeLow!.Value, copy.ChangeHigh!.Value)); // lru-file-mmap-read copies no page
         Assert.Contains("no change: CopyPageNs", a.ToText("tiny"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RepeatedSeedsAverageTheFiguresAndGiveTheirNoiseBand()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "tiny", scaleDivisor: 16);
+        ReproductionSpec spec = ReproductionSpec.FiguresOnly("tiny") with { Policies = ["vanilla", "rfc-pfn32"], Checks = [ReproductionCheck.Unpublished("vanilla", "elapsed_s"), ReproductionCheck.Faster("rfc-pfn32", "vanilla", double.NaN, double.NegativeInfinity, double.PositiveInfinity, "")] };
+        string[] constants = ["ClearPageNs", "IpiSendNs"];
+        Sensitivity two = Sensitivity.Run(cfg, spec, constants, 0.5, jobs: 2, repeat: 2);
+        Sensitivity s1 = Sensitivity.Run(cfg, spec, constants, 0.5, jobs: 2);
+        Sensitivity s2 = Sensitivity.Run(cfg with { Seed = 2 }, spec, constants, 0.5, jobs: 2);
+        Assert.Equal(2, two.Repeat);
+        Assert.Equal(1, s1.Repeat);
+
+        // vanilla elapsed_s is a plain figure: the mean over the seeds, baseline and both sides.
+        FigureSensitivity f = two.Figures[0], a = s1.Figures[0], b = s2.Figures[0];
+        Assert.Equal((a.Baseline + b.Baseline) / 2, f.Baseline, 12);
+        foreach (FigureChange c in f.Changes)
+        {
+            FigureChange ca = a.Changes.Single(x => x.Constant == c.Constant), cb = b.Changes.Single(x => x.Constant == c.Constant);
+            Assert.Equal((ca.FigureLow!.Value + cb.FigureLow!.Value) / 2, c.FigureLow!.Value, 12);
+            Assert.Equal((ca.FigureHigh!.Value + cb.FigureHigh!.Value) / 2, c.FigureHigh!.Value, 12);
+            Assert.Equal(c.Swing < f.NoiseBand!.Value, c.WithinNoise);
+        }
+        // Two seeds: the sample standard deviation is |x1 - x2| / sqrt 2, the band 2 sd sqrt(2/2), in percent of the mean.
+        double sd = Math.Abs(a.Baseline - b.Baseline) / Math.Sqrt(2);
+        Assert.Equal(sd, f.BaselineStdDev!.Value, 9);
+        Assert.Equal(2 * sd / f.Baseline * 100, f.NoiseBand!.Value, 9);
+        Assert.True(sd > 0, "two seeds of a reclaiming run differ");
+        // A gain is in points: its band is in points too, from the gains seed by seed.
+        double ga = s1.Figures[1].Baseline, gb = s2.Figures[1].Baseline;
+        Assert.Equal(2 * Math.Abs(ga - gb) / Math.Sqrt(2), two.Figures[1].NoiseBand!.Value, 9);
+        // One seed knows no noise.
+        Assert.All(s1.Figures, x => Assert.Null(x.NoiseBand));
+        Assert.All(s1.Figures.SelectMany(x => x.Changes), x => Assert.Null(x.WithinNoise));
+        Assert.Throws<ConfigException>(() => Sensitivity.Run(cfg, spec, constants, 0.5, jobs: 1, repeat: 0));
+    }
+
+    [Fact]
+    public void RepeatIsInEveryOutputAndTheReplay()
+    {
+        string[] args = ["sensitivity", "--machine", "tiny", "--scale", "1/16", "--constants", "IpiSendNs", "--repeat", "2", "--jobs", "2"];
+        string svg = Path.Combine(TestKit.TempDir(), "noise.svg");
+        var (code, text, stderr) = CliTests.Cli([.. args, "--plot", svg]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("noise band (±", File.ReadAllText(svg), StringComparison.Ordinal); // the band is shaded and named
+        Assert.Contains("16 MiB at scale 1/16, seeds 1..2 (means); policies", text, StringComparison.Ordinal);
+        Assert.Contains("1 constants, 24 runs", text, StringComparison.Ordinal);
+        Assert.Contains("Each figure is its mean over 2 seeds", text, StringComparison.Ordinal);
+        Assert.Contains("over the seeds; noise band ", text, StringComparison.Ordinal);
+        Assert.Contains("--seed 1 --repeat 2 [--cost NAME=VALUE", text, StringComparison.Ordinal);
+        var (_, json, _) = CliTests.Cli([.. args, "--format", "json"]);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal(2, doc.RootElement.GetProperty("repeat").GetInt32());
+        var fig = doc.RootElement.GetProperty("figures")[0];
+        Assert.True(fig.GetProperty("baseline_stddev").GetDouble() > 0);
+        var c0 = fig.GetProperty("constants")[0];
+        Assert.Equal(c0.GetProperty("swing").GetDouble() < fig.GetProperty("noise_band").GetDouble(), c0.GetProperty("within_noise").GetBoolean());
+        var (_, csv, _) = CliTests.Cli([.. args, "--format", "csv"]);
+        string row = csv.Split('\n')[1];
+        Assert.Equal(16, row.Split(',').Length);
+        Assert.Matches(",(true|false)$", row);
     }
 }

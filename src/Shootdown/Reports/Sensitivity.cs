@@ -17,17 +17,31 @@ public sealed record Perturbation(string Constant, long Baseline, long? Low, lon
     public string Key => CostModel.SnakeCase(Constant);
 }
 
-/// <summary>How one figure moved with one constant: the figure at the low and high values and its change (null: not run).</summary>
-public sealed record FigureChange(Perturbation Perturbation, double? FigureLow, double? FigureHigh, double? ChangeLow, double? ChangeHigh)
+/// <summary>
+/// How one figure moved with one constant: the figure at the low and high values and its change
+/// (null: not run). <see cref="NoiseBand"/> is the figure's noise band when the runs were repeated
+/// over seeds (null for one seed).
+/// </summary>
+public sealed record FigureChange(Perturbation Perturbation, double? FigureLow, double? FigureHigh, double? ChangeLow, double? ChangeHigh, double? NoiseBand = null)
 {
     public string Constant => Perturbation.Constant;
 
     /// <summary>The larger absolute change of the two sides (what the tornado sorts by).</summary>
     public double Swing => Math.Max(Math.Abs(ChangeLow ?? 0), Math.Abs(ChangeHigh ?? 0));
+
+    /// <summary>Whether both sides moved the figure by less than its noise band (null for one seed, where the noise is not known).</summary>
+    public bool? WithinNoise => NoiseBand is { } n ? Swing < n : null;
 }
 
-/// <summary>One figure of the reproduction, its baseline value and every constant's effect on it, the largest swing first.</summary>
-public sealed record FigureSensitivity(string Figure, bool IsPercentage, double Baseline, IReadOnlyList<FigureChange> Changes)
+/// <summary>
+/// One figure of the reproduction, its baseline value and every constant's effect on it, the
+/// largest swing first. With the runs repeated over N seeds the figures are means over the seeds,
+/// <see cref="BaselineStdDev"/> is the sample standard deviation of the baseline's figure from seed
+/// to seed, and <see cref="NoiseBand"/> (in the change's unit) is twice the standard deviation of
+/// the difference of two such means, 2·sd·√(2/N): a change smaller than that is within what
+/// another draw of seeds could give with no change at all (null for one seed).
+/// </summary>
+public sealed record FigureSensitivity(string Figure, bool IsPercentage, double Baseline, IReadOnlyList<FigureChange> Changes, double? BaselineStdDev = null, double? NoiseBand = null)
 {
     /// <summary>"%" for figures whose changes are in percent of the baseline, "pt" for figures that are percentages (changes in points).</summary>
     public string ChangeUnit => IsPercentage ? "pt" : "%";
@@ -37,17 +51,21 @@ public sealed record FigureSensitivity(string Figure, bool IsPercentage, double 
 /// `shootdown sensitivity`: the whole reproduction of a machine rerun with each cost constant at
 /// (1 − delta) and (1 + delta) times its value (integer constants rounded, kept within
 /// <see cref="CostModel.Range"/>); for each reproduced figure, how far each constant moves it,
-/// sorted by the larger of the two movements (a tornado). Runs are deterministic: the same
-/// configuration gives the same report, whatever the parallelism.
+/// sorted by the larger of the two movements (a tornado). With <c>repeat</c> N &gt; 1 every
+/// configuration runs with seeds seed..seed+N−1 and the figures are means over them, each with the
+/// noise band the seeds give (<see cref="FigureSensitivity.NoiseBand"/>): a single seed is one draw
+/// of a chaotic run, whose figures can move by more than a constant does (README, "Sensitivity").
+/// Runs are deterministic: the same configuration gives the same report, whatever the parallelism.
 /// </summary>
 public sealed class Sensitivity
 {
-    private Sensitivity(RunConfig baseConfig, ReproductionSpec spec, double delta, IReadOnlyList<Perturbation> perturbations,
+    private Sensitivity(RunConfig baseConfig, ReproductionSpec spec, double delta, int repeat, IReadOnlyList<Perturbation> perturbations,
         IReadOnlyList<(string Constant, string Reason)> skipped, Reproduction baseline, IReadOnlyList<FigureSensitivity> figures)
     {
         BaseConfig = baseConfig;
         Spec = spec;
         Delta = delta;
+        Repeat = repeat;
         Perturbations = perturbations;
         Skipped = skipped;
         Baseline = baseline;
@@ -61,6 +79,9 @@ public sealed class Sensitivity
 
     public double Delta { get; }
 
+    /// <summary>Seeds per configuration: seed..seed+Repeat−1 (1: the figures are one run's).</summary>
+    public int Repeat { get; }
+
     public IReadOnlyList<Perturbation> Perturbations { get; }
 
     /// <summary>Constants not perturbed, and why (0 at baseline: ±delta of 0 is 0).</summary>
@@ -70,9 +91,9 @@ public sealed class Sensitivity
 
     public IReadOnlyList<FigureSensitivity> Figures { get; }
 
-    /// <summary>The runs <see cref="Run"/> makes: one per policy for the baseline and for each distinct perturbed value.</summary>
-    public static int CountRuns(ReproductionSpec spec, IReadOnlyList<Perturbation> perturbations) =>
-        spec.Policies.Count * (1 + perturbations.SelectMany(p => new[] { p.Low, p.High }.Where(v => v is { } x && x != p.Baseline).Select(v => (p.Constant, v))).Distinct().Count());
+    /// <summary>The runs <see cref="Run"/> makes: one per policy and seed for the baseline and for each distinct perturbed value.</summary>
+    public static int CountRuns(ReproductionSpec spec, IReadOnlyList<Perturbation> perturbations, int repeat = 1) =>
+        repeat * spec.Policies.Count * (1 + perturbations.SelectMany(p => new[] { p.Low, p.High }.Where(v => v is { } x && x != p.Baseline).Select(v => (p.Constant, v))).Distinct().Count());
 
     private static long Value(CostModel costs, string name) => costs.Get(name);
 
@@ -120,11 +141,16 @@ public sealed class Sensitivity
     }
 
     /// <summary>
-    /// Runs the baseline reproduction and one per perturbed value (<paramref name="jobs"/> runs at
-    /// once), and computes every figure's changes. <paramref name="progress"/> gets (done, total) runs.
+    /// Runs the baseline reproduction and one per perturbed value, each over <paramref name="repeat"/>
+    /// seeds (<paramref name="jobs"/> runs at once), and computes every figure's changes.
+    /// <paramref name="progress"/> gets (done, total) runs.
     /// </summary>
-    public static Sensitivity Run(RunConfig baseConfig, ReproductionSpec spec, IReadOnlyList<string> constants, double delta, int jobs, Action<int, int>? progress = null)
+    public static Sensitivity Run(RunConfig baseConfig, ReproductionSpec spec, IReadOnlyList<string> constants, double delta, int jobs, Action<int, int>? progress = null, int repeat = 1)
     {
+        if (repeat < 1)
+        {
+            throw new ConfigException($"--repeat must be at least 1, got {repeat}");
+        }
         var (perturbations, skipped) = Plan(baseConfig.Costs, constants, delta);
         var sets = new List<(RunConfig, IReadOnlyList<string>)> { (baseConfig with { PolicyName = spec.Policies[0] }, spec.Policies) };
         var index = new Dictionary<(string, long), int>();
@@ -139,14 +165,28 @@ public sealed class Sensitivity
                 }
             }
         }
-        IReadOnlyList<Comparison> runs = Comparison.RunMany(sets, repeat: 1, parallelism: jobs, progress: progress);
+        IReadOnlyList<Comparison> runs = Comparison.RunMany(sets, repeat: repeat, parallelism: jobs, progress: progress);
         var reps = runs.Select(c => new Reproduction(spec, c)).ToArray();
         Reproduction baseline = reps[0];
+        // The baseline's figures seed by seed (each policy's k-th run), for the noise band.
+        Reproduction[] perSeed = repeat < 2 ? [] : Enumerable.Range(0, repeat)
+            .Select(k => new Reproduction(spec, new Comparison(baseline.Comparison.Results.Select(pr => new PolicyRuns(pr.Policy, [pr.Runs[k]])).ToArray())))
+            .ToArray();
         var figures = new List<FigureSensitivity>();
         for (int i = 0; i < spec.Checks.Count; i++)
         {
             ReproductionCheck check = spec.Checks[i];
             double b = baseline.Rows()[i].Simulated;
+            double? sd = null, band = null;
+            if (perSeed.Length > 1)
+            {
+                double[] xs = perSeed.Select(r => r.Rows()[i].Simulated).ToArray();
+                double m = xs.Average();
+                sd = Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Length - 1));
+                // Two standard deviations of the difference of two means over `repeat` seeds.
+                double diff = 2 * sd.Value * Math.Sqrt(2.0 / repeat);
+                band = check.IsPercentage ? diff : b == 0 ? null : diff / Math.Abs(b) * 100;
+            }
             double? FigureAt(Perturbation p, long? side) =>
                 side is not { } v ? null : v == p.Baseline ? b : reps[index[(p.Constant, v)]].Rows()[i].Simulated;
             double? Change(double? f) =>
@@ -154,12 +194,15 @@ public sealed class Sensitivity
             var changes = perturbations.Select(p =>
             {
                 double? lo = FigureAt(p, p.Low), hi = FigureAt(p, p.High);
-                return new FigureChange(p, lo, hi, Change(lo), Change(hi));
+                return new FigureChange(p, lo, hi, Change(lo), Change(hi), band);
             }).OrderByDescending(c => c.Swing).ThenBy(c => c.Constant, StringComparer.Ordinal).ToArray();
-            figures.Add(new FigureSensitivity(check.Name, check.IsPercentage, b, changes));
+            figures.Add(new FigureSensitivity(check.Name, check.IsPercentage, b, changes, sd, band));
         }
-        return new Sensitivity(baseConfig with { PolicyName = spec.Policies[0] }, spec, delta, perturbations, skipped, baseline, figures);
+        return new Sensitivity(baseConfig with { PolicyName = spec.Policies[0] }, spec, delta, repeat, perturbations, skipped, baseline, figures);
     }
+
+    /// <summary>"seed 1", or "seeds 1..3 (means)" for repeated runs.</summary>
+    private string SeedsText => Repeat == 1 ? $"seed {BaseConfig.Seed}" : $"seeds {BaseConfig.Seed}..{BaseConfig.Seed + (ulong)Repeat - 1} (means)";
 
     private static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
 
@@ -173,16 +216,24 @@ public sealed class Sensitivity
         var sb = new StringBuilder();
         int scale = BaseConfig.ScaleDivisor;
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"Sensitivity of the reproduction on {BaseConfig.Machine} ({BaseConfig.Workload}, {BaseConfig.Nodes}x{BaseConfig.CpusPerNode} CPUs, {RunConfig.FormatBytes(BaseConfig.MemoryBytes)} at scale 1/{scale}, seed {BaseConfig.Seed}; policies {string.Join(", ", Spec.Policies)})");
+            $"Sensitivity of the reproduction on {BaseConfig.Machine} ({BaseConfig.Workload}, {BaseConfig.Nodes}x{BaseConfig.CpusPerNode} CPUs, {RunConfig.FormatBytes(BaseConfig.MemoryBytes)} at scale 1/{scale}, {SeedsText}; policies {string.Join(", ", Spec.Policies)})");
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"to each cost constant at -{DeltaPct}% and +{DeltaPct}%: {Perturbations.Count} constants, {CountRuns(Spec, Perturbations)} runs.");
+            $"to each cost constant at -{DeltaPct}% and +{DeltaPct}%: {Perturbations.Count} constants, {CountRuns(Spec, Perturbations, Repeat)} runs.");
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"Figures as `reproduce` reports them (time and CPU seconds x{scale}); changes in percent of the baseline figure, in points (pt) for figures that are percentages.");
+        if (Repeat > 1)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"Each figure is its mean over {Repeat} seeds; its noise band is 2 sd x sqrt(2/{Repeat}), sd the baseline figure's standard deviation from seed to seed: a swing marked ~ is within it.");
+        }
         int w = Math.Max(24, Perturbations.Select(p => p.Constant.Length).DefaultIfEmpty(0).Max() + 2);
         foreach (FigureSensitivity f in Figures)
         {
             sb.AppendLine();
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{f.Figure}: {F(f.Baseline)} at baseline");
+            string head = f.NoiseBand is { } nb
+                ? string.Create(CultureInfo.InvariantCulture, $"{f.Figure}: {F(f.Baseline)} at baseline (sd {F(f.BaselineStdDev!.Value)} over the seeds; noise band {nb:0.00}{f.ChangeUnit})")
+                : f.BaselineStdDev is { } bsd ? string.Create(CultureInfo.InvariantCulture, $"{f.Figure}: {F(f.Baseline)} at baseline (sd {F(bsd)} over the seeds)") : $"{f.Figure}: {F(f.Baseline)} at baseline";
+            sb.AppendLine(head);
             sb.AppendLine(CultureInfo.InvariantCulture,
                 $"  {"constant".PadRight(w)}{"baseline",12}{"-" + DeltaPct + "%",12}{"figure",14}{"change",10}{"+" + DeltaPct + "%",12}{"figure",14}{"change",10}{"swing",10}");
             var unmoved = new List<string>();
@@ -195,7 +246,7 @@ public sealed class Sensitivity
                 }
                 Perturbation p = c.Perturbation;
                 sb.AppendLine(CultureInfo.InvariantCulture,
-                    $"  {c.Constant.PadRight(w)}{p.Baseline,12}{(p.Low is { } lo ? lo.ToString(CultureInfo.InvariantCulture) : "-"),12}{(c.FigureLow is { } fl ? F(fl) : "-"),14}{Pct(c.ChangeLow, f.ChangeUnit),10}{(p.High is { } hi ? hi.ToString(CultureInfo.InvariantCulture) : "-"),12}{(c.FigureHigh is { } fh ? F(fh) : "-"),14}{Pct(c.ChangeHigh, f.ChangeUnit),10}{c.Swing.ToString("0.00", CultureInfo.InvariantCulture) + f.ChangeUnit,10}");
+                    $"  {c.Constant.PadRight(w)}{p.Baseline,12}{(p.Low is { } lo ? lo.ToString(CultureInfo.InvariantCulture) : "-"),12}{(c.FigureLow is { } fl ? F(fl) : "-"),14}{Pct(c.ChangeLow, f.ChangeUnit),10}{(p.High is { } hi ? hi.ToString(CultureInfo.InvariantCulture) : "-"),12}{(c.FigureHigh is { } fh ? F(fh) : "-"),14}{Pct(c.ChangeHigh, f.ChangeUnit),10}{c.Swing.ToString("0.00", CultureInfo.InvariantCulture) + f.ChangeUnit,10}{(c.WithinNoise == true ? " ~" : "")}");
             }
             if (unmoved.Count > 0)
             {
@@ -218,7 +269,7 @@ public sealed class Sensitivity
             sb.AppendLine(CultureInfo.InvariantCulture, $"skipped {constant}: {reason}");
         }
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"Replay: shootdown {(ReproductionSpec.For(BaseConfig.Machine) is not null && !MachineSpec.IsFile(machineArg) ? "reproduce --machine" : $"compare --workload {BaseConfig.Workload} --policies {string.Join(',', Spec.Policies)} --machine")} {machineArg} --scale 1/{scale} --seed {BaseConfig.Seed} [--cost NAME=VALUE, a value above]; --format json records the full base configuration.");
+            $"Replay: shootdown {(ReproductionSpec.For(BaseConfig.Machine) is not null && !MachineSpec.IsFile(machineArg) ? "reproduce --machine" : $"compare --workload {BaseConfig.Workload} --policies {string.Join(',', Spec.Policies)} --machine")} {machineArg} --scale 1/{scale} --seed {BaseConfig.Seed}{(Repeat > 1 ? $" --repeat {Repeat}" : "")} [--cost NAME=VALUE, a value above]; --format json records the full base configuration.");
         return sb.ToString();
     }
 
@@ -237,6 +288,7 @@ public sealed class Sensitivity
             ["workload"] = BaseConfig.Workload,
             ["scale_divisor"] = BaseConfig.ScaleDivisor,
             ["seed"] = BaseConfig.Seed,
+            ["repeat"] = Repeat,
             ["policies"] = new JsonArray(Spec.Policies.Select(p => (JsonNode?)JsonValue.Create(p)).ToArray()),
             ["delta"] = Delta,
             ["base_config"] = JsonNode.Parse(ConfigFile.ToJson(BaseConfig)),
@@ -255,6 +307,8 @@ public sealed class Sensitivity
             {
                 ["figure"] = f.Figure,
                 ["baseline"] = f.Baseline,
+                ["baseline_stddev"] = N(f.BaselineStdDev),
+                ["noise_band"] = N(f.NoiseBand),
                 ["change_unit"] = f.IsPercentage ? "points" : "percent",
                 ["constants"] = new JsonArray(f.Changes.Select(c => (JsonNode?)new JsonObject
                 {
@@ -266,6 +320,7 @@ public sealed class Sensitivity
                     ["change_low"] = N(c.ChangeLow),
                     ["change_high"] = N(c.ChangeHigh),
                     ["swing"] = c.Swing,
+                    ["within_noise"] = c.WithinNoise,
                 }).ToArray()),
             }).ToArray()),
         };
@@ -279,14 +334,14 @@ public sealed class Sensitivity
     {
         static string D(double? v) => v is { } x ? x.ToString("R", CultureInfo.InvariantCulture) : "";
         static string L(long? v) => v is { } x ? x.ToString(CultureInfo.InvariantCulture) : "";
-        var sb = new StringBuilder("machine,figure,figure_baseline,constant,constant_baseline,constant_low,constant_high,figure_low,figure_high,change_low,change_high,change_unit,swing\n");
+        var sb = new StringBuilder("machine,figure,figure_baseline,constant,constant_baseline,constant_low,constant_high,figure_low,figure_high,change_low,change_high,change_unit,swing,figure_baseline_stddev,noise_band,within_noise\n");
         foreach (FigureSensitivity f in Figures)
         {
             foreach (FigureChange c in f.Changes)
             {
                 Perturbation p = c.Perturbation;
                 sb.Append(CultureInfo.InvariantCulture,
-                    $"{BaseConfig.Machine},{f.Figure},{D(f.Baseline)},{c.Constant},{p.Baseline},{L(p.Low)},{L(p.High)},{D(c.FigureLow)},{D(c.FigureHigh)},{D(c.ChangeLow)},{D(c.ChangeHigh)},{(f.IsPercentage ? "points" : "percent")},{D(c.Swing)}\n");
+                    $"{BaseConfig.Machine},{f.Figure},{D(f.Baseline)},{c.Constant},{p.Baseline},{L(p.Low)},{L(p.High)},{D(c.FigureLow)},{D(c.FigureHigh)},{D(c.ChangeLow)},{D(c.ChangeHigh)},{(f.IsPercentage ? "points" : "percent")},{D(c.Swing)},{D(f.BaselineStdDev)},{D(f.NoiseBand)},{(c.WithinNoise is { } w ? (w ? "true" : "false") : "")}\n");
             }
         }
         return sb.ToString();
