@@ -16,14 +16,15 @@ internal static class CalibrateCli
         var constants = new Option<string?>("--constants") { HelpName = "NAME,...", Description = $"Kernel-path constants to search (names or snake_case keys; only constants with bounds) [default: {string.Join(",", Calibration.DefaultConstants)}]" };
         var factor = new Option<string>("--search-scale-factor") { HelpName = "N", Description = "Run the search at each machine's reproduce scale divided by N (gorman-4node: 1/16 x 4 = 1/64); the final check runs at the reproduce scales", DefaultValueFactory = _ => "4" };
         var maxEvaluations = new Option<string>("--max-evaluations") { HelpName = "N", Description = "Points of the cost model to evaluate at most during the search, the start included (each runs every machine's reproduction)", DefaultValueFactory = _ => "200" };
-        var seed = new Option<string>("--seed") { Description = "Seed of every run", DefaultValueFactory = _ => "1" };
+        var seed = new Option<string>("--seed") { Description = "Seed of every run (the first seed with --repeat)", DefaultValueFactory = _ => "1" };
+        var repeat = new Option<string>("--repeat") { Description = "Seeds per point, seed..seed+N-1: the checks judge each point's means over them, as `reproduce --repeat` does (N times the runs)", DefaultValueFactory = _ => "1" };
         var jobs = new Option<string>("--jobs") { Description = "Runs at once on the host's cores (the result does not depend on it)", DefaultValueFactory = _ => Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture) };
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv (csv: one row per step)", DefaultValueFactory = _ => "table" };
         var progress = new Option<bool>("--progress") { Description = "Show the search's progress on stderr even with --format json or csv" };
         var start = new Option<string>("--start") { Description = "Start the search from each constant's basis, or from its default (to go on from the search behind the defaults): bases or defaults", DefaultValueFactory = _ => "bases" };
         var crosschecks = new Option<bool>("--crosschecks") { Description = "Also score `shootdown crosscheck`'s published figures outside the seed's comparison at every point (their runs at their own scales); their checks count among those within" };
         var cmd = new Command("calibrate", "Search the kernel-path cost constants, within half to twice their basis, for the values that best meet `reproduce`'s checks on every machine");
-        foreach (Option o in new Option[] { machine, constants, factor, maxEvaluations, seed, jobs, format, progress, start, crosschecks })
+        foreach (Option o in new Option[] { machine, constants, factor, maxEvaluations, seed, repeat, jobs, format, progress, start, crosschecks })
         {
             cmd.Options.Add(o);
         }
@@ -40,12 +41,13 @@ internal static class CalibrateCli
             int n = (int)ParseArg.Integer(pr.GetValue(factor)!, "--search-scale-factor", 1, RunConfig.MaxScaleDivisor);
             int max = (int)ParseArg.Integer(pr.GetValue(maxEvaluations)!, "--max-evaluations", 1, 100_000);
             ulong sd = ParseArg.Unsigned(pr.GetValue(seed)!, "--seed");
+            int seeds = (int)ParseArg.Integer(pr.GetValue(repeat)!, "--repeat", 1, 1000);
             int j = (int)ParseArg.Integer(pr.GetValue(jobs)!, "--jobs", 1, 1024);
             // Refuse constants without bounds and a search scale a machine cannot run at before any run.
             var (_, scales) = Calibration.Plan(specs, names, n, max);
             string where = string.Join(", ", specs.Zip(scales, (s, d) => $"{s.Machine} 1/{d}"));
             Calibration result = WithStatus(f == "table" || pr.GetValue(progress), $"calibrate {where}", max,
-                onStep => Calibration.Run(specs, sd, names, n, max, j, onStep, from, pr.GetValue(crosschecks) ? CrossCheck.All : null));
+                onStep => Calibration.Run(specs, sd, names, n, max, j, onStep, from, pr.GetValue(crosschecks) ? CrossCheck.All : null, repeat: seeds));
             Console.Out.Write(f switch
             {
                 "json" => result.ToJson() + "\n",

@@ -150,6 +150,25 @@ public class CalibrationTests
     }
 
     [Fact]
+    public void RepeatedSeedsJudgeEachPointOnItsMeans()
+    {
+        Calibration c = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs"], searchScaleFactor: 1, maxEvaluations: 1, jobs: 2, repeat: 2);
+        Assert.Equal(2, c.Repeat);
+        // The start's checks are those of `reproduce --repeat 2` at that point: means over seeds 3 and 4.
+        RunConfig cfg = RunConfig.Create(machine: "tiny", scaleDivisor: 16, policy: "vanilla", seed: 3);
+        cfg = cfg with { Costs = cfg.Costs.With("LockAcquireNs", c.Start["LockAcquireNs"]) };
+        var means = new Reproduction(TinySpec, Comparison.Run(cfg, TinySpec.Policies, repeat: 2));
+        Assert.Equal(means.Rows().Select(r => r.Simulated), c.Final[0].Rows().Select(r => r.Simulated));
+        Assert.Equal(Calibration.Loss([means]), c.Steps[0].Loss, 12);
+        var one = new Reproduction(TinySpec, Comparison.Run(cfg, TinySpec.Policies, repeat: 1));
+        Assert.NotEqual(one.Rows().Select(r => r.Simulated), means.Rows().Select(r => r.Simulated)); // the second seed counts
+        Assert.Contains("seeds 3..4 (means)", c.ToText(), StringComparison.Ordinal);
+        Assert.Equal(["shootdown reproduce --machine tiny --seed 3 --repeat 2 --cost lock_acquire_ns=8"], c.ReplayCommands);
+        Assert.Equal(2, JsonDocument.Parse(c.ToJson()).RootElement.GetProperty("repeat").GetInt32());
+        Assert.Throws<ConfigException>(() => Calibration.Run([TinySpec], 3, ["LockAcquireNs"], 1, 1, 1, repeat: 0));
+    }
+
+    [Fact]
     public void OneEvaluationIsTheStartAlone()
     {
         Calibration c = Calibration.Run([TinySpec], seed: 3, ["LockAcquireNs"], searchScaleFactor: 4, maxEvaluations: 1, jobs: 1);
@@ -261,6 +280,7 @@ public class CalibrationTests
     [InlineData("--search-scale-factor must be in 1..1048576, got 0", "calibrate", "--search-scale-factor", "0")]
     [InlineData("--search-scale-factor 512 runs gorman-4node at 1/8192: memory too small", "calibrate", "--search-scale-factor", "512")]
     [InlineData("--jobs must be in 1..1024, got 0", "calibrate", "--jobs", "0")]
+    [InlineData("--repeat must be in 1..1000, got 0", "calibrate", "--repeat", "0")]
     [InlineData("--seed must be an integer in 0..18446744073709551615, got 'x'", "calibrate", "--seed", "x")]
     [InlineData("unknown --format 'xml'; allowed: table, json, csv", "calibrate", "--format", "xml")]
     [InlineData("unknown --start 'here'; allowed: bases, defaults", "calibrate", "--start", "here")]

@@ -39,9 +39,10 @@ public sealed class Calibration
 {
     private Calibration(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> searchScales, ulong seed, IReadOnlyList<string> constants,
         CalibrationStart startFrom, IReadOnlyDictionary<string, long> start, IReadOnlyDictionary<string, long> best, IReadOnlyList<CalibrationStep> steps,
-        IReadOnlyList<Reproduction> final, CrossCheck? finalCrossCheck)
+        IReadOnlyList<Reproduction> final, CrossCheck? finalCrossCheck, int repeat)
     {
         FinalCrossCheck = finalCrossCheck;
+        Repeat = repeat;
         Specs = specs;
         StartFrom = startFrom;
         SearchScales = searchScales;
@@ -59,6 +60,12 @@ public sealed class Calibration
     public IReadOnlyList<int> SearchScales { get; }
 
     public ulong Seed { get; }
+
+    /// <summary>Seeds each point is evaluated over, seed..seed+Repeat−1: the checks judge means over them (1: one run per policy).</summary>
+    public int Repeat { get; }
+
+    /// <summary>"seed 1", or "seeds 1..3 (means)".</summary>
+    private string SeedsText => Repeat == 1 ? $"seed {Seed}" : $"seeds {Seed}..{Seed + (ulong)Repeat - 1} (means)";
 
     /// <summary>The constants searched, in search order.</summary>
     public IReadOnlyList<string> Constants { get; }
@@ -137,7 +144,7 @@ public sealed class Calibration
 
     /// <summary>Runs the cross-checks with the kernel-path constants of <paramref name="point"/> on every run's machine.</summary>
     private static CrossCheck EvaluateCrossChecks(IReadOnlyList<CrossCheckSpec> checks, IReadOnlyList<CrossCheckRun> runs, ulong seed,
-        IReadOnlyDictionary<string, long> point, int jobs) =>
+        IReadOnlyDictionary<string, long> point, int jobs, int repeat) =>
         CrossCheck.Run(checks, runs, seed, jobs, c =>
         {
             foreach (var (name, value) in point)
@@ -145,10 +152,10 @@ public sealed class Calibration
                 c = c.With(name, value);
             }
             return c;
-        });
+        }, repeat: repeat);
 
     private static IReadOnlyList<Reproduction> Evaluate(IReadOnlyList<ReproductionSpec> specs, IReadOnlyList<int> scales, ulong seed,
-        IReadOnlyList<IReadOnlyDictionary<string, long>> points, int jobs)
+        IReadOnlyList<IReadOnlyDictionary<string, long>> points, int jobs, int repeat)
     {
         var sets = new List<(RunConfig, IReadOnlyList<string>)>();
         foreach (var point in points)
@@ -165,7 +172,7 @@ public sealed class Calibration
                 sets.Add((cfg with { Costs = costs }, specs[m].Policies));
             }
         }
-        IReadOnlyList<Comparison> runs = Comparison.RunMany(sets, repeat: 1, parallelism: jobs);
+        IReadOnlyList<Comparison> runs = Comparison.RunMany(sets, repeat: repeat, parallelism: jobs);
         var reps = new Reproduction[runs.Count];
         for (int i = 0; i < runs.Count; i++)
         {
@@ -247,18 +254,24 @@ public sealed class Calibration
     /// the search (the start included), then the best point once more at the specs' own scales
     /// (reusing the search's runs when the factor is 1). <paramref name="jobs"/> runs go at once
     /// (0: one per host core); the result does not depend on it. <paramref name="progress"/> gets each
-    /// step as it is taken. Throws <see cref="ConfigException"/> for what <see cref="Plan"/> refuses.
+    /// step as it is taken. With <paramref name="repeat"/> N &gt; 1 every point runs with seeds
+    /// seed..seed+N−1 and is judged on the means (as `reproduce --repeat` judges them), so the search
+    /// does not chase one seed's draw. Throws <see cref="ConfigException"/> for what <see cref="Plan"/> refuses.
     /// </summary>
     public static Calibration Run(IReadOnlyList<ReproductionSpec> specs, ulong seed, IReadOnlyList<string> constants, int searchScaleFactor,
         int maxEvaluations, int jobs, Action<CalibrationStep>? progress = null, CalibrationStart startFrom = CalibrationStart.Bases,
-        IReadOnlyList<CrossCheckSpec>? crossChecks = null, IReadOnlyList<CrossCheckRun>? crossCheckRuns = null)
+        IReadOnlyList<CrossCheckSpec>? crossChecks = null, IReadOnlyList<CrossCheckRun>? crossCheckRuns = null, int repeat = 1)
     {
+        if (repeat < 1)
+        {
+            throw new ConfigException($"--repeat must be at least 1, got {repeat}");
+        }
         var (names, scales) = Plan(specs, constants, searchScaleFactor, maxEvaluations);
         IReadOnlyList<CrossCheckSpec> xs = crossChecks ?? [];
         IReadOnlyList<CrossCheckRun> xruns = crossCheckRuns ?? CrossCheck.Runs;
         // The cross-checks, when scored, run at their own scales at every point (they are small);
         // the point's kernel-path constants go to every run's machine, whose hardware stays its own.
-        CrossCheck? Cross(IReadOnlyDictionary<string, long> point) => xs.Count == 0 ? null : EvaluateCrossChecks(xs, xruns, seed, point, jobs);
+        CrossCheck? Cross(IReadOnlyDictionary<string, long> point) => xs.Count == 0 ? null : EvaluateCrossChecks(xs, xruns, seed, point, jobs, repeat);
         double LossOf(IReadOnlyList<Reproduction> reps, CrossCheck? cc) => Loss(reps) + (cc is null ? 0 : Loss(cc));
         // By default from each constant's basis, not from the defaults: the defaults are a search's
         // result, and the search must be replayable from what it started with. From the defaults it
@@ -271,7 +284,7 @@ public sealed class Calibration
                 .Concat(cc?.Rows.Where(x => !x.Within).Select(x => $"crosscheck: {x.Check}") ?? []).ToArray();
         (int within, int total) Count(IReadOnlyList<Reproduction> reps, CrossCheck? cc) =>
             (reps.Sum(r => r.Rows().Count(x => x.Within)) + (cc?.Rows.Count(x => x.Within) ?? 0), reps.Sum(r => r.Rows().Count) + (cc?.Rows.Count ?? 0));
-        var first = Evaluate(specs, scales, seed, [current], jobs);
+        var first = Evaluate(specs, scales, seed, [current], jobs, repeat);
         CrossCheck? firstCross = Cross(current);
         IReadOnlyList<Reproduction> currentReps = first;
         CrossCheck? currentCross = firstCross;
@@ -302,7 +315,7 @@ public sealed class Calibration
                     continue;
                 }
                 var points = candidates.Select(x => (IReadOnlyDictionary<string, long>)new Dictionary<string, long>(current) { [n] = x }).ToArray();
-                IReadOnlyList<Reproduction> reps = Evaluate(specs, scales, seed, points, jobs);
+                IReadOnlyList<Reproduction> reps = Evaluate(specs, scales, seed, points, jobs, repeat);
                 CrossCheck?[] crosses = points.Select(Cross).ToArray();
                 evaluations += candidates.Length;
                 int bestIdx = -1;
@@ -347,8 +360,8 @@ public sealed class Calibration
         }
         IReadOnlyList<Reproduction> final = searchScaleFactor == 1
             ? currentReps // the search ran at the specs' scales: the same runs, deterministic
-            : Evaluate(specs, specs.Select(s => s.DefaultScale).ToArray(), seed, [current], jobs);
-        return new Calibration(specs, scales, seed, names, startFrom, start, current, steps, final, currentCross);
+            : Evaluate(specs, specs.Select(s => s.DefaultScale).ToArray(), seed, [current], jobs, repeat);
+        return new Calibration(specs, scales, seed, names, startFrom, start, current, steps, final, currentCross, repeat);
     }
 
     /// <summary>"bases" or "defaults", as `--start` takes it.</summary>
@@ -384,7 +397,7 @@ public sealed class Calibration
     {
         get
         {
-            string tail = $"--seed {Seed}{(CostArguments.Length > 0 ? " " + CostArguments : "")}";
+            string tail = $"--seed {Seed}{(Repeat > 1 ? $" --repeat {Repeat}" : "")}{(CostArguments.Length > 0 ? " " + CostArguments : "")}";
             string[] reproduce = Specs.Select(s => s.Machine).SequenceEqual(ReproductionSpec.All.Select(s => s.Machine))
                 ? [$"shootdown reproduce {tail}"]
                 : Specs.Select(s => $"shootdown reproduce --machine {s.Machine} {tail}").ToArray();
@@ -399,7 +412,7 @@ public sealed class Calibration
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}, from their {StartName}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, seed {Seed}.");
+            $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}, from their {StartName}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, {SeedsText}.");
         sb.AppendLine("Kept: a step that puts more checks within, or as many with a lower loss. Loss: per check outside its range, (distance / half the range)^2, summed over the machines.");
         if (FinalCrossCheck is not null)
         {
@@ -457,6 +470,7 @@ public sealed class Calibration
             ["machines"] = new JsonArray(Specs.Select(s => (JsonNode?)JsonValue.Create(s.Machine)).ToArray()),
             ["search_scale_divisors"] = new JsonArray(SearchScales.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
             ["seed"] = Seed,
+            ["repeat"] = Repeat,
             ["start_from"] = StartName,
             ["constants"] = new JsonArray(Constants.Select(n => (JsonNode?)new JsonObject
             {
