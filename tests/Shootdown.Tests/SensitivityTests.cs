@@ -161,14 +161,15 @@ public class SensitivityTests
             Assert.Equal((ca.FigureHigh!.Value + cb.FigureHigh!.Value) / 2, c.FigureHigh!.Value, 12);
             Assert.Equal(c.Swing < f.NoiseBand!.Value, c.WithinNoise);
         }
-        // Two seeds: the sample standard deviation is |x1 - x2| / sqrt 2, the band 2 sd sqrt(2/2), in percent of the mean.
+        // Two seeds: the sample standard deviation is |x1 - x2| / sqrt 2, the band t(1) sd sqrt(2/2)
+        // with Student's t for one degree of freedom, 12.706, in percent of the mean.
         double sd = Math.Abs(a.Baseline - b.Baseline) / Math.Sqrt(2);
         Assert.Equal(sd, f.BaselineStdDev!.Value, 9);
-        Assert.Equal(2 * sd / f.Baseline * 100, f.NoiseBand!.Value, 9);
+        Assert.Equal(12.706 * sd / f.Baseline * 100, f.NoiseBand!.Value, 9);
         Assert.True(sd > 0, "two seeds of a reclaiming run differ");
         // A gain is in points: its band is in points too, from the gains seed by seed.
         double ga = s1.Figures[1].Baseline, gb = s2.Figures[1].Baseline;
-        Assert.Equal(2 * Math.Abs(ga - gb) / Math.Sqrt(2), two.Figures[1].NoiseBand!.Value, 9);
+        Assert.Equal(12.706 * Math.Abs(ga - gb) / Math.Sqrt(2), two.Figures[1].NoiseBand!.Value, 9);
         // One seed knows no noise.
         Assert.All(s1.Figures, x => Assert.Null(x.NoiseBand));
         Assert.All(s1.Figures.SelectMany(x => x.Changes), x => Assert.Null(x.WithinNoise));
@@ -199,5 +200,23 @@ public class SensitivityTests
         string row = csv.Split('\n')[1];
         Assert.Equal(16, row.Split(',').Length);
         Assert.Matches(",(true|false)$", row);
+    }
+
+    [Fact]
+    public void StudentQuantilesAreTheTablesAndFallTowardTheNormal()
+    {
+        Assert.Equal(12.706, Sensitivity.StudentT975(1));
+        Assert.Equal(4.303, Sensitivity.StudentT975(2)); // three seeds
+        Assert.Equal(2.365, Sensitivity.StudentT975(7)); // eight seeds
+        Assert.Equal(2.042, Sensitivity.StudentT975(30));
+        Assert.Equal(1.960, Sensitivity.StudentT975(1000));
+        double last = double.PositiveInfinity;
+        for (int df = 1; df <= 200; df++)
+        {
+            double t = Sensitivity.StudentT975(df);
+            Assert.True(t <= last && t >= 1.96, $"t({df}) = {t}");
+            last = t;
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => Sensitivity.StudentT975(0));
     }
 }

@@ -37,9 +37,11 @@ public sealed record FigureChange(Perturbation Perturbation, double? FigureLow, 
 /// One figure of the reproduction, its baseline value and every constant's effect on it, the
 /// largest swing first. With the runs repeated over N seeds the figures are means over the seeds,
 /// <see cref="BaselineStdDev"/> is the sample standard deviation of the baseline's figure from seed
-/// to seed, and <see cref="NoiseBand"/> (in the change's unit) is twice the standard deviation of
-/// the difference of two such means, 2·sd·√(2/N): a change smaller than that is within what
-/// another draw of seeds could give with no change at all (null for one seed).
+/// to seed, and <see cref="NoiseBand"/> (in the change's unit) is the 95% band of the difference of
+/// two such means with that standard deviation estimated from the N seeds, t·sd·√(2/N) with t
+/// Student's 97.5% quantile for N − 1 degrees of freedom (<see cref="Sensitivity.StudentT975"/>):
+/// a change smaller than that is within what another draw of seeds could give with no change at
+/// all (null for one seed).
 /// </summary>
 public sealed record FigureSensitivity(string Figure, bool IsPercentage, double Baseline, IReadOnlyList<FigureChange> Changes, double? BaselineStdDev = null, double? NoiseBand = null)
 {
@@ -183,8 +185,8 @@ public sealed class Sensitivity
                 double[] xs = perSeed.Select(r => r.Rows()[i].Simulated).ToArray();
                 double m = xs.Average();
                 sd = Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Length - 1));
-                // Two standard deviations of the difference of two means over `repeat` seeds.
-                double diff = 2 * sd.Value * Math.Sqrt(2.0 / repeat);
+                // The 95% band of the difference of two means over `repeat` seeds, sd estimated from them.
+                double diff = StudentT975(repeat - 1) * sd.Value * Math.Sqrt(2.0 / repeat);
                 band = check.IsPercentage ? diff : b == 0 ? null : diff / Math.Abs(b) * 100;
             }
             double? FigureAt(Perturbation p, long? side) =>
@@ -200,6 +202,28 @@ public sealed class Sensitivity
         }
         return new Sensitivity(baseConfig with { PolicyName = spec.Policies[0] }, spec, delta, repeat, perturbations, skipped, baseline, figures);
     }
+
+    private static readonly double[] T975 =
+    [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+
+    /// <summary>
+    /// Student's t distribution's 97.5% quantile for <paramref name="df"/> degrees of freedom (a
+    /// two-sided 95% band): the table's values to three decimals for 1–30, then those of 40, 60 and
+    /// 120 degrees of freedom for the ranges up to them, and the normal's 1.960 beyond.
+    /// </summary>
+    public static double StudentT975(int df) => df switch
+    {
+        < 1 => throw new ArgumentOutOfRangeException(nameof(df), df, "at least one degree of freedom"),
+        <= 30 => T975[df - 1],
+        <= 40 => 2.021,
+        <= 60 => 2.000,
+        <= 120 => 1.980,
+        _ => 1.960,
+    };
 
     /// <summary>"seed 1", or "seeds 1..3 (means)" for repeated runs.</summary>
     private string SeedsText => Repeat == 1 ? $"seed {BaseConfig.Seed}" : $"seeds {BaseConfig.Seed}..{BaseConfig.Seed + (ulong)Repeat - 1} (means)";
@@ -224,7 +248,7 @@ public sealed class Sensitivity
         if (Repeat > 1)
         {
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"Each figure is its mean over {Repeat} seeds; its noise band is 2 sd x sqrt(2/{Repeat}), sd the baseline figure's standard deviation from seed to seed: a swing marked ~ is within it.");
+                $"Each figure is its mean over {Repeat} seeds; its noise band is t sd sqrt(2/{Repeat}), sd the baseline figure's standard deviation from seed to seed and t = {StudentT975(Repeat - 1):0.###} (Student's 97.5% quantile, {Repeat - 1} degrees of freedom): a swing marked ~ is within it.");
         }
         int w = Math.Max(24, Perturbations.Select(p => p.Constant.Length).DefaultIfEmpty(0).Max() + 2);
         foreach (FigureSensitivity f in Figures)
