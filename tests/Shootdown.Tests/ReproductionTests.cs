@@ -91,6 +91,43 @@ public class ReproductionTests
         Assert.Contains("18..32", text, StringComparison.Ordinal);
         Assert.Contains("RFC 2/4 22.50 (run with 4 CPUs, inferred); v5 2/3 27.32; v6 2/4 25.43", text, StringComparison.Ordinal);
         Assert.Contains($"of {rows.Count} checks within tolerance", text, StringComparison.Ordinal);
+        // One seed: no spread, nothing added to the table or the JSON.
+        Assert.Equal(1, rep.Seeds);
+        Assert.Empty(rep.PerSeed());
+        Assert.All(rows, r => Assert.True(r.StdDev is null && r.SeedsWithin is null));
+        Assert.DoesNotContain("seeds_within", rep.ToJsonNode().ToJsonString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("  seeds  ", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OverSeveralSeedsEachCheckSaysHowItsFigureAndVerdictVary()
+    {
+        ReproductionSpec spec = ReproductionSpec.Gorman1Node;
+        RunConfig cfg = RunConfig.Create(machine: "tiny", scaleDivisor: 4);
+        var rep = new Reproduction(spec, Comparison.Run(cfg, spec.Policies, repeat: 3));
+        var alone = Enumerable.Range(0, 3).Select(k => new Reproduction(spec, Comparison.Run(cfg with { Seed = cfg.Seed + (ulong)k }, spec.Policies, repeat: 1))).ToArray();
+        Assert.Equal(3, rep.Seeds);
+        Assert.Equal(3, rep.PerSeed().Count);
+        var rows = rep.Rows();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            double[] xs = alone.Select(a => a.Rows()[i].Simulated).ToArray();
+            Assert.Equal(xs, rep.PerSeed().Select(p => p.Rows()[i].Simulated)); // each seed's own reproduction
+            double m = xs.Average();
+            Assert.Equal(Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / 2), rows[i].StdDev!.Value, 9);
+            Assert.Equal(alone.Count(a => a.Rows()[i].Within), rows[i].SeedsWithin);
+        }
+        Assert.Contains(rows, r => r.StdDev > 0);
+        var json = rep.ToJsonNode();
+        Assert.Equal(3, (int)json["seeds"]!);
+        Assert.Equal(rows.Count(r => r.SeedsWithin == 3), (int)json["checks_within_every_seed"]!);
+        var check0 = json["checks"]![0]!;
+        Assert.Equal(rows[0].SeedsWithin, (int)check0["seeds_within"]!);
+        Assert.Equal(rows[0].StdDev!.Value, (double)check0["stddev"]!, 12);
+        string text = rep.ToText();
+        Assert.Contains("  match          sd  seeds  source", text, StringComparison.Ordinal);
+        Assert.Contains($"  {rows[0].SeedsWithin}/3", text, StringComparison.Ordinal);
+        Assert.Contains("on the means of 3 seeds", text, StringComparison.Ordinal);
     }
 
     [Fact]

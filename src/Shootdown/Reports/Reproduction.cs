@@ -180,14 +180,40 @@ public sealed class Reproduction
     /// <summary>The mean of a policy's metric, multiplied by the scale divisor when it scales with size.</summary>
     public double Figure(string policy, string metric, bool scalesWithSize) => Mean(policy, metric) * (scalesWithSize ? Scale : 1);
 
-    /// <summary>One check's outcome. <see cref="Target"/> is "±25%" (a tolerance) or "18..32" (a range).</summary>
-    public sealed record Row(string Check, double Published, double Simulated, double DeviationPct, bool Within, string Target, string Source = "", bool IsPercentage = false);
+    /// <summary>
+    /// One check's outcome. <see cref="Target"/> is "±25%" (a tolerance) or "18..32" (a range).
+    /// Over several seeds (<see cref="Seeds"/> &gt; 1) the check judges the means, and
+    /// <see cref="StdDev"/> and <see cref="SeedsWithin"/> say how the figure and the verdict vary
+    /// from seed to seed: the sample standard deviation of the figure each seed gives alone, and how
+    /// many seeds alone would hold the check (null for one seed).
+    /// </summary>
+    public sealed record Row(string Check, double Published, double Simulated, double DeviationPct, bool Within, string Target, string Source = "", bool IsPercentage = false,
+        double? StdDev = null, int? SeedsWithin = null);
+
+    /// <summary>Runs per policy: the seeds the figures are means over.</summary>
+    public int Seeds => Comparison.Baseline.Runs.Count;
+
+    /// <summary>The reproduction each seed gives alone (each policy's k-th run), in seed order; empty for one seed.</summary>
+    public IReadOnlyList<Reproduction> PerSeed() => _perSeed ??= Seeds < 2 ? [] : Enumerable.Range(0, Seeds)
+        .Select(k => new Reproduction(Spec, new Comparison(Comparison.Results.Select(pr => new PolicyRuns(pr.Policy, [pr.Runs[k]])).ToArray())))
+        .ToArray();
+
+    private IReadOnlyList<Reproduction>? _perSeed;
 
     /// <summary>Every check of the spec, in its order.</summary>
-    public IReadOnlyList<Row> Rows() => _rows ??= Spec.Checks.Select(c =>
+    public IReadOnlyList<Row> Rows() => _rows ??= Spec.Checks.Select((c, i) =>
     {
         double sim = c.Simulate(this);
-        return new Row(c.Name, c.Published, sim, c.Deviation(sim), c.Within(sim), c.Target, c.Source, c.IsPercentage);
+        double? sd = null;
+        int? seedsWithin = null;
+        if (PerSeed() is { Count: > 1 } seeds)
+        {
+            double[] xs = seeds.Select(r => r.Rows()[i].Simulated).ToArray();
+            double m = xs.Average();
+            sd = Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Length - 1));
+            seedsWithin = seeds.Count(r => r.Rows()[i].Within);
+        }
+        return new Row(c.Name, c.Published, sim, c.Deviation(sim), c.Within(sim), c.Target, c.Source, c.IsPercentage, sd, seedsWithin);
     }).ToArray();
 
     /// <summary>Whether every check is within its tolerance or range (`reproduce` exits 5 otherwise).</summary>
@@ -198,15 +224,19 @@ public sealed class Reproduction
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{Spec.Title} ({Machine}), simulated at scale 1/{Scale} (time and CPU seconds x{Scale}), against the published figures:");
         sb.AppendLine();
-        sb.AppendLine($"{"check",-38}{"published",14}{"simulated",14}{"deviation",12}{"target",12}  match  source");
+        bool seeds = Seeds > 1;
+        sb.AppendLine(seeds
+            ? $"{"check",-38}{"published",14}{"mean",14}{"deviation",12}{"target",12}  match{"sd",12}  seeds  source"
+            : $"{"check",-38}{"published",14}{"simulated",14}{"deviation",12}{"target",12}  match  source");
         foreach (Row r in Rows())
         {
+            string perSeed = seeds ? string.Create(CultureInfo.InvariantCulture, $"{r.StdDev,12:0.##}  {$"{r.SeedsWithin}/{Seeds}",-5}") : "";
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"{r.Check,-38}{r.Published,14:0.##}{r.Simulated,14:0.##}{r.DeviationPct,11:+0.0;-0.0}{(r.IsPercentage ? "pt" : "%"),-2}{r.Target,11}  {(r.Within ? "yes" : "NO"),-5}  {r.Source}");
+                $"{r.Check,-38}{r.Published,14:0.##}{r.Simulated,14:0.##}{r.DeviationPct,11:+0.0;-0.0}{(r.IsPercentage ? "pt" : "%"),-2}{r.Target,11}  {(r.Within ? "yes" : "NO"),-5}{perSeed}  {r.Source}");
         }
         int ok = Rows().Count(r => r.Within);
         sb.AppendLine();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"{ok} of {Rows().Count} checks within tolerance.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{ok} of {Rows().Count} checks within tolerance{(seeds ? $" on the means of {Seeds} seeds; sd: the figure's standard deviation from seed to seed; seeds: how many seeds alone hold the check" : "")}.");
         return sb.ToString();
     }
 
@@ -228,6 +258,12 @@ public sealed class Reproduction
                 ["within"] = r.Within,
                 ["source"] = r.Source,
             });
+            if (r.SeedsWithin is { } sw)
+            {
+                var last = (JsonObject)checks[checks.Count - 1]!;
+                last["stddev"] = r.StdDev;
+                last["seeds_within"] = sw;
+            }
         }
         var result = new JsonObject
         {
@@ -237,6 +273,11 @@ public sealed class Reproduction
             ["checks_total"] = Rows().Count,
             ["checks"] = checks,
         };
+        if (Seeds > 1)
+        {
+            result["seeds"] = Seeds;
+            result["checks_within_every_seed"] = Rows().Count(r => r.SeedsWithin == Seeds);
+        }
         foreach (var (k, v) in o.ToArray())
         {
             o.Remove(k);

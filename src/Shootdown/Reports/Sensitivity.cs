@@ -170,23 +170,17 @@ public sealed class Sensitivity
         IReadOnlyList<Comparison> runs = Comparison.RunMany(sets, repeat: repeat, parallelism: jobs, progress: progress);
         var reps = runs.Select(c => new Reproduction(spec, c)).ToArray();
         Reproduction baseline = reps[0];
-        // The baseline's figures seed by seed (each policy's k-th run), for the noise band.
-        Reproduction[] perSeed = repeat < 2 ? [] : Enumerable.Range(0, repeat)
-            .Select(k => new Reproduction(spec, new Comparison(baseline.Comparison.Results.Select(pr => new PolicyRuns(pr.Policy, [pr.Runs[k]])).ToArray())))
-            .ToArray();
         var figures = new List<FigureSensitivity>();
         for (int i = 0; i < spec.Checks.Count; i++)
         {
             ReproductionCheck check = spec.Checks[i];
             double b = baseline.Rows()[i].Simulated;
-            double? sd = null, band = null;
-            if (perSeed.Length > 1)
+            // The baseline figure's standard deviation from seed to seed (null for one seed).
+            double? sd = baseline.Rows()[i].StdDev, band = null;
+            if (sd is { } s)
             {
-                double[] xs = perSeed.Select(r => r.Rows()[i].Simulated).ToArray();
-                double m = xs.Average();
-                sd = Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Length - 1));
                 // The 95% band of the difference of two means over `repeat` seeds, sd estimated from them.
-                double diff = StudentT975(repeat - 1) * sd.Value * Math.Sqrt(2.0 / repeat);
+                double diff = StudentT975(repeat - 1) * s * Math.Sqrt(2.0 / repeat);
                 band = check.IsPercentage ? diff : b == 0 ? null : diff / Math.Abs(b) * 100;
             }
             double? FigureAt(Perturbation p, long? side) =>
