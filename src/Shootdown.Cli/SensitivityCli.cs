@@ -69,7 +69,7 @@ internal static class SensitivityCli
             if (plotPath is not null)
             {
                 FigureSensitivity fs = result.Figures.First(x => x.Figure == figureName);
-                TornadoPlot.Write(fs, result.Delta, n == 1 ? $"{m.Name}, scale 1/{divisor}, seed {sd}" : $"{m.Name}, scale 1/{divisor}, means of seeds {sd}..{sd + (ulong)n - 1}", plotPath);
+                TornadoPlot.Write(fs, result.Delta, $"{m.Name}, scale 1/{divisor}, {SeedStats.Describe(sd, n)}", plotPath);
                 Console.Error.WriteLine($"wrote {plotPath}");
             }
             Console.Out.Write(f switch

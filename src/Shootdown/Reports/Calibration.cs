@@ -64,9 +64,6 @@ public sealed class Calibration
     /// <summary>Seeds each point is evaluated over, seed..seed+Repeat−1: the checks judge means over them (1: one run per policy).</summary>
     public int Repeat { get; }
 
-    /// <summary>"seed 1", or "seeds 1..3 (means)".</summary>
-    private string SeedsText => Repeat == 1 ? $"seed {Seed}" : $"seeds {Seed}..{Seed + (ulong)Repeat - 1} (means)";
-
     /// <summary>The constants searched, in search order.</summary>
     public IReadOnlyList<string> Constants { get; }
 
@@ -412,7 +409,7 @@ public sealed class Calibration
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}, from their {StartName}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, {SeedsText}.");
+            $"Calibration of {Constants.Count} kernel-path constants within their bounds (README, \"Cost model\") against {string.Join(" and ", Specs.Select(s => s.Machine))}, from their {StartName}; search at scale {string.Join(", ", Specs.Zip(SearchScales).Select(x => $"1/{x.Second} ({x.First.Machine})"))}, {SeedStats.Describe(Seed, Repeat)}.");
         sb.AppendLine("Kept: a step that puts more checks within, or as many with a lower loss. Loss: per check outside its range, (distance / half the range)^2, summed over the machines.");
         if (FinalCrossCheck is not null)
         {

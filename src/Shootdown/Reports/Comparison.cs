@@ -17,15 +17,7 @@ public sealed record PolicyRuns(string Policy, IReadOnlyList<RunResult> Runs)
     public double Mean(Metric m) => Runs.Average(m.Get);
 
     /// <summary>Sample standard deviation (0 for a single run).</summary>
-    public double StdDev(Metric m)
-    {
-        if (Runs.Count < 2)
-        {
-            return 0;
-        }
-        double mean = Mean(m);
-        return Math.Sqrt(Runs.Sum(r => (m.Get(r) - mean) * (m.Get(r) - mean)) / (Runs.Count - 1));
-    }
+    public double StdDev(Metric m) => SeedStats.SampleStdDev(Runs.Select(m.Get).ToArray());
 }
 
 /// <summary>

@@ -208,9 +208,7 @@ public sealed class Reproduction
         int? seedsWithin = null;
         if (PerSeed() is { Count: > 1 } seeds)
         {
-            double[] xs = seeds.Select(r => r.Rows()[i].Simulated).ToArray();
-            double m = xs.Average();
-            sd = Math.Sqrt(xs.Sum(x => (x - m) * (x - m)) / (xs.Length - 1));
+            sd = SeedStats.SampleStdDev(seeds.Select(r => r.Rows()[i].Simulated).ToArray());
             seedsWithin = seeds.Count(r => r.Rows()[i].Within);
         }
         return new Row(c.Name, c.Published, sim, c.Deviation(sim), c.Within(sim), c.Target, c.Source, c.IsPercentage, sd, seedsWithin);
@@ -247,7 +245,7 @@ public sealed class Reproduction
         var checks = new JsonArray();
         foreach (Row r in Rows())
         {
-            checks.Add(new JsonObject
+            var check = new JsonObject
             {
                 ["check"] = r.Check,
                 ["published"] = r.Published,
@@ -257,13 +255,13 @@ public sealed class Reproduction
                 ["target"] = r.Target,
                 ["within"] = r.Within,
                 ["source"] = r.Source,
-            });
+            };
             if (r.SeedsWithin is { } sw)
             {
-                var last = (JsonObject)checks[checks.Count - 1]!;
-                last["stddev"] = r.StdDev;
-                last["seeds_within"] = sw;
+                check["stddev"] = r.StdDev;
+                check["seeds_within"] = sw;
             }
+            checks.Add(check);
         }
         var result = new JsonObject
         {

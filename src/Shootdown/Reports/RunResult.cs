@@ -535,8 +535,7 @@ public sealed record TaskExitStats
         if (times.Length >= 2)
         {
             range = times.Max() - times.Min();
-            double mean = times.Average();
-            stddev = Math.Sqrt(times.Sum(x => (x - mean) * (x - mean)) / (times.Length - 1));
+            stddev = SeedStats.SampleStdDev(times);
         }
         return new TaskExitStats { Exited = at.Length, FirstS = at[0] / ns, MedianS = median, LastS = at[^1] / ns, Timed = times.Length, TimeRangeS = range, TimeStddvS = stddev };
     }

@@ -219,8 +219,6 @@ public sealed class Sensitivity
         _ => 1.960,
     };
 
-    /// <summary>"seed 1", or "seeds 1..3 (means)" for repeated runs.</summary>
-    private string SeedsText => Repeat == 1 ? $"seed {BaseConfig.Seed}" : $"seeds {BaseConfig.Seed}..{BaseConfig.Seed + (ulong)Repeat - 1} (means)";
 
     private static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
 
@@ -234,7 +232,7 @@ public sealed class Sensitivity
         var sb = new StringBuilder();
         int scale = BaseConfig.ScaleDivisor;
         sb.AppendLine(CultureInfo.InvariantCulture,
-            $"Sensitivity of the reproduction on {BaseConfig.Machine} ({BaseConfig.Workload}, {BaseConfig.Nodes}x{BaseConfig.CpusPerNode} CPUs, {RunConfig.FormatBytes(BaseConfig.MemoryBytes)} at scale 1/{scale}, {SeedsText}; policies {string.Join(", ", Spec.Policies)})");
+            $"Sensitivity of the reproduction on {BaseConfig.Machine} ({BaseConfig.Workload}, {BaseConfig.Nodes}x{BaseConfig.CpusPerNode} CPUs, {RunConfig.FormatBytes(BaseConfig.MemoryBytes)} at scale 1/{scale}, {SeedStats.Describe(BaseConfig.Seed, Repeat)}; policies {string.Join(", ", Spec.Policies)})");
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"to each cost constant at -{DeltaPct}% and +{DeltaPct}%: {Perturbations.Count} constants, {CountRuns(Spec, Perturbations, Repeat)} runs.");
         sb.AppendLine(CultureInfo.InvariantCulture,
