@@ -17,6 +17,12 @@ internal sealed record SweepRun(int Index, RunConfig Config, string Key, string 
 /// policies (policy_name), seeds, machines, workloads, scale and scales ("1/N" or N: scale_divisor),
 /// memory (a size before scale, as --memory), batch_size(s), swap_cluster_max, flush_ceiling
 /// (policy.*); every other key is the configuration's own (nodes, cpus_per_node, costs.ipi_send_ns...).
+/// <para>
+/// Alternatives that are not a product — what-ifs that each change a different key — are
+/// [[sweep.variants]] tables: each sets some keys over the base configuration (no lists, and no key
+/// an axis varies), and the variants form the first axis, varying slowest: every variant is run
+/// at every point of the other axes; an empty [[sweep.variants]] table is the base as it is.
+/// </para>
 /// </summary>
 internal static class SweepFile
 {
@@ -55,6 +61,14 @@ internal static class SweepFile
         {
             throw new ConfigException($"{path}: no [sweep] table; a sweep file names its base configuration and axes under [sweep]");
         }
+        // The variants come out first: an array of tables, not an axis of values.
+        List<List<(string Key, JsonNode? Value)>>? variants = null;
+        if (sweep["variants"] is JsonNode vnode)
+        {
+            variants = Variants(vnode, text, path);
+            sweep = (JsonObject)sweep.DeepClone();
+            sweep.Remove("variants");
+        }
         // Flatten into dotted keys, remembering how the file spelled each.
         var flat = new List<(string Key, string Spelled, JsonNode? Value)>();
         Flatten(sweep, "", flat);
@@ -81,6 +95,27 @@ internal static class SweepFile
                 baseKeys.Add((key, v));
             }
         }
+        if (variants is not null)
+        {
+            var axisKeys = new HashSet<string>(axes.Select(a => a.Key), StringComparer.Ordinal);
+            for (int v = 0; v < variants.Count; v++)
+            {
+                foreach (var (k, _) in variants[v])
+                {
+                    if (axisKeys.Contains(k))
+                    {
+                        throw new ConfigException($"{path}:{VariantLine(text, v, k) ?? 1}: variant {v + 1} sets '{k}', which an axis varies; set it in the variants only, or drop the axis");
+                    }
+                }
+            }
+            // The variant number is the first axis (its values index the variants).
+            var index = new JsonArray();
+            for (int v = 0; v < variants.Count; v++)
+            {
+                index.Add(v);
+            }
+            axes.Insert(0, (VariantAxis, index));
+        }
         long total = axes.Aggregate(1L, (n, a) => n * a.Values.Count);
         if (total > 1_000_000)
         {
@@ -102,17 +137,36 @@ internal static class SweepFile
                 pick[a] = (int)(r % axes[a].Values.Count);
                 r /= axes[a].Values.Count;
             }
-            var keys = new List<(string, JsonNode?)>(baseKeys);
+            var keys = new List<(string Key, JsonNode? Value)>(baseKeys);
+            int variant = -1;
             for (int a = 0; a < axes.Count; a++)
             {
+                if (axes[a].Key == VariantAxis)
+                {
+                    variant = pick[a];
+                    continue;
+                }
                 keys.Add((axes[a].Key, axes[a].Values[pick[a]]));
             }
-            RunConfig cfg = Resolve(keys, path, LineOf);
+            Func<string, int?> lineOf = LineOf;
+            if (variant >= 0)
+            {
+                // The variant's keys replace the base's.
+                List<(string Key, JsonNode? Value)> over = variants![variant];
+                keys.RemoveAll(kv => over.Exists(o => o.Key == kv.Key));
+                keys.AddRange(over);
+                int v = variant;
+                lineOf = k => over.Exists(o => o.Key == k) ? VariantLine(text, v, k) : LineOf(k);
+            }
+            RunConfig cfg = Resolve(keys, path, lineOf);
             string json = ConfigFile.ToJson(cfg);
             string runKey = Key(json);
             if (seen.TryGetValue(runKey, out int other))
             {
-                throw new ConfigException($"{path}: runs {other + 1} and {i + 1} of the product have the same configuration ({Describe(axes, pick)}); remove the repeated axis value");
+                string what = variant >= 0 && other / (total / variants!.Count) != variant
+                    ? $"variants {other / (total / variants.Count) + 1} and {variant + 1} set the same values; make them differ"
+                    : $"{Describe(axes, pick)}; remove the repeated axis value";
+                throw new ConfigException($"{path}: runs {other + 1} and {i + 1} of the product have the same configuration ({what})");
             }
             seen[runKey] = i;
             runs.Add(new SweepRun(i, cfg, runKey, json));
@@ -121,7 +175,68 @@ internal static class SweepFile
     }
 
     private static string Describe(List<(string Key, JsonArray Values)> axes, int[] pick) =>
-        string.Join(", ", axes.Select((a, i) => $"{a.Key} = {a.Values[pick[i]]?.ToJsonString()}"));
+        string.Join(", ", axes.Select((a, i) => a.Key == VariantAxis ? $"variant {pick[i] + 1}" : $"{a.Key} = {a.Values[pick[i]]?.ToJsonString()}"));
+
+    /// <summary>The name the variants' axis goes by among the axes (no configuration key has a space).</summary>
+    private const string VariantAxis = "[[sweep.variants]]";
+
+    /// <summary>
+    /// The [[sweep.variants]] tables, each as its canonical dotted keys and values (an empty table is
+    /// the base configuration as it is). Refuses anything but a non-empty array of tables, a list
+    /// value (a variant is one point, not an axis; numa_distance aside) and a key set twice in one
+    /// table.
+    /// </summary>
+    private static List<List<(string Key, JsonNode? Value)>> Variants(JsonNode node, string text, string path)
+    {
+        int line = Line(text, "variants") ?? 1;
+        if (node is not JsonArray array || array.Any(v => v is not JsonObject))
+        {
+            throw new ConfigException($"{path}:{line}: 'variants' must be an array of tables, [[sweep.variants]], each setting some keys over the base configuration");
+        }
+        if (array.Count == 0)
+        {
+            throw new ConfigException($"{path}:{line}: 'variants' is empty; give at least one [[sweep.variants]] table");
+        }
+        var list = new List<List<(string, JsonNode?)>>(array.Count);
+        for (int v = 0; v < array.Count; v++)
+        {
+            var flat = new List<(string Key, string Spelled, JsonNode? Value)>();
+            Flatten((JsonObject)array[v]!, "", flat);
+            var keys = new List<(string, JsonNode?)>(flat.Count);
+            var spelled = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (k, sp, value) in flat)
+            {
+                string key = Canonical(k);
+                int? at = VariantLine(text, v, sp);
+                if (!spelled.TryAdd(key, sp))
+                {
+                    throw new ConfigException($"{path}:{at ?? line}: variant {v + 1}: key '{sp}' sets '{key}' again (already set by '{spelled[key]}')");
+                }
+                if (value is JsonArray && key != "numa_distance")
+                {
+                    throw new ConfigException($"{path}:{at ?? line}: variant {v + 1}: key '{sp}' is a list; a variant sets single values (put an axis in [sweep] to vary a key at every variant)");
+                }
+                keys.Add((key, value));
+            }
+            list.Add(keys);
+        }
+        return list;
+    }
+
+    /// <summary>1-based line of <paramref name="key"/> in the <paramref name="variant"/>-th [[sweep.variants]] table (its header's line if not found there).</summary>
+    private static int? VariantLine(string text, int variant, string key)
+    {
+        MatchCollection headers = Regex.Matches(text, @"^\s*\[\[\s*sweep\s*\.\s*variants\s*\]\]", RegexOptions.Multiline);
+        if (variant >= headers.Count)
+        {
+            return null;
+        }
+        int start = headers[variant].Index;
+        int end = variant + 1 < headers.Count ? headers[variant + 1].Index : text.Length;
+        int headerLine = text.AsSpan(0, start).Count('\n') + 1;
+        int? inside = Line(text[start..end], key);
+        return inside is { } l ? headerLine + l - 1 : headerLine;
+    }
 
     /// <summary>A stable key of a configuration: SHA-256 of its JSON (as results print it), 32 hex digits.</summary>
     public static string Key(string configJson) =>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using DuckDB.NET.Data;
 using Shootdown.Cli;
+using Shootdown.Hardware;
 
 namespace Shootdown.Tests;
 
@@ -75,6 +76,74 @@ public class SweepTests
         Assert.Equal([16, 32, 16, 32, 16, 32, 16, 32], runs.Select(r => r.Config.Policy.BatchSize ?? 0));
         Assert.All(runs, r => Assert.Equal(256L << 20 >> 4, r.Config.MemoryBytes));
         Assert.Equal(8, runs.Select(r => r.Key).Distinct().Count());
+    }
+
+    [Fact]
+    public void VariantsAreAFirstAxisOfAlternativesOverTheBase()
+    {
+        string file = TestKit.TempFile("sweep.toml", """
+            [sweep]
+            machine = "tiny"
+            scale = 16
+            policy = "vanilla"
+            seeds = [1, 2]
+            costs.ipi_send_ns = 90
+
+            [[sweep.variants]]   # the base as it is
+
+            [[sweep.variants]]
+            costs.ipi_send_ns = 200
+
+            [[sweep.variants]]
+            costs.lru_per_page_ns = 100
+            policy = "linux-4.3"
+            """);
+        IReadOnlyList<SweepRun> runs = SweepFile.Load(file);
+        // Variants vary slowest, every variant at every seed.
+        Assert.Equal([0, 1, 2, 3, 4, 5], runs.Select(r => r.Index));
+        Assert.Equal([1, 2, 1, 2, 1, 2], runs.Select(r => r.Config.Seed));
+        // A variant's key replaces the base's; the keys it does not set are the base's.
+        Assert.Equal([90L, 90, 200, 200, 90, 90], runs.Select(r => r.Config.Costs.IpiSendNs));
+        long lruDefault = new CostModel().LruPerPageNs;
+        Assert.Equal([lruDefault, lruDefault, lruDefault, lruDefault, 100, 100], runs.Select(r => r.Config.Costs.LruPerPageNs));
+        Assert.Equal(["vanilla", "vanilla", "vanilla", "vanilla", "linux-4.3", "linux-4.3"], runs.Select(r => r.Config.PolicyName));
+        Assert.Equal(6, runs.Select(r => r.Key).Distinct().Count());
+    }
+
+    [Fact]
+    public void TheFourSocketGapWhatIfSweepIsTheReadmesTable()
+    {
+        IReadOnlyList<SweepRun> gap = SweepFile.Load(Path.Combine(RepoRoot(), "sweeps", "gorman-4node-gap-what-if.toml"));
+        Assert.Equal(7 * 2 * 3, gap.Count);
+        Assert.All(gap, r => Assert.Equal(16, r.Config.ScaleDivisor));
+        // Each variant is six runs (two policies, three seeds), in the file's order.
+        CostModel[] v = [.. gap.Where((_, i) => i % 6 == 0).Select(r => r.Config.Costs)];
+        Assert.Equal([160L, 80, 80, 80, 80, 80, 80], v.Select(c => c.LruPerPageNs));
+        Assert.Equal([160L, 80, 80, 80, 80, 80, 80], v.Select(c => c.PageFreeNs));
+        var d = new CostModel();
+        Assert.Equal([d.ZoneLockPerPageNs, d.ZoneLockPerPageNs, 240, d.ZoneLockPerPageNs, d.ZoneLockPerPageNs, d.ZoneLockPerPageNs, d.ZoneLockPerPageNs], v.Select(c => c.ZoneLockPerPageNs));
+        Assert.Equal(640, v[3].UnmapPageNs);
+        Assert.Equal(600, v[4].RemoveMappingNs);
+        Assert.Equal(480, v[5].ScanPageNs);
+        Assert.Equal(1500, v[6].ReadpageHoleNs);
+        // Apart from the key each variant names, every run is the base: the variants differ in one place.
+        Assert.Equal(d.UnmapPageNs, v[2].UnmapPageNs);
+        Assert.Equal(d.ReadpageHoleNs, v[5].ReadpageHoleNs);
+    }
+
+    [Theory]
+    [InlineData("sweep.toml:5: variant 1 sets 'seed', which an axis varies", "[sweep]\nmachine = \"tiny\"\nseeds = [1, 2]\n[[sweep.variants]]\nseed = 3\n")]
+    [InlineData("sweep.toml:6: variant 2: key 'costs.ipi_send_ns' is a list", "[sweep]\nmachine = \"tiny\"\n[[sweep.variants]]\ncosts.ipi_send_ns = 60\n[[sweep.variants]]\ncosts.ipi_send_ns = [60, 90]\n")]
+    [InlineData("'variants' must be an array of tables", "[sweep]\nmachine = \"tiny\"\nvariants = [1, 2]\n")]
+    [InlineData("'variants' is empty", "[sweep]\nmachine = \"tiny\"\nvariants = []\n")]
+    [InlineData("have the same configuration (variants 1 and 2 set the same values; make them differ)", "[sweep]\nmachine = \"tiny\"\n[[sweep.variants]]\ncosts.ipi_send_ns = 60\n[[sweep.variants]]\ncosts.ipi_send_ns = 60\n")]
+    [InlineData("sweep.toml:5: key 'costs.bogus_ns': unknown key", "[sweep]\nmachine = \"tiny\"\n[[sweep.variants]]\n\ncosts.bogus_ns = 1\n")]
+    public void BadVariantsAreOneClearLineBeforeRunning(string expected, string text)
+    {
+        string file = TestKit.TempFile("sweep.toml", text);
+        string store = Path.Combine(Path.GetDirectoryName(file)!, "r.duckdb");
+        CliTests.AssertRefused(expected, "sweep", file, "--store", store);
+        Assert.False(File.Exists(store));
     }
 
     /// <summary>The repository's root: the directory above the test binaries that holds Shootdown.slnx.</summary>
