@@ -7,8 +7,8 @@ using Shootdown.Hardware;
 
 namespace Shootdown.Cli;
 
-/// <summary>One run of a sweep: its index in the product of the axes, its configuration and its key.</summary>
-internal sealed record SweepRun(int Index, RunConfig Config, string Key, string ConfigJson);
+/// <summary>One run of a sweep: its index in the product of the axes, its configuration and its key, and which [[sweep.variants]] table it runs (0-based; null without variants).</summary>
+internal sealed record SweepRun(int Index, RunConfig Config, string Key, string ConfigJson, int? Variant = null);
 
 /// <summary>
 /// A sweep file: a [sweep] table of configuration keys (snake_case, as `shootdown config` prints
@@ -169,7 +169,7 @@ internal static class SweepFile
                 throw new ConfigException($"{path}: runs {other + 1} and {i + 1} of the product have the same configuration ({what})");
             }
             seen[runKey] = i;
-            runs.Add(new SweepRun(i, cfg, runKey, json));
+            runs.Add(new SweepRun(i, cfg, runKey, json, variant >= 0 ? variant : null));
         }
         return runs;
     }

@@ -22,6 +22,10 @@ internal sealed class SweepRow
         var row = new SweepRow { Key = run.Key };
         row.Columns.Add(new("run_key", run.Key));
         row.Columns.Add(new("run_index", (long)run.Index));
+        if (run.Variant is int v)
+        {
+            row.Columns.Add(new("variant", (long)v + 1)); // which [[sweep.variants]] table, from 1
+        }
         row.Columns.Add(new("host_wall_s", hostWallS));
         row.Columns.Add(new("config_json", JsonNode.Parse(run.ConfigJson)!.ToJsonString()));
         Flatten(JsonNode.Parse(result.ToJson())!.AsObject(), "", row.Columns);

@@ -111,6 +111,32 @@ public class SweepTests
     }
 
     [Fact]
+    public void EachVariantsRowSaysWhichVariantItRan()
+    {
+        string file = TestKit.TempFile("sweep.toml", """
+            [sweep]
+            machine = "tiny"
+            scale = 16
+            policy = "vanilla"
+
+            [[sweep.variants]]
+
+            [[sweep.variants]]
+            costs.ipi_send_ns = 200
+            """);
+        string store = Path.Combine(Path.GetDirectoryName(file)!, "r.duckdb");
+        var (code, _, _) = Cli("sweep", file, "--store", store, "--jobs", "2");
+        Assert.Equal(0, code);
+        List<SweepRow> rows = Rows(store);
+        Assert.Equal(2, rows.Count);
+        var cols = rows.Select(r => r.Columns.ToDictionary(c => c.Key, c => c.Value)).ToList();
+        Assert.Equal([1L, 2L], cols.Select(c => (long)c["variant"]));
+        Assert.Equal([new CostModel().IpiSendNs, 200L], cols.Select(c => (long)c["config.costs.ipi_send_ns"]));
+        // A sweep without variants has no such column.
+        Assert.DoesNotContain(SweepFile.Load(TestKit.TempFile("small.toml", SmallSweep)), r => r.Variant is not null);
+    }
+
+    [Fact]
     public void TheFourSocketGapWhatIfSweepIsTheReadmesTable()
     {
         IReadOnlyList<SweepRun> gap = SweepFile.Load(Path.Combine(RepoRoot(), "sweeps", "gorman-4node-gap-what-if.toml"));
