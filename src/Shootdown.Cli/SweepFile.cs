@@ -62,7 +62,7 @@ internal static class SweepFile
             throw new ConfigException($"{path}: no [sweep] table; a sweep file names its base configuration and axes under [sweep]");
         }
         // The variants come out first: an array of tables, not an axis of values.
-        List<List<(string Key, JsonNode? Value)>>? variants = null;
+        List<List<(string Key, string Spelled, JsonNode? Value)>>? variants = null;
         if (sweep["variants"] is JsonNode vnode)
         {
             variants = Variants(vnode, text, path);
@@ -100,11 +100,11 @@ internal static class SweepFile
             var axisKeys = new HashSet<string>(axes.Select(a => a.Key), StringComparer.Ordinal);
             for (int v = 0; v < variants.Count; v++)
             {
-                foreach (var (k, _) in variants[v])
+                foreach (var (k, sp, _) in variants[v])
                 {
                     if (axisKeys.Contains(k))
                     {
-                        throw new ConfigException($"{path}:{VariantLine(text, v, k) ?? 1}: variant {v + 1} sets '{k}', which an axis varies; set it in the variants only, or drop the axis");
+                        throw new ConfigException($"{path}:{VariantLine(text, v, sp) ?? 1}: variant {v + 1} sets '{sp}', which an axis varies; set it in the variants only, or drop the axis");
                     }
                 }
             }
@@ -152,11 +152,11 @@ internal static class SweepFile
             if (variant >= 0)
             {
                 // The variant's keys replace the base's.
-                List<(string Key, JsonNode? Value)> over = variants![variant];
+                List<(string Key, string Spelled, JsonNode? Value)> over = variants![variant];
                 keys.RemoveAll(kv => over.Exists(o => o.Key == kv.Key));
-                keys.AddRange(over);
+                keys.AddRange(over.Select(o => (o.Key, o.Value)));
                 int v = variant;
-                lineOf = k => over.Exists(o => o.Key == k) ? VariantLine(text, v, k) : LineOf(k);
+                lineOf = k => over.FindIndex(o => o.Key == k) is int at and >= 0 ? VariantLine(text, v, over[at].Spelled) : LineOf(k);
             }
             RunConfig cfg = Resolve(keys, path, lineOf);
             string json = ConfigFile.ToJson(cfg);
@@ -186,7 +186,7 @@ internal static class SweepFile
     /// value (a variant is one point, not an axis; numa_distance aside) and a key set twice in one
     /// table.
     /// </summary>
-    private static List<List<(string Key, JsonNode? Value)>> Variants(JsonNode node, string text, string path)
+    private static List<List<(string Key, string Spelled, JsonNode? Value)>> Variants(JsonNode node, string text, string path)
     {
         int line = Line(text, "variants") ?? 1;
         if (node is not JsonArray array || array.Any(v => v is not JsonObject))
@@ -197,12 +197,12 @@ internal static class SweepFile
         {
             throw new ConfigException($"{path}:{line}: 'variants' is empty; give at least one [[sweep.variants]] table");
         }
-        var list = new List<List<(string, JsonNode?)>>(array.Count);
+        var list = new List<List<(string, string, JsonNode?)>>(array.Count);
         for (int v = 0; v < array.Count; v++)
         {
             var flat = new List<(string Key, string Spelled, JsonNode? Value)>();
             Flatten((JsonObject)array[v]!, "", flat);
-            var keys = new List<(string, JsonNode?)>(flat.Count);
+            var keys = new List<(string, string, JsonNode?)>(flat.Count);
             var spelled = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var (k, sp, value) in flat)
             {
@@ -216,7 +216,7 @@ internal static class SweepFile
                 {
                     throw new ConfigException($"{path}:{at ?? line}: variant {v + 1}: key '{sp}' is a list; a variant sets single values (put an axis in [sweep] to vary a key at every variant)");
                 }
-                keys.Add((key, value));
+                keys.Add((key, sp, value));
             }
             list.Add(keys);
         }

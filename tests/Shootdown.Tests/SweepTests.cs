@@ -197,6 +197,7 @@ public class SweepTests
     [InlineData("sweep.toml:2: key 'scale': malformed --scale", "[sweep]\nscale = \"1/x\"\n")]
     [InlineData("not valid TOML", "[sweep\n")]
     [InlineData("sweep.toml:5: variant 1 sets 'seed', which an axis varies", "[sweep]\nmachine = \"tiny\"\nseeds = [1, 2]\n[[sweep.variants]]\nseed = 3\n")]
+    [InlineData("sweep.toml:6: variant 1 sets 'policy', which an axis varies", "[sweep]\nmachine = \"tiny\"\npolicies = [\"vanilla\", \"linux-4.3\"]\n[[sweep.variants]]\ncosts.ipi_send_ns = 60\npolicy = \"rfc-pfn32\"\n")]
     [InlineData("sweep.toml:6: variant 2: key 'costs.ipi_send_ns' is a list", "[sweep]\nmachine = \"tiny\"\n[[sweep.variants]]\ncosts.ipi_send_ns = 60\n[[sweep.variants]]\ncosts.ipi_send_ns = [60, 90]\n")]
     [InlineData("'variants' must be an array of tables", "[sweep]\nmachine = \"tiny\"\nvariants = [1, 2]\n")]
     [InlineData("'variants' is empty", "[sweep]\nmachine = \"tiny\"\nvariants = []\n")]
