@@ -159,11 +159,16 @@ internal static class SweepCli
         return cmd;
     }
 
-    /// <summary>Equal rows but for host wall time.</summary>
+    /// <summary>
+    /// Equal rows but for host wall time and the run's place in the sweep file that stored it
+    /// (run_index, variant): the same run stored by a file that grew, or by another file, has
+    /// another place and the same results.
+    /// </summary>
     internal static bool SameResults(SweepRow a, SweepRow b)
     {
-        var x = a.Columns.Where(c => !SweepRow.IsWallTime(c.Key)).ToDictionary(c => c.Key, c => c.Value);
-        var y = b.Columns.Where(c => !SweepRow.IsWallTime(c.Key)).ToDictionary(c => c.Key, c => c.Value);
+        static bool Compared(string column) => !SweepRow.IsWallTime(column) && column is not ("run_index" or "variant");
+        var x = a.Columns.Where(c => Compared(c.Key)).ToDictionary(c => c.Key, c => c.Value);
+        var y = b.Columns.Where(c => Compared(c.Key)).ToDictionary(c => c.Key, c => c.Value);
         return x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out object? v) && Equals(Normal(kv.Value), Normal(v)));
     }
 

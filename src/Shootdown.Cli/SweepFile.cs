@@ -97,14 +97,13 @@ internal static class SweepFile
         }
         if (variants is not null)
         {
-            var axisKeys = new HashSet<string>(axes.Select(a => a.Key), StringComparer.Ordinal);
             for (int v = 0; v < variants.Count; v++)
             {
                 foreach (var (k, sp, _) in variants[v])
                 {
-                    if (axisKeys.Contains(k))
+                    if (axes.Exists(a => SameKey(a.Key, k)))
                     {
-                        throw new ConfigException($"{path}:{VariantLine(text, v, sp) ?? 1}: variant {v + 1} sets '{sp}', which an axis varies; set it in the variants only, or drop the axis");
+                        throw new ConfigException($"{path}:{VariantLine(text, v, variants.Count, sp) ?? Line(text, "variants") ?? 1}: variant {v + 1} sets '{sp}', which an axis varies; set it in the variants only, or drop the axis");
                     }
                 }
             }
@@ -114,17 +113,21 @@ internal static class SweepFile
             {
                 index.Add(v);
             }
-            axes.Insert(0, (VariantAxis, index));
+            axes.Insert(0, ("variant", index));
         }
+        // With variants, axis 0 is theirs (found by place: a quoted key may be spelled like anything).
+        int variantAxis = variants is null ? -1 : 0;
         long total = axes.Aggregate(1L, (n, a) => n * a.Values.Count);
         if (total > 1_000_000)
         {
             throw new ConfigException($"{path}: the axes make {total} runs; at most 1000000 in one sweep");
         }
+        // The base's keys are looked for outside the variants' tables.
+        string baseText = variants is null ? text : MaskVariants(text);
         int? LineOf(string key)
         {
             string k = spelled.TryGetValue(key, out string? s) ? s : spelled.FirstOrDefault(kv => Canonical(kv.Key) == key || kv.Value.EndsWith("." + key, StringComparison.Ordinal)).Value ?? key;
-            return Line(text, k);
+            return Line(baseText, k);
         }
         var runs = new List<SweepRun>((int)total);
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -141,7 +144,7 @@ internal static class SweepFile
             int variant = -1;
             for (int a = 0; a < axes.Count; a++)
             {
-                if (axes[a].Key == VariantAxis)
+                if (a == variantAxis)
                 {
                     variant = pick[a];
                     continue;
@@ -153,10 +156,12 @@ internal static class SweepFile
             {
                 // The variant's keys replace the base's.
                 List<(string Key, string Spelled, JsonNode? Value)> over = variants![variant];
-                keys.RemoveAll(kv => over.Exists(o => o.Key == kv.Key));
+                keys.RemoveAll(kv => over.Exists(o => SameKey(o.Key, kv.Key)));
                 keys.AddRange(over.Select(o => (o.Key, o.Value)));
-                int v = variant;
-                lineOf = k => over.FindIndex(o => o.Key == k) is int at and >= 0 ? VariantLine(text, v, over[at].Spelled) : LineOf(k);
+                int v = variant, count = variants.Count;
+                lineOf = k => over.FindIndex(o => o.Key == Canonical(k)) is int at and >= 0
+                    ? VariantLine(text, v, count, over[at].Spelled) ?? Line(text, "variants")
+                    : LineOf(k);
             }
             RunConfig cfg = Resolve(keys, path, lineOf);
             string json = ConfigFile.ToJson(cfg);
@@ -175,10 +180,34 @@ internal static class SweepFile
     }
 
     private static string Describe(List<(string Key, JsonArray Values)> axes, int[] pick) =>
-        string.Join(", ", axes.Select((a, i) => a.Key == VariantAxis ? $"variant {pick[i] + 1}" : $"{a.Key} = {a.Values[pick[i]]?.ToJsonString()}"));
+        string.Join(", ", axes.Select((a, i) => $"{a.Key} = {a.Values[pick[i]]?.ToJsonString()}"));
 
-    /// <summary>The name the variants' axis goes by among the axes (no configuration key has a space).</summary>
-    private const string VariantAxis = "[[sweep.variants]]";
+    /// <summary>Whether two canonical keys set the same thing: memory (a size before scale) and memory_bytes are one.</summary>
+    private static bool SameKey(string a, string b) =>
+        a == b || (a is "memory" or "memory_bytes" && b is "memory" or "memory_bytes");
+
+    /// <summary>The text with each [[sweep.variants]] table blanked out (its lines kept, so line numbers stay).</summary>
+    private static string MaskVariants(string text)
+    {
+        var sb = new StringBuilder(text);
+        foreach (Match h in VariantHeaders(text))
+        {
+            // The table runs to the next table header or the end.
+            Match next = Regex.Match(text[(h.Index + h.Length)..], @"^[ \t]*\[\[?[^\[\]\n]+\]\]?[ \t\r]*(#.*)?$", RegexOptions.Multiline);
+            int end = next.Success ? h.Index + h.Length + next.Index : text.Length;
+            for (int i = h.Index; i < end; i++)
+            {
+                if (sb[i] != '\n')
+                {
+                    sb[i] = ' ';
+                }
+            }
+        }
+        return sb.ToString();
+    }
+
+    private static MatchCollection VariantHeaders(string text) =>
+        Regex.Matches(text, @"^\s*\[\[\s*sweep\s*\.\s*variants\s*\]\]", RegexOptions.Multiline);
 
     /// <summary>
     /// The [[sweep.variants]] tables, each as its canonical dotted keys and values (an empty table is
@@ -207,7 +236,7 @@ internal static class SweepFile
             foreach (var (k, sp, value) in flat)
             {
                 string key = Canonical(k);
-                int? at = VariantLine(text, v, sp);
+                int? at = VariantLine(text, v, array.Count, sp);
                 if (!spelled.TryAdd(key, sp))
                 {
                     throw new ConfigException($"{path}:{at ?? line}: variant {v + 1}: key '{sp}' sets '{key}' again (already set by '{spelled[key]}')");
@@ -224,12 +253,12 @@ internal static class SweepFile
     }
 
     /// <summary>1-based line of <paramref name="key"/> in the <paramref name="variant"/>-th [[sweep.variants]] table (its header's line if not found there).</summary>
-    private static int? VariantLine(string text, int variant, string key)
+    private static int? VariantLine(string text, int variant, int variants, string key)
     {
-        MatchCollection headers = Regex.Matches(text, @"^\s*\[\[\s*sweep\s*\.\s*variants\s*\]\]", RegexOptions.Multiline);
-        if (variant >= headers.Count)
+        MatchCollection headers = VariantHeaders(text);
+        if (headers.Count != variants)
         {
-            return null;
+            return null; // written inline, or with headers spelled another way: no line to trust
         }
         int start = headers[variant].Index;
         int end = variant + 1 < headers.Count ? headers[variant + 1].Index : text.Length;

@@ -137,6 +137,50 @@ public class SweepTests
     }
 
     [Fact]
+    public void AVariantsMemoryBytesReplacesTheBasesMemory()
+    {
+        IReadOnlyList<SweepRun> runs = SweepFile.Load(TestKit.TempFile("sweep.toml", """
+            [sweep]
+            machine = "tiny"
+            scale = 16
+            policy = "vanilla"
+            memory = "256MiB"
+
+            [[sweep.variants]]
+            costs.ipi_send_ns = 100
+
+            [[sweep.variants]]
+            memory_bytes = 67108864
+            """));
+        Assert.Equal([256L << 20 >> 4, 67108864L], runs.Select(r => r.Config.MemoryBytes));
+    }
+
+    [Fact]
+    public void AStoreThatGrewIntoVariantsMergesWithAFreshOne()
+    {
+        const string Base = """
+            [sweep]
+            machine = "tiny"
+            scale = 16
+            policy = "vanilla"
+            seeds = [1, 2]
+
+            """;
+        string grown = TestKit.TempFile("g1.toml", Base);
+        string dir = Path.GetDirectoryName(grown)!;
+        string g = Path.Combine(dir, "g.duckdb"), h = Path.Combine(dir, "h.duckdb");
+        Assert.Equal(0, Cli("sweep", grown, "--store", g).Code);
+        string withVariants = TestKit.TempFile("g2.toml", Base + "[[sweep.variants]]\n\n[[sweep.variants]]\ncosts.ipi_send_ns = 200\n");
+        Assert.Equal(0, Cli("sweep", withVariants, "--store", g).Code); // runs only variant 2's two runs
+        Assert.Equal(0, Cli("sweep", withVariants, "--store", h).Code);
+        Assert.Equal(4, Rows(g).Count);
+        // The same runs at other places in their files (variant NULL against 1) are the same results.
+        var (code, stdout, _) = Cli("sweep", "merge", Path.Combine(dir, "m.duckdb"), g, h);
+        Assert.Equal(0, code);
+        Assert.Contains("4 rows merged", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TheFourSocketGapWhatIfSweepIsTheReadmesTable()
     {
         IReadOnlyList<SweepRun> gap = SweepFile.Load(Path.Combine(RepoRoot(), "sweeps", "gorman-4node-gap-what-if.toml"));
@@ -203,6 +247,10 @@ public class SweepTests
     [InlineData("'variants' is empty", "[sweep]\nmachine = \"tiny\"\nvariants = []\n")]
     [InlineData("have the same configuration (variants 1 and 2 set the same values; make them differ)", "[sweep]\nmachine = \"tiny\"\n[[sweep.variants]]\ncosts.ipi_send_ns = 60\n[[sweep.variants]]\ncosts.ipi_send_ns = 60\n")]
     [InlineData("sweep.toml:5: key 'costs.bogus_ns': unknown key", "[sweep]\nmachine = \"tiny\"\n[[sweep.variants]]\n\ncosts.bogus_ns = 1\n")]
+    [InlineData("sweep.toml:10: key 'scale': malformed --scale", "[sweep]\nmachine = \"tiny\"\npolicy = \"vanilla\"\nseeds = [1, 2]\n\n[[sweep.variants]]\nscale = \"1/16\"\n\n[[sweep.variants]]\nscale = \"1/x\"\n")]
+    [InlineData("sweep.toml:10: key 'costs.lru_per_page_ns'", "[sweep]\nmachine = \"tiny\"\n\n[[sweep.variants]]\ncosts.lru_per_page_ns = 100\n\n[[sweep.variants]]\n\n[sweep.costs]\nlru_per_page_ns = -3\n")]
+    [InlineData("key '[[sweep': unknown key", "[sweep]\nmachine = \"tiny\"\n\"[[sweep.variants]]\" = [1, 2]\n")]
+    [InlineData("variant 1 sets 'memory', which an axis varies", "[sweep]\nmachine = \"tiny\"\nmemory_bytes = [16777216, 33554432]\n[[sweep.variants]]\nmemory = \"1GiB\"\n")]
     public void BadSweepFilesAreOneClearLineBeforeRunning(string expected, string text)
     {
         string file = TestKit.TempFile("sweep.toml", text);
