@@ -168,8 +168,8 @@ internal static class SweepFile
             string runKey = Key(json);
             if (seen.TryGetValue(runKey, out int other))
             {
-                string what = variant >= 0 && other / (total / variants!.Count) != variant
-                    ? $"variants {other / (total / variants.Count) + 1} and {variant + 1} set the same values; make them differ"
+                string what = runs[other].Variant is int was && was != variant
+                    ? $"variants {was + 1} and {variant + 1} set the same values; make them differ"
                     : $"{Describe(axes, pick)}; remove the repeated axis value";
                 throw new ConfigException($"{path}: runs {other + 1} and {i + 1} of the product have the same configuration ({what})");
             }
