@@ -20,4 +20,5 @@ PY
   rm -f "$out" "$out.time"
 }
 for s in 1/64 1/16 1/4 1/1; do run "$s"; done
-for c in 1 4 16 64; do run 1/16 --nodes 4 --cpus-per-node "$c"; done
+# (threads_per_core=1: one CPU a node cannot hold a core of two hyperthreads)
+for c in 1 4 16 64; do run 1/16 --nodes 4 --cpus-per-node "$c" --cost threads_per_core=1; done

@@ -28,6 +28,7 @@ public class MachineTests
                 FullFlushNs = 58,
                 IpiSendNs = 214,
                 LlcBytes = 18L << 20,
+                ThreadsPerCore = 2,
             },
             g.Costs);
         Assert.Equal(NumaDistance.Uniform(4), g.Distance);

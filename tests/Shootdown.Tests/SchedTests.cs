@@ -1,3 +1,4 @@
+using Shootdown.Hardware;
 using Shootdown.Kernel.Sched;
 
 namespace Shootdown.Tests;
@@ -266,28 +267,35 @@ public class SchedTests
         // bound to CPU 0 wakes there and preempts A (allowed anywhere) at its step's end: CPU 0's
         // tick kicks the idle balancer (CPU 7), which finds A running (a failed balance) and, an
         // idle interval later, waiting — and takes it. A CPU that has gone idle does not wait for
-        // the busy interval (256 ms) it was on.
-        var sim = new Sim(RunConfig.Create(machine: "gorman-1node", scaleDivisor: 1));
-        for (int c = 1; c < 7; c++)
+        // the busy interval (256 ms) it was on. Without hyperthreads that takes two kicks; with the
+        // preset's (4 cores x 2), CPU 7's SMT domain, whose idle interval is 2 ms, brings its
+        // rq->next_balance sooner, and the balancer comes once more.
+        foreach (int threads in new[] { 1, 2 })
         {
-            sim.Sched.Wake(new BusyTask(9400 + c, sim.Cpus[c], 400, null), 0);
+            RunConfig cfg = RunConfig.Create(machine: "gorman-1node", scaleDivisor: 1);
+            Assert.Equal(2, cfg.Costs.ThreadsPerCore);
+            var sim = new Sim(cfg with { Costs = cfg.Costs with { ThreadsPerCore = threads } });
+            for (int c = 1; c < 7; c++)
+            {
+                sim.Sched.Wake(new BusyTask(9400 + c, sim.Cpus[c], 400, null), 0);
+            }
+            sim.Sched.Wake(new BusyTask(9407, sim.Cpus[7], 50, null), 0);
+            var la = new List<(long At, int Cpu)>();
+            var a = new BusyTask(9410, sim.Cpus[0], 400, la) { AllowedCpus = [0, 1, 2, 3, 4, 5, 6, 7] };
+            sim.Sched.Wake(a, 0);
+            sim.Sched.WakeAt(new BusyTask(9411, sim.Cpus[0], 300, null), 100_000_000);
+            TestKit.DrainEvents(sim);
+            int moved = la.FindIndex(e => e.Cpu != 0);
+            Assert.True(moved > 0, "A never left CPU 0");
+            Assert.Equal(7, la[moved].Cpu);
+            Assert.InRange(la[moved].At, 100_000_000, 114_000_000);
+            Assert.Equal(1, a.Migrations);
+            // Each kick is a rescheduling IPI to the idle balancer (without hyperthreads two: the
+            // failed balance and the one that took A); the timer that woke the bound task fired on
+            // CPU 0 itself, so preempting A there took none.
+            Assert.Equal(threads == 1 ? 2 : 3, sim.Cpus[7].ReschedIrqs);
+            Assert.Equal(sim.Cpus[7].ReschedIrqs, sim.Cpus.Sum(c => c.ReschedIrqs));
         }
-        sim.Sched.Wake(new BusyTask(9407, sim.Cpus[7], 50, null), 0);
-        var la = new List<(long At, int Cpu)>();
-        var a = new BusyTask(9410, sim.Cpus[0], 400, la) { AllowedCpus = [0, 1, 2, 3, 4, 5, 6, 7] };
-        sim.Sched.Wake(a, 0);
-        sim.Sched.WakeAt(new BusyTask(9411, sim.Cpus[0], 300, null), 100_000_000);
-        TestKit.DrainEvents(sim);
-        int moved = la.FindIndex(e => e.Cpu != 0);
-        Assert.True(moved > 0, "A never left CPU 0");
-        Assert.Equal(7, la[moved].Cpu);
-        Assert.InRange(la[moved].At, 100_000_000, 114_000_000);
-        Assert.Equal(1, a.Migrations);
-        // Each kick is a rescheduling IPI to the idle balancer (two: the failed balance and the
-        // one that took A); the timer that woke the bound task fired on CPU 0 itself, so
-        // preempting A there took none.
-        Assert.Equal(2, sim.Cpus[7].ReschedIrqs);
-        Assert.Equal(2, sim.Cpus.Sum(c => c.ReschedIrqs));
     }
 
     /// <summary>A task whose one step wakes <paramref name="wakes"/> halfway through.</summary>
@@ -325,5 +333,96 @@ public class SchedTests
         Assert.Equal(1, c0.ReschedIrqs);
         Assert.Equal(0, c2.ReschedIrqs);
         Assert.Equal(1, sim.Cpus.Sum(c => c.ReschedIrqs));
+    }
+
+    /// <summary>small-2node (2 nodes x 4 CPUs) with two hyperthreads a core: cores {0,1}, {2,3} on node 0.</summary>
+    private static Sim SmtSim()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 1);
+        return new Sim(cfg with { Costs = cfg.Costs with { ThreadsPerCore = 2 } });
+    }
+
+    [Fact]
+    public void AThreadPullsTheWaitingTaskOfItsBusierSiblingAtTheSmtLevel()
+    {
+        // Core {0,1}: CPU 0 runs a task and has one waiting (both allowed on 0-3), CPU 1 runs one.
+        // The SMT domain (imbalance_pct 110) finds 2 against 1 unbalanced and CPU 1 takes the
+        // waiting task; the socket's domain would too, but only CPU 0, its core's first CPU, may
+        // balance it while neither thread is idle (should_we_balance).
+        Sim sim = SmtSim();
+        Cpu c0 = sim.Cpus[0], c1 = sim.Cpus[1];
+        var a = new BusyTask(9700, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        var b = new BusyTask(9701, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        PlaceTasks(c0, a, b);
+        PlaceTasks(c1, new BusyTask(9702, c1, 10, null) { AllowedCpus = [1] });
+        PlaceBoundTasks(sim, 2, 4);
+        Assert.False(sim.Sched.LoadBalance(c1, 10_000_000, Scheduler.CpuIdleType.NotIdle, Scheduler.Level.Mc, out bool goOn));
+        Assert.False(goOn);
+        Assert.Equal(2, c0.CfsTasks.Count);
+        Assert.True(sim.Sched.LoadBalance(c1, 10_000_000, Scheduler.CpuIdleType.NotIdle, Scheduler.Level.Smt, out goOn));
+        Assert.True(goOn);
+        Assert.Same(b, c1.RunQueue.Single());
+        Assert.Equal([a], c0.CfsTasks);
+        Assert.Equal(Scheduler.MinBalanceIntervalNs(2), c1.SmtBalanceIntervalNs);
+    }
+
+    [Fact]
+    public void TheSocketDomainBalancesCoresAndItsCoresFirstCpuBalancesIt()
+    {
+        // Core {0,1} holds three tasks (CPU 0 two), core {2,3} two: by cores, 3 against 2 is more
+        // than 117%, and CPU 2 — its core's first CPU — takes the task waiting on CPU 0. With a
+        // task more on core {2,3} (3 against 3) the socket is balanced.
+        Sim sim = SmtSim();
+        Cpu c0 = sim.Cpus[0], c2 = sim.Cpus[2], c3 = sim.Cpus[3];
+        var a = new BusyTask(9710, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        var b = new BusyTask(9711, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+        PlaceTasks(c0, a, b);
+        PlaceBoundTasks(sim, 1, 4);
+        Assert.False(sim.Sched.LoadBalance(c3, 10_000_000, Scheduler.CpuIdleType.NotIdle, Scheduler.Level.Mc, out bool goOn));
+        Assert.False(goOn); // CPU 3 is not its core's balancing CPU
+        Assert.True(sim.Sched.LoadBalance(c2, 10_000_000, Scheduler.CpuIdleType.NotIdle));
+        Assert.Same(b, c2.RunQueue.Single());
+
+        Sim even = SmtSim();
+        Cpu e0 = even.Cpus[0], e2 = even.Cpus[2];
+        PlaceTasks(e0, new BusyTask(9720, e0, 10, null) { AllowedCpus = [0, 1, 2, 3] }, new BusyTask(9721, e0, 10, null) { AllowedCpus = [0, 1, 2, 3] });
+        PlaceBoundTasks(even, 1, 3);
+        Cpu e3 = even.Cpus[3];
+        PlaceTasks(e3, new BusyTask(9722, e3, 10, null) { AllowedCpus = [3] }, new BusyTask(9723, e3, 10, null) { AllowedCpus = [3] });
+        Assert.False(even.Sched.LoadBalance(e2, 10_000_000, Scheduler.CpuIdleType.NotIdle));
+        Assert.Equal(2, e0.CfsTasks.Count);
+    }
+
+    [Fact]
+    public void AWakeupTakesAnIdleCoreBeforeAnIdleThreadBesideABusyOne()
+    {
+        // Node 0: CPU 0 busy (the woken task's last CPU), CPU 1 idle, core {2,3} idle. Without
+        // hyperthreads the first idle CPU of the node (1) takes the wakeup; with them 4.0's
+        // select_idle_sibling takes the idle core's first thread (2). With core {2,3} half busy,
+        // the idle sibling of the last CPU (1).
+        foreach (var (smt, busy3, expect) in new[] { (false, false, 1), (true, false, 2), (true, true, 1) })
+        {
+            RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 1);
+            var sim = new Sim(cfg with { Costs = cfg.Costs with { ThreadsPerCore = smt ? 2 : 1 } });
+            Cpu c0 = sim.Cpus[0];
+            PlaceTasks(c0, new BusyTask(9730, c0, 10, null) { AllowedCpus = [0] });
+            if (busy3)
+            {
+                PlaceTasks(sim.Cpus[3], new BusyTask(9731, sim.Cpus[3], 10, null) { AllowedCpus = [3] });
+            }
+            var w = new BusyTask(9732, c0, 10, null) { AllowedCpus = [0, 1, 2, 3] };
+            sim.Sched.Wake(w, 1_000_000);
+            Assert.Equal(expect, w.HomeCpu.Id);
+        }
+    }
+
+    [Fact]
+    public void ThreadsPerCoreMustDivideANodesCpus()
+    {
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", cpusPerNode: 3, scaleDivisor: 1);
+        var e = Assert.Throws<ConfigException>(() => new Sim(cfg with { Costs = cfg.Costs with { ThreadsPerCore = 2 } }));
+        Assert.Contains("threads_per_core = 2", e.Message);
+        Assert.Contains("3 CPUs", e.Message);
+        Assert.Equal("costs.threads_per_core", e.Key);
     }
 }

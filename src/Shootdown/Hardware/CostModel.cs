@@ -47,6 +47,17 @@ public sealed record CostModel
     /// <summary>The reference core's work per clock, in percent (see <see cref="CoreIpcPct"/>).</summary>
     public const long ReferenceCoreIpcPct = 100;
 
+    /// <summary>
+    /// Hardware threads per core (1: no simultaneous multithreading). With 2, each pair of a node's
+    /// consecutive CPUs is one core's hyperthreads, and the scheduler has 4.0's SMT domain below the
+    /// socket's: the pair balances every 2 ms (64 ms busy), the socket's domain balances cores, and a
+    /// wakeup looks for an idle core before an idle sibling (README, "Hyperthreads"). It describes
+    /// topology only: the kernel-path constants are stated for a core whose sibling is busy, so no
+    /// cost changes with it. A node's CPUs must be a multiple of it.
+    /// </summary>
+    [Hardware]
+    public int ThreadsPerCore { get; init; } = 1;
+
     // ---- TLB and page walk -------------------------------------------------------------------
     /// <summary>Second-level dTLB entries of a 2015 Xeon (estimate: "~1,536 second-level entries").</summary>
     [Hardware]
@@ -251,6 +262,7 @@ public sealed record CostModel
         nameof(LlcBytes) => (0, 1L << 40),
         nameof(CoreClockMhz) => (100, 10_000),
         nameof(CoreIpcPct) => (25, 400),
+        nameof(ThreadsPerCore) => (1, 8),
         _ => (0, MaxNs),
     };
 

@@ -85,6 +85,23 @@ public sealed class Scheduler
             _domain[c.Id] = cpus.Where(x => x.Node == c.Node).Select(x => x.Id).ToArray();
             c.BalanceIntervalNs = MinBalanceIntervalNs(_domain[c.Id].Length);
         }
+        int threads = costs.ThreadsPerCore;
+        if (threads > 1)
+        {
+            _core = new int[cpus.Length][];
+            foreach (Cpu c in cpus)
+            {
+                int[] node = _domain[c.Id];
+                if (node.Length % threads != 0)
+                {
+                    throw new ConfigException(
+                        $"threads_per_core = {threads} does not divide a node's {node.Length} CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1", "costs.threads_per_core");
+                }
+                int first = Array.IndexOf(node, c.Id) / threads * threads;
+                _core[c.Id] = node[first..(first + threads)];
+                c.SmtBalanceIntervalNs = MinBalanceIntervalNs(threads);
+            }
+        }
         engine.On(EventKind.CpuStepEnd, OnCpuStepEnd);
         engine.On(EventKind.Timer, (t, id) =>
         {
@@ -119,6 +136,53 @@ public sealed class Scheduler
 
     // The CPUs of each CPU's scheduler domain below the NUMA level (its socket: MC).
     private readonly int[][] _domain;
+
+    // The CPUs of each CPU's core, its SMT domain (the hyperthreads, consecutive ids), on a machine
+    // with more than one thread per core; null without SMT, where the socket's domain is the lowest
+    // and each of its groups one CPU.
+    private readonly int[][]? _core;
+
+    /// <summary>
+    /// The levels of sched_domain the model balances, bottom up: SMT (a core's threads; on machines
+    /// with hyperthreads) and MC (the socket). 4.0's sd_init gives each its own balance interval
+    /// (the domain's weight in ms), imbalance_pct and cache_nice_tries; the NUMA level above is not
+    /// balanced (README, "Known gaps").
+    /// </summary>
+    internal enum Level
+    {
+        /// <summary>The hyperthreads of one core (SD_SHARE_CPUCAPACITY): imbalance_pct 110, cache_nice_tries 0.</summary>
+        Smt,
+
+        /// <summary>The socket (SD_SHARE_PKG_RESOURCES): imbalance_pct 117, cache_nice_tries 1; its groups are cores.</summary>
+        Mc,
+    }
+
+    /// <summary>sd->imbalance_pct of the SMT domain (sd_init, SD_SHARE_CPUCAPACITY).</summary>
+    public const int SmtImbalancePct = 110;
+
+    /// <summary>sd->cache_nice_tries of the SMT domain (sd_init's default, 0).</summary>
+    public const int SmtCacheNiceTries = 0;
+
+    private static int Pct(Level l) => l == Level.Smt ? SmtImbalancePct : ImbalancePct;
+
+    private static int NiceTries(Level l) => l == Level.Smt ? SmtCacheNiceTries : CacheNiceTries;
+
+    private int[] Span(Cpu cpu, Level l) => l == Level.Smt ? _core![cpu.Id] : _domain[cpu.Id];
+
+    private static ref long LastBalance(Cpu c, Level l) => ref (l == Level.Smt ? ref c.SmtLastBalanceAt : ref c.LastBalanceAt);
+
+    private static ref long BalanceInterval(Cpu c, Level l) => ref (l == Level.Smt ? ref c.SmtBalanceIntervalNs : ref c.BalanceIntervalNs);
+
+    private static ref int NrBalanceFailed(Cpu c, Level l) => ref (l == Level.Smt ? ref c.SmtNrBalanceFailed : ref c.NrBalanceFailed);
+
+    // The levels a CPU balances, bottom up.
+    private Level[] Levels => _core is null ? McOnly : SmtAndMc;
+
+    private static readonly Level[] McOnly = [Level.Mc];
+    private static readonly Level[] SmtAndMc = [Level.Smt, Level.Mc];
+
+    // Whether two CPUs are one core's threads.
+    private bool Siblings(int a, int b) => _core is not null && Array.IndexOf(_core[a], b) >= 0;
 
     public SchedParams Params { get; }
 
@@ -222,10 +286,10 @@ public sealed class Scheduler
     /// ticks (msecs_to_jiffies rounds up), at least one tick and at most max_load_balance_interval
     /// (HZ x CPUs / 10 ticks: 100 ms a CPU).
     /// </summary>
-    private long Interval(Cpu cpu, bool busy)
+    private long Interval(Cpu cpu, bool busy, Level level = Level.Mc)
     {
         long tick = _c.TickNs;
-        long ns = cpu.BalanceIntervalNs * (busy ? BusyFactor : 1);
+        long ns = BalanceInterval(cpu, level) * (busy ? BusyFactor : 1);
         long ticks = Math.Max(1, (ns + tick - 1) / tick);
         long maxTicks = Math.Max(1, 1_000_000_000L / tick * _cpus.Length / 10);
         return Math.Min(ticks, maxTicks) * tick;
@@ -297,24 +361,37 @@ public sealed class Scheduler
     }
 
     /// <summary>
-    /// rebalance_domains for the socket's domain: if the balance interval (busy or idle) has
-    /// passed since sd->last_balance, load_balance, and from this tick the next interval — a busy
-    /// one if the balance gave an idle CPU a task; rq->next_balance follows.
+    /// rebalance_domains, bottom up over the CPU's domains (its core's, if the machine has
+    /// hyperthreads, then its socket's): at each whose balance interval (busy or idle) has passed
+    /// since sd->last_balance, load_balance, and from this tick the next interval — a busy one if
+    /// the balance gave an idle CPU a task; rq->next_balance is the earliest of the domains'. A
+    /// balance that another CPU of its group is to do (should_we_balance) stops the walk upward.
     /// </summary>
     private void RebalanceDomains(Cpu cpu, long t, CpuIdleType idle)
     {
         long now = Jiffy(t);
-        long interval = Interval(cpu, idle != CpuIdleType.Idle);
-        if (now >= cpu.LastBalanceAt + interval)
+        long next = long.MaxValue;
+        foreach (Level level in Levels)
         {
-            if (LoadBalance(cpu, t, idle))
+            long interval = Interval(cpu, idle != CpuIdleType.Idle, level);
+            ref long last = ref LastBalance(cpu, level);
+            bool goOn = true;
+            if (now >= last + interval)
             {
-                idle = NrRunning(cpu) == 0 ? CpuIdleType.Idle : CpuIdleType.NotIdle;
+                if (LoadBalance(cpu, t, idle, level, out goOn))
+                {
+                    idle = NrRunning(cpu) == 0 ? CpuIdleType.Idle : CpuIdleType.NotIdle;
+                }
+                last = now;
+                interval = Interval(cpu, idle != CpuIdleType.Idle, level);
             }
-            cpu.LastBalanceAt = now;
-            interval = Interval(cpu, idle != CpuIdleType.Idle);
+            next = Math.Min(next, last + interval);
+            if (!goOn)
+            {
+                break;
+            }
         }
-        cpu.NextBalanceAt = cpu.LastBalanceAt + interval;
+        cpu.NextBalanceAt = next;
     }
 
     // The CPUs' ticks are aligned (no sched_skew_tick), so several CPUs may balance at one tick; in
@@ -330,9 +407,15 @@ public sealed class Scheduler
     // The CPUs a balance has set aside because every task on them was bound elsewhere (LBF_ALL_PINNED).
     private bool[] _excluded = [];
 
+    /// <summary>load_balance of <paramref name="cpu"/>'s socket domain (see the overload with a level).</summary>
+    internal bool LoadBalance(Cpu cpu, long t, CpuIdleType idle) => LoadBalance(cpu, t, idle, Level.Mc, out _);
+
     /// <summary>
-    /// load_balance of <paramref name="cpu"/>'s socket domain, in tasks where 4.0 weighs load
-    /// averages: find the busiest CPU (<see cref="FindBusiest"/>), take waiting tasks from it
+    /// load_balance of one of <paramref name="cpu"/>'s domains, in tasks where 4.0 weighs load
+    /// averages: unless another CPU of its group is the one to balance this domain
+    /// (should_we_balance: on the socket's domain of a machine with hyperthreads, the core's first
+    /// idle CPU, else its first; <paramref name="goOn"/> false, the walk up stops there), find the
+    /// busiest group and its busiest CPU (<see cref="FindBusiest"/>), take waiting tasks from it
     /// (<see cref="DetachTasks"/>); if every task there is bound elsewhere, look again without it;
     /// if nothing moved, count a failure (not when going idle) and at the one that brings
     /// nr_balance_failed over cache_nice_tries + 2 have that CPU's stopper push a task here
@@ -340,9 +423,10 @@ public sealed class Scheduler
     /// interval goes back to its minimum after an imbalance and doubles — up to twice that, or up
     /// to 512 ms when tasks were pinned — when balanced or an active balance started.
     /// </summary>
-    internal bool LoadBalance(Cpu cpu, long t, CpuIdleType idle)
+    internal bool LoadBalance(Cpu cpu, long t, CpuIdleType idle, Level level, out bool goOn)
     {
-        int[] dom = _domain[cpu.Id];
+        goOn = true;
+        int[] dom = Span(cpu, level);
         if (_excluded.Length != _cpus.Length)
         {
             _excluded = new bool[_cpus.Length];
@@ -352,22 +436,31 @@ public sealed class Scheduler
             _excluded[j] = false;
         }
         long min = MinBalanceIntervalNs(dom.Length);
+        ref int failed = ref NrBalanceFailed(cpu, level);
+        if (level == Level.Mc && _core is not null && idle != CpuIdleType.NewlyIdle && BalanceCpu(_core[cpu.Id], t) != cpu.Id)
+        {
+            // should_we_balance said no: out_balanced.
+            goOn = false;
+            failed = 0;
+            DoubleInterval(cpu, level, min, pinned: false);
+            return false;
+        }
         bool pinned = false;
         while (true)
         {
-            Cpu? busiest = FindBusiest(cpu, t, idle, out double imbalance);
+            Cpu? busiest = FindBusiest(cpu, t, idle, level, out double imbalance);
             if (busiest is null)
             {
                 // out_balanced (out_all_pinned when every CPU was set aside)
-                cpu.NrBalanceFailed = 0;
-                DoubleInterval(cpu, min, pinned);
+                failed = 0;
+                DoubleInterval(cpu, level, min, pinned);
                 return false;
             }
             int moved = 0;
             if (Load(busiest, t) > 1)
             {
                 bool allPinned = true;
-                moved = DetachTasks(busiest, cpu, t, imbalance, ref allPinned);
+                moved = DetachTasks(busiest, cpu, t, imbalance, failed > NiceTries(level), ref allPinned);
                 if (allPinned)
                 {
                     pinned = true;
@@ -380,16 +473,16 @@ public sealed class Scheduler
             {
                 if (idle != CpuIdleType.NewlyIdle)
                 {
-                    cpu.NrBalanceFailed++;
+                    failed++;
                 }
-                if (cpu.NrBalanceFailed > ActiveBalanceAfter - 1)
+                if (failed > NiceTries(level) + 2)
                 {
                     // (A task in its last step before a sleep is still current: rq->curr.)
                     SimTask? curr = busiest.Current ?? (t < busiest.StepEnd ? busiest.Prev : null);
                     if (curr is null || !Allowed(curr, cpu.Id))
                     {
                         // out_one_pinned: the count stays.
-                        DoubleInterval(cpu, min, pinned: true);
+                        DoubleInterval(cpu, level, min, pinned: true);
                         return false;
                     }
                     if (busiest.PushTo < 0)
@@ -398,80 +491,109 @@ public sealed class Scheduler
                         active = true;
                         SendReschedule(busiest, t); // stop_one_cpu_nowait wakes busiest's stopper
                     }
-                    cpu.NrBalanceFailed = CacheNiceTries + 1;
+                    failed = NiceTries(level) + 1;
                 }
             }
             else
             {
-                cpu.NrBalanceFailed = 0;
+                failed = 0;
             }
+            ref long interval = ref BalanceInterval(cpu, level);
             if (!active)
             {
-                cpu.BalanceIntervalNs = min;
+                interval = min;
             }
-            else if (cpu.BalanceIntervalNs < 2 * min)
+            else if (interval < 2 * min)
             {
-                cpu.BalanceIntervalNs *= 2;
+                interval *= 2;
             }
             return moved > 0;
         }
     }
 
-    private static void DoubleInterval(Cpu cpu, long min, bool pinned)
+    // should_we_balance's CPU for a group: its first idle CPU, else its first.
+    private int BalanceCpu(int[] group, long t)
     {
-        if ((pinned && cpu.BalanceIntervalNs < MaxPinnedIntervalNs) || cpu.BalanceIntervalNs < 2 * min)
+        foreach (int j in group)
         {
-            cpu.BalanceIntervalNs *= 2;
+            if (Load(_cpus[j], t) == 0)
+            {
+                return j;
+            }
+        }
+        return group[0];
+    }
+
+    private static void DoubleInterval(Cpu cpu, Level level, long min, bool pinned)
+    {
+        ref long interval = ref BalanceInterval(cpu, level);
+        if ((pinned && interval < MaxPinnedIntervalNs) || interval < 2 * min)
+        {
+            interval *= 2;
         }
     }
 
     /// <summary>
-    /// find_busiest_group and find_busiest_queue over the domain's CPUs (each its own group), in
-    /// runnable tasks: the busiest is the CPU with two or more tasks (group_overloaded) holding
-    /// the most, else the one holding the most, the first met from the balancing CPU on; none
-    /// (balanced) if it holds no more than this CPU, or this CPU holds at least the domain's
-    /// average, or — idle — it is not overloaded, or — busy — it holds no more than 117% of this
-    /// CPU's tasks; a CPU going idle skips those tests (force_balance) against a CPU with no room.
-    /// <paramref name="imbalance"/> is calculate_imbalance's, at least one task (fix_small_imbalance).
+    /// find_busiest_group and find_busiest_queue over one of the CPU's domains, in runnable tasks.
+    /// The domain's groups are single CPUs, or, on the socket's domain of a machine with
+    /// hyperthreads, cores — a core's capacity counting as one task (4.0's sg_capacity_factor for
+    /// two threads of 589 each), so a core running two is overloaded as a CPU running two is. The
+    /// busiest group is one with two or more tasks (group_overloaded) holding the most, else the
+    /// one holding the most, the first met from the balancing CPU's group on; none (balanced) if
+    /// it holds no more than this CPU's group, or this group holds at least the domain's average,
+    /// or — idle — it is not overloaded, or — busy — it holds no more than imbalance_pct of this
+    /// group's tasks (117% on the socket, 110% between threads); a CPU going idle skips those tests
+    /// (force_balance) against a group with no room. <paramref name="imbalance"/> is
+    /// calculate_imbalance's, at least one task (fix_small_imbalance). The CPU returned is the
+    /// busiest group's CPU holding the most tasks (the first in id order).
     /// </summary>
-    private Cpu? FindBusiest(Cpu cpu, long t, CpuIdleType idle, out double imbalance)
+    private Cpu? FindBusiest(Cpu cpu, long t, CpuIdleType idle, Level level, out double imbalance)
     {
         imbalance = 0;
-        int[] dom = _domain[cpu.Id];
-        int start = Array.IndexOf(dom, cpu.Id);
-        int local = Load(cpu, t);
+        int[] dom = Span(cpu, level);
+        int width = level == Level.Mc && _core is not null ? _core[cpu.Id].Length : 1;
+        int start = Array.IndexOf(dom, cpu.Id) / width * width;
+        int local = 0;
         int n = 0;
         long total = 0;
-        Cpu? busiest = null;
+        int busiestAt = -1;
         int most = 0;
-        for (int k = 0; k < dom.Length; k++)
+        bool anyTwo = false;
+        for (int k = 0; k < dom.Length; k += width)
         {
-            int j = dom[(start + k) % dom.Length];
+            int g = (start + k) % dom.Length; // the group's first CPU's place in the domain
             n++; // a CPU set aside still counts in the average, with no load (total_capacity)
-            if (_excluded[j])
+            int sum = 0;
+            for (int i = g; i < g + width; i++)
             {
+                int j = dom[i];
+                if (_excluded[j])
+                {
+                    continue;
+                }
+                int b = Load(_cpus[j], t);
+                sum += b;
+                anyTwo |= b >= 2;
+            }
+            total += sum;
+            if (k == 0)
+            {
+                local = sum;
                 continue;
             }
-            if (j == cpu.Id)
+            // update_sd_pick_busiest: an overloaded group before one that is not, then strictly more load.
+            bool over = sum >= 2, mostOver = most >= 2;
+            if (sum > 0 && (busiestAt < 0 || (over && !mostOver) || (over == mostOver && sum > most)))
             {
-                total += local;
-                continue;
-            }
-            int b = Load(_cpus[j], t);
-            total += b;
-            // update_sd_pick_busiest: an overloaded CPU before one that is not, then strictly more load.
-            bool over = b >= 2, mostOver = most >= 2;
-            if (b > 0 && (busiest is null || (over && !mostOver) || (over == mostOver && b > most)))
-            {
-                busiest = _cpus[j];
-                most = b;
+                busiestAt = g;
+                most = sum;
             }
         }
-        if (!_multiNode)
+        if (!_multiNode && level == Level.Mc)
         {
-            _overload = local >= 2 || most >= 2;
+            _overload = anyTwo;
         }
-        if (busiest is null)
+        if (busiestAt < 0)
         {
             return null;
         }
@@ -482,7 +604,7 @@ public sealed class Scheduler
             {
                 return null;
             }
-            if (idle == CpuIdleType.Idle ? most < 2 : 100 * most <= ImbalancePct * local)
+            if (idle == CpuIdleType.Idle ? most < 2 : 100 * most <= Pct(level) * local)
             {
                 return null;
             }
@@ -498,6 +620,19 @@ public sealed class Scheduler
             imbalance = Math.Min(maxPull, avg - local);
         }
         imbalance = Math.Max(imbalance, 1);
+        // find_busiest_queue: the group's CPU with the most tasks.
+        Cpu? busiest = null;
+        int best = 0;
+        for (int i = busiestAt; i < busiestAt + width; i++)
+        {
+            int j = dom[i];
+            int b = _excluded[j] ? 0 : Load(_cpus[j], t);
+            if (busiest is null || b > best)
+            {
+                busiest = _cpus[j];
+                best = b;
+            }
+        }
         return busiest;
     }
 
@@ -506,10 +641,11 @@ public sealed class Scheduler
     /// cfs_tasks (the most recently enqueued first) while the imbalance lasts, looking at no more
     /// than it holds; a task that may not move goes to the tail. A task may not move if it is
     /// bound elsewhere, running, or cache-hot (ran less than <see cref="MigrationCostNs"/> ago)
-    /// while the balancing CPU's failures have not exceeded cache_nice_tries (can_migrate_task,
-    /// task_hot). <paramref name="allPinned"/> is cleared by any task allowed here, running or not.
+    /// while the domain's failures have not exceeded its cache_nice_tries
+    /// (<paramref name="failedEnough"/>; can_migrate_task, task_hot). <paramref name="allPinned"/>
+    /// is cleared by any task allowed here, running or not.
     /// </summary>
-    private int DetachTasks(Cpu from, Cpu to, long t, double imbalance, ref bool allPinned)
+    private int DetachTasks(Cpu from, Cpu to, long t, double imbalance, bool failedEnough, ref bool allPinned)
     {
         List<SimTask> tasks = from.CfsTasks;
         int loopMax = Math.Min(NrMigrate, Load(from, t));
@@ -519,7 +655,7 @@ public sealed class Scheduler
         {
             SimTask p = tasks[0];
             tasks.RemoveAt(0);
-            if (!CanMigrate(p, from, to, t, ref allPinned) || 0.5 > imbalance)
+            if (!CanMigrate(p, from, to, t, failedEnough, ref allPinned) || 0.5 > imbalance)
             {
                 tasks.Add(p);
                 continue;
@@ -543,7 +679,7 @@ public sealed class Scheduler
 
     private readonly List<SimTask> _moved = [];
 
-    private static bool CanMigrate(SimTask p, Cpu from, Cpu to, long t, ref bool allPinned)
+    private static bool CanMigrate(SimTask p, Cpu from, Cpu to, long t, bool failedEnough, ref bool allPinned)
     {
         if (!Allowed(p, to.Id))
         {
@@ -555,7 +691,7 @@ public sealed class Scheduler
             return false;
         }
         bool hot = t - p.LastRanAt < MigrationCostNs;
-        return !hot || to.NrBalanceFailed > CacheNiceTries;
+        return !hot || failedEnough;
     }
 
     // Attaches a task that has left its CPU's run queue and cfs_tasks to another CPU.
@@ -761,13 +897,23 @@ public sealed class Scheduler
         Enqueue(cpu, task, t, wakeup: true);
     }
 
-    /// <summary>The CPU the task last ran on if idle or the only one allowed; else an idle allowed CPU (select_idle_sibling), else the last one.</summary>
+    /// <summary>
+    /// The CPU the task last ran on if idle or the only one allowed; else an idle allowed CPU
+    /// (select_idle_sibling), else the last one. On a machine with hyperthreads select_idle_sibling
+    /// walks the socket's groups, cores, from the last CPU's on, for one whose threads are all idle
+    /// (its first allowed CPU), and then that core's own threads for an idle one: a thread idle
+    /// beside a busy sibling on another core is not taken.
+    /// </summary>
     private Cpu SelectTaskRq(SimTask task)
     {
         Cpu home = task.HomeCpu;
         if (!Params.Spread || task.AllowedCpus.Length == 1 || IsIdle(home))
         {
             return home;
+        }
+        if (_core is not null)
+        {
+            return SelectIdleCore(task, home) ?? home;
         }
         foreach (int c in task.AllowedCpus)
         {
@@ -777,6 +923,42 @@ public sealed class Scheduler
             }
         }
         return home;
+    }
+
+    private Cpu? SelectIdleCore(SimTask task, Cpu home)
+    {
+        int[] dom = _domain[home.Id];
+        int width = _core![home.Id].Length;
+        int start = Array.IndexOf(dom, home.Id) / width * width;
+        for (int k = width; k < dom.Length; k += width)
+        {
+            int g = (start + k) % dom.Length;
+            int firstAllowed = -1;
+            bool allIdle = true;
+            for (int i = g; i < g + width && allIdle; i++)
+            {
+                allIdle = IsIdle(_cpus[dom[i]]);
+                if (firstAllowed < 0 && Allowed(task, dom[i]))
+                {
+                    firstAllowed = dom[i];
+                }
+            }
+            if (allIdle && firstAllowed >= 0)
+            {
+                return _cpus[firstAllowed];
+            }
+        }
+        int[] core = _core[home.Id];
+        int at = Array.IndexOf(core, home.Id);
+        for (int k = 1; k < core.Length; k++)
+        {
+            int j = core[(at + k) % core.Length];
+            if (IsIdle(_cpus[j]) && Allowed(task, j))
+            {
+                return _cpus[j];
+            }
+        }
+        return null;
     }
 
     private static bool IsIdle(Cpu c) => c.Current is null && c.RunQueue.Count == 0;
@@ -800,6 +982,12 @@ public sealed class Scheduler
                 double phase = (_balanceRng.NextU64() >> 11) * (1.0 / (1UL << 53));
                 c.LastBalanceAt = ToTick(t) - Jiffy((long)(phase * Interval(c, busy: true)));
                 c.NextBalanceAt = c.LastBalanceAt + Interval(c, busy: false);
+                if (_core is not null)
+                {
+                    double smtPhase = (_balanceRng.NextU64() >> 11) * (1.0 / (1UL << 53));
+                    c.SmtLastBalanceAt = ToTick(t) - Jiffy((long)(smtPhase * Interval(c, busy: true, Level.Smt)));
+                    c.NextBalanceAt = Math.Min(c.NextBalanceAt, c.SmtLastBalanceAt + Interval(c, busy: false, Level.Smt));
+                }
             }
             _phased = true;
         }
@@ -852,9 +1040,12 @@ public sealed class Scheduler
         Cpu to = _cpus[cpu.PushTo];
         cpu.PushTo = -1;
         SimTask? cur = cpu.Current;
+        // The lowest of the asking CPU's domains that holds this one: its failures and cache_nice_tries.
+        Level level = Siblings(to.Id, cpu.Id) ? Level.Smt : Level.Mc;
+        bool failedEnough = NrBalanceFailed(to, level) > NiceTries(level);
         foreach (SimTask p in cpu.CfsTasks)
         {
-            if (!Allowed(p, to.Id) || (t - p.LastRanAt < MigrationCostNs && to.NrBalanceFailed <= CacheNiceTries))
+            if (!Allowed(p, to.Id) || (t - p.LastRanAt < MigrationCostNs && !failedEnough))
             {
                 continue;
             }
@@ -874,10 +1065,12 @@ public sealed class Scheduler
     }
 
     /// <summary>
-    /// idle_balance: a CPU going idle balances its domain at once (CPU_NEWLY_IDLE) if its idle
-    /// periods have averaged at least <see cref="MigrationCostNs"/> and some CPU holds more than one
-    /// task (rd->overload); either way its rq->next_balance comes forward to its last periodic
-    /// balance plus the idle interval (update_next_balance), for the nohz idle balancer.
+    /// idle_balance: a CPU going idle balances its domains at once, bottom up (CPU_NEWLY_IDLE), if
+    /// its idle periods have averaged at least <see cref="MigrationCostNs"/> and some CPU holds more
+    /// than one task (rd->overload), stopping at the first that gives it a task; either way its
+    /// rq->next_balance comes forward to the last periodic balance plus the idle interval of each
+    /// domain it looked at (update_next_balance; without a balance, the lowest), for the nohz idle
+    /// balancer.
     /// </summary>
     private bool NewidleBalance(Cpu cpu, long t)
     {
@@ -886,12 +1079,26 @@ public sealed class Scheduler
             return false;
         }
         bool moved = false;
+        // (idle_balance starts from a second ahead: jiffies + HZ.)
+        long next = Jiffy(t) + 1_000_000_000;
         if (cpu.AvgIdleNs >= MigrationCostNs && Overloaded())
         {
-            moved = LoadBalance(cpu, t, CpuIdleType.NewlyIdle);
+            foreach (Level level in Levels)
+            {
+                moved = LoadBalance(cpu, t, CpuIdleType.NewlyIdle, level, out _);
+                next = Math.Min(next, LastBalance(cpu, level) + Interval(cpu, busy: false, level));
+                if (moved || NrRunning(cpu) > 0)
+                {
+                    break;
+                }
+            }
         }
-        // (idle_balance starts from a second ahead: jiffies + HZ.)
-        cpu.NextBalanceAt = Math.Min(Math.Min(cpu.NextBalanceAt, Jiffy(t) + 1_000_000_000), cpu.LastBalanceAt + Interval(cpu, busy: false));
+        else
+        {
+            Level lowest = Levels[0];
+            next = Math.Min(next, LastBalance(cpu, lowest) + Interval(cpu, busy: false, lowest));
+        }
+        cpu.NextBalanceAt = Math.Min(cpu.NextBalanceAt, next);
         return moved;
     }
 

@@ -46,10 +46,10 @@ public sealed class Cpu
     /// <summary>rq->avg_idle: the average length of this CPU's idle periods (1/8 per sample), at most 2 x sysctl_sched_migration_cost; starts at that cap.</summary>
     public long AvgIdleNs = 2 * Scheduler.MigrationCostNs;
 
-    /// <summary>sd->balance_interval of this CPU's domain (before busy_factor), in ns.</summary>
+    /// <summary>sd->balance_interval of this CPU's socket domain (MC; before busy_factor), in ns.</summary>
     public long BalanceIntervalNs;
 
-    /// <summary>sd->last_balance: the tick (jiffy, in ns) of this CPU's last periodic balance of its domain.</summary>
+    /// <summary>sd->last_balance: the tick (jiffy, in ns) of this CPU's last periodic balance of its socket domain.</summary>
     public long LastBalanceAt;
 
     /// <summary>rq->next_balance: the tick from which this CPU's next periodic balance is due (at its own tick while busy, by the nohz idle balancer while idle).</summary>
@@ -65,8 +65,17 @@ public sealed class Cpu
     /// </summary>
     public readonly List<SimTask> CfsTasks = [];
 
-    /// <summary>sd->nr_balance_failed: this CPU's balances in a row that found an imbalance and moved nothing.</summary>
+    /// <summary>sd->nr_balance_failed of the socket domain: this CPU's balances in a row that found an imbalance and moved nothing.</summary>
     public int NrBalanceFailed;
+
+    /// <summary>sd->balance_interval of this CPU's SMT domain (its core's hyperthreads), on a machine with more than one thread per core.</summary>
+    public long SmtBalanceIntervalNs;
+
+    /// <summary>sd->last_balance of this CPU's SMT domain.</summary>
+    public long SmtLastBalanceAt;
+
+    /// <summary>sd->nr_balance_failed of this CPU's SMT domain.</summary>
+    public int SmtNrBalanceFailed;
 
     /// <summary>rq->push_cpu while an active balance is pending on this CPU (its stopper moves the running task there); -1: none.</summary>
     public int PushTo = -1;
