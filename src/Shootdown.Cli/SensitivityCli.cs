@@ -41,7 +41,7 @@ internal static class SensitivityCli
             int n = (int)ParseArg.Integer(pr.GetValue(repeat)!, "--repeat", 1, 1000);
             double d = ParseDelta(pr.GetValue(delta)!);
             int j = (int)ParseArg.Integer(pr.GetValue(jobs)!, "--jobs", 1, 1024);
-            IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? ParseConstants(cs) : CostModel.Names.Except(CostModel.ReadPathNames).Except([nameof(CostModel.CoreIpcPct)]).ToArray();
+            IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? ParseConstants(cs) : CostModel.Names.Except(CostModel.ReadPathNames).Except([nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore)]).ToArray();
             string? plotPath = pr.GetValue(plot);
             string figureName = pr.GetValue(figure) ?? spec.Checks[0].Name;
             if (pr.GetValue(figure) is not null && plotPath is null)
@@ -105,6 +105,10 @@ internal static class SensitivityCli
         foreach (string item in items)
         {
             string name = CostModel.Canonical(item) ?? throw CostModel.Unknown(item);
+            if (name == nameof(CostModel.ThreadsPerCore))
+            {
+                throw new ConfigException("ThreadsPerCore in --constants: it describes the cores' topology, not a cost, and half or 1.5 times it is no machine; compare whole machines with reproduce --cost threads_per_core=N");
+            }
             if (names.Contains(name))
             {
                 throw new ConfigException($"cost constant {name} appears twice in --constants");

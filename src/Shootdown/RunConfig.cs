@@ -186,6 +186,11 @@ public sealed record RunConfig
             throw new ConfigException($"--store-percent must be in 0..100, got {WorkloadParams.StorePercent}", "workload_params.store_percent");
         }
         Costs.Validate();
+        if (c % Costs.ThreadsPerCore != 0)
+        {
+            throw new ConfigException(
+                $"threads_per_core = {Costs.ThreadsPerCore} does not divide a node's {c} CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1", "costs.threads_per_core");
+        }
         Keyed("policy_name", () => PolicyRegistry.Create(PolicyName, pp));
         Keyed("workload", () => Workloads.WorkloadRegistry.Create(Workload));
     }

@@ -109,6 +109,7 @@ public class SensitivityTests
     [InlineData("--delta must be a number between 0 and 1 (exclusive), e.g. 0.5 for ±50%, got 'x'", "sensitivity", "--delta", "x")]
     [InlineData("cost constant IpiSendNs appears twice in --constants", "sensitivity", "--constants", "IpiSendNs,ipi_send_ns")]
     [InlineData("malformed --constants", "sensitivity", "--constants", "IpiSendNs,")]
+    [InlineData("ThreadsPerCore in --constants: it describes the cores' topology, not a cost", "sensitivity", "--constants", "threads_per_core")]
     [InlineData("--jobs must be in 1..1024, got 0", "sensitivity", "--jobs", "0")]
     [InlineData("--repeat must be in 1..1000, got 0", "sensitivity", "--repeat", "0")]
     [InlineData("unknown --format 'xml'", "sensitivity", "--format", "xml")]
