@@ -177,7 +177,7 @@ public static class ConfigFile
     public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
 
     /// <summary>Constants added after <see cref="CostModel.CoreClockMhz"/>, which a run's JSON from before the clock cannot name.</summary>
-    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs), nameof(CostModel.CoreIpcPct)];
+    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs), nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore)];
 
     /// <summary>
     /// Whether a costs table is a run's whole set from before <see cref="CostModel.CoreIpcPct"/>:
@@ -186,6 +186,14 @@ public static class ConfigFile
     private static bool IsCompleteWithoutCoreIpc(JsonObject costs) =>
         !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.CoreIpcPct)))
         && CostModel.Names.Where(n => !AddedAfterCoreClock.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
+
+    /// <summary>
+    /// Whether a costs table is a run's whole set from before <see cref="CostModel.ThreadsPerCore"/>
+    /// (session 47): it names every other constant but not that one.
+    /// </summary>
+    private static bool IsCompleteWithoutThreadsPerCore(JsonObject costs) =>
+        !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.ThreadsPerCore)))
+        && CostModel.Names.Where(n => n != nameof(CostModel.ThreadsPerCore)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
 
     /// <summary>
     /// Whether a costs table names every constant that existed before <see cref="CostModel.CoreClockMhz"/>
@@ -240,6 +248,7 @@ public static class ConfigFile
             userCosts = userCosts.DeepClone().AsObject();
             userCosts["core_clock_mhz"] = CostModel.ReferenceCoreClockMhz;
             userCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
+            userCosts["threads_per_core"] = 1;
             user = user.DeepClone().AsObject();
             user["costs"] = userCosts;
         }
@@ -249,8 +258,18 @@ public static class ConfigFile
             // reference core's, whatever the preset says now.
             clockCosts = clockCosts.DeepClone().AsObject();
             clockCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
+            clockCosts["threads_per_core"] = 1;
             user = user.DeepClone().AsObject();
             user["costs"] = clockCosts;
+        }
+        else if (user["costs"] is JsonObject smtCosts && IsCompleteWithoutThreadsPerCore(smtCosts))
+        {
+            // A run's configuration written before machines had hyperthreads: its scheduler had no
+            // SMT domain, whatever the preset says now.
+            smtCosts = smtCosts.DeepClone().AsObject();
+            smtCosts["threads_per_core"] = 1;
+            user = user.DeepClone().AsObject();
+            user["costs"] = smtCosts;
         }
         Overlay(merged, user, typeof(RunConfig), "", Where);
         string? nrCpus = user["nr_cpus"]?.ToJsonString();

@@ -224,12 +224,12 @@ public class CoreClockTests
         // The JSON of a run made before the key existed: every constant but the clock and those
         // added after it (the read path's, the work per clock). Its cores were the reference's.
         var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
-        foreach (string k in new[] { "core_clock_mhz", "read_syscall_ns", "copy_to_user_page_ns", "core_ipc_pct" })
+        foreach (string k in new[] { "core_clock_mhz", "read_syscall_ns", "copy_to_user_page_ns", "core_ipc_pct", "threads_per_core" })
         {
             Assert.True(node["costs"]!.AsObject().Remove(k));
         }
         RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
-        Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz, CoreIpcPct = CostModel.ReferenceCoreIpcPct }, old.Costs);
+        Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz, CoreIpcPct = CostModel.ReferenceCoreIpcPct, ThreadsPerCore = 1 }, old.Costs);
         // A file that names a constant added after the clock is no such file: without the clock key
         // it takes the machine's clock (and here its work per clock), as any partial costs table does.
         var edited = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
@@ -251,13 +251,33 @@ public class CoreClockTests
         // A run's configuration holds the constants and nothing derived from them.
         Assert.Equal(CostModel.Names.Select(CostModel.SnakeCase).Order(StringComparer.Ordinal), node["costs"]!.AsObject().Select(kv => kv.Key).Order(StringComparer.Ordinal));
         Assert.True(node["costs"]!.AsObject().Remove("core_ipc_pct"));
-        // Written with the clock but before the work per clock: the clock stays, the cores are the reference's.
+        Assert.True(node["costs"]!.AsObject().Remove("threads_per_core"));
+        // Written with the clock but before the work per clock: the clock stays, the cores are the
+        // reference's (and, as every run then, one thread a core).
         RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
-        Assert.Equal(cfg.Costs with { CoreIpcPct = CostModel.ReferenceCoreIpcPct }, old.Costs);
+        Assert.Equal(cfg.Costs with { CoreIpcPct = CostModel.ReferenceCoreIpcPct, ThreadsPerCore = 1 }, old.Costs);
         Assert.Equal(1870, old.Costs.CoreClockMhz);
         // A costs table that is not a whole run's set takes the preset's value.
         RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\ncore_clock_mhz = 1870\n", "p.toml");
         Assert.Equal(84, partial.Costs.CoreIpcPct);
+    }
+
+    [Fact]
+    public void ARunsConfigurationFromBeforeHyperthreadsReplaysWithOneThreadACore()
+    {
+        // Session 47 gave the seed's machines two threads a core. A run's JSON written before then
+        // names every other constant: it replays as it ran, without the SMT domain.
+        RunConfig cfg = RunConfig.Create(machine: "gorman-4node", scaleDivisor: 64);
+        Assert.Equal(2, cfg.Costs.ThreadsPerCore);
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
+        Assert.True(node["costs"]!.AsObject().Remove("threads_per_core"));
+        RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
+        Assert.Equal(cfg.Costs with { ThreadsPerCore = 1 }, old.Costs);
+        Assert.Equal(1870, old.Costs.CoreClockMhz);
+        Assert.Equal(84, old.Costs.CoreIpcPct);
+        // A costs table that is not a whole run's set keeps the machine's threads.
+        RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\nipi_send_ns = 90\n", "p.toml");
+        Assert.Equal(2, partial.Costs.ThreadsPerCore);
     }
 
     [Fact]
