@@ -186,13 +186,19 @@ public sealed record RunConfig
             throw new ConfigException($"--store-percent must be in 0..100, got {WorkloadParams.StorePercent}", "workload_params.store_percent");
         }
         Costs.Validate();
-        if (c % Costs.ThreadsPerCore != 0)
-        {
-            throw new ConfigException(
-                $"threads_per_core = {Costs.ThreadsPerCore} does not divide a node's {c} CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1", "costs.threads_per_core");
-        }
+        CheckCores(c, Costs.ThreadsPerCore);
         Keyed("policy_name", () => PolicyRegistry.Create(PolicyName, pp));
         Keyed("workload", () => Workloads.WorkloadRegistry.Create(Workload));
+    }
+
+    /// <summary>Refuses a node of <paramref name="cpusPerNode"/> CPUs that cores of <paramref name="threadsPerCore"/> threads do not fill.</summary>
+    internal static void CheckCores(int cpusPerNode, int threadsPerCore)
+    {
+        if (cpusPerNode % threadsPerCore != 0)
+        {
+            throw new ConfigException(
+                $"threads_per_core = {threadsPerCore} does not divide a node's {cpusPerNode} CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1", "costs.threads_per_core");
+        }
     }
 
     /// <summary>Runs a check, naming <paramref name="key"/> in the error it throws.</summary>

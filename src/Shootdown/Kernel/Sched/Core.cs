@@ -92,11 +92,7 @@ public sealed class Scheduler
             foreach (Cpu c in cpus)
             {
                 int[] node = _domain[c.Id];
-                if (node.Length % threads != 0)
-                {
-                    throw new ConfigException(
-                        $"threads_per_core = {threads} does not divide a node's {node.Length} CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1", "costs.threads_per_core");
-                }
+                RunConfig.CheckCores(node.Length, threads);
                 int first = Array.IndexOf(node, c.Id) / threads * threads;
                 _core[c.Id] = node[first..(first + threads)];
                 c.SmtBalanceIntervalNs = MinBalanceIntervalNs(threads);
