@@ -41,7 +41,7 @@ internal static class SensitivityCli
             int n = (int)ParseArg.Integer(pr.GetValue(repeat)!, "--repeat", 1, 1000);
             double d = ParseDelta(pr.GetValue(delta)!);
             int j = (int)ParseArg.Integer(pr.GetValue(jobs)!, "--jobs", 1, 1024);
-            IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? ParseConstants(cs) : CostModel.Names.Except(CostModel.ReadPathNames).Except([nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore)]).ToArray();
+            IReadOnlyList<string> names = pr.GetValue(constants) is { } cs ? ParseConstants(cs) : CostModel.Names.Except(CostModel.ReadPathNames).Except([nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore), nameof(CostModel.SmtThroughputPct)]).ToArray();
             string? plotPath = pr.GetValue(plot);
             string figureName = pr.GetValue(figure) ?? spec.Checks[0].Name;
             if (pr.GetValue(figure) is not null && plotPath is null)
@@ -108,6 +108,10 @@ internal static class SensitivityCli
             if (name == nameof(CostModel.ThreadsPerCore))
             {
                 throw new ConfigException("ThreadsPerCore in --constants: it describes the cores' topology, not a cost, and half or 1.5 times it is no machine; compare whole machines with reproduce --cost threads_per_core=N");
+            }
+            if (name == nameof(CostModel.SmtThroughputPct))
+            {
+                throw new ConfigException("SmtThroughputPct in --constants: its range is 100..200 (what two threads of a core get done, in percent of one thread alone), so half of it is no machine; compare with reproduce --cost smt_throughput_pct=N");
             }
             if (names.Contains(name))
             {

@@ -30,6 +30,10 @@ internal static class Tables
         t.AddRow("  spinning on locks (s)", F(r.SpinS));
         t.AddRow("  waiting for IPI acks (s)", F(r.IpiWaitS));
         t.AddRow("  in interrupt handlers (s)", F(r.IrqS));
+        if (r.LoneThreadS > 0)
+        {
+            t.AddRow("CPU time alone on a core (s)", F(r.LoneThreadS));
+        }
         IrqOffStats off = r.IpisFoundInterruptsOff;
         if (off.IpisToBusyCpus > 0)
         {

@@ -177,7 +177,7 @@ public static class ConfigFile
     public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
 
     /// <summary>Constants added after <see cref="CostModel.CoreClockMhz"/>, which a run's JSON from before the clock cannot name.</summary>
-    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs), nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore)];
+    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs), nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore), nameof(CostModel.SmtThroughputPct)];
 
     /// <summary>
     /// Whether a costs table is a run's whole set from before <see cref="CostModel.CoreIpcPct"/>:
@@ -193,7 +193,16 @@ public static class ConfigFile
     /// </summary>
     private static bool IsCompleteWithoutThreadsPerCore(JsonObject costs) =>
         !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.ThreadsPerCore)))
-        && CostModel.Names.Where(n => n != nameof(CostModel.ThreadsPerCore)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
+        && !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.SmtThroughputPct)))
+        && CostModel.Names.Where(n => n is not (nameof(CostModel.ThreadsPerCore) or nameof(CostModel.SmtThroughputPct))).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
+
+    /// <summary>
+    /// Whether a costs table is a run's whole set from before <see cref="CostModel.SmtThroughputPct"/>
+    /// (session 48): it names every other constant but not that one.
+    /// </summary>
+    private static bool IsCompleteWithoutSmtThroughput(JsonObject costs) =>
+        !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.SmtThroughputPct)))
+        && CostModel.Names.Where(n => n != nameof(CostModel.SmtThroughputPct)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
 
     /// <summary>
     /// Whether a costs table names every constant that existed before <see cref="CostModel.CoreClockMhz"/>
@@ -249,6 +258,7 @@ public static class ConfigFile
             userCosts["core_clock_mhz"] = CostModel.ReferenceCoreClockMhz;
             userCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
             userCosts["threads_per_core"] = 1;
+            userCosts["smt_throughput_pct"] = 200;
             user = user.DeepClone().AsObject();
             user["costs"] = userCosts;
         }
@@ -259,6 +269,7 @@ public static class ConfigFile
             clockCosts = clockCosts.DeepClone().AsObject();
             clockCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
             clockCosts["threads_per_core"] = 1;
+            clockCosts["smt_throughput_pct"] = 200;
             user = user.DeepClone().AsObject();
             user["costs"] = clockCosts;
         }
@@ -268,8 +279,18 @@ public static class ConfigFile
             // SMT domain, whatever the preset says now.
             smtCosts = smtCosts.DeepClone().AsObject();
             smtCosts["threads_per_core"] = 1;
+            smtCosts["smt_throughput_pct"] = 200;
             user = user.DeepClone().AsObject();
             user["costs"] = smtCosts;
+        }
+        else if (user["costs"] is JsonObject speedCosts && IsCompleteWithoutSmtThroughput(speedCosts))
+        {
+            // A run's configuration written before a thread alone on its core ran faster (session
+            // 47): every thread ran at the constants, whatever the preset says now.
+            speedCosts = speedCosts.DeepClone().AsObject();
+            speedCosts["smt_throughput_pct"] = 200;
+            user = user.DeepClone().AsObject();
+            user["costs"] = speedCosts;
         }
         Overlay(merged, user, typeof(RunConfig), "", Where);
         string? nrCpus = user["nr_cpus"]?.ToJsonString();

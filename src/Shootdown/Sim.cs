@@ -36,7 +36,8 @@ public sealed class Sim
     {
         Config = config;
         config.Costs.Validate();
-        Costs = config.Costs.AtCoreClock();
+        MachineCosts = config.Costs.AtCoreClock();
+        CostModel Costs = MachineCosts;
         Rng = new Rng(config.Seed);
         int nrCpus = config.NrCpus;
         Cpus = new Cpu[nrCpus];
@@ -91,6 +92,8 @@ public sealed class Sim
         NumaBalancing = new NumaBalancing(this);
         Sched = new Scheduler(Engine, Cpus, Costs, Arch, Exec, Series, t => t.Run(this), Exit.DoExit, config.Sched with { BalanceSeed = config.Seed ^ 0x6C6F61645F62616CUL });
         X86.ResolveArrivalsWith(Engine, Sched.ChargeLateIpiWait);
+        X86.CostsOn = Sched.CostsOn;
+        ZoneStats.Cpus = Cpus;
         if (config.OracleOn)
         {
             Oracle = new Safety.Oracle(this)
@@ -114,7 +117,15 @@ public sealed class Sim
 
     public RunConfig Config { get; }
 
-    public CostModel Costs { get; }
+    /// <summary>The machine's constants at its core clock: a thread's whose hyperthread sibling is busy.</summary>
+    public CostModel MachineCosts { get; }
+
+    /// <summary>
+    /// The constants of the step being simulated — its CPU's, which depend on whether another
+    /// thread of its core is busy (<see cref="Scheduler.CostsOn"/>); between steps the machine's
+    /// default. Kernel paths read every cost through this.
+    /// </summary>
+    public CostModel Costs => Sched is null ? MachineCosts : Sched.StepCosts;
 
     public Rng Rng { get; }
 

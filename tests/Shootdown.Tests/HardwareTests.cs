@@ -224,12 +224,12 @@ public class CoreClockTests
         // The JSON of a run made before the key existed: every constant but the clock and those
         // added after it (the read path's, the work per clock). Its cores were the reference's.
         var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
-        foreach (string k in new[] { "core_clock_mhz", "read_syscall_ns", "copy_to_user_page_ns", "core_ipc_pct", "threads_per_core" })
+        foreach (string k in new[] { "core_clock_mhz", "read_syscall_ns", "copy_to_user_page_ns", "core_ipc_pct", "threads_per_core", "smt_throughput_pct" })
         {
             Assert.True(node["costs"]!.AsObject().Remove(k));
         }
         RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
-        Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz, CoreIpcPct = CostModel.ReferenceCoreIpcPct, ThreadsPerCore = 1 }, old.Costs);
+        Assert.Equal(cfg.Costs with { CoreClockMhz = CostModel.ReferenceCoreClockMhz, CoreIpcPct = CostModel.ReferenceCoreIpcPct, ThreadsPerCore = 1, SmtThroughputPct = 200 }, old.Costs);
         // A file that names a constant added after the clock is no such file: without the clock key
         // it takes the machine's clock (and here its work per clock), as any partial costs table does.
         var edited = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
@@ -252,10 +252,11 @@ public class CoreClockTests
         Assert.Equal(CostModel.Names.Select(CostModel.SnakeCase).Order(StringComparer.Ordinal), node["costs"]!.AsObject().Select(kv => kv.Key).Order(StringComparer.Ordinal));
         Assert.True(node["costs"]!.AsObject().Remove("core_ipc_pct"));
         Assert.True(node["costs"]!.AsObject().Remove("threads_per_core"));
+        Assert.True(node["costs"]!.AsObject().Remove("smt_throughput_pct"));
         // Written with the clock but before the work per clock: the clock stays, the cores are the
         // reference's (and, as every run then, one thread a core).
         RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
-        Assert.Equal(cfg.Costs with { CoreIpcPct = CostModel.ReferenceCoreIpcPct, ThreadsPerCore = 1 }, old.Costs);
+        Assert.Equal(cfg.Costs with { CoreIpcPct = CostModel.ReferenceCoreIpcPct, ThreadsPerCore = 1, SmtThroughputPct = 200 }, old.Costs);
         Assert.Equal(1870, old.Costs.CoreClockMhz);
         // A costs table that is not a whole run's set takes the preset's value.
         RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\ncore_clock_mhz = 1870\n", "p.toml");
@@ -271,13 +272,53 @@ public class CoreClockTests
         Assert.Equal(2, cfg.Costs.ThreadsPerCore);
         var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
         Assert.True(node["costs"]!.AsObject().Remove("threads_per_core"));
+        Assert.True(node["costs"]!.AsObject().Remove("smt_throughput_pct"));
         RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
-        Assert.Equal(cfg.Costs with { ThreadsPerCore = 1 }, old.Costs);
+        Assert.Equal(cfg.Costs with { ThreadsPerCore = 1, SmtThroughputPct = 200 }, old.Costs);
         Assert.Equal(1870, old.Costs.CoreClockMhz);
         Assert.Equal(84, old.Costs.CoreIpcPct);
         // A costs table that is not a whole run's set keeps the machine's threads.
         RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\nipi_send_ns = 90\n", "p.toml");
         Assert.Equal(2, partial.Costs.ThreadsPerCore);
+        Assert.Equal(115, partial.Costs.SmtThroughputPct);
+    }
+
+    [Fact]
+    public void ARunsConfigurationFromBeforeTheLoneThreadsSpeedReplaysWithEveryThreadAtTheConstants()
+    {
+        // Session 48 made a thread alone on its core faster (smt_throughput_pct, 115 on the seed's
+        // machines). A run's JSON from session 47 names every other constant, threads_per_core
+        // included: it replays with its hyperthreads, every thread at the constants' speed.
+        RunConfig cfg = RunConfig.Create(machine: "gorman-1node", scaleDivisor: 64);
+        Assert.Equal(115, cfg.Costs.SmtThroughputPct);
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
+        Assert.True(node["costs"]!.AsObject().Remove("smt_throughput_pct"));
+        RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
+        Assert.Equal(cfg.Costs with { SmtThroughputPct = 200 }, old.Costs);
+        Assert.Equal(2, old.Costs.ThreadsPerCore);
+        // A costs table that is not a whole run's set keeps the machine's value.
+        RunConfig partial = ConfigFile.FromToml("machine = \"gorman-1node\"\n[costs]\nthreads_per_core = 1\n", "p.toml");
+        Assert.Equal(115, partial.Costs.SmtThroughputPct);
+    }
+
+    [Fact]
+    public void ALoneThreadsConstantsAreTheCoreBoundOnesScaledBySmtThroughputOver200()
+    {
+        CostModel c = MachineSpec.Preset("gorman-4node").Costs.AtCoreClock();
+        Assert.Equal(115, c.SmtThroughputPct);
+        CostModel lone = c.LoneThread();
+        foreach (string n in CostModel.Names)
+        {
+            long v = c.Get(n);
+            long expected = CostModel.CoreBoundNames.Contains(n) && v != 0 ? Math.Max(1, (long)Math.Round(v * 115 / 200.0, MidpointRounding.AwayFromZero)) : v;
+            Assert.Equal(expected, lone.Get(n));
+        }
+        Assert.Equal(c.IpiLatencyRemoteNodeNs, lone.IpiLatencyRemoteNodeNs); // the interconnect is no faster
+        Assert.Same(CostModel.Xeon2015, CostModel.Xeon2015.LoneThread()); // 200: every thread at the constants
+        Assert.Equal(200, CostModel.Xeon2015.SmtThroughputPct);
+        Assert.Equal("cost constant SmtThroughputPct must be in 100..200, got 99", Assert.Throws<ConfigException>(() => c.With("smt_throughput_pct", 99)).Message);
+        Assert.All(new[] { "gorman-1node", "brickland3", "cascadelake-2s" }, m => Assert.Equal(115, MachineSpec.Preset(m).Costs.SmtThroughputPct));
+        Assert.All(new[] { "small-2node", "tiny" }, m => Assert.Equal(200, MachineSpec.Preset(m).Costs.SmtThroughputPct));
     }
 
     [Fact]

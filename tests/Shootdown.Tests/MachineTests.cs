@@ -29,6 +29,7 @@ public class MachineTests
                 IpiSendNs = 214,
                 LlcBytes = 18L << 20,
                 ThreadsPerCore = 2,
+                SmtThroughputPct = 115,
             },
             g.Costs);
         Assert.Equal(NumaDistance.Uniform(4), g.Distance);

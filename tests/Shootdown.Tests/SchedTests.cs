@@ -416,6 +416,69 @@ public class SchedTests
         }
     }
 
+    /// <summary>Charges FaultEntryNs as the step's constants give it, and records each charge.</summary>
+    private sealed class CostLogTask(int pid, Cpu cpu, int steps, List<long> charged) : SimTask(pid, $"cost{pid}", null, cpu)
+    {
+        protected internal override IEnumerable<Yield> Run(Sim sim)
+        {
+            for (int i = 0; i < steps; i++)
+            {
+                Assert.Same(sim.Costs, sim.Exec.Costs);
+                long ns = sim.Costs.FaultEntryNs;
+                charged.Add(ns);
+                sim.Exec.Sys += ns;
+                yield return Yield.Resched;
+            }
+        }
+    }
+
+    [Fact]
+    public void AThreadAloneOnItsCoreRunsTheCoreBoundConstantsInSmtThroughputOver200OfTheTime()
+    {
+        // Core {0,1} of small-2node with two threads a core and smt_throughput_pct 115: a task
+        // alone on the core runs each step's FaultEntryNs in 0.575 of the constant's time; two
+        // tasks on its two threads at once run it at the constant, as does a thread beside a
+        // sibling that only handles an interrupt.
+        RunConfig cfg = RunConfig.Create(machine: "small-2node", scaleDivisor: 1);
+        cfg = cfg with { Costs = cfg.Costs with { ThreadsPerCore = 2, SmtThroughputPct = 115 } };
+        var sim = new Sim(cfg);
+        long full = sim.MachineCosts.FaultEntryNs;
+        long lone = (long)Math.Round(full * 115 / 200.0, MidpointRounding.AwayFromZero);
+        Assert.True(lone < full);
+        var alone = new List<long>();
+        sim.Sched.Wake(new CostLogTask(9800, sim.Cpus[0], 3, alone), 0);
+        TestKit.DrainEvents(sim);
+        Assert.Equal([lone, lone, lone], alone);
+        Assert.Equal(3 * lone + 2 * sim.MachineCosts.LoneThread().ContextSwitchNs, sim.Sched.LoneNs); // with the switch in and do_exit's
+
+        var pair = new Sim(cfg);
+        var on0 = new List<long>();
+        var on1 = new List<long>();
+        pair.Sched.Wake(new CostLogTask(9801, pair.Cpus[0], 3, on0), 0);
+        pair.Sched.Wake(new CostLogTask(9802, pair.Cpus[1], 3, on1), 0);
+        TestKit.DrainEvents(pair);
+        Assert.Equal([full, full, full], on0);
+        Assert.Equal([full, full, full], on1);
+        Assert.Equal(0, pair.Sched.LoneNs);
+
+        // The other core's threads are no siblings of CPU 0; a handler running on CPU 1 is.
+        var other = new Sim(cfg);
+        Assert.True(other.Sched.Alone(other.Cpus[0], 0));
+        PlaceTasks(other.Cpus[2], new BusyTask(9803, other.Cpus[2], 10, null));
+        Assert.True(other.Sched.Alone(other.Cpus[0], 0));
+        other.Cpus[1].IrqBusyUntil = 5_000;
+        Assert.False(other.Sched.Alone(other.Cpus[0], 4_999));
+        Assert.Same(other.MachineCosts, other.Sched.CostsOn(other.Cpus[0], 4_999));
+        Assert.True(other.Sched.Alone(other.Cpus[0], 5_000));
+
+        // Without hyperthreads every thread is alone: at 200 (the default) at the constants, below it faster.
+        RunConfig flat = RunConfig.Create(machine: "small-2node", scaleDivisor: 1);
+        var noSmt = new Sim(flat);
+        Assert.Same(noSmt.MachineCosts, noSmt.Sched.CostsOn(noSmt.Cpus[0], 0));
+        var fast = new Sim(flat with { Costs = flat.Costs with { SmtThroughputPct = 115 } });
+        Assert.Equal(lone, fast.Sched.CostsOn(fast.Cpus[0], 0).FaultEntryNs);
+    }
+
     [Fact]
     public void ThreadsPerCoreMustDivideANodesCpus()
     {

@@ -110,6 +110,7 @@ public class SensitivityTests
     [InlineData("cost constant IpiSendNs appears twice in --constants", "sensitivity", "--constants", "IpiSendNs,ipi_send_ns")]
     [InlineData("malformed --constants", "sensitivity", "--constants", "IpiSendNs,")]
     [InlineData("ThreadsPerCore in --constants: it describes the cores' topology, not a cost", "sensitivity", "--constants", "threads_per_core")]
+    [InlineData("SmtThroughputPct in --constants: its range is 100..200", "sensitivity", "--constants", "smt_throughput_pct")]
     [InlineData("--jobs must be in 1..1024, got 0", "sensitivity", "--jobs", "0")]
     [InlineData("--repeat must be in 1..1000, got 0", "sensitivity", "--repeat", "0")]
     [InlineData("unknown --format 'xml'", "sensitivity", "--format", "xml")]

@@ -165,8 +165,10 @@ public class SparseTruncateTests
         // (README, "A published timing of the path says the LRU and free constants are too large"):
         // the radix-tree delete, the LRU unlink, the free, the buddy work, five locked operations
         // (get, trylock, unlock, put, tree_lock), lru_lock once per pagevec of 14 and zone->lock once
-        // per pcp batch of 31 (568.1 ns with the defaults at 3.4 GHz), plus the struct page lines from DRAM.
-        CostModel c = sim.Costs;
+        // per pcp batch of 31 (568.1 ns with the defaults at 3.4 GHz), plus the struct page lines from DRAM
+        // — at the lone thread's speed: CPU 0's sibling is idle throughout (CostModel.SmtThroughputPct).
+        CostModel c = sim.MachineCosts.LoneThread();
+        Assert.Equal(sim.Cpus[0].UserNs + sim.Cpus[0].SysNs, sim.Sched.LoneNs); // every step alone on its core
         double onCachedLines = c.RemoveMappingNs + c.LruPerPageNs + c.PageFreeNs + c.ZoneLockPerPageNs
             + 5 * c.LockAcquireNs + c.LockAcquireNs / 14.0 + c.LockAcquireNs / 31.0;
         double perPage = r.Truncate.SystemS / r.Truncate.Pages * 1e9;

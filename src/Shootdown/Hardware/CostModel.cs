@@ -52,11 +52,28 @@ public sealed record CostModel
     /// consecutive CPUs is one core's hyperthreads, and the scheduler has 4.0's SMT domain below the
     /// socket's: the pair balances every 2 ms (64 ms busy), the socket's domain balances cores, and a
     /// wakeup looks for an idle core before an idle sibling (README, "Hyperthreads"). It describes
-    /// topology only: the kernel-path constants are stated for a core whose sibling is busy, so no
-    /// cost changes with it. A node's CPUs must be a multiple of it.
+    /// topology; what a thread's speed owes to its sibling is <see cref="SmtThroughputPct"/>. A
+    /// node's CPUs must be a multiple of it.
     /// </summary>
     [Hardware]
     public int ThreadsPerCore { get; init; } = 1;
+
+    /// <summary>
+    /// What two busy hyperthreads of one core get done together, in percent of what one thread
+    /// alone on the core gets done. The core-bound constants (<see cref="CoreBoundNames"/>) are
+    /// stated for a thread whose sibling is busy, as in every reproduced run while its readers run;
+    /// a thread whose core's other threads are idle (or a core without SMT) runs them in this
+    /// over 200 of the time (<see cref="LoneThread"/>): 115 gives 0.575, a lone thread 1.74 times as
+    /// fast. The seed's machines and the other SMT presets set 115: 4.0's <c>sd->smt_gain</c> of
+    /// 1178 (~15%) for <c>SD_SHARE_CPUCAPACITY</c> (<c>sd_init</c>, kernel/sched/core.c), the
+    /// capacity the scheduler gives a core of two threads against 1024 for one; and the series'
+    /// own single-socket runs, whose user time per page read is 1.76 times as long with 8 CPUs
+    /// (v5) as with 4 on the same box (RFC v1): 2 / 1.76 = 114%. The default, 200, gives a thread
+    /// the constants' speed whether or not its sibling is busy (no gain from being alone, as before
+    /// session 48); it is what `tiny` and `small-2node`, which have no SMT, keep.
+    /// </summary>
+    [Hardware]
+    public long SmtThroughputPct { get; init; } = 200;
 
     // ---- TLB and page walk -------------------------------------------------------------------
     /// <summary>Second-level dTLB entries of a 2015 Xeon (estimate: "~1,536 second-level entries").</summary>
@@ -263,6 +280,7 @@ public sealed record CostModel
         nameof(CoreClockMhz) => (100, 10_000),
         nameof(CoreIpcPct) => (25, 400),
         nameof(ThreadsPerCore) => (1, 8),
+        nameof(SmtThroughputPct) => (100, 200),
         _ => (0, MaxNs),
     };
 
@@ -383,6 +401,22 @@ public sealed record CostModel
         double factor = KernelPathFactor();
         // At most a constant's range (one simulated second): a slow clock times a large value stays within it.
         return Scaled(KernelPathNames, v => v * factor, clampToRange: true);
+    }
+
+    /// <summary>
+    /// The constants a thread runs at when no other thread of its core is busy: each of
+    /// <see cref="CoreBoundNames"/> times <see cref="SmtThroughputPct"/> / 200 (rounded to the
+    /// nearest ns; a non-zero constant stays at least 1 ns). Applied after <see cref="AtCoreClock"/>.
+    /// The same model at 200.
+    /// </summary>
+    public CostModel LoneThread()
+    {
+        if (SmtThroughputPct == 200)
+        {
+            return this;
+        }
+        long pct = SmtThroughputPct;
+        return Scaled(CoreBoundNames, v => v * pct / 200.0, clampToRange: false);
     }
 
     /// <summary>How many times as long a kernel path takes on this machine's cores as on the reference core: (reference clock / clock) x (reference work per clock / work per clock).</summary>

@@ -44,6 +44,12 @@ public sealed record RunResult
     public required double IpiWaitS { get; init; }
     public required double IrqS { get; init; }
     /// <summary>
+    /// On a machine with hyperthreads, the CPU time of steps run by a thread none of whose core's
+    /// other threads was busy, at the lone thread's speed (<see cref="Hardware.CostModel.SmtThroughputPct"/>):
+    /// the runs' tails, a closing `rm` on its own, kswapd beside idle siblings. 0 without SMT.
+    /// </summary>
+    public required double LoneThreadS { get; init; }
+    /// <summary>
     /// What /usr/bin/time reports for the benchmark (mmtests wraps each test in it): the CPU time of
     /// the workload's processes — their steps, their late IPI waits and the interrupt handlers that
     /// ran while they were on a CPU — without kernel threads (kswapd, the flusher) or idle CPUs'
@@ -251,6 +257,7 @@ public sealed record RunResult
             SpinS = spin / ns,
             IpiWaitS = ipiWait / ns,
             IrqS = irq / ns,
+            LoneThreadS = sim.Sched.LoneNs / ns,
             BenchmarkUserS = benchUser / ns,
             BenchmarkSystemS = benchSys / ns,
             IpisResolvedAtArrival = new IpiArrivalStats

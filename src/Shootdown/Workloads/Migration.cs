@@ -11,7 +11,7 @@ namespace Shootdown.Workloads;
 /// hinting faults — and retried. With <see cref="NumaBalancing"/>, task_numa_work runs on each
 /// return to user space.
 /// </summary>
-public sealed class RandomAccessThread(int pid, string comm, MmStruct mm, Cpu cpu, Vma vma, int storePercent, long userNsPerAccess, Func<long, bool> running)
+public sealed class RandomAccessThread(int pid, string comm, MmStruct mm, Cpu cpu, Vma vma, int storePercent, Func<CostModel, long> userNsPerAccess, Func<long, bool> running)
     : SimTask(pid, comm, mm, cpu)
 {
     /// <summary>Accesses per step (between two cond_resched points).</summary>
@@ -58,7 +58,7 @@ public sealed class RandomAccessThread(int pid, string comm, MmStruct mm, Cpu cp
                         break;
                     }
                 }
-                ex.User += userNsPerAccess;
+                ex.User += userNsPerAccess(ex.Costs);
             }
             sim.PagesDone += AccessesPerStep;
             yield return Yield.Resched;
@@ -124,7 +124,7 @@ public sealed class MigrateBounce : MigrationWorkload
         for (int t = 0; t < threads; t++)
         {
             Cpu cpu = sim.Cpus[(int)((long)t * nrCpus / threads)];
-            sim.AddUserTask(new RandomAccessThread(sim.NextPid(), $"pmbench-{t}", mm, cpu, vma, StorePercent(sim), sim.Costs.UserStoreNs, Running), startAt: sim.Rng.Next(20_000));
+            sim.AddUserTask(new RandomAccessThread(sim.NextPid(), $"pmbench-{t}", mm, cpu, vma, StorePercent(sim), static c => c.UserStoreNs, Running), startAt: sim.Rng.Next(20_000));
         }
         int cpusPerNode = nrCpus / nodes;
         MmStruct own = sim.CreateMm();
@@ -208,7 +208,7 @@ public sealed class NumaMigrate : MigrationWorkload
             for (int t = 0; t < threads; t++)
             {
                 Cpu cpu = sim.Cpus[p * cpusPerNode + t];
-                var worker = new RandomAccessThread(sim.NextPid(), $"numa{p}-{t}", mm, cpu, vma, StorePercent(sim), sim.Costs.UserReadPageNs, Running) { NumaBalancing = true, Ready = () => init.DoneAt >= 0 };
+                var worker = new RandomAccessThread(sim.NextPid(), $"numa{p}-{t}", mm, cpu, vma, StorePercent(sim), static c => c.UserReadPageNs, Running) { NumaBalancing = true, Ready = () => init.DoneAt >= 0 };
                 sim.AddUserTask(worker, startAt: 0);
             }
             total += threads * RunNs / sim.Costs.UserReadPageNs;

@@ -65,7 +65,7 @@ public sealed class Filemap(Sim sim)
             mem.Pages[f].Flags = PageFlags.Uptodate;
             // The filesystem's readpage of a hole: block-map lookup, then clear_page of the frame,
             // on whichever node the allocator found it.
-            ex.Sys += sim.Costs.ReadpageHoleNs + sim.Lines.ClearPage(ex.Cpu.Node, mem.NodeOf(f));
+            ex.Sys += sim.Costs.ReadpageHoleNs + sim.Lines.ClearPage(ex.Costs, ex.Cpu.Node, mem.NodeOf(f));
             ex.TakeLine(ref mem.Pages[f], mem.NodeOf(f));
             // __add_to_page_cache_locked: the radix-tree insert and NR_FILE_PAGES, under tree_lock.
             ex.LockHold(file.TreeLock, sim.Costs.PageCacheInsertNs + sim.ZoneStats.Inc(ex.Cpu.Id, mem.ZoneOf(f).Index, ZoneStatItem.NrFilePages));

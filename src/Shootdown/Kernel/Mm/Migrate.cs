@@ -205,7 +205,7 @@ public sealed class Migrate(Sim sim)
         n.Mapping = o.Mapping;
         n.Index = o.Index;
         n.Flags = o.Flags & (PageFlags.Dirty | PageFlags.Referenced | PageFlags.Active | PageFlags.Uptodate);
-        ex.Sys += sim.Lines.CopyPage(ex.Cpu.Node);
+        ex.Sys += sim.Lines.CopyPage(ex.Costs, ex.Cpu.Node);
         sim.Oracle?.MigrationCopy(ex, old, dst);
     }
 

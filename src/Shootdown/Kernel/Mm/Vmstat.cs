@@ -1,5 +1,6 @@
 using System.Numerics;
 using Shootdown.Hardware;
+using Shootdown.Kernel.Sched;
 
 namespace Shootdown.Kernel.Mm;
 
@@ -84,6 +85,9 @@ public sealed class ZoneStats
 
     private readonly CacheLines _lines;
     private readonly CostModel _costs;
+
+    /// <summary>The machine's CPUs, whose current constants (<see cref="Cpu.Costs"/>) a fold is charged at; null: the constants given at construction.</summary>
+    public Cpu[]? Cpus { get; set; }
     private readonly int _zones;
     private readonly int _cpus;
     private readonly int[] _zoneNode;
@@ -341,7 +345,7 @@ public sealed class ZoneStats
     {
         int line = (int)item >> 3;
         ref int zoneOwner = ref _zoneLineOwner[zone * LinesPerArray + line];
-        long cost = 2 * _costs.LockAcquireNs;
+        long cost = 2 * (Cpus is null ? _costs : Cpus[cpu].Costs).LockAcquireNs;
         if (line == 0 && zoneOwner == cpu && _line0Reader[zone] >= 0)
         {
             // The writer's own line, shared since with the CPUs that read it: taking it back

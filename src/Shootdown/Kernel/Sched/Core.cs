@@ -98,6 +98,12 @@ public sealed class Scheduler
                 c.SmtBalanceIntervalNs = MinBalanceIntervalNs(threads);
             }
         }
+        _lone = costs.LoneThread();
+        StepCosts = threads > 1 ? costs : _lone;
+        foreach (Cpu c in cpus)
+        {
+            c.Costs = StepCosts;
+        }
         engine.On(EventKind.CpuStepEnd, OnCpuStepEnd);
         engine.On(EventKind.Timer, (t, id) =>
         {
@@ -117,6 +123,46 @@ public sealed class Scheduler
 
     // The CPU whose step (or timer interrupt) is waking tasks now; null elsewhere (the run's start).
     private Cpu? _waker;
+
+    /// <summary>The constants of a thread with no busy sibling (the machine's own at <see cref="CostModel.SmtThroughputPct"/> 200).</summary>
+    private readonly CostModel _lone;
+
+    /// <summary>
+    /// The constants of the step being simulated (what the kernel paths it runs read through
+    /// <c>Sim.Costs</c>); between steps, the machine's default: its own constants with SMT, the
+    /// lone thread's without.
+    /// </summary>
+    public CostModel StepCosts { get; private set; }
+
+    /// <summary>CPU time (user and system) of the steps started by a thread with no busy sibling on a machine with hyperthreads, in ns.</summary>
+    public long LoneNs { get; private set; }
+
+    /// <summary>
+    /// The constants <paramref name="cpu"/> runs at from <paramref name="t"/>: the machine's own
+    /// (stated for a thread whose sibling is busy) while another thread of its core runs a task,
+    /// has one to run, is in a step or handles interrupts; the lone thread's otherwise, and always
+    /// on a machine without SMT. A step's speed is fixed at its start: a sibling that starts or
+    /// stops during it does not change it (steps last microseconds to a few hundred).
+    /// </summary>
+    public CostModel CostsOn(Cpu cpu, long t) => Alone(cpu, t) ? _lone : _c;
+
+    /// <summary>Whether no other thread of <paramref name="cpu"/>'s core is busy at <paramref name="t"/> (always, without SMT); see <see cref="CostsOn"/>.</summary>
+    public bool Alone(Cpu cpu, long t)
+    {
+        if (_core is null)
+        {
+            return true;
+        }
+        foreach (int s in _core[cpu.Id])
+        {
+            Cpu sib = _cpus[s];
+            if (sib != cpu && (sib.Current is not null || sib.RunQueue.Count > 0 || t < sib.StepEnd || t < sib.IrqBusyUntil))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
 
     // sd_busy exists: the socket's domain has a parent (the NUMA level), so a busy CPU's tick also
     // kicks the idle balancer when its socket has another busy CPU (nohz_kick_needed).
@@ -1184,10 +1230,12 @@ public sealed class Scheduler
         cpu.IrqDebtNs = 0;
         cpu.BeginStep(debtFrom, start);
         Exec ex = _ex;
+        bool alone = Alone(cpu, start);
+        StepCosts = cpu.Costs = alone ? _lone : _c;
         ex.Reset(cpu, cur, t, start);
         if (switched)
         {
-            ex.Sys += _c.ContextSwitchNs; // context_switch
+            ex.Sys += ex.Costs.ContextSwitchNs; // context_switch
             _arch.SwitchMm(ex, cur);
         }
         cpu.Prev = cur;
@@ -1200,6 +1248,7 @@ public sealed class Scheduler
             _doExit(ex, cur); // may wake the parent (the case script's wait)
         }
         _waker = null;
+        StepCosts = _core is null ? _lone : _c;
         long end = ex.Now;
         // A step that stays runnable must let time pass, or the CPU would spin at one instant —
         // but for the step after a sync point that ends at a cond_resched: it finishes what the
@@ -1232,6 +1281,10 @@ public sealed class Scheduler
         cur.LastRanAt = end;
         cpu.UserNs += ex.User;
         cpu.SysNs += ex.Sys;
+        if (alone && _core is not null)
+        {
+            LoneNs += ex.User + ex.Sys;
+        }
         cpu.SpinNs += ex.Spin;
         cpu.IpiWaitNs += ex.IpiWait;
         AccountTicks(cpu, t, end);

@@ -12,7 +12,16 @@ public sealed class Cpu
         Id = id;
         Node = node;
         Tlb = new Tlb(costs.TlbEntries, costs.TlbWays);
+        Costs = costs;
     }
+
+    /// <summary>
+    /// The constants of what this CPU runs now: set at each step's start for the step, and at an
+    /// interrupt's delivery for its handler — the machine's own while another thread of its core is
+    /// busy, the lone thread's (<see cref="CostModel.LoneThread"/>) while none is
+    /// (<see cref="Scheduler.CostsOn"/>).
+    /// </summary>
+    public CostModel Costs;
 
     public int Id { get; }
 

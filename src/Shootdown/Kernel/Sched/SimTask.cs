@@ -246,8 +246,8 @@ public abstract class SimTask
 /// reached so far inside the step.</summary>
 public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
 {
-    /// <summary>The run's cost model.</summary>
-    public readonly Hardware.CostModel Costs = costs;
+    /// <summary>The step's cost model: its CPU's (<see cref="Cpu.Costs"/>), set by <see cref="Reset"/>.</summary>
+    public Hardware.CostModel Costs = costs;
     /// <summary>Where cache lines are, and what moving them costs.</summary>
     public readonly Hardware.CacheLines Lines = lines;
     public Cpu Cpu = null!;
@@ -272,6 +272,7 @@ public sealed class Exec(Hardware.CostModel costs, Hardware.CacheLines lines)
     {
         EventTime = eventTime;
         Cpu = cpu;
+        Costs = cpu.Costs;
         Task = task;
         Start = start;
         User = Sys = Spin = IpiWait = 0;

@@ -33,8 +33,17 @@ public sealed class X86TlbFlush : IArchTlb
     private readonly long[] _ipiLatency;
     private readonly int _ceiling;
 
-    /// <summary>The part of <see cref="CostModel.IrqEntryExitNs"/> after the handler's function and csd_unlock: irq_exit and the return, half of it.</summary>
-    private readonly long _irqExitNs;
+    /// <summary>The part of <see cref="CostModel.IrqEntryExitNs"/> after the handler's function and csd_unlock on <paramref name="r"/>, at the constants its handler runs at: irq_exit and the return, half of it.</summary>
+    private static long IrqExitNs(Cpu r) => r.Costs.IrqEntryExitNs / 2;
+
+    /// <summary>
+    /// The constants a CPU runs at from a time (the scheduler's: whether another thread of its
+    /// core is busy); set by the composition root. A receiver's handler runs at those of its
+    /// delivery. Null: the machine's own everywhere.
+    /// </summary>
+    public Func<Cpu, long, CostModel>? CostsOn { get; set; }
+
+    private void SetHandlerCosts(Cpu r, long t) => r.Costs = CostsOn is null ? _c : CostsOn(r, t);
     private readonly FlushTlbInfo _info = new();
     private readonly SmpCallFunc _flushTlbFunc;
 
@@ -71,7 +80,6 @@ public sealed class X86TlbFlush : IArchTlb
         _vmstat = vmstat;
         _series = series;
         _ceiling = flushCeiling;
-        _irqExitNs = costs.IrqEntryExitNs / 2;
         _flushTlbFunc = FlushTlbFunc;
         _prevTargets = new Cpumask?[cpus.Length];
         _curTargets = new Cpumask(cpus.Length);
@@ -169,7 +177,7 @@ public sealed class X86TlbFlush : IArchTlb
             else
             {
                 LeaveMm(cpu);
-                ex.Sys += _c.FullFlushNs; // leave_mm reloads CR3 with init_mm's page table
+                ex.Sys += ex.Costs.FullFlushNs; // leave_mm reloads CR3 with init_mm's page table
             }
         }
         if (mm.CpuMask.AnyBut(cpu.Id))
@@ -193,7 +201,7 @@ public sealed class X86TlbFlush : IArchTlb
             if (cpu.Lazy)
             {
                 LeaveMm(cpu);
-                ex.Sys += _c.FullFlushNs; // leave_mm reloads CR3
+                ex.Sys += ex.Costs.FullFlushNs; // leave_mm reloads CR3
             }
             else if (end == FlushTlbInfo.FlushAll || end - start > _ceiling)
             {
@@ -205,7 +213,7 @@ public sealed class X86TlbFlush : IArchTlb
                 for (long v = start; v < end; v++)
                 {
                     ex.Cpu.Tlb.FlushOne(mm.Id, v);
-                    ex.Sys += _c.InvlpgNs;
+                    ex.Sys += ex.Costs.InvlpgNs;
                     _vmstat.Inc(VmEvent.nr_tlb_local_flush_one);
                 }
                 Trace?.TlbFlush(ex.Now, cpu.Id, ex.Task.Comm, ex.Task.Pid, end - start, TlbFlushReason.LocalMmShootdown);
@@ -224,7 +232,7 @@ public sealed class X86TlbFlush : IArchTlb
     private void LocalFlushOne(Exec ex, int mm, long vpn)
     {
         ex.Cpu.Tlb.FlushOne(mm, vpn);
-        ex.Sys += _c.InvlpgNs;
+        ex.Sys += ex.Costs.InvlpgNs;
         _vmstat.Inc(VmEvent.nr_tlb_local_flush_one);
         Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, 1, TlbFlushReason.LocalShootdown);
     }
@@ -233,7 +241,7 @@ public sealed class X86TlbFlush : IArchTlb
     private void LocalFlushAll(Exec ex, TlbFlushReason reason)
     {
         ex.Cpu.Tlb.FlushAll();
-        ex.Sys += _c.FullFlushNs;
+        ex.Sys += ex.Costs.FullFlushNs;
         _vmstat.Inc(VmEvent.nr_tlb_local_flush_all);
         Trace?.TlbFlush(ex.Now, ex.Cpu.Id, ex.Task.Comm, ex.Task.Pid, -1, reason);
     }
@@ -269,19 +277,19 @@ public sealed class X86TlbFlush : IArchTlb
         if (r.Lazy)
         {
             LeaveMm(r);
-            return _c.FullFlushNs;
+            return r.Costs.FullFlushNs;
         }
         if (info.IsFull)
         {
             r.Tlb.FlushAll();
-            return _c.FullFlushNs;
+            return r.Costs.FullFlushNs;
         }
         int id = info.FlushMm?.Id ?? r.ActiveMm;
         for (long v = info.Start; v < info.End; v++)
         {
             r.Tlb.FlushOne(id, v);
         }
-        return (info.End - info.Start) * _c.InvlpgNs;
+        return (info.End - info.Start) * r.Costs.InvlpgNs;
     }
 
     // ---- the batched unmap flush (4.13 arch hooks) ------------------------------------------------
@@ -317,7 +325,7 @@ public sealed class X86TlbFlush : IArchTlb
     {
         cpu.TlbShootdowns++;
         cpu.Tlb.FlushAll();
-        return _c.FullFlushNs;
+        return cpu.Costs.FullFlushNs;
     }
 
     /// <summary>
@@ -331,7 +339,7 @@ public sealed class X86TlbFlush : IArchTlb
         {
             cpu.Tlb.FlushOne(cpu.ActiveMm, addr);
         }
-        return _c.InvlpgNs;
+        return cpu.Costs.InvlpgNs;
     }
 
     /// <summary>
@@ -430,13 +438,14 @@ public sealed class X86TlbFlush : IArchTlb
                 CoalescedRequests++;
                 CallSingleQueue q = r.CallQueue;
                 long start = q.RunEnd(carrier);
+                SetHandlerCosts(r, start);
                 long work = (1 + listLines) * Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, start, info!) : func(r, start, info!));
                 r.SysNs += work;
                 r.IrqNs += work;
                 if (q.Known(carrier))
                 {
                     RunQueued(r, carrier, work, start, Now);
-                    trace?.Ipi(sender.Id, post, r.Id, start - _irqExitNs, work);
+                    trace?.Ipi(sender.Id, post, r.Id, start - IrqExitNs(r), work);
                 }
                 else
                 {
@@ -446,7 +455,7 @@ public sealed class X86TlbFlush : IArchTlb
                     group = group < 0 ? NewWaitGroup(sender.Id, ex.Task, ex.What) : group;
                     DeferIpi(group, r.Id, post, q.Drain(carrier), work, 0, back, q.Serial(carrier), single, tlb ? (int)ex.FlushCause : -1, coalesced: true, repeat);
                 }
-                lastAck = Math.Max(lastAck, start - _irqExitNs + work + back);
+                lastAck = Math.Max(lastAck, start - IrqExitNs(r) + work + back);
                 continue;
             }
             post = queued + _c.IpiSendNs;
@@ -477,10 +486,11 @@ public sealed class X86TlbFlush : IArchTlb
             // reads the csd and the flush info on the sender's stack (one more line from the
             // sender), and csd_unlock writes the csd, which the sender's csd_lock_wait re-reads. A PFN
             // list's handler also reads the rest of the sender's batch (PfnListLines).
-            long entry = _c.IrqEntryExitNs + Lines.Take(ref r.CallSingleQueueOwner, r.Id);
+            SetHandlerCosts(r, delivered);
+            long entry = r.Costs.IrqEntryExitNs + Lines.Take(ref r.CallSingleQueueOwner, r.Id);
             long work2 = (1 + listLines) * Lines.Transfer(sender.Id, r.Id) + (func == _flushTlbFunc ? FlushTlbFunc(r, handled, info!) : func(r, handled, info!));
             long handler = entry + work2;
-            long ack = handled + handler + back - _irqExitNs;
+            long ack = handled + handler + back - IrqExitNs(r);
             if (ack > lastAck)
             {
                 lastAck = ack;
@@ -497,7 +507,7 @@ public sealed class X86TlbFlush : IArchTlb
             }
             else
             {
-                r.CallQueue.Add(serial, queued, handled + entry - _irqExitNs, handled + handler, known: true, idle, Now);
+                r.CallQueue.Add(serial, queued, handled + entry - IrqExitNs(r), handled + handler, known: true, idle, Now);
                 if (idle)
                 {
                     r.IrqBusyUntil = handled + handler;
@@ -773,6 +783,7 @@ public sealed class X86TlbFlush : IArchTlb
     {
         PendingIpi p = _pending[i];
         Cpu r = _cpus[p.Receiver];
+        SetHandlerCosts(r, delivered);
         CallSingleQueue q = r.CallQueue;
         // A request to one CPU: whether the queue held something when it was queued, now that
         // every handler resolved by now is known, and if so which handler runs it (its own IPI, if
@@ -839,11 +850,11 @@ public sealed class X86TlbFlush : IArchTlb
                 CoalescedRequests--;
                 DeferredIpis++;
                 CountIpi(r, delivered, p.Cause, 1);
-                entry = _c.IrqEntryExitNs;
+                entry = r.Costs.IrqEntryExitNs;
                 r.SysNs += entry;
                 r.IrqNs += entry;
                 end = start + p.Work + entry;
-                q.Add(++r.IpiSerials, p.Post, handled + entry - _irqExitNs, end, known: true, idle, delivered);
+                q.Add(++r.IpiSerials, p.Post, handled + entry - IrqExitNs(r), end, known: true, idle, delivered);
             }
             else
             {
@@ -853,7 +864,7 @@ public sealed class X86TlbFlush : IArchTlb
                 {
                     throw new InvalidOperationException($"IPI {p.Serial} to CPU {r.Id} arrived but its receiver's queue does not remember it.");
                 }
-                q.Resolve(own, handled + entry - _irqExitNs, end, idle);
+                q.Resolve(own, handled + entry - IrqExitNs(r), end, idle);
             }
             if (!idle)
             {
@@ -877,9 +888,9 @@ public sealed class X86TlbFlush : IArchTlb
                 ChargeInterrupted(r, p.Work + entry);
             }
         }
-        Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, rode ? start - _irqExitNs : start, end - start);
+        Trace?.Ipi(_groups[p.Group].Sender, p.Post, r.Id, rode ? start - IrqExitNs(r) : start, end - start);
         ref WaitGroup g = ref _groups[p.Group];
-        g.Ack = Math.Max(g.Ack, end + p.Back - _irqExitNs);
+        g.Ack = Math.Max(g.Ack, end + p.Back - IrqExitNs(r));
         if (--g.Remaining == 0)
         {
             // The sender's calls follow one another: a late acknowledgement of one delays the
