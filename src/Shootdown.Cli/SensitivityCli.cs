@@ -107,7 +107,7 @@ internal static class SensitivityCli
             string name = CostModel.Canonical(item) ?? throw CostModel.Unknown(item);
             if (name == nameof(CostModel.ThreadsPerCore))
             {
-                throw new ConfigException("ThreadsPerCore in --constants: it describes the cores' topology, not a cost, and half or 1.5 times it is no machine; compare whole machines with reproduce --cost threads_per_core=N");
+                throw new ConfigException("ThreadsPerCore in --constants: it describes the cores' topology, not a cost, and half or 1.5 times it is no machine; compare whole machines with reproduce --cost threads_per_core=N (with --cost smt_throughput_pct=200 to keep each thread at the constants' speed)");
             }
             if (name == nameof(CostModel.SmtThroughputPct))
             {

@@ -185,6 +185,8 @@ public static class ConfigFile
     /// </summary>
     private static bool IsCompleteWithoutCoreIpc(JsonObject costs) =>
         !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.CoreIpcPct)))
+        && !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.ThreadsPerCore))) // a file that names a later key is not from before the work per clock
+        && !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.SmtThroughputPct)))
         && CostModel.Names.Where(n => !AddedAfterCoreClock.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
 
     /// <summary>

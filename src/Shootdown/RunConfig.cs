@@ -197,7 +197,7 @@ public sealed record RunConfig
         if (cpusPerNode % threadsPerCore != 0)
         {
             throw new ConfigException(
-                $"threads_per_core = {threadsPerCore} does not divide a node's {cpusPerNode} CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1", "costs.threads_per_core");
+                $"threads_per_core = {threadsPerCore} does not divide a node's {cpusPerNode} CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1 (with --cost smt_throughput_pct=200 to keep each thread at the constants' speed)", "costs.threads_per_core");
         }
     }
 

@@ -261,6 +261,12 @@ public class CoreClockTests
         // A costs table that is not a whole run's set takes the preset's value.
         RunConfig partial = ConfigFile.FromToml("machine = \"gorman-4node\"\n[costs]\ncore_clock_mhz = 1870\n", "p.toml");
         Assert.Equal(84, partial.Costs.CoreIpcPct);
+        // Nor is a table without the work per clock that names a key added after it: it keeps the
+        // keys it names and takes the preset's work per clock.
+        var later = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
+        Assert.True(later["costs"]!.AsObject().Remove("core_ipc_pct"));
+        RunConfig edited = ConfigFile.FromJson(later.ToJsonString(), "edited.json");
+        Assert.Equal(cfg.Costs, edited.Costs);
     }
 
     [Fact]

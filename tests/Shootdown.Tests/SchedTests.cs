@@ -484,7 +484,7 @@ public class SchedTests
     {
         // Refused when the run is configured, before any work: gorman-4node has two threads a core.
         var early = Assert.Throws<ConfigException>(() => RunConfig.Create(machine: "gorman-4node", cpusPerNode: 3, scaleDivisor: 16));
-        Assert.Equal("threads_per_core = 2 does not divide a node's 3 CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1", early.Message);
+        Assert.Equal("threads_per_core = 2 does not divide a node's 3 CPUs into cores; give a multiple of it with --cpus-per-node, or --cost threads_per_core=1 (with --cost smt_throughput_pct=200 to keep each thread at the constants' speed)", early.Message);
         Assert.Equal("costs.threads_per_core", early.Key);
         // And by the scheduler, for a configuration changed after it was checked.
         RunConfig cfg = RunConfig.Create(machine: "small-2node", cpusPerNode: 3, scaleDivisor: 1);

@@ -46,7 +46,8 @@ public sealed record RunResult
     /// <summary>
     /// On a machine with hyperthreads, the CPU time of steps run by a thread none of whose core's
     /// other threads was busy, at the lone thread's speed (<see cref="Hardware.CostModel.SmtThroughputPct"/>):
-    /// the runs' tails, a closing `rm` on its own, kswapd beside idle siblings. 0 without SMT.
+    /// the runs' tails, a closing `rm` on its own, kswapd beside idle siblings. 0 without SMT, and at
+    /// <c>smt_throughput_pct</c> 200, where a lone thread is no faster.
     /// </summary>
     public required double LoneThreadS { get; init; }
     /// <summary>

@@ -568,7 +568,9 @@ public sealed class PageAlloc(Sim sim)
             }
             long lines = 0;
             FreePcppagesBulk(z, cpu, count, ref lines);
-            t = z.Lock.Hold(_drainEventTime, t, cpu, count * sim.Costs.ZoneLockPerPageNs + lines, sim.Lines, sim.Costs, out long spin);
+            // The CPU's own constants: a receiver's are its handler's, set at the IPI's delivery.
+            Hardware.CostModel c = sim.Cpus[cpu].Costs;
+            t = z.Lock.Hold(_drainEventTime, t, cpu, count * c.ZoneLockPerPageNs + lines, sim.Lines, c, out long spin);
             spinNs += spin;
         }
         return t;

@@ -610,6 +610,8 @@ public sealed class X86TlbFlush : IArchTlb
         public int Cause;
         /// <summary>The sender's previous call targeted the same receiver.</summary>
         public bool Repeat;
+        /// <summary>The constants its handler was charged at when it was sent (the receiver's at the delivery, as the sender's step saw it); its arrival keeps them.</summary>
+        public CostModel Costs;
         public int NextFree;
 
         readonly int IFreeListed.NextFree => NextFree;
@@ -746,7 +748,7 @@ public sealed class X86TlbFlush : IArchTlb
     private void DeferIpi(int group, int receiver, long post, long delivered, long work, long entry, long back, int serial, bool single, int cause, bool coalesced, bool repeat)
     {
         int i = Rent(ref _pending, ref _pendingUsed, ref _pendingFree);
-        _pending[i] = new PendingIpi { Group = group, Receiver = receiver, Post = post, Work = work, Entry = entry, Back = back, Serial = serial, Single = single, Cause = cause, Coalesced = coalesced, Repeat = repeat, NextFree = -1 };
+        _pending[i] = new PendingIpi { Group = group, Receiver = receiver, Post = post, Work = work, Entry = entry, Back = back, Serial = serial, Single = single, Cause = cause, Coalesced = coalesced, Repeat = repeat, Costs = _cpus[receiver].Costs, NextFree = -1 };
         _groups[group].Remaining++;
         if (!coalesced)
         {
@@ -783,7 +785,7 @@ public sealed class X86TlbFlush : IArchTlb
     {
         PendingIpi p = _pending[i];
         Cpu r = _cpus[p.Receiver];
-        SetHandlerCosts(r, delivered);
+        r.Costs = p.Costs; // one handler, one speed: its entry and work were charged at these
         CallSingleQueue q = r.CallQueue;
         // A request to one CPU: whether the queue held something when it was queued, now that
         // every handler resolved by now is known, and if so which handler runs it (its own IPI, if
