@@ -577,8 +577,8 @@ public static class ShootdownCli
             workload: pr.GetValue(WorkloadOpt) ?? "lru-file-mmap-read",
             policy: policies[0],
             seed: ParseArg.Unsigned(pr.GetValue(SeedOpt) ?? "1", "--seed"),
-            policyParams: pp);
-        cfg = cfg with { Costs = CostsFrom(pr, cfg.Costs) };
+            policyParams: pp,
+            costs: machineCosts => CostsFrom(pr, machineCosts));
         if (ParseInt(pr, StorePercentOpt, 0, 100) is { } stores)
         {
             if (cfg.Workload is not ("migrate-bounce" or "numa-migrate"))

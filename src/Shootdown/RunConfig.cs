@@ -62,11 +62,11 @@ public sealed record RunConfig
 
     public int NrCpus => Nodes * CpusPerNode;
 
-    /// <summary>Builds a config from a preset and the user's overrides; throws <see cref="ConfigException"/> on bad input.</summary>
+    /// <summary>Builds a config from a preset and the user's overrides (<paramref name="costs"/>: the machine's constants to the run's); throws <see cref="ConfigException"/> on bad input.</summary>
     public static RunConfig Create(string machine = "gorman-4node", int? nodes = null, int? cpusPerNode = null,
         long? memoryBytes = null, int scaleDivisor = 1, string workload = "lru-file-mmap-read",
         string policy = "vanilla", ulong seed = 1, PolicyParams? policyParams = null, bool? oracle = null, bool stopOnViolation = false,
-        string? stopOnKind = null)
+        string? stopOnKind = null, Func<CostModel, CostModel>? costs = null)
     {
         MachineSpec m = MachineSpec.Resolve(machine);
         int n = nodes ?? m.Nodes;
@@ -93,7 +93,9 @@ public sealed record RunConfig
             PolicyName = policy,
             Policy = policyParams ?? new PolicyParams(),
             Seed = seed,
-            Costs = m.Costs,
+            // The user's constants (--cost, --cpu-speed) before validation: threads_per_core=1 is
+            // what makes --cpus-per-node 3 acceptable on a machine of two threads a core.
+            Costs = costs is null ? m.Costs : costs(m.Costs),
             StopOnViolation = stopOnViolation || stopOnKind is not null,
             StopOnKind = stopOnKind,
         };

@@ -480,6 +480,22 @@ public class SchedTests
     }
 
     [Fact]
+    public void OneThreadACoreOnTheCommandLineAdmitsANodeOfThreeCpus()
+    {
+        // --cost applies before the configuration is checked: on gorman-4node (two threads a core)
+        // --cpus-per-node 3 needs --cost threads_per_core=1, and with it is accepted (session 47's
+        // last commit checked the cores before the --cost overrides and refused it).
+        var (code, stdout, stderr) = CliTests.Cli("config", "--machine", "gorman-4node", "--cpus-per-node", "3", "--cost", "threads_per_core=1", "--cost", "smt_throughput_pct=200", "--format", "json");
+        Assert.True(code == 0, stderr);
+        var costs = System.Text.Json.Nodes.JsonNode.Parse(stdout)!["costs"]!;
+        Assert.Equal(1, (int)costs["threads_per_core"]!);
+        Assert.Equal(200, (int)costs["smt_throughput_pct"]!);
+        var (refused, _, err) = CliTests.Cli("config", "--machine", "gorman-4node", "--cpus-per-node", "3");
+        Assert.Equal(2, refused);
+        Assert.Contains("threads_per_core = 2 does not divide a node's 3 CPUs", err);
+    }
+
+    [Fact]
     public void ThreadsPerCoreMustDivideANodesCpus()
     {
         // Refused when the run is configured, before any work: gorman-4node has two threads a core.
