@@ -274,12 +274,8 @@ public class CoreClockTests
     {
         // Session 47 gave the seed's machines two threads a core. A run's JSON written before then
         // names every other constant: it replays as it ran, without the SMT domain.
-        RunConfig cfg = RunConfig.Create(machine: "gorman-4node", scaleDivisor: 64);
+        var (cfg, old) = ReplayedWithout("gorman-4node", "threads_per_core", "smt_throughput_pct");
         Assert.Equal(2, cfg.Costs.ThreadsPerCore);
-        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
-        Assert.True(node["costs"]!.AsObject().Remove("threads_per_core"));
-        Assert.True(node["costs"]!.AsObject().Remove("smt_throughput_pct"));
-        RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
         Assert.Equal(cfg.Costs with { ThreadsPerCore = 1, SmtThroughputPct = 200 }, old.Costs);
         Assert.Equal(1870, old.Costs.CoreClockMhz);
         Assert.Equal(84, old.Costs.CoreIpcPct);
@@ -289,17 +285,26 @@ public class CoreClockTests
         Assert.Equal(115, partial.Costs.SmtThroughputPct);
     }
 
+    /// <summary>A preset's configuration at 1/64, and its JSON replayed without <paramref name="keys"/> in its costs table (a result from before those keys).</summary>
+    private static (RunConfig Now, RunConfig Old) ReplayedWithout(string machine, params string[] keys)
+    {
+        RunConfig cfg = RunConfig.Create(machine: machine, scaleDivisor: 64);
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
+        foreach (string k in keys)
+        {
+            Assert.True(node["costs"]!.AsObject().Remove(k));
+        }
+        return (cfg, ConfigFile.FromJson(node.ToJsonString(), "old.json"));
+    }
+
     [Fact]
     public void ARunsConfigurationFromBeforeTheLoneThreadsSpeedReplaysWithEveryThreadAtTheConstants()
     {
         // Session 48 made a thread alone on its core faster (smt_throughput_pct, 115 on the seed's
         // machines). A run's JSON from session 47 names every other constant, threads_per_core
         // included: it replays with its hyperthreads, every thread at the constants' speed.
-        RunConfig cfg = RunConfig.Create(machine: "gorman-1node", scaleDivisor: 64);
+        var (cfg, old) = ReplayedWithout("gorman-1node", "smt_throughput_pct");
         Assert.Equal(115, cfg.Costs.SmtThroughputPct);
-        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigFile.ToJson(cfg))!.AsObject();
-        Assert.True(node["costs"]!.AsObject().Remove("smt_throughput_pct"));
-        RunConfig old = ConfigFile.FromJson(node.ToJsonString(), "old.json");
         Assert.Equal(cfg.Costs with { SmtThroughputPct = 200 }, old.Costs);
         Assert.Equal(2, old.Costs.ThreadsPerCore);
         // A costs table that is not a whole run's set keeps the machine's value.
