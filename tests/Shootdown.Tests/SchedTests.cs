@@ -461,6 +461,16 @@ public class SchedTests
         Assert.Equal([full, full, full], on1);
         Assert.Equal(0, pair.Sched.LoneNs);
 
+        // One thread a core (hyperthreading off) at 115: every thread is alone, runs the lone
+        // constants and counts all its CPU time as alone (`lone_thread_s`).
+        var htOff = new Sim(cfg with { Costs = cfg.Costs with { ThreadsPerCore = 1 } });
+        var single = new List<long>();
+        htOff.Sched.Wake(new CostLogTask(9804, htOff.Cpus[0], 3, single), 0);
+        TestKit.DrainEvents(htOff);
+        Assert.Equal([lone, lone, lone], single);
+        Assert.Equal(htOff.Cpus.Sum(c => c.UserNs + c.SysNs), htOff.Sched.LoneNs);
+        Assert.True(htOff.Sched.LoneNs > 0);
+
         // The other core's threads are no siblings of CPU 0; a handler running on CPU 1 is.
         var other = new Sim(cfg);
         Assert.True(other.Sched.Alone(other.Cpus[0], 0));

@@ -134,7 +134,7 @@ public sealed class Scheduler
     /// </summary>
     public CostModel StepCosts { get; private set; }
 
-    /// <summary>CPU time (user and system) of the steps started by a thread with no busy sibling on a machine with hyperthreads whose lone threads run faster (<see cref="CostModel.SmtThroughputPct"/> below 200), in ns.</summary>
+    /// <summary>CPU time (user and system) of the steps started by a thread with no busy sibling, on a machine whose lone threads run faster (<see cref="CostModel.SmtThroughputPct"/> below 200), in ns: every step on such a machine with one thread a core (hyperthreading off), none at 200.</summary>
     public long LoneNs { get; private set; }
 
     /// <summary>
@@ -1281,7 +1281,7 @@ public sealed class Scheduler
         cur.LastRanAt = end;
         cpu.UserNs += ex.User;
         cpu.SysNs += ex.Sys;
-        if (alone && _core is not null && !ReferenceEquals(_lone, _c))
+        if (alone && !ReferenceEquals(_lone, _c))
         {
             LoneNs += ex.User + ex.Sys;
         }
