@@ -130,6 +130,20 @@ public class CliTests
     }
 
     [Fact]
+    public void CompareReportsTheCpuTimeAloneOnACore()
+    {
+        // tiny has one thread a core: at smt_throughput_pct 200 (its own) no step counts as alone,
+        // at 115 every step does, and the row's mean is positive.
+        static double Lone(string csv) => double.Parse(csv.Split('\n').Single(l => l.StartsWith("lone_thread_s,vanilla,", StringComparison.Ordinal)).Split(',')[2], System.Globalization.CultureInfo.InvariantCulture);
+        var (code, flat, _) = Cli("compare", "--machine", "tiny", "--scale", "1/4", "--policies", "vanilla,linux-4.3", "--format", "csv");
+        Assert.Equal(0, code);
+        Assert.Equal(0, Lone(flat));
+        var (code2, fast, _) = Cli("compare", "--machine", "tiny", "--scale", "1/4", "--policies", "vanilla,linux-4.3", "--format", "csv", "--cost", "smt_throughput_pct=115");
+        Assert.Equal(0, code2);
+        Assert.True(Lone(fast) > 0);
+    }
+
+    [Fact]
     public void UnknownOptionIsAParseError()
     {
         var (code, _, stderr) = Cli("run", "--frobnicate");

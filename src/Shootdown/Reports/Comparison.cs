@@ -61,6 +61,7 @@ public sealed class Comparison
         new("steady_stalled_share", "  Steady intervals with readers stalled (%)", r => r.SteadyFaults.StalledShare * 100, "0"),
         new("spin_s", "Lock spinning (s)", r => r.SpinS),
         new("ipi_wait_s", "IPI ack waits (s)", r => r.IpiWaitS),
+        new("lone_thread_s", "CPU time alone on a core (s)", r => r.LoneThreadS),
         new("nr_tlb_remote_flush", "nr_tlb_remote_flush", r => r.Vmstat["nr_tlb_remote_flush"], "0"),
         new("nr_tlb_local_flush_all", "nr_tlb_local_flush_all", r => r.Vmstat["nr_tlb_local_flush_all"], "0"),
         new("nr_tlb_local_flush_one", "nr_tlb_local_flush_one", r => r.Vmstat["nr_tlb_local_flush_one"], "0"),
