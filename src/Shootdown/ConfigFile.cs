@@ -176,47 +176,34 @@ public static class ConfigFile
     /// </summary>
     public static RunConfig FromObject(JsonObject user, string source, Func<string, int?> lineOf) => FromNode(user, source, lineOf);
 
-    /// <summary>Constants added after <see cref="CostModel.CoreClockMhz"/>, which a run's JSON from before the clock cannot name.</summary>
-    private static readonly string[] AddedAfterCoreClock = [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs), nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore), nameof(CostModel.SmtThroughputPct)];
-
     /// <summary>
-    /// Whether a costs table is a run's whole set from before <see cref="CostModel.CoreIpcPct"/>:
-    /// it names the clock and every constant older than the work per clock, but not that one.
+    /// A generation of run results from before a cost key existed: a costs table that names none
+    /// of <paramref name="Absent"/> and every other constant but <paramref name="Optional"/> is a
+    /// whole set written then, and replays with <paramref name="Then"/>, the values its run had,
+    /// whatever the preset says now.
     /// </summary>
-    private static bool IsCompleteWithoutCoreIpc(JsonObject costs) =>
-        !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.CoreIpcPct)))
-        && !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.ThreadsPerCore))) // a file that names a later key is not from before the work per clock
-        && !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.SmtThroughputPct)))
-        && CostModel.Names.Where(n => !AddedAfterCoreClock.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
-
-    /// <summary>
-    /// Whether a costs table is a run's whole set from before <see cref="CostModel.ThreadsPerCore"/>
-    /// (session 47): it names every other constant but not that one.
-    /// </summary>
-    private static bool IsCompleteWithoutThreadsPerCore(JsonObject costs) =>
-        !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.ThreadsPerCore)))
-        && !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.SmtThroughputPct)))
-        && CostModel.Names.Where(n => n is not (nameof(CostModel.ThreadsPerCore) or nameof(CostModel.SmtThroughputPct))).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
-
-    /// <summary>
-    /// Whether a costs table is a run's whole set from before <see cref="CostModel.SmtThroughputPct"/>
-    /// (session 48): it names every other constant but not that one.
-    /// </summary>
-    private static bool IsCompleteWithoutSmtThroughput(JsonObject costs) =>
-        !costs.ContainsKey(CostModel.SnakeCase(nameof(CostModel.SmtThroughputPct)))
-        && CostModel.Names.Where(n => n != nameof(CostModel.SmtThroughputPct)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
-
-    /// <summary>
-    /// Whether a costs table names every constant that existed before <see cref="CostModel.CoreClockMhz"/>
-    /// but not that one (a run's JSON from before that key; constants added since are not asked for).
-    /// </summary>
-    private static bool IsCompleteWithoutCoreClock(JsonObject costs)
+    private sealed record OlderResults(string[] Absent, string[] Optional, (string Key, long Value)[] Then)
     {
-        string clock = CostModel.SnakeCase(nameof(CostModel.CoreClockMhz));
-        return !costs.ContainsKey(clock)
-            && !AddedAfterCoreClock.Any(n => costs.ContainsKey(CostModel.SnakeCase(n))) // a file that names a later key is not from before the clock
-            && CostModel.Names.Where(n => n != nameof(CostModel.CoreClockMhz) && !AddedAfterCoreClock.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
+        public bool Matches(JsonObject costs) =>
+            !Absent.Any(n => costs.ContainsKey(CostModel.SnakeCase(n))) // a file that names a later key is not from before it
+            && CostModel.Names.Where(n => !Absent.Contains(n) && !Optional.Contains(n)).All(n => costs.ContainsKey(CostModel.SnakeCase(n)));
     }
+
+    /// <summary>The generations of results, oldest first; the first that matches a file's costs table is the one.</summary>
+    private static readonly OlderResults[] Generations =
+    [
+        // Before machines had a core clock: the reference core's clock and work per clock, one
+        // thread a core at the constants' speed. Constants added after the clock are not named.
+        new([nameof(CostModel.CoreClockMhz), nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs), nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore), nameof(CostModel.SmtThroughputPct)], [],
+            [("core_clock_mhz", CostModel.ReferenceCoreClockMhz), ("core_ipc_pct", CostModel.ReferenceCoreIpcPct), ("threads_per_core", 1), ("smt_throughput_pct", 200)]),
+        // Before a work per clock: the reference core's (read(2)'s two constants may be named or not).
+        new([nameof(CostModel.CoreIpcPct), nameof(CostModel.ThreadsPerCore), nameof(CostModel.SmtThroughputPct)], [nameof(CostModel.ReadSyscallNs), nameof(CostModel.CopyToUserPageNs)],
+            [("core_ipc_pct", CostModel.ReferenceCoreIpcPct), ("threads_per_core", 1), ("smt_throughput_pct", 200)]),
+        // Before hyperthreads (session 47): no SMT domain in the scheduler.
+        new([nameof(CostModel.ThreadsPerCore), nameof(CostModel.SmtThroughputPct)], [], [("threads_per_core", 1), ("smt_throughput_pct", 200)]),
+        // Before a thread alone on its core ran faster (session 48): every thread at the constants.
+        new([nameof(CostModel.SmtThroughputPct)], [], [("smt_throughput_pct", 200)]),
+    ];
 
     /// <summary>Builds a config from a parsed file: the preset's values, overlaid with the file's keys.</summary>
     private static RunConfig FromNode(JsonObject root, string source, Func<string, int?> lineOf)
@@ -252,47 +239,15 @@ public static class ConfigFile
             throw new ConfigException($"{Where(key)}: {e.Message}");
         }
         var merged = JsonSerializer.SerializeToNode(preset, RunResult.JsonOptions)!.AsObject();
-        if (user["costs"] is JsonObject userCosts && IsCompleteWithoutCoreClock(userCosts))
+        if (user["costs"] is JsonObject oldCosts && Generations.FirstOrDefault(g => g.Matches(oldCosts)) is { } generation)
         {
-            // A run's configuration written before machines had a core clock: every constant but
-            // that one. Its cores ran at the reference clock, whatever the preset says now.
-            userCosts = userCosts.DeepClone().AsObject();
-            userCosts["core_clock_mhz"] = CostModel.ReferenceCoreClockMhz;
-            userCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
-            userCosts["threads_per_core"] = 1;
-            userCosts["smt_throughput_pct"] = 200;
+            oldCosts = oldCosts.DeepClone().AsObject();
+            foreach (var (key, value) in generation.Then)
+            {
+                oldCosts[key] = value;
+            }
             user = user.DeepClone().AsObject();
-            user["costs"] = userCosts;
-        }
-        else if (user["costs"] is JsonObject clockCosts && IsCompleteWithoutCoreIpc(clockCosts))
-        {
-            // A run's configuration written before machines had a work per clock: its cores did the
-            // reference core's, whatever the preset says now.
-            clockCosts = clockCosts.DeepClone().AsObject();
-            clockCosts["core_ipc_pct"] = CostModel.ReferenceCoreIpcPct;
-            clockCosts["threads_per_core"] = 1;
-            clockCosts["smt_throughput_pct"] = 200;
-            user = user.DeepClone().AsObject();
-            user["costs"] = clockCosts;
-        }
-        else if (user["costs"] is JsonObject smtCosts && IsCompleteWithoutThreadsPerCore(smtCosts))
-        {
-            // A run's configuration written before machines had hyperthreads: its scheduler had no
-            // SMT domain, whatever the preset says now.
-            smtCosts = smtCosts.DeepClone().AsObject();
-            smtCosts["threads_per_core"] = 1;
-            smtCosts["smt_throughput_pct"] = 200;
-            user = user.DeepClone().AsObject();
-            user["costs"] = smtCosts;
-        }
-        else if (user["costs"] is JsonObject speedCosts && IsCompleteWithoutSmtThroughput(speedCosts))
-        {
-            // A run's configuration written before a thread alone on its core ran faster (session
-            // 47): every thread ran at the constants, whatever the preset says now.
-            speedCosts = speedCosts.DeepClone().AsObject();
-            speedCosts["smt_throughput_pct"] = 200;
-            user = user.DeepClone().AsObject();
-            user["costs"] = speedCosts;
+            user["costs"] = oldCosts;
         }
         Overlay(merged, user, typeof(RunConfig), "", Where);
         string? nrCpus = user["nr_cpus"]?.ToJsonString();
