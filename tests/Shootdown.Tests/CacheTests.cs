@@ -29,11 +29,11 @@ public class CacheTests
     }
 
     /// <summary>Fills <paramref name="node"/>'s cache with the lines of <paramref name="pages"/> cleared pages.</summary>
-    private static void Clear(CacheLines lines, int node, int pages)
+    private static void Clear(CacheLines lines, CostModel c, int node, int pages)
     {
         for (int i = 0; i < pages; i++)
         {
-            lines.ClearPage(node, node);
+            lines.ClearPage(c, node, node);
         }
     }
 
@@ -44,17 +44,17 @@ public class CacheTests
         var p = new Page { Owner = -1 };
         Assert.Equal(c.DramLocalNs, lines.Take(ref p, 0, 0)); // never touched: DRAM
         Assert.Equal(0, lines.Take(ref p, 0, 0)); // in this CPU's cache now
-        Clear(lines, 0, 1000);
+        Clear(lines, c, 0, 1000);
         Assert.Equal(0, lines.Read(ref p, 0, 0)); // 1,000 pages later it is still there
         Assert.Equal(c.CacheLineRemoteNodeNs, lines.Read(ref p, 1, 0)); // and another socket gets it from there
-        Clear(lines, 0, 100);
+        Clear(lines, c, 0, 100);
         // 1,100 pages of fills since CPU 0 wrote it: evicted. The other socket reads remote
         // DRAM, its own CPU local DRAM.
         Assert.Equal(c.DramRemoteNodeNs, lines.Read(ref p, 1, 0));
         Assert.Equal(c.DramLocalNs, lines.Take(ref p, 0, 0));
         // Writing it again brought it back and restarted its life in the cache.
         Assert.Equal(0, lines.Read(ref p, 0, 0));
-        Clear(lines, 0, 1000);
+        Clear(lines, c, 0, 1000);
         Assert.Equal(0, lines.Read(ref p, 0, 0));
     }
 
@@ -63,11 +63,11 @@ public class CacheTests
     {
         CacheLines lines = TwoSockets(64 * 1024, out CostModel c);
         Page p = WrittenBy(lines, 0);
-        Clear(lines, 1, 10_000);
+        Clear(lines, c, 1, 10_000);
         Assert.Equal(0, lines.Read(ref p, 0, 0));
         // A line that moves to the other socket lives by that socket's clock.
         Assert.Equal(c.CacheLineRemoteNodeNs, lines.Take(ref p, 1, 0));
-        Clear(lines, 1, 2000);
+        Clear(lines, c, 1, 2000);
         Assert.Equal(c.DramLocalNs, lines.Read(ref p, 0, 0)); // evicted: from node 0's DRAM, where the struct page is
         Assert.Equal(c.DramRemoteNodeNs, lines.Read(ref p, 1, 0));
     }
@@ -92,7 +92,7 @@ public class CacheTests
     {
         CacheLines lines = TwoSockets(0, out CostModel c);
         Page p = WrittenBy(lines, 0);
-        Clear(lines, 0, 1_000_000);
+        Clear(lines, c, 0, 1_000_000);
         Assert.Equal(0, lines.Read(ref p, 0, 0));
         Assert.Equal(c.CacheLineRemoteNodeNs, lines.Read(ref p, 1, 0));
     }
@@ -104,7 +104,7 @@ public class CacheTests
         uint stamp = lines.StampNow(0); // CPU 0 faults the page in and writes the PTE
         Assert.Equal(c.CacheLineRemoteNodeNs, lines.PteLine(0, stamp, 0, 1));
         Assert.Equal(0, lines.PteLine(0, stamp, 0, 0));
-        Clear(lines, 0, 2000);
+        Clear(lines, c, 0, 2000);
         Assert.Equal(c.DramRemoteNodeNs, lines.PteLine(0, stamp, 0, 1)); // the page table is on node 0
         Assert.Equal(c.DramLocalNs, lines.PteLine(0, stamp, 0, 0));
         // Never written: from DRAM of the page table's node.
@@ -135,12 +135,12 @@ public class CacheTests
     {
         CacheLines lines = TwoSockets(64 * 1024, out CostModel c);
         Page p = WrittenBy(lines, 0);
-        Clear(lines, 0, 2000);
+        Clear(lines, c, 0, 2000);
         Assert.Equal(c.DramLocalNs, lines.Read(ref p, 0, 0));
         Assert.Equal(0, lines.Read(ref p, 0, 0));
         Assert.Equal(c.CacheLineRemoteNodeNs, lines.Read(ref p, 1, 0));
         // Another socket's read of an evicted line does not make it the owner's again.
-        Clear(lines, 0, 2000);
+        Clear(lines, c, 0, 2000);
         Assert.Equal(c.DramRemoteNodeNs, lines.Read(ref p, 1, 0));
         Assert.Equal(c.DramLocalNs, lines.Read(ref p, 0, 0));
     }
@@ -175,10 +175,10 @@ public class CacheTests
         Page p = WrittenBy(lines, 0);
         for (int i = 0; i < 7; i++)
         {
-            Assert.Equal(c.CopyPageNs, lines.CopyPage(0));
+            Assert.Equal(c.CopyPageNs, lines.CopyPage(c, 0));
         }
         Assert.Equal(0, lines.Read(ref p, 0, 0));
-        lines.CopyPage(0); // the eighth copy: 1,024 lines since the write
+        lines.CopyPage(c, 0); // the eighth copy: 1,024 lines since the write
         Assert.Equal(c.DramLocalNs, lines.Read(ref p, 0, 0));
     }
 
@@ -217,11 +217,11 @@ public class CacheTests
         // Node 1 fills its cache; page_referenced on CPU 1 reads the line from DRAM, clears the bit and owns it.
         for (int i = 0; i < 100_000; i++)
         {
-            sim.Lines.ClearPage(1, 1);
+            sim.Lines.ClearPage(sim.MachineCosts, 1, 1);
         }
         for (int i = 0; i < 1000; i++)
         {
-            sim.Lines.ClearPage(0, 0);
+            sim.Lines.ClearPage(sim.MachineCosts, 0, 0);
         }
         uint stampOf5 = mem.PteStamp[f];
         Exec reclaimer = TestKit.ExecOn(sim, 1);

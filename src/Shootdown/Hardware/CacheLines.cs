@@ -181,21 +181,16 @@ public sealed class CacheLines
 
     /// <summary>
     /// clear_page of a 4 KiB frame on <paramref name="memNode"/> by a CPU of <paramref name="cpuNode"/>:
-    /// bandwidth-bound stores, slower to a remote node by the ratio of the memory latencies.
+    /// bandwidth-bound stores, slower to a remote node by the ratio of the memory latencies, at the
+    /// clearing thread's constants <paramref name="c"/> (its sibling busy or not).
     /// </summary>
-    public long ClearPage(int cpuNode, int memNode) => ClearPage(_c, cpuNode, memNode);
-
-    /// <summary>As <see cref="ClearPage(int, int)"/>, at the clearing thread's constants <paramref name="c"/> (its sibling busy or not).</summary>
     public long ClearPage(CostModel c, int cpuNode, int memNode)
     {
         _fills[cpuNode] += LinesPerPage * TicksPerLine;
         return c.ClearPageNs * _dram[cpuNode * Nodes + memNode] / _c.DramLocalNs;
     }
 
-    /// <summary>copy_page by a CPU of <paramref name="cpuNode"/>: its cache fills with both pages' lines.</summary>
-    public long CopyPage(int cpuNode) => CopyPage(_c, cpuNode);
-
-    /// <summary>As <see cref="CopyPage(int)"/>, at the copying thread's constants <paramref name="c"/>.</summary>
+    /// <summary>copy_page by a CPU of <paramref name="cpuNode"/> at its thread's constants <paramref name="c"/>: its cache fills with both pages' lines.</summary>
     public long CopyPage(CostModel c, int cpuNode)
     {
         _fills[cpuNode] += 2 * LinesPerPage * TicksPerLine;

@@ -44,10 +44,10 @@ public sealed record RunResult
     public required double IpiWaitS { get; init; }
     public required double IrqS { get; init; }
     /// <summary>
-    /// On a machine with hyperthreads, the CPU time of steps run by a thread none of whose core's
-    /// other threads was busy, at the lone thread's speed (<see cref="Hardware.CostModel.SmtThroughputPct"/>):
-    /// the runs' tails, a closing `rm` on its own, kswapd beside idle siblings. 0 without SMT, and at
-    /// <c>smt_throughput_pct</c> 200, where a lone thread is no faster.
+    /// The CPU time of steps run by a thread none of whose core's other threads was busy, at the
+    /// lone thread's speed (<see cref="Hardware.CostModel.SmtThroughputPct"/>): with hyperthreads the
+    /// runs' tails, a closing `rm` on its own, kswapd beside idle siblings; with one thread a core
+    /// every step. 0 at <c>smt_throughput_pct</c> 200, where a lone thread is no faster.
     /// </summary>
     public required double LoneThreadS { get; init; }
     /// <summary>
